@@ -1,0 +1,59 @@
+//! Per-key coalescing: while a lane's batch is in flight, later changes to a key replace earlier
+//! ones that are still waiting. Valid because every change carries the item's full final state
+//! (a put of the new image, a delete, or "read it from the source"), so the last one wins; the
+//! superseded changes are acknowledged together with the write that replaced them.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::{Change, Op, Ticket};
+use crate::item::KeyBytes;
+
+/// A key's latest change plus every record it stands for.
+pub struct Entry {
+    pub key: KeyBytes,
+    pub op: Op,
+    pub tickets: Vec<Ticket>,
+}
+
+/// Waiting changes of one lane, one entry per key, oldest key first.
+#[derive(Default)]
+pub struct Pending {
+    order: VecDeque<KeyBytes>,
+    entries: HashMap<KeyBytes, Entry>,
+    /// Records merged into an existing entry (for metrics).
+    pub coalesced: u64,
+}
+
+impl Pending {
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub fn push(&mut self, c: Change) {
+        match self.entries.get_mut(&c.key) {
+            Some(e) => {
+                e.op = c.op;
+                e.tickets.push(c.ticket);
+                self.coalesced += 1;
+            }
+            None => {
+                self.order.push_back(c.key.clone());
+                self.entries.insert(c.key.clone(), Entry { key: c.key, op: c.op, tickets: vec![c.ticket] });
+            }
+        }
+    }
+
+    /// The oldest waiting key's entry, if its size still fits; `fits` sees the op.
+    pub fn pop_if(&mut self, fits: impl FnOnce(&Op) -> bool) -> Option<Entry> {
+        let key = self.order.front()?;
+        if !fits(&self.entries[key].op) {
+            return None;
+        }
+        let key = self.order.pop_front().expect("front exists");
+        self.entries.remove(&key)
+    }
+}

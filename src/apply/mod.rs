@@ -1,0 +1,229 @@
+//! The apply path: changes in, durable writes out, acknowledgements back.
+//!
+//! ```text
+//!  submit(change) ──hash(key) % lanes──▶ lane ─▶ coalesce ─▶ batch ─▶ limit ─▶ write ─▶ ack
+//! ```
+//!
+//! Contract:
+//! - **Ordering**: all changes to one key go to one lane, and a lane writes one batch at a time in
+//!   arrival order, so per key the destination sees changes in submission (stream) order.
+//! - **Delivery**: at least once. A change is acknowledged only after the write that carries it
+//!   (or a later change to the same key that superseded it) is durable.
+//! - **Failure**: a change that cannot be written stops the whole applier with an error naming the
+//!   key; it is never acknowledged, so no checkpoint passes it.
+
+pub mod batch;
+pub mod coalesce;
+pub mod limit;
+pub mod write;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::AckSink;
+use crate::error::{Error, Result};
+use crate::item::{Item, KeyBytes};
+use crate::telemetry::TableStats;
+pub use limit::Limiter;
+pub use write::{ApplyIo, DynamoIo, WriteOp};
+
+/// What a change asks of the destination for its key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Write this full item.
+    Put(Item),
+    /// Delete the item with these key attributes.
+    Delete(Item),
+    /// Make the destination match the source's current item for these key attributes (stream
+    /// records without a new image: KEYS_ONLY, OLD_IMAGE, unknown event types).
+    Fetch(Item),
+}
+
+/// Where to report that a change is durable.
+#[derive(Clone)]
+pub struct Ticket {
+    pub sink: Arc<dyn AckSink>,
+    pub index: u64,
+}
+
+pub struct Change {
+    pub key: KeyBytes,
+    pub op: Op,
+    pub ticket: Ticket,
+}
+
+/// Most keys a lane holds waiting while one of its batches is in flight; beyond it, the lane stops
+/// taking changes and the reader feeding it waits (back-pressure, bounded memory).
+const MAX_PENDING_KEYS: usize = 2_000;
+/// Changes queued per lane before a submit waits.
+const LANE_QUEUE: usize = 512;
+
+/// A running apply path for one table.
+pub struct Applier {
+    lanes: Vec<mpsc::Sender<Change>>,
+    tasks: JoinSet<()>,
+    /// First fatal error of any lane.
+    failure: Arc<Mutex<Option<Error>>>,
+    /// Cancelled when a lane fails, so readers stop feeding a dead table.
+    pub failed: CancellationToken,
+}
+
+impl Applier {
+    pub fn start<I: ApplyIo>(io: Arc<I>, lanes: usize, limiter: Arc<Limiter>, stats: Arc<TableStats>) -> Applier {
+        let failure = Arc::new(Mutex::new(None));
+        let failed = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let senders = (0..lanes.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(LANE_QUEUE);
+                let lane = Lane {
+                    io: io.clone(),
+                    limiter: limiter.clone(),
+                    stats: stats.clone(),
+                    failure: failure.clone(),
+                    failed: failed.clone(),
+                };
+                tasks.spawn(lane.run(rx));
+                tx
+            })
+            .collect();
+        Applier { lanes: senders, tasks, failure, failed }
+    }
+
+    /// Queues a change; waits while its lane is full. Fails once the applier has failed.
+    pub async fn submit(&self, c: Change) -> Result<()> {
+        let lane = (c.key.lane_hash() % self.lanes.len() as u64) as usize;
+        if self.lanes[lane].send(c).await.is_err() || self.failed.is_cancelled() {
+            return Err(self.error().unwrap_or_else(|| Error::fatal("apply path stopped")));
+        }
+        Ok(())
+    }
+
+    pub fn error(&self) -> Option<Error> {
+        self.failure.lock().unwrap().as_ref().map(|e| Error::new(e.kind(), e.message()))
+    }
+
+    /// Stops taking changes, writes everything queued, and returns the first fatal error if any.
+    pub async fn finish(mut self) -> Result<()> {
+        self.lanes.clear();
+        while self.tasks.join_next().await.is_some() {}
+        match self.failure.lock().unwrap().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+struct Lane<I> {
+    io: Arc<I>,
+    limiter: Arc<Limiter>,
+    stats: Arc<TableStats>,
+    failure: Arc<Mutex<Option<Error>>>,
+    failed: CancellationToken,
+}
+
+impl<I: ApplyIo> Lane<I> {
+    async fn run(self, mut rx: mpsc::Receiver<Change>) {
+        let mut pending = coalesce::Pending::default();
+        loop {
+            if pending.is_empty() {
+                match rx.recv().await {
+                    Some(c) => pending.push(c),
+                    None => return,
+                }
+            }
+            while pending.len() < MAX_PENDING_KEYS {
+                match rx.try_recv() {
+                    Ok(c) => pending.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.stats.coalesced.fetch_add(std::mem::take(&mut pending.coalesced), Relaxed);
+            if self.failed.is_cancelled() {
+                return;
+            }
+            let entries = batch::take(&mut pending);
+            let mut tickets = Vec::with_capacity(entries.len());
+            let mut ops = Vec::with_capacity(entries.len());
+            let mut fetch = Vec::new();
+            for e in entries {
+                tickets.extend(e.tickets);
+                match e.op {
+                    Op::Put(i) => ops.push(WriteOp::Put(i)),
+                    Op::Delete(k) => ops.push(WriteOp::Delete(k)),
+                    Op::Fetch(k) => fetch.push(k),
+                }
+            }
+            let result = async {
+                if !fetch.is_empty() {
+                    ops.extend(self.resolve(fetch).await?);
+                }
+                write::write_all(&*self.io, ops, &self.limiter, &self.stats).await
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    for t in tickets {
+                        t.sink.ack(t.index);
+                    }
+                }
+                Err(e) => {
+                    self.failure.lock().unwrap().get_or_insert(e);
+                    self.failed.cancel();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Turns "read it from the source" into a put of the current item, or a delete if it is gone.
+    async fn resolve(&self, keys: Vec<Item>) -> Result<Vec<WriteOp>> {
+        let names = self.io.key_names().to_vec();
+        let found = self.io.read_source(keys.clone()).await?;
+        let mut by_key: HashMap<KeyBytes, Item> =
+            found.into_iter().filter_map(|i| KeyBytes::of(&names, &i).map(|k| (k, i))).collect();
+        Ok(keys
+            .into_iter()
+            .map(|k| match KeyBytes::of(&names, &k).and_then(|kb| by_key.remove(&kb)) {
+                Some(item) => WriteOp::Put(item),
+                None => WriteOp::Delete(k),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+pub mod test_support {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    struct NoAck;
+    impl AckSink for NoAck {
+        fn ack(&self, _: u64) {}
+    }
+
+    pub fn key_item(k: &str) -> Item {
+        Item::from([("pk".to_string(), AttributeValue::S(k.to_string()))])
+    }
+
+    pub fn put(v: usize) -> Op {
+        Op::Put(Item::from([("v".to_string(), AttributeValue::N(v.to_string()))]))
+    }
+
+    pub fn big_put(v: usize, bytes: usize) -> Op {
+        Op::Put(Item::from([
+            ("v".to_string(), AttributeValue::N(v.to_string())),
+            ("blob".to_string(), AttributeValue::S("x".repeat(bytes))),
+        ]))
+    }
+
+    pub fn change(k: &str, op: Op, index: u64) -> Change {
+        let key = KeyBytes::of(&["pk".to_string()], &key_item(k)).unwrap();
+        Change { key, op, ticket: Ticket { sink: Arc::new(NoAck), index } }
+    }
+}

@@ -1,0 +1,194 @@
+//! The write stage: one BatchWriteItem at a time per lane, through ferry's retry layer.
+//!
+//! Contract of [`write_all`]: it returns `Ok` only when every request of the batch is durably
+//! written (UnprocessedItems resubmitted until none are left, throttles retried without limit), and
+//! `Err` only with a fatal error that names the key that cannot be applied and why. Nothing is
+//! ever dropped: there is no third outcome.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
+
+use super::limit::Limiter;
+use crate::error::{Error, Kind, Result};
+use crate::item::{self, Item};
+use crate::retry::Policy;
+use crate::telemetry::TableStats;
+
+/// A resolved write: what the destination must end up holding for one key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    Put(Item),
+    /// Holds the key attributes only.
+    Delete(Item),
+}
+
+impl WriteOp {
+    pub fn units(&self) -> u32 {
+        match self {
+            WriteOp::Put(i) => item::write_units(item::size_of(i)),
+            WriteOp::Delete(_) => 1,
+        }
+    }
+    fn describe(&self, key_names: &[String]) -> String {
+        match self {
+            WriteOp::Put(i) => format!("put of key {}", item::display_key(&item::key_of(key_names, i))),
+            WriteOp::Delete(k) => format!("delete of key {}", item::display_key(k)),
+        }
+    }
+}
+
+/// The I/O the apply path needs. Implemented over DynamoDB, and by scripted fakes in tests.
+pub trait ApplyIo: Send + Sync + 'static {
+    /// Sends one BatchWriteItem (≤ 25 requests, distinct keys) and returns the requests the
+    /// service left unprocessed. An `Err` means nothing can be assumed written.
+    fn write_batch(&self, ops: Vec<WriteOp>) -> impl Future<Output = Result<Vec<WriteOp>>> + Send;
+    /// Reads the current source items for `keys` with strongly consistent reads; absent items are
+    /// simply not returned. Used for KEYS_ONLY and OLD_IMAGE streams, which carry no new image.
+    fn read_source(&self, keys: Vec<Item>) -> impl Future<Output = Result<Vec<Item>>> + Send;
+    /// Key attribute names of the table, hash key first.
+    fn key_names(&self) -> &[String];
+    /// The destination table's name, for messages.
+    fn destination(&self) -> &str;
+}
+
+/// Writes `ops` completely, or fails naming the key that cannot be written.
+pub async fn write_all<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, limiter: &Limiter, stats: &TableStats) -> Result<()> {
+    let policy = Policy::DAEMON;
+    let mut pending = ops;
+    let mut attempt = 0u32;
+    let mut transient = 0u32;
+    loop {
+        let units: u32 = pending.iter().map(WriteOp::units).sum();
+        limiter.acquire(units).await;
+        stats.write_units.fetch_add(units as u64, Relaxed);
+        match io.write_batch(pending.clone()).await {
+            Ok(unprocessed) if unprocessed.is_empty() => {
+                stats.items_written.fetch_add(pending.len() as u64, Relaxed);
+                return Ok(());
+            }
+            Ok(unprocessed) => {
+                stats.items_written.fetch_add((pending.len() - unprocessed.len()) as u64, Relaxed);
+                stats.throttles.fetch_add(1, Relaxed);
+                pending = unprocessed;
+            }
+            Err(e) => match e.kind() {
+                Kind::Throttled => {
+                    stats.throttles.fetch_add(1, Relaxed);
+                }
+                Kind::Retryable => {
+                    transient += 1;
+                    stats.retries.fetch_add(1, Relaxed);
+                    if policy.max_retryable.is_some_and(|m| transient >= m) {
+                        return Err(e.into_fatal().context(format!("writing to {} (gave up after {transient} attempts)", io.destination())));
+                    }
+                    tracing::warn!(table = io.destination(), error = %e, "write failed, retrying");
+                }
+                Kind::Fatal => return Err(isolate(io, pending, e, limiter, stats).await),
+            },
+        }
+        tokio::time::sleep(policy.delay(attempt)).await;
+        attempt = attempt.saturating_add(1);
+    }
+}
+
+/// A batch was rejected as a whole: write its requests one by one to name the one at fault.
+async fn isolate<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, e: Error, limiter: &Limiter, stats: &TableStats) -> Error {
+    if ops.len() == 1 {
+        return e.context(format!("cannot apply {} to {}", ops[0].describe(io.key_names()), io.destination()));
+    }
+    for op in ops {
+        if let Err(err) = Box::pin(write_all(io, vec![op], limiter, stats)).await {
+            return err;
+        }
+    }
+    // Every request passed alone: the batch as a whole was refused (e.g. its total size).
+    e.context(format!("cannot apply a batch to {}", io.destination()))
+}
+
+/// [`ApplyIo`] over DynamoDB: writes to the destination, consistent reads from the source.
+pub struct DynamoIo {
+    pub destination: aws_sdk_dynamodb::Client,
+    pub destination_table: String,
+    pub source: aws_sdk_dynamodb::Client,
+    pub source_table: String,
+    pub key_names: Arc<[String]>,
+}
+
+impl ApplyIo for DynamoIo {
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+        let reqs: Vec<WriteRequest> = ops.into_iter().map(to_request).collect();
+        let out = self
+            .destination
+            .batch_write_item()
+            .request_items(&self.destination_table, reqs)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("BatchWriteItem", e))?;
+        let mut left = Vec::new();
+        for (_, reqs) in out.unprocessed_items.unwrap_or_default() {
+            left.extend(reqs.into_iter().filter_map(from_request));
+        }
+        Ok(left)
+    }
+
+    async fn read_source(&self, keys: Vec<Item>) -> Result<Vec<Item>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut want = Some(chunk.to_vec());
+            let mut attempt = 0;
+            while let Some(k) = want.take().filter(|k| !k.is_empty()) {
+                let ka = KeysAndAttributes::builder()
+                    .set_keys(Some(k))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| Error::fatal(e.to_string()))?;
+                let out = crate::retry::retry(Policy::DAEMON, |_| {}, || async {
+                    self.source
+                        .batch_get_item()
+                        .request_items(&self.source_table, ka.clone())
+                        .send()
+                        .await
+                        .map_err(|e| Error::from_sdk("BatchGetItem", e))
+                })
+                .await?;
+                found.extend(out.responses.unwrap_or_default().into_values().flatten());
+                want = out.unprocessed_keys.and_then(|mut m| m.remove(&self.source_table)).map(|ka| ka.keys);
+                if want.as_ref().is_some_and(|k| !k.is_empty()) {
+                    tokio::time::sleep(Policy::DAEMON.delay(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn key_names(&self) -> &[String] {
+        &self.key_names
+    }
+
+    fn destination(&self) -> &str {
+        &self.destination_table
+    }
+}
+
+fn to_request(op: WriteOp) -> WriteRequest {
+    match op {
+        WriteOp::Put(i) => WriteRequest::builder()
+            .put_request(PutRequest::builder().set_item(Some(i)).build().expect("item is set"))
+            .build(),
+        WriteOp::Delete(k) => WriteRequest::builder()
+            .delete_request(DeleteRequest::builder().set_key(Some(k)).build().expect("key is set"))
+            .build(),
+    }
+}
+
+fn from_request(r: WriteRequest) -> Option<WriteOp> {
+    match (r.put_request, r.delete_request) {
+        (Some(p), _) => Some(WriteOp::Put(p.item)),
+        (None, Some(d)) => Some(WriteOp::Delete(d.key)),
+        _ => None,
+    }
+}

@@ -1,0 +1,7 @@
+//! Checkpoints: when a position may advance ([`ack`]) and where it is kept ([`store`]).
+
+pub mod ack;
+pub mod store;
+
+pub use ack::{AckSink, OrderedAck};
+pub use store::{DaemonLock, Phase, SegmentRow, ShardRow, Store, TableRow, now_ms};

@@ -1,0 +1,375 @@
+//! The embedded state store: one SQLite file (WAL), written by the daemon, readable at the same time
+//! by `ferry status`.
+//!
+//! Durability contract: a row is written only after what it describes is durable at the
+//! destination (see [`super::ack`]). Writes are ordered (WAL), so a later fact (a child shard's
+//! checkpoint) never survives a crash that lost an earlier one (its parent's SHARD_END).
+//! Nothing here ever holds a credential.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
+}
+
+/// Where a table is in its life. Stored as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Creating,
+    Snapshot,
+    Streaming,
+    Stopped,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Creating => "creating",
+            Phase::Snapshot => "snapshot",
+            Phase::Streaming => "streaming",
+            Phase::Stopped => "stopped",
+        }
+    }
+    fn parse(s: &str) -> Phase {
+        match s {
+            "snapshot" => Phase::Snapshot,
+            "streaming" => Phase::Streaming,
+            "stopped" => Phase::Stopped,
+            _ => Phase::Creating,
+        }
+    }
+}
+
+/// One table's durable progress.
+#[derive(Debug, Clone)]
+pub struct TableRow {
+    pub name: String,
+    pub destination: String,
+    pub phase: Phase,
+    /// Why the table stopped, when it did.
+    pub error: Option<String>,
+    /// The stream being replayed; a different ARN later means a gap.
+    pub stream_arn: Option<String>,
+    /// T0: recorded before the snapshot started. `None` until captured.
+    pub capture_ms: Option<i64>,
+    /// Stream records older than this are already reflected in the snapshot.
+    pub replay_from_ms: Option<i64>,
+    pub snapshot_segments: i64,
+    pub snapshot_done: bool,
+    pub records_applied: i64,
+    /// ApproximateCreationDateTime of the newest applied record.
+    pub newest_applied_ms: Option<i64>,
+    /// Every open shard returned no records at its last read, with nothing in flight.
+    pub caught_up: bool,
+    /// Last time a daemon wrote this row: tells `status` whether one is running.
+    pub updated_ms: i64,
+}
+
+impl TableRow {
+    pub fn new(name: &str, destination: &str) -> Self {
+        Self {
+            name: name.into(),
+            destination: destination.into(),
+            phase: Phase::Creating,
+            error: None,
+            stream_arn: None,
+            capture_ms: None,
+            replay_from_ms: None,
+            snapshot_segments: 0,
+            snapshot_done: false,
+            records_applied: 0,
+            newest_applied_ms: None,
+            caught_up: false,
+            updated_ms: now_ms(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentRow {
+    pub segment: i64,
+    pub done: bool,
+    /// LastEvaluatedKey (DynamoDB JSON) of the last page whose items are all written.
+    pub last_key: Option<String>,
+    pub items: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardRow {
+    pub shard_id: String,
+    pub parent_id: Option<String>,
+    /// Sequence number of the last record durably applied (or skipped); resume after it.
+    pub position: Option<String>,
+    pub last_record_ms: Option<i64>,
+    /// SHARD_END reached and every record acknowledged: children may start.
+    pub done: bool,
+    pub records: i64,
+    /// Part of the shard tree recorded at the capture point.
+    pub captured: bool,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+    pub path: PathBuf,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tables (
+  name TEXT PRIMARY KEY, destination TEXT NOT NULL, phase TEXT NOT NULL, error TEXT,
+  stream_arn TEXT, capture_ms INTEGER, replay_from_ms INTEGER,
+  snapshot_segments INTEGER NOT NULL DEFAULT 0, snapshot_done INTEGER NOT NULL DEFAULT 0,
+  records_applied INTEGER NOT NULL DEFAULT 0, newest_applied_ms INTEGER,
+  caught_up INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (
+  tbl TEXT NOT NULL, segment INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0, last_key TEXT,
+  items INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tbl, segment));
+CREATE TABLE IF NOT EXISTS shards (
+  tbl TEXT NOT NULL, shard_id TEXT NOT NULL, parent_id TEXT, position TEXT, last_record_ms INTEGER,
+  done INTEGER NOT NULL DEFAULT 0, records INTEGER NOT NULL DEFAULT 0, captured INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (tbl, shard_id));
+"#;
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::fatal(format!("cannot create state directory {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| Error::fatal(format!("cannot open state store {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn: Mutex::new(conn), path: path.to_path_buf() })
+    }
+
+    /// Opens an existing store for reading only (`ferry status`), never creating one.
+    pub fn open_existing(path: &Path) -> Result<Option<Store>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        Self::open(path).map(Some)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.conn.lock().unwrap();
+        f(&conn).map_err(Error::from)
+    }
+
+    pub fn table(&self, name: &str) -> Result<Option<TableRow>> {
+        self.with(|c| {
+            c.query_row("SELECT * FROM tables WHERE name = ?1", [name], table_from_row).optional()
+        })
+    }
+
+    pub fn tables(&self) -> Result<Vec<TableRow>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT * FROM tables ORDER BY name")?;
+            st.query_map([], table_from_row)?.collect()
+        })
+    }
+
+    pub fn put_table(&self, t: &TableRow) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO tables (name, destination, phase, error, stream_arn, capture_ms, replay_from_ms,
+                   snapshot_segments, snapshot_done, records_applied, newest_applied_ms, caught_up, updated_ms)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)
+                 ON CONFLICT(name) DO UPDATE SET destination=?2, phase=?3, error=?4, stream_arn=?5,
+                   capture_ms=?6, replay_from_ms=?7, snapshot_segments=?8, snapshot_done=?9, updated_ms=?13",
+                params![
+                    t.name, t.destination, t.phase.as_str(), t.error, t.stream_arn, t.capture_ms, t.replay_from_ms,
+                    t.snapshot_segments, t.snapshot_done, t.records_applied, t.newest_applied_ms, t.caught_up,
+                    now_ms()
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Live counters, written by the daemon's publisher only (the table's own writes of its phase
+    /// never touch them, so neither can roll the other back).
+    pub fn put_progress(&self, name: &str, records_applied: i64, newest_applied_ms: Option<i64>, caught_up: bool) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tables SET records_applied=?2, newest_applied_ms=COALESCE(?3, newest_applied_ms),
+                   caught_up=?4, updated_ms=?5 WHERE name=?1",
+                params![name, records_applied, newest_applied_ms, caught_up, now_ms()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn put_error(&self, name: &str, error: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tables SET phase='stopped', error=?2, updated_ms=?3 WHERE name=?1",
+                params![name, error, now_ms()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn segments(&self, table: &str) -> Result<Vec<SegmentRow>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT segment, done, last_key, items FROM segments WHERE tbl = ?1 ORDER BY segment")?;
+            st.query_map([table], |r| {
+                Ok(SegmentRow { segment: r.get(0)?, done: r.get(1)?, last_key: r.get(2)?, items: r.get(3)? })
+            })?
+            .collect()
+        })
+    }
+
+    pub fn put_segment(&self, table: &str, s: &SegmentRow) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO segments (tbl, segment, done, last_key, items) VALUES (?1,?2,?3,?4,?5)
+                 ON CONFLICT(tbl, segment) DO UPDATE SET done=?3, last_key=?4, items=?5",
+                params![table, s.segment, s.done, s.last_key, s.items],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn shards(&self, table: &str) -> Result<Vec<ShardRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT shard_id, parent_id, position, last_record_ms, done, records, captured
+                 FROM shards WHERE tbl = ?1 ORDER BY shard_id",
+            )?;
+            st.query_map([table], |r| {
+                Ok(ShardRow {
+                    shard_id: r.get(0)?,
+                    parent_id: r.get(1)?,
+                    position: r.get(2)?,
+                    last_record_ms: r.get(3)?,
+                    done: r.get(4)?,
+                    records: r.get(5)?,
+                    captured: r.get(6)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Writes shard rows in one transaction (checkpoint flush, capture of the shard tree).
+    pub fn put_shards(&self, table: &str, rows: &[ShardRow]) -> Result<()> {
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO shards (tbl, shard_id, parent_id, position, last_record_ms, done, records, captured)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8)
+                 ON CONFLICT(tbl, shard_id) DO UPDATE SET parent_id=?3, position=?4, last_record_ms=?5,
+                   done=?6, records=?7, captured=?8",
+            )?;
+            for s in rows {
+                st.execute(params![
+                    table, s.shard_id, s.parent_id, s.position, s.last_record_ms, s.done, s.records, s.captured
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn table_from_row(r: &rusqlite::Row) -> rusqlite::Result<TableRow> {
+    Ok(TableRow {
+        name: r.get("name")?,
+        destination: r.get("destination")?,
+        phase: Phase::parse(&r.get::<_, String>("phase")?),
+        error: r.get("error")?,
+        stream_arn: r.get("stream_arn")?,
+        capture_ms: r.get("capture_ms")?,
+        replay_from_ms: r.get("replay_from_ms")?,
+        snapshot_segments: r.get("snapshot_segments")?,
+        snapshot_done: r.get("snapshot_done")?,
+        records_applied: r.get("records_applied")?,
+        newest_applied_ms: r.get("newest_applied_ms")?,
+        caught_up: r.get("caught_up")?,
+        updated_ms: r.get("updated_ms")?,
+    })
+}
+
+/// An exclusive lock on the state store for one running daemon. Released by the OS when the
+/// process exits, however it exits (kill -9 included).
+pub struct DaemonLock {
+    _file: std::fs::File,
+}
+
+impl DaemonLock {
+    pub fn acquire(state_path: &Path) -> Result<DaemonLock> {
+        let lock_path = lock_path(state_path);
+        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(DaemonLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::fatal(format!(
+                "another ferry daemon is running on the state store {} (lock {} is held)",
+                state_path.display(),
+                lock_path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+}
+
+fn lock_path(state_path: &Path) -> PathBuf {
+    let mut p = state_path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_tables_segments_and_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("st/ferry.db")).unwrap();
+        let mut t = TableRow::new("A", "B");
+        t.phase = Phase::Streaming;
+        t.capture_ms = Some(5);
+        s.put_table(&t).unwrap();
+        let back = s.table("A").unwrap().unwrap();
+        assert_eq!(back.phase, Phase::Streaming);
+        assert_eq!(back.capture_ms, Some(5));
+        let seg = SegmentRow { segment: 3, done: false, last_key: Some("{}".into()), items: 7 };
+        s.put_segment("A", &seg).unwrap();
+        assert_eq!(s.segments("A").unwrap(), vec![seg]);
+        let sh = ShardRow {
+            shard_id: "s1".into(),
+            parent_id: None,
+            position: Some("0001".into()),
+            last_record_ms: None,
+            done: true,
+            records: 2,
+            captured: true,
+        };
+        s.put_shards("A", &[sh.clone()]).unwrap();
+        assert_eq!(s.shards("A").unwrap(), vec![sh]);
+        assert!(s.shards("B").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_second_daemon_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ferry.db");
+        let first = DaemonLock::acquire(&p).unwrap();
+        let err = DaemonLock::acquire(&p).err().expect("second lock must fail");
+        assert!(err.to_string().contains("another ferry daemon is running"), "{err}");
+        drop(first);
+        DaemonLock::acquire(&p).unwrap();
+    }
+}

@@ -1,0 +1,131 @@
+//! AWS clients for one side (source or destination) of a migration.
+//!
+//! Everything goes through `aws-config`, so the standard mechanisms work too: environment
+//! credentials, `AWS_PROFILE`, `AWS_ENDPOINT_URL_<SERVICE>`, the shared config file's `services`
+//! sections, SSO. The SDK's own retries are off: ferry's retry layer ([`crate::retry`]) decides.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+
+use crate::error::{Error, Result};
+
+/// How to reach one side, as written in `ferry.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Side {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub role_arn: Option<String>,
+    /// Endpoint for every service of this side (DynamoDB Local, moto, a VPC endpoint...).
+    pub endpoint_url: Option<String>,
+    pub endpoints: Endpoints,
+}
+
+/// Per-service endpoint overrides; each wins over `endpoint_url`.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints {
+    pub dynamodb: Option<String>,
+    pub streams: Option<String>,
+    pub s3: Option<String>,
+    pub sqs: Option<String>,
+    pub lambda: Option<String>,
+    pub sts: Option<String>,
+}
+
+/// The clients ferry uses on one side.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// "source" or "destination", for messages.
+    pub label: &'static str,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
+    /// The DynamoDB endpoint in use, for messages ("the default AWS endpoint" when unset).
+    pub dynamodb_endpoint: String,
+}
+
+pub async fn build_clients(label: &'static str, side: &Side) -> Result<Clients> {
+    let conf = sdk_config(label, side).await?;
+    let ddb_url = side.endpoints.dynamodb.clone().or_else(|| side.endpoint_url.clone());
+    let mut ddb = aws_sdk_dynamodb::config::Builder::from(&conf);
+    if let Some(u) = &side.endpoints.dynamodb {
+        ddb = ddb.endpoint_url(u);
+    }
+    let mut streams = aws_sdk_dynamodbstreams::config::Builder::from(&conf);
+    if let Some(u) = side.endpoints.streams.as_ref().or(side.endpoints.dynamodb.as_ref()) {
+        streams = streams.endpoint_url(u);
+    }
+    Ok(Clients {
+        label,
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
+        streams: aws_sdk_dynamodbstreams::Client::from_conf(streams.build()),
+        dynamodb_endpoint: ddb_url.unwrap_or_else(|| "the default AWS endpoint".into()),
+    })
+}
+
+async fn sdk_config(label: &str, side: &Side) -> Result<SdkConfig> {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(60))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts);
+    if let Some(r) = &side.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(p) = &side.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(u) = &side.endpoint_url {
+        loader = loader.endpoint_url(u);
+    }
+    let base = loader.load().await;
+    if base.region().is_none() {
+        return Err(Error::fatal(format!(
+            "no AWS region for [{label}]: set region = \"...\" in ferry.toml, AWS_REGION, or a profile's region"
+        )));
+    }
+    let conf = match &side.role_arn {
+        None => base,
+        Some(role) => {
+            let mut sts_conf = base.clone().into_builder();
+            if let Some(u) = &side.endpoints.sts {
+                sts_conf = sts_conf.endpoint_url(u);
+            }
+            let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+                .session_name(format!("ferry-{label}"))
+                .configure(&sts_conf.build())
+                .build()
+                .await;
+            base.into_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
+        }
+    };
+    check_credentials(label, side, &conf).await?;
+    Ok(conf)
+}
+
+/// Resolves credentials once at start-up so a missing profile or a refused role is reported
+/// clearly, before anything else runs. The credentials themselves are never printed.
+async fn check_credentials(label: &str, side: &Side, conf: &SdkConfig) -> Result<()> {
+    let Some(provider) = conf.credentials_provider() else {
+        return Err(Error::fatal(format!("no credentials provider for [{label}]")));
+    };
+    provider.provide_credentials().await.map(|_| ()).map_err(|e| {
+        let via = match (&side.profile, &side.role_arn) {
+            (_, Some(role)) => format!(" (assuming role {role})"),
+            (Some(p), None) => format!(" (profile {p:?})"),
+            _ => String::new(),
+        };
+        let mut detail = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            src = s.source();
+        }
+        Error::fatal(format!("cannot load AWS credentials for [{label}]{via}: {detail}"))
+    })
+}

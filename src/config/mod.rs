@@ -1,0 +1,274 @@
+//! `ferry.toml`: what to move, from where to where, and where state lives.
+//!
+//! Parsing reports every problem at once (syntax, unknown keys, wrong types, missing tables), each
+//! with file, line and column, and nothing runs until the whole file is valid.
+
+mod aws;
+mod reader;
+
+pub use aws::{Clients, Side, build_clients};
+
+use std::path::{Path, PathBuf};
+
+use toml::de::DeTable;
+
+use crate::error::{Error, Result};
+use reader::{Errors, Obj};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, for messages.
+    pub path: PathBuf,
+    pub source: Side,
+    pub destination: Side,
+    /// The embedded SQLite state store (relative paths are relative to the config file).
+    pub state_path: PathBuf,
+    pub tables: Vec<TableConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshot {
+    /// Parallel segmented scan with consistent reads.
+    Scan,
+    /// No copy: only changes from the capture point on are replayed.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    pub source: String,
+    pub destination: String,
+    pub snapshot: Snapshot,
+    pub scan_segments: u32,
+    /// Write-unit budget per second on the destination; 0 = unlimited.
+    pub max_write_units_per_second: u32,
+    /// Batches in flight at once for this table (apply lanes).
+    pub write_concurrency: u32,
+    /// How far before the capture time stream replay starts, to absorb the coarse
+    /// ApproximateCreationDateTime (AWS: 1 s, DynamoDB Local: 1 min).
+    pub replay_overlap_seconds: u64,
+}
+
+const SIDE_KEYS_DOC: &str = "region, profile, role_arn, endpoint_url, [endpoints]";
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::fatal(format!("cannot read config {}: {e}", path.display())))?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let file = path.display().to_string();
+        let mut errs = Errors::new(&file, text);
+        let doc = match DeTable::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                errs.at(span, format!("TOML syntax error: {}", e.message().trim()));
+                return Err(report(errs));
+            }
+        };
+        let mut root = Obj::new(doc.get_ref(), doc.span(), "the top level");
+        let source = side(&mut root, &mut errs, "source");
+        let destination = side(&mut root, &mut errs, "destination");
+        let mut state_path = PathBuf::from("ferry-state.db");
+        if let Some(mut st) = root.table(&mut errs, "state") {
+            if let Some(p) = st.string(&mut errs, "path") {
+                state_path = PathBuf::from(p);
+            }
+            st.finish(&mut errs);
+        }
+        let mut tables = Vec::new();
+        match root.tables(&mut errs, "table") {
+            Some(list) if !list.is_empty() => {
+                for t in list {
+                    if let Some(t) = table(t, &mut errs) {
+                        tables.push(t);
+                    }
+                }
+            }
+            _ => errs.at(root.span().end..root.span().end, "no [[table]] entries: name at least one table to move"),
+        }
+        root.finish(&mut errs);
+        check_duplicates(&tables, &mut errs);
+        if !errs.list.is_empty() {
+            return Err(report(errs));
+        }
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if state_path.is_relative() {
+            state_path = base.join(state_path);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            source: source.unwrap_or_default(),
+            destination: destination.unwrap_or_default(),
+            state_path,
+            tables,
+        })
+    }
+
+    pub fn table(&self, source_name: &str) -> Option<&TableConfig> {
+        self.tables.iter().find(|t| t.source == source_name)
+    }
+}
+
+fn report(errs: Errors) -> Error {
+    let n = errs.list.len();
+    let head = if n == 1 { "invalid configuration".to_string() } else { format!("invalid configuration ({n} problems)") };
+    Error::fatal(format!("{head}:\n  {}", errs.list.join("\n  ")))
+}
+
+fn side(root: &mut Obj, errs: &mut Errors, key: &'static str) -> Option<Side> {
+    let Some(mut t) = root.table(errs, key) else {
+        errs.at(root.span().start..root.span().start, format!("missing [{key}] section ({SIDE_KEYS_DOC})"));
+        return None;
+    };
+    let mut s = Side {
+        region: t.string(errs, "region"),
+        profile: t.string(errs, "profile"),
+        role_arn: t.string(errs, "role_arn"),
+        endpoint_url: t.string(errs, "endpoint_url"),
+        ..Side::default()
+    };
+    if let Some(mut e) = t.table(errs, "endpoints") {
+        s.endpoints.dynamodb = e.string(errs, "dynamodb");
+        s.endpoints.streams = e.string(errs, "streams");
+        s.endpoints.s3 = e.string(errs, "s3");
+        s.endpoints.sqs = e.string(errs, "sqs");
+        s.endpoints.lambda = e.string(errs, "lambda");
+        s.endpoints.sts = e.string(errs, "sts");
+        e.finish(errs);
+    }
+    for url in [&s.endpoint_url, &s.endpoints.dynamodb, &s.endpoints.streams].into_iter().flatten() {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            errs.at(t.span(), format!("endpoint {url:?} in [{key}] must start with http:// or https://"));
+        }
+    }
+    t.finish(errs);
+    Some(s)
+}
+
+fn table(mut t: Obj, errs: &mut Errors) -> Option<TableConfig> {
+    let source = t.string(errs, "source");
+    if source.is_none() {
+        errs.at(t.span(), format!("{} needs source = \"<table name>\"", t.name()));
+    }
+    let destination = t.string(errs, "destination");
+    let snapshot = match t.string_at(errs, "snapshot") {
+        None => Some(Snapshot::Scan),
+        Some((s, _)) if s == "scan" => Some(Snapshot::Scan),
+        Some((s, _)) if s == "none" => Some(Snapshot::None),
+        Some((other, span)) => {
+            errs.at(span, format!("snapshot in {} must be \"scan\" or \"none\", found {other:?}", t.name()));
+            None
+        }
+    };
+    let scan_segments = t.uint(errs, "scan_segments", 1_000_000).unwrap_or(16);
+    if scan_segments == 0 {
+        errs.at(t.span(), format!("scan_segments in {} must be at least 1", t.name()));
+    }
+    let max_wcu = t.uint(errs, "max_write_units_per_second", u32::MAX as u64).unwrap_or(0);
+    let lanes = t.uint(errs, "write_concurrency", 1024).unwrap_or(16).max(1);
+    let overlap = t.uint(errs, "replay_overlap_seconds", 86_400).unwrap_or(300);
+    t.finish(errs);
+    let source = source?;
+    Some(TableConfig {
+        destination: destination.unwrap_or_else(|| source.clone()),
+        source,
+        snapshot: snapshot?,
+        scan_segments: scan_segments as u32,
+        max_write_units_per_second: max_wcu as u32,
+        write_concurrency: lanes as u32,
+        replay_overlap_seconds: overlap,
+    })
+}
+
+fn check_duplicates(tables: &[TableConfig], errs: &mut Errors) {
+    let mut seen_src = std::collections::HashSet::new();
+    let mut seen_dst = std::collections::HashSet::new();
+    for t in tables {
+        if !seen_src.insert(&t.source) {
+            errs.at(0..0, format!("source table {:?} is listed twice", t.source));
+        }
+        if !seen_dst.insert(&t.destination) {
+            errs.at(0..0, format!("destination table {:?} is the target of two [[table]] entries", t.destination));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("conf/ferry.toml"), text)
+    }
+
+    const GOOD: &str = r#"
+[source]
+region = "us-east-1"
+profile = "src"
+endpoint_url = "http://127.0.0.1:8000"
+[source.endpoints]
+streams = "http://127.0.0.1:8001"
+[destination]
+region = "eu-west-1"
+role_arn = "arn:aws:iam::111111111111:role/ferry-destination"
+[state]
+path = "state/ferry.db"
+[[table]]
+source = "Orders"
+scan_segments = 4
+max_write_units_per_second = 1_000
+[[table]]
+source = "Users"
+destination = "UsersV2"
+snapshot = "none"
+"#;
+
+    #[test]
+    fn reads_a_full_config_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.source.profile.as_deref(), Some("src"));
+        assert_eq!(c.source.endpoints.streams.as_deref(), Some("http://127.0.0.1:8001"));
+        assert_eq!(c.destination.role_arn.as_deref(), Some("arn:aws:iam::111111111111:role/ferry-destination"));
+        assert_eq!(c.state_path, Path::new("conf/state/ferry.db"));
+        assert_eq!(c.tables.len(), 2);
+        assert_eq!(c.tables[0].destination, "Orders");
+        assert_eq!(c.tables[0].scan_segments, 4);
+        assert_eq!(c.tables[0].max_write_units_per_second, 1000);
+        assert_eq!(c.tables[1].destination, "UsersV2");
+        assert_eq!(c.tables[1].snapshot, Snapshot::None);
+        assert_eq!(c.tables[1].scan_segments, 16);
+    }
+
+    #[test]
+    fn reports_every_problem_at_once_with_lines() {
+        let text = "[source]\nregoin = \"x\"\n[destination]\nregion = 5\n[[table]]\nsource = \"A\"\nsnapshot = \"export-ish\"\nscan_segments = -1\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("4 problems"), "{err}");
+        assert!(err.contains("conf/ferry.toml:2:1: unknown key \"regoin\" in [source]"), "{err}");
+        assert!(err.contains("conf/ferry.toml:4:10: region in [destination] must be a string, found integer"), "{err}");
+        assert!(err.contains("conf/ferry.toml:7:12: snapshot in [[table]] #1 must be \"scan\" or \"none\""), "{err}");
+        assert!(err.contains("conf/ferry.toml:8:17: scan_segments in [[table]] #1 must be a non-negative integer, found -1"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_and_missing_tables_are_named() {
+        let err = parse("[source]\nregion = \"x\n").unwrap_err().to_string();
+        assert!(err.contains("conf/ferry.toml:2:") && err.contains("TOML syntax error"), "{err}");
+        let err = parse("[source]\n[destination]\n").unwrap_err().to_string();
+        assert!(err.contains("no [[table]] entries"), "{err}");
+        let err = parse("[[table]]\nsource = \"A\"\n").unwrap_err().to_string();
+        assert!(err.contains("missing [source] section") && err.contains("missing [destination] section"), "{err}");
+    }
+
+    #[test]
+    fn rejects_two_entries_writing_one_destination() {
+        let err = parse("[source]\n[destination]\n[[table]]\nsource=\"A\"\ndestination=\"X\"\n[[table]]\nsource=\"B\"\ndestination=\"X\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("destination table \"X\" is the target of two"), "{err}");
+    }
+}

@@ -1,0 +1,136 @@
+//! Items as ferry handles them: identity of a key, size in write units, and conversions.
+//!
+//! Keys must have one identity however DynamoDB spells them, because the key decides the apply lane
+//! and the coalescing slot: two spellings of one number ("1.50" and "1.5") in two lanes would let
+//! writes to one item overtake each other.
+
+pub mod convert;
+pub mod json;
+pub mod number;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// The canonical bytes of an item's primary key, in key-schema order. Equal keys give equal bytes.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyBytes(Box<[u8]>);
+
+impl KeyBytes {
+    /// Encodes the key attributes named by `key_names` (hash key first) from `item`.
+    /// Returns `None` when an attribute is missing or not a scalar key type.
+    pub fn of(key_names: &[String], item: &Item) -> Option<KeyBytes> {
+        let mut out = Vec::with_capacity(32);
+        for name in key_names {
+            match item.get(name)? {
+                AttributeValue::S(s) => push(&mut out, b'S', s.as_bytes()),
+                AttributeValue::N(n) => push(&mut out, b'N', number::normalize(n)?.as_bytes()),
+                AttributeValue::B(b) => push(&mut out, b'B', b.as_ref()),
+                _ => return None,
+            }
+        }
+        Some(KeyBytes(out.into_boxed_slice()))
+    }
+
+    /// A stable 64-bit hash, used to pick the apply lane.
+    pub fn lane_hash(&self) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        self.0.hash(&mut h);
+        h.finish()
+    }
+}
+
+fn push(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    out.push(tag);
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+impl std::fmt::Debug for KeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyBytes({})", String::from_utf8_lossy(&self.0))
+    }
+}
+
+/// Extracts just the key attributes of `item`.
+pub fn key_of(key_names: &[String], item: &Item) -> Item {
+    key_names.iter().filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone()))).collect()
+}
+
+/// Renders a key for messages: `{"pk":{"S":"a"},"sk":{"N":"1"}}`.
+pub fn display_key(key: &Item) -> String {
+    json::item_to_json(key).to_string()
+}
+
+/// The item's size as DynamoDB bills it (names plus values), in bytes.
+pub fn size_of(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(v) => v.iter().map(|s| s.len()).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(v) => 3 + v.iter().map(|x| 1 + value_size(x)).sum::<usize>(),
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, x)| 1 + k.len() + value_size(x)).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// DynamoDB stores numbers as base-100 digits: about one byte per two significant digits, plus one.
+fn number_size(n: &str) -> usize {
+    let digits = n.bytes().filter(|b| b.is_ascii_digit()).count();
+    digits.div_ceil(2) + 1
+}
+
+/// Write units for putting `item`: one per started KB, at least one.
+pub fn write_units(item_size: usize) -> u32 {
+    (item_size.div_ceil(1024)).max(1) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn equal_numbers_in_other_spellings_are_one_key() {
+        let names = vec!["pk".to_string(), "sk".to_string()];
+        let a = item(&[("pk", AttributeValue::S("a".into())), ("sk", AttributeValue::N("1.50".into()))]);
+        let b = item(&[("pk", AttributeValue::S("a".into())), ("sk", AttributeValue::N("15E-1".into()))]);
+        let c = item(&[("pk", AttributeValue::S("a".into())), ("sk", AttributeValue::N("1.5001".into()))]);
+        assert_eq!(KeyBytes::of(&names, &a), KeyBytes::of(&names, &b));
+        assert_ne!(KeyBytes::of(&names, &a), KeyBytes::of(&names, &c));
+        assert_eq!(KeyBytes::of(&names, &a).unwrap().lane_hash(), KeyBytes::of(&names, &b).unwrap().lane_hash());
+    }
+
+    #[test]
+    fn key_parts_cannot_run_together() {
+        let names = vec!["pk".to_string(), "sk".to_string()];
+        let a = item(&[("pk", AttributeValue::S("ab".into())), ("sk", AttributeValue::S("c".into()))]);
+        let b = item(&[("pk", AttributeValue::S("a".into())), ("sk", AttributeValue::S("bc".into()))]);
+        assert_ne!(KeyBytes::of(&names, &a), KeyBytes::of(&names, &b));
+        let missing = item(&[("pk", AttributeValue::S("a".into()))]);
+        assert!(KeyBytes::of(&names, &missing).is_none());
+    }
+
+    #[test]
+    fn write_units_round_up_per_started_kilobyte() {
+        assert_eq!(write_units(0), 1);
+        assert_eq!(write_units(1024), 1);
+        assert_eq!(write_units(1025), 2);
+        let big = item(&[("pk", AttributeValue::S("x".repeat(390 * 1024)))]);
+        assert_eq!(write_units(size_of(&big)), 391);
+    }
+}

@@ -1,0 +1,80 @@
+//! The `ferry` binary: parses the command line, runs it, and is the only place that exits.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use ferry::cli::{Cli, Command};
+use ferry::config::Config;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "info,aws=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Sync { config, enable_streams, allow_nonempty, metrics, no_progress } => {
+            let config = Config::load(&config)?;
+            if let Some(addr) = metrics {
+                ferry::telemetry::metrics::serve(addr)?;
+            }
+            let stop = CancellationToken::new();
+            tokio::spawn(on_signal(stop.clone()));
+            let opts = ferry::sync::SyncOptions {
+                checks: ferry::discover::check::CheckOptions { enable_streams, allow_nonempty },
+                progress: !no_progress && std::io::stderr().is_terminal(),
+                ..Default::default()
+            };
+            ferry::sync::run(&config, opts, stop).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { config, json } => {
+            let config = Config::load(&config)?;
+            let store = ferry::checkpoint::Store::open_existing(&config.state_path)?
+                .with_context(|| format!("no state store at {} (has `ferry sync` run?)", config.state_path.display()))?;
+            let list = ferry::status::all(&store)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", ferry::status::render(&list));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: stop reading, drain, flush, exit 0. A second one exits at once (a
+/// checkpoint is never ahead of durable writes, so even that loses nothing).
+async fn on_signal(stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("stopping: draining in-flight writes and flushing checkpoints (signal again to exit now)");
+    stop.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    std::process::exit(130);
+}

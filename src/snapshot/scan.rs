@@ -1,0 +1,187 @@
+//! Parallel segmented scan with consistent reads, written through the apply path.
+//!
+//! Each segment pages through its part of the table. Pages are pipelined (the next page is read
+//! while the previous one is written); a segment's resume point (the page's LastEvaluatedKey) is
+//! persisted only once every item up to it is durably written, so a restart re-copies at most the
+//! pages that were in flight.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{Applier, Change, Op, Ticket};
+use crate::checkpoint::{OrderedAck, SegmentRow, Store};
+use crate::error::{Error, Result};
+use crate::item::{KeyBytes, json};
+use crate::retry::Policy;
+use crate::telemetry::TableStats;
+
+/// Resume point of a segment: the key to continue after (`None` = segment finished), and the
+/// items copied up to there.
+#[derive(Debug, Clone, PartialEq)]
+struct SegPos {
+    next: Option<String>,
+    items: i64,
+}
+
+pub struct ScanTask {
+    pub source: aws_sdk_dynamodb::Client,
+    pub table: String,
+    pub segments: u32,
+    pub key_names: Arc<[String]>,
+    pub store: Arc<Store>,
+    pub stats: Arc<TableStats>,
+    pub stop: CancellationToken,
+}
+
+struct Seg {
+    row: SegmentRow,
+    ack: Arc<OrderedAck<SegPos>>,
+}
+
+impl ScanTask {
+    /// Copies every segment not yet done. Returns `true` when the whole table is copied, `false`
+    /// when stopped first (progress is saved either way).
+    pub async fn run(self, applier: Applier) -> Result<bool> {
+        let applier = Arc::new(applier);
+        let saved: HashMap<i64, SegmentRow> =
+            self.store.segments(&self.table)?.into_iter().map(|s| (s.segment, s)).collect();
+        let mut segs = Vec::new();
+        let mut tasks = JoinSet::new();
+        for i in 0..self.segments as i64 {
+            let row = saved.get(&i).cloned().unwrap_or(SegmentRow { segment: i, done: false, last_key: None, items: 0 });
+            let ack = Arc::new(OrderedAck::new(None));
+            if !row.done {
+                let reader = SegmentReader {
+                    source: self.source.clone(),
+                    table: self.table.clone(),
+                    segment: i as i32,
+                    total: self.segments as i32,
+                    start: row.last_key.clone(),
+                    items_before: row.items,
+                    key_names: self.key_names.clone(),
+                    applier: applier.clone(),
+                    ack: ack.clone(),
+                    stop: self.stop.clone(),
+                };
+                tasks.spawn(reader.run());
+            }
+            segs.push(Seg { row, ack });
+        }
+        self.flush(&segs)?;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut first_err = None;
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    None => break,
+                    Some(Ok(Ok(()))) => {}
+                    Some(Ok(Err(e))) => { first_err.get_or_insert(e); self.stop.cancel(); }
+                    Some(Err(e)) => { first_err.get_or_insert(Error::fatal(format!("scan segment panicked: {e}"))); self.stop.cancel(); }
+                },
+                _ = tick.tick() => { self.flush(&segs)?; }
+                _ = applier.failed.cancelled() => { self.stop.cancel(); }
+            }
+        }
+        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared after the scan"))?;
+        if let Err(e) = applier.finish().await {
+            first_err.get_or_insert(e);
+        }
+        let done = self.flush(&segs)?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+
+    /// Persists each segment's durable resume point; returns whether all segments are done.
+    fn flush(&self, segs: &[Seg]) -> Result<bool> {
+        let mut all_done = true;
+        let mut items = 0;
+        for s in segs {
+            let mut row = s.row.clone();
+            if let Some(p) = s.ack.committed() {
+                row.items = p.items;
+                row.done = p.next.is_none();
+                row.last_key = p.next;
+            }
+            if row != s.row || s.ack.committed().is_some() {
+                self.store.put_segment(&self.table, &row)?;
+            }
+            all_done &= row.done;
+            items += row.items;
+        }
+        self.stats.snapshot_items.store(items as u64, Relaxed);
+        Ok(all_done)
+    }
+}
+
+struct SegmentReader {
+    source: aws_sdk_dynamodb::Client,
+    table: String,
+    segment: i32,
+    total: i32,
+    start: Option<String>,
+    items_before: i64,
+    key_names: Arc<[String]>,
+    applier: Arc<Applier>,
+    ack: Arc<OrderedAck<SegPos>>,
+    stop: CancellationToken,
+}
+
+impl SegmentReader {
+    async fn run(self) -> Result<()> {
+        let mut start_key = match &self.start {
+            None => None,
+            Some(text) => {
+                let v: serde_json::Value = serde_json::from_str(text)
+                    .map_err(|e| Error::fatal(format!("state store: bad scan position for {}: {e}", self.table)))?;
+                Some(json::item_from_json(&v).map_err(|e| Error::fatal(format!("state store: bad scan position: {e}")))?)
+            }
+        };
+        let mut items_total = self.items_before;
+        loop {
+            if self.stop.is_cancelled() || self.applier.failed.is_cancelled() {
+                return Ok(());
+            }
+            let page = crate::retry::retry(Policy::DAEMON, |_| {}, || async {
+                self.source
+                    .scan()
+                    .table_name(&self.table)
+                    .segment(self.segment)
+                    .total_segments(self.total)
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start_key.clone())
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("Scan", e))
+            })
+            .await
+            .map_err(|e| e.context(format!("scanning {} segment {}", self.table, self.segment)))?;
+            let next = page.last_evaluated_key.filter(|k| !k.is_empty());
+            let items = page.items.unwrap_or_default();
+            items_total += items.len() as i64;
+            let pos = SegPos { next: next.as_ref().map(|k| json::item_to_json(k).to_string()), items: items_total };
+            let n = items.len();
+            if n == 0 {
+                self.ack.register_done(Some(pos.clone()));
+            }
+            for (i, item) in items.into_iter().enumerate() {
+                let key = KeyBytes::of(&self.key_names, &item).ok_or_else(|| {
+                    Error::fatal(format!("scan of {} returned an item without its key attributes", self.table))
+                })?;
+                let index = self.ack.register(if i + 1 == n { Some(pos.clone()) } else { None });
+                let ticket = Ticket { sink: self.ack.clone(), index };
+                self.applier.submit(Change { key, op: Op::Put(item), ticket }).await?;
+            }
+            match next {
+                Some(k) => start_key = Some(k),
+                None => return Ok(()),
+            }
+        }
+    }
+}

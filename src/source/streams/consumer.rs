@@ -1,0 +1,177 @@
+//! One shard's consumer, a state machine in the manner of KCL's:
+//!
+//! ```text
+//!   WaitingOnParents ──(lineage: parent done)──▶ Initializing ──iterator──▶ Processing ─┐
+//!                                                     ▲                      │  ▲     │ records:
+//!                                                     └──iterator expired────┘  └─────┘ submit, poll again
+//!                                                                            │
+//!                                                          NextShardIterator = null
+//!                                                                            ▼
+//!                                                ShardEnd ──every record acknowledged──▶ Done
+//! ```
+//!
+//! WaitingOnParents is the scheduler's job ([`super::lineage`]); a consumer is spawned when its
+//! shard is ready. Polling is adaptive: at once while records come, backing off to 250 ms idle.
+//! A trimmed position is a gap and stops the table with guidance; nothing is skipped silently.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::api::{StartAt, StreamApi};
+use super::record::{self, View};
+use crate::apply::{Applier, Change, Ticket};
+use crate::checkpoint::OrderedAck;
+use crate::error::{Error, Kind, Result};
+use crate::retry::Policy;
+use crate::telemetry::TableStats;
+
+/// A resumable stream position: the record's sequence number and approximate time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pos {
+    pub seq: String,
+    pub time_ms: i64,
+}
+
+pub const IDLE_MAX: Duration = Duration::from_millis(250);
+const IDLE_MIN: Duration = Duration::from_millis(20);
+
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    /// Read to SHARD_END and every record durably applied.
+    Done,
+    /// Asked to stop; the checkpoint covers what was applied.
+    Stopped,
+}
+
+pub struct ShardConsumer<S> {
+    pub api: Arc<S>,
+    pub stream_arn: String,
+    pub shard_id: String,
+    /// The table, for messages.
+    pub table: String,
+    pub start: StartAt,
+    /// Records older than this are already in the snapshot: acknowledged without a write.
+    pub replay_from_ms: i64,
+    pub view: View,
+    pub key_names: Arc<[String]>,
+    pub applier: Arc<Applier>,
+    pub ack: Arc<OrderedAck<Pos>>,
+    pub stats: Arc<TableStats>,
+    /// Last read returned nothing and nothing is in flight.
+    pub idle: Arc<AtomicBool>,
+    pub stop: CancellationToken,
+}
+
+impl<S: StreamApi> ShardConsumer<S> {
+    pub async fn run(self) -> Result<Outcome> {
+        // Initializing
+        let mut last_read = match &self.start {
+            StartAt::After(seq) => Some(seq.clone()),
+            StartAt::TrimHorizon => None,
+        };
+        let mut iter = self.open(&last_read).await?;
+        let mut idle_wait = IDLE_MIN;
+        let mut attempt = 0u32;
+        // Processing
+        loop {
+            if self.stop.is_cancelled() || self.applier.failed.is_cancelled() {
+                return Ok(Outcome::Stopped);
+            }
+            let page = match self.api.records(&iter).await {
+                Ok(p) => {
+                    attempt = 0;
+                    p
+                }
+                Err(e) if e.code() == Some("ExpiredIteratorException") => {
+                    iter = self.open(&last_read).await?;
+                    continue;
+                }
+                Err(e) if e.code() == Some("TrimmedDataAccessException") => return Err(self.gap(&last_read, e)),
+                Err(e) if e.kind() == Kind::Fatal => return Err(e.context(format!("reading shard {}", self.shard_id))),
+                Err(e) => {
+                    attempt += 1;
+                    if Policy::DAEMON.max_retryable.is_some_and(|m| attempt >= m && e.kind() == Kind::Retryable) {
+                        return Err(e.into_fatal().context(format!("reading shard {}", self.shard_id)));
+                    }
+                    self.stats.retries.fetch_add(1, Relaxed);
+                    self.pause(Policy::DAEMON.delay(attempt)).await;
+                    continue;
+                }
+            };
+            let got = page.records.len();
+            for rec in page.records {
+                let c = record::parse(rec, self.view, &self.key_names)
+                    .map_err(|e| e.context(format!("table {} shard {}", self.table, self.shard_id)))?;
+                self.stats.records_read.fetch_add(1, Relaxed);
+                last_read = Some(c.seq.clone());
+                let pos = Pos { seq: c.seq, time_ms: c.time_ms };
+                if c.time_ms < self.replay_from_ms {
+                    self.ack.register_done(Some(pos));
+                    continue;
+                }
+                let index = self.ack.register(Some(pos));
+                let ticket = Ticket { sink: self.ack.clone(), index };
+                self.applier.submit(Change { key: c.key, op: c.op, ticket }).await?;
+            }
+            let Some(next) = page.next else {
+                // ShardEnd: done only once everything read is durable.
+                tokio::select! {
+                    _ = self.ack.drained() => return Ok(Outcome::Done),
+                    _ = self.applier.failed.cancelled() => return Ok(Outcome::Stopped),
+                    _ = self.stop.cancelled() => return Ok(Outcome::Stopped),
+                }
+            };
+            iter = next;
+            if got > 0 {
+                idle_wait = IDLE_MIN;
+                self.idle.store(false, Relaxed);
+            } else {
+                self.idle.store(self.ack.outstanding() == 0, Relaxed);
+                self.pause(idle_wait).await;
+                idle_wait = (idle_wait * 2).min(IDLE_MAX);
+            }
+        }
+    }
+
+    async fn open(&self, last_read: &Option<String>) -> Result<String> {
+        let at = match last_read {
+            Some(seq) => StartAt::After(seq.clone()),
+            None => StartAt::TrimHorizon,
+        };
+        let r = crate::retry::retry(Policy::DAEMON, |_| {}, || self.api.iterator(&self.stream_arn, &self.shard_id, &at)).await;
+        match r {
+            Err(e) if e.code() == Some("TrimmedDataAccessException") => Err(self.gap(last_read, e)),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => Err(Error::fatal(format!(
+                "table {}: shard {} of stream {} no longer exists (trimmed or the stream was replaced); \
+                 records ferry had not applied are lost to the stream. Re-run the table from a fresh snapshot.",
+                self.table, self.shard_id, self.stream_arn
+            ))),
+            other => other,
+        }
+    }
+
+    fn gap(&self, last_read: &Option<String>, e: Error) -> Error {
+        let from = last_read.as_deref().map_or("the start of the shard".to_string(), |s| format!("sequence number {s}"));
+        Error::fatal(format!(
+            "table {}: gap in stream {}: shard {} was trimmed past {from} before ferry applied it \
+             (stream records are kept 24 h). The destination cannot be brought in sync from this stream: \
+             re-run the table from a fresh snapshot (delete its rows from the state store and empty the \
+             destination), or buffer changes in SQS for longer outages. ({})",
+            self.table,
+            self.stream_arn,
+            self.shard_id,
+            e.message()
+        ))
+    }
+
+    async fn pause(&self, d: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.stop.cancelled() => {}
+        }
+    }
+}

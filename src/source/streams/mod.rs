@@ -1,0 +1,280 @@
+//! Tailing a table's DynamoDB stream: discover shards, run one consumer per ready shard in lineage
+//! order, and persist each shard's checkpoint at least every second.
+//!
+//! Contract: every record from the replay point on is submitted to the apply path exactly in
+//! shard order; a shard is marked done (durably, before any child starts) only when all its
+//! records are acknowledged; a shard that vanishes before ferry finished it is a gap error.
+
+pub mod api;
+pub mod consumer;
+pub mod lineage;
+pub mod record;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::Applier;
+use crate::checkpoint::{OrderedAck, ShardRow, Store};
+use crate::error::{Error, Result};
+use crate::retry::Policy;
+use crate::telemetry::TableStats;
+use api::{StartAt, StreamApi};
+use consumer::{Outcome, Pos, ShardConsumer};
+use lineage::Lineage;
+pub use record::View;
+
+/// Records the shard tree at the capture point (before the snapshot starts).
+pub async fn capture<S: StreamApi>(api: &S, stream_arn: &str, store: &Store, table: &str) -> Result<usize> {
+    let shards = crate::retry::retry(Policy::STARTUP, |_| {}, || api.list_shards(stream_arn)).await?;
+    let rows: Vec<ShardRow> = shards
+        .iter()
+        .map(|s| ShardRow {
+            shard_id: s.id.clone(),
+            parent_id: s.parent.clone(),
+            position: None,
+            last_record_ms: None,
+            done: false,
+            records: 0,
+            captured: true,
+        })
+        .collect();
+    store.put_shards(table, &rows)?;
+    Ok(rows.len())
+}
+
+pub struct StreamTask<S> {
+    pub api: Arc<S>,
+    pub table: String,
+    pub stream_arn: String,
+    pub view: View,
+    pub key_names: Arc<[String]>,
+    pub replay_from_ms: i64,
+    pub store: Arc<Store>,
+    pub stats: Arc<TableStats>,
+    pub stop: CancellationToken,
+    /// How often to look for new shards.
+    pub list_every: Duration,
+}
+
+/// A shard being consumed.
+struct Active {
+    row: ShardRow,
+    ack: Arc<OrderedAck<Pos>>,
+    idle: Arc<AtomicBool>,
+}
+
+impl<S: StreamApi> StreamTask<S> {
+    /// Runs until `stop` or a fatal error; on return, in-flight writes are drained and every
+    /// shard's checkpoint is flushed.
+    pub async fn run(self, applier: Applier) -> Result<()> {
+        let applier = Arc::new(applier);
+        let mut lineage = Lineage::default();
+        let mut rows: HashMap<String, ShardRow> = HashMap::new();
+        for r in self.store.shards(&self.table)? {
+            if r.done {
+                lineage.add_done(&r.shard_id, r.parent_id.as_deref());
+            } else {
+                lineage.add(&r.shard_id, r.parent_id.as_deref());
+            }
+            rows.insert(r.shard_id.clone(), r);
+        }
+        let consumers_stop = CancellationToken::new();
+        let mut consumers: JoinSet<(String, Result<Outcome>)> = JoinSet::new();
+        let mut active: HashMap<String, Active> = HashMap::new();
+        let mut list_tick = tokio::time::interval(self.list_every);
+        let mut flush_tick = tokio::time::interval(Duration::from_secs(1));
+        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        list_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        let result: Result<()> = async {
+            loop {
+                tokio::select! {
+                    _ = self.stop.cancelled() => return Ok(()),
+                    _ = applier.failed.cancelled() => return Ok(()),
+                    _ = list_tick.tick() => {
+                        self.discover(&mut lineage, &mut rows).await?;
+                        self.start_ready(&mut lineage, &rows, &mut active, &mut consumers, &applier, &consumers_stop);
+                    }
+                    _ = flush_tick.tick() => self.flush(&active, &rows, &lineage)?,
+                    Some(joined) = consumers.join_next() => {
+                        let (id, outcome) = joined.map_err(|e| Error::fatal(format!("shard consumer panicked: {e}")))?;
+                        match outcome? {
+                            Outcome::Done => {
+                                let a = active.remove(&id).expect("active shard");
+                                let mut row = shard_row(&a);
+                                row.done = true;
+                                // Durable before any child starts (see module docs).
+                                self.store.put_shards(&self.table, &[row.clone()])?;
+                                rows.insert(id.clone(), row);
+                                lineage.mark_done(&id);
+                                tracing::info!(table = %self.table, shard = %id, "shard finished");
+                                self.discover(&mut lineage, &mut rows).await?;
+                                self.start_ready(&mut lineage, &rows, &mut active, &mut consumers, &applier, &consumers_stop);
+                            }
+                            Outcome::Stopped => {}
+                        }
+                    }
+                }
+            }
+        }
+        .await;
+
+        // Shutdown or failure: stop reading, drain writes, flush what is durable.
+        consumers_stop.cancel();
+        let mut first_err = result.err();
+        while let Some(joined) = consumers.join_next().await {
+            if let Ok((_, Err(e))) = joined {
+                first_err.get_or_insert(e);
+            }
+        }
+        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared at shutdown"))?;
+        if let Err(e) = applier.finish().await {
+            first_err.get_or_insert(e);
+        }
+        self.flush(&active, &rows, &lineage)?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Lists shards, records new ones, and fails on a gap: a shard ferry has not finished that is
+    /// no longer in the stream.
+    async fn discover(&self, lineage: &mut Lineage, rows: &mut HashMap<String, ShardRow>) -> Result<()> {
+        let listed = match self.api.list_shards(&self.stream_arn).await {
+            Ok(l) => l,
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                return Err(Error::fatal(format!(
+                    "table {}: stream {} no longer exists (disabled or replaced). ferry never replaces a stream; \
+                     the changes since the last checkpoint cannot be read. Re-run the table from a fresh snapshot.",
+                    self.table, self.stream_arn
+                )));
+            }
+            Err(e) if !e.is_fatal() => {
+                tracing::warn!(table = %self.table, error = %e, "listing shards failed; will retry");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let present: std::collections::HashSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+        if let Some(lost) = rows.values().find(|r| !r.done && !present.contains(r.shard_id.as_str())) {
+            return Err(Error::fatal(format!(
+                "table {}: gap in stream {}: shard {} disappeared (trimmed after 24 h) before ferry read it to the end{}. \
+                 The destination cannot be brought in sync from this stream: re-run the table from a fresh snapshot.",
+                self.table,
+                self.stream_arn,
+                lost.shard_id,
+                lost.position.as_ref().map(|p| format!(" (applied up to {p})")).unwrap_or_default()
+            )));
+        }
+        let mut new_rows = Vec::new();
+        for s in listed {
+            if !lineage.contains(&s.id) {
+                lineage.add(&s.id, s.parent.as_deref());
+                let row = ShardRow {
+                    shard_id: s.id.clone(),
+                    parent_id: s.parent,
+                    position: None,
+                    last_record_ms: None,
+                    done: false,
+                    records: 0,
+                    captured: false,
+                };
+                rows.insert(s.id, row.clone());
+                new_rows.push(row);
+            }
+        }
+        if !new_rows.is_empty() {
+            self.store.put_shards(&self.table, &new_rows)?;
+        }
+        Ok(())
+    }
+
+    fn start_ready(
+        &self,
+        lineage: &mut Lineage,
+        rows: &HashMap<String, ShardRow>,
+        active: &mut HashMap<String, Active>,
+        consumers: &mut JoinSet<(String, Result<Outcome>)>,
+        applier: &Arc<Applier>,
+        stop: &CancellationToken,
+    ) {
+        for id in lineage.take_ready() {
+            let row = rows.get(&id).cloned().expect("every lineage shard has a row");
+            let start = match &row.position {
+                Some(seq) => StartAt::After(seq.clone()),
+                None => StartAt::TrimHorizon,
+            };
+            let committed = row.position.clone().map(|seq| Pos { seq, time_ms: row.last_record_ms.unwrap_or(0) });
+            let ack = Arc::new(OrderedAck::new(committed));
+            let idle = Arc::new(AtomicBool::new(false));
+            let c = ShardConsumer {
+                api: self.api.clone(),
+                stream_arn: self.stream_arn.clone(),
+                shard_id: id.clone(),
+                table: self.table.clone(),
+                start,
+                replay_from_ms: self.replay_from_ms,
+                view: self.view,
+                key_names: self.key_names.clone(),
+                applier: applier.clone(),
+                ack: ack.clone(),
+                stats: self.stats.clone(),
+                idle: idle.clone(),
+                stop: stop.clone(),
+            };
+            tracing::debug!(table = %self.table, shard = %id, "shard consumer starting");
+            let sid = id.clone();
+            consumers.spawn(async move { (sid, c.run().await) });
+            active.insert(id, Active { row, ack, idle });
+        }
+    }
+
+    /// Persists the checkpoints of active shards and refreshes lag and caught-up.
+    fn flush(&self, active: &HashMap<String, Active>, all: &HashMap<String, ShardRow>, lineage: &Lineage) -> Result<()> {
+        let rows: Vec<ShardRow> = active.values().map(shard_row).collect();
+        if !rows.is_empty() {
+            self.store.put_shards(&self.table, &rows)?;
+        }
+        let applied: i64 = rows.iter().map(|r| r.records).sum::<i64>()
+            + all.values().filter(|r| !active.contains_key(&r.shard_id)).map(|r| r.records).sum::<i64>();
+        self.stats.records_applied.store(applied as u64, Relaxed);
+        let newest = rows.iter().filter_map(|r| r.last_record_ms).max();
+        if let Some(n) = newest {
+            self.stats.newest_applied_ms.fetch_max(n, Relaxed);
+        }
+        let (open, _) = lineage.counts();
+        let all_idle = active.values().all(|a| a.idle.load(Relaxed)) && open == active.len();
+        self.stats.caught_up.store(all_idle && !active.is_empty(), Relaxed);
+        metrics_shards(&self.table, active);
+        Ok(())
+    }
+}
+
+fn shard_row(a: &Active) -> ShardRow {
+    let mut row = a.row.clone();
+    if let Some(p) = a.ack.committed() {
+        row.position = Some(p.seq);
+        row.last_record_ms = Some(p.time_ms);
+    }
+    row.records = a.row.records + a.ack.committed_count() as i64;
+    row
+}
+
+fn metrics_shards(table: &str, active: &HashMap<String, Active>) {
+    let now = crate::checkpoint::now_ms();
+    for (id, a) in active {
+        let lag = if a.idle.load(Relaxed) {
+            0.0
+        } else {
+            a.ack.committed().map_or(0.0, |p| ((now - p.time_ms).max(0)) as f64 / 1000.0)
+        };
+        metrics::gauge!("ferry_shard_lag_seconds", "table" => table.to_string(), "shard" => id.clone()).set(lag);
+    }
+}

@@ -1,0 +1,119 @@
+//! `ferry status`: what the state store says, readable while the daemon runs.
+
+use serde::Serialize;
+
+use crate::checkpoint::{Store, now_ms};
+use crate::error::Result;
+
+/// A daemon that has not written for this long is taken as not running.
+const STALE_MS: i64 = 5_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableStatus {
+    pub table: String,
+    pub destination: String,
+    pub phase: String,
+    pub error: Option<String>,
+    pub daemon_running: bool,
+    pub capture_time: Option<String>,
+    pub snapshot: Snapshot,
+    pub shards_open: usize,
+    pub shards_done: usize,
+    pub records_applied: i64,
+    /// Now minus the newest applied record's approximate creation time; 0 when caught up.
+    pub lag_seconds: Option<f64>,
+    pub caught_up: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub segments_done: usize,
+    pub segments_total: usize,
+    pub items_copied: i64,
+    pub done: bool,
+}
+
+pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
+    let Some(t) = store.table(name)? else { return Ok(None) };
+    let segs = store.segments(name)?;
+    let shards = store.shards(name)?;
+    let now = now_ms();
+    let running = now - t.updated_ms < STALE_MS;
+    let lag = if t.phase.as_str() != "streaming" {
+        None
+    } else if t.caught_up {
+        Some(0.0)
+    } else {
+        t.newest_applied_ms.map(|n| (now - n).max(0) as f64 / 1000.0)
+    };
+    Ok(Some(TableStatus {
+        table: t.name,
+        destination: t.destination,
+        phase: t.phase.as_str().to_string(),
+        error: t.error,
+        daemon_running: running,
+        capture_time: t.capture_ms.map(fmt_ms),
+        snapshot: Snapshot {
+            segments_done: segs.iter().filter(|s| s.done).count(),
+            segments_total: t.snapshot_segments.max(0) as usize,
+            items_copied: segs.iter().map(|s| s.items).sum(),
+            done: t.snapshot_done,
+        },
+        shards_open: shards.iter().filter(|s| !s.done).count(),
+        shards_done: shards.iter().filter(|s| s.done).count(),
+        records_applied: t.records_applied,
+        lag_seconds: lag,
+        caught_up: t.caught_up,
+    }))
+}
+
+pub fn all(store: &Store) -> Result<Vec<TableStatus>> {
+    let mut out = Vec::new();
+    for t in store.tables()? {
+        out.extend(table_status(store, &t.name)?);
+    }
+    Ok(out)
+}
+
+fn fmt_ms(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl TableStatus {
+    pub fn one_line(&self) -> String {
+        let snap = if self.snapshot.done {
+            format!("snapshot done ({} items)", self.snapshot.items_copied)
+        } else {
+            format!(
+                "snapshot {}/{} segments, {} items",
+                self.snapshot.segments_done, self.snapshot.segments_total, self.snapshot.items_copied
+            )
+        };
+        let lag = self.lag_seconds.map_or("-".to_string(), |l| format!("{l:.1}s"));
+        let mut s = format!(
+            "{} | {snap} | shards {} open, {} done | {} records applied | lag {lag}{}",
+            self.phase,
+            self.shards_open,
+            self.shards_done,
+            self.records_applied,
+            if self.caught_up { " (caught up)" } else { "" }
+        );
+        if let Some(e) = &self.error {
+            s.push_str(&format!(" | error: {e}"));
+        }
+        s
+    }
+}
+
+pub fn render(list: &[TableStatus]) -> String {
+    if list.is_empty() {
+        return "no tables in the state store yet (has `ferry sync` run?)\n".into();
+    }
+    let running = list.iter().any(|t| t.daemon_running);
+    let mut out = format!("daemon: {}\n", if running { "running" } else { "not running" });
+    for t in list {
+        out.push_str(&format!("{} -> {}: {}\n", t.table, t.destination, t.one_line()));
+    }
+    out
+}

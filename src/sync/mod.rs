@@ -1,0 +1,115 @@
+//! `ferry sync`: the daemon. Checks every table, then runs all tables concurrently until told to
+//! stop, flushing progress to the state store every second.
+//!
+//! Shutdown (SIGINT/SIGTERM → `stop`): readers stop, in-flight writes drain, checkpoints flush.
+//! A table that fails stops alone, loudly, with its reason kept in the state store; the others go on.
+
+mod table;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::{DaemonLock, Store};
+use crate::config::{Config, build_clients};
+use crate::discover::check::{CheckOptions, check_table};
+use crate::error::{Error, Result};
+use crate::telemetry::{TableStats, metrics, progress};
+
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub checks: CheckOptions,
+    /// How often each table's stream is listed for new shards.
+    pub list_every: Duration,
+    /// Draw progress bars (when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self { checks: CheckOptions::default(), list_every: Duration::from_secs(2), progress: false }
+    }
+}
+
+pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) -> Result<()> {
+    let _lock = DaemonLock::acquire(&config.state_path)?;
+    let store = Arc::new(Store::open(&config.state_path)?);
+    let src = build_clients("source", &config.source).await?;
+    let dst = build_clients("destination", &config.destination).await?;
+
+    // Every precondition of every table, before anything is written anywhere.
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    for t in &config.tables {
+        let resuming = store.table(&t.source)?.is_some_and(|r| r.capture_ms.is_some());
+        match check_table(&src, &dst, t, opts.checks, resuming).await {
+            Ok(c) => checked.push((t.clone(), c)),
+            Err(e) => problems.push(format!("table {}: {e}", t.source)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::fatal(problems.join("\n")));
+    }
+
+    let mut tables = JoinSet::new();
+    let mut all_stats = Vec::new();
+    for (cfg, c) in checked {
+        let stats = Arc::new(TableStats::default());
+        all_stats.push((cfg.source.clone(), cfg.destination.clone(), stats.clone()));
+        let run = table::TableRun {
+            cfg: cfg.clone(),
+            src: src.clone(),
+            dst: dst.clone(),
+            store: store.clone(),
+            stats,
+            checked: c,
+            stop: stop.child_token(),
+            list_every: opts.list_every,
+        };
+        let name = cfg.source.clone();
+        tables.spawn(async move { (name, run.run().await) });
+    }
+
+    let bars = progress::Progress::new(opts.progress, &all_stats);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut failed = Vec::new();
+    loop {
+        tokio::select! {
+            joined = tables.join_next() => match joined {
+                None => break,
+                Some(Ok((name, Ok(())))) => tracing::info!(table = %name, "table stopped"),
+                Some(Ok((name, Err(e)))) => {
+                    tracing::error!(table = %name, "table stopped with an error: {e}");
+                    mark_failed(&store, &name, &e)?;
+                    failed.push(format!("table {name}: {e}"));
+                }
+                Some(Err(e)) => failed.push(format!("a table task panicked: {e}")),
+            },
+            _ = tick.tick() => {
+                publish(&store, &all_stats)?;
+                bars.update(&store)?;
+            }
+        }
+    }
+    publish(&store, &all_stats)?;
+    bars.finish();
+    if failed.is_empty() { Ok(()) } else { Err(Error::fatal(failed.join("\n"))) }
+}
+
+/// Writes live counters to the state store (for `ferry status`) and to metrics.
+fn publish(store: &Store, all: &[(String, String, Arc<TableStats>)]) -> Result<()> {
+    for (name, _, stats) in all {
+        let newest = Some(stats.newest_applied_ms.load(Relaxed)).filter(|n| *n > 0);
+        let records = stats.records_applied.load(Relaxed) as i64;
+        store.put_progress(name, records, newest, stats.caught_up.load(Relaxed))?;
+        metrics::publish(name, stats);
+    }
+    Ok(())
+}
+
+fn mark_failed(store: &Store, name: &str, e: &Error) -> Result<()> {
+    store.put_error(name, &e.to_string())
+}

@@ -1,0 +1,152 @@
+//! One table's life: create → capture → snapshot → stream, resumable at every step from the
+//! state store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{Applier, DynamoIo, Limiter};
+use crate::checkpoint::{Phase, Store, TableRow, now_ms};
+use crate::config::{Clients, Snapshot, TableConfig};
+use crate::discover::{self, check::Checked, create};
+use crate::error::{Error, Result};
+use crate::retry::Policy;
+use crate::snapshot::scan::ScanTask;
+use crate::source::streams::{self, StreamTask, View, api::SdkStreams};
+use crate::telemetry::TableStats;
+
+pub struct TableRun {
+    pub cfg: TableConfig,
+    pub src: Clients,
+    pub dst: Clients,
+    pub store: Arc<Store>,
+    pub stats: Arc<TableStats>,
+    pub checked: Checked,
+    pub stop: CancellationToken,
+    pub list_every: Duration,
+}
+
+impl TableRun {
+    pub async fn run(self) -> Result<()> {
+        let name = self.cfg.source.clone();
+        let mut row = self.store.table(&name)?.unwrap_or_else(|| TableRow::new(&name, &self.cfg.destination));
+        row.error = None;
+        // Counters carry over from the last run until this run's first flush.
+        self.stats.records_applied.store(row.records_applied.max(0) as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.newest_applied_ms.store(row.newest_applied_ms.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+        let key_names: Arc<[String]> = discover::key_names(&self.checked.source).into();
+        let limiter = Arc::new(Limiter::new(self.cfg.max_write_units_per_second));
+
+        if row.capture_ms.is_none() {
+            row.phase = Phase::Creating;
+            self.store.put_table(&row)?;
+            self.capture(&mut row).await?;
+        }
+        let view = self.view()?;
+        let stream_arn = row.stream_arn.clone().expect("captured");
+        self.check_stream_unchanged(&stream_arn).await?;
+
+        if !row.snapshot_done {
+            row.phase = Phase::Snapshot;
+            self.store.put_table(&row)?;
+            tracing::info!(table = %name, segments = self.cfg.scan_segments, "snapshot: parallel scan");
+            let scan = ScanTask {
+                source: self.src.dynamodb.clone(),
+                table: name.clone(),
+                segments: self.cfg.scan_segments,
+                key_names: key_names.clone(),
+                store: self.store.clone(),
+                stats: self.stats.clone(),
+                stop: self.stop.child_token(),
+            };
+            if !scan.run(self.applier(key_names.clone(), limiter.clone())).await? {
+                return Ok(()); // stopped; resumes from the saved segments
+            }
+            row.snapshot_done = true;
+            tracing::info!(table = %name, items = self.stats.snapshot_items.load(std::sync::atomic::Ordering::Relaxed), "snapshot finished");
+        }
+        if self.stop.is_cancelled() {
+            self.store.put_table(&row)?;
+            return Ok(());
+        }
+        row.phase = Phase::Streaming;
+        self.store.put_table(&row)?;
+        tracing::info!(table = %name, stream = %stream_arn, "streaming changes");
+        let task = StreamTask {
+            api: Arc::new(SdkStreams(self.src.streams.clone())),
+            table: name.clone(),
+            stream_arn,
+            view,
+            key_names: key_names.clone(),
+            replay_from_ms: row.replay_from_ms.unwrap_or(0),
+            store: self.store.clone(),
+            stats: self.stats.clone(),
+            stop: self.stop.clone(),
+            list_every: self.list_every,
+        };
+        task.run(self.applier(key_names, limiter)).await
+    }
+
+    /// Creates the destination if needed, then records the capture point: T0 and the shard tree,
+    /// durably, before a single item is copied.
+    async fn capture(&self, row: &mut TableRow) -> Result<()> {
+        let name = &self.cfg.source;
+        if self.checked.destination.is_none() {
+            tracing::info!(table = %name, destination = %self.cfg.destination, "creating destination table");
+            create::create_like(&self.dst, &self.cfg.destination, &self.checked.source).await?;
+        }
+        let source = if self.checked.view.is_none() {
+            create::enable_stream(&self.src, name).await?
+        } else {
+            self.checked.source.clone()
+        };
+        let stream_arn = source
+            .latest_stream_arn
+            .clone()
+            .ok_or_else(|| Error::fatal(format!("source table {name:?} reports no stream ARN")))?;
+        let t0 = now_ms();
+        let shards = streams::capture(&SdkStreams(self.src.streams.clone()), &stream_arn, &self.store, name).await?;
+        row.capture_ms = Some(t0);
+        row.replay_from_ms = Some(t0 - (self.cfg.replay_overlap_seconds as i64) * 1000);
+        row.stream_arn = Some(stream_arn);
+        row.snapshot_done = self.cfg.snapshot == Snapshot::None;
+        row.snapshot_segments = if row.snapshot_done { 0 } else { self.cfg.scan_segments as i64 };
+        self.store.put_table(row)?;
+        tracing::info!(table = %name, shards, "capture point recorded");
+        Ok(())
+    }
+
+    fn view(&self) -> Result<View> {
+        Ok(self.checked.view.unwrap_or(View::NewImage))
+    }
+
+    /// A different stream than the one captured means changes between them are lost to ferry.
+    async fn check_stream_unchanged(&self, captured: &str) -> Result<()> {
+        let now = discover::describe(&self.src, &self.cfg.source, Policy::DAEMON).await?;
+        let current = now.as_ref().and_then(|t| {
+            t.stream_specification.as_ref().filter(|s| s.stream_enabled).and(t.latest_stream_arn.clone())
+        });
+        if current.as_deref() != Some(captured) {
+            return Err(Error::fatal(format!(
+                "table {}: its stream changed since the capture point (captured {captured}, now {}). Changes \
+                 between the two streams cannot be replayed. Re-run the table from a fresh snapshot \
+                 (remove it from the state store and empty the destination).",
+                self.cfg.source,
+                current.as_deref().unwrap_or("no stream")
+            )));
+        }
+        Ok(())
+    }
+
+    fn applier(&self, key_names: Arc<[String]>, limiter: Arc<Limiter>) -> Applier {
+        let io = DynamoIo {
+            destination: self.dst.dynamodb.clone(),
+            destination_table: self.cfg.destination.clone(),
+            source: self.src.dynamodb.clone(),
+            source_table: self.cfg.source.clone(),
+            key_names,
+        };
+        Applier::start(Arc::new(io), self.cfg.write_concurrency as usize, limiter, self.stats.clone())
+    }
+}

@@ -1,0 +1,39 @@
+//! Prometheus metrics (`ferry sync --metrics 127.0.0.1:9464` serves `/metrics`).
+//!
+//! The pipeline counts in plain atomics ([`super::TableStats`]); once a second they are published
+//! here, so the hot path never touches the metrics registry.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use super::TableStats;
+use crate::error::{Error, Result};
+
+pub fn serve(addr: SocketAddr) -> Result<()> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| Error::fatal(format!("cannot serve metrics on {addr}: {e}")))
+}
+
+pub fn publish(table: &str, s: &TableStats) {
+    let t = || ("table", table.to_string());
+    let counter = |name: &'static str, v: u64| metrics::counter!(name, &[t()]).absolute(v);
+    counter("ferry_records_applied_total", s.records_applied.load(Relaxed));
+    counter("ferry_records_read_total", s.records_read.load(Relaxed));
+    counter("ferry_items_written_total", s.items_written.load(Relaxed));
+    counter("ferry_write_units_total", s.write_units.load(Relaxed));
+    counter("ferry_retries_total", s.retries.load(Relaxed));
+    counter("ferry_throttles_total", s.throttles.load(Relaxed));
+    counter("ferry_coalesced_total", s.coalesced.load(Relaxed));
+    counter("ferry_snapshot_items_total", s.snapshot_items.load(Relaxed));
+    metrics::gauge!("ferry_lag_seconds", &[t()]).set(lag_seconds(s, crate::checkpoint::now_ms()));
+}
+
+/// Now minus the newest applied record's time, or 0 when caught up with an idle stream.
+pub fn lag_seconds(s: &TableStats, now_ms: i64) -> f64 {
+    let newest = s.newest_applied_ms.load(Relaxed);
+    if s.caught_up.load(Relaxed) || newest == 0 { 0.0 } else { (now_ms - newest).max(0) as f64 / 1000.0 }
+}

@@ -1,0 +1,54 @@
+//! Progress on a terminal: one bar per table, redrawn every second from the state store, so what
+//! the bars show is exactly what `ferry status` would print.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::TableStats;
+use crate::checkpoint::Store;
+use crate::error::Result;
+use crate::status;
+
+pub struct Progress {
+    bars: Vec<(String, ProgressBar)>,
+    _multi: Option<MultiProgress>,
+}
+
+impl Progress {
+    pub fn new(enabled: bool, tables: &[(String, String, Arc<TableStats>)]) -> Progress {
+        if !enabled {
+            return Progress { bars: Vec::new(), _multi: None };
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+        let style = ProgressStyle::with_template("{spinner} {prefix:<24} {wide_msg}").expect("valid template");
+        let bars = tables
+            .iter()
+            .map(|(name, _, _)| {
+                let b = multi.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(name.clone()));
+                b.enable_steady_tick(Duration::from_millis(250));
+                (name.clone(), b)
+            })
+            .collect();
+        Progress { bars, _multi: Some(multi) }
+    }
+
+    pub fn update(&self, store: &Store) -> Result<()> {
+        if self.bars.is_empty() {
+            return Ok(());
+        }
+        for (name, bar) in &self.bars {
+            if let Some(s) = status::table_status(store, name)? {
+                bar.set_message(s.one_line());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(&self) {
+        for (_, b) in &self.bars {
+            b.finish();
+        }
+    }
+}

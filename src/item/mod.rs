@@ -4,6 +4,7 @@
 //! and the coalescing slot: two spellings of one number ("1.50" and "1.5") in two lanes would let
 //! writes to one item overtake each other.
 
+pub mod canonical;
 pub mod convert;
 pub mod json;
 pub mod number;

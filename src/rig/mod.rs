@@ -1,1 +1,145 @@
-//! placeholder
+//! The local rig, as code: DynamoDB Local started through the project's own scripts
+//! (`deploy/local/start.sh`), one database ("account") per access key id, clients, forced shard
+//! rollovers, test data, a random workload, full-table comparison and a `ferry` child process.
+//!
+//! Used by the integration tests, the live demo and the end-to-end benchmarks. Not used by the
+//! daemon itself.
+
+pub mod compare;
+pub mod data;
+pub mod process;
+pub mod workload;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_credential_types::Credentials;
+
+/// A running DynamoDB Local.
+#[derive(Debug, Clone)]
+pub struct DynamoLocal {
+    pub endpoint: String,
+    /// The launcher's admin endpoint (`/rollover`).
+    pub admin: String,
+}
+
+/// Region used on the rig; with the access key id it selects the database.
+pub const REGION: &str = "us-east-1";
+
+static DDB: OnceLock<DynamoLocal> = OnceLock::new();
+
+/// The repository root (for `deploy/local/*.sh`).
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl DynamoLocal {
+    /// The process-wide DynamoDB Local: the one named by `FERRY_DDB_ENDPOINT` and
+    /// `FERRY_DDB_ADMIN`, or one started now that exits when this process does.
+    pub fn shared() -> &'static DynamoLocal {
+        DDB.get_or_init(|| match (std::env::var("FERRY_DDB_ENDPOINT"), std::env::var("FERRY_DDB_ADMIN")) {
+            (Ok(endpoint), Ok(admin)) => DynamoLocal { endpoint, admin },
+            _ => Self::start().unwrap_or_else(|e| panic!("cannot start DynamoDB Local: {e}")),
+        })
+    }
+
+    /// Starts a new server owned by this process (the launcher halts when this process exits,
+    /// however it exits).
+    pub fn start() -> Result<DynamoLocal, String> {
+        let out = Command::new("bash")
+            .arg(repo_dir().join("deploy/local/start.sh"))
+            .args(["ddb", "--owner-pid", &std::process::id().to_string()])
+            .output()
+            .map_err(|e| format!("running deploy/local/start.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("deploy/local/start.sh failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let var = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).map(str::to_string);
+        Ok(DynamoLocal {
+            endpoint: var("FERRY_DDB_ENDPOINT").ok_or("start.sh printed no FERRY_DDB_ENDPOINT")?,
+            admin: var("FERRY_DDB_ADMIN").ok_or("start.sh printed no FERRY_DDB_ADMIN")?,
+        })
+    }
+
+    /// Closes every open shard of every stream in every database and opens a child shard
+    /// (DynamoDB Local never rolls shards over on its own). Returns the databases rolled.
+    pub fn rollover(&self) -> Result<u32, String> {
+        let body = http_post(&self.admin, "/rollover")?;
+        body.trim().parse().map_err(|_| format!("unexpected /rollover answer: {body:?}"))
+    }
+
+    pub fn client(&self, account: &Account) -> aws_sdk_dynamodb::Client {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(account.credentials())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(conf)
+    }
+
+    pub fn streams_client(&self, account: &Account) -> aws_sdk_dynamodbstreams::Client {
+        let conf = aws_sdk_dynamodbstreams::Config::builder()
+            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodbstreams::config::Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(account.credentials())
+            .build();
+        aws_sdk_dynamodbstreams::Client::from_conf(conf)
+    }
+}
+
+/// One DynamoDB Local database: an access key id of its own.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub access_key_id: String,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+impl Account {
+    /// A fresh, never-used account (unique per process and call), so tests never share a
+    /// database (and never pay for another test's stream records).
+    pub fn fresh(label: &str) -> Account {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() % 1_000_000;
+        Account { access_key_id: format!("{label}{}x{n}x{nonce}", std::process::id()) }
+    }
+
+    pub fn credentials(&self) -> Credentials {
+        Credentials::new(&self.access_key_id, "rig-secret", None, None, "ferry-rig")
+    }
+}
+
+/// Writes an AWS shared config file with one profile per account (for a `ferry` child process).
+pub fn write_profiles(dir: &Path, profiles: &[(&str, &Account)]) -> std::io::Result<PathBuf> {
+    let path = dir.join("aws-config");
+    let mut text = String::new();
+    for (name, acct) in profiles {
+        text.push_str(&format!(
+            "[profile {name}]\nregion = {REGION}\naws_access_key_id = {}\naws_secret_access_key = rig-secret\n\n",
+            acct.access_key_id
+        ));
+    }
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn http_post(base: &str, path: &str) -> Result<String, String> {
+    let hostport = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(hostport).map_err(|e| format!("connecting to {hostport}: {e}"))?;
+    let req = format!("POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+    let (head, body) = resp.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(format!("POST {path}: {}", head.lines().next().unwrap_or("")));
+    }
+    Ok(body.to_string())
+}

@@ -1,0 +1,98 @@
+//! `ferry` as a child process on the rig: its config, credential profiles and state in one
+//! working folder, started, signalled and killed the way an operator (or a crash) would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use super::{Account, DynamoLocal, write_profiles};
+
+pub struct FerryDir {
+    pub bin: PathBuf,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    aws_config: PathBuf,
+    runs: std::cell::Cell<u32>,
+}
+
+impl FerryDir {
+    /// Writes `ferry.toml` (source profile "src", destination profile "dst", both on `ddb`) with
+    /// the given `[[table]]` entries, and the AWS profiles for the two accounts.
+    pub fn new(bin: &Path, dir: &Path, ddb: &DynamoLocal, src: &Account, dst: &Account, tables: &str) -> FerryDir {
+        std::fs::create_dir_all(dir).expect("work dir");
+        let aws_config = write_profiles(dir, &[("src", src), ("dst", dst)]).expect("profiles");
+        let config = dir.join("ferry.toml");
+        let text = format!(
+            "[source]\nprofile = \"src\"\nendpoint_url = \"{e}\"\n\n[destination]\nprofile = \"dst\"\nendpoint_url = \"{e}\"\n\n\
+             [state]\npath = \"state/ferry.db\"\n\n{tables}\n",
+            e = ddb.endpoint
+        );
+        std::fs::write(&config, text).expect("ferry.toml");
+        FerryDir { bin: bin.to_path_buf(), dir: dir.to_path_buf(), config, aws_config, runs: Default::default() }
+    }
+
+    /// A `ferry` command with only this folder's AWS profiles visible.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args).current_dir(&self.dir);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("AWS_CONFIG_FILE", &self.aws_config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("no-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("FERRY_LOG", std::env::var("FERRY_LOG").unwrap_or_else(|_| "info,aws=warn".into()));
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).stdin(Stdio::null()).output().expect("run ferry")
+    }
+
+    /// Starts `ferry sync -c ferry.toml <extra>` in the background, logging to `sync-N.log`.
+    pub fn spawn_sync(&self, extra: &[&str]) -> Child {
+        let n = self.runs.get() + 1;
+        self.runs.set(n);
+        let log = std::fs::File::create(self.dir.join(format!("sync-{n}.log"))).expect("log file");
+        let mut args = vec!["sync", "-c", "ferry.toml"];
+        args.extend_from_slice(extra);
+        self.command(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn ferry sync")
+    }
+
+    /// `ferry status --json`, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.run(&["status", "-c", "ferry.toml", "--json"]);
+        if !out.status.success() {
+            return serde_json::Value::Null;
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The status entry of one table.
+    pub fn table_status(&self, table: &str) -> Option<serde_json::Value> {
+        self.status().as_array()?.iter().find(|t| t["table"] == table).cloned()
+    }
+
+    /// Every sync log so far, for failure messages.
+    pub fn logs(&self) -> String {
+        (1..=self.runs.get())
+            .map(|n| {
+                let text = std::fs::read_to_string(self.dir.join(format!("sync-{n}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+                format!("--- sync-{n}.log (tail) ---\n{}", tail.join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Sends SIGTERM (the operator's stop).
+pub fn terminate(child: &Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+}

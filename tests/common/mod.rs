@@ -1,0 +1,53 @@
+//! Helpers shared by the live tests (each test file is its own process with its own DynamoDB
+//! Local, started through deploy/local/start.sh and gone when the process ends).
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ferry::rig::compare::{Diff, compare};
+
+pub fn ferry_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ferry"))
+}
+
+/// Polls `check` until it returns `Some`, failing with `what` and `context()` after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, context: impl Fn() -> String, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until the destination equals the source (the sync keeps converging meanwhile).
+pub async fn wait_equal(
+    src: &aws_sdk_dynamodb::Client,
+    src_table: &str,
+    dst: &aws_sdk_dynamodb::Client,
+    dst_table: &str,
+    timeout: Duration,
+    context: impl Fn() -> String,
+) -> Diff {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let d = compare(src, src_table, dst, dst_table).await.expect("compare");
+        if d.is_equal() {
+            return d;
+        }
+        if Instant::now() > deadline {
+            panic!("destination never matched the source: {d}\n{}", context());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

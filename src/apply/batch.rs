@@ -62,12 +62,14 @@ mod tests {
 
     #[test]
     fn a_batch_stops_before_16_mb() {
+        // 25 valid items (≤ 400 KB) stay under 16 MB; 700 KB ones show the byte cut at work.
         let mut p = Pending::default();
         for i in 0..25 {
-            p.push(change(&format!("k{i}"), crate::apply::test_support::big_put(i, 390 * 1024), i as u64));
+            p.push(change(&format!("k{i}"), crate::apply::test_support::big_put(i, 700 * 1024), i as u64));
         }
         let b = take(&mut p);
-        assert!(b.len() < 25 || b.iter().map(|e| op_bytes(&e.op)).sum::<usize>() <= MAX_BYTES);
+        assert_eq!(b.len(), 23);
         assert!(b.iter().map(|e| op_bytes(&e.op)).sum::<usize>() <= MAX_BYTES);
+        assert_eq!(take(&mut p).len(), 2);
     }
 }

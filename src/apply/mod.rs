@@ -227,3 +227,6 @@ pub mod test_support {
         Change { key, op, ticket: Ticket { sink: Arc::new(NoAck), index } }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,6 +20,7 @@ impl FerryDir {
     pub fn new(bin: &Path, dir: &Path, ddb: &DynamoLocal, src: &Account, dst: &Account, tables: &str) -> FerryDir {
         std::fs::create_dir_all(dir).expect("work dir");
         let aws_config = write_profiles(dir, &[("src", src), ("dst", dst)]).expect("profiles");
+        std::fs::write(dir.join("aws-credentials"), "").expect("credentials file");
         let config = dir.join("ferry.toml");
         let text = format!(
             "[source]\nprofile = \"src\"\nendpoint_url = \"{e}\"\n\n[destination]\nprofile = \"dst\"\nendpoint_url = \"{e}\"\n\n\
@@ -40,7 +41,7 @@ impl FerryDir {
             }
         }
         c.env("AWS_CONFIG_FILE", &self.aws_config)
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("no-credentials"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("aws-credentials"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("FERRY_LOG", std::env::var("FERRY_LOG").unwrap_or_else(|_| "info,aws=warn".into()));
         c

@@ -278,3 +278,6 @@ fn metrics_shards(table: &str, active: &HashMap<String, Active>) {
         metrics::gauge!("ferry_shard_lag_seconds", "table" => table.to_string(), "shard" => id.clone()).set(lag);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+//! The apply path against a scripted destination that throttles and leaves items unprocessed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::checkpoint::OrderedAck;
+use crate::error::Kind;
+
+struct Flaky {
+    rng: Mutex<StdRng>,
+    /// Per key, values in the order they became durable.
+    durable: Mutex<HashMap<String, Vec<i64>>>,
+    /// The acknowledger, to check at every write that the checkpoint never passed an unapplied record.
+    ack: Mutex<Option<Arc<OrderedAck<usize>>>>,
+    /// (key, value) of every submitted record, by position.
+    submitted: Mutex<Vec<(String, i64)>>,
+    throttles: Mutex<u32>,
+    partials: Mutex<u32>,
+}
+
+fn kv(op: &WriteOp) -> (String, i64) {
+    let WriteOp::Put(i) = op else { panic!("puts only") };
+    let (Some(AttributeValue::S(k)), Some(AttributeValue::N(v))) = (i.get("pk"), i.get("v")) else { panic!() };
+    (k.clone(), v.parse().unwrap())
+}
+
+impl Flaky {
+    fn check_checkpoint(&self) {
+        let Some(ack) = self.ack.lock().unwrap().clone() else { return };
+        let Some(pos) = ack.committed() else { return };
+        let durable = self.durable.lock().unwrap();
+        for (k, v) in &self.submitted.lock().unwrap()[..=pos] {
+            let ok = durable.get(k).is_some_and(|h| h.iter().any(|x| x >= v));
+            assert!(ok, "checkpoint {pos} passed record {k}={v}, which is not durable");
+        }
+    }
+}
+
+impl ApplyIo for Flaky {
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+        self.check_checkpoint();
+        let roll: f64 = self.rng.lock().unwrap().random();
+        if roll < 0.25 {
+            *self.throttles.lock().unwrap() += 1;
+            return Err(Error::new(Kind::Throttled, "ProvisionedThroughputExceededException"));
+        }
+        if roll < 0.30 {
+            return Err(Error::new(Kind::Retryable, "connection reset"));
+        }
+        let mut left = Vec::new();
+        let mut durable = self.durable.lock().unwrap();
+        for op in ops {
+            if roll < 0.60 && self.rng.lock().unwrap().random_bool(0.5) {
+                left.push(op);
+                continue;
+            }
+            let (k, v) = kv(&op);
+            durable.entry(k).or_default().push(v);
+        }
+        if !left.is_empty() {
+            *self.partials.lock().unwrap() += 1;
+        }
+        Ok(left)
+    }
+    async fn read_source(&self, _: Vec<Item>) -> Result<Vec<Item>> {
+        unreachable!()
+    }
+    fn key_names(&self) -> &[String] {
+        static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        K.get_or_init(|| vec!["pk".to_string()])
+    }
+    fn destination(&self) -> &str {
+        "dest"
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttled_and_unprocessed_writes_all_land_in_order_and_checkpoints_wait_for_them() {
+    let io = Arc::new(Flaky {
+        rng: Mutex::new(StdRng::seed_from_u64(11)),
+        durable: Mutex::default(),
+        ack: Mutex::default(),
+        submitted: Mutex::default(),
+        throttles: Mutex::default(),
+        partials: Mutex::default(),
+    });
+    let ack = Arc::new(OrderedAck::new(None));
+    *io.ack.lock().unwrap() = Some(ack.clone());
+    let stats = Arc::new(TableStats::default());
+    let applier = Applier::start(io.clone(), 4, Arc::new(Limiter::new(0)), stats.clone());
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut version: HashMap<String, i64> = HashMap::new();
+    for i in 0..3_000usize {
+        // Hot keys and cold keys mixed.
+        let k = if rng.random_bool(0.5) { format!("hot{}", rng.random_range(0..4)) } else { format!("cold{i}") };
+        let v = version.entry(k.clone()).or_default();
+        *v += 1;
+        io.submitted.lock().unwrap().push((k.clone(), *v));
+        let index = ack.register(Some(i));
+        let item = Item::from([("pk".to_string(), AttributeValue::S(k.clone())), ("v".to_string(), AttributeValue::N(v.to_string()))]);
+        let key = crate::item::KeyBytes::of(&["pk".to_string()], &item).unwrap();
+        applier.submit(Change { key, op: Op::Put(item), ticket: Ticket { sink: ack.clone(), index } }).await.unwrap();
+    }
+    applier.finish().await.unwrap();
+
+    assert_eq!(ack.committed(), Some(2_999), "every record acknowledged");
+    assert_eq!(ack.outstanding(), 0);
+    let durable = io.durable.lock().unwrap();
+    for (k, last) in &version {
+        let h = &durable[k];
+        assert!(h.windows(2).all(|w| w[0] < w[1]), "key {k} went backwards: {h:?}");
+        assert_eq!(h.last(), Some(last), "key {k} ends at its last value");
+    }
+    assert!(*io.throttles.lock().unwrap() > 10 && *io.partials.lock().unwrap() > 10, "the script did throttle");
+    assert!(stats.throttles.load(std::sync::atomic::Ordering::Relaxed) > 20);
+    assert!(stats.coalesced.load(std::sync::atomic::Ordering::Relaxed) > 0, "hot keys were coalesced");
+}
+
+/// A record DynamoDB refuses (here: a validation error on one key) stops the applier with that
+/// key in the message, and is never acknowledged.
+#[tokio::test(start_paused = true)]
+async fn a_record_that_cannot_be_applied_stops_loudly_with_its_key() {
+    struct Refuses;
+    impl ApplyIo for Refuses {
+        async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+            if ops.iter().any(|o| kv(o).0 == "poison") {
+                return Err(Error::fatal("BatchWriteItem failed: ValidationException: Item size has exceeded the maximum allowed size"));
+            }
+            Ok(vec![])
+        }
+        async fn read_source(&self, _: Vec<Item>) -> Result<Vec<Item>> {
+            unreachable!()
+        }
+        fn key_names(&self) -> &[String] {
+            static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+            K.get_or_init(|| vec!["pk".to_string()])
+        }
+        fn destination(&self) -> &str {
+            "dest"
+        }
+    }
+    let ack = Arc::new(OrderedAck::new(None));
+    let applier = Applier::start(Arc::new(Refuses), 1, Arc::new(Limiter::new(0)), Arc::default());
+    for (i, k) in ["a", "b", "poison", "c"].iter().enumerate() {
+        let item = Item::from([("pk".to_string(), AttributeValue::S(k.to_string())), ("v".to_string(), AttributeValue::N("1".into()))]);
+        let key = crate::item::KeyBytes::of(&["pk".to_string()], &item).unwrap();
+        let index = ack.register(Some(i));
+        let _ = applier.submit(Change { key, op: Op::Put(item), ticket: Ticket { sink: ack.clone(), index } }).await;
+    }
+    let err = applier.finish().await.unwrap_err();
+    assert!(err.is_fatal());
+    assert!(err.to_string().contains(r#"put of key {"pk":{"S":"poison"}}"#), "{err}");
+    assert!(err.to_string().contains("ValidationException"), "{err}");
+    assert!(ack.committed().is_none_or(|p| p < 2), "the checkpoint never passes the refused record");
+}

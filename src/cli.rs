@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "ferry", version, about = "Move live DynamoDB tables to another account, Region, name or endpoint with no downtime")]
+#[command(
+    name = "ferry",
+    version,
+    about = "Move live DynamoDB tables to another account, Region, name or endpoint with no downtime"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -33,7 +33,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Self { kind, code: None, message: message.into() }
+        Self {
+            kind,
+            code: None,
+            message: message.into(),
+        }
     }
     pub fn fatal(message: impl Into<String>) -> Self {
         Self::new(Kind::Fatal, message)
@@ -76,7 +80,11 @@ impl Error {
                 let code = e.code().unwrap_or("Unknown").to_string();
                 let msg = e.message().unwrap_or("").to_string();
                 let kind = classify_code(&code);
-                Self { kind, message: format!("{op} failed: {code}: {msg}"), code: Some(code) }
+                Self {
+                    kind,
+                    message: format!("{op} failed: {code}: {msg}"),
+                    code: Some(code),
+                }
             }
             SdkError::DispatchFailure(df) => {
                 let detail = if df.is_io() {
@@ -90,8 +98,13 @@ impl Error {
                 Self::retryable(format!("{op} failed: {detail}: {cause}"))
             }
             SdkError::TimeoutError(_) => Self::retryable(format!("{op} failed: timed out")),
-            SdkError::ResponseError(_) => Self::retryable(format!("{op} failed: unreadable response: {}", source_chain(&err))),
-            SdkError::ConstructionFailure(_) => Self::fatal(format!("{op} failed: {}", source_chain(&err))),
+            SdkError::ResponseError(_) => Self::retryable(format!(
+                "{op} failed: unreadable response: {}",
+                source_chain(&err)
+            )),
+            SdkError::ConstructionFailure(_) => {
+                Self::fatal(format!("{op} failed: {}", source_chain(&err)))
+            }
             _ => Self::retryable(format!("{op} failed: {}", source_chain(&err))),
         }
     }
@@ -106,8 +119,13 @@ pub fn classify_code(code: &str) -> Kind {
         | "LimitExceededException"
         | "Throttling"
         | "TooManyRequestsException" => Kind::Throttled,
-        "InternalServerError" | "InternalFailure" | "ServiceUnavailable" | "ExpiredIteratorException"
-        | "TransactionInProgressException" | "RequestTimeout" | "RequestTimeoutException" => Kind::Retryable,
+        "InternalServerError"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "ExpiredIteratorException"
+        | "TransactionInProgressException"
+        | "RequestTimeout"
+        | "RequestTimeoutException" => Kind::Retryable,
         _ => Kind::Fatal,
     }
 }

@@ -45,7 +45,11 @@ impl Policy {
 
 /// Runs `op` until it succeeds, fails fatally, or exhausts the policy's retryable budget.
 /// `on_retry` sees every error that is about to be retried (for metrics and logs).
-pub async fn retry<T, F, Fut>(policy: Policy, mut on_retry: impl FnMut(&Error), mut op: F) -> Result<T>
+pub async fn retry<T, F, Fut>(
+    policy: Policy,
+    mut on_retry: impl FnMut(&Error),
+    mut op: F,
+) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -60,7 +64,10 @@ where
                     Kind::Fatal => return Err(e),
                     Kind::Retryable => {
                         retryable_attempts += 1;
-                        if policy.max_retryable.is_some_and(|m| retryable_attempts >= m) {
+                        if policy
+                            .max_retryable
+                            .is_some_and(|m| retryable_attempts >= m)
+                        {
                             return Err(e.into_fatal());
                         }
                     }
@@ -81,7 +88,11 @@ mod tests {
 
     #[test]
     fn delay_is_bounded_by_cap_and_exponential_ceiling() {
-        let p = Policy { base: Duration::from_millis(10), cap: Duration::from_millis(100), max_retryable: None };
+        let p = Policy {
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(100),
+            max_retryable: None,
+        };
         for _ in 0..200 {
             assert!(p.delay(0) <= Duration::from_millis(10));
             assert!(p.delay(2) <= Duration::from_millis(40));
@@ -92,28 +103,44 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn throttles_retry_forever_retryables_run_out_fatal_stops_at_once() {
         let n = AtomicU32::new(0);
-        let out = retry(Policy::STARTUP, |_| {}, || async {
-            let i = n.fetch_add(1, Ordering::SeqCst);
-            if i < 10 { Err(Error::new(Kind::Throttled, "slow down")) } else { Ok(i) }
-        })
+        let out = retry(
+            Policy::STARTUP,
+            |_| {},
+            || async {
+                let i = n.fetch_add(1, Ordering::SeqCst);
+                if i < 10 {
+                    Err(Error::new(Kind::Throttled, "slow down"))
+                } else {
+                    Ok(i)
+                }
+            },
+        )
         .await;
         assert_eq!(out.unwrap(), 10, "throttles never exhaust the budget");
 
         n.store(0, Ordering::SeqCst);
-        let out: Result<()> = retry(Policy::STARTUP, |_| {}, || async {
-            n.fetch_add(1, Ordering::SeqCst);
-            Err(Error::retryable("net down"))
-        })
+        let out: Result<()> = retry(
+            Policy::STARTUP,
+            |_| {},
+            || async {
+                n.fetch_add(1, Ordering::SeqCst);
+                Err(Error::retryable("net down"))
+            },
+        )
         .await;
         let err = out.unwrap_err();
         assert!(err.is_fatal());
         assert_eq!(n.load(Ordering::SeqCst), 3);
 
         n.store(0, Ordering::SeqCst);
-        let out: Result<()> = retry(Policy::STARTUP, |_| {}, || async {
-            n.fetch_add(1, Ordering::SeqCst);
-            Err(Error::fatal("bad"))
-        })
+        let out: Result<()> = retry(
+            Policy::STARTUP,
+            |_| {},
+            || async {
+                n.fetch_add(1, Ordering::SeqCst);
+                Err(Error::fatal("bad"))
+            },
+        )
         .await;
         assert!(out.is_err());
         assert_eq!(n.load(Ordering::SeqCst), 1);

@@ -30,23 +30,36 @@ async fn setup(items: i64, table_toml: &str) -> Rig {
     let dst = ddb.client(&da);
     create_table(&src, "Orders", Some(StreamViewType::NewAndOldImages)).await;
     let mut rng = StdRng::seed_from_u64(42);
-    let mut seed: Vec<_> = (0..items).map(|i| rich_item(&format!("seed-{}", i % 97), i, &mut rng)).collect();
+    let mut seed: Vec<_> = (0..items)
+        .map(|i| rich_item(&format!("seed-{}", i % 97), i, &mut rng))
+        .collect();
     seed.push(big_item("big", 1, 390, &mut rng));
     load(&src, "Orders", seed).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let ferry = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, table_toml);
-    Rig { src, dst, ferry, _dir: dir }
+    Rig {
+        src,
+        dst,
+        ferry,
+        _dir: dir,
+    }
 }
 
 fn phase(f: &FerryDir) -> Option<String> {
-    f.table_status("Orders").and_then(|t| t["phase"].as_str().map(str::to_string))
+    f.table_status("Orders")
+        .and_then(|t| t["phase"].as_str().map(str::to_string))
 }
 
 async fn wait_caught_up(f: &FerryDir) {
-    wait_for(Duration::from_secs(120), "table caught up", || f.logs(), || async {
-        let t = f.table_status("Orders")?;
-        (t["phase"] == "streaming" && t["caught_up"] == true).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(120),
+        "table caught up",
+        || f.logs(),
+        || async {
+            let t = f.table_status("Orders")?;
+            (t["phase"] == "streaming" && t["caught_up"] == true).then_some(())
+        },
+    )
     .await;
 }
 
@@ -62,31 +75,61 @@ async fn live_sync_copies_every_type_and_indexes_under_concurrent_writes() {
     // Writes run during the scan and after it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut child = rig.ferry.spawn_sync(&[]);
-    wait_for(Duration::from_secs(120), "streaming phase", || rig.ferry.logs(), || async {
-        (phase(&rig.ferry).as_deref() == Some("streaming")).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(120),
+        "streaming phase",
+        || rig.ferry.logs(),
+        || async { (phase(&rig.ferry).as_deref() == Some("streaming")).then_some(()) },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     stop.cancel();
     let counts = writes.await.unwrap().expect("workload");
-    assert!(counts.total() > 1_000, "the workload made {} writes", counts.total());
+    assert!(
+        counts.total() > 1_000,
+        "the workload made {} writes",
+        counts.total()
+    );
     wait_caught_up(&rig.ferry).await;
-    let diff = wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(60), || rig.ferry.logs()).await;
+    let diff = wait_equal(
+        &rig.src,
+        "Orders",
+        &rig.dst,
+        "Orders",
+        Duration::from_secs(60),
+        || rig.ferry.logs(),
+    )
+    .await;
     assert!(diff.source_items > 1_000);
 
     // The destination was created with the source's indexes.
-    let d = rig.dst.describe_table().table_name("Orders").send().await.unwrap().table.unwrap();
+    let d = rig
+        .dst
+        .describe_table()
+        .table_name("Orders")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
     let gsi = &d.global_secondary_indexes()[0];
     assert_eq!(gsi.index_name(), Some("by_group"));
     assert_eq!(gsi.key_schema().len(), 2);
     let lsi = &d.local_secondary_indexes()[0];
     assert_eq!(lsi.index_name(), Some("by_label"));
-    assert_eq!(lsi.projection().unwrap().non_key_attributes(), ["n_precise".to_string()]);
+    assert_eq!(
+        lsi.projection().unwrap().non_key_attributes(),
+        ["n_precise".to_string()]
+    );
 
     // SIGTERM: drain, flush, exit 0; the status keeps what was done.
     terminate(&child);
     let status = child.wait().unwrap();
-    assert!(status.success(), "ferry sync exited with {status}\n{}", rig.ferry.logs());
+    assert!(
+        status.success(),
+        "ferry sync exited with {status}\n{}",
+        rig.ferry.logs()
+    );
     let t = rig.ferry.table_status("Orders").unwrap();
     assert_eq!(t["snapshot"]["done"], true);
     assert!(t["records_applied"].as_i64().unwrap() > 0, "{t}");
@@ -117,18 +160,31 @@ async fn kill_9_at_random_points_loses_nothing_and_progress_carries_over() {
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         child.kill().expect("kill -9");
         child.wait().unwrap();
-        let Some(t) = rig.ferry.table_status("Orders") else { continue };
+        let Some(t) = rig.ferry.table_status("Orders") else {
+            continue;
+        };
         let items = t["snapshot"]["items_copied"].as_i64().unwrap_or(0);
         let applied = t["records_applied"].as_i64().unwrap_or(0);
-        assert!(items >= last_items, "round {round}: snapshot progress went back from {last_items} to {items}");
-        assert!(applied >= last_applied, "round {round}: applied went back from {last_applied} to {applied}");
+        assert!(
+            items >= last_items,
+            "round {round}: snapshot progress went back from {last_items} to {items}"
+        );
+        assert!(
+            applied >= last_applied,
+            "round {round}: applied went back from {last_applied} to {applied}"
+        );
         (last_items, last_applied) = (items, applied);
-        *kills_in.entry(t["phase"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+        *kills_in
+            .entry(t["phase"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
     }
     let mut child = rig.ferry.spawn_sync(&[]);
-    wait_for(Duration::from_secs(180), "streaming phase", || rig.ferry.logs(), || async {
-        (phase(&rig.ferry).as_deref() == Some("streaming")).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(180),
+        "streaming phase",
+        || rig.ferry.logs(),
+        || async { (phase(&rig.ferry).as_deref() == Some("streaming")).then_some(()) },
+    )
     .await;
     // Two more kills while streaming.
     for _ in 0..2 {
@@ -142,10 +198,21 @@ async fn kill_9_at_random_points_loses_nothing_and_progress_carries_over() {
     stop.cancel();
     writes.await.unwrap().expect("workload");
     wait_caught_up(&rig.ferry).await;
-    wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(90), || rig.ferry.logs()).await;
+    wait_equal(
+        &rig.src,
+        "Orders",
+        &rig.dst,
+        "Orders",
+        Duration::from_secs(90),
+        || rig.ferry.logs(),
+    )
+    .await;
     terminate(&child);
     assert!(child.wait().unwrap().success(), "{}", rig.ferry.logs());
-    assert!(kills_in.get("streaming").copied().unwrap_or(0) >= 2, "kills by phase: {kills_in:?}");
+    assert!(
+        kills_in.get("streaming").copied().unwrap_or(0) >= 2,
+        "kills by phase: {kills_in:?}"
+    );
     eprintln!("kills by phase: {kills_in:?}");
 }
 
@@ -170,9 +237,20 @@ async fn forced_shard_rollovers_during_writes_are_followed_in_lineage_order() {
     stop.cancel();
     writes.await.unwrap().expect("workload");
     wait_caught_up(&rig.ferry).await;
-    wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(60), || rig.ferry.logs()).await;
+    wait_equal(
+        &rig.src,
+        "Orders",
+        &rig.dst,
+        "Orders",
+        Duration::from_secs(60),
+        || rig.ferry.logs(),
+    )
+    .await;
     let t = rig.ferry.table_status("Orders").unwrap();
-    assert!(t["shards_done"].as_u64().unwrap() >= 6, "closed shards were read to their end: {t}");
+    assert!(
+        t["shards_done"].as_u64().unwrap() >= 6,
+        "closed shards were read to their end: {t}"
+    );
     terminate(&child);
     assert!(child.wait().unwrap().success(), "{}", rig.ferry.logs());
 }

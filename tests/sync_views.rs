@@ -15,16 +15,33 @@ use ferry::rig::{Account, DynamoLocal};
 use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 
-async fn run_with_workload(view: Option<StreamViewType>, extra: &[&str]) -> (FerryDir, tempfile::TempDir, aws_sdk_dynamodb::Client) {
+async fn run_with_workload(
+    view: Option<StreamViewType>,
+    extra: &[&str],
+) -> (FerryDir, tempfile::TempDir, aws_sdk_dynamodb::Client) {
     let ddb = DynamoLocal::shared();
     let (sa, da) = (Account::fresh("vsrc"), Account::fresh("vdst"));
     let src = ddb.client(&sa);
     let dst = ddb.client(&da);
     create_table(&src, "Orders", view).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    load(&src, "Orders", (0..500).map(|i| rich_item(&format!("p{}", i % 13), i, &mut rng)).collect()).await;
+    load(
+        &src,
+        "Orders",
+        (0..500)
+            .map(|i| rich_item(&format!("p{}", i % 13), i, &mut rng))
+            .collect(),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
-    let ferry = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, "[[table]]\nsource = \"Orders\"\nscan_segments = 2\n");
+    let ferry = FerryDir::new(
+        &ferry_bin(),
+        dir.path(),
+        ddb,
+        &sa,
+        &da,
+        "[[table]]\nsource = \"Orders\"\nscan_segments = 2\n",
+    );
     let mut child = ferry.spawn_sync(extra);
     let stop = CancellationToken::new();
     let mut wl = Workload::new(src.clone(), "Orders");
@@ -35,18 +52,40 @@ async fn run_with_workload(view: Option<StreamViewType>, extra: &[&str]) -> (Fer
     });
     writes.await.unwrap().expect("workload");
     stop.cancel();
-    wait_for(Duration::from_secs(90), "caught up", || ferry.logs(), || async {
-        let t = ferry.table_status("Orders")?;
-        (t["phase"] == "streaming" && t["caught_up"] == true).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(90),
+        "caught up",
+        || ferry.logs(),
+        || async {
+            let t = ferry.table_status("Orders")?;
+            (t["phase"] == "streaming" && t["caught_up"] == true).then_some(())
+        },
+    )
     .await;
-    wait_equal(&src, "Orders", &dst, "Orders", Duration::from_secs(60), || ferry.logs()).await;
+    wait_equal(
+        &src,
+        "Orders",
+        &dst,
+        "Orders",
+        Duration::from_secs(60),
+        || ferry.logs(),
+    )
+    .await;
     if let Some(addr) = extra.iter().skip_while(|a| **a != "--metrics").nth(1) {
         let body = http_get(addr, "/metrics");
-        assert!(body.contains("ferry_records_applied_total{table=\"Orders\"}"), "{body}");
-        assert!(body.contains("ferry_lag_seconds{table=\"Orders\"}"), "{body}");
+        assert!(
+            body.contains("ferry_records_applied_total{table=\"Orders\"}"),
+            "{body}"
+        );
+        assert!(
+            body.contains("ferry_lag_seconds{table=\"Orders\"}"),
+            "{body}"
+        );
         let metric = |name: &str| -> f64 {
-            let line = body.lines().find(|l| l.starts_with(&format!("{name}{{table=\"Orders\"}}"))).unwrap_or_else(|| panic!("{name} in {body}"));
+            let line = body
+                .lines()
+                .find(|l| l.starts_with(&format!("{name}{{table=\"Orders\"}}")))
+                .unwrap_or_else(|| panic!("{name} in {body}"));
             line.rsplit(' ').next().unwrap().parse().unwrap()
         };
         assert!(metric("ferry_snapshot_items_total") >= 500.0, "{body}");
@@ -60,7 +99,11 @@ async fn run_with_workload(view: Option<StreamViewType>, extra: &[&str]) -> (Fer
 
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -73,10 +116,21 @@ async fn keys_only_streams_are_applied_by_reading_the_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn enable_streams_adds_a_stream_and_metrics_are_served() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let (_f, _d, src) = run_with_workload(None, &["--enable-streams", "--metrics", &addr]).await;
-    let t = src.describe_table().table_name("Orders").send().await.unwrap().table.unwrap();
+    let t = src
+        .describe_table()
+        .table_name("Orders")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
     let spec = t.stream_specification.unwrap();
     assert!(spec.stream_enabled);
     assert_eq!(spec.stream_view_type, Some(StreamViewType::NewAndOldImages));

@@ -47,7 +47,7 @@ mod tests {
     fn batches_hold_at_most_25_distinct_keys() {
         let mut p = Pending::default();
         for i in 0..60 {
-            p.push(change(&format!("k{}", i % 30), put(i), i as u64));
+            p.push(change(&format!("k{}", i % 30), put(i), i as u64), None);
         }
         assert_eq!(p.len(), 30, "60 changes to 30 keys coalesce to 30 entries");
         let b1 = take(&mut p);
@@ -57,7 +57,10 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), 30);
-        assert!(b1.iter().all(|e| e.tickets.len() == 2), "each entry stands for both of its records");
+        assert!(
+            b1.iter().all(|e| e.tickets.len() == 2),
+            "each entry stands for both of its records"
+        );
     }
 
     #[test]
@@ -65,7 +68,14 @@ mod tests {
         // 25 valid items (≤ 400 KB) stay under 16 MB; 700 KB ones show the byte cut at work.
         let mut p = Pending::default();
         for i in 0..25 {
-            p.push(change(&format!("k{i}"), crate::apply::test_support::big_put(i, 700 * 1024), i as u64));
+            p.push(
+                change(
+                    &format!("k{i}"),
+                    crate::apply::test_support::big_put(i, 700 * 1024),
+                    i as u64,
+                ),
+                None,
+            );
         }
         let b = take(&mut p);
         assert_eq!(b.len(), 23);

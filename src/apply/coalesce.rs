@@ -5,6 +5,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use super::{Change, Op, Ticket};
 use crate::item::KeyBytes;
 
@@ -13,6 +15,9 @@ pub struct Entry {
     pub key: KeyBytes,
     pub op: Op,
     pub tickets: Vec<Ticket>,
+    /// The share of the table's buffer budget the op's bytes hold; a superseded op's share is
+    /// returned at once.
+    pub permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Waiting changes of one lane, one entry per key, oldest key first.
@@ -33,16 +38,23 @@ impl Pending {
         self.order.is_empty()
     }
 
-    pub fn push(&mut self, c: Change) {
+    pub fn push(&mut self, c: Change, permit: Option<OwnedSemaphorePermit>) {
         match self.entries.get_mut(&c.key) {
             Some(e) => {
                 e.op = c.op;
+                e.permit = permit;
                 e.tickets.push(c.ticket);
                 self.coalesced += 1;
             }
             None => {
                 self.order.push_back(c.key.clone());
-                self.entries.insert(c.key.clone(), Entry { key: c.key, op: c.op, tickets: vec![c.ticket] });
+                let entry = Entry {
+                    key: c.key.clone(),
+                    op: c.op,
+                    tickets: vec![c.ticket],
+                    permit,
+                };
+                self.entries.insert(c.key, entry);
             }
         }
     }

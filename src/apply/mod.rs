@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -58,14 +58,22 @@ pub struct Change {
 }
 
 /// Most keys a lane holds waiting while one of its batches is in flight; beyond it, the lane stops
-/// taking changes and the reader feeding it waits (back-pressure, bounded memory).
-const MAX_PENDING_KEYS: usize = 2_000;
+/// taking changes and the reader feeding it waits (back-pressure).
+const MAX_PENDING_KEYS: usize = 1_000;
 /// Changes queued per lane before a submit waits.
-const LANE_QUEUE: usize = 512;
+const LANE_QUEUE: usize = 256;
+/// Bytes of changes a table may hold between submit and durable write, in KiB permits. Bounds
+/// memory whatever the item sizes (400 KB items would otherwise make the queues gigabytes).
+const BUFFER_KIB: u32 = 64 * 1024;
+
+/// A change on its way through a lane, holding its share of the buffer budget.
+type Queued = (Change, OwnedSemaphorePermit);
 
 /// A running apply path for one table.
 pub struct Applier {
-    lanes: Vec<mpsc::Sender<Change>>,
+    lanes: Vec<mpsc::Sender<Queued>>,
+    /// Buffer budget in KiB (see [`BUFFER_KIB`]).
+    budget: Arc<Semaphore>,
     tasks: JoinSet<()>,
     /// First fatal error of any lane.
     failure: Arc<Mutex<Option<Error>>>,
@@ -74,7 +82,12 @@ pub struct Applier {
 }
 
 impl Applier {
-    pub fn start<I: ApplyIo>(io: Arc<I>, lanes: usize, limiter: Arc<Limiter>, stats: Arc<TableStats>) -> Applier {
+    pub fn start<I: ApplyIo>(
+        io: Arc<I>,
+        lanes: usize,
+        limiter: Arc<Limiter>,
+        stats: Arc<TableStats>,
+    ) -> Applier {
         let failure = Arc::new(Mutex::new(None));
         let failed = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -92,20 +105,39 @@ impl Applier {
                 tx
             })
             .collect();
-        Applier { lanes: senders, tasks, failure, failed }
+        Applier {
+            lanes: senders,
+            budget: Arc::new(Semaphore::new(BUFFER_KIB as usize)),
+            tasks,
+            failure,
+            failed,
+        }
     }
 
     /// Queues a change; waits while its lane is full. Fails once the applier has failed.
     pub async fn submit(&self, c: Change) -> Result<()> {
         let lane = (c.key.lane_hash() % self.lanes.len() as u64) as usize;
-        if self.lanes[lane].send(c).await.is_err() || self.failed.is_cancelled() {
-            return Err(self.error().unwrap_or_else(|| Error::fatal("apply path stopped")));
+        let kib = (batch::op_bytes(&c.op) / 1024 + 1).min(BUFFER_KIB as usize) as u32;
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .expect("budget never closes");
+        if self.lanes[lane].send((c, permit)).await.is_err() || self.failed.is_cancelled() {
+            return Err(self
+                .error()
+                .unwrap_or_else(|| Error::fatal("apply path stopped")));
         }
         Ok(())
     }
 
     pub fn error(&self) -> Option<Error> {
-        self.failure.lock().unwrap().as_ref().map(|e| Error::new(e.kind(), e.message()))
+        self.failure
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|e| Error::new(e.kind(), e.message()))
     }
 
     /// Stops taking changes, writes everything queued, and returns the first fatal error if any.
@@ -128,22 +160,24 @@ struct Lane<I> {
 }
 
 impl<I: ApplyIo> Lane<I> {
-    async fn run(self, mut rx: mpsc::Receiver<Change>) {
+    async fn run(self, mut rx: mpsc::Receiver<Queued>) {
         let mut pending = coalesce::Pending::default();
         loop {
             if pending.is_empty() {
                 match rx.recv().await {
-                    Some(c) => pending.push(c),
+                    Some((c, permit)) => pending.push(c, Some(permit)),
                     None => return,
                 }
             }
             while pending.len() < MAX_PENDING_KEYS {
                 match rx.try_recv() {
-                    Ok(c) => pending.push(c),
+                    Ok((c, permit)) => pending.push(c, Some(permit)),
                     Err(_) => break,
                 }
             }
-            self.stats.coalesced.fetch_add(std::mem::take(&mut pending.coalesced), Relaxed);
+            self.stats
+                .coalesced
+                .fetch_add(std::mem::take(&mut pending.coalesced), Relaxed);
             if self.failed.is_cancelled() {
                 return;
             }
@@ -151,8 +185,11 @@ impl<I: ApplyIo> Lane<I> {
             let mut tickets = Vec::with_capacity(entries.len());
             let mut ops = Vec::with_capacity(entries.len());
             let mut fetch = Vec::new();
+            // Released when this batch is done with (written or failed).
+            let mut _permits = Vec::with_capacity(entries.len());
             for e in entries {
                 tickets.extend(e.tickets);
+                _permits.extend(e.permit);
                 match e.op {
                     Op::Put(i) => ops.push(WriteOp::Put(i)),
                     Op::Delete(k) => ops.push(WriteOp::Delete(k)),
@@ -185,14 +222,18 @@ impl<I: ApplyIo> Lane<I> {
     async fn resolve(&self, keys: Vec<Item>) -> Result<Vec<WriteOp>> {
         let names = self.io.key_names().to_vec();
         let found = self.io.read_source(keys.clone()).await?;
-        let mut by_key: HashMap<KeyBytes, Item> =
-            found.into_iter().filter_map(|i| KeyBytes::of(&names, &i).map(|k| (k, i))).collect();
+        let mut by_key: HashMap<KeyBytes, Item> = found
+            .into_iter()
+            .filter_map(|i| KeyBytes::of(&names, &i).map(|k| (k, i)))
+            .collect();
         Ok(keys
             .into_iter()
-            .map(|k| match KeyBytes::of(&names, &k).and_then(|kb| by_key.remove(&kb)) {
-                Some(item) => WriteOp::Put(item),
-                None => WriteOp::Delete(k),
-            })
+            .map(
+                |k| match KeyBytes::of(&names, &k).and_then(|kb| by_key.remove(&kb)) {
+                    Some(item) => WriteOp::Put(item),
+                    None => WriteOp::Delete(k),
+                },
+            )
             .collect())
     }
 }
@@ -212,7 +253,10 @@ pub mod test_support {
     }
 
     pub fn put(v: usize) -> Op {
-        Op::Put(Item::from([("v".to_string(), AttributeValue::N(v.to_string()))]))
+        Op::Put(Item::from([(
+            "v".to_string(),
+            AttributeValue::N(v.to_string()),
+        )]))
     }
 
     pub fn big_put(v: usize, bytes: usize) -> Op {
@@ -224,7 +268,14 @@ pub mod test_support {
 
     pub fn change(k: &str, op: Op, index: u64) -> Change {
         let key = KeyBytes::of(&["pk".to_string()], &key_item(k)).unwrap();
-        Change { key, op, ticket: Ticket { sink: Arc::new(NoAck), index } }
+        Change {
+            key,
+            op,
+            ticket: Ticket {
+                sink: Arc::new(NoAck),
+                index,
+            },
+        }
     }
 }
 

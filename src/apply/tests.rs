@@ -24,19 +24,28 @@ struct Flaky {
 }
 
 fn kv(op: &WriteOp) -> (String, i64) {
-    let WriteOp::Put(i) = op else { panic!("puts only") };
-    let (Some(AttributeValue::S(k)), Some(AttributeValue::N(v))) = (i.get("pk"), i.get("v")) else { panic!() };
+    let WriteOp::Put(i) = op else {
+        panic!("puts only")
+    };
+    let (Some(AttributeValue::S(k)), Some(AttributeValue::N(v))) = (i.get("pk"), i.get("v")) else {
+        panic!()
+    };
     (k.clone(), v.parse().unwrap())
 }
 
 impl Flaky {
     fn check_checkpoint(&self) {
-        let Some(ack) = self.ack.lock().unwrap().clone() else { return };
+        let Some(ack) = self.ack.lock().unwrap().clone() else {
+            return;
+        };
         let Some(pos) = ack.committed() else { return };
         let durable = self.durable.lock().unwrap();
         for (k, v) in &self.submitted.lock().unwrap()[..=pos] {
             let ok = durable.get(k).is_some_and(|h| h.iter().any(|x| x >= v));
-            assert!(ok, "checkpoint {pos} passed record {k}={v}, which is not durable");
+            assert!(
+                ok,
+                "checkpoint {pos} passed record {k}={v}, which is not durable"
+            );
         }
     }
 }
@@ -47,7 +56,10 @@ impl ApplyIo for Flaky {
         let roll: f64 = self.rng.lock().unwrap().random();
         if roll < 0.25 {
             *self.throttles.lock().unwrap() += 1;
-            return Err(Error::new(Kind::Throttled, "ProvisionedThroughputExceededException"));
+            return Err(Error::new(
+                Kind::Throttled,
+                "ProvisionedThroughputExceededException",
+            ));
         }
         if roll < 0.30 {
             return Err(Error::new(Kind::Retryable, "connection reset"));
@@ -97,14 +109,31 @@ async fn throttled_and_unprocessed_writes_all_land_in_order_and_checkpoints_wait
     let mut version: HashMap<String, i64> = HashMap::new();
     for i in 0..3_000usize {
         // Hot keys and cold keys mixed.
-        let k = if rng.random_bool(0.5) { format!("hot{}", rng.random_range(0..4)) } else { format!("cold{i}") };
+        let k = if rng.random_bool(0.5) {
+            format!("hot{}", rng.random_range(0..4))
+        } else {
+            format!("cold{i}")
+        };
         let v = version.entry(k.clone()).or_default();
         *v += 1;
         io.submitted.lock().unwrap().push((k.clone(), *v));
         let index = ack.register(Some(i));
-        let item = Item::from([("pk".to_string(), AttributeValue::S(k.clone())), ("v".to_string(), AttributeValue::N(v.to_string()))]);
+        let item = Item::from([
+            ("pk".to_string(), AttributeValue::S(k.clone())),
+            ("v".to_string(), AttributeValue::N(v.to_string())),
+        ]);
         let key = crate::item::KeyBytes::of(&["pk".to_string()], &item).unwrap();
-        applier.submit(Change { key, op: Op::Put(item), ticket: Ticket { sink: ack.clone(), index } }).await.unwrap();
+        applier
+            .submit(Change {
+                key,
+                op: Op::Put(item),
+                ticket: Ticket {
+                    sink: ack.clone(),
+                    index,
+                },
+            })
+            .await
+            .unwrap();
     }
     applier.finish().await.unwrap();
 
@@ -113,12 +142,21 @@ async fn throttled_and_unprocessed_writes_all_land_in_order_and_checkpoints_wait
     let durable = io.durable.lock().unwrap();
     for (k, last) in &version {
         let h = &durable[k];
-        assert!(h.windows(2).all(|w| w[0] < w[1]), "key {k} went backwards: {h:?}");
+        assert!(
+            h.windows(2).all(|w| w[0] < w[1]),
+            "key {k} went backwards: {h:?}"
+        );
         assert_eq!(h.last(), Some(last), "key {k} ends at its last value");
     }
-    assert!(*io.throttles.lock().unwrap() > 10 && *io.partials.lock().unwrap() > 10, "the script did throttle");
+    assert!(
+        *io.throttles.lock().unwrap() > 10 && *io.partials.lock().unwrap() > 10,
+        "the script did throttle"
+    );
     assert!(stats.throttles.load(std::sync::atomic::Ordering::Relaxed) > 20);
-    assert!(stats.coalesced.load(std::sync::atomic::Ordering::Relaxed) > 0, "hot keys were coalesced");
+    assert!(
+        stats.coalesced.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "hot keys were coalesced"
+    );
 }
 
 /// A record DynamoDB refuses (here: a validation error on one key) stops the applier with that
@@ -129,7 +167,9 @@ async fn a_record_that_cannot_be_applied_stops_loudly_with_its_key() {
     impl ApplyIo for Refuses {
         async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
             if ops.iter().any(|o| kv(o).0 == "poison") {
-                return Err(Error::fatal("BatchWriteItem failed: ValidationException: Item size has exceeded the maximum allowed size"));
+                return Err(Error::fatal(
+                    "BatchWriteItem failed: ValidationException: Item size has exceeded the maximum allowed size",
+                ));
             }
             Ok(vec![])
         }
@@ -145,16 +185,40 @@ async fn a_record_that_cannot_be_applied_stops_loudly_with_its_key() {
         }
     }
     let ack = Arc::new(OrderedAck::new(None));
-    let applier = Applier::start(Arc::new(Refuses), 1, Arc::new(Limiter::new(0)), Arc::default());
+    let applier = Applier::start(
+        Arc::new(Refuses),
+        1,
+        Arc::new(Limiter::new(0)),
+        Arc::default(),
+    );
     for (i, k) in ["a", "b", "poison", "c"].iter().enumerate() {
-        let item = Item::from([("pk".to_string(), AttributeValue::S(k.to_string())), ("v".to_string(), AttributeValue::N("1".into()))]);
+        let item = Item::from([
+            ("pk".to_string(), AttributeValue::S(k.to_string())),
+            ("v".to_string(), AttributeValue::N("1".into())),
+        ]);
         let key = crate::item::KeyBytes::of(&["pk".to_string()], &item).unwrap();
         let index = ack.register(Some(i));
-        let _ = applier.submit(Change { key, op: Op::Put(item), ticket: Ticket { sink: ack.clone(), index } }).await;
+        let _ = applier
+            .submit(Change {
+                key,
+                op: Op::Put(item),
+                ticket: Ticket {
+                    sink: ack.clone(),
+                    index,
+                },
+            })
+            .await;
     }
     let err = applier.finish().await.unwrap_err();
     assert!(err.is_fatal());
-    assert!(err.to_string().contains(r#"put of key {"pk":{"S":"poison"}}"#), "{err}");
+    assert!(
+        err.to_string()
+            .contains(r#"put of key {"pk":{"S":"poison"}}"#),
+        "{err}"
+    );
     assert!(err.to_string().contains("ValidationException"), "{err}");
-    assert!(ack.committed().is_none_or(|p| p < 2), "the checkpoint never passes the refused record");
+    assert!(
+        ack.committed().is_none_or(|p| p < 2),
+        "the checkpoint never passes the refused record"
+    );
 }

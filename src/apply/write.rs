@@ -34,7 +34,10 @@ impl WriteOp {
     }
     fn describe(&self, key_names: &[String]) -> String {
         match self {
-            WriteOp::Put(i) => format!("put of key {}", item::display_key(&item::key_of(key_names, i))),
+            WriteOp::Put(i) => format!(
+                "put of key {}",
+                item::display_key(&item::key_of(key_names, i))
+            ),
             WriteOp::Delete(k) => format!("delete of key {}", item::display_key(k)),
         }
     }
@@ -55,7 +58,12 @@ pub trait ApplyIo: Send + Sync + 'static {
 }
 
 /// Writes `ops` completely, or fails naming the key that cannot be written.
-pub async fn write_all<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, limiter: &Limiter, stats: &TableStats) -> Result<()> {
+pub async fn write_all<I: ApplyIo>(
+    io: &I,
+    ops: Vec<WriteOp>,
+    limiter: &Limiter,
+    stats: &TableStats,
+) -> Result<()> {
     let policy = Policy::DAEMON;
     let mut pending = ops;
     let mut attempt = 0u32;
@@ -70,7 +78,9 @@ pub async fn write_all<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, limiter: &Limiter,
                 return Ok(());
             }
             Ok(unprocessed) => {
-                stats.items_written.fetch_add((pending.len() - unprocessed.len()) as u64, Relaxed);
+                stats
+                    .items_written
+                    .fetch_add((pending.len() - unprocessed.len()) as u64, Relaxed);
                 stats.throttles.fetch_add(1, Relaxed);
                 pending = unprocessed;
             }
@@ -82,7 +92,10 @@ pub async fn write_all<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, limiter: &Limiter,
                     transient += 1;
                     stats.retries.fetch_add(1, Relaxed);
                     if policy.max_retryable.is_some_and(|m| transient >= m) {
-                        return Err(e.into_fatal().context(format!("writing to {} (gave up after {transient} attempts)", io.destination())));
+                        return Err(e.into_fatal().context(format!(
+                            "writing to {} (gave up after {transient} attempts)",
+                            io.destination()
+                        )));
                     }
                     tracing::warn!(table = io.destination(), error = %e, "write failed, retrying");
                 }
@@ -95,9 +108,19 @@ pub async fn write_all<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, limiter: &Limiter,
 }
 
 /// A batch was rejected as a whole: write its requests one by one to name the one at fault.
-async fn isolate<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, e: Error, limiter: &Limiter, stats: &TableStats) -> Error {
+async fn isolate<I: ApplyIo>(
+    io: &I,
+    ops: Vec<WriteOp>,
+    e: Error,
+    limiter: &Limiter,
+    stats: &TableStats,
+) -> Error {
     if ops.len() == 1 {
-        return e.context(format!("cannot apply {} to {}", ops[0].describe(io.key_names()), io.destination()));
+        return e.context(format!(
+            "cannot apply {} to {}",
+            ops[0].describe(io.key_names()),
+            io.destination()
+        ));
     }
     for op in ops {
         if let Err(err) = Box::pin(write_all(io, vec![op], limiter, stats)).await {
@@ -145,17 +168,24 @@ impl ApplyIo for DynamoIo {
                     .consistent_read(true)
                     .build()
                     .map_err(|e| Error::fatal(e.to_string()))?;
-                let out = crate::retry::retry(Policy::DAEMON, |_| {}, || async {
-                    self.source
-                        .batch_get_item()
-                        .request_items(&self.source_table, ka.clone())
-                        .send()
-                        .await
-                        .map_err(|e| Error::from_sdk("BatchGetItem", e))
-                })
+                let out = crate::retry::retry(
+                    Policy::DAEMON,
+                    |_| {},
+                    || async {
+                        self.source
+                            .batch_get_item()
+                            .request_items(&self.source_table, ka.clone())
+                            .send()
+                            .await
+                            .map_err(|e| Error::from_sdk("BatchGetItem", e))
+                    },
+                )
                 .await?;
                 found.extend(out.responses.unwrap_or_default().into_values().flatten());
-                want = out.unprocessed_keys.and_then(|mut m| m.remove(&self.source_table)).map(|ka| ka.keys);
+                want = out
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.source_table))
+                    .map(|ka| ka.keys);
                 if want.as_ref().is_some_and(|k| !k.is_empty()) {
                     tokio::time::sleep(Policy::DAEMON.delay(attempt)).await;
                     attempt += 1;
@@ -177,10 +207,20 @@ impl ApplyIo for DynamoIo {
 fn to_request(op: WriteOp) -> WriteRequest {
     match op {
         WriteOp::Put(i) => WriteRequest::builder()
-            .put_request(PutRequest::builder().set_item(Some(i)).build().expect("item is set"))
+            .put_request(
+                PutRequest::builder()
+                    .set_item(Some(i))
+                    .build()
+                    .expect("item is set"),
+            )
             .build(),
         WriteOp::Delete(k) => WriteRequest::builder()
-            .delete_request(DeleteRequest::builder().set_key(Some(k)).build().expect("key is set"))
+            .delete_request(
+                DeleteRequest::builder()
+                    .set_key(Some(k))
+                    .build()
+                    .expect("key is set"),
+            )
             .build(),
     }
 }

@@ -44,7 +44,12 @@ impl<P: Clone + Send> OrderedAck<P> {
     /// Starts from a persisted position (or none).
     pub fn new(committed: Option<P>) -> Self {
         Self {
-            inner: Mutex::new(Inner { base: 0, slots: VecDeque::new(), committed, committed_count: 0 }),
+            inner: Mutex::new(Inner {
+                base: 0,
+                slots: VecDeque::new(),
+                committed,
+                committed_count: 0,
+            }),
             drained: Notify::new(),
         }
     }
@@ -56,7 +61,11 @@ impl<P: Clone + Send> OrderedAck<P> {
 
     fn push(&self, pos: Option<P>, applied: bool) -> u64 {
         let mut g = self.inner.lock().unwrap();
-        g.slots.push_back(Slot { acked: false, applied, pos });
+        g.slots.push_back(Slot {
+            acked: false,
+            applied,
+            pos,
+        });
         g.base + g.slots.len() as u64 - 1
     }
 
@@ -97,7 +106,9 @@ impl<P: Clone + Send> OrderedAck<P> {
 impl<P: Clone + Send> AckSink for OrderedAck<P> {
     fn ack(&self, index: u64) {
         let mut g = self.inner.lock().unwrap();
-        let Some(off) = index.checked_sub(g.base) else { return };
+        let Some(off) = index.checked_sub(g.base) else {
+            return;
+        };
         match g.slots.get_mut(off as usize) {
             Some(slot) => slot.acked = true,
             None => return,
@@ -151,7 +162,11 @@ mod tests {
         assert_eq!(a.committed(), Some("page-1"));
         a.register_done(Some("page-2"));
         assert_eq!(a.committed(), Some("page-2"));
-        assert_eq!(a.committed_count(), 2, "a skipped record moves the position but is not counted as applied");
+        assert_eq!(
+            a.committed_count(),
+            2,
+            "a skipped record moves the position but is not counted as applied"
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::error::{Error, Result};
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
 }
 
 /// Where a table is in its life. Stored as text.
@@ -138,16 +141,24 @@ CREATE TABLE IF NOT EXISTS shards (
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::fatal(format!("cannot create state directory {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::fatal(format!(
+                    "cannot create state directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
         }
-        let conn = Connection::open(path)
-            .map_err(|e| Error::fatal(format!("cannot open state store {}: {e}", path.display())))?;
+        let conn = Connection::open(path).map_err(|e| {
+            Error::fatal(format!("cannot open state store {}: {e}", path.display()))
+        })?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn: Mutex::new(conn), path: path.to_path_buf() })
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
     }
 
     /// Opens an existing store for reading only (`ferry status`), never creating one.
@@ -165,7 +176,12 @@ impl Store {
 
     pub fn table(&self, name: &str) -> Result<Option<TableRow>> {
         self.with(|c| {
-            c.query_row("SELECT * FROM tables WHERE name = ?1", [name], table_from_row).optional()
+            c.query_row(
+                "SELECT * FROM tables WHERE name = ?1",
+                [name],
+                table_from_row,
+            )
+            .optional()
         })
     }
 
@@ -196,7 +212,13 @@ impl Store {
 
     /// Live counters, written by the daemon's publisher only (the table's own writes of its phase
     /// never touch them, so neither can roll the other back).
-    pub fn put_progress(&self, name: &str, records_applied: i64, newest_applied_ms: Option<i64>, caught_up: bool) -> Result<()> {
+    pub fn put_progress(
+        &self,
+        name: &str,
+        records_applied: i64,
+        newest_applied_ms: Option<i64>,
+        caught_up: bool,
+    ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "UPDATE tables SET records_applied=?2, newest_applied_ms=COALESCE(?3, newest_applied_ms),
@@ -272,7 +294,14 @@ impl Store {
             )?;
             for s in rows {
                 st.execute(params![
-                    table, s.shard_id, s.parent_id, s.position, s.last_record_ms, s.done, s.records, s.captured
+                    table,
+                    s.shard_id,
+                    s.parent_id,
+                    s.position,
+                    s.last_record_ms,
+                    s.done,
+                    s.records,
+                    s.captured
                 ])?;
             }
         }
@@ -311,7 +340,11 @@ impl DaemonLock {
         if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
         match file.try_lock() {
             Ok(()) => Ok(DaemonLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::fatal(format!(
@@ -345,7 +378,12 @@ mod tests {
         let back = s.table("A").unwrap().unwrap();
         assert_eq!(back.phase, Phase::Streaming);
         assert_eq!(back.capture_ms, Some(5));
-        let seg = SegmentRow { segment: 3, done: false, last_key: Some("{}".into()), items: 7 };
+        let seg = SegmentRow {
+            segment: 3,
+            done: false,
+            last_key: Some("{}".into()),
+            items: 7,
+        };
         s.put_segment("A", &seg).unwrap();
         assert_eq!(s.segments("A").unwrap(), vec![seg]);
         let sh = ShardRow {
@@ -367,8 +405,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ferry.db");
         let first = DaemonLock::acquire(&p).unwrap();
-        let err = DaemonLock::acquire(&p).err().expect("second lock must fail");
-        assert!(err.to_string().contains("another ferry daemon is running"), "{err}");
+        let err = DaemonLock::acquire(&p)
+            .err()
+            .expect("second lock must fail");
+        assert!(
+            err.to_string().contains("another ferry daemon is running"),
+            "{err}"
+        );
         drop(first);
         DaemonLock::acquire(&p).unwrap();
     }

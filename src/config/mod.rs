@@ -88,14 +88,20 @@ impl Config {
                     }
                 }
             }
-            _ => errs.at(root.span().end..root.span().end, "no [[table]] entries: name at least one table to move"),
+            _ => errs.at(
+                root.span().end..root.span().end,
+                "no [[table]] entries: name at least one table to move",
+            ),
         }
         root.finish(&mut errs);
         check_duplicates(&tables, &mut errs);
         if !errs.list.is_empty() {
             return Err(report(errs));
         }
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         if state_path.is_relative() {
             state_path = base.join(state_path);
         }
@@ -115,13 +121,20 @@ impl Config {
 
 fn report(errs: Errors) -> Error {
     let n = errs.list.len();
-    let head = if n == 1 { "invalid configuration".to_string() } else { format!("invalid configuration ({n} problems)") };
+    let head = if n == 1 {
+        "invalid configuration".to_string()
+    } else {
+        format!("invalid configuration ({n} problems)")
+    };
     Error::fatal(format!("{head}:\n  {}", errs.list.join("\n  ")))
 }
 
 fn side(root: &mut Obj, errs: &mut Errors, key: &'static str) -> Option<Side> {
     let Some(mut t) = root.table(errs, key) else {
-        errs.at(root.span().start..root.span().start, format!("missing [{key}] section ({SIDE_KEYS_DOC})"));
+        errs.at(
+            root.span().start..root.span().start,
+            format!("missing [{key}] section ({SIDE_KEYS_DOC})"),
+        );
         return None;
     };
     let mut s = Side {
@@ -140,9 +153,15 @@ fn side(root: &mut Obj, errs: &mut Errors, key: &'static str) -> Option<Side> {
         s.endpoints.sts = e.string(errs, "sts");
         e.finish(errs);
     }
-    for url in [&s.endpoint_url, &s.endpoints.dynamodb, &s.endpoints.streams].into_iter().flatten() {
+    for url in [&s.endpoint_url, &s.endpoints.dynamodb, &s.endpoints.streams]
+        .into_iter()
+        .flatten()
+    {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            errs.at(t.span(), format!("endpoint {url:?} in [{key}] must start with http:// or https://"));
+            errs.at(
+                t.span(),
+                format!("endpoint {url:?} in [{key}] must start with http:// or https://"),
+            );
         }
     }
     t.finish(errs);
@@ -152,7 +171,10 @@ fn side(root: &mut Obj, errs: &mut Errors, key: &'static str) -> Option<Side> {
 fn table(mut t: Obj, errs: &mut Errors) -> Option<TableConfig> {
     let source = t.string(errs, "source");
     if source.is_none() {
-        errs.at(t.span(), format!("{} needs source = \"<table name>\"", t.name()));
+        errs.at(
+            t.span(),
+            format!("{} needs source = \"<table name>\"", t.name()),
+        );
     }
     let destination = t.string(errs, "destination");
     let snapshot = match t.string_at(errs, "snapshot") {
@@ -160,17 +182,30 @@ fn table(mut t: Obj, errs: &mut Errors) -> Option<TableConfig> {
         Some((s, _)) if s == "scan" => Some(Snapshot::Scan),
         Some((s, _)) if s == "none" => Some(Snapshot::None),
         Some((other, span)) => {
-            errs.at(span, format!("snapshot in {} must be \"scan\" or \"none\", found {other:?}", t.name()));
+            errs.at(
+                span,
+                format!(
+                    "snapshot in {} must be \"scan\" or \"none\", found {other:?}",
+                    t.name()
+                ),
+            );
             None
         }
     };
     let scan_segments = t.uint(errs, "scan_segments", 1_000_000).unwrap_or(16);
     if scan_segments == 0 {
-        errs.at(t.span(), format!("scan_segments in {} must be at least 1", t.name()));
+        errs.at(
+            t.span(),
+            format!("scan_segments in {} must be at least 1", t.name()),
+        );
     }
-    let max_wcu = t.uint(errs, "max_write_units_per_second", u32::MAX as u64).unwrap_or(0);
+    let max_wcu = t
+        .uint(errs, "max_write_units_per_second", u32::MAX as u64)
+        .unwrap_or(0);
     let lanes = t.uint(errs, "write_concurrency", 1024).unwrap_or(16).max(1);
-    let overlap = t.uint(errs, "replay_overlap_seconds", 86_400).unwrap_or(300);
+    let overlap = t
+        .uint(errs, "replay_overlap_seconds", 86_400)
+        .unwrap_or(300);
     t.finish(errs);
     let source = source?;
     Some(TableConfig {
@@ -192,7 +227,13 @@ fn check_duplicates(tables: &[TableConfig], errs: &mut Errors) {
             errs.at(0..0, format!("source table {:?} is listed twice", t.source));
         }
         if !seen_dst.insert(&t.destination) {
-            errs.at(0..0, format!("destination table {:?} is the target of two [[table]] entries", t.destination));
+            errs.at(
+                0..0,
+                format!(
+                    "destination table {:?} is the target of two [[table]] entries",
+                    t.destination
+                ),
+            );
         }
     }
 }
@@ -231,8 +272,14 @@ snapshot = "none"
     fn reads_a_full_config_with_defaults() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.source.profile.as_deref(), Some("src"));
-        assert_eq!(c.source.endpoints.streams.as_deref(), Some("http://127.0.0.1:8001"));
-        assert_eq!(c.destination.role_arn.as_deref(), Some("arn:aws:iam::111111111111:role/ferry-destination"));
+        assert_eq!(
+            c.source.endpoints.streams.as_deref(),
+            Some("http://127.0.0.1:8001")
+        );
+        assert_eq!(
+            c.destination.role_arn.as_deref(),
+            Some("arn:aws:iam::111111111111:role/ferry-destination")
+        );
         assert_eq!(c.state_path, Path::new("conf/state/ferry.db"));
         assert_eq!(c.tables.len(), 2);
         assert_eq!(c.tables[0].destination, "Orders");
@@ -248,20 +295,42 @@ snapshot = "none"
         let text = "[source]\nregoin = \"x\"\n[destination]\nregion = 5\n[[table]]\nsource = \"A\"\nsnapshot = \"export-ish\"\nscan_segments = -1\n";
         let err = parse(text).unwrap_err().to_string();
         assert!(err.contains("4 problems"), "{err}");
-        assert!(err.contains("conf/ferry.toml:2:1: unknown key \"regoin\" in [source]"), "{err}");
-        assert!(err.contains("conf/ferry.toml:4:10: region in [destination] must be a string, found integer"), "{err}");
-        assert!(err.contains("conf/ferry.toml:7:12: snapshot in [[table]] #1 must be \"scan\" or \"none\""), "{err}");
+        assert!(
+            err.contains("conf/ferry.toml:2:1: unknown key \"regoin\" in [source]"),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "conf/ferry.toml:4:10: region in [destination] must be a string, found integer"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "conf/ferry.toml:7:12: snapshot in [[table]] #1 must be \"scan\" or \"none\""
+            ),
+            "{err}"
+        );
         assert!(err.contains("conf/ferry.toml:8:17: scan_segments in [[table]] #1 must be a non-negative integer, found -1"), "{err}");
     }
 
     #[test]
     fn syntax_errors_and_missing_tables_are_named() {
         let err = parse("[source]\nregion = \"x\n").unwrap_err().to_string();
-        assert!(err.contains("conf/ferry.toml:2:") && err.contains("TOML syntax error"), "{err}");
+        assert!(
+            err.contains("conf/ferry.toml:2:") && err.contains("TOML syntax error"),
+            "{err}"
+        );
         let err = parse("[source]\n[destination]\n").unwrap_err().to_string();
         assert!(err.contains("no [[table]] entries"), "{err}");
-        let err = parse("[[table]]\nsource = \"A\"\n").unwrap_err().to_string();
-        assert!(err.contains("missing [source] section") && err.contains("missing [destination] section"), "{err}");
+        let err = parse("[[table]]\nsource = \"A\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing [source] section")
+                && err.contains("missing [destination] section"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -269,6 +338,9 @@ snapshot = "none"
         let err = parse("[source]\n[destination]\n[[table]]\nsource=\"A\"\ndestination=\"X\"\n[[table]]\nsource=\"B\"\ndestination=\"X\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("destination table \"X\" is the target of two"), "{err}");
+        assert!(
+            err.contains("destination table \"X\" is the target of two"),
+            "{err}"
+        );
     }
 }

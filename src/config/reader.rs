@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use toml::de::{DeTable, DeValue};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 /// Collects errors against one source text.
 pub struct Errors<'a> {
@@ -16,7 +16,11 @@ pub struct Errors<'a> {
 
 impl<'a> Errors<'a> {
     pub fn new(file: &'a str, src: &'a str) -> Self {
-        Self { file, src, list: Vec::new() }
+        Self {
+            file,
+            src,
+            list: Vec::new(),
+        }
     }
 
     pub fn at(&mut self, span: Range<usize>, msg: impl std::fmt::Display) {
@@ -44,7 +48,12 @@ pub struct Obj<'t, 'i> {
 
 impl<'t, 'i> Obj<'t, 'i> {
     pub fn new(table: &'t DeTable<'i>, span: Range<usize>, name: impl Into<String>) -> Self {
-        Self { table, span, name: name.into(), known: HashSet::new() }
+        Self {
+            table,
+            span,
+            name: name.into(),
+            known: HashSet::new(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -60,7 +69,14 @@ impl<'t, 'i> Obj<'t, 'i> {
     }
 
     fn wrong(&self, errs: &mut Errors, v: &Spanned<DeValue>, key: &str, want: &str) {
-        errs.at(v.span(), format!("{key} in {} must be {want}, found {}", self.name, v.get_ref().type_str()));
+        errs.at(
+            v.span(),
+            format!(
+                "{key} in {} must be {want}, found {}",
+                self.name,
+                v.get_ref().type_str()
+            ),
+        );
     }
 
     pub fn string(&mut self, errs: &mut Errors, key: &'static str) -> Option<String> {
@@ -68,7 +84,11 @@ impl<'t, 'i> Obj<'t, 'i> {
     }
 
     /// A string and where it stands, for errors about its value.
-    pub fn string_at(&mut self, errs: &mut Errors, key: &'static str) -> Option<(String, Range<usize>)> {
+    pub fn string_at(
+        &mut self,
+        errs: &mut Errors,
+        key: &'static str,
+    ) -> Option<(String, Range<usize>)> {
         let v = self.get(key)?;
         match v.get_ref().as_str() {
             Some(s) => Some((s.to_string(), v.span())),
@@ -89,14 +109,21 @@ impl<'t, 'i> Obj<'t, 'i> {
         match parsed {
             Some(n) if n <= max => Some(n),
             Some(n) => {
-                errs.at(v.span(), format!("{key} in {} must be at most {max}, found {n}", self.name));
+                errs.at(
+                    v.span(),
+                    format!("{key} in {} must be at most {max}, found {n}", self.name),
+                );
                 None
             }
             None => {
                 match v.get_ref().as_integer() {
                     Some(i) => errs.at(
                         v.span(),
-                        format!("{key} in {} must be a non-negative integer, found {}", self.name, i.as_str()),
+                        format!(
+                            "{key} in {} must be a non-negative integer, found {}",
+                            self.name,
+                            i.as_str()
+                        ),
                     ),
                     None => self.wrong(errs, v, key, "a non-negative integer"),
                 }
@@ -141,7 +168,12 @@ impl<'t, 'i> Obj<'t, 'i> {
             if !self.known.contains(k.get_ref().as_ref()) {
                 errs.at(
                     k.span(),
-                    format!("unknown key {:?} in {} (expected one of: {})", k.get_ref(), self.name, allowed.join(", ")),
+                    format!(
+                        "unknown key {:?} in {} (expected one of: {})",
+                        k.get_ref(),
+                        self.name,
+                        allowed.join(", ")
+                    ),
                 );
             }
         }
@@ -151,6 +183,9 @@ impl<'t, 'i> Obj<'t, 'i> {
         if !self.name.starts_with('[') {
             return String::new(); // the document root
         }
-        format!("{}.", self.name.trim_start_matches('[').trim_end_matches(']'))
+        format!(
+            "{}.",
+            self.name.trim_start_matches('[').trim_end_matches(']')
+        )
     }
 }

@@ -27,15 +27,36 @@ pub struct Checked {
 
 /// `resuming`: the state store already has this table's capture point, so the destination is
 /// expected to hold data and is not required to be empty.
-pub async fn check_table(src: &Clients, dst: &Clients, t: &TableConfig, opts: CheckOptions, resuming: bool) -> Result<Checked> {
-    let source = describe(src, &t.source, Policy::STARTUP).await?.ok_or_else(|| {
-        Error::fatal(format!("source table {:?} not found ({} endpoint {})", t.source, src.label, src.dynamodb_endpoint))
-    })?;
-    let view = match source.stream_specification.as_ref().filter(|s| s.stream_enabled) {
+pub async fn check_table(
+    src: &Clients,
+    dst: &Clients,
+    t: &TableConfig,
+    opts: CheckOptions,
+    resuming: bool,
+) -> Result<Checked> {
+    let source = describe(src, &t.source, Policy::STARTUP)
+        .await?
+        .ok_or_else(|| {
+            Error::fatal(format!(
+                "source table {:?} not found ({} endpoint {})",
+                t.source, src.label, src.dynamodb_endpoint
+            ))
+        })?;
+    let view = match source
+        .stream_specification
+        .as_ref()
+        .filter(|s| s.stream_enabled)
+    {
         Some(spec) => {
-            let vt = spec.stream_view_type.clone().unwrap_or(StreamViewType::NewAndOldImages);
+            let vt = spec
+                .stream_view_type
+                .clone()
+                .unwrap_or(StreamViewType::NewAndOldImages);
             Some(View::of(vt.as_str()).ok_or_else(|| {
-                Error::fatal(format!("source table {:?} has a stream view type ferry cannot read: {vt:?}", t.source))
+                Error::fatal(format!(
+                    "source table {:?} has a stream view type ferry cannot read: {vt:?}",
+                    t.source
+                ))
             })?)
         }
         None if opts.enable_streams => None,
@@ -71,7 +92,11 @@ pub async fn check_table(src: &Clients, dst: &Clients, t: &TableConfig, opts: Ch
             )));
         }
     }
-    Ok(Checked { source, destination, view })
+    Ok(Checked {
+        source,
+        destination,
+        view,
+    })
 }
 
 /// The same physical table seen through both sides. DynamoDB Local gives every account the same
@@ -81,13 +106,25 @@ fn same_table(a: &TableDescription, b: &TableDescription) -> bool {
     if let (Some(x), Some(y)) = (&a.table_id, &b.table_id) {
         return x == y;
     }
-    a.table_arn.is_some() && a.table_arn == b.table_arn && a.creation_date_time == b.creation_date_time
+    a.table_arn.is_some()
+        && a.table_arn == b.table_arn
+        && a.creation_date_time == b.creation_date_time
 }
 
 async fn is_empty(c: &Clients, table: &str) -> Result<bool> {
-    let out = crate::retry::retry(Policy::STARTUP, |_| {}, || async {
-        c.dynamodb.scan().table_name(table).limit(1).send().await.map_err(|e| Error::from_sdk("Scan", e))
-    })
+    let out = crate::retry::retry(
+        Policy::STARTUP,
+        |_| {},
+        || async {
+            c.dynamodb
+                .scan()
+                .table_name(table)
+                .limit(1)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("Scan", e))
+        },
+    )
     .await?;
     Ok(out.count == 0 && out.last_evaluated_key.is_none_or(|k| k.is_empty()))
 }

@@ -11,17 +11,30 @@ use crate::retry::Policy;
 
 /// DescribeTable, with `None` for a table that does not exist.
 pub async fn describe(c: &Clients, name: &str, policy: Policy) -> Result<Option<TableDescription>> {
-    let r = crate::retry::retry(policy, |_| {}, || async {
-        match c.dynamodb.describe_table().table_name(name).send().await {
-            Ok(out) => Ok(out.table),
-            Err(e) => {
-                let e = Error::from_sdk("DescribeTable", e);
-                if e.code() == Some("ResourceNotFoundException") { Ok(None) } else { Err(e) }
+    let r = crate::retry::retry(
+        policy,
+        |_| {},
+        || async {
+            match c.dynamodb.describe_table().table_name(name).send().await {
+                Ok(out) => Ok(out.table),
+                Err(e) => {
+                    let e = Error::from_sdk("DescribeTable", e);
+                    if e.code() == Some("ResourceNotFoundException") {
+                        Ok(None)
+                    } else {
+                        Err(e)
+                    }
+                }
             }
-        }
-    })
+        },
+    )
     .await;
-    r.map_err(|e| e.context(format!("{} table {name} at {}", c.label, c.dynamodb_endpoint)))
+    r.map_err(|e| {
+        e.context(format!(
+            "{} table {name} at {}",
+            c.label, c.dynamodb_endpoint
+        ))
+    })
 }
 
 /// Key attribute names, hash key first.
@@ -52,8 +65,11 @@ pub fn key_signature(t: &TableDescription) -> String {
 pub async fn wait_active(c: &Clients, name: &str) -> Result<TableDescription> {
     for attempt in 0u32.. {
         if let Some(t) = describe(c, name, Policy::DAEMON).await? {
-            let gsis_active =
-                t.global_secondary_indexes().iter().all(|g| g.index_status.as_ref().is_none_or(|s| s.as_str() == "ACTIVE"));
+            let gsis_active = t.global_secondary_indexes().iter().all(|g| {
+                g.index_status
+                    .as_ref()
+                    .is_none_or(|s| s.as_str() == "ACTIVE")
+            });
             if t.table_status == Some(TableStatus::Active) && gsis_active {
                 return Ok(t);
             }

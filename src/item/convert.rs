@@ -11,7 +11,9 @@ use super::Item;
 /// Converts a stream image. Fails on an attribute type this SDK version cannot represent, so the
 /// table stops instead of writing an altered item.
 pub fn from_stream_item(m: HashMap<String, StreamAv>) -> Result<Item, String> {
-    m.into_iter().map(|(k, v)| from_stream(v).map(|v| (k, v))).collect()
+    m.into_iter()
+        .map(|(k, v)| from_stream(v).map(|v| (k, v)))
+        .collect()
 }
 
 pub fn from_stream(v: StreamAv) -> Result<Av, String> {
@@ -26,6 +28,10 @@ pub fn from_stream(v: StreamAv) -> Result<Av, String> {
         StreamAv::Bs(v) => Av::Bs(v),
         StreamAv::L(v) => Av::L(v.into_iter().map(from_stream).collect::<Result<_, _>>()?),
         StreamAv::M(m) => Av::M(from_stream_item(m)?),
-        other => return Err(format!("attribute type unknown to this ferry version: {other:?}")),
+        other => {
+            return Err(format!(
+                "attribute type unknown to this ferry version: {other:?}"
+            ));
+        }
     })
 }

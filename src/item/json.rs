@@ -12,7 +12,11 @@ use super::Item;
 pub fn item_to_json(item: &Item) -> Value {
     let mut keys: Vec<&String> = item.keys().collect();
     keys.sort();
-    Value::Object(keys.into_iter().map(|k| (k.clone(), to_json(&item[k]))).collect())
+    Value::Object(
+        keys.into_iter()
+            .map(|k| (k.clone(), to_json(&item[k])))
+            .collect(),
+    )
 }
 
 pub fn to_json(v: &AttributeValue) -> Value {
@@ -39,17 +43,39 @@ pub fn to_json(v: &AttributeValue) -> Value {
 /// Parses a DynamoDB JSON item. Errors name the attribute path and what was wrong.
 pub fn item_from_json(v: &Value) -> Result<Item, String> {
     let obj = v.as_object().ok_or("an item must be a JSON object")?;
-    obj.iter().map(|(k, v)| from_json(v).map(|av| (k.clone(), av)).map_err(|e| format!("{k}: {e}"))).collect()
+    obj.iter()
+        .map(|(k, v)| {
+            from_json(v)
+                .map(|av| (k.clone(), av))
+                .map_err(|e| format!("{k}: {e}"))
+        })
+        .collect()
 }
 
 pub fn from_json(v: &Value) -> Result<AttributeValue, String> {
-    let obj = v.as_object().filter(|o| o.len() == 1).ok_or("expected an object with one type descriptor")?;
+    let obj = v
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .ok_or("expected an object with one type descriptor")?;
     let (t, x) = obj.iter().next().expect("one entry");
-    let s = |x: &Value| x.as_str().map(str::to_string).ok_or_else(|| format!("{t} needs a string"));
-    let arr = |x: &Value| x.as_array().cloned().ok_or_else(|| format!("{t} needs an array"));
+    let s = |x: &Value| {
+        x.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("{t} needs a string"))
+    };
+    let arr = |x: &Value| {
+        x.as_array()
+            .cloned()
+            .ok_or_else(|| format!("{t} needs an array"))
+    };
     let blob = |x: &Value| -> Result<Blob, String> {
-        let s = x.as_str().ok_or_else(|| format!("{t} needs a base64 string"))?;
-        STANDARD.decode(s).map(Blob::new).map_err(|e| format!("{t}: bad base64: {e}"))
+        let s = x
+            .as_str()
+            .ok_or_else(|| format!("{t} needs a base64 string"))?;
+        STANDARD
+            .decode(s)
+            .map(Blob::new)
+            .map_err(|e| format!("{t}: bad base64: {e}"))
     };
     Ok(match t.as_str() {
         "S" => AttributeValue::S(s(x)?),
@@ -61,7 +87,11 @@ pub fn from_json(v: &Value) -> Result<AttributeValue, String> {
         "NS" => AttributeValue::Ns(arr(x)?.iter().map(s).collect::<Result<_, _>>()?),
         "BS" => AttributeValue::Bs(arr(x)?.iter().map(blob).collect::<Result<_, _>>()?),
         "L" => AttributeValue::L(
-            arr(x)?.iter().enumerate().map(|(i, v)| from_json(v).map_err(|e| format!("[{i}]: {e}"))).collect::<Result<_, _>>()?,
+            arr(x)?
+                .iter()
+                .enumerate()
+                .map(|(i, v)| from_json(v).map_err(|e| format!("[{i}]: {e}")))
+                .collect::<Result<_, _>>()?,
         ),
         "M" => AttributeValue::M(item_from_json(x)?),
         other => return Err(format!("unknown type descriptor {other:?}")),
@@ -85,6 +115,9 @@ mod tests {
     #[test]
     fn errors_name_the_path() {
         let v: Value = serde_json::from_str(r#"{"a":{"M":{"b":{"L":[{"Q":"1"}]}}}}"#).unwrap();
-        assert_eq!(item_from_json(&v).unwrap_err(), r#"a: b: [0]: unknown type descriptor "Q""#);
+        assert_eq!(
+            item_from_json(&v).unwrap_err(),
+            r#"a: b: [0]: unknown type descriptor "Q""#
+        );
     }
 }

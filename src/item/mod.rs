@@ -58,7 +58,10 @@ impl std::fmt::Debug for KeyBytes {
 
 /// Extracts just the key attributes of `item`.
 pub fn key_of(key_names: &[String], item: &Item) -> Item {
-    key_names.iter().filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone()))).collect()
+    key_names
+        .iter()
+        .filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone())))
+        .collect()
 }
 
 /// Renders a key for messages: `{"pk":{"S":"a"},"sk":{"N":"1"}}`.
@@ -81,7 +84,12 @@ fn value_size(v: &AttributeValue) -> usize {
         AttributeValue::Ns(v) => v.iter().map(|n| number_size(n)).sum(),
         AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
         AttributeValue::L(v) => 3 + v.iter().map(|x| 1 + value_size(x)).sum::<usize>(),
-        AttributeValue::M(m) => 3 + m.iter().map(|(k, x)| 1 + k.len() + value_size(x)).sum::<usize>(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, x)| 1 + k.len() + value_size(x))
+                .sum::<usize>()
+        }
         _ => 1,
     }
 }
@@ -102,25 +110,46 @@ mod tests {
     use super::*;
 
     fn item(pairs: &[(&str, AttributeValue)]) -> Item {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
     fn equal_numbers_in_other_spellings_are_one_key() {
         let names = vec!["pk".to_string(), "sk".to_string()];
-        let a = item(&[("pk", AttributeValue::S("a".into())), ("sk", AttributeValue::N("1.50".into()))]);
-        let b = item(&[("pk", AttributeValue::S("a".into())), ("sk", AttributeValue::N("15E-1".into()))]);
-        let c = item(&[("pk", AttributeValue::S("a".into())), ("sk", AttributeValue::N("1.5001".into()))]);
+        let a = item(&[
+            ("pk", AttributeValue::S("a".into())),
+            ("sk", AttributeValue::N("1.50".into())),
+        ]);
+        let b = item(&[
+            ("pk", AttributeValue::S("a".into())),
+            ("sk", AttributeValue::N("15E-1".into())),
+        ]);
+        let c = item(&[
+            ("pk", AttributeValue::S("a".into())),
+            ("sk", AttributeValue::N("1.5001".into())),
+        ]);
         assert_eq!(KeyBytes::of(&names, &a), KeyBytes::of(&names, &b));
         assert_ne!(KeyBytes::of(&names, &a), KeyBytes::of(&names, &c));
-        assert_eq!(KeyBytes::of(&names, &a).unwrap().lane_hash(), KeyBytes::of(&names, &b).unwrap().lane_hash());
+        assert_eq!(
+            KeyBytes::of(&names, &a).unwrap().lane_hash(),
+            KeyBytes::of(&names, &b).unwrap().lane_hash()
+        );
     }
 
     #[test]
     fn key_parts_cannot_run_together() {
         let names = vec!["pk".to_string(), "sk".to_string()];
-        let a = item(&[("pk", AttributeValue::S("ab".into())), ("sk", AttributeValue::S("c".into()))]);
-        let b = item(&[("pk", AttributeValue::S("a".into())), ("sk", AttributeValue::S("bc".into()))]);
+        let a = item(&[
+            ("pk", AttributeValue::S("ab".into())),
+            ("sk", AttributeValue::S("c".into())),
+        ]);
+        let b = item(&[
+            ("pk", AttributeValue::S("a".into())),
+            ("sk", AttributeValue::S("bc".into())),
+        ]);
         assert_ne!(KeyBytes::of(&names, &a), KeyBytes::of(&names, &b));
         let missing = item(&[("pk", AttributeValue::S("a".into()))]);
         assert!(KeyBytes::of(&names, &missing).is_none());

@@ -18,7 +18,9 @@ pub fn normalize(s: &str) -> Option<String> {
         Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
         None => (mantissa, ""),
     };
-    if (int.is_empty() && frac.is_empty()) || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     // value = 0.DIGITS * 10^(point): collect all digits, track the decimal point.
@@ -56,8 +58,19 @@ mod tests {
 
     #[test]
     fn spellings_of_one_value_agree() {
-        for (a, b) in [("1.50", "1.5"), ("15E-1", "1.5"), ("0.015e2", "1.5"), ("100", "1E2"), ("-0", "0"), ("000.000", "0"),
-            ("+7", "7"), ("12345678901234567890123456789012345678", "1.2345678901234567890123456789012345678E37")] {
+        for (a, b) in [
+            ("1.50", "1.5"),
+            ("15E-1", "1.5"),
+            ("0.015e2", "1.5"),
+            ("100", "1E2"),
+            ("-0", "0"),
+            ("000.000", "0"),
+            ("+7", "7"),
+            (
+                "12345678901234567890123456789012345678",
+                "1.2345678901234567890123456789012345678E37",
+            ),
+        ] {
             assert_eq!(normalize(a), normalize(b), "{a} vs {b}");
         }
         assert_ne!(normalize("1.5"), normalize("-1.5"));

@@ -22,7 +22,10 @@ pub async fn scan_all(c: &Client, table: &str) -> Result<BTreeMap<String, Value>
             .await
             .map_err(|e| format!("Scan {table}: {e:?}"))?;
         for item in page.items.unwrap_or_default() {
-            let key = format!("{}", item_to_json(&crate::item::key_of(&["pk".into(), "sk".into()], &item)));
+            let key = format!(
+                "{}",
+                item_to_json(&crate::item::key_of(&["pk".into(), "sk".into()], &item))
+            );
             out.insert(key, canonical(&item));
         }
         match page.last_evaluated_key.filter(|k| !k.is_empty()) {
@@ -59,19 +62,36 @@ impl std::fmt::Display for Diff {
             self.extra.len(),
             self.differing.len()
         )?;
-        for (what, keys) in [("missing", &self.missing), ("extra", &self.extra), ("differing", &self.differing)] {
+        for (what, keys) in [
+            ("missing", &self.missing),
+            ("extra", &self.extra),
+            ("differing", &self.differing),
+        ] {
             if !keys.is_empty() {
-                write!(f, "\n  {what}: {}", keys.iter().take(5).cloned().collect::<Vec<_>>().join(", "))?;
+                write!(
+                    f,
+                    "\n  {what}: {}",
+                    keys.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                )?;
             }
         }
         Ok(())
     }
 }
 
-pub async fn compare(src: &Client, src_table: &str, dst: &Client, dst_table: &str) -> Result<Diff, String> {
+pub async fn compare(
+    src: &Client,
+    src_table: &str,
+    dst: &Client,
+    dst_table: &str,
+) -> Result<Diff, String> {
     let a = scan_all(src, src_table).await?;
     let b = scan_all(dst, dst_table).await?;
-    let mut d = Diff { source_items: a.len(), destination_items: b.len(), ..Diff::default() };
+    let mut d = Diff {
+        source_items: a.len(),
+        destination_items: b.len(),
+        ..Diff::default()
+    };
     for (k, v) in &a {
         match b.get(k) {
             None => d.missing.push(k.clone()),

@@ -41,9 +41,14 @@ impl DynamoLocal {
     /// The process-wide DynamoDB Local: the one named by `FERRY_DDB_ENDPOINT` and
     /// `FERRY_DDB_ADMIN`, or one started now that exits when this process does.
     pub fn shared() -> &'static DynamoLocal {
-        DDB.get_or_init(|| match (std::env::var("FERRY_DDB_ENDPOINT"), std::env::var("FERRY_DDB_ADMIN")) {
-            (Ok(endpoint), Ok(admin)) => DynamoLocal { endpoint, admin },
-            _ => Self::start().unwrap_or_else(|e| panic!("cannot start DynamoDB Local: {e}")),
+        DDB.get_or_init(|| {
+            match (
+                std::env::var("FERRY_DDB_ENDPOINT"),
+                std::env::var("FERRY_DDB_ADMIN"),
+            ) {
+                (Ok(endpoint), Ok(admin)) => DynamoLocal { endpoint, admin },
+                _ => Self::start().unwrap_or_else(|e| panic!("cannot start DynamoDB Local: {e}")),
+            }
         })
     }
 
@@ -56,10 +61,17 @@ impl DynamoLocal {
             .output()
             .map_err(|e| format!("running deploy/local/start.sh: {e}"))?;
         if !out.status.success() {
-            return Err(format!("deploy/local/start.sh failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "deploy/local/start.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         let text = String::from_utf8_lossy(&out.stdout);
-        let var = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).map(str::to_string);
+        let var = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .map(str::to_string)
+        };
         Ok(DynamoLocal {
             endpoint: var("FERRY_DDB_ENDPOINT").ok_or("start.sh printed no FERRY_DDB_ENDPOINT")?,
             admin: var("FERRY_DDB_ADMIN").ok_or("start.sh printed no FERRY_DDB_ADMIN")?,
@@ -70,7 +82,9 @@ impl DynamoLocal {
     /// (DynamoDB Local never rolls shards over on its own). Returns the databases rolled.
     pub fn rollover(&self) -> Result<u32, String> {
         let body = http_post(&self.admin, "/rollover")?;
-        body.trim().parse().map_err(|_| format!("unexpected /rollover answer: {body:?}"))
+        body.trim()
+            .parse()
+            .map_err(|_| format!("unexpected /rollover answer: {body:?}"))
     }
 
     pub fn client(&self, account: &Account) -> aws_sdk_dynamodb::Client {
@@ -107,8 +121,14 @@ impl Account {
     /// database (and never pay for another test's stream records).
     pub fn fresh(label: &str) -> Account {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() % 1_000_000;
-        Account { access_key_id: format!("{label}{}x{n}x{nonce}", std::process::id()) }
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+            % 1_000_000;
+        Account {
+            access_key_id: format!("{label}{}x{n}x{nonce}", std::process::id()),
+        }
     }
 
     pub fn credentials(&self) -> Credentials {
@@ -132,14 +152,22 @@ pub fn write_profiles(dir: &Path, profiles: &[(&str, &Account)]) -> std::io::Res
 
 fn http_post(base: &str, path: &str) -> Result<String, String> {
     let hostport = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = TcpStream::connect(hostport).map_err(|e| format!("connecting to {hostport}: {e}"))?;
-    let req = format!("POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let mut s =
+        TcpStream::connect(hostport).map_err(|e| format!("connecting to {hostport}: {e}"))?;
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
-    let (head, body) = resp.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
+    let (head, body) = resp
+        .split_once("\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return Err(format!("POST {path}: {}", head.lines().next().unwrap_or("")));
+        return Err(format!(
+            "POST {path}: {}",
+            head.lines().next().unwrap_or("")
+        ));
     }
     Ok(body.to_string())
 }

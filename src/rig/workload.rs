@@ -38,7 +38,10 @@ pub struct Counts {
 
 impl Counts {
     pub fn total(&self) -> u64 {
-        self.puts.load(Relaxed) + self.updates.load(Relaxed) + self.conditional.load(Relaxed) + self.deletes.load(Relaxed)
+        self.puts.load(Relaxed)
+            + self.updates.load(Relaxed)
+            + self.conditional.load(Relaxed)
+            + self.deletes.load(Relaxed)
     }
 }
 
@@ -56,7 +59,11 @@ impl Workload {
     }
 
     /// Runs until `stop` is cancelled or `max_ops` operations were made (per writer share).
-    pub async fn run(&self, stop: CancellationToken, max_ops: Option<u64>) -> Result<Arc<Counts>, String> {
+    pub async fn run(
+        &self,
+        stop: CancellationToken,
+        max_ops: Option<u64>,
+    ) -> Result<Arc<Counts>, String> {
         let counts = Arc::new(Counts::default());
         let mut tasks = tokio::task::JoinSet::new();
         for w in 0..self.writers {
@@ -81,7 +88,13 @@ impl Workload {
         }
     }
 
-    async fn writer(&self, w: u64, stop: CancellationToken, limit: Option<u64>, counts: Arc<Counts>) -> Result<(), String> {
+    async fn writer(
+        &self,
+        w: u64,
+        stop: CancellationToken,
+        limit: Option<u64>,
+        counts: Arc<Counts>,
+    ) -> Result<(), String> {
         let mut rng = StdRng::seed_from_u64(self.seed.wrapping_mul(1_000_003).wrapping_add(w));
         let mut done = 0u64;
         while !stop.is_cancelled() && limit.is_none_or(|l| done < l) {
@@ -91,18 +104,32 @@ impl Workload {
             let t = &self.table;
             let res = if roll < 0.35 {
                 counts.puts.fetch_add(1, Relaxed);
-                c.put_item().table_name(t).set_item(Some(rich_item(&pk, sk, &mut rng))).send().await.map(|_| ()).map_err(|e| e.into_service_error().to_string())
+                c.put_item()
+                    .table_name(t)
+                    .set_item(Some(rich_item(&pk, sk, &mut rng)))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.into_service_error().to_string())
             } else if roll < 0.60 {
                 counts.updates.fetch_add(1, Relaxed);
                 c.update_item()
                     .table_name(t)
                     .set_key(Some(key_of(&pk, sk)))
-                    .update_expression("SET #c = if_not_exists(#c, :zero) + :one, s = :s ADD tags :tag")
+                    .update_expression(
+                        "SET #c = if_not_exists(#c, :zero) + :one, s = :s ADD tags :tag",
+                    )
                     .expression_attribute_names("#c", "counter")
                     .expression_attribute_values(":zero", Av::N("0".into()))
                     .expression_attribute_values(":one", Av::N("1".into()))
-                    .expression_attribute_values(":s", Av::S(format!("updated-{}", rng.random::<u32>())))
-                    .expression_attribute_values(":tag", Av::Ss(vec![format!("t{}", rng.random_range(0..5))]))
+                    .expression_attribute_values(
+                        ":s",
+                        Av::S(format!("updated-{}", rng.random::<u32>())),
+                    )
+                    .expression_attribute_values(
+                        ":tag",
+                        Av::Ss(vec![format!("t{}", rng.random_range(0..5))]),
+                    )
                     .send()
                     .await
                     .map(|_| ())
@@ -131,7 +158,13 @@ impl Workload {
                 conditional(r.map(|_| ()).map_err(|e| e.into_service_error()), &counts)
             } else {
                 counts.deletes.fetch_add(1, Relaxed);
-                c.delete_item().table_name(t).set_key(Some(key_of(&pk, sk))).send().await.map(|_| ()).map_err(|e| e.into_service_error().to_string())
+                c.delete_item()
+                    .table_name(t)
+                    .set_key(Some(key_of(&pk, sk)))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.into_service_error().to_string())
             };
             res.map_err(|e| format!("workload write failed: {e}"))?;
             done += 1;

@@ -48,12 +48,21 @@ impl ScanTask {
     /// when stopped first (progress is saved either way).
     pub async fn run(self, applier: Applier) -> Result<bool> {
         let applier = Arc::new(applier);
-        let saved: HashMap<i64, SegmentRow> =
-            self.store.segments(&self.table)?.into_iter().map(|s| (s.segment, s)).collect();
+        let saved: HashMap<i64, SegmentRow> = self
+            .store
+            .segments(&self.table)?
+            .into_iter()
+            .map(|s| (s.segment, s))
+            .collect();
         let mut segs = Vec::new();
         let mut tasks = JoinSet::new();
         for i in 0..self.segments as i64 {
-            let row = saved.get(&i).cloned().unwrap_or(SegmentRow { segment: i, done: false, last_key: None, items: 0 });
+            let row = saved.get(&i).cloned().unwrap_or(SegmentRow {
+                segment: i,
+                done: false,
+                last_key: None,
+                items: 0,
+            });
             let ack = Arc::new(OrderedAck::new(None));
             if !row.done {
                 let reader = SegmentReader {
@@ -87,8 +96,18 @@ impl ScanTask {
                 _ = applier.failed.cancelled() => { self.stop.cancel(); }
             }
         }
-        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared after the scan"))?;
-        if let Err(e) = applier.finish().await {
+        // Every page is read; the writes may still be draining. Progress keeps being saved.
+        let applier = Arc::try_unwrap(applier)
+            .map_err(|_| Error::fatal("apply path still shared after the scan"))?;
+        let finish = applier.finish();
+        tokio::pin!(finish);
+        let drained = loop {
+            tokio::select! {
+                r = &mut finish => break r,
+                _ = tick.tick() => { self.flush(&segs)?; }
+            }
+        };
+        if let Err(e) = drained {
             first_err.get_or_insert(e);
         }
         let done = self.flush(&segs)?;
@@ -135,48 +154,76 @@ struct SegmentReader {
 
 impl SegmentReader {
     async fn run(self) -> Result<()> {
-        let mut start_key = match &self.start {
-            None => None,
-            Some(text) => {
-                let v: serde_json::Value = serde_json::from_str(text)
-                    .map_err(|e| Error::fatal(format!("state store: bad scan position for {}: {e}", self.table)))?;
-                Some(json::item_from_json(&v).map_err(|e| Error::fatal(format!("state store: bad scan position: {e}")))?)
-            }
-        };
+        let mut start_key =
+            match &self.start {
+                None => None,
+                Some(text) => {
+                    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                        Error::fatal(format!(
+                            "state store: bad scan position for {}: {e}",
+                            self.table
+                        ))
+                    })?;
+                    Some(json::item_from_json(&v).map_err(|e| {
+                        Error::fatal(format!("state store: bad scan position: {e}"))
+                    })?)
+                }
+            };
         let mut items_total = self.items_before;
         loop {
             if self.stop.is_cancelled() || self.applier.failed.is_cancelled() {
                 return Ok(());
             }
-            let page = crate::retry::retry(Policy::DAEMON, |_| {}, || async {
-                self.source
-                    .scan()
-                    .table_name(&self.table)
-                    .segment(self.segment)
-                    .total_segments(self.total)
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start_key.clone())
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("Scan", e))
-            })
+            let page = crate::retry::retry(
+                Policy::DAEMON,
+                |_| {},
+                || async {
+                    self.source
+                        .scan()
+                        .table_name(&self.table)
+                        .segment(self.segment)
+                        .total_segments(self.total)
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start_key.clone())
+                        .send()
+                        .await
+                        .map_err(|e| Error::from_sdk("Scan", e))
+                },
+            )
             .await
             .map_err(|e| e.context(format!("scanning {} segment {}", self.table, self.segment)))?;
             let next = page.last_evaluated_key.filter(|k| !k.is_empty());
             let items = page.items.unwrap_or_default();
             items_total += items.len() as i64;
-            let pos = SegPos { next: next.as_ref().map(|k| json::item_to_json(k).to_string()), items: items_total };
+            let pos = SegPos {
+                next: next.as_ref().map(|k| json::item_to_json(k).to_string()),
+                items: items_total,
+            };
             let n = items.len();
             if n == 0 {
                 self.ack.register_done(Some(pos.clone()));
             }
             for (i, item) in items.into_iter().enumerate() {
                 let key = KeyBytes::of(&self.key_names, &item).ok_or_else(|| {
-                    Error::fatal(format!("scan of {} returned an item without its key attributes", self.table))
+                    Error::fatal(format!(
+                        "scan of {} returned an item without its key attributes",
+                        self.table
+                    ))
                 })?;
-                let index = self.ack.register(if i + 1 == n { Some(pos.clone()) } else { None });
-                let ticket = Ticket { sink: self.ack.clone(), index };
-                self.applier.submit(Change { key, op: Op::Put(item), ticket }).await?;
+                let index = self
+                    .ack
+                    .register(if i + 1 == n { Some(pos.clone()) } else { None });
+                let ticket = Ticket {
+                    sink: self.ack.clone(),
+                    index,
+                };
+                self.applier
+                    .submit(Change {
+                        key,
+                        op: Op::Put(item),
+                        ticket,
+                    })
+                    .await?;
             }
             match next {
                 Some(k) => start_key = Some(k),

@@ -30,7 +30,11 @@ pub struct SyncOptions {
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        Self { checks: CheckOptions::default(), list_every: Duration::from_secs(2), progress: false }
+        Self {
+            checks: CheckOptions::default(),
+            list_every: Duration::from_secs(2),
+            progress: false,
+        }
     }
 }
 
@@ -44,7 +48,9 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     let mut checked = Vec::new();
     let mut problems = Vec::new();
     for t in &config.tables {
-        let resuming = store.table(&t.source)?.is_some_and(|r| r.capture_ms.is_some());
+        let resuming = store
+            .table(&t.source)?
+            .is_some_and(|r| r.capture_ms.is_some());
         match check_table(&src, &dst, t, opts.checks, resuming).await {
             Ok(c) => checked.push((t.clone(), c)),
             Err(e) => problems.push(format!("table {}: {e}", t.source)),
@@ -96,7 +102,11 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     }
     publish(&store, &all_stats)?;
     bars.finish();
-    if failed.is_empty() { Ok(()) } else { Err(Error::fatal(failed.join("\n"))) }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::fatal(failed.join("\n")))
+    }
 }
 
 /// Writes live counters to the state store (for `ferry status`) and to metrics.

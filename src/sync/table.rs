@@ -30,11 +30,20 @@ pub struct TableRun {
 impl TableRun {
     pub async fn run(self) -> Result<()> {
         let name = self.cfg.source.clone();
-        let mut row = self.store.table(&name)?.unwrap_or_else(|| TableRow::new(&name, &self.cfg.destination));
+        let mut row = self
+            .store
+            .table(&name)?
+            .unwrap_or_else(|| TableRow::new(&name, &self.cfg.destination));
         row.error = None;
         // Counters carry over from the last run until this run's first flush.
-        self.stats.records_applied.store(row.records_applied.max(0) as u64, std::sync::atomic::Ordering::Relaxed);
-        self.stats.newest_applied_ms.store(row.newest_applied_ms.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+        self.stats.records_applied.store(
+            row.records_applied.max(0) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.stats.newest_applied_ms.store(
+            row.newest_applied_ms.unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let key_names: Arc<[String]> = discover::key_names(&self.checked.source).into();
         let limiter = Arc::new(Limiter::new(self.cfg.max_write_units_per_second));
 
@@ -60,7 +69,10 @@ impl TableRun {
                 stats: self.stats.clone(),
                 stop: self.stop.child_token(),
             };
-            if !scan.run(self.applier(key_names.clone(), limiter.clone())).await? {
+            if !scan
+                .run(self.applier(key_names.clone(), limiter.clone()))
+                .await?
+            {
                 return Ok(()); // stopped; resumes from the saved segments
             }
             row.snapshot_done = true;
@@ -106,12 +118,22 @@ impl TableRun {
             .clone()
             .ok_or_else(|| Error::fatal(format!("source table {name:?} reports no stream ARN")))?;
         let t0 = now_ms();
-        let shards = streams::capture(&SdkStreams(self.src.streams.clone()), &stream_arn, &self.store, name).await?;
+        let shards = streams::capture(
+            &SdkStreams(self.src.streams.clone()),
+            &stream_arn,
+            &self.store,
+            name,
+        )
+        .await?;
         row.capture_ms = Some(t0);
         row.replay_from_ms = Some(t0 - (self.cfg.replay_overlap_seconds as i64) * 1000);
         row.stream_arn = Some(stream_arn);
         row.snapshot_done = self.cfg.snapshot == Snapshot::None;
-        row.snapshot_segments = if row.snapshot_done { 0 } else { self.cfg.scan_segments as i64 };
+        row.snapshot_segments = if row.snapshot_done {
+            0
+        } else {
+            self.cfg.scan_segments as i64
+        };
         self.store.put_table(row)?;
         tracing::info!(table = %name, shards, "capture point recorded");
         Ok(())
@@ -125,7 +147,10 @@ impl TableRun {
     async fn check_stream_unchanged(&self, captured: &str) -> Result<()> {
         let now = discover::describe(&self.src, &self.cfg.source, Policy::DAEMON).await?;
         let current = now.as_ref().and_then(|t| {
-            t.stream_specification.as_ref().filter(|s| s.stream_enabled).and(t.latest_stream_arn.clone())
+            t.stream_specification
+                .as_ref()
+                .filter(|s| s.stream_enabled)
+                .and(t.latest_stream_arn.clone())
         });
         if current.as_deref() != Some(captured) {
             return Err(Error::fatal(format!(
@@ -147,6 +172,11 @@ impl TableRun {
             source_table: self.cfg.source.clone(),
             key_names,
         };
-        Applier::start(Arc::new(io), self.cfg.write_concurrency as usize, limiter, self.stats.clone())
+        Applier::start(
+            Arc::new(io),
+            self.cfg.write_concurrency as usize,
+            limiter,
+            self.stats.clone(),
+        )
     }
 }

@@ -21,7 +21,10 @@ pub fn serve(addr: SocketAddr) -> Result<()> {
 pub fn publish(table: &str, s: &TableStats) {
     let t = || ("table", table.to_string());
     let counter = |name: &'static str, v: u64| metrics::counter!(name, &[t()]).absolute(v);
-    counter("ferry_records_applied_total", s.records_applied.load(Relaxed));
+    counter(
+        "ferry_records_applied_total",
+        s.records_applied.load(Relaxed),
+    );
     counter("ferry_records_read_total", s.records_read.load(Relaxed));
     counter("ferry_items_written_total", s.items_written.load(Relaxed));
     counter("ferry_write_units_total", s.write_units.load(Relaxed));
@@ -35,5 +38,9 @@ pub fn publish(table: &str, s: &TableStats) {
 /// Now minus the newest applied record's time, or 0 when caught up with an idle stream.
 pub fn lag_seconds(s: &TableStats, now_ms: i64) -> f64 {
     let newest = s.newest_applied_ms.load(Relaxed);
-    if s.caught_up.load(Relaxed) || newest == 0 { 0.0 } else { (now_ms - newest).max(0) as f64 / 1000.0 }
+    if s.caught_up.load(Relaxed) || newest == 0 {
+        0.0
+    } else {
+        (now_ms - newest).max(0) as f64 / 1000.0
+    }
 }

@@ -19,19 +19,30 @@ pub struct Progress {
 impl Progress {
     pub fn new(enabled: bool, tables: &[(String, String, Arc<TableStats>)]) -> Progress {
         if !enabled {
-            return Progress { bars: Vec::new(), _multi: None };
+            return Progress {
+                bars: Vec::new(),
+                _multi: None,
+            };
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-        let style = ProgressStyle::with_template("{spinner} {prefix:<24} {wide_msg}").expect("valid template");
+        let style = ProgressStyle::with_template("{spinner} {prefix:<24} {wide_msg}")
+            .expect("valid template");
         let bars = tables
             .iter()
             .map(|(name, _, _)| {
-                let b = multi.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(name.clone()));
+                let b = multi.add(
+                    ProgressBar::new_spinner()
+                        .with_style(style.clone())
+                        .with_prefix(name.clone()),
+                );
                 b.enable_steady_tick(Duration::from_millis(250));
                 (name.clone(), b)
             })
             .collect();
-        Progress { bars, _multi: Some(multi) }
+        Progress {
+            bars,
+            _multi: Some(multi),
+        }
     }
 
     pub fn update(&self, store: &Store) -> Result<()> {

@@ -30,7 +30,12 @@ pub struct Page {
 /// returns records of one shard in sequence order, each once along an iterator chain.
 pub trait StreamApi: Send + Sync + 'static {
     fn list_shards(&self, stream_arn: &str) -> impl Future<Output = Result<Vec<ShardInfo>>> + Send;
-    fn iterator(&self, stream_arn: &str, shard_id: &str, at: &StartAt) -> impl Future<Output = Result<String>> + Send;
+    fn iterator(
+        &self,
+        stream_arn: &str,
+        shard_id: &str,
+        at: &StartAt,
+    ) -> impl Future<Output = Result<String>> + Send;
     fn records(&self, iterator: &str) -> impl Future<Output = Result<Page>> + Send;
 }
 
@@ -52,10 +57,15 @@ impl StreamApi for SdkStreams {
                 .send()
                 .await
                 .map_err(|e| Error::from_sdk("DescribeStream", e))?;
-            let desc = resp.stream_description.ok_or_else(|| Error::retryable("DescribeStream: empty description"))?;
+            let desc = resp
+                .stream_description
+                .ok_or_else(|| Error::retryable("DescribeStream: empty description"))?;
             for s in desc.shards.unwrap_or_default() {
                 if let Some(id) = s.shard_id {
-                    out.push(ShardInfo { id, parent: s.parent_shard_id });
+                    out.push(ShardInfo {
+                        id,
+                        parent: s.parent_shard_id,
+                    });
                 }
             }
             match desc.last_evaluated_shard_id {
@@ -66,13 +76,23 @@ impl StreamApi for SdkStreams {
     }
 
     async fn iterator(&self, stream_arn: &str, shard_id: &str, at: &StartAt) -> Result<String> {
-        let req = self.0.get_shard_iterator().stream_arn(stream_arn).shard_id(shard_id);
+        let req = self
+            .0
+            .get_shard_iterator()
+            .stream_arn(stream_arn)
+            .shard_id(shard_id);
         let req = match at {
             StartAt::TrimHorizon => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
-            StartAt::After(seq) => req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq),
+            StartAt::After(seq) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(seq),
         };
-        let resp = req.send().await.map_err(|e| Error::from_sdk("GetShardIterator", e))?;
-        resp.shard_iterator.ok_or_else(|| Error::retryable("GetShardIterator returned no iterator"))
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("GetShardIterator", e))?;
+        resp.shard_iterator
+            .ok_or_else(|| Error::retryable("GetShardIterator returned no iterator"))
     }
 
     async fn records(&self, iterator: &str) -> Result<Page> {
@@ -84,6 +104,9 @@ impl StreamApi for SdkStreams {
             .send()
             .await
             .map_err(|e| Error::from_sdk("GetRecords", e))?;
-        Ok(Page { records: resp.records.unwrap_or_default(), next: resp.next_shard_iterator })
+        Ok(Page {
+            records: resp.records.unwrap_or_default(),
+            next: resp.next_shard_iterator,
+        })
     }
 }

@@ -90,12 +90,21 @@ impl<S: StreamApi> ShardConsumer<S> {
                     iter = self.open(&last_read).await?;
                     continue;
                 }
-                Err(e) if e.code() == Some("TrimmedDataAccessException") => return Err(self.gap(&last_read, e)),
-                Err(e) if e.kind() == Kind::Fatal => return Err(e.context(format!("reading shard {}", self.shard_id))),
+                Err(e) if e.code() == Some("TrimmedDataAccessException") => {
+                    return Err(self.gap(&last_read, e));
+                }
+                Err(e) if e.kind() == Kind::Fatal => {
+                    return Err(e.context(format!("reading shard {}", self.shard_id)));
+                }
                 Err(e) => {
                     attempt += 1;
-                    if Policy::DAEMON.max_retryable.is_some_and(|m| attempt >= m && e.kind() == Kind::Retryable) {
-                        return Err(e.into_fatal().context(format!("reading shard {}", self.shard_id)));
+                    if Policy::DAEMON
+                        .max_retryable
+                        .is_some_and(|m| attempt >= m && e.kind() == Kind::Retryable)
+                    {
+                        return Err(e
+                            .into_fatal()
+                            .context(format!("reading shard {}", self.shard_id)));
                     }
                     self.stats.retries.fetch_add(1, Relaxed);
                     self.pause(Policy::DAEMON.delay(attempt)).await;
@@ -104,18 +113,31 @@ impl<S: StreamApi> ShardConsumer<S> {
             };
             let got = page.records.len();
             for rec in page.records {
-                let c = record::parse(rec, self.view, &self.key_names)
-                    .map_err(|e| e.context(format!("table {} shard {}", self.table, self.shard_id)))?;
+                let c = record::parse(rec, self.view, &self.key_names).map_err(|e| {
+                    e.context(format!("table {} shard {}", self.table, self.shard_id))
+                })?;
                 self.stats.records_read.fetch_add(1, Relaxed);
                 last_read = Some(c.seq.clone());
-                let pos = Pos { seq: c.seq, time_ms: c.time_ms };
+                let pos = Pos {
+                    seq: c.seq,
+                    time_ms: c.time_ms,
+                };
                 if c.time_ms < self.replay_from_ms {
                     self.ack.register_done(Some(pos));
                     continue;
                 }
                 let index = self.ack.register(Some(pos));
-                let ticket = Ticket { sink: self.ack.clone(), index };
-                self.applier.submit(Change { key: c.key, op: c.op, ticket }).await?;
+                let ticket = Ticket {
+                    sink: self.ack.clone(),
+                    index,
+                };
+                self.applier
+                    .submit(Change {
+                        key: c.key,
+                        op: c.op,
+                        ticket,
+                    })
+                    .await?;
             }
             let Some(next) = page.next else {
                 // ShardEnd: done only once everything read is durable.
@@ -142,7 +164,12 @@ impl<S: StreamApi> ShardConsumer<S> {
             Some(seq) => StartAt::After(seq.clone()),
             None => StartAt::TrimHorizon,
         };
-        let r = crate::retry::retry(Policy::DAEMON, |_| {}, || self.api.iterator(&self.stream_arn, &self.shard_id, &at)).await;
+        let r = crate::retry::retry(
+            Policy::DAEMON,
+            |_| {},
+            || self.api.iterator(&self.stream_arn, &self.shard_id, &at),
+        )
+        .await;
         match r {
             Err(e) if e.code() == Some("TrimmedDataAccessException") => Err(self.gap(last_read, e)),
             Err(e) if e.code() == Some("ResourceNotFoundException") => Err(Error::fatal(format!(
@@ -155,7 +182,11 @@ impl<S: StreamApi> ShardConsumer<S> {
     }
 
     fn gap(&self, last_read: &Option<String>, e: Error) -> Error {
-        let from = last_read.as_deref().map_or("the start of the shard".to_string(), |s| format!("sequence number {s}"));
+        let from = last_read
+            .as_deref()
+            .map_or("the start of the shard".to_string(), |s| {
+                format!("sequence number {s}")
+            });
         Error::fatal(format!(
             "table {}: gap in stream {}: shard {} was trimmed past {from} before ferry applied it \
              (stream records are kept 24 h). The destination cannot be brought in sync from this stream: \

@@ -28,9 +28,10 @@ pub struct Lineage {
 impl Lineage {
     /// Adds a shard seen in a listing (no-op when known).
     pub fn add(&mut self, id: &str, parent: Option<&str>) {
-        self.shards
-            .entry(id.to_string())
-            .or_insert_with(|| Node { parent: parent.map(str::to_string), state: State::Waiting });
+        self.shards.entry(id.to_string()).or_insert_with(|| Node {
+            parent: parent.map(str::to_string),
+            state: State::Waiting,
+        });
     }
 
     /// Adds a shard known from state to be finished.
@@ -70,11 +71,18 @@ impl Lineage {
     }
 
     pub fn running(&self) -> usize {
-        self.shards.values().filter(|n| n.state == State::Running).count()
+        self.shards
+            .values()
+            .filter(|n| n.state == State::Running)
+            .count()
     }
 
     pub fn counts(&self) -> (usize, usize) {
-        let done = self.shards.values().filter(|n| n.state == State::Done).count();
+        let done = self
+            .shards
+            .values()
+            .filter(|n| n.state == State::Done)
+            .count();
         (self.shards.len() - done, done)
     }
 }
@@ -92,7 +100,10 @@ mod tests {
         l.add("b", Some("root"));
         l.add("a1", Some("a"));
         assert_eq!(l.take_ready(), vec!["root"]);
-        assert!(l.take_ready().is_empty(), "nothing else may start while root runs");
+        assert!(
+            l.take_ready().is_empty(),
+            "nothing else may start while root runs"
+        );
         l.mark_done("root");
         assert_eq!(l.take_ready(), vec!["a", "b"]);
         l.mark_done("b");
@@ -111,7 +122,10 @@ mod tests {
         r.sort();
         assert_eq!(r, vec!["child", "orphan"]);
         l.add("old", None);
-        assert!(l.take_ready().is_empty(), "re-listing a done shard does not restart it");
+        assert!(
+            l.take_ready().is_empty(),
+            "re-listing a done shard does not restart it"
+        );
         assert_eq!(l.counts(), (2, 1));
     }
 }

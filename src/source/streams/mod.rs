@@ -30,8 +30,14 @@ use lineage::Lineage;
 pub use record::View;
 
 /// Records the shard tree at the capture point (before the snapshot starts).
-pub async fn capture<S: StreamApi>(api: &S, stream_arn: &str, store: &Store, table: &str) -> Result<usize> {
-    let shards = crate::retry::retry(Policy::STARTUP, |_| {}, || api.list_shards(stream_arn)).await?;
+pub async fn capture<S: StreamApi>(
+    api: &S,
+    stream_arn: &str,
+    store: &Store,
+    table: &str,
+) -> Result<usize> {
+    let shards =
+        crate::retry::retry(Policy::STARTUP, |_| {}, || api.list_shards(stream_arn)).await?;
     let rows: Vec<ShardRow> = shards
         .iter()
         .map(|s| ShardRow {
@@ -133,7 +139,8 @@ impl<S: StreamApi> StreamTask<S> {
                 first_err.get_or_insert(e);
             }
         }
-        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared at shutdown"))?;
+        let applier = Arc::try_unwrap(applier)
+            .map_err(|_| Error::fatal("apply path still shared at shutdown"))?;
         if let Err(e) = applier.finish().await {
             first_err.get_or_insert(e);
         }
@@ -146,7 +153,11 @@ impl<S: StreamApi> StreamTask<S> {
 
     /// Lists shards, records new ones, and fails on a gap: a shard ferry has not finished that is
     /// no longer in the stream.
-    async fn discover(&self, lineage: &mut Lineage, rows: &mut HashMap<String, ShardRow>) -> Result<()> {
+    async fn discover(
+        &self,
+        lineage: &mut Lineage,
+        rows: &mut HashMap<String, ShardRow>,
+    ) -> Result<()> {
         let listed = match self.api.list_shards(&self.stream_arn).await {
             Ok(l) => l,
             Err(e) if e.code() == Some("ResourceNotFoundException") => {
@@ -162,15 +173,22 @@ impl<S: StreamApi> StreamTask<S> {
             }
             Err(e) => return Err(e),
         };
-        let present: std::collections::HashSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
-        if let Some(lost) = rows.values().find(|r| !r.done && !present.contains(r.shard_id.as_str())) {
+        let present: std::collections::HashSet<&str> =
+            listed.iter().map(|s| s.id.as_str()).collect();
+        if let Some(lost) = rows
+            .values()
+            .find(|r| !r.done && !present.contains(r.shard_id.as_str()))
+        {
             return Err(Error::fatal(format!(
                 "table {}: gap in stream {}: shard {} disappeared (trimmed after 24 h) before ferry read it to the end{}. \
                  The destination cannot be brought in sync from this stream: re-run the table from a fresh snapshot.",
                 self.table,
                 self.stream_arn,
                 lost.shard_id,
-                lost.position.as_ref().map(|p| format!(" (applied up to {p})")).unwrap_or_default()
+                lost.position
+                    .as_ref()
+                    .map(|p| format!(" (applied up to {p})"))
+                    .unwrap_or_default()
             )));
         }
         let mut new_rows = Vec::new();
@@ -206,12 +224,18 @@ impl<S: StreamApi> StreamTask<S> {
         stop: &CancellationToken,
     ) {
         for id in lineage.take_ready() {
-            let row = rows.get(&id).cloned().expect("every lineage shard has a row");
+            let row = rows
+                .get(&id)
+                .cloned()
+                .expect("every lineage shard has a row");
             let start = match &row.position {
                 Some(seq) => StartAt::After(seq.clone()),
                 None => StartAt::TrimHorizon,
             };
-            let committed = row.position.clone().map(|seq| Pos { seq, time_ms: row.last_record_ms.unwrap_or(0) });
+            let committed = row.position.clone().map(|seq| Pos {
+                seq,
+                time_ms: row.last_record_ms.unwrap_or(0),
+            });
             let ack = Arc::new(OrderedAck::new(committed));
             let idle = Arc::new(AtomicBool::new(false));
             let c = ShardConsumer {
@@ -237,13 +261,22 @@ impl<S: StreamApi> StreamTask<S> {
     }
 
     /// Persists the checkpoints of active shards and refreshes lag and caught-up.
-    fn flush(&self, active: &HashMap<String, Active>, all: &HashMap<String, ShardRow>, lineage: &Lineage) -> Result<()> {
+    fn flush(
+        &self,
+        active: &HashMap<String, Active>,
+        all: &HashMap<String, ShardRow>,
+        lineage: &Lineage,
+    ) -> Result<()> {
         let rows: Vec<ShardRow> = active.values().map(shard_row).collect();
         if !rows.is_empty() {
             self.store.put_shards(&self.table, &rows)?;
         }
         let applied: i64 = rows.iter().map(|r| r.records).sum::<i64>()
-            + all.values().filter(|r| !active.contains_key(&r.shard_id)).map(|r| r.records).sum::<i64>();
+            + all
+                .values()
+                .filter(|r| !active.contains_key(&r.shard_id))
+                .map(|r| r.records)
+                .sum::<i64>();
         self.stats.records_applied.store(applied as u64, Relaxed);
         let newest = rows.iter().filter_map(|r| r.last_record_ms).max();
         if let Some(n) = newest {
@@ -251,7 +284,9 @@ impl<S: StreamApi> StreamTask<S> {
         }
         let (open, _) = lineage.counts();
         let all_idle = active.values().all(|a| a.idle.load(Relaxed)) && open == active.len();
-        self.stats.caught_up.store(all_idle && !active.is_empty(), Relaxed);
+        self.stats
+            .caught_up
+            .store(all_idle && !active.is_empty(), Relaxed);
         metrics_shards(&self.table, active);
         Ok(())
     }
@@ -273,7 +308,9 @@ fn metrics_shards(table: &str, active: &HashMap<String, Active>) {
         let lag = if a.idle.load(Relaxed) {
             0.0
         } else {
-            a.ack.committed().map_or(0.0, |p| ((now - p.time_ms).max(0)) as f64 / 1000.0)
+            a.ack
+                .committed()
+                .map_or(0.0, |p| ((now - p.time_ms).max(0)) as f64 / 1000.0)
         };
         metrics::gauge!("ferry_shard_lag_seconds", "table" => table.to_string(), "shard" => id.clone()).set(lag);
     }

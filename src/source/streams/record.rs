@@ -37,16 +37,28 @@ impl View {
 }
 
 pub fn parse(rec: Record, view: View, key_names: &[String]) -> Result<StreamChange> {
-    let d = rec.dynamodb.ok_or_else(|| Error::fatal("stream record without a dynamodb section"))?;
-    let seq = d.sequence_number.ok_or_else(|| Error::fatal("stream record without a sequence number"))?;
-    let time_ms = d.approximate_creation_date_time.map_or(0, |t| t.to_millis().unwrap_or(0));
+    let d = rec
+        .dynamodb
+        .ok_or_else(|| Error::fatal("stream record without a dynamodb section"))?;
+    let seq = d
+        .sequence_number
+        .ok_or_else(|| Error::fatal("stream record without a sequence number"))?;
+    let time_ms = d
+        .approximate_creation_date_time
+        .map_or(0, |t| t.to_millis().unwrap_or(0));
     let bad = |what: String| Error::fatal(format!("stream record {seq}: {what}"));
     let keys = convert::from_stream_item(d.keys.unwrap_or_default()).map_err(&bad)?;
-    let key = KeyBytes::of(key_names, &keys)
-        .ok_or_else(|| bad(format!("key attributes {key_names:?} missing in {}", item::display_key(&keys))))?;
+    let key = KeyBytes::of(key_names, &keys).ok_or_else(|| {
+        bad(format!(
+            "key attributes {key_names:?} missing in {}",
+            item::display_key(&keys)
+        ))
+    })?;
     let op = match (view, rec.event_name) {
         (View::NewImage, Some(OperationType::Insert | OperationType::Modify)) => {
-            let image = d.new_image.ok_or_else(|| bad("INSERT/MODIFY without NewImage".into()))?;
+            let image = d
+                .new_image
+                .ok_or_else(|| bad("INSERT/MODIFY without NewImage".into()))?;
             Op::Put(convert::from_stream_item(image).map_err(&bad)?)
         }
         (View::NewImage, Some(OperationType::Remove)) => Op::Delete(keys),
@@ -54,5 +66,10 @@ pub fn parse(rec: Record, view: View, key_names: &[String]) -> Result<StreamChan
         // (DynamoDB Local 3.x labels TTL deletes this way) is settled by reading the source.
         _ => Op::Fetch(keys),
     };
-    Ok(StreamChange { seq, time_ms, key, op })
+    Ok(StreamChange {
+        seq,
+        time_ms,
+        key,
+        op,
+    })
 }

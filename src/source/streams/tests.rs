@@ -42,10 +42,15 @@ impl ApplyIo for RecordingIo {
         let mut keys = std::collections::HashSet::new();
         for op in ops {
             let (k, v) = match &op {
-                WriteOp::Put(i) => (key_str(i), match i.get("v") {
-                    Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => Some(n.parse::<i64>().unwrap()),
-                    _ => panic!("no v"),
-                }),
+                WriteOp::Put(i) => (
+                    key_str(i),
+                    match i.get("v") {
+                        Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => {
+                            Some(n.parse::<i64>().unwrap())
+                        }
+                        _ => panic!("no v"),
+                    },
+                ),
                 WriteOp::Delete(k) => (key_str(k), None),
             };
             assert!(keys.insert(k.clone()), "a batch held key {k} twice");
@@ -101,7 +106,10 @@ impl Scripted {
             }
             None => OperationType::Remove,
         };
-        Record::builder().event_name(name).dynamodb(sr.build()).build()
+        Record::builder()
+            .event_name(name)
+            .dynamodb(sr.build())
+            .build()
     }
 }
 
@@ -113,7 +121,10 @@ impl StreamApi for Scripted {
             .shards
             .iter()
             .filter(|s| s.listed_after < *n)
-            .map(|s| ShardInfo { id: s.id.clone(), parent: s.parent.clone() })
+            .map(|s| ShardInfo {
+                id: s.id.clone(),
+                parent: s.parent.clone(),
+            })
             .collect())
     }
 
@@ -127,13 +138,22 @@ impl StreamApi for Scripted {
             for (k, v, _) in &parent.records {
                 if let Some(v) = v {
                     let applied = d.history.get(k).is_some_and(|h| h.iter().any(|x| x >= v));
-                    assert!(applied, "child {shard} opened before parent {p}'s record {k}={v} was applied");
+                    assert!(
+                        applied,
+                        "child {shard} opened before parent {p}'s record {k}={v} was applied"
+                    );
                 }
             }
         }
         let idx = match at {
             StartAt::TrimHorizon => 0,
-            StartAt::After(seq) => s.records.iter().position(|r| format!("{:021}", r.2) == *seq).unwrap() + 1,
+            StartAt::After(seq) => {
+                s.records
+                    .iter()
+                    .position(|r| format!("{:021}", r.2) == *seq)
+                    .unwrap()
+                    + 1
+            }
         };
         Ok(format!("{shard}|{idx}"))
     }
@@ -143,17 +163,29 @@ impl StreamApi for Scripted {
         let idx: usize = idx.parse().unwrap();
         let s = self.shards.iter().find(|s| s.id == shard).unwrap();
         let end = (idx + 3).min(s.records.len());
-        let records: Vec<Record> = s.records[idx..end].iter().map(|(k, v, seq)| Self::record(k, *v, *seq)).collect();
+        let records: Vec<Record> = s.records[idx..end]
+            .iter()
+            .map(|(k, v, seq)| Self::record(k, *v, *seq))
+            .collect();
         if end == s.records.len() {
             let mut polls = self.polls.lock().unwrap();
             let p = polls.entry(shard.to_string()).or_default();
             *p += 1;
             if *p <= s.looks_open_for {
-                return Ok(Page { records, next: Some(format!("{shard}|{end}")) });
+                return Ok(Page {
+                    records,
+                    next: Some(format!("{shard}|{end}")),
+                });
             }
-            return Ok(Page { records, next: None });
+            return Ok(Page {
+                records,
+                next: None,
+            });
         }
-        Ok(Page { records, next: Some(format!("{shard}|{end}")) })
+        Ok(Page {
+            records,
+            next: Some(format!("{shard}|{end}")),
+        })
     }
 }
 
@@ -182,13 +214,14 @@ fn tree(dest: RecordingIo) -> (Scripted, HashMap<String, Option<i64>>) {
     let a1 = recs(&all[..2], 20, &mut seq);
     let a2 = recs(&all[2..4], 20, &mut seq);
     let b1 = recs(&all[4..], 25, &mut seq);
-    let shard = |id: &str, parent: Option<&str>, records, looks_open_for, listed_after| ScriptShard {
-        id: id.into(),
-        parent: parent.map(str::to_string),
-        records,
-        looks_open_for,
-        listed_after,
-    };
+    let shard =
+        |id: &str, parent: Option<&str>, records, looks_open_for, listed_after| ScriptShard {
+            id: id.into(),
+            parent: parent.map(str::to_string),
+            records,
+            looks_open_for,
+            listed_after,
+        };
     let s = Scripted {
         shards: vec![
             shard("root", None, root, 6, 0),
@@ -225,17 +258,31 @@ async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
         stop: stop.clone(),
         list_every: Duration::from_millis(20),
     };
-    let applier = Applier::start(Arc::new(io.clone()), 4, Arc::new(Limiter::new(0)), stats.clone());
+    let applier = Applier::start(
+        Arc::new(io.clone()),
+        4,
+        Arc::new(Limiter::new(0)),
+        stats.clone(),
+    );
     let run = tokio::spawn(task.run(applier));
     // Wait on state: every closed shard done, the open ones drained.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let done: Vec<String> = store.shards("T").unwrap().into_iter().filter(|s| s.done).map(|s| s.shard_id).collect();
+        let done: Vec<String> = store
+            .shards("T")
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.done)
+            .map(|s| s.shard_id)
+            .collect();
         let current = io.0.lock().unwrap().current.clone();
         if done.len() == 4 && current == expected {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "not converged: done {done:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not converged: done {done:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.cancel();
@@ -243,14 +290,29 @@ async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
 
     let d = io.0.lock().unwrap();
     for (k, h) in &d.history {
-        assert!(h.windows(2).all(|w| w[0] < w[1]), "key {k} saw values out of order or twice: {h:?}");
+        assert!(
+            h.windows(2).all(|w| w[0] < w[1]),
+            "key {k} saw values out of order or twice: {h:?}"
+        );
     }
     let shards = store.shards("T").unwrap();
-    let mut done: Vec<&str> = shards.iter().filter(|s| s.done).map(|s| s.shard_id.as_str()).collect();
+    let mut done: Vec<&str> = shards
+        .iter()
+        .filter(|s| s.done)
+        .map(|s| s.shard_id.as_str())
+        .collect();
     done.sort();
     assert_eq!(done, vec!["a", "a1", "b", "root"]);
     let total: i64 = shards.iter().map(|s| s.records).sum();
-    assert_eq!(total, 40 + 30 + 30 + 20 + 20 + 25, "every record acknowledged exactly once");
+    assert_eq!(
+        total,
+        40 + 30 + 30 + 20 + 20 + 25,
+        "every record acknowledged exactly once"
+    );
     let b1 = shards.iter().find(|s| s.shard_id == "b1").unwrap();
-    assert_eq!(b1.position.as_deref(), Some(format!("{:021}", 165).as_str()), "checkpoint at the last record");
+    assert_eq!(
+        b1.position.as_deref(),
+        Some(format!("{:021}", 165).as_str()),
+        "checkpoint at the last record"
+    );
 }

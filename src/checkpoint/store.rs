@@ -395,7 +395,7 @@ mod tests {
             records: 2,
             captured: true,
         };
-        s.put_shards("A", &[sh.clone()]).unwrap();
+        s.put_shards("A", std::slice::from_ref(&sh)).unwrap();
         assert_eq!(s.shards("A").unwrap(), vec![sh]);
         assert!(s.shards("B").unwrap().is_empty());
     }

@@ -136,7 +136,7 @@ pub fn rich_item(pk: &str, sk: i64, rng: &mut impl RngCore) -> Item {
     );
     item.insert("n_small".into(), Av::N(format!("-0.000000000000{}", n + 1)));
     item.insert("b".into(), Av::B(Blob::new(bytes.clone())));
-    item.insert("flag".into(), Av::Bool(n % 2 == 0));
+    item.insert("flag".into(), Av::Bool(n.is_multiple_of(2)));
     item.insert("nothing".into(), Av::Null(true));
     item.insert(
         "ss".into(),
@@ -160,10 +160,10 @@ pub fn rich_item(pk: &str, sk: i64, rng: &mut impl RngCore) -> Item {
         ]),
     );
     item.insert("deep".into(), nested(5, n));
-    if n % 3 != 0 {
+    if !n.is_multiple_of(3) {
         item.insert("group".into(), Av::S(format!("g{}", n % 7)));
     }
-    if n % 4 != 0 {
+    if !n.is_multiple_of(4) {
         item.insert("label".into(), Av::S(format!("label-{}", n % 11)));
     }
     item

@@ -74,7 +74,7 @@ impl FerryDir {
     }
 
     /// Starts `ferry sync -c ferry.toml <extra>` in the background, logging to `sync-N.log`.
-    pub fn spawn_sync(&self, extra: &[&str]) -> Child {
+    pub fn spawn_sync(&self, extra: &[&str]) -> Running {
         let n = self.runs.get() + 1;
         self.runs.set(n);
         let log = std::fs::File::create(self.dir.join(format!("sync-{n}.log"))).expect("log file");
@@ -85,6 +85,7 @@ impl FerryDir {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
+            .map(Running)
             .expect("spawn ferry sync")
     }
 
@@ -132,4 +133,30 @@ pub fn terminate(child: &Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
+}
+
+/// A running `ferry sync`, killed if still running when dropped (a failing test or demo never
+/// leaves one behind).
+pub struct Running(pub Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }

@@ -7,6 +7,14 @@ use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 
 use crate::error::{Error, Result};
 
+/// A stream's shards and whether it still takes records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    pub shards: Vec<ShardInfo>,
+    /// DISABLING or DISABLED: no new records will come; changes now go elsewhere (or nowhere).
+    pub disabled: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShardInfo {
     pub id: String,
@@ -29,7 +37,7 @@ pub struct Page {
 /// Contract: `list_shards` returns every shard currently in the stream (all pages); `records`
 /// returns records of one shard in sequence order, each once along an iterator chain.
 pub trait StreamApi: Send + Sync + 'static {
-    fn list_shards(&self, stream_arn: &str) -> impl Future<Output = Result<Vec<ShardInfo>>> + Send;
+    fn list_shards(&self, stream_arn: &str) -> impl Future<Output = Result<Listing>> + Send;
     fn iterator(
         &self,
         stream_arn: &str,
@@ -45,8 +53,9 @@ pub struct SdkStreams(pub aws_sdk_dynamodbstreams::Client);
 const PAGE: i32 = 1000;
 
 impl StreamApi for SdkStreams {
-    async fn list_shards(&self, stream_arn: &str) -> Result<Vec<ShardInfo>> {
+    async fn list_shards(&self, stream_arn: &str) -> Result<Listing> {
         let mut out = Vec::new();
+        let mut disabled = false;
         let mut start: Option<String> = None;
         loop {
             let resp = self
@@ -60,6 +69,10 @@ impl StreamApi for SdkStreams {
             let desc = resp
                 .stream_description
                 .ok_or_else(|| Error::retryable("DescribeStream: empty description"))?;
+            disabled |= matches!(
+                desc.stream_status.as_ref().map(|s| s.as_str()),
+                Some("DISABLING" | "DISABLED")
+            );
             for s in desc.shards.unwrap_or_default() {
                 if let Some(id) = s.shard_id {
                     out.push(ShardInfo {
@@ -70,7 +83,12 @@ impl StreamApi for SdkStreams {
             }
             match desc.last_evaluated_shard_id {
                 Some(id) => start = Some(id),
-                None => return Ok(out),
+                None => {
+                    return Ok(Listing {
+                        shards: out,
+                        disabled,
+                    });
+                }
             }
         }
     }

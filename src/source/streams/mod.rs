@@ -29,6 +29,9 @@ use consumer::{Outcome, Pos, ShardConsumer};
 use lineage::Lineage;
 pub use record::View;
 
+/// DynamoDB Streams keep records 24 h.
+pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
+
 /// Records the shard tree at the capture point (before the snapshot starts).
 pub async fn capture<S: StreamApi>(
     api: &S,
@@ -36,8 +39,9 @@ pub async fn capture<S: StreamApi>(
     store: &Store,
     table: &str,
 ) -> Result<usize> {
-    let shards =
-        crate::retry::retry(Policy::STARTUP, |_| {}, || api.list_shards(stream_arn)).await?;
+    let shards = crate::retry::retry(Policy::STARTUP, |_| {}, || api.list_shards(stream_arn))
+        .await?
+        .shards;
     let rows: Vec<ShardRow> = shards
         .iter()
         .map(|s| ShardRow {
@@ -105,7 +109,7 @@ impl<S: StreamApi> StreamTask<S> {
                     _ = applier.failed.cancelled() => return Ok(()),
                     _ = list_tick.tick() => {
                         self.discover(&mut lineage, &mut rows).await?;
-                        self.start_ready(&mut lineage, &rows, &mut active, &mut consumers, &applier, &consumers_stop);
+                        self.start_ready(&mut lineage, &rows, &mut active, &mut consumers, &applier, &consumers_stop)?;
                     }
                     _ = flush_tick.tick() => self.flush(&active, &rows, &lineage)?,
                     Some(joined) = consumers.join_next() => {
@@ -121,7 +125,7 @@ impl<S: StreamApi> StreamTask<S> {
                                 lineage.mark_done(&id);
                                 tracing::info!(table = %self.table, shard = %id, "shard finished");
                                 self.discover(&mut lineage, &mut rows).await?;
-                                self.start_ready(&mut lineage, &rows, &mut active, &mut consumers, &applier, &consumers_stop);
+                                self.start_ready(&mut lineage, &rows, &mut active, &mut consumers, &applier, &consumers_stop)?;
                             }
                             Outcome::Stopped => {}
                         }
@@ -173,6 +177,14 @@ impl<S: StreamApi> StreamTask<S> {
             }
             Err(e) => return Err(e),
         };
+        if listed.disabled {
+            return Err(Error::fatal(format!(
+                "table {}: stream {} was disabled while ferry was replaying it; changes made since are not \
+                 in it. ferry never replaces a stream: re-enable one and re-run the table from a fresh snapshot.",
+                self.table, self.stream_arn
+            )));
+        }
+        let listed = listed.shards;
         let present: std::collections::HashSet<&str> =
             listed.iter().map(|s| s.id.as_str()).collect();
         if let Some(lost) = rows
@@ -222,12 +234,23 @@ impl<S: StreamApi> StreamTask<S> {
         consumers: &mut JoinSet<(String, Result<Outcome>)>,
         applier: &Arc<Applier>,
         stop: &CancellationToken,
-    ) {
+    ) -> Result<()> {
         for id in lineage.take_ready() {
             let row = rows
                 .get(&id)
                 .cloned()
                 .expect("every lineage shard has a row");
+            if row.position.is_none()
+                && crate::checkpoint::now_ms() - self.replay_from_ms > RETENTION_MS
+            {
+                // TRIM_HORIZON would silently start after records that are already trimmed.
+                return Err(Error::fatal(format!(
+                    "table {}: the replay point is more than 24 h old and shard {id} was never read: stream \
+                     records between the replay point and the trim horizon may be gone. Re-run the table from \
+                     a fresh snapshot (or buffer changes in SQS when a copy outlives stream retention).",
+                    self.table
+                )));
+            }
             let start = match &row.position {
                 Some(seq) => StartAt::After(seq.clone()),
                 None => StartAt::TrimHorizon,
@@ -258,6 +281,7 @@ impl<S: StreamApi> StreamTask<S> {
             consumers.spawn(async move { (sid, c.run().await) });
             active.insert(id, Active { row, ack, idle });
         }
+        Ok(())
     }
 
     /// Persists the checkpoints of active shards and refreshes lag and caught-up.

@@ -10,7 +10,7 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue as SAv, OperationType, Recor
 use aws_smithy_types::DateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{Page, ShardInfo, StartAt, StreamApi};
+use super::api::{Listing, Page, ShardInfo, StartAt, StreamApi};
 use super::{StreamTask, View};
 use crate::apply::{Applier, ApplyIo, Limiter, WriteOp};
 use crate::checkpoint::Store;
@@ -86,6 +86,8 @@ struct ScriptShard {
 struct Scripted {
     shards: Vec<ScriptShard>,
     listings: Mutex<u32>,
+    /// Listing calls after which the stream reports DISABLED.
+    disabled_after: Option<u32>,
     polls: Mutex<HashMap<String, u32>>,
     dest: RecordingIo,
 }
@@ -96,7 +98,7 @@ impl Scripted {
         let mut sr = StreamRecord::builder()
             .set_keys(Some(keys.clone()))
             .sequence_number(format!("{seq:021}"))
-            .approximate_creation_date_time(DateTime::from_secs(1_000));
+            .approximate_creation_date_time(DateTime::from_millis(crate::checkpoint::now_ms()));
         let name = match v {
             Some(v) => {
                 let mut img = keys;
@@ -114,10 +116,10 @@ impl Scripted {
 }
 
 impl StreamApi for Scripted {
-    async fn list_shards(&self, _: &str) -> Result<Vec<ShardInfo>> {
+    async fn list_shards(&self, _: &str) -> Result<Listing> {
         let mut n = self.listings.lock().unwrap();
         *n += 1;
-        Ok(self
+        let shards = self
             .shards
             .iter()
             .filter(|s| s.listed_after < *n)
@@ -125,7 +127,11 @@ impl StreamApi for Scripted {
                 id: s.id.clone(),
                 parent: s.parent.clone(),
             })
-            .collect())
+            .collect();
+        Ok(Listing {
+            shards,
+            disabled: self.disabled_after.is_some_and(|d| *n > d),
+        })
     }
 
     async fn iterator(&self, _: &str, shard: &str, at: &StartAt) -> Result<String> {
@@ -232,6 +238,7 @@ fn tree(dest: RecordingIo) -> (Scripted, HashMap<String, Option<i64>>) {
             shard("b1", Some("b"), b1, u32::MAX, 3),
         ],
         listings: Mutex::new(0),
+        disabled_after: None,
         polls: Mutex::new(HashMap::new()),
         dest,
     };
@@ -252,7 +259,7 @@ async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
         stream_arn: "arn".into(),
         view: View::NewImage,
         key_names: vec!["pk".to_string()].into(),
-        replay_from_ms: 0,
+        replay_from_ms: crate::checkpoint::now_ms() - 3_600_000,
         store: store.clone(),
         stats: stats.clone(),
         stop: stop.clone(),
@@ -314,5 +321,68 @@ async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
         b1.position.as_deref(),
         Some(format!("{:021}", 165).as_str()),
         "checkpoint at the last record"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_disabled_under_ferry_stops_the_table_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
+    let io = RecordingIo::default();
+    let (mut script, _) = tree(io.clone());
+    script.disabled_after = Some(3);
+    let stats = Arc::new(TableStats::default());
+    let task = StreamTask {
+        api: Arc::new(script),
+        table: "T".into(),
+        stream_arn: "arn:stream".into(),
+        view: View::NewImage,
+        key_names: vec!["pk".to_string()].into(),
+        replay_from_ms: crate::checkpoint::now_ms() - 3_600_000,
+        store,
+        stats: stats.clone(),
+        stop: CancellationToken::new(),
+        list_every: Duration::from_millis(20),
+    };
+    let applier = Applier::start(Arc::new(io), 2, Arc::new(Limiter::new(0)), stats);
+    let err = tokio::time::timeout(Duration::from_secs(10), task.run(applier))
+        .await
+        .expect("stops by itself")
+        .unwrap_err();
+    assert!(err.is_fatal());
+    assert!(
+        err.to_string().contains("stream arn:stream was disabled"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_point_older_than_retention_is_a_gap_not_a_silent_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
+    let io = RecordingIo::default();
+    let (script, _) = tree(io.clone());
+    let stats = Arc::new(TableStats::default());
+    let task = StreamTask {
+        api: Arc::new(script),
+        table: "T".into(),
+        stream_arn: "arn:stream".into(),
+        view: View::NewImage,
+        key_names: vec!["pk".to_string()].into(),
+        replay_from_ms: crate::checkpoint::now_ms() - 25 * 3_600_000,
+        store,
+        stats: stats.clone(),
+        stop: CancellationToken::new(),
+        list_every: Duration::from_millis(20),
+    };
+    let applier = Applier::start(Arc::new(io.clone()), 2, Arc::new(Limiter::new(0)), stats);
+    let err = tokio::time::timeout(Duration::from_secs(10), task.run(applier))
+        .await
+        .expect("stops by itself")
+        .unwrap_err();
+    assert!(err.to_string().contains("more than 24 h old"), "{err}");
+    assert!(
+        io.0.lock().unwrap().current.is_empty(),
+        "nothing applied from a possibly trimmed stream"
     );
 }

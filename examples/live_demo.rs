@@ -100,16 +100,10 @@ async fn run() -> Result<(), String> {
             break;
         }
         if started.elapsed() > Duration::from_secs(300) {
-            return Err(format!(
-                "no streaming phase after 5 minutes\n{}",
-                ferry.logs()
-            ));
+            return Err(format!("no streaming phase after 5 minutes\n{}", ferry.logs()));
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "ferry sync exited early ({status})\n{}",
-                ferry.logs()
-            ));
+            return Err(format!("ferry sync exited early ({status})\n{}", ferry.logs()));
         }
     }
     stop.cancel();

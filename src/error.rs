@@ -98,13 +98,10 @@ impl Error {
                 Self::retryable(format!("{op} failed: {detail}: {cause}"))
             }
             SdkError::TimeoutError(_) => Self::retryable(format!("{op} failed: timed out")),
-            SdkError::ResponseError(_) => Self::retryable(format!(
-                "{op} failed: unreadable response: {}",
-                source_chain(&err)
-            )),
-            SdkError::ConstructionFailure(_) => {
-                Self::fatal(format!("{op} failed: {}", source_chain(&err)))
+            SdkError::ResponseError(_) => {
+                Self::retryable(format!("{op} failed: unreadable response: {}", source_chain(&err)))
             }
+            SdkError::ConstructionFailure(_) => Self::fatal(format!("{op} failed: {}", source_chain(&err))),
             _ => Self::retryable(format!("{op} failed: {}", source_chain(&err))),
         }
     }

@@ -9,12 +9,15 @@ use ferry::cli::{Cli, Command};
 use ferry::config::Config;
 use tokio_util::sync::CancellationToken;
 
+// The apply path allocates per attribute; mimalloc spends far fewer cycles on it than glibc.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| "info,aws=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "info,aws=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -63,14 +66,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status { config, json } => {
             let config = Config::load(&config)?;
-            let store = ferry::checkpoint::Store::open_existing(&config.state_path)?.with_context(
-                || {
-                    format!(
-                        "no state store at {} (has `ferry sync` run?)",
-                        config.state_path.display()
-                    )
-                },
-            )?;
+            let store = ferry::checkpoint::Store::open_existing(&config.state_path)?.with_context(|| {
+                format!(
+                    "no state store at {} (has `ferry sync` run?)",
+                    config.state_path.display()
+                )
+            })?;
             let list = ferry::status::all(&store)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
@@ -86,16 +87,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// checkpoint is never ahead of durable writes, so even that loses nothing).
 async fn on_signal(stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return;
     };
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    tracing::info!(
-        "stopping: draining in-flight writes and flushing checkpoints (signal again to exit now)"
-    );
+    tracing::info!("stopping: draining in-flight writes and flushing checkpoints (signal again to exit now)");
     stop.cancel();
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
     std::process::exit(130);

@@ -45,11 +45,7 @@ impl Policy {
 
 /// Runs `op` until it succeeds, fails fatally, or exhausts the policy's retryable budget.
 /// `on_retry` sees every error that is about to be retried (for metrics and logs).
-pub async fn retry<T, F, Fut>(
-    policy: Policy,
-    mut on_retry: impl FnMut(&Error),
-    mut op: F,
-) -> Result<T>
+pub async fn retry<T, F, Fut>(policy: Policy, mut on_retry: impl FnMut(&Error), mut op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -64,10 +60,7 @@ where
                     Kind::Fatal => return Err(e),
                     Kind::Retryable => {
                         retryable_attempts += 1;
-                        if policy
-                            .max_retryable
-                            .is_some_and(|m| retryable_attempts >= m)
-                        {
+                        if policy.max_retryable.is_some_and(|m| retryable_attempts >= m) {
                             return Err(e.into_fatal());
                         }
                     }

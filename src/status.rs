@@ -46,8 +46,7 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
     } else if t.caught_up {
         Some(0.0)
     } else {
-        t.newest_applied_ms
-            .map(|n| (now - n).max(0) as f64 / 1000.0)
+        t.newest_applied_ms.map(|n| (now - n).max(0) as f64 / 1000.0)
     };
     Ok(Some(TableStatus {
         table: t.name,
@@ -90,14 +89,10 @@ impl TableStatus {
         } else {
             format!(
                 "snapshot {}/{} segments, {} items",
-                self.snapshot.segments_done,
-                self.snapshot.segments_total,
-                self.snapshot.items_copied
+                self.snapshot.segments_done, self.snapshot.segments_total, self.snapshot.items_copied
             )
         };
-        let lag = self
-            .lag_seconds
-            .map_or("-".to_string(), |l| format!("{l:.1}s"));
+        let lag = self.lag_seconds.map_or("-".to_string(), |l| format!("{l:.1}s"));
         let mut s = format!(
             "{} | {snap} | shards {} open, {} done | {} records applied | lag {lag}{}",
             self.phase,
@@ -118,17 +113,9 @@ pub fn render(list: &[TableStatus]) -> String {
         return "no tables in the state store yet (has `ferry sync` run?)\n".into();
     }
     let running = list.iter().any(|t| t.daemon_running);
-    let mut out = format!(
-        "daemon: {}\n",
-        if running { "running" } else { "not running" }
-    );
+    let mut out = format!("daemon: {}\n", if running { "running" } else { "not running" });
     for t in list {
-        out.push_str(&format!(
-            "{} -> {}: {}\n",
-            t.table,
-            t.destination,
-            t.one_line()
-        ));
+        out.push_str(&format!("{} -> {}: {}\n", t.table, t.destination, t.one_line()));
     }
     out
 }

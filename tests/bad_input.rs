@@ -27,12 +27,7 @@ async fn case(tables: &str) -> Case {
     let dst = ddb.client(&da);
     create_table(&src, "Orders", Some(StreamViewType::NewAndOldImages)).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    load(
-        &src,
-        "Orders",
-        (0..20).map(|i| rich_item("p", i, &mut rng)).collect(),
-    )
-    .await;
+    load(&src, "Orders", (0..20).map(|i| rich_item("p", i, &mut rng)).collect()).await;
     let dir = tempfile::tempdir().unwrap();
     let ferry = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, tables);
     Case {
@@ -46,19 +41,13 @@ async fn case(tables: &str) -> Case {
 /// Non-zero exit, exactly one error message containing every `needles`, no panic.
 fn assert_refused(out: &Output, needles: &[&str]) -> String {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        !out.status.success(),
-        "expected failure, got success\n{err}"
-    );
+    assert!(!out.status.success(), "expected failure, got success\n{err}");
     assert_eq!(
         err.lines().filter(|l| l.starts_with("error:")).count(),
         1,
         "one message expected:\n{err}"
     );
-    assert!(
-        !err.contains(" WARN "),
-        "no noise around the message:\n{err}"
-    );
+    assert!(!err.contains(" WARN "), "no noise around the message:\n{err}");
     assert!(!err.contains("panicked"), "{err}");
     for n in needles {
         assert!(err.contains(n), "missing {n:?} in:\n{err}");
@@ -67,12 +56,7 @@ fn assert_refused(out: &Output, needles: &[&str]) -> String {
 }
 
 async fn destination_tables(c: &aws_sdk_dynamodb::Client) -> Vec<String> {
-    c.list_tables()
-        .send()
-        .await
-        .unwrap()
-        .table_names
-        .unwrap_or_default()
+    c.list_tables().send().await.unwrap().table_names.unwrap_or_default()
 }
 
 fn sync(c: &Case) -> Output {
@@ -93,10 +77,7 @@ async fn malformed_configs_name_file_and_line() {
         good.replace("profile = \"src\"", "profile = \"src\"\nregoin = \"x\""),
     )
     .unwrap();
-    assert_refused(
-        &sync(&c),
-        &["ferry.toml:3:1", "unknown key \"regoin\" in [source]"],
-    );
+    assert_refused(&sync(&c), &["ferry.toml:3:1", "unknown key \"regoin\" in [source]"]);
 
     std::fs::write(&toml, good.replace("[[table]]\nsource = \"Orders\"\n", "")).unwrap();
     assert_refused(&sync(&c), &["no [[table]] entries"]);
@@ -117,10 +98,7 @@ async fn unreachable_endpoint_is_named() {
     let out = sync(&c);
     assert_refused(
         &out,
-        &[
-            "source table Orders at http://127.0.0.1:9",
-            "connection failed",
-        ],
+        &["source table Orders at http://127.0.0.1:9", "connection failed"],
     );
     assert!(destination_tables(&c.dst).await.is_empty());
 }
@@ -128,10 +106,7 @@ async fn unreachable_endpoint_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_source_table_is_named() {
     let c = case("[[table]]\nsource = \"Nope\"\n").await;
-    assert_refused(
-        &sync(&c),
-        &["table Nope", "source table \"Nope\" not found"],
-    );
+    assert_refused(&sync(&c), &["table Nope", "source table \"Nope\" not found"]);
     assert!(destination_tables(&c.dst).await.is_empty());
 }
 
@@ -139,14 +114,8 @@ async fn missing_source_table_is_named() {
 async fn source_equal_to_destination_is_refused() {
     let c = case("[[table]]\nsource = \"Orders\"\n").await;
     let text = std::fs::read_to_string(&c.ferry.config).unwrap();
-    std::fs::write(
-        &c.ferry.config,
-        text.replace("profile = \"dst\"", "profile = \"src\""),
-    )
-    .unwrap();
-    let before = ferry::rig::compare::scan_all(&c.src, "Orders")
-        .await
-        .unwrap();
+    std::fs::write(&c.ferry.config, text.replace("profile = \"dst\"", "profile = \"src\"")).unwrap();
+    let before = ferry::rig::compare::scan_all(&c.src, "Orders").await.unwrap();
     assert_refused(
         &sync(&c),
         &[
@@ -154,12 +123,7 @@ async fn source_equal_to_destination_is_refused() {
             "never writes to a source table",
         ],
     );
-    assert_eq!(
-        ferry::rig::compare::scan_all(&c.src, "Orders")
-            .await
-            .unwrap(),
-        before
-    );
+    assert_eq!(ferry::rig::compare::scan_all(&c.src, "Orders").await.unwrap(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,20 +132,9 @@ async fn destination_with_another_key_schema_is_refused() {
     create_other_schema_table(&c.dst, "Orders").await;
     assert_refused(
         &sync(&c),
-        &[
-            "another key schema",
-            "pk (S, HASH), sk (N, RANGE)",
-            "id (S, HASH)",
-        ],
+        &["another key schema", "pk (S, HASH), sk (N, RANGE)", "id (S, HASH)"],
     );
-    let n = c
-        .dst
-        .scan()
-        .table_name("Orders")
-        .send()
-        .await
-        .unwrap()
-        .count;
+    let n = c.dst.scan().table_name("Orders").send().await.unwrap().count;
     assert_eq!(n, 0);
 }
 
@@ -191,10 +144,7 @@ async fn non_empty_destination_and_missing_stream_are_refused_before_anything_is
     let c = case("[[table]]\nsource = \"Orders\"\n\n[[table]]\nsource = \"Plain\"\n").await;
     create_other_schema_table(&c.src, "Plain").await;
     let out = sync(&c);
-    assert_refused(
-        &out,
-        &["table Plain", "has no stream enabled", "--enable-streams"],
-    );
+    assert_refused(&out, &["table Plain", "has no stream enabled", "--enable-streams"]);
     assert!(
         destination_tables(&c.dst).await.is_empty(),
         "Orders was not started either"
@@ -206,14 +156,5 @@ async fn non_empty_destination_and_missing_stream_are_refused_before_anything_is
     let mut rng = rand::rngs::StdRng::seed_from_u64(2);
     load(&c.dst, "Orders", vec![rich_item("other", 1, &mut rng)]).await;
     assert_refused(&sync(&c), &["already holds items", "--allow-nonempty"]);
-    assert_eq!(
-        c.dst
-            .scan()
-            .table_name("Orders")
-            .send()
-            .await
-            .unwrap()
-            .count,
-        1
-    );
+    assert_eq!(c.dst.scan().table_name("Orders").send().await.unwrap().count, 1);
 }

@@ -85,20 +85,11 @@ async fn live_sync_copies_every_type_and_indexes_under_concurrent_writes() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     stop.cancel();
     let counts = writes.await.unwrap().expect("workload");
-    assert!(
-        counts.total() > 1_000,
-        "the workload made {} writes",
-        counts.total()
-    );
+    assert!(counts.total() > 1_000, "the workload made {} writes", counts.total());
     wait_caught_up(&rig.ferry).await;
-    let diff = wait_equal(
-        &rig.src,
-        "Orders",
-        &rig.dst,
-        "Orders",
-        Duration::from_secs(60),
-        || rig.ferry.logs(),
-    )
+    let diff = wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(60), || {
+        rig.ferry.logs()
+    })
     .await;
     assert!(diff.source_items > 1_000);
 
@@ -198,14 +189,9 @@ async fn kill_9_at_random_points_loses_nothing_and_progress_carries_over() {
     stop.cancel();
     writes.await.unwrap().expect("workload");
     wait_caught_up(&rig.ferry).await;
-    wait_equal(
-        &rig.src,
-        "Orders",
-        &rig.dst,
-        "Orders",
-        Duration::from_secs(90),
-        || rig.ferry.logs(),
-    )
+    wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(90), || {
+        rig.ferry.logs()
+    })
     .await;
     terminate(&child);
     assert!(child.wait().unwrap().success(), "{}", rig.ferry.logs());
@@ -237,14 +223,9 @@ async fn forced_shard_rollovers_during_writes_are_followed_in_lineage_order() {
     stop.cancel();
     writes.await.unwrap().expect("workload");
     wait_caught_up(&rig.ferry).await;
-    wait_equal(
-        &rig.src,
-        "Orders",
-        &rig.dst,
-        "Orders",
-        Duration::from_secs(60),
-        || rig.ferry.logs(),
-    )
+    wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(60), || {
+        rig.ferry.logs()
+    })
     .await;
     let t = rig.ferry.table_status("Orders").unwrap();
     assert!(

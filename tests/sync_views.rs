@@ -62,25 +62,11 @@ async fn run_with_workload(
         },
     )
     .await;
-    wait_equal(
-        &src,
-        "Orders",
-        &dst,
-        "Orders",
-        Duration::from_secs(60),
-        || ferry.logs(),
-    )
-    .await;
+    wait_equal(&src, "Orders", &dst, "Orders", Duration::from_secs(60), || ferry.logs()).await;
     if let Some(addr) = extra.iter().skip_while(|a| **a != "--metrics").nth(1) {
         let body = http_get(addr, "/metrics");
-        assert!(
-            body.contains("ferry_records_applied_total{table=\"Orders\"}"),
-            "{body}"
-        );
-        assert!(
-            body.contains("ferry_lag_seconds{table=\"Orders\"}"),
-            "{body}"
-        );
+        assert!(body.contains("ferry_records_applied_total{table=\"Orders\"}"), "{body}");
+        assert!(body.contains("ferry_lag_seconds{table=\"Orders\"}"), "{body}");
         let metric = |name: &str| -> f64 {
             let line = body
                 .lines()
@@ -99,11 +85,7 @@ async fn run_with_workload(
 
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out

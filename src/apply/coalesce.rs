@@ -3,7 +3,9 @@
 //! (a put of the new image, a delete, or "read it from the source"), so the last one wins; the
 //! superseded changes are acknowledged together with the write that replaced them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -24,7 +26,7 @@ pub struct Entry {
 #[derive(Default)]
 pub struct Pending {
     order: VecDeque<KeyBytes>,
-    entries: HashMap<KeyBytes, Entry>,
+    entries: FxHashMap<KeyBytes, Entry>,
     /// Records merged into an existing entry (for metrics).
     pub coalesced: u64,
 }

@@ -14,10 +14,7 @@ impl Limiter {
     /// `units_per_second == 0` means unlimited.
     pub fn new(units_per_second: u32) -> Self {
         match NonZeroU32::new(units_per_second) {
-            None => Self {
-                inner: None,
-                burst: 0,
-            },
+            None => Self { inner: None, burst: 0 },
             Some(rate) => Self {
                 inner: Some(RateLimiter::direct(Quota::per_second(rate))),
                 burst: rate.get(),

@@ -66,12 +66,13 @@ const LANE_QUEUE: usize = 256;
 /// memory whatever the item sizes (400 KB items would otherwise make the queues gigabytes).
 const BUFFER_KIB: u32 = 64 * 1024;
 
-/// A change on its way through a lane, holding its share of the buffer budget.
-type Queued = (Change, OwnedSemaphorePermit);
+/// Changes for one lane from one submission, with their sizes in KiB and the share of the buffer
+/// budget they hold together (split per change as the lane takes them in).
+type Chunk = (Vec<(Change, u32)>, OwnedSemaphorePermit);
 
 /// A running apply path for one table.
 pub struct Applier {
-    lanes: Vec<mpsc::Sender<Queued>>,
+    lanes: Vec<mpsc::Sender<Chunk>>,
     /// Buffer budget in KiB (see [`BUFFER_KIB`]).
     budget: Arc<Semaphore>,
     tasks: JoinSet<()>,
@@ -82,12 +83,7 @@ pub struct Applier {
 }
 
 impl Applier {
-    pub fn start<I: ApplyIo>(
-        io: Arc<I>,
-        lanes: usize,
-        limiter: Arc<Limiter>,
-        stats: Arc<TableStats>,
-    ) -> Applier {
+    pub fn start<I: ApplyIo>(io: Arc<I>, lanes: usize, limiter: Arc<Limiter>, stats: Arc<TableStats>) -> Applier {
         let failure = Arc::new(Mutex::new(None));
         let failed = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -116,18 +112,52 @@ impl Applier {
 
     /// Queues a change; waits while its lane is full. Fails once the applier has failed.
     pub async fn submit(&self, c: Change) -> Result<()> {
-        let lane = (c.key.lane_hash() % self.lanes.len() as u64) as usize;
-        let kib = (batch::op_bytes(&c.op) / 1024 + 1).min(BUFFER_KIB as usize) as u32;
-        let permit = self
+        self.submit_all(vec![c]).await
+    }
+
+    /// Queues changes in order (a whole page at once: one budget acquisition and one queue
+    /// operation per lane instead of one per change). Waits while lanes are full.
+    pub async fn submit_all(&self, changes: Vec<Change>) -> Result<()> {
+        let lanes = self.lanes.len() as u64;
+        let mut by_lane: Vec<Vec<(Change, u32)>> = (0..lanes).map(|_| Vec::new()).collect();
+        let mut kib_by_lane = vec![0u32; lanes as usize];
+        let mut total = 0u32;
+        for c in changes {
+            let kib = (batch::op_bytes(&c.op) / 1024 + 1).min(BUFFER_KIB as usize / 4) as u32;
+            if total + kib > BUFFER_KIB / 4 {
+                // Keep one acquisition well under the budget, so it can always be granted.
+                self.send(std::mem::take(&mut by_lane), std::mem::take(&mut kib_by_lane), total)
+                    .await?;
+                by_lane = (0..lanes).map(|_| Vec::new()).collect();
+                kib_by_lane = vec![0u32; lanes as usize];
+                total = 0;
+            }
+            let lane = (c.key.lane_hash() % lanes) as usize;
+            kib_by_lane[lane] += kib;
+            total += kib;
+            by_lane[lane].push((c, kib));
+        }
+        self.send(by_lane, kib_by_lane, total).await
+    }
+
+    async fn send(&self, by_lane: Vec<Vec<(Change, u32)>>, kib_by_lane: Vec<u32>, total: u32) -> Result<()> {
+        if total == 0 {
+            return Ok(());
+        }
+        let mut permit = self
             .budget
             .clone()
-            .acquire_many_owned(kib)
+            .acquire_many_owned(total)
             .await
             .expect("budget never closes");
-        if self.lanes[lane].send((c, permit)).await.is_err() || self.failed.is_cancelled() {
-            return Err(self
-                .error()
-                .unwrap_or_else(|| Error::fatal("apply path stopped")));
+        for (lane, (chunk, kib)) in by_lane.into_iter().zip(kib_by_lane).enumerate() {
+            if chunk.is_empty() {
+                continue;
+            }
+            let share = permit.split(kib as usize).expect("permits cover every lane");
+            if self.lanes[lane].send((chunk, share)).await.is_err() || self.failed.is_cancelled() {
+                return Err(self.error().unwrap_or_else(|| Error::fatal("apply path stopped")));
+            }
         }
         Ok(())
     }
@@ -160,18 +190,24 @@ struct Lane<I> {
 }
 
 impl<I: ApplyIo> Lane<I> {
-    async fn run(self, mut rx: mpsc::Receiver<Queued>) {
+    async fn run(self, mut rx: mpsc::Receiver<Chunk>) {
         let mut pending = coalesce::Pending::default();
+        let take = |pending: &mut coalesce::Pending, (chunk, mut permit): Chunk| {
+            for (c, kib) in chunk {
+                let share = permit.split(kib as usize);
+                pending.push(c, share);
+            }
+        };
         loop {
             if pending.is_empty() {
                 match rx.recv().await {
-                    Some((c, permit)) => pending.push(c, Some(permit)),
+                    Some(chunk) => take(&mut pending, chunk),
                     None => return,
                 }
             }
             while pending.len() < MAX_PENDING_KEYS {
                 match rx.try_recv() {
-                    Ok((c, permit)) => pending.push(c, Some(permit)),
+                    Ok(chunk) => take(&mut pending, chunk),
                     Err(_) => break,
                 }
             }
@@ -204,11 +240,7 @@ impl<I: ApplyIo> Lane<I> {
             }
             .await;
             match result {
-                Ok(()) => {
-                    for t in tickets {
-                        t.sink.ack(t.index);
-                    }
-                }
+                Ok(()) => ack_grouped(tickets),
                 Err(e) => {
                     self.failure.lock().unwrap().get_or_insert(e);
                     self.failed.cancel();
@@ -228,13 +260,26 @@ impl<I: ApplyIo> Lane<I> {
             .collect();
         Ok(keys
             .into_iter()
-            .map(
-                |k| match KeyBytes::of(&names, &k).and_then(|kb| by_key.remove(&kb)) {
-                    Some(item) => WriteOp::Put(item),
-                    None => WriteOp::Delete(k),
-                },
-            )
+            .map(|k| match KeyBytes::of(&names, &k).and_then(|kb| by_key.remove(&kb)) {
+                Some(item) => WriteOp::Put(item),
+                None => WriteOp::Delete(k),
+            })
             .collect())
+    }
+}
+
+/// Acknowledges a batch's tickets with one call per acknowledger (one lock instead of one per
+/// record). Tickets of one acknowledger keep their relative order.
+fn ack_grouped(tickets: Vec<Ticket>) {
+    let mut groups: Vec<(Arc<dyn AckSink>, Vec<u64>)> = Vec::new();
+    for t in tickets {
+        match groups.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &t.sink)) {
+            Some((_, idx)) => idx.push(t.index),
+            None => groups.push((t.sink, vec![t.index])),
+        }
+    }
+    for (sink, idx) in groups {
+        sink.ack_all(&idx);
     }
 }
 
@@ -245,7 +290,7 @@ pub mod test_support {
 
     struct NoAck;
     impl AckSink for NoAck {
-        fn ack(&self, _: u64) {}
+        fn ack_all(&self, _: &[u64]) {}
     }
 
     pub fn key_item(k: &str) -> Item {
@@ -253,10 +298,7 @@ pub mod test_support {
     }
 
     pub fn put(v: usize) -> Op {
-        Op::Put(Item::from([(
-            "v".to_string(),
-            AttributeValue::N(v.to_string()),
-        )]))
+        Op::Put(Item::from([("v".to_string(), AttributeValue::N(v.to_string()))]))
     }
 
     pub fn big_put(v: usize, bytes: usize) -> Op {

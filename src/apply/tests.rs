@@ -24,9 +24,7 @@ struct Flaky {
 }
 
 fn kv(op: &WriteOp) -> (String, i64) {
-    let WriteOp::Put(i) = op else {
-        panic!("puts only")
-    };
+    let WriteOp::Put(i) = op else { panic!("puts only") };
     let (Some(AttributeValue::S(k)), Some(AttributeValue::N(v))) = (i.get("pk"), i.get("v")) else {
         panic!()
     };
@@ -42,10 +40,7 @@ impl Flaky {
         let durable = self.durable.lock().unwrap();
         for (k, v) in &self.submitted.lock().unwrap()[..=pos] {
             let ok = durable.get(k).is_some_and(|h| h.iter().any(|x| x >= v));
-            assert!(
-                ok,
-                "checkpoint {pos} passed record {k}={v}, which is not durable"
-            );
+            assert!(ok, "checkpoint {pos} passed record {k}={v}, which is not durable");
         }
     }
 }
@@ -56,10 +51,7 @@ impl ApplyIo for Flaky {
         let roll: f64 = self.rng.lock().unwrap().random();
         if roll < 0.25 {
             *self.throttles.lock().unwrap() += 1;
-            return Err(Error::new(
-                Kind::Throttled,
-                "ProvisionedThroughputExceededException",
-            ));
+            return Err(Error::new(Kind::Throttled, "ProvisionedThroughputExceededException"));
         }
         if roll < 0.30 {
             return Err(Error::new(Kind::Retryable, "connection reset"));
@@ -142,10 +134,7 @@ async fn throttled_and_unprocessed_writes_all_land_in_order_and_checkpoints_wait
     let durable = io.durable.lock().unwrap();
     for (k, last) in &version {
         let h = &durable[k];
-        assert!(
-            h.windows(2).all(|w| w[0] < w[1]),
-            "key {k} went backwards: {h:?}"
-        );
+        assert!(h.windows(2).all(|w| w[0] < w[1]), "key {k} went backwards: {h:?}");
         assert_eq!(h.last(), Some(last), "key {k} ends at its last value");
     }
     assert!(
@@ -185,12 +174,7 @@ async fn a_record_that_cannot_be_applied_stops_loudly_with_its_key() {
         }
     }
     let ack = Arc::new(OrderedAck::new(None));
-    let applier = Applier::start(
-        Arc::new(Refuses),
-        1,
-        Arc::new(Limiter::new(0)),
-        Arc::default(),
-    );
+    let applier = Applier::start(Arc::new(Refuses), 1, Arc::new(Limiter::new(0)), Arc::default());
     for (i, k) in ["a", "b", "poison", "c"].iter().enumerate() {
         let item = Item::from([
             ("pk".to_string(), AttributeValue::S(k.to_string())),
@@ -211,11 +195,7 @@ async fn a_record_that_cannot_be_applied_stops_loudly_with_its_key() {
     }
     let err = applier.finish().await.unwrap_err();
     assert!(err.is_fatal());
-    assert!(
-        err.to_string()
-            .contains(r#"put of key {"pk":{"S":"poison"}}"#),
-        "{err}"
-    );
+    assert!(err.to_string().contains(r#"put of key {"pk":{"S":"poison"}}"#), "{err}");
     assert!(err.to_string().contains("ValidationException"), "{err}");
     assert!(
         ack.committed().is_none_or(|p| p < 2),

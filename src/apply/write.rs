@@ -34,10 +34,7 @@ impl WriteOp {
     }
     fn describe(&self, key_names: &[String]) -> String {
         match self {
-            WriteOp::Put(i) => format!(
-                "put of key {}",
-                item::display_key(&item::key_of(key_names, i))
-            ),
+            WriteOp::Put(i) => format!("put of key {}", item::display_key(&item::key_of(key_names, i))),
             WriteOp::Delete(k) => format!("delete of key {}", item::display_key(k)),
         }
     }
@@ -58,12 +55,7 @@ pub trait ApplyIo: Send + Sync + 'static {
 }
 
 /// Writes `ops` completely, or fails naming the key that cannot be written.
-pub async fn write_all<I: ApplyIo>(
-    io: &I,
-    ops: Vec<WriteOp>,
-    limiter: &Limiter,
-    stats: &TableStats,
-) -> Result<()> {
+pub async fn write_all<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, limiter: &Limiter, stats: &TableStats) -> Result<()> {
     let policy = Policy::DAEMON;
     let mut pending = ops;
     let mut attempt = 0u32;
@@ -108,13 +100,7 @@ pub async fn write_all<I: ApplyIo>(
 }
 
 /// A batch was rejected as a whole: write its requests one by one to name the one at fault.
-async fn isolate<I: ApplyIo>(
-    io: &I,
-    ops: Vec<WriteOp>,
-    e: Error,
-    limiter: &Limiter,
-    stats: &TableStats,
-) -> Error {
+async fn isolate<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, e: Error, limiter: &Limiter, stats: &TableStats) -> Error {
     if ops.len() == 1 {
         return e.context(format!(
             "cannot apply {} to {}",
@@ -204,23 +190,14 @@ impl ApplyIo for DynamoIo {
     }
 }
 
-fn to_request(op: WriteOp) -> WriteRequest {
+/// The SDK form of a write (public for benchmarks that cost the whole path without I/O).
+pub fn to_request(op: WriteOp) -> WriteRequest {
     match op {
         WriteOp::Put(i) => WriteRequest::builder()
-            .put_request(
-                PutRequest::builder()
-                    .set_item(Some(i))
-                    .build()
-                    .expect("item is set"),
-            )
+            .put_request(PutRequest::builder().set_item(Some(i)).build().expect("item is set"))
             .build(),
         WriteOp::Delete(k) => WriteRequest::builder()
-            .delete_request(
-                DeleteRequest::builder()
-                    .set_key(Some(k))
-                    .build()
-                    .expect("key is set"),
-            )
+            .delete_request(DeleteRequest::builder().set_key(Some(k)).build().expect("key is set"))
             .build(),
     }
 }

@@ -13,7 +13,11 @@ use tokio::sync::Notify;
 /// Receives acknowledgements from the apply lanes.
 pub trait AckSink: Send + Sync {
     /// The write covering record `index` is durable at the destination.
-    fn ack(&self, index: u64);
+    fn ack(&self, index: u64) {
+        self.ack_all(&[index]);
+    }
+    /// The writes covering all of `indices` are durable (one lock for a whole batch).
+    fn ack_all(&self, indices: &[u64]);
 }
 
 pub struct OrderedAck<P> {
@@ -57,6 +61,23 @@ impl<P: Clone + Send> OrderedAck<P> {
     /// Registers the next record in source order; returns its index for [`AckSink::ack`].
     pub fn register(&self, pos: Option<P>) -> u64 {
         self.push(pos, true)
+    }
+
+    /// Registers records in source order in one step; returns the index of the first.
+    pub fn register_all(&self, positions: impl IntoIterator<Item = (Option<P>, bool)>) -> u64 {
+        let mut g = self.inner.lock().unwrap();
+        let first = g.base + g.slots.len() as u64;
+        for (pos, applied) in positions {
+            g.slots.push_back(Slot {
+                acked: !applied,
+                applied,
+                pos,
+            });
+        }
+        drop(g);
+        // Records registered as already done (skipped) may complete the prefix at once.
+        self.ack_all(&[]);
+        first
     }
 
     fn push(&self, pos: Option<P>, applied: bool) -> u64 {
@@ -104,14 +125,13 @@ impl<P: Clone + Send> OrderedAck<P> {
 }
 
 impl<P: Clone + Send> AckSink for OrderedAck<P> {
-    fn ack(&self, index: u64) {
+    fn ack_all(&self, indices: &[u64]) {
         let mut g = self.inner.lock().unwrap();
-        let Some(off) = index.checked_sub(g.base) else {
-            return;
-        };
-        match g.slots.get_mut(off as usize) {
-            Some(slot) => slot.acked = true,
-            None => return,
+        for &index in indices {
+            let Some(off) = index.checked_sub(g.base) else { continue };
+            if let Some(slot) = g.slots.get_mut(off as usize) {
+                slot.acked = true;
+            }
         }
         let mut advanced = false;
         while g.slots.front().is_some_and(|s| s.acked) {

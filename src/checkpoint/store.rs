@@ -141,16 +141,11 @@ CREATE TABLE IF NOT EXISTS shards (
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::fatal(format!(
-                    "cannot create state directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::fatal(format!("cannot create state directory {}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path).map_err(|e| {
-            Error::fatal(format!("cannot open state store {}: {e}", path.display()))
-        })?;
+        let conn = Connection::open(path)
+            .map_err(|e| Error::fatal(format!("cannot open state store {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -176,12 +171,8 @@ impl Store {
 
     pub fn table(&self, name: &str) -> Result<Option<TableRow>> {
         self.with(|c| {
-            c.query_row(
-                "SELECT * FROM tables WHERE name = ?1",
-                [name],
-                table_from_row,
-            )
-            .optional()
+            c.query_row("SELECT * FROM tables WHERE name = ?1", [name], table_from_row)
+                .optional()
         })
     }
 
@@ -201,8 +192,18 @@ impl Store {
                  ON CONFLICT(name) DO UPDATE SET destination=?2, phase=?3, error=?4, stream_arn=?5,
                    capture_ms=?6, replay_from_ms=?7, snapshot_segments=?8, snapshot_done=?9, updated_ms=?13",
                 params![
-                    t.name, t.destination, t.phase.as_str(), t.error, t.stream_arn, t.capture_ms, t.replay_from_ms,
-                    t.snapshot_segments, t.snapshot_done, t.records_applied, t.newest_applied_ms, t.caught_up,
+                    t.name,
+                    t.destination,
+                    t.phase.as_str(),
+                    t.error,
+                    t.stream_arn,
+                    t.capture_ms,
+                    t.replay_from_ms,
+                    t.snapshot_segments,
+                    t.snapshot_done,
+                    t.records_applied,
+                    t.newest_applied_ms,
+                    t.caught_up,
                     now_ms()
                 ],
             )
@@ -241,9 +242,15 @@ impl Store {
 
     pub fn segments(&self, table: &str) -> Result<Vec<SegmentRow>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT segment, done, last_key, items FROM segments WHERE tbl = ?1 ORDER BY segment")?;
+            let mut st =
+                c.prepare("SELECT segment, done, last_key, items FROM segments WHERE tbl = ?1 ORDER BY segment")?;
             st.query_map([table], |r| {
-                Ok(SegmentRow { segment: r.get(0)?, done: r.get(1)?, last_key: r.get(2)?, items: r.get(3)? })
+                Ok(SegmentRow {
+                    segment: r.get(0)?,
+                    done: r.get(1)?,
+                    last_key: r.get(2)?,
+                    items: r.get(3)?,
+                })
             })?
             .collect()
         })
@@ -405,13 +412,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ferry.db");
         let first = DaemonLock::acquire(&p).unwrap();
-        let err = DaemonLock::acquire(&p)
-            .err()
-            .expect("second lock must fail");
-        assert!(
-            err.to_string().contains("another ferry daemon is running"),
-            "{err}"
-        );
+        let err = DaemonLock::acquire(&p).err().expect("second lock must fail");
+        assert!(err.to_string().contains("another ferry daemon is running"), "{err}");
         drop(first);
         DaemonLock::acquire(&p).unwrap();
     }

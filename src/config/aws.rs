@@ -48,22 +48,13 @@ pub struct Clients {
 
 pub async fn build_clients(label: &'static str, side: &Side) -> Result<Clients> {
     let conf = sdk_config(label, side).await?;
-    let ddb_url = side
-        .endpoints
-        .dynamodb
-        .clone()
-        .or_else(|| side.endpoint_url.clone());
+    let ddb_url = side.endpoints.dynamodb.clone().or_else(|| side.endpoint_url.clone());
     let mut ddb = aws_sdk_dynamodb::config::Builder::from(&conf);
     if let Some(u) = &side.endpoints.dynamodb {
         ddb = ddb.endpoint_url(u);
     }
     let mut streams = aws_sdk_dynamodbstreams::config::Builder::from(&conf);
-    if let Some(u) = side
-        .endpoints
-        .streams
-        .as_ref()
-        .or(side.endpoints.dynamodb.as_ref())
-    {
+    if let Some(u) = side.endpoints.streams.as_ref().or(side.endpoints.dynamodb.as_ref()) {
         streams = streams.endpoint_url(u);
     }
     Ok(Clients {
@@ -122,29 +113,21 @@ async fn sdk_config(label: &str, side: &Side) -> Result<SdkConfig> {
 /// clearly, before anything else runs. The credentials themselves are never printed.
 async fn check_credentials(label: &str, side: &Side, conf: &SdkConfig) -> Result<()> {
     let Some(provider) = conf.credentials_provider() else {
-        return Err(Error::fatal(format!(
-            "no credentials provider for [{label}]"
-        )));
+        return Err(Error::fatal(format!("no credentials provider for [{label}]")));
     };
-    provider
-        .provide_credentials()
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            let via = match (&side.profile, &side.role_arn) {
-                (_, Some(role)) => format!(" (assuming role {role})"),
-                (Some(p), None) => format!(" (profile {p:?})"),
-                _ => String::new(),
-            };
-            let mut detail = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                detail.push_str(": ");
-                detail.push_str(&s.to_string());
-                src = s.source();
-            }
-            Error::fatal(format!(
-                "cannot load AWS credentials for [{label}]{via}: {detail}"
-            ))
-        })
+    provider.provide_credentials().await.map(|_| ()).map_err(|e| {
+        let via = match (&side.profile, &side.role_arn) {
+            (_, Some(role)) => format!(" (assuming role {role})"),
+            (Some(p), None) => format!(" (profile {p:?})"),
+            _ => String::new(),
+        };
+        let mut detail = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            src = s.source();
+        }
+        Error::fatal(format!("cannot load AWS credentials for [{label}]{via}: {detail}"))
+    })
 }

@@ -171,10 +171,7 @@ fn side(root: &mut Obj, errs: &mut Errors, key: &'static str) -> Option<Side> {
 fn table(mut t: Obj, errs: &mut Errors) -> Option<TableConfig> {
     let source = t.string(errs, "source");
     if source.is_none() {
-        errs.at(
-            t.span(),
-            format!("{} needs source = \"<table name>\"", t.name()),
-        );
+        errs.at(t.span(), format!("{} needs source = \"<table name>\"", t.name()));
     }
     let destination = t.string(errs, "destination");
     let snapshot = match t.string_at(errs, "snapshot") {
@@ -184,28 +181,18 @@ fn table(mut t: Obj, errs: &mut Errors) -> Option<TableConfig> {
         Some((other, span)) => {
             errs.at(
                 span,
-                format!(
-                    "snapshot in {} must be \"scan\" or \"none\", found {other:?}",
-                    t.name()
-                ),
+                format!("snapshot in {} must be \"scan\" or \"none\", found {other:?}", t.name()),
             );
             None
         }
     };
     let scan_segments = t.uint(errs, "scan_segments", 1_000_000).unwrap_or(16);
     if scan_segments == 0 {
-        errs.at(
-            t.span(),
-            format!("scan_segments in {} must be at least 1", t.name()),
-        );
+        errs.at(t.span(), format!("scan_segments in {} must be at least 1", t.name()));
     }
-    let max_wcu = t
-        .uint(errs, "max_write_units_per_second", u32::MAX as u64)
-        .unwrap_or(0);
+    let max_wcu = t.uint(errs, "max_write_units_per_second", u32::MAX as u64).unwrap_or(0);
     let lanes = t.uint(errs, "write_concurrency", 1024).unwrap_or(16).max(1);
-    let overlap = t
-        .uint(errs, "replay_overlap_seconds", 86_400)
-        .unwrap_or(300);
+    let overlap = t.uint(errs, "replay_overlap_seconds", 86_400).unwrap_or(300);
     t.finish(errs);
     let source = source?;
     Some(TableConfig {
@@ -272,10 +259,7 @@ snapshot = "none"
     fn reads_a_full_config_with_defaults() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.source.profile.as_deref(), Some("src"));
-        assert_eq!(
-            c.source.endpoints.streams.as_deref(),
-            Some("http://127.0.0.1:8001")
-        );
+        assert_eq!(c.source.endpoints.streams.as_deref(), Some("http://127.0.0.1:8001"));
         assert_eq!(
             c.destination.role_arn.as_deref(),
             Some("arn:aws:iam::111111111111:role/ferry-destination")
@@ -300,18 +284,19 @@ snapshot = "none"
             "{err}"
         );
         assert!(
-            err.contains(
-                "conf/ferry.toml:4:10: region in [destination] must be a string, found integer"
-            ),
+            err.contains("conf/ferry.toml:4:10: region in [destination] must be a string, found integer"),
+            "{err}"
+        );
+        assert!(
+            err.contains("conf/ferry.toml:7:12: snapshot in [[table]] #1 must be \"scan\" or \"none\""),
             "{err}"
         );
         assert!(
             err.contains(
-                "conf/ferry.toml:7:12: snapshot in [[table]] #1 must be \"scan\" or \"none\""
+                "conf/ferry.toml:8:17: scan_segments in [[table]] #1 must be a non-negative integer, found -1"
             ),
             "{err}"
         );
-        assert!(err.contains("conf/ferry.toml:8:17: scan_segments in [[table]] #1 must be a non-negative integer, found -1"), "{err}");
     }
 
     #[test]
@@ -323,12 +308,9 @@ snapshot = "none"
         );
         let err = parse("[source]\n[destination]\n").unwrap_err().to_string();
         assert!(err.contains("no [[table]] entries"), "{err}");
-        let err = parse("[[table]]\nsource = \"A\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse("[[table]]\nsource = \"A\"\n").unwrap_err().to_string();
         assert!(
-            err.contains("missing [source] section")
-                && err.contains("missing [destination] section"),
+            err.contains("missing [source] section") && err.contains("missing [destination] section"),
             "{err}"
         );
     }
@@ -338,9 +320,6 @@ snapshot = "none"
         let err = parse("[source]\n[destination]\n[[table]]\nsource=\"A\"\ndestination=\"X\"\n[[table]]\nsource=\"B\"\ndestination=\"X\"\n")
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("destination table \"X\" is the target of two"),
-            "{err}"
-        );
+        assert!(err.contains("destination table \"X\" is the target of two"), "{err}");
     }
 }

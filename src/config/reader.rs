@@ -84,11 +84,7 @@ impl<'t, 'i> Obj<'t, 'i> {
     }
 
     /// A string and where it stands, for errors about its value.
-    pub fn string_at(
-        &mut self,
-        errs: &mut Errors,
-        key: &'static str,
-    ) -> Option<(String, Range<usize>)> {
+    pub fn string_at(&mut self, errs: &mut Errors, key: &'static str) -> Option<(String, Range<usize>)> {
         let v = self.get(key)?;
         match v.get_ref().as_str() {
             Some(s) => Some((s.to_string(), v.span())),
@@ -183,9 +179,6 @@ impl<'t, 'i> Obj<'t, 'i> {
         if !self.name.starts_with('[') {
             return String::new(); // the document root
         }
-        format!(
-            "{}.",
-            self.name.trim_start_matches('[').trim_end_matches(']')
-        )
+        format!("{}.", self.name.trim_start_matches('[').trim_end_matches(']'))
     }
 }

@@ -34,24 +34,15 @@ pub async fn check_table(
     opts: CheckOptions,
     resuming: bool,
 ) -> Result<Checked> {
-    let source = describe(src, &t.source, Policy::STARTUP)
-        .await?
-        .ok_or_else(|| {
-            Error::fatal(format!(
-                "source table {:?} not found ({} endpoint {})",
-                t.source, src.label, src.dynamodb_endpoint
-            ))
-        })?;
-    let view = match source
-        .stream_specification
-        .as_ref()
-        .filter(|s| s.stream_enabled)
-    {
+    let source = describe(src, &t.source, Policy::STARTUP).await?.ok_or_else(|| {
+        Error::fatal(format!(
+            "source table {:?} not found ({} endpoint {})",
+            t.source, src.label, src.dynamodb_endpoint
+        ))
+    })?;
+    let view = match source.stream_specification.as_ref().filter(|s| s.stream_enabled) {
         Some(spec) => {
-            let vt = spec
-                .stream_view_type
-                .clone()
-                .unwrap_or(StreamViewType::NewAndOldImages);
+            let vt = spec.stream_view_type.clone().unwrap_or(StreamViewType::NewAndOldImages);
             Some(View::of(vt.as_str()).ok_or_else(|| {
                 Error::fatal(format!(
                     "source table {:?} has a stream view type ferry cannot read: {vt:?}",
@@ -106,9 +97,7 @@ fn same_table(a: &TableDescription, b: &TableDescription) -> bool {
     if let (Some(x), Some(y)) = (&a.table_id, &b.table_id) {
         return x == y;
     }
-    a.table_arn.is_some()
-        && a.table_arn == b.table_arn
-        && a.creation_date_time == b.creation_date_time
+    a.table_arn.is_some() && a.table_arn == b.table_arn && a.creation_date_time == b.creation_date_time
 }
 
 async fn is_empty(c: &Clients, table: &str) -> Result<bool> {

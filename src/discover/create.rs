@@ -5,18 +5,14 @@
 //! replicated writes do not fire destination triggers and the load is not slowed.
 
 use aws_sdk_dynamodb::types::{
-    BillingMode, GlobalSecondaryIndex, LocalSecondaryIndex, OnDemandThroughput,
-    ProvisionedThroughput, SseSpecification, SseStatus, SseType, TableClass, TableDescription,
+    BillingMode, GlobalSecondaryIndex, LocalSecondaryIndex, OnDemandThroughput, ProvisionedThroughput,
+    SseSpecification, SseStatus, SseType, TableClass, TableDescription,
 };
 
 use crate::config::Clients;
 use crate::error::{Error, Result};
 
-pub async fn create_like(
-    dst: &Clients,
-    name: &str,
-    src: &TableDescription,
-) -> Result<TableDescription> {
+pub async fn create_like(dst: &Clients, name: &str, src: &TableDescription) -> Result<TableDescription> {
     let provisioned = billing_mode(src) == BillingMode::Provisioned;
     let mut req = dst
         .dynamodb
@@ -27,12 +23,8 @@ pub async fn create_like(
         .billing_mode(billing_mode(src));
     if provisioned {
         req = req.provisioned_throughput(throughput(
-            src.provisioned_throughput
-                .as_ref()
-                .and_then(|p| p.read_capacity_units),
-            src.provisioned_throughput
-                .as_ref()
-                .and_then(|p| p.write_capacity_units),
+            src.provisioned_throughput.as_ref().and_then(|p| p.read_capacity_units),
+            src.provisioned_throughput.as_ref().and_then(|p| p.write_capacity_units),
         )?);
     } else if let Some(od) = on_demand(src.on_demand_throughput.as_ref()) {
         req = req.on_demand_throughput(od);
@@ -60,10 +52,7 @@ pub async fn create_like(
             .set_projection(l.projection.clone());
         req = req.local_secondary_indexes(b.build().map_err(|e| Error::fatal(e.to_string()))?);
     }
-    if let Some(class) = src
-        .table_class_summary
-        .as_ref()
-        .and_then(|c| c.table_class.clone())
+    if let Some(class) = src.table_class_summary.as_ref().and_then(|c| c.table_class.clone())
         && class != TableClass::Standard
     {
         req = req.table_class(class);
@@ -74,16 +63,11 @@ pub async fn create_like(
     {
         // The source's KMS key belongs to the source account; the destination uses its own
         // AWS-managed key unless the plan names one.
-        req = req.sse_specification(
-            SseSpecification::builder()
-                .enabled(true)
-                .sse_type(SseType::Kms)
-                .build(),
-        );
+        req = req.sse_specification(SseSpecification::builder().enabled(true).sse_type(SseType::Kms).build());
     }
-    req.send().await.map_err(|e| {
-        Error::from_sdk("CreateTable", e).context(format!("creating destination table {name:?}"))
-    })?;
+    req.send()
+        .await
+        .map_err(|e| Error::from_sdk("CreateTable", e).context(format!("creating destination table {name:?}")))?;
     super::wait_active(dst, name).await
 }
 
@@ -130,9 +114,7 @@ pub async fn enable_stream(src: &Clients, name: &str) -> Result<TableDescription
         .stream_specification(spec)
         .send()
         .await
-        .map_err(|e| {
-            Error::from_sdk("UpdateTable", e).context(format!("enabling the stream of {name:?}"))
-        })?;
+        .map_err(|e| Error::from_sdk("UpdateTable", e).context(format!("enabling the stream of {name:?}")))?;
     tracing::info!(
         table = name,
         "enabled a NEW_AND_OLD_IMAGES stream on the source (--enable-streams)"

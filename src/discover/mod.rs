@@ -29,12 +29,7 @@ pub async fn describe(c: &Clients, name: &str, policy: Policy) -> Result<Option<
         },
     )
     .await;
-    r.map_err(|e| {
-        e.context(format!(
-            "{} table {name} at {}",
-            c.label, c.dynamodb_endpoint
-        ))
-    })
+    r.map_err(|e| e.context(format!("{} table {name} at {}", c.label, c.dynamodb_endpoint)))
 }
 
 /// Key attribute names, hash key first.
@@ -65,11 +60,10 @@ pub fn key_signature(t: &TableDescription) -> String {
 pub async fn wait_active(c: &Clients, name: &str) -> Result<TableDescription> {
     for attempt in 0u32.. {
         if let Some(t) = describe(c, name, Policy::DAEMON).await? {
-            let gsis_active = t.global_secondary_indexes().iter().all(|g| {
-                g.index_status
-                    .as_ref()
-                    .is_none_or(|s| s.as_str() == "ACTIVE")
-            });
+            let gsis_active = t
+                .global_secondary_indexes()
+                .iter()
+                .all(|g| g.index_status.as_ref().is_none_or(|s| s.as_str() == "ACTIVE"));
             if t.table_status == Some(TableStatus::Active) && gsis_active {
                 return Ok(t);
             }

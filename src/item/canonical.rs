@@ -9,11 +9,7 @@ use super::{Item, json::to_json, number};
 pub fn canonical(item: &Item) -> Value {
     let mut keys: Vec<&String> = item.keys().collect();
     keys.sort();
-    Value::Object(
-        keys.into_iter()
-            .map(|k| (k.clone(), canon(&item[k])))
-            .collect(),
-    )
+    Value::Object(keys.into_iter().map(|k| (k.clone(), canon(&item[k]))).collect())
 }
 
 fn canon(v: &AttributeValue) -> Value {
@@ -48,10 +44,7 @@ mod tests {
     #[test]
     fn set_order_and_number_spelling_do_not_matter_values_do() {
         let a = Item::from([
-            (
-                "ss".to_string(),
-                AttributeValue::Ss(vec!["b".into(), "a".into()]),
-            ),
+            ("ss".to_string(), AttributeValue::Ss(vec!["b".into(), "a".into()])),
             ("n".to_string(), AttributeValue::N("1.50".into())),
             (
                 "m".to_string(),
@@ -63,10 +56,7 @@ mod tests {
         ]);
         let b = Item::from([
             ("n".to_string(), AttributeValue::N("1.5".into())),
-            (
-                "ss".to_string(),
-                AttributeValue::Ss(vec!["a".into(), "b".into()]),
-            ),
+            ("ss".to_string(), AttributeValue::Ss(vec!["a".into(), "b".into()])),
             (
                 "m".to_string(),
                 AttributeValue::M(Item::from([(
@@ -80,10 +70,7 @@ mod tests {
         c.insert("n".into(), AttributeValue::N("1.51".into()));
         assert_ne!(canonical(&a), canonical(&c));
         let mut d = b.clone();
-        d.insert(
-            "l".into(),
-            AttributeValue::L(vec![AttributeValue::S("x".into())]),
-        );
+        d.insert("l".into(), AttributeValue::L(vec![AttributeValue::S("x".into())]));
         assert_ne!(canonical(&a), canonical(&d));
     }
 }

@@ -1,4 +1,6 @@
-//! The Streams SDK and the DynamoDB SDK each define their own `AttributeValue`. Stream images are
+//! The Streams SDK and the DynamoDB SDK each define their own `AttributeValue`. ferry parses
+//! stream pages itself ([`crate::source::streams::wire`]); this conversion serves code that reads
+//! streams through the SDK (the naive baseline of the benchmarks). Stream images are
 //! moved (not cloned) into the DynamoDB type once, when a record is read.
 
 use std::collections::HashMap;
@@ -11,9 +13,7 @@ use super::Item;
 /// Converts a stream image. Fails on an attribute type this SDK version cannot represent, so the
 /// table stops instead of writing an altered item.
 pub fn from_stream_item(m: HashMap<String, StreamAv>) -> Result<Item, String> {
-    m.into_iter()
-        .map(|(k, v)| from_stream(v).map(|v| (k, v)))
-        .collect()
+    m.into_iter().map(|(k, v)| from_stream(v).map(|v| (k, v))).collect()
 }
 
 pub fn from_stream(v: StreamAv) -> Result<Av, String> {
@@ -29,9 +29,7 @@ pub fn from_stream(v: StreamAv) -> Result<Av, String> {
         StreamAv::L(v) => Av::L(v.into_iter().map(from_stream).collect::<Result<_, _>>()?),
         StreamAv::M(m) => Av::M(from_stream_item(m)?),
         other => {
-            return Err(format!(
-                "attribute type unknown to this ferry version: {other:?}"
-            ));
+            return Err(format!("attribute type unknown to this ferry version: {other:?}"));
         }
     })
 }

@@ -12,11 +12,7 @@ use super::Item;
 pub fn item_to_json(item: &Item) -> Value {
     let mut keys: Vec<&String> = item.keys().collect();
     keys.sort();
-    Value::Object(
-        keys.into_iter()
-            .map(|k| (k.clone(), to_json(&item[k])))
-            .collect(),
-    )
+    Value::Object(keys.into_iter().map(|k| (k.clone(), to_json(&item[k]))).collect())
 }
 
 pub fn to_json(v: &AttributeValue) -> Value {
@@ -44,11 +40,7 @@ pub fn to_json(v: &AttributeValue) -> Value {
 pub fn item_from_json(v: &Value) -> Result<Item, String> {
     let obj = v.as_object().ok_or("an item must be a JSON object")?;
     obj.iter()
-        .map(|(k, v)| {
-            from_json(v)
-                .map(|av| (k.clone(), av))
-                .map_err(|e| format!("{k}: {e}"))
-        })
+        .map(|(k, v)| from_json(v).map(|av| (k.clone(), av)).map_err(|e| format!("{k}: {e}")))
         .collect()
 }
 
@@ -63,15 +55,9 @@ pub fn from_json(v: &Value) -> Result<AttributeValue, String> {
             .map(str::to_string)
             .ok_or_else(|| format!("{t} needs a string"))
     };
-    let arr = |x: &Value| {
-        x.as_array()
-            .cloned()
-            .ok_or_else(|| format!("{t} needs an array"))
-    };
+    let arr = |x: &Value| x.as_array().cloned().ok_or_else(|| format!("{t} needs an array"));
     let blob = |x: &Value| -> Result<Blob, String> {
-        let s = x
-            .as_str()
-            .ok_or_else(|| format!("{t} needs a base64 string"))?;
+        let s = x.as_str().ok_or_else(|| format!("{t} needs a base64 string"))?;
         STANDARD
             .decode(s)
             .map(Blob::new)

@@ -36,9 +36,10 @@ impl KeyBytes {
         Some(KeyBytes(out.into_boxed_slice()))
     }
 
-    /// A stable 64-bit hash, used to pick the apply lane.
+    /// A stable 64-bit hash, used to pick the apply lane (FxHash: keys are not attacker-chosen
+    /// hash-flooding input here, and SipHash was a visible share of the apply path).
     pub fn lane_hash(&self) -> u64 {
-        let mut h = std::hash::DefaultHasher::new();
+        let mut h = rustc_hash::FxHasher::default();
         self.0.hash(&mut h);
         h.finish()
     }
@@ -84,12 +85,7 @@ fn value_size(v: &AttributeValue) -> usize {
         AttributeValue::Ns(v) => v.iter().map(|n| number_size(n)).sum(),
         AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
         AttributeValue::L(v) => 3 + v.iter().map(|x| 1 + value_size(x)).sum::<usize>(),
-        AttributeValue::M(m) => {
-            3 + m
-                .iter()
-                .map(|(k, x)| 1 + k.len() + value_size(x))
-                .sum::<usize>()
-        }
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, x)| 1 + k.len() + value_size(x)).sum::<usize>(),
         _ => 1,
     }
 }
@@ -110,10 +106,7 @@ mod tests {
     use super::*;
 
     fn item(pairs: &[(&str, AttributeValue)]) -> Item {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
 
     #[test]

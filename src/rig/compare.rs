@@ -79,12 +79,7 @@ impl std::fmt::Display for Diff {
     }
 }
 
-pub async fn compare(
-    src: &Client,
-    src_table: &str,
-    dst: &Client,
-    dst_table: &str,
-) -> Result<Diff, String> {
+pub async fn compare(src: &Client, src_table: &str, dst: &Client, dst_table: &str) -> Result<Diff, String> {
     let a = scan_all(src, src_table).await?;
     let b = scan_all(dst, dst_table).await?;
     let mut d = Diff {

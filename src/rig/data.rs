@@ -3,9 +3,9 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TableDescription,
+    AttributeDefinition, AttributeValue as Av, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TableDescription,
 };
 use aws_smithy_types::Blob;
 use rand::{Rng, RngCore};
@@ -33,20 +33,12 @@ fn key(name: &str, t: KeyType) -> KeySchemaElement {
 
 /// Creates `name` with pk (S) + sk (N), GSI `by_group` (group S, sk N), LSI `by_label` (pk, label S),
 /// on demand, with a stream of `view` (or none), and waits until it is active.
-pub async fn create_table(
-    c: &Client,
-    name: &str,
-    view: Option<StreamViewType>,
-) -> TableDescription {
+pub async fn create_table(c: &Client, name: &str, view: Option<StreamViewType>) -> TableDescription {
     let gsi = GlobalSecondaryIndex::builder()
         .index_name("by_group")
         .key_schema(key("group", KeyType::Hash))
         .key_schema(key(RANGE, KeyType::Range))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
         .build()
         .expect("complete");
     let lsi = LocalSecondaryIndex::builder()
@@ -82,9 +74,7 @@ pub async fn create_table(
                 .expect("complete"),
         );
     }
-    req.send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateTable {name}: {e:?}"));
+    req.send().await.unwrap_or_else(|e| panic!("CreateTable {name}: {e:?}"));
     loop {
         let t = c
             .describe_table()
@@ -94,10 +84,7 @@ pub async fn create_table(
             .expect("DescribeTable")
             .table
             .expect("table");
-        if t.table_status
-            .as_ref()
-            .is_some_and(|s| s.as_str() == "ACTIVE")
-        {
+        if t.table_status.as_ref().is_some_and(|s| s.as_str() == "ACTIVE") {
             return t;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -138,18 +125,9 @@ pub fn rich_item(pk: &str, sk: i64, rng: &mut impl RngCore) -> Item {
     item.insert("b".into(), Av::B(Blob::new(bytes.clone())));
     item.insert("flag".into(), Av::Bool(n.is_multiple_of(2)));
     item.insert("nothing".into(), Av::Null(true));
-    item.insert(
-        "ss".into(),
-        Av::Ss(vec![format!("a{n}"), "b".into(), "c".into()]),
-    );
-    item.insert(
-        "ns".into(),
-        Av::Ns(vec![n.to_string(), "3.14".into(), "-7E-3".into()]),
-    );
-    item.insert(
-        "bs".into(),
-        Av::Bs(vec![Blob::new(bytes), Blob::new(vec![0, 1, 2])]),
-    );
+    item.insert("ss".into(), Av::Ss(vec![format!("a{n}"), "b".into(), "c".into()]));
+    item.insert("ns".into(), Av::Ns(vec![n.to_string(), "3.14".into(), "-7E-3".into()]));
+    item.insert("bs".into(), Av::Bs(vec![Blob::new(bytes), Blob::new(vec![0, 1, 2])]));
     item.insert(
         "list".into(),
         Av::L(vec![
@@ -183,9 +161,7 @@ fn nested(depth: u32, n: u64) -> Av {
 /// An item of about `kb` KB (DynamoDB's limit is 400 KB including names).
 pub fn big_item(pk: &str, sk: i64, kb: usize, rng: &mut impl RngCore) -> Item {
     let mut item = rich_item(pk, sk, rng);
-    let filler: String = (0..kb * 1024)
-        .map(|i| (b'a' + (i % 26) as u8) as char)
-        .collect();
+    let filler: String = (0..kb * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect();
     item.insert("filler".into(), Av::S(filler));
     item
 }
@@ -193,10 +169,7 @@ pub fn big_item(pk: &str, sk: i64, kb: usize, rng: &mut impl RngCore) -> Item {
 /// Plain items of about `bytes` bytes, for throughput work.
 pub fn sized_item(pk: &str, sk: i64, bytes: usize) -> Item {
     let mut item = key_of(pk, sk);
-    item.insert(
-        "payload".into(),
-        Av::S("p".repeat(bytes.saturating_sub(40))),
-    );
+    item.insert("payload".into(), Av::S("p".repeat(bytes.saturating_sub(40))));
     item.insert("v".into(), Av::N(sk.to_string()));
     item
 }
@@ -209,12 +182,7 @@ pub async fn load(c: &Client, table: &str, items: Vec<Item>) {
             .iter()
             .map(|i| {
                 WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .set_item(Some(i.clone()))
-                            .build()
-                            .expect("item"),
-                    )
+                    .put_request(PutRequest::builder().set_item(Some(i.clone())).build().expect("item"))
                     .build()
             })
             .collect();

@@ -41,15 +41,12 @@ impl DynamoLocal {
     /// The process-wide DynamoDB Local: the one named by `FERRY_DDB_ENDPOINT` and
     /// `FERRY_DDB_ADMIN`, or one started now that exits when this process does.
     pub fn shared() -> &'static DynamoLocal {
-        DDB.get_or_init(|| {
-            match (
-                std::env::var("FERRY_DDB_ENDPOINT"),
-                std::env::var("FERRY_DDB_ADMIN"),
-            ) {
+        DDB.get_or_init(
+            || match (std::env::var("FERRY_DDB_ENDPOINT"), std::env::var("FERRY_DDB_ADMIN")) {
                 (Ok(endpoint), Ok(admin)) => DynamoLocal { endpoint, admin },
                 _ => Self::start().unwrap_or_else(|e| panic!("cannot start DynamoDB Local: {e}")),
-            }
-        })
+            },
+        )
     }
 
     /// Starts a new server owned by this process (the launcher halts when this process exits,
@@ -152,22 +149,14 @@ pub fn write_profiles(dir: &Path, profiles: &[(&str, &Account)]) -> std::io::Res
 
 fn http_post(base: &str, path: &str) -> Result<String, String> {
     let hostport = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut s =
-        TcpStream::connect(hostport).map_err(|e| format!("connecting to {hostport}: {e}"))?;
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
+    let mut s = TcpStream::connect(hostport).map_err(|e| format!("connecting to {hostport}: {e}"))?;
+    let req = format!("POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
-    let (head, body) = resp
-        .split_once("\r\n\r\n")
-        .ok_or("malformed HTTP response")?;
+    let (head, body) = resp.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return Err(format!(
-            "POST {path}: {}",
-            head.lines().next().unwrap_or("")
-        ));
+        return Err(format!("POST {path}: {}", head.lines().next().unwrap_or("")));
     }
     Ok(body.to_string())
 }

@@ -17,14 +17,7 @@ pub struct FerryDir {
 impl FerryDir {
     /// Writes `ferry.toml` (source profile "src", destination profile "dst", both on `ddb`) with
     /// the given `[[table]]` entries, and the AWS profiles for the two accounts.
-    pub fn new(
-        bin: &Path,
-        dir: &Path,
-        ddb: &DynamoLocal,
-        src: &Account,
-        dst: &Account,
-        tables: &str,
-    ) -> FerryDir {
+    pub fn new(bin: &Path, dir: &Path, ddb: &DynamoLocal, src: &Account, dst: &Account, tables: &str) -> FerryDir {
         std::fs::create_dir_all(dir).expect("work dir");
         let aws_config = write_profiles(dir, &[("src", src), ("dst", dst)]).expect("profiles");
         std::fs::write(dir.join("aws-credentials"), "").expect("credentials file");
@@ -54,10 +47,7 @@ impl FerryDir {
             }
         }
         c.env("AWS_CONFIG_FILE", &self.aws_config)
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.dir.join("aws-credentials"),
-            )
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("aws-credentials"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env(
                 "FERRY_LOG",
@@ -67,10 +57,7 @@ impl FerryDir {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ferry")
+        self.command(args).stdin(Stdio::null()).output().expect("run ferry")
     }
 
     /// Starts `ferry sync -c ferry.toml <extra>` in the background, logging to `sync-N.log`.
@@ -100,19 +87,14 @@ impl FerryDir {
 
     /// The status entry of one table.
     pub fn table_status(&self, table: &str) -> Option<serde_json::Value> {
-        self.status()
-            .as_array()?
-            .iter()
-            .find(|t| t["table"] == table)
-            .cloned()
+        self.status().as_array()?.iter().find(|t| t["table"] == table).cloned()
     }
 
     /// Every sync log so far, for failure messages.
     pub fn logs(&self) -> String {
         (1..=self.runs.get())
             .map(|n| {
-                let text = std::fs::read_to_string(self.dir.join(format!("sync-{n}.log")))
-                    .unwrap_or_default();
+                let text = std::fs::read_to_string(self.dir.join(format!("sync-{n}.log"))).unwrap_or_default();
                 let tail: Vec<&str> = text
                     .lines()
                     .rev()
@@ -130,9 +112,7 @@ impl FerryDir {
 
 /// Sends SIGTERM (the operator's stop).
 pub fn terminate(child: &Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
 }
 
 /// A running `ferry sync`, killed if still running when dropped (a failing test or demo never

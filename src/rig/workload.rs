@@ -59,11 +59,7 @@ impl Workload {
     }
 
     /// Runs until `stop` is cancelled or `max_ops` operations were made (per writer share).
-    pub async fn run(
-        &self,
-        stop: CancellationToken,
-        max_ops: Option<u64>,
-    ) -> Result<Arc<Counts>, String> {
+    pub async fn run(&self, stop: CancellationToken, max_ops: Option<u64>) -> Result<Arc<Counts>, String> {
         let counts = Arc::new(Counts::default());
         let mut tasks = tokio::task::JoinSet::new();
         for w in 0..self.writers {
@@ -116,20 +112,12 @@ impl Workload {
                 c.update_item()
                     .table_name(t)
                     .set_key(Some(key_of(&pk, sk)))
-                    .update_expression(
-                        "SET #c = if_not_exists(#c, :zero) + :one, s = :s ADD tags :tag",
-                    )
+                    .update_expression("SET #c = if_not_exists(#c, :zero) + :one, s = :s ADD tags :tag")
                     .expression_attribute_names("#c", "counter")
                     .expression_attribute_values(":zero", Av::N("0".into()))
                     .expression_attribute_values(":one", Av::N("1".into()))
-                    .expression_attribute_values(
-                        ":s",
-                        Av::S(format!("updated-{}", rng.random::<u32>())),
-                    )
-                    .expression_attribute_values(
-                        ":tag",
-                        Av::Ss(vec![format!("t{}", rng.random_range(0..5))]),
-                    )
+                    .expression_attribute_values(":s", Av::S(format!("updated-{}", rng.random::<u32>())))
+                    .expression_attribute_values(":tag", Av::Ss(vec![format!("t{}", rng.random_range(0..5))]))
                     .send()
                     .await
                     .map(|_| ())

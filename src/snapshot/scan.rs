@@ -97,8 +97,7 @@ impl ScanTask {
             }
         }
         // Every page is read; the writes may still be draining. Progress keeps being saved.
-        let applier = Arc::try_unwrap(applier)
-            .map_err(|_| Error::fatal("apply path still shared after the scan"))?;
+        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared after the scan"))?;
         let finish = applier.finish();
         tokio::pin!(finish);
         let drained = loop {
@@ -154,21 +153,17 @@ struct SegmentReader {
 
 impl SegmentReader {
     async fn run(self) -> Result<()> {
-        let mut start_key =
-            match &self.start {
-                None => None,
-                Some(text) => {
-                    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-                        Error::fatal(format!(
-                            "state store: bad scan position for {}: {e}",
-                            self.table
-                        ))
-                    })?;
-                    Some(json::item_from_json(&v).map_err(|e| {
-                        Error::fatal(format!("state store: bad scan position: {e}"))
-                    })?)
-                }
-            };
+        let mut start_key = match &self.start {
+            None => None,
+            Some(text) => {
+                let v: serde_json::Value = serde_json::from_str(text)
+                    .map_err(|e| Error::fatal(format!("state store: bad scan position for {}: {e}", self.table)))?;
+                Some(
+                    json::item_from_json(&v)
+                        .map_err(|e| Error::fatal(format!("state store: bad scan position: {e}")))?,
+                )
+            }
+        };
         let mut items_total = self.items_before;
         loop {
             if self.stop.is_cancelled() || self.applier.failed.is_cancelled() {
@@ -201,29 +196,32 @@ impl SegmentReader {
             };
             let n = items.len();
             if n == 0 {
-                self.ack.register_done(Some(pos.clone()));
-            }
-            for (i, item) in items.into_iter().enumerate() {
-                let key = KeyBytes::of(&self.key_names, &item).ok_or_else(|| {
-                    Error::fatal(format!(
-                        "scan of {} returned an item without its key attributes",
-                        self.table
-                    ))
-                })?;
-                let index = self
+                self.ack.register_done(Some(pos));
+            } else {
+                // The page's last item carries the resume point: it commits only once every item
+                // of the page (and of the pages before) is written.
+                let first = self
                     .ack
-                    .register(if i + 1 == n { Some(pos.clone()) } else { None });
-                let ticket = Ticket {
-                    sink: self.ack.clone(),
-                    index,
-                };
-                self.applier
-                    .submit(Change {
+                    .register_all((0..n).map(|i| (if i + 1 == n { Some(pos.clone()) } else { None }, true)));
+                let mut changes = Vec::with_capacity(n);
+                for (i, item) in items.into_iter().enumerate() {
+                    let key = KeyBytes::of(&self.key_names, &item).ok_or_else(|| {
+                        Error::fatal(format!(
+                            "scan of {} returned an item without its key attributes",
+                            self.table
+                        ))
+                    })?;
+                    let ticket = Ticket {
+                        sink: self.ack.clone(),
+                        index: first + i as u64,
+                    };
+                    changes.push(Change {
                         key,
                         op: Op::Put(item),
                         ticket,
-                    })
-                    .await?;
+                    });
+                }
+                self.applier.submit_all(changes).await?;
             }
             match next {
                 Some(k) => start_key = Some(k),

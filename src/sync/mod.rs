@@ -48,9 +48,7 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     let mut checked = Vec::new();
     let mut problems = Vec::new();
     for t in &config.tables {
-        let resuming = store
-            .table(&t.source)?
-            .is_some_and(|r| r.capture_ms.is_some());
+        let resuming = store.table(&t.source)?.is_some_and(|r| r.capture_ms.is_some());
         match check_table(&src, &dst, t, opts.checks, resuming).await {
             Ok(c) => checked.push((t.clone(), c)),
             Err(e) => problems.push(format!("table {}: {e}", t.source)),

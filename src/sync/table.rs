@@ -36,14 +36,12 @@ impl TableRun {
             .unwrap_or_else(|| TableRow::new(&name, &self.cfg.destination));
         row.error = None;
         // Counters carry over from the last run until this run's first flush.
-        self.stats.records_applied.store(
-            row.records_applied.max(0) as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        self.stats.newest_applied_ms.store(
-            row.newest_applied_ms.unwrap_or(0),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.stats
+            .records_applied
+            .store(row.records_applied.max(0) as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .newest_applied_ms
+            .store(row.newest_applied_ms.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
         let key_names: Arc<[String]> = discover::key_names(&self.checked.source).into();
         let limiter = Arc::new(Limiter::new(self.cfg.max_write_units_per_second));
 
@@ -69,10 +67,7 @@ impl TableRun {
                 stats: self.stats.clone(),
                 stop: self.stop.child_token(),
             };
-            if !scan
-                .run(self.applier(key_names.clone(), limiter.clone()))
-                .await?
-            {
+            if !scan.run(self.applier(key_names.clone(), limiter.clone())).await? {
                 return Ok(()); // stopped; resumes from the saved segments
             }
             row.snapshot_done = true;
@@ -118,13 +113,7 @@ impl TableRun {
             .clone()
             .ok_or_else(|| Error::fatal(format!("source table {name:?} reports no stream ARN")))?;
         let t0 = now_ms();
-        let shards = streams::capture(
-            &SdkStreams(self.src.streams.clone()),
-            &stream_arn,
-            &self.store,
-            name,
-        )
-        .await?;
+        let shards = streams::capture(&SdkStreams(self.src.streams.clone()), &stream_arn, &self.store, name).await?;
         row.capture_ms = Some(t0);
         row.replay_from_ms = Some(t0 - (self.cfg.replay_overlap_seconds as i64) * 1000);
         row.stream_arn = Some(stream_arn);

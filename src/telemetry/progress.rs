@@ -25,8 +25,7 @@ impl Progress {
             };
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-        let style = ProgressStyle::with_template("{spinner} {prefix:<24} {wide_msg}")
-            .expect("valid template");
+        let style = ProgressStyle::with_template("{spinner} {prefix:<24} {wide_msg}").expect("valid template");
         let bars = tables
             .iter()
             .map(|(name, _, _)| {

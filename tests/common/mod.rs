@@ -13,12 +13,7 @@ pub fn ferry_bin() -> PathBuf {
 }
 
 /// Polls `check` until it returns `Some`, failing with `what` and `context()` after `timeout`.
-pub async fn wait_for<T, F, Fut>(
-    timeout: Duration,
-    what: &str,
-    context: impl Fn() -> String,
-    mut check: F,
-) -> T
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, context: impl Fn() -> String, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -29,10 +24,7 @@ where
             return v;
         }
         if Instant::now() > deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for {what}\n{}",
-                context()
-            );
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -49,9 +41,7 @@ pub async fn wait_equal(
 ) -> Diff {
     let deadline = Instant::now() + timeout;
     loop {
-        let d = compare(src, src_table, dst, dst_table)
-            .await
-            .expect("compare");
+        let d = compare(src, src_table, dst, dst_table).await.expect("compare");
         if d.is_equal() {
             return d;
         }

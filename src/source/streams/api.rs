@@ -3,7 +3,9 @@
 
 use std::future::Future;
 
-use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+
+use super::wire::{FastGetRecords, RawRecord};
 
 use crate::error::{Error, Result};
 
@@ -29,7 +31,7 @@ pub enum StartAt {
 }
 
 pub struct Page {
-    pub records: Vec<Record>,
+    pub records: Vec<RawRecord>,
     /// `None` at SHARD_END.
     pub next: Option<String>,
 }
@@ -38,12 +40,7 @@ pub struct Page {
 /// returns records of one shard in sequence order, each once along an iterator chain.
 pub trait StreamApi: Send + Sync + 'static {
     fn list_shards(&self, stream_arn: &str) -> impl Future<Output = Result<Listing>> + Send;
-    fn iterator(
-        &self,
-        stream_arn: &str,
-        shard_id: &str,
-        at: &StartAt,
-    ) -> impl Future<Output = Result<String>> + Send;
+    fn iterator(&self, stream_arn: &str, shard_id: &str, at: &StartAt) -> impl Future<Output = Result<String>> + Send;
     fn records(&self, iterator: &str) -> impl Future<Output = Result<Page>> + Send;
 }
 
@@ -84,46 +81,40 @@ impl StreamApi for SdkStreams {
             match desc.last_evaluated_shard_id {
                 Some(id) => start = Some(id),
                 None => {
-                    return Ok(Listing {
-                        shards: out,
-                        disabled,
-                    });
+                    return Ok(Listing { shards: out, disabled });
                 }
             }
         }
     }
 
     async fn iterator(&self, stream_arn: &str, shard_id: &str, at: &StartAt) -> Result<String> {
-        let req = self
-            .0
-            .get_shard_iterator()
-            .stream_arn(stream_arn)
-            .shard_id(shard_id);
+        let req = self.0.get_shard_iterator().stream_arn(stream_arn).shard_id(shard_id);
         let req = match at {
             StartAt::TrimHorizon => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
             StartAt::After(seq) => req
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .sequence_number(seq),
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("GetShardIterator", e))?;
+        let resp = req.send().await.map_err(|e| Error::from_sdk("GetShardIterator", e))?;
         resp.shard_iterator
             .ok_or_else(|| Error::retryable("GetShardIterator returned no iterator"))
     }
 
     async fn records(&self, iterator: &str) -> Result<Page> {
+        let slot = super::wire::Slot::default();
         let resp = self
             .0
             .get_records()
             .shard_iterator(iterator)
             .limit(PAGE)
+            .customize()
+            .interceptor(FastGetRecords { slot: slot.clone() })
             .send()
             .await
             .map_err(|e| Error::from_sdk("GetRecords", e))?;
+        let records = slot.lock().unwrap().take().unwrap_or_default();
         Ok(Page {
-            records: resp.records.unwrap_or_default(),
+            records,
             next: resp.next_shard_iterator,
         })
     }

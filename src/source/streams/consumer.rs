@@ -102,9 +102,7 @@ impl<S: StreamApi> ShardConsumer<S> {
                         .max_retryable
                         .is_some_and(|m| attempt >= m && e.kind() == Kind::Retryable)
                     {
-                        return Err(e
-                            .into_fatal()
-                            .context(format!("reading shard {}", self.shard_id)));
+                        return Err(e.into_fatal().context(format!("reading shard {}", self.shard_id)));
                     }
                     self.stats.retries.fetch_add(1, Relaxed);
                     self.pause(Policy::DAEMON.delay(attempt)).await;
@@ -112,33 +110,42 @@ impl<S: StreamApi> ShardConsumer<S> {
                 }
             };
             let got = page.records.len();
+            // The whole page is registered and submitted at once (one lock, one queue operation
+            // per lane); records older than the replay point take their place without a write.
+            let mut slots = Vec::with_capacity(got);
+            let mut parsed = Vec::with_capacity(got);
             for rec in page.records {
-                let c = record::parse(rec, self.view, &self.key_names).map_err(|e| {
-                    e.context(format!("table {} shard {}", self.table, self.shard_id))
-                })?;
-                self.stats.records_read.fetch_add(1, Relaxed);
-                last_read = Some(c.seq.clone());
-                let pos = Pos {
-                    seq: c.seq,
-                    time_ms: c.time_ms,
-                };
-                if c.time_ms < self.replay_from_ms {
-                    self.ack.register_done(Some(pos));
-                    continue;
+                let c = record::parse(rec, self.view, &self.key_names)
+                    .map_err(|e| e.context(format!("table {} shard {}", self.table, self.shard_id)))?;
+                let applied = c.time_ms >= self.replay_from_ms;
+                slots.push((
+                    Some(Pos {
+                        seq: c.seq,
+                        time_ms: c.time_ms,
+                    }),
+                    applied,
+                ));
+                if applied {
+                    parsed.push((slots.len() as u64 - 1, c.key, c.op));
                 }
-                let index = self.ack.register(Some(pos));
-                let ticket = Ticket {
-                    sink: self.ack.clone(),
-                    index,
-                };
-                self.applier
-                    .submit(Change {
-                        key: c.key,
-                        op: c.op,
-                        ticket,
-                    })
-                    .await?;
             }
+            if let Some((Some(p), _)) = slots.last() {
+                last_read = Some(p.seq.clone());
+            }
+            self.stats.records_read.fetch_add(got as u64, Relaxed);
+            let first = self.ack.register_all(slots);
+            let changes = parsed
+                .into_iter()
+                .map(|(off, key, op)| Change {
+                    key,
+                    op,
+                    ticket: Ticket {
+                        sink: self.ack.clone(),
+                        index: first + off,
+                    },
+                })
+                .collect();
+            self.applier.submit_all(changes).await?;
             let Some(next) = page.next else {
                 // ShardEnd: done only once everything read is durable.
                 tokio::select! {
@@ -184,9 +191,7 @@ impl<S: StreamApi> ShardConsumer<S> {
     fn gap(&self, last_read: &Option<String>, e: Error) -> Error {
         let from = last_read
             .as_deref()
-            .map_or("the start of the shard".to_string(), |s| {
-                format!("sequence number {s}")
-            });
+            .map_or("the start of the shard".to_string(), |s| format!("sequence number {s}"));
         Error::fatal(format!(
             "table {}: gap in stream {}: shard {} was trimmed past {from} before ferry applied it \
              (stream records are kept 24 h). The destination cannot be brought in sync from this stream: \

@@ -71,18 +71,11 @@ impl Lineage {
     }
 
     pub fn running(&self) -> usize {
-        self.shards
-            .values()
-            .filter(|n| n.state == State::Running)
-            .count()
+        self.shards.values().filter(|n| n.state == State::Running).count()
     }
 
     pub fn counts(&self) -> (usize, usize) {
-        let done = self
-            .shards
-            .values()
-            .filter(|n| n.state == State::Done)
-            .count();
+        let done = self.shards.values().filter(|n| n.state == State::Done).count();
         (self.shards.len() - done, done)
     }
 }
@@ -100,10 +93,7 @@ mod tests {
         l.add("b", Some("root"));
         l.add("a1", Some("a"));
         assert_eq!(l.take_ready(), vec!["root"]);
-        assert!(
-            l.take_ready().is_empty(),
-            "nothing else may start while root runs"
-        );
+        assert!(l.take_ready().is_empty(), "nothing else may start while root runs");
         l.mark_done("root");
         assert_eq!(l.take_ready(), vec!["a", "b"]);
         l.mark_done("b");
@@ -122,10 +112,7 @@ mod tests {
         r.sort();
         assert_eq!(r, vec!["child", "orphan"]);
         l.add("old", None);
-        assert!(
-            l.take_ready().is_empty(),
-            "re-listing a done shard does not restart it"
-        );
+        assert!(l.take_ready().is_empty(), "re-listing a done shard does not restart it");
         assert_eq!(l.counts(), (2, 1));
     }
 }

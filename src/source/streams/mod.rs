@@ -9,6 +9,7 @@ pub mod api;
 pub mod consumer;
 pub mod lineage;
 pub mod record;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,12 +34,7 @@ pub use record::View;
 pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
 
 /// Records the shard tree at the capture point (before the snapshot starts).
-pub async fn capture<S: StreamApi>(
-    api: &S,
-    stream_arn: &str,
-    store: &Store,
-    table: &str,
-) -> Result<usize> {
+pub async fn capture<S: StreamApi>(api: &S, stream_arn: &str, store: &Store, table: &str) -> Result<usize> {
     let shards = crate::retry::retry(Policy::STARTUP, |_| {}, || api.list_shards(stream_arn))
         .await?
         .shards;
@@ -143,8 +139,7 @@ impl<S: StreamApi> StreamTask<S> {
                 first_err.get_or_insert(e);
             }
         }
-        let applier = Arc::try_unwrap(applier)
-            .map_err(|_| Error::fatal("apply path still shared at shutdown"))?;
+        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared at shutdown"))?;
         if let Err(e) = applier.finish().await {
             first_err.get_or_insert(e);
         }
@@ -157,11 +152,7 @@ impl<S: StreamApi> StreamTask<S> {
 
     /// Lists shards, records new ones, and fails on a gap: a shard ferry has not finished that is
     /// no longer in the stream.
-    async fn discover(
-        &self,
-        lineage: &mut Lineage,
-        rows: &mut HashMap<String, ShardRow>,
-    ) -> Result<()> {
+    async fn discover(&self, lineage: &mut Lineage, rows: &mut HashMap<String, ShardRow>) -> Result<()> {
         let listed = match self.api.list_shards(&self.stream_arn).await {
             Ok(l) => l,
             Err(e) if e.code() == Some("ResourceNotFoundException") => {
@@ -185,8 +176,7 @@ impl<S: StreamApi> StreamTask<S> {
             )));
         }
         let listed = listed.shards;
-        let present: std::collections::HashSet<&str> =
-            listed.iter().map(|s| s.id.as_str()).collect();
+        let present: std::collections::HashSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
         if let Some(lost) = rows
             .values()
             .find(|r| !r.done && !present.contains(r.shard_id.as_str()))
@@ -236,13 +226,8 @@ impl<S: StreamApi> StreamTask<S> {
         stop: &CancellationToken,
     ) -> Result<()> {
         for id in lineage.take_ready() {
-            let row = rows
-                .get(&id)
-                .cloned()
-                .expect("every lineage shard has a row");
-            if row.position.is_none()
-                && crate::checkpoint::now_ms() - self.replay_from_ms > RETENTION_MS
-            {
+            let row = rows.get(&id).cloned().expect("every lineage shard has a row");
+            if row.position.is_none() && crate::checkpoint::now_ms() - self.replay_from_ms > RETENTION_MS {
                 // TRIM_HORIZON would silently start after records that are already trimmed.
                 return Err(Error::fatal(format!(
                     "table {}: the replay point is more than 24 h old and shard {id} was never read: stream \
@@ -308,9 +293,7 @@ impl<S: StreamApi> StreamTask<S> {
         }
         let (open, _) = lineage.counts();
         let all_idle = active.values().all(|a| a.idle.load(Relaxed)) && open == active.len();
-        self.stats
-            .caught_up
-            .store(all_idle && !active.is_empty(), Relaxed);
+        self.stats.caught_up.store(all_idle && !active.is_empty(), Relaxed);
         metrics_shards(&self.table, active);
         Ok(())
     }

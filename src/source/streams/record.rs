@@ -1,10 +1,12 @@
 //! From a DynamoDB Streams record to the change ferry applies.
 
-use aws_sdk_dynamodbstreams::types::{OperationType, Record, StreamViewType};
+use aws_sdk_dynamodbstreams::types::StreamViewType;
+
+use super::wire::{Event, RawRecord};
 
 use crate::apply::Op;
 use crate::error::{Error, Result};
-use crate::item::{self, KeyBytes, convert};
+use crate::item::{self, KeyBytes};
 
 /// A record reduced to what the apply path needs.
 pub struct StreamChange {
@@ -36,40 +38,33 @@ impl View {
     }
 }
 
-pub fn parse(rec: Record, view: View, key_names: &[String]) -> Result<StreamChange> {
-    let d = rec
-        .dynamodb
-        .ok_or_else(|| Error::fatal("stream record without a dynamodb section"))?;
-    let seq = d
-        .sequence_number
-        .ok_or_else(|| Error::fatal("stream record without a sequence number"))?;
-    let time_ms = d
-        .approximate_creation_date_time
-        .map_or(0, |t| t.to_millis().unwrap_or(0));
-    let bad = |what: String| Error::fatal(format!("stream record {seq}: {what}"));
-    let keys = convert::from_stream_item(d.keys.unwrap_or_default()).map_err(&bad)?;
+pub fn parse(rec: RawRecord, view: View, key_names: &[String]) -> Result<StreamChange> {
+    let RawRecord {
+        event,
+        seq,
+        time_ms,
+        keys,
+        new_image,
+    } = rec;
     let key = KeyBytes::of(key_names, &keys).ok_or_else(|| {
-        bad(format!(
-            "key attributes {key_names:?} missing in {}",
+        Error::fatal(format!(
+            "stream record {seq}: key attributes {key_names:?} missing in {}",
             item::display_key(&keys)
         ))
     })?;
-    let op = match (view, rec.event_name) {
-        (View::NewImage, Some(OperationType::Insert | OperationType::Modify)) => {
-            let image = d
-                .new_image
-                .ok_or_else(|| bad("INSERT/MODIFY without NewImage".into()))?;
-            Op::Put(convert::from_stream_item(image).map_err(&bad)?)
-        }
-        (View::NewImage, Some(OperationType::Remove)) => Op::Delete(keys),
-        // KEYS_ONLY/OLD_IMAGE carry no new image; and an event type this SDK does not know
+    let op = match (view, event) {
+        (View::NewImage, Event::Insert | Event::Modify) => match new_image {
+            Some(image) => Op::Put(image),
+            None => {
+                return Err(Error::fatal(format!(
+                    "stream record {seq}: INSERT/MODIFY without NewImage"
+                )));
+            }
+        },
+        (View::NewImage, Event::Remove) => Op::Delete(keys),
+        // KEYS_ONLY/OLD_IMAGE carry no new image; and an event type ferry does not know
         // (DynamoDB Local 3.x labels TTL deletes this way) is settled by reading the source.
         _ => Op::Fetch(keys),
     };
-    Ok(StreamChange {
-        seq,
-        time_ms,
-        key,
-        op,
-    })
+    Ok(StreamChange { seq, time_ms, key, op })
 }

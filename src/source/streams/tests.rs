@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_dynamodbstreams::types::{AttributeValue as SAv, OperationType, Record, StreamRecord};
-use aws_smithy_types::DateTime;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
 use tokio_util::sync::CancellationToken;
 
 use super::api::{Listing, Page, ShardInfo, StartAt, StreamApi};
+use super::wire::{Event, RawRecord};
 use super::{StreamTask, View};
 use crate::apply::{Applier, ApplyIo, Limiter, WriteOp};
 use crate::checkpoint::Store;
@@ -45,9 +45,7 @@ impl ApplyIo for RecordingIo {
                 WriteOp::Put(i) => (
                     key_str(i),
                     match i.get("v") {
-                        Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => {
-                            Some(n.parse::<i64>().unwrap())
-                        }
+                        Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => Some(n.parse::<i64>().unwrap()),
                         _ => panic!("no v"),
                     },
                 ),
@@ -93,25 +91,20 @@ struct Scripted {
 }
 
 impl Scripted {
-    fn record(key: &str, v: Option<i64>, seq: u64) -> Record {
-        let keys = HashMap::from([("pk".to_string(), SAv::S(key.to_string()))]);
-        let mut sr = StreamRecord::builder()
-            .set_keys(Some(keys.clone()))
-            .sequence_number(format!("{seq:021}"))
-            .approximate_creation_date_time(DateTime::from_millis(crate::checkpoint::now_ms()));
-        let name = match v {
-            Some(v) => {
-                let mut img = keys;
-                img.insert("v".into(), SAv::N(v.to_string()));
-                sr = sr.set_new_image(Some(img));
-                OperationType::Modify
-            }
-            None => OperationType::Remove,
-        };
-        Record::builder()
-            .event_name(name)
-            .dynamodb(sr.build())
-            .build()
+    fn record(key: &str, v: Option<i64>, seq: u64) -> RawRecord {
+        let keys = Item::from([("pk".to_string(), Av::S(key.to_string()))]);
+        let new_image = v.map(|v| {
+            let mut img = keys.clone();
+            img.insert("v".into(), Av::N(v.to_string()));
+            img
+        });
+        RawRecord {
+            event: if v.is_some() { Event::Modify } else { Event::Remove },
+            seq: format!("{seq:021}"),
+            time_ms: crate::checkpoint::now_ms(),
+            keys,
+            new_image,
+        }
     }
 }
 
@@ -153,13 +146,7 @@ impl StreamApi for Scripted {
         }
         let idx = match at {
             StartAt::TrimHorizon => 0,
-            StartAt::After(seq) => {
-                s.records
-                    .iter()
-                    .position(|r| format!("{:021}", r.2) == *seq)
-                    .unwrap()
-                    + 1
-            }
+            StartAt::After(seq) => s.records.iter().position(|r| format!("{:021}", r.2) == *seq).unwrap() + 1,
         };
         Ok(format!("{shard}|{idx}"))
     }
@@ -169,7 +156,7 @@ impl StreamApi for Scripted {
         let idx: usize = idx.parse().unwrap();
         let s = self.shards.iter().find(|s| s.id == shard).unwrap();
         let end = (idx + 3).min(s.records.len());
-        let records: Vec<Record> = s.records[idx..end]
+        let records: Vec<RawRecord> = s.records[idx..end]
             .iter()
             .map(|(k, v, seq)| Self::record(k, *v, *seq))
             .collect();
@@ -183,10 +170,7 @@ impl StreamApi for Scripted {
                     next: Some(format!("{shard}|{end}")),
                 });
             }
-            return Ok(Page {
-                records,
-                next: None,
-            });
+            return Ok(Page { records, next: None });
         }
         Ok(Page {
             records,
@@ -220,14 +204,13 @@ fn tree(dest: RecordingIo) -> (Scripted, HashMap<String, Option<i64>>) {
     let a1 = recs(&all[..2], 20, &mut seq);
     let a2 = recs(&all[2..4], 20, &mut seq);
     let b1 = recs(&all[4..], 25, &mut seq);
-    let shard =
-        |id: &str, parent: Option<&str>, records, looks_open_for, listed_after| ScriptShard {
-            id: id.into(),
-            parent: parent.map(str::to_string),
-            records,
-            looks_open_for,
-            listed_after,
-        };
+    let shard = |id: &str, parent: Option<&str>, records, looks_open_for, listed_after| ScriptShard {
+        id: id.into(),
+        parent: parent.map(str::to_string),
+        records,
+        looks_open_for,
+        listed_after,
+    };
     let s = Scripted {
         shards: vec![
             shard("root", None, root, 6, 0),
@@ -265,12 +248,7 @@ async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
         stop: stop.clone(),
         list_every: Duration::from_millis(20),
     };
-    let applier = Applier::start(
-        Arc::new(io.clone()),
-        4,
-        Arc::new(Limiter::new(0)),
-        stats.clone(),
-    );
+    let applier = Applier::start(Arc::new(io.clone()), 4, Arc::new(Limiter::new(0)), stats.clone());
     let run = tokio::spawn(task.run(applier));
     // Wait on state: every closed shard done, the open ones drained.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -286,10 +264,7 @@ async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
         if done.len() == 4 && current == expected {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not converged: done {done:?}"
-        );
+        assert!(std::time::Instant::now() < deadline, "not converged: done {done:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.cancel();
@@ -303,11 +278,7 @@ async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
         );
     }
     let shards = store.shards("T").unwrap();
-    let mut done: Vec<&str> = shards
-        .iter()
-        .filter(|s| s.done)
-        .map(|s| s.shard_id.as_str())
-        .collect();
+    let mut done: Vec<&str> = shards.iter().filter(|s| s.done).map(|s| s.shard_id.as_str()).collect();
     done.sort();
     assert_eq!(done, vec!["a", "a1", "b", "root"]);
     let total: i64 = shards.iter().map(|s| s.records).sum();
@@ -350,10 +321,7 @@ async fn a_stream_disabled_under_ferry_stops_the_table_loudly() {
         .expect("stops by itself")
         .unwrap_err();
     assert!(err.is_fatal());
-    assert!(
-        err.to_string().contains("stream arn:stream was disabled"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("stream arn:stream was disabled"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

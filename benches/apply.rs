@@ -1,0 +1,197 @@
+//! CPU cost of the streaming apply path without I/O, per core: parse a GetRecords response (the
+//! SDK's own deserializer on a canned 1,000-record page of ~1 KB items), turn records into changes,
+//! coalesce per key, build BatchWriteItem requests, and advance ordered checkpoints.
+//!
+//! `cargo bench --bench apply`. Target: ≥ 300,000 stream records per second per core.
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodbstreams::types::Record;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ferry::apply::write::to_request;
+use ferry::apply::{Applier, ApplyIo, Change, Limiter, Ticket, WriteOp};
+use ferry::checkpoint::OrderedAck;
+use ferry::item::Item;
+use ferry::source::streams::View;
+use ferry::source::streams::api::{SdkStreams, StreamApi};
+use ferry::source::streams::consumer::Pos;
+use ferry::source::streams::record;
+use ferry::source::streams::wire::RawRecord;
+use ferry::telemetry::TableStats;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+const PAGE: usize = 1000;
+
+// The same allocator as the `ferry` binary.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A GetRecords response body as DynamoDB sends it.
+fn page_json(hot: bool, seed: u64) -> String {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let records: Vec<Value> = (0..PAGE)
+        .map(|i| {
+            let key = if hot && rng.random_bool(0.5) {
+                format!("hot-{}", rng.random_range(0..20))
+            } else {
+                format!("k-{seed}-{i}")
+            };
+            let keys = json!({ "pk": { "S": key }, "sk": { "N": "1" } });
+            let remove = rng.random_bool(0.1);
+            let mut image = keys.clone();
+            if !remove {
+                let obj = image.as_object_mut().unwrap();
+                obj.insert("payload".into(), json!({ "S": "x".repeat(900) }));
+                obj.insert("n".into(), json!({ "N": rng.random::<u32>().to_string() }));
+                obj.insert("tags".into(), json!({ "SS": ["a", "b", "c"] }));
+                obj.insert("m".into(), json!({ "M": { "a": { "N": "1" }, "b": { "BOOL": true } } }));
+            }
+            let mut d = json!({
+                "ApproximateCreationDateTime": 1.7e9,
+                "Keys": keys,
+                "SequenceNumber": format!("{:021}", seed * 10_000 + i as u64),
+                "SizeBytes": 1000,
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            });
+            if !remove {
+                d["NewImage"] = image;
+            }
+            json!({
+                "eventID": format!("e{i}"),
+                "eventName": if remove { "REMOVE" } else { "MODIFY" },
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": d,
+            })
+        })
+        .collect();
+    json!({ "Records": records, "NextShardIterator": "next" }).to_string()
+}
+
+fn streams_client(body: String) -> aws_sdk_dynamodbstreams::Client {
+    let http = aws_smithy_http_client::test_util::infallible_client_fn(move |_req| {
+        http::Response::builder().status(200).body(body.clone()).unwrap()
+    });
+    let conf = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new("a", "b", None, None, "bench"))
+        .http_client(http)
+        .build();
+    aws_sdk_dynamodbstreams::Client::from_conf(conf)
+}
+
+/// The stock SDK deserializer (what ferry replaced), for comparison.
+async fn sdk_page(c: &aws_sdk_dynamodbstreams::Client) -> Vec<Record> {
+    let out = c.get_records().shard_iterator("it").limit(1000).send().await.unwrap();
+    out.records.unwrap_or_default()
+}
+
+/// ferry's GetRecords call: the SDK request with ferry's page parser.
+async fn get_page(s: &SdkStreams) -> Vec<RawRecord> {
+    s.records("it").await.unwrap().records
+}
+
+/// Builds the SDK requests (the real cost of preparing BatchWriteItem) and writes nowhere.
+struct NoIo(Vec<String>);
+impl ApplyIo for NoIo {
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> ferry::Result<Vec<WriteOp>> {
+        let reqs: Vec<_> = ops.into_iter().map(to_request).collect();
+        std::hint::black_box(reqs);
+        Ok(Vec::new())
+    }
+    async fn read_source(&self, _: Vec<Item>) -> ferry::Result<Vec<Item>> {
+        Ok(Vec::new())
+    }
+    fn key_names(&self) -> &[String] {
+        &self.0
+    }
+    fn destination(&self) -> &str {
+        "bench"
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let keys: Vec<String> = vec!["pk".into(), "sk".into()];
+    let mut g = c.benchmark_group("apply_path");
+    g.throughput(Throughput::Elements(PAGE as u64));
+    g.sample_size(30);
+    for (mix, hot) in [("uniform", false), ("hot_keys", true)] {
+        let rt = rt();
+        let client = rt.block_on(async { streams_client(page_json(hot, 1)) });
+        let streams = SdkStreams(client.clone());
+
+        g.bench_function(BenchmarkId::new("get_records_stock_sdk_parse", mix), |b| {
+            b.to_async(&rt)
+                .iter(|| async { std::hint::black_box(sdk_page(&client).await) })
+        });
+        g.bench_function(BenchmarkId::new("get_records_ferry_parse", mix), |b| {
+            b.to_async(&rt)
+                .iter(|| async { std::hint::black_box(get_page(&streams).await) })
+        });
+
+        let records = rt.block_on(get_page(&streams));
+        g.bench_function(BenchmarkId::new("records_to_changes", mix), |b| {
+            b.iter_batched(
+                || records.clone(),
+                |recs| {
+                    for r in recs {
+                        std::hint::black_box(record::parse(r, View::NewImage, &keys).unwrap());
+                    }
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+
+        // The whole path on one core: parse → changes → lanes (coalesce, batch, requests) → acks.
+        let stats = Arc::new(TableStats::default());
+        let applier = rt.block_on(async {
+            Applier::start(
+                Arc::new(NoIo(keys.clone())),
+                16,
+                Arc::new(Limiter::new(0)),
+                stats.clone(),
+            )
+        });
+        let ack = Arc::new(OrderedAck::<Pos>::new(None));
+        g.bench_function(BenchmarkId::new("full_path_one_core", mix), |b| {
+            b.to_async(&rt).iter(|| async {
+                for r in get_page(&streams).await {
+                    let c = record::parse(r, View::NewImage, &keys).unwrap();
+                    let index = ack.register(Some(Pos {
+                        seq: c.seq,
+                        time_ms: c.time_ms,
+                    }));
+                    let ticket = Ticket {
+                        sink: ack.clone(),
+                        index,
+                    };
+                    applier
+                        .submit(Change {
+                            key: c.key,
+                            op: c.op,
+                            ticket,
+                        })
+                        .await
+                        .unwrap();
+                }
+                ack.drained().await;
+            })
+        });
+        drop(applier);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,2 @@
+//! End-to-end benchmark (in progress).
+fn main() {}

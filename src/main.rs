@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "info,aws=warn".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(ferry::telemetry::progress::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let rt = match tokio::runtime::Runtime::new() {

@@ -1,7 +1,8 @@
 //! Progress on a terminal: one bar per table, redrawn every second from the state store, so what
 //! the bars show is exactly what `ferry status` would print.
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -38,6 +39,7 @@ impl Progress {
                 (name.clone(), b)
             })
             .collect();
+        let _ = BARS.set(multi.clone());
         Progress {
             bars,
             _multi: Some(multi),
@@ -60,5 +62,45 @@ impl Progress {
         for (_, b) in &self.bars {
             b.finish();
         }
+    }
+}
+
+/// The bars on screen, if any: log lines must be printed above them, not through them.
+static BARS: OnceLock<MultiProgress> = OnceLock::new();
+
+/// A `tracing` writer for stderr that keeps log lines from tearing the progress bars.
+#[derive(Clone, Copy, Default)]
+pub struct LogWriter;
+
+/// One log event, buffered and printed whole.
+pub struct LogLine(Vec<u8>);
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        match BARS.get() {
+            Some(multi) if !multi.is_hidden() => {
+                let _ = multi.println(String::from_utf8_lossy(&self.0).trim_end_matches('\n'));
+            }
+            _ => {
+                let _ = std::io::stderr().write_all(&self.0);
+            }
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::with_capacity(256))
     }
 }

@@ -1,2 +1,622 @@
-//! End-to-end benchmark (in progress).
-fn main() {}
+//! End-to-end benchmark of ferry against one DynamoDB Local on 127.0.0.1:
+//! the endpoint's BatchWriteItem ceiling, a naive one-record-at-a-time stream replayer, the real
+//! `ferry` binary replaying a stream of N changes (uniform and hot-key mixes), and the
+//! replication lag under a steady write load. Every number printed is measured in this run.
+//!
+//!   cargo bench --bench e2e
+//!   FERRY_BENCH_N=20000 FERRY_BENCH_LAG_SECS=10 FERRY_BENCH_RATE=1000 cargo bench --bench e2e
+//!
+//! Writes `<target>/ferry-bench/e2e.json` and `docs/bench/e2e.png`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::StreamViewType;
+use ferry::item::Item;
+use ferry::rig::bench::{self, LagProbe, LagReport, Mix, TABLE};
+use ferry::rig::compare::{Diff, compare};
+use ferry::rig::process::{FerryDir, Running, terminate};
+use ferry::rig::{Account, DynamoLocal};
+use serde_json::json;
+
+const CEILING_WRITERS: [usize; 4] = [8, 16, 32, 64];
+/// Items of the unmeasured warm-up load (the JVM's JIT) before the ceiling runs.
+const WARMUP_ITEMS: usize = 20_000;
+/// Replays the whole stream: the streams here are minutes old.
+const REPLAY_OVERLAP_SECS: u64 = 3600;
+const STREAM_WRITERS: usize = 16;
+const NAIVE_PREFIX: usize = 20_000;
+const LAG_KEYS: usize = 5_000;
+const LAG_WRITERS: usize = 64;
+const SCAN_COMPARE_MAX_ITEMS: i64 = 30_000;
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+struct Args {
+    n: usize,
+    lag_secs: u64,
+    rate: u64,
+}
+
+fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+impl Args {
+    fn from_env() -> Args {
+        Args {
+            n: env_num("FERRY_BENCH_N", 200_000),
+            lag_secs: env_num("FERRY_BENCH_LAG_SECS", 60),
+            rate: env_num("FERRY_BENCH_RATE", 1_000),
+        }
+    }
+}
+
+/// What one mix measured.
+struct MixResult {
+    name: &'static str,
+    source_write_rate: f64,
+    naive_records: usize,
+    naive_rate: f64,
+    ferry: FerryResult,
+}
+
+struct FerryResult {
+    records: u64,
+    secs: f64,
+    /// When `/metrics` first showed applied records (startup, capture, destination creation).
+    first_secs: f64,
+    peak_rss_kb: u64,
+    cpu_secs: f64,
+    compare: String,
+}
+
+impl FerryResult {
+    fn rate(&self) -> f64 {
+        self.records as f64 / self.secs
+    }
+    fn cpu_per_100k(&self) -> f64 {
+        self.cpu_secs * 100_000.0 / self.records as f64
+    }
+}
+
+fn main() {
+    let args = Args::from_env();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let started = Instant::now();
+    if let Err(e) = rt.block_on(run(&args)) {
+        eprintln!("\nferry e2e benchmark FAILED: {e}");
+        std::process::exit(1);
+    }
+    println!("\n(bench took {:.0} s)", started.elapsed().as_secs_f64());
+}
+
+fn say(msg: impl AsRef<str>) {
+    eprintln!("[e2e] {}", msg.as_ref());
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    let ferry_bin = ferry_bin()?;
+    say("starting DynamoDB Local (deploy/local/start.sh)");
+    let ddb = DynamoLocal::start()?;
+    let version = ddb_version();
+    say(format!("DynamoDB Local {version} at {}", ddb.endpoint));
+    let date = now_utc();
+    let ceiling = ceiling(&ddb, args.n).await?;
+    let mut mixes = Vec::new();
+    for (mix, name) in [(Mix::Uniform, "uniform"), (Mix::Hot, "hot-key")] {
+        mixes.push(mix_phase(&ddb, &ferry_bin, mix, name, args.n).await?);
+    }
+    let lag = lag_phase(&ddb, &ferry_bin, args).await?;
+    let title = format!(
+        "ferry e2e benchmark — DynamoDB Local {version} on 127.0.0.1, N = {} changes, ~1 KB items, {}",
+        args.n, date
+    );
+    print_table(&title, ceiling, &mixes, &lag, args);
+    write_json(&title, ceiling, &mixes, &lag, args)?;
+    draw(&title, ceiling, &mixes, &lag);
+    Ok(())
+}
+
+/// The `ferry` binary cargo built for this bench (same profile).
+fn ferry_bin() -> Result<PathBuf, String> {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_ferry"));
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} is missing: run the bench through `cargo bench --bench e2e` (which builds it), \
+             or `cargo build --release --bin ferry`",
+            bin.display()
+        ))
+    }
+}
+
+/// `java -jar DynamoDBLocal.jar -version` from the rig's cache.
+fn ddb_version() -> String {
+    let cache = std::env::var("FERRY_RIG_CACHE")
+        .unwrap_or_else(|_| format!("{}/.cache/ferry-rig", std::env::var("HOME").unwrap_or_default()));
+    std::process::Command::new("java")
+        .args(["-jar", "DynamoDBLocal.jar", "-version"])
+        .current_dir(Path::new(&cache).join("ddb-local"))
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|v| !v.is_empty() && v.len() < 20)
+        .unwrap_or_else(|| "(version unknown)".into())
+}
+
+fn now_utc() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phases
+
+async fn ceiling(ddb: &DynamoLocal, n: usize) -> Result<f64, String> {
+    let warm = bench::ceiling_run(ddb, WARMUP_ITEMS, 16).await?;
+    say(format!(
+        "warm-up: {WARMUP_ITEMS} items at {warm:.0} items/s (not counted)"
+    ));
+    let mut best = 0f64;
+    for w in CEILING_WRITERS {
+        let rate = bench::ceiling_run(ddb, n, w).await?;
+        say(format!(
+            "ceiling: {w} concurrent BatchWriteItem writers: {rate:.0} items/s"
+        ));
+        best = best.max(rate);
+    }
+    Ok(best)
+}
+
+async fn mix_phase(
+    ddb: &DynamoLocal,
+    ferry_bin: &Path,
+    mix: Mix,
+    name: &'static str,
+    n: usize,
+) -> Result<MixResult, String> {
+    let sa = Account::fresh("src");
+    let src = ddb.client(&sa);
+    bench::create_plain_table(&src, Some(StreamViewType::NewAndOldImages)).await?;
+    let changes = bench::changes(mix, n, 42);
+    let keys = bench::keys_touched(&changes);
+    let lanes = bench::plan_batches(&changes, STREAM_WRITERS);
+    drop(changes);
+    let took = bench::write_lanes(&src, TABLE, lanes).await?;
+    let source_write_rate = n as f64 / took.as_secs_f64();
+    say(format!(
+        "{name}: wrote {n} changes to the source stream in {:.1} s ({source_write_rate:.0}/s)",
+        took.as_secs_f64()
+    ));
+    let (naive_records, naive_rate) = naive(ddb, &sa, n).await?;
+    say(format!(
+        "{name}: naive replay of the first {naive_records} records: {naive_rate:.0} records/s"
+    ));
+    let ferry = ferry_phase(ddb, ferry_bin, &sa, n as u64, name, &keys).await?;
+    say(format!(
+        "{name}: ferry applied {} records in {:.2} s ({:.0}/s; first applied seen after {:.2} s), peak RSS {} MB, CPU {:.1} s",
+        ferry.records,
+        ferry.secs,
+        ferry.rate(),
+        ferry.first_secs,
+        ferry.peak_rss_kb / 1024,
+        ferry.cpu_secs
+    ));
+    bench::drop_table(&src).await;
+    Ok(MixResult {
+        name,
+        source_write_rate,
+        naive_records,
+        naive_rate,
+        ferry,
+    })
+}
+
+async fn naive(ddb: &DynamoLocal, sa: &Account, n: usize) -> Result<(usize, f64), String> {
+    let dst = ddb.client(&Account::fresh("naive"));
+    bench::create_plain_table(&dst, None).await?;
+    let arn = bench::stream_arn(&ddb.client(sa), TABLE).await?;
+    let streams = ddb.streams_client(sa);
+    let (records, took) = bench::naive_replay(&streams, &arn, &dst, TABLE, n.min(NAIVE_PREFIX)).await?;
+    bench::drop_table(&dst).await;
+    Ok((records, records as f64 / took.as_secs_f64()))
+}
+
+fn ferry_dir(ferry_bin: &Path, work: &Path, ddb: &DynamoLocal, sa: &Account, da: &Account) -> FerryDir {
+    let toml = format!(
+        "[[table]]\nsource = \"{TABLE}\"\nsnapshot = \"none\"\nreplay_overlap_seconds = {REPLAY_OVERLAP_SECS}\n"
+    );
+    FerryDir::new(ferry_bin, work, ddb, sa, da, &toml)
+}
+
+async fn ferry_phase(
+    ddb: &DynamoLocal,
+    ferry_bin: &Path,
+    sa: &Account,
+    n: u64,
+    name: &str,
+    keys: &[Item],
+) -> Result<FerryResult, String> {
+    let da = Account::fresh("dst");
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let ferry = ferry_dir(ferry_bin, work.path(), ddb, sa, &da);
+    let addr = format!("127.0.0.1:{}", bench::free_port());
+    let start = Instant::now();
+    let mut child = ferry.spawn_sync(&["--metrics", &addr, "--no-progress"]);
+    let waited = bench::wait_applied(&mut child, &addr, TABLE, n, start, Duration::from_secs(60)).await;
+    let pid = child.id();
+    let (peak_rss_kb, cpu_secs) = (bench::peak_rss_kb(pid), bench::cpu_seconds(pid));
+    stop(child).await;
+    let took = waited.map_err(|e| format!("{name}: {e}\n{}", ferry.logs()))?;
+    let (diff, how) = verify(&ddb.client(sa), &ddb.client(&da), keys).await?;
+    say(format!("{name}: {how}: {diff}"));
+    bench::drop_table(&ddb.client(&da)).await;
+    if !diff.is_equal() {
+        return Err(format!(
+            "{name}: DESTINATION DIFFERS FROM SOURCE after ferry: {diff}\n{}",
+            ferry.logs()
+        ));
+    }
+    Ok(FerryResult {
+        records: n,
+        secs: took.done.as_secs_f64(),
+        first_secs: took.first.as_secs_f64(),
+        peak_rss_kb: peak_rss_kb.ok_or("no VmHWM in /proc")?,
+        cpu_secs: cpu_secs.ok_or("no CPU times in /proc")?,
+        compare: format!("{how}: equal ({diff})"),
+    })
+}
+
+/// Source vs destination: `compare::compare` (full Scans) up to `SCAN_COMPARE_MAX_ITEMS` source
+/// items, key by key over every written key above that (DynamoDB Local's Scan gets slower per page
+/// as a table grows: ~10 min for 160k items). `FERRY_BENCH_SCAN_COMPARE=1` forces the Scan, `=0`
+/// the key-by-key comparison.
+async fn verify(src: &Client, dst: &Client, keys: &[Item]) -> Result<(Diff, String), String> {
+    let scan = match std::env::var("FERRY_BENCH_SCAN_COMPARE").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => bench::item_count(src).await? <= SCAN_COMPARE_MAX_ITEMS,
+    };
+    let started = Instant::now();
+    let (diff, how) = if scan {
+        (compare(src, TABLE, dst, TABLE).await?, "compare::compare (Scan)")
+    } else {
+        (
+            bench::compare_by_keys(src, dst, keys).await?,
+            "key-by-key compare (BatchGetItem + ItemCount)",
+        )
+    };
+    let how = format!("{how}, {:.1} s", started.elapsed().as_secs_f64());
+    Ok((diff, how))
+}
+
+/// SIGTERM, then a kill if ferry is still running after 15 s.
+async fn stop(mut child: Running) {
+    terminate(&child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    say("ferry did not stop within 15 s of SIGTERM; killing it");
+}
+
+struct Lag {
+    report: LagReport,
+    sorted_ms: Vec<f64>,
+    per_second: Vec<(u64, f64, f64)>,
+}
+
+async fn lag_phase(ddb: &DynamoLocal, ferry_bin: &Path, args: &Args) -> Result<Lag, String> {
+    let (sa, da) = (Account::fresh("lagsrc"), Account::fresh("lagdst"));
+    let (src, dst) = (ddb.client(&sa), ddb.client(&da));
+    bench::create_plain_table(&src, Some(StreamViewType::NewAndOldImages)).await?;
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let ferry = ferry_dir(ferry_bin, work.path(), ddb, &sa, &da);
+    let addr = format!("127.0.0.1:{}", bench::free_port());
+    let child = ferry.spawn_sync(&["--metrics", &addr, "--no-progress"]);
+    wait_streaming(&ferry).await?;
+    say(format!(
+        "lag: ferry is tailing; {} writes/s for {} s over {LAG_KEYS} keys",
+        args.rate, args.lag_secs
+    ));
+    let probe = LagProbe {
+        src: src.clone(),
+        dst: dst.clone(),
+        table: TABLE.into(),
+        rate: args.rate,
+        duration: Duration::from_secs(args.lag_secs),
+        keys: LAG_KEYS,
+        writers: LAG_WRITERS,
+    };
+    let report = probe.run().await;
+    stop(child).await;
+    let report = report.map_err(|e| format!("lag probe: {e}\n{}", ferry.logs()))?;
+    let diff = compare(&src, TABLE, &dst, TABLE).await?;
+    if !diff.is_equal() {
+        return Err(format!(
+            "lag: DESTINATION DIFFERS FROM SOURCE: {diff}\n{}",
+            ferry.logs()
+        ));
+    }
+    say(format!(
+        "lag: {} writes in {:.1} s ({:.0}/s achieved); compare: equal ({diff})",
+        report.writes,
+        report.write_secs,
+        report.writes as f64 / report.write_secs
+    ));
+    Ok(Lag {
+        sorted_ms: bench::sorted_lags_ms(&report.samples),
+        per_second: bench::lag_per_second(&report.samples),
+        report,
+    })
+}
+
+/// Waits until `ferry status` shows the table streaming (its stream position captured).
+async fn wait_streaming(ferry: &FerryDir) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if ferry.table_status(TABLE).is_some_and(|t| t["phase"] == "streaming") {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("ferry never reached the streaming phase\n{}", ferry.logs()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+fn print_table(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag, args: &Args) {
+    let row = |label: &str, f: &dyn Fn(&MixResult) -> String| {
+        let cells: Vec<String> = mixes.iter().map(|m| format!("{:<12}", f(m))).collect();
+        println!("{label:<31}{}", cells.join(" "));
+    };
+    println!("\n{title}");
+    row("metric", &|m| m.name.to_string());
+    row("ceiling (BatchWriteItem) /s", &|_| format!("{ceiling:.0}"));
+    row("source stream writes /s", &|m| format!("{:.0}", m.source_write_rate));
+    row("naive baseline /s (prefix)", &|m| format!("{:.0}", m.naive_rate));
+    row("ferry /s", &|m| format!("{:.0}", m.ferry.rate()));
+    row("ferry: first applied seen (s)", &|m| {
+        format!("{:.1}", m.ferry.first_secs)
+    });
+    row("ferry / ceiling", &|m| format!("{:.2}", m.ferry.rate() / ceiling));
+    row("ferry / naive", &|m| format!("{:.1}x", m.ferry.rate() / m.naive_rate));
+    row("peak RSS (MB)", &|m| {
+        format!("{:.0}", m.ferry.peak_rss_kb as f64 / 1024.0)
+    });
+    row("CPU s per 100k records", &|m| format!("{:.2}", m.ferry.cpu_per_100k()));
+    let q = |p| bench::quantile(&lag.sorted_ms, p);
+    println!(
+        "{:<31}{:.0} / {:.0} / {:.0}   (steady {} writes/s for {} s; {} writes, {:.0}/s achieved)",
+        "lag p50 / p99 / max (ms)",
+        q(0.5),
+        q(0.99),
+        q(1.0),
+        args.rate,
+        args.lag_secs,
+        lag.report.writes,
+        lag.report.writes as f64 / lag.report.write_secs
+    );
+    let achieved = lag.report.writes as f64 / lag.report.write_secs;
+    if achieved < 0.95 * args.rate as f64 {
+        println!(
+            "NOTE: the lag workload reached only {achieved:.0} of {} writes/s: the endpoint could not \
+             take more PutItems alongside ferry on this machine.",
+            args.rate
+        );
+    }
+    let prefix = mixes.first().map_or(0, |m| m.naive_records);
+    println!(
+        "\nnaive baseline: sequential GetRecords + one PutItem/DeleteItem per record, measured on the \
+         first {prefix} records of each stream.\nferry /s: from spawn until ferry_records_applied_total = N \
+         (ferry publishes metrics once a second, so up to ~1 s is included in the time)."
+    );
+}
+
+fn json_report(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag, args: &Args) -> serde_json::Value {
+    let mix = |m: &MixResult| {
+        json!({
+            "source_write_rate_per_s": m.source_write_rate,
+            "naive_prefix_records": m.naive_records,
+            "naive_records_per_s": m.naive_rate,
+            "ferry_records": m.ferry.records,
+            "ferry_seconds": m.ferry.secs,
+            "ferry_first_applied_seen_seconds": m.ferry.first_secs,
+            "ferry_records_per_s": m.ferry.rate(),
+            "ferry_over_ceiling": m.ferry.rate() / ceiling,
+            "ferry_over_naive": m.ferry.rate() / m.naive_rate,
+            "ferry_peak_rss_kb": m.ferry.peak_rss_kb,
+            "ferry_cpu_seconds": m.ferry.cpu_secs,
+            "ferry_cpu_seconds_per_100k_records": m.ferry.cpu_per_100k(),
+            "compare": m.ferry.compare,
+        })
+    };
+    let q = |p| bench::quantile(&lag.sorted_ms, p);
+    json!({
+        "title": title,
+        "n": args.n,
+        "item_bytes": bench::ITEM_BYTES,
+        "ceiling_items_per_s": ceiling,
+        "mixes": mixes.iter().map(|m| (m.name.to_string(), mix(m))).collect::<serde_json::Map<_, _>>(),
+        "lag": {
+            "rate_per_s": args.rate,
+            "seconds": args.lag_secs,
+            "writes": lag.report.writes,
+            "achieved_rate_per_s": lag.report.writes as f64 / lag.report.write_secs,
+            "p50_ms": q(0.5),
+            "p99_ms": q(0.99),
+            "max_ms": q(1.0),
+            "per_second": lag.per_second.iter()
+                .map(|(s, p50, p99)| json!({"second": s, "p50_ms": p50, "p99_ms": p99}))
+                .collect::<Vec<_>>(),
+        },
+    })
+}
+
+/// `<target dir>/ferry-bench/e2e.json` (the bench runs as `<target>/release/deps/e2e-HASH`).
+fn write_json(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag, args: &Args) -> Result<(), String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.parent()?.parent()?.parent()?.to_path_buf())
+        })
+        .ok_or("cannot find the target directory")?;
+    let dir = target.join("ferry-bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("e2e.json");
+    let text =
+        serde_json::to_string_pretty(&json_report(title, ceiling, mixes, lag, args)).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// The PNG chart (skipped, with a message, when the font is missing).
+fn draw(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag) {
+    if let Err(e) = register_font(Path::new(FONT)) {
+        println!("no chart: cannot load the font ({e}); apt-get install fonts-dejavu-core");
+        return;
+    }
+    let mut bars = vec![("ceiling".to_string(), ceiling)];
+    bars.extend(mixes.iter().map(|m| (format!("naive {}", m.name), m.naive_rate)));
+    bars.extend(mixes.iter().map(|m| (format!("ferry {}", m.name), m.ferry.rate())));
+    let dir = ferry::rig::repo_dir().join("docs/bench");
+    let path = dir.join("e2e.png");
+    let res = std::fs::create_dir_all(&dir)
+        .map_err(|e| e.to_string())
+        .and_then(|_| chart(&path, title, &bars, &lag.per_second));
+    match res {
+        Ok(()) => println!("wrote {}", path.display()),
+        Err(e) => println!("no chart: {e}"),
+    }
+}
+
+/// Registers the TTF at `font` as plotters' "sans-serif".
+pub fn register_font(font: &std::path::Path) -> Result<(), String> {
+    let bytes = std::fs::read(font).map_err(|e| format!("{}: {e}", font.display()))?;
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
+        .map_err(|_| format!("{}: not a usable font", font.display()))
+}
+
+/// A 1200x600 PNG: records/s per bar on the left, per-second lag p50/p99 on the right.
+pub fn chart(
+    path: &std::path::Path,
+    title: &str,
+    bars: &[(String, f64)],
+    lag: &[(u64, f64, f64)],
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let root = BitMapBackend::new(path, (1200, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let root = root.titled(title, ("sans-serif", 18)).map_err(|e| e.to_string())?;
+    let (left, right) = root.split_horizontally(600);
+    bar_panel(&left, bars).map_err(|e| e.to_string())?;
+    lag_panel(&right, lag).map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+type Area<'a> = plotters::drawing::DrawingArea<plotters::prelude::BitMapBackend<'a>, plotters::coord::Shift>;
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+fn bar_panel(area: &Area, bars: &[(String, f64)]) -> DrawResult {
+    use plotters::prelude::*;
+    let top = bars.iter().map(|b| b.1).fold(1.0, f64::max) * 1.15;
+    let mut ch = ChartBuilder::on(area)
+        .caption("records (items) per second", ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..bars.len() as f64, 0f64..top)?;
+    let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    ch.configure_mesh()
+        .disable_x_mesh()
+        .x_labels(bars.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = (x - 0.5).round();
+            if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    let colors = [
+        RGBColor(130, 130, 130),
+        RGBColor(215, 130, 60),
+        RGBColor(50, 100, 200),
+        RGBColor(40, 150, 90),
+    ];
+    ch.draw_series(bars.iter().enumerate().map(|(i, (name, v))| {
+        let color = colors[color_index(name, i)];
+        Rectangle::new([(i as f64 + 0.15, 0.0), (i as f64 + 0.85, *v)], color.filled())
+    }))?;
+    ch.draw_series(
+        bars.iter()
+            .enumerate()
+            .map(|(i, (_, v))| Text::new(format!("{v:.0}"), (i as f64 + 0.3, *v + top * 0.02), ("sans-serif", 14))),
+    )?;
+    Ok(())
+}
+
+fn color_index(name: &str, i: usize) -> usize {
+    match name {
+        n if n.starts_with("ceiling") => 0,
+        n if n.starts_with("naive") => 1,
+        n if n.contains("uniform") => 2,
+        n if n.contains("hot") => 3,
+        _ => i % 4,
+    }
+}
+
+fn lag_panel(area: &Area, lag: &[(u64, f64, f64)]) -> DrawResult {
+    use plotters::prelude::*;
+    let x_max = lag.last().map_or(1, |l| l.0 + 1) as f64;
+    let y_max = lag.iter().map(|l| l.2).fold(1.0, f64::max) * 1.15;
+    let mut ch = ChartBuilder::on(area)
+        .caption("replication lag per second of the run", ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+    ch.configure_mesh()
+        .x_desc("seconds into the steady workload")
+        .y_desc("lag (ms)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    let p50 = lag.iter().map(|l| (l.0 as f64 + 0.5, l.1));
+    let p99 = lag.iter().map(|l| (l.0 as f64 + 0.5, l.2));
+    ch.draw_series(LineSeries::new(p50, BLUE.stroke_width(2)))?
+        .label("p50")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    ch.draw_series(LineSeries::new(p99, RED.stroke_width(2)))?
+        .label("p99")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
+    ch.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    Ok(())
+}

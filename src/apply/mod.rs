@@ -62,9 +62,10 @@ pub struct Change {
 const MAX_PENDING_KEYS: usize = 1_000;
 /// Changes queued per lane before a submit waits.
 const LANE_QUEUE: usize = 256;
-/// Bytes of changes a table may hold between submit and durable write, in KiB permits. Bounds
-/// memory whatever the item sizes (400 KB items would otherwise make the queues gigabytes).
-const BUFFER_KIB: u32 = 64 * 1024;
+/// Bytes of changes a table may hold between submit and durable write, in KiB permits (counted
+/// as DynamoDB sizes items; in memory they take two to three times that). Bounds memory whatever
+/// the item sizes, and still leaves thousands of 1 KB changes in flight for the lanes.
+const BUFFER_KIB: u32 = 16 * 1024;
 
 /// Changes for one lane from one submission, with their sizes in KiB and the share of the buffer
 /// budget they hold together (split per change as the lane takes them in).

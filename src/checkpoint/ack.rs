@@ -24,6 +24,8 @@ pub struct OrderedAck<P> {
     inner: Mutex<Inner<P>>,
     /// Woken whenever the last outstanding record is acknowledged.
     drained: Notify,
+    /// Told how many applied records each acknowledgement made durable (live progress counters).
+    on_applied: Option<Box<dyn Fn(u64) + Send + Sync>>,
 }
 
 struct Inner<P> {
@@ -55,6 +57,15 @@ impl<P: Clone + Send> OrderedAck<P> {
                 committed_count: 0,
             }),
             drained: Notify::new(),
+            on_applied: None,
+        }
+    }
+
+    /// Like [`OrderedAck::new`], calling `on_applied(n)` as applied records become durable.
+    pub fn with_counter(committed: Option<P>, on_applied: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        Self {
+            on_applied: Some(Box::new(on_applied)),
+            ..Self::new(committed)
         }
     }
 
@@ -127,11 +138,16 @@ impl<P: Clone + Send> OrderedAck<P> {
 impl<P: Clone + Send> AckSink for OrderedAck<P> {
     fn ack_all(&self, indices: &[u64]) {
         let mut g = self.inner.lock().unwrap();
+        let mut newly_applied = 0u64;
         for &index in indices {
             let Some(off) = index.checked_sub(g.base) else { continue };
-            if let Some(slot) = g.slots.get_mut(off as usize) {
+            if let Some(slot) = g.slots.get_mut(off as usize).filter(|s| !s.acked) {
                 slot.acked = true;
+                newly_applied += slot.applied as u64;
             }
+        }
+        if let Some(f) = self.on_applied.as_ref().filter(|_| newly_applied > 0) {
+            f(newly_applied);
         }
         let mut advanced = false;
         while g.slots.front().is_some_and(|s| s.acked) {

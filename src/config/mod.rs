@@ -192,7 +192,8 @@ fn table(mut t: Obj, errs: &mut Errors) -> Option<TableConfig> {
     }
     let max_wcu = t.uint(errs, "max_write_units_per_second", u32::MAX as u64).unwrap_or(0);
     let lanes = t.uint(errs, "write_concurrency", 1024).unwrap_or(16).max(1);
-    let overlap = t.uint(errs, "replay_overlap_seconds", 86_400).unwrap_or(300);
+    // Below the 24 h stream retention: an older replay point could start past trimmed records.
+    let overlap = t.uint(errs, "replay_overlap_seconds", 23 * 3600).unwrap_or(300);
     t.finish(errs);
     let source = source?;
     Some(TableConfig {
@@ -311,6 +312,17 @@ snapshot = "none"
         let err = parse("[[table]]\nsource = \"A\"\n").unwrap_err().to_string();
         assert!(
             err.contains("missing [source] section") && err.contains("missing [destination] section"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn replay_overlap_stays_below_stream_retention() {
+        let err = parse("[source]\n[destination]\n[[table]]\nsource=\"A\"\nreplay_overlap_seconds = 86400\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("replay_overlap_seconds in [[table]] #1 must be at most 82800"),
             "{err}"
         );
     }

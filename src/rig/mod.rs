@@ -5,6 +5,7 @@
 //! Used by the integration tests, the live demo and the end-to-end benchmarks. Not used by the
 //! daemon itself.
 
+pub mod bench;
 pub mod compare;
 pub mod data;
 pub mod process;

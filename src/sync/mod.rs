@@ -79,6 +79,9 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
 
     let bars = progress::Progress::new(opts.progress, &all_stats);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Metrics are cheap to publish: keep /metrics within 100 ms of the pipeline's counters.
+    let mut metrics_tick = tokio::time::interval(Duration::from_millis(100));
+    metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut failed = Vec::new();
     loop {
         tokio::select! {
@@ -92,6 +95,11 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
                 }
                 Some(Err(e)) => failed.push(format!("a table task panicked: {e}")),
             },
+            _ = metrics_tick.tick() => {
+                for (name, _, stats) in &all_stats {
+                    metrics::publish(name, stats);
+                }
+            }
             _ = tick.tick() => {
                 publish(&store, &all_stats)?;
                 bars.update(&store)?;

@@ -107,7 +107,7 @@ impl<S: StreamApi> StreamTask<S> {
                         self.discover(&mut lineage, &mut rows).await?;
                         self.start_ready(&mut lineage, &rows, &mut active, &mut consumers, &applier, &consumers_stop)?;
                     }
-                    _ = flush_tick.tick() => self.flush(&active, &rows, &lineage)?,
+                    _ = flush_tick.tick() => self.flush(&active, &lineage)?,
                     Some(joined) = consumers.join_next() => {
                         let (id, outcome) = joined.map_err(|e| Error::fatal(format!("shard consumer panicked: {e}")))?;
                         match outcome? {
@@ -143,7 +143,7 @@ impl<S: StreamApi> StreamTask<S> {
         if let Err(e) = applier.finish().await {
             first_err.get_or_insert(e);
         }
-        self.flush(&active, &rows, &lineage)?;
+        self.flush(&active, &lineage)?;
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
@@ -244,7 +244,10 @@ impl<S: StreamApi> StreamTask<S> {
                 seq,
                 time_ms: row.last_record_ms.unwrap_or(0),
             });
-            let ack = Arc::new(OrderedAck::new(committed));
+            let stats = self.stats.clone();
+            let ack = Arc::new(OrderedAck::with_counter(committed, move |n| {
+                stats.records_applied.fetch_add(n, Relaxed);
+            }));
             let idle = Arc::new(AtomicBool::new(false));
             let c = ShardConsumer {
                 api: self.api.clone(),
@@ -270,23 +273,11 @@ impl<S: StreamApi> StreamTask<S> {
     }
 
     /// Persists the checkpoints of active shards and refreshes lag and caught-up.
-    fn flush(
-        &self,
-        active: &HashMap<String, Active>,
-        all: &HashMap<String, ShardRow>,
-        lineage: &Lineage,
-    ) -> Result<()> {
+    fn flush(&self, active: &HashMap<String, Active>, lineage: &Lineage) -> Result<()> {
         let rows: Vec<ShardRow> = active.values().map(shard_row).collect();
         if !rows.is_empty() {
             self.store.put_shards(&self.table, &rows)?;
         }
-        let applied: i64 = rows.iter().map(|r| r.records).sum::<i64>()
-            + all
-                .values()
-                .filter(|r| !active.contains_key(&r.shard_id))
-                .map(|r| r.records)
-                .sum::<i64>();
-        self.stats.records_applied.store(applied as u64, Relaxed);
         let newest = rows.iter().filter_map(|r| r.last_record_ms).max();
         if let Some(n) = newest {
             self.stats.newest_applied_ms.fetch_max(n, Relaxed);

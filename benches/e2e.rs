@@ -425,7 +425,7 @@ fn print_table(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag, args: 
     println!(
         "\nnaive baseline: sequential GetRecords + one PutItem/DeleteItem per record, measured on the \
          first {prefix} records of each stream.\nferry /s: from spawn until ferry_records_applied_total = N \
-         (ferry publishes metrics once a second, so up to ~1 s is included in the time)."
+         (ferry publishes metrics every 100 ms, so up to ~0.1 s is included in the time)."
     );
 }
 

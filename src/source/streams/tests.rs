@@ -228,6 +228,29 @@ fn tree(dest: RecordingIo) -> (Scripted, HashMap<String, Option<i64>>) {
     (s, last)
 }
 
+/// A stream task over a scripted stream for table "T" keyed by `pk`.
+fn task(
+    script: Scripted,
+    arn: &str,
+    replay_from_ms: i64,
+    store: Arc<Store>,
+    stats: Arc<TableStats>,
+    stop: CancellationToken,
+) -> StreamTask<Scripted> {
+    StreamTask {
+        api: Arc::new(script),
+        table: "T".into(),
+        stream_arn: arn.into(),
+        view: View::NewImage,
+        key_names: vec!["pk".to_string()].into(),
+        replay_from_ms,
+        store,
+        stats,
+        stop,
+        list_every: Duration::from_millis(20),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -236,18 +259,14 @@ async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
     let (script, expected) = tree(io.clone());
     let stats = Arc::new(TableStats::default());
     let stop = CancellationToken::new();
-    let task = StreamTask {
-        api: Arc::new(script),
-        table: "T".into(),
-        stream_arn: "arn".into(),
-        view: View::NewImage,
-        key_names: vec!["pk".to_string()].into(),
-        replay_from_ms: crate::checkpoint::now_ms() - 3_600_000,
-        store: store.clone(),
-        stats: stats.clone(),
-        stop: stop.clone(),
-        list_every: Duration::from_millis(20),
-    };
+    let task = task(
+        script,
+        "arn",
+        crate::checkpoint::now_ms() - 3_600_000,
+        store.clone(),
+        stats.clone(),
+        stop.clone(),
+    );
     let applier = Applier::start(Arc::new(io.clone()), 4, Arc::new(Limiter::new(0)), stats.clone());
     let run = tokio::spawn(task.run(applier));
     // Wait on state: every closed shard done, the open ones drained.
@@ -303,18 +322,14 @@ async fn a_stream_disabled_under_ferry_stops_the_table_loudly() {
     let (mut script, _) = tree(io.clone());
     script.disabled_after = Some(3);
     let stats = Arc::new(TableStats::default());
-    let task = StreamTask {
-        api: Arc::new(script),
-        table: "T".into(),
-        stream_arn: "arn:stream".into(),
-        view: View::NewImage,
-        key_names: vec!["pk".to_string()].into(),
-        replay_from_ms: crate::checkpoint::now_ms() - 3_600_000,
+    let task = task(
+        script,
+        "arn:stream",
+        crate::checkpoint::now_ms() - 3_600_000,
         store,
-        stats: stats.clone(),
-        stop: CancellationToken::new(),
-        list_every: Duration::from_millis(20),
-    };
+        stats.clone(),
+        CancellationToken::new(),
+    );
     let applier = Applier::start(Arc::new(io), 2, Arc::new(Limiter::new(0)), stats);
     let err = tokio::time::timeout(Duration::from_secs(10), task.run(applier))
         .await
@@ -331,18 +346,14 @@ async fn a_replay_point_older_than_retention_is_a_gap_not_a_silent_skip() {
     let io = RecordingIo::default();
     let (script, _) = tree(io.clone());
     let stats = Arc::new(TableStats::default());
-    let task = StreamTask {
-        api: Arc::new(script),
-        table: "T".into(),
-        stream_arn: "arn:stream".into(),
-        view: View::NewImage,
-        key_names: vec!["pk".to_string()].into(),
-        replay_from_ms: crate::checkpoint::now_ms() - 25 * 3_600_000,
+    let task = task(
+        script,
+        "arn:stream",
+        crate::checkpoint::now_ms() - 25 * 3_600_000,
         store,
-        stats: stats.clone(),
-        stop: CancellationToken::new(),
-        list_every: Duration::from_millis(20),
-    };
+        stats.clone(),
+        CancellationToken::new(),
+    );
     let applier = Applier::start(Arc::new(io.clone()), 2, Arc::new(Limiter::new(0)), stats);
     let err = tokio::time::timeout(Duration::from_secs(10), task.run(applier))
         .await

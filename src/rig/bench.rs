@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::data::{HASH, RANGE, key_of, sized_item};
+use super::data::{HASH, RANGE, key_of, send_batch, sized_item};
 use super::{Account, DynamoLocal};
 use crate::item::Item;
 use crate::item::convert::from_stream_item;
@@ -207,23 +207,6 @@ pub fn plan_batches(changes: &[Change], writers: usize) -> Vec<Vec<Vec<WriteRequ
         }
     }
     lanes
-}
-
-/// Sends one batch, retrying unprocessed items until all are written.
-async fn send_batch(c: &Client, table: &str, mut reqs: Vec<WriteRequest>) -> Result<(), String> {
-    while !reqs.is_empty() {
-        let out = c
-            .batch_write_item()
-            .request_items(table, reqs)
-            .send()
-            .await
-            .map_err(|e| format!("BatchWriteItem {table}: {e:?}"))?;
-        reqs = out
-            .unprocessed_items
-            .and_then(|mut m| m.remove(table))
-            .unwrap_or_default();
-    }
-    Ok(())
 }
 
 /// Runs one writer task per lane, each sending its batches in order. Returns the wall time.

@@ -4,8 +4,8 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue as Av, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TableDescription,
+    LocalSecondaryIndex, Projection, ProjectionType, PutRequest, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TableDescription, WriteRequest,
 };
 use aws_smithy_types::Blob;
 use rand::{Rng, RngCore};
@@ -176,9 +176,8 @@ pub fn sized_item(pk: &str, sk: i64, bytes: usize) -> Item {
 
 /// Writes items with BatchWriteItem (25 at a time), retrying unprocessed ones.
 pub async fn load(c: &Client, table: &str, items: Vec<Item>) {
-    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     for chunk in items.chunks(25) {
-        let mut reqs: Vec<WriteRequest> = chunk
+        let reqs: Vec<WriteRequest> = chunk
             .iter()
             .map(|i| {
                 WriteRequest::builder()
@@ -186,17 +185,23 @@ pub async fn load(c: &Client, table: &str, items: Vec<Item>) {
                     .build()
             })
             .collect();
-        while !reqs.is_empty() {
-            let out = c
-                .batch_write_item()
-                .request_items(table, reqs)
-                .send()
-                .await
-                .expect("BatchWriteItem");
-            reqs = out
-                .unprocessed_items
-                .and_then(|mut m| m.remove(table))
-                .unwrap_or_default();
-        }
+        send_batch(c, table, reqs).await.unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// Sends one batch, retrying unprocessed items until all are written.
+pub async fn send_batch(c: &Client, table: &str, mut reqs: Vec<WriteRequest>) -> Result<(), String> {
+    while !reqs.is_empty() {
+        let out = c
+            .batch_write_item()
+            .request_items(table, reqs)
+            .send()
+            .await
+            .map_err(|e| format!("BatchWriteItem {table}: {e:?}"))?;
+        reqs = out
+            .unprocessed_items
+            .and_then(|mut m| m.remove(table))
+            .unwrap_or_default();
+    }
+    Ok(())
 }

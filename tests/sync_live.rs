@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use common::{ferry_bin, wait_equal, wait_for};
+use common::{ferry_bin, wait_caught_up, wait_equal, wait_for};
 use ferry::rig::data::{big_item, create_table, load, rich_item};
 use ferry::rig::process::{FerryDir, terminate};
 use ferry::rig::workload::Workload;
@@ -50,19 +50,6 @@ fn phase(f: &FerryDir) -> Option<String> {
         .and_then(|t| t["phase"].as_str().map(str::to_string))
 }
 
-async fn wait_caught_up(f: &FerryDir) {
-    wait_for(
-        Duration::from_secs(120),
-        "table caught up",
-        || f.logs(),
-        || async {
-            let t = f.table_status("Orders")?;
-            (t["phase"] == "streaming" && t["caught_up"] == true).then_some(())
-        },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn live_sync_copies_every_type_and_indexes_under_concurrent_writes() {
     let rig = setup(3_000, "[[table]]\nsource = \"Orders\"\nscan_segments = 4\n").await;
@@ -86,7 +73,7 @@ async fn live_sync_copies_every_type_and_indexes_under_concurrent_writes() {
     stop.cancel();
     let counts = writes.await.unwrap().expect("workload");
     assert!(counts.total() > 1_000, "the workload made {} writes", counts.total());
-    wait_caught_up(&rig.ferry).await;
+    wait_caught_up(&rig.ferry, "Orders", Duration::from_secs(120)).await;
     let diff = wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(60), || {
         rig.ferry.logs()
     })
@@ -188,7 +175,7 @@ async fn kill_9_at_random_points_loses_nothing_and_progress_carries_over() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     writes.await.unwrap().expect("workload");
-    wait_caught_up(&rig.ferry).await;
+    wait_caught_up(&rig.ferry, "Orders", Duration::from_secs(120)).await;
     wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(90), || {
         rig.ferry.logs()
     })
@@ -222,7 +209,7 @@ async fn forced_shard_rollovers_during_writes_are_followed_in_lineage_order() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.cancel();
     writes.await.unwrap().expect("workload");
-    wait_caught_up(&rig.ferry).await;
+    wait_caught_up(&rig.ferry, "Orders", Duration::from_secs(120)).await;
     wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(60), || {
         rig.ferry.logs()
     })

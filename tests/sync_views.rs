@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use common::{ferry_bin, wait_equal, wait_for};
+use common::{ferry_bin, wait_caught_up, wait_equal};
 use ferry::rig::data::{create_table, load, rich_item};
 use ferry::rig::process::{FerryDir, terminate};
 use ferry::rig::workload::Workload;
@@ -52,16 +52,7 @@ async fn run_with_workload(
     });
     writes.await.unwrap().expect("workload");
     stop.cancel();
-    wait_for(
-        Duration::from_secs(90),
-        "caught up",
-        || ferry.logs(),
-        || async {
-            let t = ferry.table_status("Orders")?;
-            (t["phase"] == "streaming" && t["caught_up"] == true).then_some(())
-        },
-    )
-    .await;
+    wait_caught_up(&ferry, "Orders", Duration::from_secs(90)).await;
     wait_equal(&src, "Orders", &dst, "Orders", Duration::from_secs(60), || ferry.logs()).await;
     if let Some(addr) = extra.iter().skip_while(|a| **a != "--metrics").nth(1) {
         let body = http_get(addr, "/metrics");

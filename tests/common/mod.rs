@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferry::rig::compare::{Diff, compare};
+use ferry::rig::process::FerryDir;
 
 pub fn ferry_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ferry"))
@@ -50,4 +51,18 @@ pub async fn wait_equal(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Waits until `ferry status` shows `table` streaming and caught up with its stream.
+pub async fn wait_caught_up(f: &FerryDir, table: &str, timeout: Duration) {
+    wait_for(
+        timeout,
+        "table caught up",
+        || f.logs(),
+        || async {
+            let t = f.table_status(table)?;
+            (t["phase"] == "streaming" && t["caught_up"] == true).then_some(())
+        },
+    )
+    .await;
 }

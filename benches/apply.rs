@@ -9,12 +9,12 @@ use std::sync::Arc;
 use aws_sdk_dynamodbstreams::types::Record;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ferry::apply::write::to_request;
-use ferry::apply::{Applier, ApplyIo, Change, Limiter, Ticket, WriteOp};
+use ferry::apply::{Applier, ApplyIo, Limiter, WriteOp};
 use ferry::checkpoint::OrderedAck;
 use ferry::item::Item;
 use ferry::source::streams::View;
 use ferry::source::streams::api::{SdkStreams, StreamApi};
-use ferry::source::streams::consumer::Pos;
+use ferry::source::streams::consumer::{self, Pos};
 use ferry::source::streams::record;
 use ferry::source::streams::wire::RawRecord;
 use ferry::telemetry::TableStats;
@@ -166,25 +166,10 @@ fn bench(c: &mut Criterion) {
         let ack = Arc::new(OrderedAck::<Pos>::new(None));
         g.bench_function(BenchmarkId::new("full_path_one_core", mix), |b| {
             b.to_async(&rt).iter(|| async {
-                for r in get_page(&streams).await {
-                    let c = record::parse(r, View::NewImage, &keys).unwrap();
-                    let index = ack.register(Some(Pos {
-                        seq: c.seq,
-                        time_ms: c.time_ms,
-                    }));
-                    let ticket = Ticket {
-                        sink: ack.clone(),
-                        index,
-                    };
-                    applier
-                        .submit(Change {
-                            key: c.key,
-                            op: c.op,
-                            ticket,
-                        })
-                        .await
-                        .unwrap();
-                }
+                // What a shard consumer does with each page.
+                let page = get_page(&streams).await;
+                let (changes, _) = consumer::page_changes(page, View::NewImage, &keys, 0, &ack).unwrap();
+                applier.submit_all(changes).await.unwrap();
                 ack.drained().await;
             })
         });

@@ -1,5 +1,6 @@
-//! End-to-end benchmark of ferry against one DynamoDB Local on 127.0.0.1:
-//! the endpoint's BatchWriteItem ceiling, a naive one-record-at-a-time stream replayer, the real
+//! End-to-end benchmark of ferry against one destination DynamoDB Local on 127.0.0.1 (the source
+//! streams are served by a second one, see [`Rig`]): the endpoint's BatchWriteItem ceiling (fresh
+//! puts, and each mix's own changes), a naive one-record-at-a-time stream replayer, the real
 //! `ferry` binary replaying a stream of N changes (uniform and hot-key mixes), and the
 //! replication lag under a steady write load. Every number printed is measured in this run.
 //!
@@ -26,6 +27,7 @@ const WARMUP_ITEMS: usize = 20_000;
 /// Replays the whole stream: the streams here are minutes old.
 const REPLAY_OVERLAP_SECS: u64 = 3600;
 const STREAM_WRITERS: usize = 16;
+const MIX_CEILING_WRITERS: [usize; 2] = [16, 32];
 const NAIVE_PREFIX: usize = 20_000;
 const LAG_KEYS: usize = 5_000;
 const LAG_WRITERS: usize = 64;
@@ -58,6 +60,8 @@ impl Args {
 /// What one mix measured.
 struct MixResult {
     name: &'static str,
+    /// The tuned BatchWriteItem load of this mix's own changes (see [`mix_ceiling`]).
+    ceiling: f64,
     source_write_rate: f64,
     naive_records: usize,
     naive_rate: f64,
@@ -105,16 +109,20 @@ fn say(msg: impl AsRef<str>) {
 async fn run(args: &Args) -> Result<(), String> {
     let ferry_bin = ferry_bin()?;
     say("starting DynamoDB Local (deploy/local/start.sh)");
-    let ddb = DynamoLocal::start()?;
+    let rig = Rig::start()?;
     let version = ddb_version();
-    say(format!("DynamoDB Local {version} at {}", ddb.endpoint));
+    say(format!(
+        "DynamoDB Local {version}: destination (measured endpoint) at {}, source streams at {}",
+        rig.dst.endpoint,
+        rig.src().endpoint
+    ));
     let date = now_utc();
-    let ceiling = ceiling(&ddb, args.n).await?;
+    let ceiling = ceiling(&rig.dst, args.n).await?;
     let mut mixes = Vec::new();
     for (mix, name) in [(Mix::Uniform, "uniform"), (Mix::Hot, "hot-key")] {
-        mixes.push(mix_phase(&ddb, &ferry_bin, mix, name, args.n).await?);
+        mixes.push(mix_phase(&rig, &ferry_bin, mix, name, args.n).await?);
     }
-    let lag = lag_phase(&ddb, &ferry_bin, args).await?;
+    let lag = lag_phase(&rig, &ferry_bin, args).await?;
     let title = format!(
         "ferry e2e benchmark — DynamoDB Local {version} on 127.0.0.1, N = {} changes, ~1 KB items, {}",
         args.n, date
@@ -123,6 +131,31 @@ async fn run(args: &Args) -> Result<(), String> {
     write_json(&title, ceiling, &mixes, &lag, args)?;
     draw(&title, ceiling, &mixes, &lag);
     Ok(())
+}
+
+/// The servers: every write ferry or a baseline makes goes to `dst`, the endpoint whose ceiling is
+/// measured. The source tables and their streams live in a second DynamoDB Local process, as a
+/// real source lives in another account or Region: in one JVM, the source's GetRecords work would
+/// compete with the destination's writes and be counted against ferry. `FERRY_BENCH_ONE_ENDPOINT=1`
+/// puts both in one process.
+struct Rig {
+    dst: DynamoLocal,
+    src: Option<DynamoLocal>,
+}
+
+impl Rig {
+    fn start() -> Result<Rig, String> {
+        let dst = DynamoLocal::start()?;
+        let src = match std::env::var("FERRY_BENCH_ONE_ENDPOINT").as_deref() {
+            Ok("1") => None,
+            _ => Some(DynamoLocal::start()?),
+        };
+        Ok(Rig { dst, src })
+    }
+
+    fn src(&self) -> &DynamoLocal {
+        self.src.as_ref().unwrap_or(&self.dst)
+    }
 }
 
 /// The `ferry` binary cargo built for this bench (same profile).
@@ -180,19 +213,14 @@ async fn ceiling(ddb: &DynamoLocal, n: usize) -> Result<f64, String> {
     Ok(best)
 }
 
-async fn mix_phase(
-    ddb: &DynamoLocal,
-    ferry_bin: &Path,
-    mix: Mix,
-    name: &'static str,
-    n: usize,
-) -> Result<MixResult, String> {
+async fn mix_phase(rig: &Rig, ferry_bin: &Path, mix: Mix, name: &'static str, n: usize) -> Result<MixResult, String> {
     let sa = Account::fresh("src");
-    let src = ddb.client(&sa);
+    let src = rig.src().client(&sa);
     bench::create_plain_table(&src, Some(StreamViewType::NewAndOldImages)).await?;
     let changes = bench::changes(mix, n, 42);
     let keys = bench::keys_touched(&changes);
     let lanes = bench::plan_batches(&changes, STREAM_WRITERS);
+    let ceiling = mix_ceiling(&rig.dst, &changes, name).await?;
     drop(changes);
     let took = bench::write_lanes(&src, TABLE, lanes).await?;
     let source_write_rate = n as f64 / took.as_secs_f64();
@@ -200,11 +228,11 @@ async fn mix_phase(
         "{name}: wrote {n} changes to the source stream in {:.1} s ({source_write_rate:.0}/s)",
         took.as_secs_f64()
     ));
-    let (naive_records, naive_rate) = naive(ddb, &sa, n).await?;
+    let (naive_records, naive_rate) = naive(rig, &sa, n).await?;
     say(format!(
         "{name}: naive replay of the first {naive_records} records: {naive_rate:.0} records/s"
     ));
-    let ferry = ferry_phase(ddb, ferry_bin, &sa, n as u64, name, &keys).await?;
+    let ferry = ferry_phase(rig, ferry_bin, &sa, n as u64, name, &keys).await?;
     say(format!(
         "{name}: ferry applied {} records in {:.2} s ({:.0}/s; first applied seen after {:.2} s), peak RSS {} MB, CPU {:.1} s",
         ferry.records,
@@ -217,6 +245,7 @@ async fn mix_phase(
     bench::drop_table(&src).await;
     Ok(MixResult {
         name,
+        ceiling,
         source_write_rate,
         naive_records,
         naive_rate,
@@ -224,25 +253,46 @@ async fn mix_phase(
     })
 }
 
-async fn naive(ddb: &DynamoLocal, sa: &Account, n: usize) -> Result<(usize, f64), String> {
-    let dst = ddb.client(&Account::fresh("naive"));
+/// The destination's ceiling for one mix: the same N changes written by a tuned concurrent
+/// BatchWriteItem load that knows them all in advance (per-key order kept, no key twice in a batch,
+/// no stream to read), into a fresh table without a stream; the best of `MIX_CEILING_WRITERS`.
+/// Unlike the fresh-puts ceiling, it pays for this mix's deletes and overwrites, as ferry must; it
+/// cannot coalesce, as ferry may.
+async fn mix_ceiling(dst: &DynamoLocal, changes: &[bench::Change], name: &str) -> Result<f64, String> {
+    let mut best = 0f64;
+    for w in MIX_CEILING_WRITERS {
+        let c = dst.client(&Account::fresh("mixceil"));
+        bench::create_plain_table(&c, None).await?;
+        let took = bench::write_lanes(&c, TABLE, bench::plan_batches(changes, w)).await?;
+        bench::drop_table(&c).await;
+        let rate = changes.len() as f64 / took.as_secs_f64();
+        say(format!(
+            "{name}: ceiling for this mix, {w} concurrent BatchWriteItem writers: {rate:.0} changes/s"
+        ));
+        best = best.max(rate);
+    }
+    Ok(best)
+}
+
+async fn naive(rig: &Rig, sa: &Account, n: usize) -> Result<(usize, f64), String> {
+    let dst = rig.dst.client(&Account::fresh("naive"));
     bench::create_plain_table(&dst, None).await?;
-    let arn = bench::stream_arn(&ddb.client(sa), TABLE).await?;
-    let streams = ddb.streams_client(sa);
+    let arn = bench::stream_arn(&rig.src().client(sa), TABLE).await?;
+    let streams = rig.src().streams_client(sa);
     let (records, took) = bench::naive_replay(&streams, &arn, &dst, TABLE, n.min(NAIVE_PREFIX)).await?;
     bench::drop_table(&dst).await;
     Ok((records, records as f64 / took.as_secs_f64()))
 }
 
-fn ferry_dir(ferry_bin: &Path, work: &Path, ddb: &DynamoLocal, sa: &Account, da: &Account) -> FerryDir {
+fn ferry_dir(ferry_bin: &Path, work: &Path, rig: &Rig, sa: &Account, da: &Account) -> FerryDir {
     let toml = format!(
         "[[table]]\nsource = \"{TABLE}\"\nsnapshot = \"none\"\nreplay_overlap_seconds = {REPLAY_OVERLAP_SECS}\n"
     );
-    FerryDir::new(ferry_bin, work, ddb, sa, da, &toml)
+    FerryDir::between(ferry_bin, work, (rig.src(), sa), (&rig.dst, da), &toml)
 }
 
 async fn ferry_phase(
-    ddb: &DynamoLocal,
+    rig: &Rig,
     ferry_bin: &Path,
     sa: &Account,
     n: u64,
@@ -251,7 +301,7 @@ async fn ferry_phase(
 ) -> Result<FerryResult, String> {
     let da = Account::fresh("dst");
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let ferry = ferry_dir(ferry_bin, work.path(), ddb, sa, &da);
+    let ferry = ferry_dir(ferry_bin, work.path(), rig, sa, &da);
     let addr = format!("127.0.0.1:{}", bench::free_port());
     let start = Instant::now();
     let mut child = ferry.spawn_sync(&["--metrics", &addr, "--no-progress"]);
@@ -260,9 +310,9 @@ async fn ferry_phase(
     let (peak_rss_kb, cpu_secs) = (bench::peak_rss_kb(pid), bench::cpu_seconds(pid));
     stop(child).await;
     let took = waited.map_err(|e| format!("{name}: {e}\n{}", ferry.logs()))?;
-    let (diff, how) = verify(&ddb.client(sa), &ddb.client(&da), keys).await?;
+    let (diff, how) = verify(&rig.src().client(sa), &rig.dst.client(&da), keys).await?;
     say(format!("{name}: {how}: {diff}"));
-    bench::drop_table(&ddb.client(&da)).await;
+    bench::drop_table(&rig.dst.client(&da)).await;
     if !diff.is_equal() {
         return Err(format!(
             "{name}: DESTINATION DIFFERS FROM SOURCE after ferry: {diff}\n{}",
@@ -321,12 +371,12 @@ struct Lag {
     per_second: Vec<(u64, f64, f64)>,
 }
 
-async fn lag_phase(ddb: &DynamoLocal, ferry_bin: &Path, args: &Args) -> Result<Lag, String> {
+async fn lag_phase(rig: &Rig, ferry_bin: &Path, args: &Args) -> Result<Lag, String> {
     let (sa, da) = (Account::fresh("lagsrc"), Account::fresh("lagdst"));
-    let (src, dst) = (ddb.client(&sa), ddb.client(&da));
+    let (src, dst) = (rig.src().client(&sa), rig.dst.client(&da));
     bench::create_plain_table(&src, Some(StreamViewType::NewAndOldImages)).await?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let ferry = ferry_dir(ferry_bin, work.path(), ddb, &sa, &da);
+    let ferry = ferry_dir(ferry_bin, work.path(), rig, &sa, &da);
     let addr = format!("127.0.0.1:{}", bench::free_port());
     let child = ferry.spawn_sync(&["--metrics", &addr, "--no-progress"]);
     wait_streaming(&ferry).await?;
@@ -388,14 +438,20 @@ fn print_table(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag, args: 
     };
     println!("\n{title}");
     row("metric", &|m| m.name.to_string());
-    row("ceiling (BatchWriteItem) /s", &|_| format!("{ceiling:.0}"));
+    row("ceiling, fresh puts /s", &|_| format!("{ceiling:.0}"));
+    row("ceiling, this mix /s", &|m| format!("{:.0}", m.ceiling));
     row("source stream writes /s", &|m| format!("{:.0}", m.source_write_rate));
     row("naive baseline /s (prefix)", &|m| format!("{:.0}", m.naive_rate));
     row("ferry /s", &|m| format!("{:.0}", m.ferry.rate()));
     row("ferry: first applied seen (s)", &|m| {
         format!("{:.1}", m.ferry.first_secs)
     });
-    row("ferry / ceiling", &|m| format!("{:.2}", m.ferry.rate() / ceiling));
+    row("ferry / ceiling (this mix)", &|m| {
+        format!("{:.2}", m.ferry.rate() / m.ceiling)
+    });
+    row("ferry / ceiling (fresh puts)", &|m| {
+        format!("{:.2}", m.ferry.rate() / ceiling)
+    });
     row("ferry / naive", &|m| format!("{:.1}x", m.ferry.rate() / m.naive_rate));
     row("peak RSS (MB)", &|m| {
         format!("{:.0}", m.ferry.peak_rss_kb as f64 / 1024.0)
@@ -423,7 +479,10 @@ fn print_table(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag, args: 
     }
     let prefix = mixes.first().map_or(0, |m| m.naive_records);
     println!(
-        "\nnaive baseline: sequential GetRecords + one PutItem/DeleteItem per record, measured on the \
+        "\nceiling, fresh puts: N new ~1 KB items, tuned concurrent BatchWriteItem (best of {CEILING_WRITERS:?} writers).\n\
+         ceiling, this mix: the same N changes ferry replays, written by a tuned concurrent BatchWriteItem load that knows \
+         them in advance (best of {MIX_CEILING_WRITERS:?} writers; no coalescing).\n\
+         naive baseline: sequential GetRecords + one PutItem/DeleteItem per record, measured on the \
          first {prefix} records of each stream.\nferry /s: from spawn until ferry_records_applied_total = N \
          (ferry publishes metrics every 100 ms, so up to ~0.1 s is included in the time)."
     );
@@ -439,7 +498,9 @@ fn json_report(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag, args: 
             "ferry_seconds": m.ferry.secs,
             "ferry_first_applied_seen_seconds": m.ferry.first_secs,
             "ferry_records_per_s": m.ferry.rate(),
-            "ferry_over_ceiling": m.ferry.rate() / ceiling,
+            "ceiling_this_mix_per_s": m.ceiling,
+            "ferry_over_ceiling": m.ferry.rate() / m.ceiling,
+            "ferry_over_fresh_puts_ceiling": m.ferry.rate() / ceiling,
             "ferry_over_naive": m.ferry.rate() / m.naive_rate,
             "ferry_peak_rss_kb": m.ferry.peak_rss_kb,
             "ferry_cpu_seconds": m.ferry.cpu_secs,
@@ -452,7 +513,7 @@ fn json_report(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag, args: 
         "title": title,
         "n": args.n,
         "item_bytes": bench::ITEM_BYTES,
-        "ceiling_items_per_s": ceiling,
+        "ceiling_fresh_puts_items_per_s": ceiling,
         "mixes": mixes.iter().map(|m| (m.name.to_string(), mix(m))).collect::<serde_json::Map<_, _>>(),
         "lag": {
             "rate_per_s": args.rate,
@@ -494,7 +555,8 @@ fn draw(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag) {
         println!("no chart: cannot load the font ({e}); apt-get install fonts-dejavu-core");
         return;
     }
-    let mut bars = vec![("ceiling".to_string(), ceiling)];
+    let mut bars = vec![("ceiling puts".to_string(), ceiling)];
+    bars.extend(mixes.iter().map(|m| (format!("ceiling {}", m.name), m.ceiling)));
     bars.extend(mixes.iter().map(|m| (format!("naive {}", m.name), m.naive_rate)));
     bars.extend(mixes.iter().map(|m| (format!("ferry {}", m.name), m.ferry.rate())));
     let dir = ferry::rig::repo_dir().join("docs/bench");

@@ -18,14 +18,26 @@ impl FerryDir {
     /// Writes `ferry.toml` (source profile "src", destination profile "dst", both on `ddb`) with
     /// the given `[[table]]` entries, and the AWS profiles for the two accounts.
     pub fn new(bin: &Path, dir: &Path, ddb: &DynamoLocal, src: &Account, dst: &Account, tables: &str) -> FerryDir {
+        Self::between(bin, dir, (ddb, src), (ddb, dst), tables)
+    }
+
+    /// Like [`FerryDir::new`], with the source and destination on their own endpoints.
+    pub fn between(
+        bin: &Path,
+        dir: &Path,
+        (src_ddb, src): (&DynamoLocal, &Account),
+        (dst_ddb, dst): (&DynamoLocal, &Account),
+        tables: &str,
+    ) -> FerryDir {
         std::fs::create_dir_all(dir).expect("work dir");
         let aws_config = write_profiles(dir, &[("src", src), ("dst", dst)]).expect("profiles");
         std::fs::write(dir.join("aws-credentials"), "").expect("credentials file");
         let config = dir.join("ferry.toml");
         let text = format!(
-            "[source]\nprofile = \"src\"\nendpoint_url = \"{e}\"\n\n[destination]\nprofile = \"dst\"\nendpoint_url = \"{e}\"\n\n\
+            "[source]\nprofile = \"src\"\nendpoint_url = \"{s}\"\n\n[destination]\nprofile = \"dst\"\nendpoint_url = \"{d}\"\n\n\
              [state]\npath = \"state/ferry.db\"\n\n{tables}\n",
-            e = ddb.endpoint
+            s = src_ddb.endpoint,
+            d = dst_ddb.endpoint
         );
         std::fs::write(&config, text).expect("ferry.toml");
         FerryDir {

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::{StartAt, StreamApi};
 use super::record::{self, View};
+use super::wire::RawRecord;
 use crate::apply::{Applier, Change, Ticket};
 use crate::checkpoint::OrderedAck;
 use crate::error::{Error, Kind, Result};
@@ -64,6 +65,51 @@ pub struct ShardConsumer<S> {
     /// Last read returned nothing and nothing is in flight.
     pub idle: Arc<AtomicBool>,
     pub stop: CancellationToken,
+}
+
+/// Turns one GetRecords page into changes: every record takes its place in `ack`, in order, and
+/// records older than the replay point (already in the snapshot) are acknowledged without a write.
+///
+/// The whole page is registered at once (one lock) so that the applier can queue it with one
+/// operation per lane. Also returns the page's last sequence number (where a refreshed iterator
+/// resumes).
+pub fn page_changes(
+    records: Vec<RawRecord>,
+    view: View,
+    key_names: &[String],
+    replay_from_ms: i64,
+    ack: &Arc<OrderedAck<Pos>>,
+) -> Result<(Vec<Change>, Option<String>)> {
+    let mut slots = Vec::with_capacity(records.len());
+    let mut parsed = Vec::with_capacity(records.len());
+    for rec in records {
+        let c = record::parse(rec, view, key_names)?;
+        let applied = c.time_ms >= replay_from_ms;
+        slots.push((
+            Some(Pos {
+                seq: c.seq,
+                time_ms: c.time_ms,
+            }),
+            applied,
+        ));
+        if applied {
+            parsed.push((slots.len() as u64 - 1, c.key, c.op));
+        }
+    }
+    let last = slots.last().and_then(|(p, _)| p.as_ref().map(|p| p.seq.clone()));
+    let first = ack.register_all(slots);
+    let changes = parsed
+        .into_iter()
+        .map(|(off, key, op)| Change {
+            key,
+            op,
+            ticket: Ticket {
+                sink: ack.clone(),
+                index: first + off,
+            },
+        })
+        .collect();
+    Ok((changes, last))
 }
 
 impl<S: StreamApi> ShardConsumer<S> {
@@ -110,41 +156,13 @@ impl<S: StreamApi> ShardConsumer<S> {
                 }
             };
             let got = page.records.len();
-            // The whole page is registered and submitted at once (one lock, one queue operation
-            // per lane); records older than the replay point take their place without a write.
-            let mut slots = Vec::with_capacity(got);
-            let mut parsed = Vec::with_capacity(got);
-            for rec in page.records {
-                let c = record::parse(rec, self.view, &self.key_names)
+            let (changes, last) =
+                page_changes(page.records, self.view, &self.key_names, self.replay_from_ms, &self.ack)
                     .map_err(|e| e.context(format!("table {} shard {}", self.table, self.shard_id)))?;
-                let applied = c.time_ms >= self.replay_from_ms;
-                slots.push((
-                    Some(Pos {
-                        seq: c.seq,
-                        time_ms: c.time_ms,
-                    }),
-                    applied,
-                ));
-                if applied {
-                    parsed.push((slots.len() as u64 - 1, c.key, c.op));
-                }
-            }
-            if let Some((Some(p), _)) = slots.last() {
-                last_read = Some(p.seq.clone());
+            if last.is_some() {
+                last_read = last;
             }
             self.stats.records_read.fetch_add(got as u64, Relaxed);
-            let first = self.ack.register_all(slots);
-            let changes = parsed
-                .into_iter()
-                .map(|(off, key, op)| Change {
-                    key,
-                    op,
-                    ticket: Ticket {
-                        sink: self.ack.clone(),
-                        index: first + off,
-                    },
-                })
-                .collect();
             self.applier.submit_all(changes).await?;
             let Some(next) = page.next else {
                 // ShardEnd: done only once everything read is durable.

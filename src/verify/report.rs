@@ -27,6 +27,9 @@ pub struct TableReport {
     pub examples: Vec<Example>,
     /// Keys re-read after the first pass (consistent point reads on both sides).
     pub rechecked: usize,
+    /// Keys whose source kept changing through every re-check while a sync ran: in flight, not
+    /// differences (every stream record carries the full item, so they converge).
+    pub in_flight: usize,
     /// A `ferry sync` was running: differences were re-checked after its lag had passed.
     pub sync_running: bool,
     pub repair: Option<Repair>,
@@ -90,6 +93,12 @@ impl TableReport {
                 ""
             }
         ));
+        if self.in_flight > 0 {
+            s.push_str(&format!(
+                "  in flight (still changing at the source, being applied by the sync): {}\n",
+                self.in_flight
+            ));
+        }
         for e in &self.examples {
             let kind = match e.kind {
                 Kind::Missing => "missing",

@@ -35,6 +35,10 @@ pub enum Command {
         /// Never draw progress bars (they are drawn only on a terminal anyway).
         #[arg(long)]
         no_progress: bool,
+        /// For tables starting fresh: replay the stream from this time (RFC 3339) instead of the
+        /// capture point (with a snapshot, the earlier of the two).
+        #[arg(long, value_name = "RFC3339")]
+        from: Option<String>,
     },
     /// Show each table's phase, progress and lag from the state store (works while sync runs).
     Status {
@@ -42,5 +46,92 @@ pub enum Command {
         config: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// Compare the source and destination tables item by item (exit 0 only when equal; 3 when they
+    /// differ). Safe while `ferry sync` runs: differences are re-checked after its lag has passed.
+    Verify {
+        #[arg(short, long, default_value = "ferry.toml")]
+        config: PathBuf,
+        /// Only this source table.
+        #[arg(long)]
+        table: Option<String>,
+        /// Compare a random fraction of the table (e.g. 0.01), picked by key hash.
+        #[arg(long, value_name = "FRACTION")]
+        sample: Option<f64>,
+        #[arg(long)]
+        json: bool,
+        /// Rewrite differing and missing keys from the source, and delete extra ones.
+        #[arg(long)]
+        repair: bool,
+        /// Read budget per side, in read units per second (0 = unlimited).
+        #[arg(long, default_value_t = 0, value_name = "UNITS")]
+        max_read_units_per_second: u32,
+        /// Strongly consistent scans (twice the read units).
+        #[arg(long)]
+        consistent: bool,
+        /// TotalSegments of the comparison scans (default: the table's scan_segments).
+        #[arg(long)]
+        segments: Option<u32>,
+        /// Example keys to list per kind of difference.
+        #[arg(long, default_value_t = 10)]
+        examples: usize,
+    },
+    /// Show or move stream checkpoints.
+    Checkpoint {
+        #[command(subcommand)]
+        command: CheckpointCommand,
+    },
+    /// Wait until the destination is caught up (and the source quiet), verify, apply the deferred
+    /// destination settings and write a cutover report. The daemon keeps running.
+    Cutover {
+        #[arg(short, long, default_value = "ferry.toml")]
+        config: PathBuf,
+        /// Largest replication lag accepted, per table.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        max_lag: std::time::Duration,
+        /// Also wait until no new change has arrived for this long (stop writes to the source first).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        quiet_for: Option<std::time::Duration>,
+        /// Give up after this long.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// Where to write cutover-report.md and cutover-report.json (default: next to the state store).
+        #[arg(long)]
+        report_dir: Option<PathBuf>,
+        /// Show what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckpointCommand {
+    /// Per table and shard: position, time of the last applied record, phase.
+    List {
+        #[arg(short, long, default_value = "ferry.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a table's stream position (refused while `ferry sync` runs). Replaying from an earlier
+    /// point is safe: full images applied in order converge to the source.
+    #[command(group(clap::ArgGroup::new("to").required(true)))]
+    Set {
+        #[arg(short, long, default_value = "ferry.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        table: String,
+        /// Resume at the first record at or after this time (RFC 3339), in every shard.
+        #[arg(long, value_name = "RFC3339", group = "to")]
+        at: Option<String>,
+        /// Resume from the oldest record the stream still holds.
+        #[arg(long, group = "to")]
+        trim_horizon: bool,
+        /// Skip everything in the stream now.
+        #[arg(long, group = "to")]
+        latest: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod cutover;
 pub mod discover;
 pub mod error;
 pub mod item;
@@ -18,5 +19,6 @@ pub mod source;
 pub mod status;
 pub mod sync;
 pub mod telemetry;
+pub mod verify;
 
 pub use error::{Error, Kind, Result};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use ferry::cli::{Cli, Command};
+use ferry::cli::{CheckpointCommand, Cli, Command};
 use ferry::config::Config;
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +46,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             allow_nonempty,
             metrics,
             no_progress,
+            from,
         } => {
             let config = Config::load(&config)?;
             if let Some(addr) = metrics {
@@ -59,6 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     allow_nonempty,
                 },
                 progress: !no_progress && std::io::stderr().is_terminal(),
+                from_ms: from.as_deref().map(parse_time).transpose()?,
                 ..Default::default()
             };
             ferry::sync::run(&config, opts, stop).await?;
@@ -80,7 +82,136 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Verify {
+            config,
+            table,
+            sample,
+            json,
+            repair,
+            max_read_units_per_second,
+            consistent,
+            segments,
+            examples,
+        } => {
+            let config = Config::load(&config)?;
+            let opts = ferry::verify::VerifyOptions {
+                table,
+                sample,
+                segments,
+                read_units_per_second: max_read_units_per_second,
+                consistent,
+                examples,
+                repair,
+                ..Default::default()
+            };
+            let reports = ferry::verify::run(&config, &opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                reports.iter().for_each(|r| print!("{}", r.render()));
+            }
+            Ok(if reports.iter().all(|r| r.equal) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
+        }
+        Command::Checkpoint { command } => checkpoint(command).await,
+        Command::Cutover {
+            config,
+            max_lag,
+            quiet_for,
+            timeout,
+            report_dir,
+            dry_run,
+        } => {
+            let config = Config::load(&config)?;
+            let opts = ferry::cutover::CutoverOptions {
+                max_lag,
+                quiet_for,
+                timeout,
+                report_dir,
+                dry_run,
+                verify: Default::default(),
+            };
+            let report = ferry::cutover::run(&config, &opts).await?;
+            print!("{}", report.markdown());
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
+}
+
+async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<ExitCode> {
+    use ferry::checkpoint::control::{self, Target};
+    match command {
+        CheckpointCommand::List { config, json } => {
+            let config = Config::load(&config)?;
+            let store = ferry::checkpoint::Store::open_existing(&config.state_path)?
+                .with_context(|| format!("no state store at {}", config.state_path.display()))?;
+            let names: Vec<String> = config.tables.iter().map(|t| t.source.clone()).collect();
+            let list = control::list(&store, &names)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", control::render_list(&list));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CheckpointCommand::Set {
+            config,
+            table,
+            at,
+            trim_horizon,
+            latest,
+            yes,
+        } => {
+            let config = Config::load(&config)?;
+            let target = match (at, trim_horizon, latest) {
+                (Some(t), _, _) => Target::At(parse_time(&t)?),
+                (None, true, _) => Target::TrimHorizon,
+                _ => Target::Latest,
+            };
+            anyhow::ensure!(
+                config.table(&table).is_some(),
+                "table {table:?} is not in {}",
+                config.path.display()
+            );
+            let store = ferry::checkpoint::Store::open_existing(&config.state_path)?
+                .with_context(|| format!("no state store at {}", config.state_path.display()))?;
+            let src = ferry::config::build_clients("source", &config.source).await?;
+            let api = ferry::source::streams::api::SdkStreams(src.streams.clone());
+            let plan = control::plan_set(&store, &api, &table, target).await?;
+            print!("{}", plan.describe());
+            if !yes && !confirm()? {
+                println!("nothing changed");
+                return Ok(ExitCode::FAILURE);
+            }
+            plan.apply(&store)?;
+            println!("done: the next `ferry sync` resumes from there");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn confirm() -> anyhow::Result<bool> {
+    use std::io::Write;
+    print!("apply? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    let t = humantime::parse_rfc3339_weak(text)
+        .with_context(|| format!("{text:?} is not an RFC 3339 time (e.g. 2026-11-21T17:00:00Z)"))?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .context("times before 1970 are not supported")?
+        .as_millis() as i64)
 }
 
 /// First SIGINT/SIGTERM: stop reading, drain, flush, exit 0. A second one exits at once (a

@@ -77,7 +77,7 @@ pub fn all(store: &Store) -> Result<Vec<TableStatus>> {
     Ok(out)
 }
 
-fn fmt_ms(ms: i64) -> String {
+pub fn fmt_ms(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }

@@ -1,6 +1,7 @@
 //! Checkpoints: when a position may advance ([`ack`]) and where it is kept ([`store`]).
 
 pub mod ack;
+pub mod control;
 pub mod store;
 
 pub use ack::{AckSink, OrderedAck};

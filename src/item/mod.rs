@@ -36,6 +36,32 @@ impl KeyBytes {
         Some(KeyBytes(out.into_boxed_slice()))
     }
 
+    /// The encoded bytes (for digests).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Decodes the key attributes again (numbers in their normalized spelling), named by
+    /// `key_names` in the order they were encoded. `None` if the bytes are not an encoded key.
+    pub fn to_item(&self, key_names: &[String]) -> Option<Item> {
+        let mut out = Item::new();
+        let mut rest: &[u8] = &self.0;
+        for name in key_names {
+            let (&tag, tail) = rest.split_first()?;
+            let len = u32::from_be_bytes(tail.get(..4)?.try_into().ok()?) as usize;
+            let bytes = tail.get(4..4 + len)?;
+            rest = &tail[4 + len..];
+            let v = match tag {
+                b'S' => AttributeValue::S(String::from_utf8(bytes.to_vec()).ok()?),
+                b'N' => AttributeValue::N(String::from_utf8(bytes.to_vec()).ok()?),
+                b'B' => AttributeValue::B(aws_smithy_types::Blob::new(bytes.to_vec())),
+                _ => return None,
+            };
+            out.insert(name.clone(), v);
+        }
+        rest.is_empty().then_some(out)
+    }
+
     /// A stable 64-bit hash, used to pick the apply lane (FxHash: keys are not attacker-chosen
     /// hash-flooding input here, and SipHash was a visible share of the apply path).
     pub fn lane_hash(&self) -> u64 {
@@ -130,6 +156,22 @@ mod tests {
             KeyBytes::of(&names, &a).unwrap().lane_hash(),
             KeyBytes::of(&names, &b).unwrap().lane_hash()
         );
+    }
+
+    #[test]
+    fn key_bytes_decode_back_to_the_key() {
+        let names = vec!["pk".to_string(), "sk".to_string()];
+        let a = item(&[
+            ("pk", AttributeValue::B(aws_smithy_types::Blob::new(vec![0, 1, 255]))),
+            ("sk", AttributeValue::N("1.50".into())),
+            ("other", AttributeValue::S("x".into())),
+        ]);
+        let k = KeyBytes::of(&names, &a).unwrap();
+        let back = k.to_item(&names).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back["pk"], a["pk"]);
+        assert_eq!(back["sk"], AttributeValue::N("1.5".into()));
+        assert_eq!(KeyBytes::of(&names, &back), Some(k));
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct SyncOptions {
     pub list_every: Duration,
     /// Draw progress bars (when stderr is a terminal).
     pub progress: bool,
+    /// `--from`: replay fresh tables' streams from this time (ms) instead of the capture point.
+    pub from_ms: Option<i64>,
 }
 
 impl Default for SyncOptions {
@@ -34,6 +36,7 @@ impl Default for SyncOptions {
             checks: CheckOptions::default(),
             list_every: Duration::from_secs(2),
             progress: false,
+            from_ms: None,
         }
     }
 }
@@ -49,6 +52,14 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     let mut problems = Vec::new();
     for t in &config.tables {
         let resuming = store.table(&t.source)?.is_some_and(|r| r.capture_ms.is_some());
+        if resuming && opts.from_ms.is_some() {
+            problems.push(format!(
+                "table {}: --from applies to a fresh start only; this table has started already \
+                 (move its position with `ferry checkpoint set --at`)",
+                t.source
+            ));
+            continue;
+        }
         match check_table(&src, &dst, t, opts.checks, resuming).await {
             Ok(c) => checked.push((t.clone(), c)),
             Err(e) => problems.push(format!("table {}: {e}", t.source)),
@@ -72,6 +83,7 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
             checked: c,
             stop: stop.child_token(),
             list_every: opts.list_every,
+            from_ms: opts.from_ms,
         };
         let name = cfg.source.clone();
         tables.spawn(async move { (name, run.run().await) });

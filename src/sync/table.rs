@@ -25,6 +25,8 @@ pub struct TableRun {
     pub checked: Checked,
     pub stop: CancellationToken,
     pub list_every: Duration,
+    /// `--from`: replay the stream from this time (ms) rather than from the capture point.
+    pub from_ms: Option<i64>,
 }
 
 impl TableRun {
@@ -115,7 +117,13 @@ impl TableRun {
         let t0 = now_ms();
         let shards = streams::capture(&SdkStreams(self.src.streams.clone()), &stream_arn, &self.store, name).await?;
         row.capture_ms = Some(t0);
-        row.replay_from_ms = Some(t0 - (self.cfg.replay_overlap_seconds as i64) * 1000);
+        let overlap_start = t0 - (self.cfg.replay_overlap_seconds as i64) * 1000;
+        row.replay_from_ms = Some(match (self.from_ms, self.cfg.snapshot) {
+            (Some(from), Snapshot::None) => from,
+            // With a snapshot, starting later than the capture point would lose changes.
+            (Some(from), _) => from.min(overlap_start),
+            (None, _) => overlap_start,
+        });
         row.stream_arn = Some(stream_arn);
         row.snapshot_done = self.cfg.snapshot == Snapshot::None;
         row.snapshot_segments = if row.snapshot_done {

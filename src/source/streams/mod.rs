@@ -9,6 +9,7 @@ pub mod api;
 pub mod consumer;
 pub mod lineage;
 pub mod record;
+pub mod seek;
 pub mod wire;
 
 use std::collections::HashMap;

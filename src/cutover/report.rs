@@ -1,0 +1,106 @@
+//! The cutover report: what was checked and changed, in Markdown for people and JSON for tools.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::settings::SettingApplied;
+use crate::error::{Error, Result};
+use crate::verify::report::TableReport;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CutoverReport {
+    pub started: String,
+    pub finished: String,
+    pub dry_run: bool,
+    /// "complete", "dry run", or why it stopped.
+    pub outcome: String,
+    pub tables: Vec<TableCutover>,
+    pub settings: Vec<SettingApplied>,
+    pub timings: Timings,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCutover {
+    pub table: String,
+    pub destination: String,
+    /// Replication lag when the wait ended.
+    pub lag_seconds: Option<f64>,
+    pub records_applied: i64,
+    pub verify: Option<TableReport>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub wait_seconds: f64,
+    pub verify_seconds: f64,
+    pub settings_seconds: f64,
+    pub total_seconds: f64,
+}
+
+impl CutoverReport {
+    pub fn ok(&self) -> bool {
+        self.outcome == "complete" || self.outcome == "dry run"
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "# ferry cutover report\n\n- outcome: **{}**\n- started: {}\n- finished: {}\n\
+             - waited {:.1}s, verified in {:.1}s, settings in {:.1}s, {:.1}s in all\n\n",
+            self.outcome,
+            self.started,
+            self.finished,
+            self.timings.wait_seconds,
+            self.timings.verify_seconds,
+            self.timings.settings_seconds,
+            self.timings.total_seconds
+        );
+        s.push_str("| table | destination | lag (s) | records applied | items (src / dst) | missing | extra | differing | digest |\n");
+        s.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        for t in &self.tables {
+            let lag = t.lag_seconds.map_or("-".into(), |l| format!("{l:.1}"));
+            match &t.verify {
+                Some(v) => s.push_str(&format!(
+                    "| {} | {} | {lag} | {} | {} / {} | {} | {} | {} | `{}` |\n",
+                    t.table,
+                    t.destination,
+                    t.records_applied,
+                    v.source_items,
+                    v.destination_items,
+                    v.missing,
+                    v.extra,
+                    v.differing,
+                    v.source_digest
+                )),
+                None => s.push_str(&format!(
+                    "| {} | {} | {lag} | {} | - | - | - | - | - |\n",
+                    t.table, t.destination, t.records_applied
+                )),
+            }
+        }
+        s.push_str("\n## Settings\n\n");
+        if self.settings.is_empty() {
+            s.push_str("none\n");
+        }
+        for x in &self.settings {
+            s.push_str(&format!("- {}: {}: {}\n", x.table, x.setting, x.action));
+        }
+        s.push_str("\n`ferry sync` keeps running: stop it once the applications use the destination.\n");
+        s
+    }
+
+    /// Writes `cutover-report.md` and `cutover-report.json` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::fatal(format!("cannot create {}: {e}", dir.display())))?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::fatal(e.to_string()))?;
+        for (name, text) in [("cutover-report.md", self.markdown()), ("cutover-report.json", json)] {
+            let path = dir.join(name);
+            // Write then rename: a report is never half-written.
+            let tmp = dir.join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, text)
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|e| Error::fatal(format!("cannot write {}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,465 @@
+//! `ferry verify`: are the source and destination tables equal?
+//!
+//! ```text
+//!  segment i of TotalSegments ──scan source──┐
+//!                             ──scan dest────┴─▶ set digests equal? ──yes──▶ done (no key work)
+//!                                                       │ no
+//!                                                       ▼
+//!                                     merge sorted (key, digest) lists ─▶ candidates
+//!                                                       ▼
+//!                  settle: read source, wait until a running sync is past that moment, read
+//!                  destination, compare (rounds until stable) ─▶ findings ─▶ report / repair
+//! ```
+//!
+//! Both sides are scanned with the same Segment/TotalSegments. DynamoDB places an item in a
+//! segment by the hash of its partition key, the same way for every table (checked on DynamoDB
+//! Local: identical placement across accounts, Regions and table names), so equal tables give equal
+//! segments and whole segments are compared by an order-independent digest. Should an endpoint
+//! place keys differently, a key "missing" in one segment and "extra" in another is still paired
+//! up and compared ([`diff::pair_across_segments`]): only the cost changes, never the answer.
+
+pub mod diff;
+pub mod digest;
+pub mod repair;
+pub mod report;
+pub mod scan;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rand::seq::SliceRandom;
+
+use crate::apply::Limiter;
+use crate::checkpoint::{Store, now_ms};
+use crate::config::{Clients, Config, TableConfig, build_clients};
+use crate::error::{Error, Result};
+use crate::item::{KeyBytes, display_key};
+use crate::retry::Policy;
+use diff::{Found, Kind};
+use digest::SetDigest;
+use report::{Example, Repair, TableReport};
+use scan::Side;
+
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Only this source table (default: every table in the config).
+    pub table: Option<String>,
+    /// Compare a random fraction of the segments (0 < f ≤ 1).
+    pub sample: Option<f64>,
+    /// TotalSegments of the comparison scans (default: the table's `scan_segments`).
+    pub segments: Option<u32>,
+    /// Segment pairs scanned at once.
+    pub parallel: usize,
+    /// Read budget per side in read units per second (0 = unlimited).
+    pub read_units_per_second: u32,
+    /// Strongly consistent scans (twice the read units; point re-checks are always consistent).
+    pub consistent: bool,
+    /// Example keys listed per table.
+    pub examples: usize,
+    /// Rewrite differing, missing and extra keys from the source.
+    pub repair: bool,
+    /// Longest wait, per re-check round, for a running sync to get past the moment of a read.
+    pub recheck_wait: Duration,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        Self {
+            table: None,
+            sample: None,
+            segments: None,
+            parallel: 8,
+            read_units_per_second: 0,
+            consistent: false,
+            examples: 10,
+            repair: false,
+            recheck_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Rounds of re-checks before a key that keeps changing is reported anyway.
+const MAX_ROUNDS: usize = 3;
+/// Without a running sync, at most this many candidates are re-read (for attribute paths and to
+/// drop keys changed during the scan); beyond it the scan's classification stands.
+const RECHECK_ALL: usize = 10_000;
+
+/// Verifies every selected table; the reports come in config order.
+pub async fn run(config: &Config, opts: &VerifyOptions) -> Result<Vec<TableReport>> {
+    if let Some(f) = opts.sample.filter(|f| !(*f > 0.0 && *f <= 1.0)) {
+        return Err(Error::fatal(format!("--sample must be a fraction in (0, 1], got {f}")));
+    }
+    let tables = select(config, opts.table.as_deref())?;
+    let src = build_clients("source", &config.source).await?;
+    let dst = build_clients("destination", &config.destination).await?;
+    let store = Store::open_existing(&config.state_path)?;
+    let mut out = Vec::new();
+    for t in tables {
+        out.push(verify_table(&src, &dst, t, store.as_ref(), opts).await?);
+    }
+    Ok(out)
+}
+
+pub fn select<'a>(config: &'a Config, table: Option<&str>) -> Result<Vec<&'a TableConfig>> {
+    match table {
+        None => Ok(config.tables.iter().collect()),
+        Some(name) => config
+            .table(name)
+            .map(|t| vec![t])
+            .ok_or_else(|| Error::fatal(format!("table {name:?} is not in {}", config.path.display()))),
+    }
+}
+
+pub async fn verify_table(
+    src: &Clients,
+    dst: &Clients,
+    cfg: &TableConfig,
+    store: Option<&Store>,
+    opts: &VerifyOptions,
+) -> Result<TableReport> {
+    let started = Instant::now();
+    let desc = crate::discover::describe(src, &cfg.source, Policy::STARTUP)
+        .await?
+        .ok_or_else(|| Error::fatal(format!("source table {:?} does not exist", cfg.source)))?;
+    if crate::discover::describe(dst, &cfg.destination, Policy::STARTUP)
+        .await?
+        .is_none()
+    {
+        return Err(Error::fatal(format!(
+            "destination table {:?} does not exist",
+            cfg.destination
+        )));
+    }
+    let key_names: Arc<[String]> = crate::discover::key_names(&desc).into();
+    let side = |c: &Clients, table: &str| Side {
+        client: c.dynamodb.clone(),
+        table: table.to_string(),
+        key_names: key_names.clone(),
+        consistent: opts.consistent,
+        limiter: Arc::new(Limiter::new(opts.read_units_per_second)),
+        read_units: Arc::new(AtomicU64::new(0)),
+    };
+    let (s, d) = (side(src, &cfg.source), side(dst, &cfg.destination));
+
+    let (total, chosen) = segments(opts.segments.unwrap_or(cfg.scan_segments).max(1), opts.sample);
+    let mut pairs = futures::stream::iter(chosen.iter().map(|&seg| {
+        let (s, d) = (s.clone(), d.clone());
+        async move {
+            let (a, b) = tokio::try_join!(
+                s.scan_segment(seg as i32, total as i32),
+                d.scan_segment(seg as i32, total as i32)
+            )?;
+            Ok::<_, Error>((a, b))
+        }
+    }))
+    .buffer_unordered(opts.parallel.max(1));
+    let (mut sd, mut dd) = (SetDigest::default(), SetDigest::default());
+    let mut equal_segments = 0;
+    let mut found = Found::default();
+    while let Some(pair) = pairs.next().await {
+        let (a, b) = pair?;
+        let (x, y) = (SetDigest::of(&a), SetDigest::of(&b));
+        sd.merge(&x);
+        dd.merge(&y);
+        if x == y {
+            equal_segments += 1;
+        } else {
+            diff::merge(&a, &b, &mut found);
+        }
+    }
+    drop(pairs);
+    diff::pair_across_segments(&mut found);
+    let mut candidates: Vec<(KeyBytes, Kind)> = found
+        .missing
+        .into_iter()
+        .map(|e| (e.key, Kind::Missing))
+        .chain(found.extra.into_iter().map(|e| (e.key, Kind::Extra)))
+        .chain(found.differing.into_iter().map(|k| (k, Kind::Differing)))
+        .collect();
+    candidates.sort();
+
+    let watch = store.and_then(|st| SyncWatch::new(st, &cfg.source));
+    let sync_running = watch.is_some();
+    let rechecked = candidates.len();
+    let mut in_flight = 0;
+    let findings = if sync_running || candidates.len() <= RECHECK_ALL {
+        let settled = settle(
+            &s,
+            &d,
+            candidates.into_iter().map(|(k, _)| k).collect(),
+            watch.as_ref(),
+            opts,
+        )
+        .await?;
+        in_flight = settled.in_flight;
+        settled.findings
+    } else {
+        // Too many to re-read: keep the scan's verdicts; re-read the examples for their paths.
+        let mut f: Vec<Finding> = candidates
+            .into_iter()
+            .map(|(key, kind)| Finding {
+                key,
+                kind,
+                paths: Vec::new(),
+                shown: None,
+            })
+            .collect();
+        let examples = pick_examples(&f, opts.examples);
+        let detailed = settle(&s, &d, examples.iter().map(|i| f[*i].key.clone()).collect(), None, opts).await?;
+        for x in detailed.findings {
+            if let Some(slot) = f.iter_mut().find(|y| y.key == x.key) {
+                *slot = x;
+            }
+        }
+        f
+    };
+
+    let count = |k: Kind| findings.iter().filter(|f| f.kind == k).count();
+    let mut report = TableReport {
+        table: cfg.source.clone(),
+        destination: cfg.destination.clone(),
+        segments_total: total,
+        segments_compared: chosen.len() as u32,
+        segments_equal: equal_segments,
+        sample: opts.sample,
+        source_items: sd.count,
+        destination_items: dd.count,
+        source_digest: sd.hex(),
+        destination_digest: dd.hex(),
+        missing: count(Kind::Missing),
+        extra: count(Kind::Extra),
+        differing: count(Kind::Differing),
+        examples: pick_examples(&findings, opts.examples)
+            .into_iter()
+            .map(|i| {
+                let f = &findings[i];
+                Example {
+                    kind: f.kind,
+                    key: f
+                        .shown
+                        .clone()
+                        .or_else(|| f.key.to_item(&key_names))
+                        .map(|k| crate::item::json::item_to_json(&k))
+                        .unwrap_or_default(),
+                    paths: f.paths.clone(),
+                }
+            })
+            .collect(),
+        rechecked,
+        in_flight,
+        sync_running,
+        repair: None,
+        read_units_source: 0,
+        read_units_destination: 0,
+        seconds: 0.0,
+        equal: findings.is_empty(),
+    };
+    if opts.repair && !findings.is_empty() {
+        let keys: Vec<KeyBytes> = findings.iter().map(|f| f.key.clone()).collect();
+        tracing::info!(table = %cfg.source, keys = keys.len(), "repairing from the source");
+        repair::repair(src, dst, cfg, key_names.clone(), &keys).await?;
+        let left = settle(&s, &d, keys.clone(), watch.as_ref(), opts).await?.findings;
+        for f in &left {
+            tracing::warn!(table = %cfg.source, key = %f.key.to_item(&key_names).map(|k| display_key(&k)).unwrap_or_default(), "still different after the repair");
+        }
+        report.repair = Some(Repair {
+            keys: keys.len(),
+            remaining: left.len(),
+        });
+        report.equal = left.is_empty();
+    }
+    report.read_units_source = s.read_units.load(Relaxed);
+    report.read_units_destination = d.read_units.load(Relaxed);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// A key that differs, with the attribute paths that do (for `Differing`).
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub key: KeyBytes,
+    pub kind: Kind,
+    pub paths: Vec<String>,
+    /// The key attributes as read (numbers spelled as the table returns them), for reports.
+    pub shown: Option<crate::item::Item>,
+}
+
+/// The outcome of re-checks.
+struct Settled {
+    findings: Vec<Finding>,
+    /// Keys whose source changed during every round while a sync ran: their changes are on their
+    /// way (each stream record carries the full item), so they are not differences.
+    in_flight: usize,
+}
+
+/// Re-reads `keys` on both sides. Without a running sync, one consistent read of each side
+/// decides. With one, each round reads the source, waits until the sync is past that moment, reads
+/// the destination, then the source again: a key whose destination matches the source's latest
+/// state is equal; one whose source did not change over the round and whose destination still
+/// differs is a real difference; one whose source changed is in flight and goes to the next round.
+/// After [`MAX_ROUNDS`], keys whose source never stopped changing are counted as in flight.
+async fn settle(
+    s: &Side,
+    d: &Side,
+    mut keys: Vec<KeyBytes>,
+    watch: Option<&SyncWatch<'_>>,
+    opts: &VerifyOptions,
+) -> Result<Settled> {
+    let mut findings = Vec::new();
+    for round in 0..MAX_ROUNDS {
+        if keys.is_empty() {
+            break;
+        }
+        let items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&s.key_names)).collect();
+        let before = match watch {
+            Some(w) => {
+                let src = index(s.get(items.clone()).await?, &s.key_names);
+                w.wait_past(now_ms(), opts.recheck_wait).await?;
+                Some(src)
+            }
+            None => None,
+        };
+        let dst = index(d.get(items.clone()).await?, &d.key_names);
+        let after = index(s.get(items).await?, &s.key_names);
+        let mut in_flight = Vec::new();
+        for k in keys {
+            let Some((kind, paths)) = diff::classify(after.get(&k), dst.get(&k)) else {
+                continue;
+            };
+            let source_moved = before
+                .as_ref()
+                .is_some_and(|b| diff::classify(b.get(&k), after.get(&k)).is_some());
+            if source_moved {
+                in_flight.push(k);
+            } else {
+                let shown = after
+                    .get(&k)
+                    .or(dst.get(&k))
+                    .map(|i| crate::item::key_of(&s.key_names, i));
+                findings.push(Finding {
+                    key: k,
+                    kind,
+                    paths,
+                    shown,
+                });
+            }
+        }
+        keys = in_flight;
+        if round + 1 < MAX_ROUNDS && !keys.is_empty() {
+            tracing::info!(table = %s.table, keys = keys.len(), "keys still changing at the source; re-checking");
+        }
+    }
+    findings.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Settled {
+        findings,
+        in_flight: keys.len(),
+    })
+}
+
+fn index(
+    items: Vec<crate::item::Item>,
+    key_names: &[String],
+) -> std::collections::HashMap<KeyBytes, crate::item::Item> {
+    items
+        .into_iter()
+        .filter_map(|i| KeyBytes::of(key_names, &i).map(|k| (k, i)))
+        .collect()
+}
+
+/// Up to `n` findings of each kind, by index.
+fn pick_examples(f: &[Finding], n: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    for kind in [Kind::Missing, Kind::Extra, Kind::Differing] {
+        out.extend(
+            f.iter()
+                .enumerate()
+                .filter(|(_, x)| x.kind == kind)
+                .map(|(i, _)| i)
+                .take(n),
+        );
+    }
+    out
+}
+
+/// Which segments to scan: all of them, or a random sample. A sample uses more segments (at
+/// least 4 per sampled fraction) so that it is spread over the key space.
+fn segments(total: u32, sample: Option<f64>) -> (u32, Vec<u32>) {
+    let Some(f) = sample.filter(|f| *f < 1.0) else {
+        return (total, (0..total).collect());
+    };
+    let total = total.max((4.0 / f).ceil() as u32).min(1_000_000);
+    let k = ((total as f64 * f).round() as u32).max(1);
+    let mut all: Vec<u32> = (0..total).collect();
+    all.shuffle(&mut rand::rng());
+    all.truncate(k as usize);
+    all.sort();
+    (total, all)
+}
+
+/// A running `ferry sync` on the table, seen through the state store it publishes to every second.
+struct SyncWatch<'a> {
+    store: &'a Store,
+    table: String,
+}
+
+/// The daemon publishes at least once a second; older than this, it is not running.
+const STALE_MS: i64 = 5_000;
+
+impl<'a> SyncWatch<'a> {
+    fn new(store: &'a Store, table: &str) -> Option<Self> {
+        let row = store.table(table).ok()??;
+        let running = now_ms() - row.updated_ms < STALE_MS && row.phase.as_str() == "streaming";
+        running.then(|| SyncWatch {
+            store,
+            table: table.to_string(),
+        })
+    }
+
+    /// Waits until the daemon has applied everything the stream held at `t_ms`: it reported being
+    /// caught up (every shard read empty, nothing in flight) after that moment, or every shard it
+    /// is reading has applied a record created after it; at most `max`, or until it stops
+    /// publishing. (On DynamoDB Local record times are cut to the minute, so there it is mostly the
+    /// caught-up report or `max` that ends the wait.)
+    async fn wait_past(&self, t_ms: i64, max: Duration) -> Result<()> {
+        // caught_up is computed at a stream flush (≤ 1 s) and published within another second.
+        const SLACK_MS: i64 = 2_000;
+        let deadline = Instant::now() + max;
+        loop {
+            let Some(row) = self.store.table(&self.table)? else {
+                return Ok(());
+            };
+            let open: Vec<_> = self
+                .store
+                .shards(&self.table)?
+                .into_iter()
+                .filter(|s| !s.done)
+                .collect();
+            let shards_past = !open.is_empty() && open.iter().all(|s| s.last_record_ms.is_some_and(|m| m > t_ms));
+            let past = (row.caught_up && row.updated_ms >= t_ms + SLACK_MS)
+                || shards_past
+                || now_ms() - row.updated_ms > STALE_MS;
+            if past || Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_spreads_over_more_segments() {
+        let (t, all) = segments(8, None);
+        assert_eq!((t, all.len()), (8, 8));
+        let (t, some) = segments(8, Some(0.1));
+        assert_eq!(t, 40);
+        assert_eq!(some.len(), 4);
+        assert!(some.iter().all(|s| *s < 40));
+        assert_eq!(segments(8, Some(1.0)).1.len(), 8);
+    }
+}

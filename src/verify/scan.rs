@@ -1,0 +1,106 @@
+//! Reading one side of a comparison: a segment of a parallel scan, reduced to (key, digest)
+//! entries, paced by a read-unit budget; and consistent point reads of single keys for re-checks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+
+use super::digest::{Entry, item_digest};
+use crate::apply::{ApplyIo, DynamoIo, Limiter};
+use crate::error::{Error, Result};
+use crate::item::{Item, KeyBytes};
+use crate::retry::Policy;
+
+/// One table on one side, as verify reads it.
+#[derive(Clone)]
+pub struct Side {
+    pub client: aws_sdk_dynamodb::Client,
+    pub table: String,
+    pub key_names: Arc<[String]>,
+    /// Strongly consistent scans (twice the read units).
+    pub consistent: bool,
+    /// Shared read-unit budget of this side.
+    pub limiter: Arc<Limiter>,
+    /// Read units spent, for the report.
+    pub read_units: Arc<AtomicU64>,
+}
+
+impl Side {
+    /// Every item of segment `segment` of `total`, as sorted entries.
+    pub async fn scan_segment(&self, segment: i32, total: i32) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = crate::retry::retry(
+                Policy::DAEMON,
+                |_| {},
+                || async {
+                    self.client
+                        .scan()
+                        .table_name(&self.table)
+                        .segment(segment)
+                        .total_segments(total)
+                        .consistent_read(self.consistent)
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .set_exclusive_start_key(start.clone())
+                        .send()
+                        .await
+                        .map_err(|e| Error::from_sdk("Scan", e))
+                },
+            )
+            .await
+            .map_err(|e| e.context(format!("scanning {} segment {segment}", self.table)))?;
+            let items = page.items.unwrap_or_default();
+            // Pay for the page after reading it: the cost is known only then (1 MB pages at most).
+            let units = page
+                .consumed_capacity
+                .and_then(|c| c.capacity_units)
+                .map(|u| u.ceil() as u32)
+                .unwrap_or_else(|| self.estimate_units(&items));
+            self.read_units.fetch_add(units as u64, Relaxed);
+            self.limiter.acquire(units).await;
+            for item in &items {
+                let key = KeyBytes::of(&self.key_names, item).ok_or_else(|| {
+                    Error::fatal(format!(
+                        "scan of {} returned an item without its key attributes",
+                        self.table
+                    ))
+                })?;
+                out.push(Entry {
+                    key,
+                    digest: item_digest(item),
+                });
+            }
+            match page.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Read units for a page when the endpoint does not report them: 4 KB per unit, halved for
+    /// eventually consistent reads.
+    fn estimate_units(&self, items: &[Item]) -> u32 {
+        let bytes: usize = items.iter().map(crate::item::size_of).sum();
+        let units = bytes.div_ceil(4096).max(1) as u32;
+        if self.consistent { units } else { units.div_ceil(2) }
+    }
+
+    /// Current items for `keys`, with strongly consistent reads (absent items are not returned).
+    pub async fn get(&self, keys: Vec<Item>) -> Result<Vec<Item>> {
+        let units = keys.len() as u32;
+        self.read_units.fetch_add(units as u64, Relaxed);
+        self.limiter.acquire(units).await;
+        let reader = DynamoIo {
+            destination: self.client.clone(),
+            destination_table: self.table.clone(),
+            source: self.client.clone(),
+            source_table: self.table.clone(),
+            key_names: self.key_names.clone(),
+        };
+        reader.read_source(keys).await
+    }
+}

@@ -70,7 +70,7 @@ impl Default for VerifyOptions {
             table: None,
             sample: None,
             segments: None,
-            parallel: 8,
+            parallel: 16,
             read_units_per_second: 0,
             consistent: false,
             examples: 10,

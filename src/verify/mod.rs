@@ -183,7 +183,7 @@ pub async fn verify_table(
 
     let watch = store.and_then(|st| SyncWatch::new(st, &cfg.source));
     let sync_running = watch.is_some();
-    let rechecked = candidates.len();
+    let mut rechecked = candidates.len();
     let mut in_flight = 0;
     let findings = if sync_running || candidates.len() <= RECHECK_ALL {
         let settled = settle(
@@ -208,6 +208,7 @@ pub async fn verify_table(
             })
             .collect();
         let examples = pick_examples(&f, opts.examples);
+        rechecked = examples.len();
         let detailed = settle(&s, &d, examples.iter().map(|i| f[*i].key.clone()).collect(), None, opts).await?;
         for x in detailed.findings {
             if let Some(slot) = f.iter_mut().find(|y| y.key == x.key) {

@@ -1,8 +1,8 @@
 //! ferry: move live DynamoDB tables to another account, Region, name or endpoint with no downtime.
 //!
 //! The modules follow the data's path:
-//! [`config`] → [`discover`] → [`snapshot`] → [`source`] → [`apply`] → [`checkpoint`], driven by
-//! [`sync`], observed through [`status`] and [`telemetry`].
+//! [`config`] → [`discover`] → [`snapshot`] → [`source`] → [`apply`] → [`checkpoint`] → [`verify`] →
+//! [`cutover`], driven by [`sync`], observed through [`status`] and [`telemetry`].
 
 pub mod apply;
 pub mod checkpoint;

@@ -247,3 +247,40 @@ impl SetPlan {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, parent: Option<&str>, done: bool) -> ShardRow {
+        ShardRow {
+            shard_id: id.into(),
+            parent_id: parent.map(str::to_string),
+            position: Some("9".into()),
+            last_record_ms: Some(1),
+            done,
+            records: 0,
+            captured: false,
+        }
+    }
+
+    #[test]
+    fn shards_below_an_unfinished_shard_are_read_again_from_their_start() {
+        let mut rows: HashMap<String, ShardRow> = [
+            row("root", None, false),
+            row("a", Some("root"), true),
+            row("a1", Some("a"), true),
+            row("other", None, true),
+        ]
+        .into_iter()
+        .map(|r| (r.shard_id.clone(), r))
+        .collect();
+        reopen_descendants(&mut rows);
+        for id in ["a", "a1"] {
+            assert!(!rows[id].done, "{id}");
+            assert_eq!(rows[id].position, None, "{id}");
+        }
+        assert!(rows["other"].done);
+        assert_eq!(rows["root"].position.as_deref(), Some("9"));
+    }
+}

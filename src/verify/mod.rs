@@ -20,6 +20,7 @@
 
 pub mod diff;
 pub mod digest;
+mod recheck;
 pub mod repair;
 pub mod report;
 pub mod scan;
@@ -32,13 +33,15 @@ use futures::StreamExt;
 use rand::seq::SliceRandom;
 
 use crate::apply::Limiter;
-use crate::checkpoint::{Store, now_ms};
+use crate::checkpoint::Store;
 use crate::config::{Clients, Config, TableConfig, build_clients};
 use crate::error::{Error, Result};
 use crate::item::{KeyBytes, display_key};
 use crate::retry::Policy;
 use diff::{Found, Kind};
 use digest::SetDigest;
+pub use recheck::Finding;
+use recheck::{SyncWatch, settle};
 use report::{Example, Repair, TableReport};
 use scan::Side;
 
@@ -70,7 +73,7 @@ impl Default for VerifyOptions {
             table: None,
             sample: None,
             segments: None,
-            parallel: 8,
+            parallel: 16,
             read_units_per_second: 0,
             consistent: false,
             examples: 10,
@@ -80,8 +83,6 @@ impl Default for VerifyOptions {
     }
 }
 
-/// Rounds of re-checks before a key that keeps changing is reported anyway.
-const MAX_ROUNDS: usize = 3;
 /// Without a running sync, at most this many candidates are re-read (for attribute paths and to
 /// drop keys changed during the scan); beyond it the scan's classification stands.
 const RECHECK_ALL: usize = 10_000;
@@ -182,7 +183,7 @@ pub async fn verify_table(
 
     let watch = store.and_then(|st| SyncWatch::new(st, &cfg.source));
     let sync_running = watch.is_some();
-    let rechecked = candidates.len();
+    let mut rechecked = candidates.len();
     let mut in_flight = 0;
     let findings = if sync_running || candidates.len() <= RECHECK_ALL {
         let settled = settle(
@@ -207,6 +208,7 @@ pub async fn verify_table(
             })
             .collect();
         let examples = pick_examples(&f, opts.examples);
+        rechecked = examples.len();
         let detailed = settle(&s, &d, examples.iter().map(|i| f[*i].key.clone()).collect(), None, opts).await?;
         for x in detailed.findings {
             if let Some(slot) = f.iter_mut().find(|y| y.key == x.key) {
@@ -276,98 +278,6 @@ pub async fn verify_table(
     Ok(report)
 }
 
-/// A key that differs, with the attribute paths that do (for `Differing`).
-#[derive(Debug, Clone)]
-pub struct Finding {
-    pub key: KeyBytes,
-    pub kind: Kind,
-    pub paths: Vec<String>,
-    /// The key attributes as read (numbers spelled as the table returns them), for reports.
-    pub shown: Option<crate::item::Item>,
-}
-
-/// The outcome of re-checks.
-struct Settled {
-    findings: Vec<Finding>,
-    /// Keys whose source changed during every round while a sync ran: their changes are on their
-    /// way (each stream record carries the full item), so they are not differences.
-    in_flight: usize,
-}
-
-/// Re-reads `keys` on both sides. Without a running sync, one consistent read of each side
-/// decides. With one, each round reads the source, waits until the sync is past that moment, reads
-/// the destination, then the source again: a key whose destination matches the source's latest
-/// state is equal; one whose source did not change over the round and whose destination still
-/// differs is a real difference; one whose source changed is in flight and goes to the next round.
-/// After [`MAX_ROUNDS`], keys whose source never stopped changing are counted as in flight.
-async fn settle(
-    s: &Side,
-    d: &Side,
-    mut keys: Vec<KeyBytes>,
-    watch: Option<&SyncWatch<'_>>,
-    opts: &VerifyOptions,
-) -> Result<Settled> {
-    let mut findings = Vec::new();
-    for round in 0..MAX_ROUNDS {
-        if keys.is_empty() {
-            break;
-        }
-        let items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&s.key_names)).collect();
-        let before = match watch {
-            Some(w) => {
-                let src = index(s.get(items.clone()).await?, &s.key_names);
-                w.wait_past(now_ms(), opts.recheck_wait).await?;
-                Some(src)
-            }
-            None => None,
-        };
-        let dst = index(d.get(items.clone()).await?, &d.key_names);
-        let after = index(s.get(items).await?, &s.key_names);
-        let mut in_flight = Vec::new();
-        for k in keys {
-            let Some((kind, paths)) = diff::classify(after.get(&k), dst.get(&k)) else {
-                continue;
-            };
-            let source_moved = before
-                .as_ref()
-                .is_some_and(|b| diff::classify(b.get(&k), after.get(&k)).is_some());
-            if source_moved {
-                in_flight.push(k);
-            } else {
-                let shown = after
-                    .get(&k)
-                    .or(dst.get(&k))
-                    .map(|i| crate::item::key_of(&s.key_names, i));
-                findings.push(Finding {
-                    key: k,
-                    kind,
-                    paths,
-                    shown,
-                });
-            }
-        }
-        keys = in_flight;
-        if round + 1 < MAX_ROUNDS && !keys.is_empty() {
-            tracing::info!(table = %s.table, keys = keys.len(), "keys still changing at the source; re-checking");
-        }
-    }
-    findings.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(Settled {
-        findings,
-        in_flight: keys.len(),
-    })
-}
-
-fn index(
-    items: Vec<crate::item::Item>,
-    key_names: &[String],
-) -> std::collections::HashMap<KeyBytes, crate::item::Item> {
-    items
-        .into_iter()
-        .filter_map(|i| KeyBytes::of(key_names, &i).map(|k| (k, i)))
-        .collect()
-}
-
 /// Up to `n` findings of each kind, by index.
 fn pick_examples(f: &[Finding], n: usize) -> Vec<usize> {
     let mut out = Vec::new();
@@ -396,56 +306,6 @@ fn segments(total: u32, sample: Option<f64>) -> (u32, Vec<u32>) {
     all.truncate(k as usize);
     all.sort();
     (total, all)
-}
-
-/// A running `ferry sync` on the table, seen through the state store it publishes to every second.
-struct SyncWatch<'a> {
-    store: &'a Store,
-    table: String,
-}
-
-/// The daemon publishes at least once a second; older than this, it is not running.
-const STALE_MS: i64 = 5_000;
-
-impl<'a> SyncWatch<'a> {
-    fn new(store: &'a Store, table: &str) -> Option<Self> {
-        let row = store.table(table).ok()??;
-        let running = now_ms() - row.updated_ms < STALE_MS && row.phase.as_str() == "streaming";
-        running.then(|| SyncWatch {
-            store,
-            table: table.to_string(),
-        })
-    }
-
-    /// Waits until the daemon has applied everything the stream held at `t_ms`: it reported being
-    /// caught up (every shard read empty, nothing in flight) after that moment, or every shard it
-    /// is reading has applied a record created after it; at most `max`, or until it stops
-    /// publishing. (On DynamoDB Local record times are cut to the minute, so there it is mostly the
-    /// caught-up report or `max` that ends the wait.)
-    async fn wait_past(&self, t_ms: i64, max: Duration) -> Result<()> {
-        // caught_up is computed at a stream flush (≤ 1 s) and published within another second.
-        const SLACK_MS: i64 = 2_000;
-        let deadline = Instant::now() + max;
-        loop {
-            let Some(row) = self.store.table(&self.table)? else {
-                return Ok(());
-            };
-            let open: Vec<_> = self
-                .store
-                .shards(&self.table)?
-                .into_iter()
-                .filter(|s| !s.done)
-                .collect();
-            let shards_past = !open.is_empty() && open.iter().all(|s| s.last_record_ms.is_some_and(|m| m > t_ms));
-            let past = (row.caught_up && row.updated_ms >= t_ms + SLACK_MS)
-                || shards_past
-                || now_ms() - row.updated_ms > STALE_MS;
-            if past || Instant::now() >= deadline {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
 }
 
 #[cfg(test)]

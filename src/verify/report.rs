@@ -120,3 +120,55 @@ impl TableReport {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_report_names_counts_examples_and_paths() {
+        let r = TableReport {
+            table: "Orders".into(),
+            destination: "OrdersCopy".into(),
+            segments_total: 4,
+            segments_compared: 4,
+            segments_equal: 3,
+            sample: None,
+            source_items: 10,
+            destination_items: 9,
+            source_digest: "aa".into(),
+            destination_digest: "bb".into(),
+            missing: 1,
+            extra: 0,
+            differing: 1,
+            examples: vec![
+                Example {
+                    kind: Kind::Missing,
+                    key: serde_json::json!({"pk": {"S": "a"}}),
+                    paths: vec![],
+                },
+                Example {
+                    kind: Kind::Differing,
+                    key: serde_json::json!({"pk": {"S": "b"}}),
+                    paths: vec!["m.x".into(), "s".into()],
+                },
+            ],
+            rechecked: 2,
+            in_flight: 0,
+            sync_running: false,
+            repair: None,
+            read_units_source: 1,
+            read_units_destination: 1,
+            seconds: 0.5,
+            equal: false,
+        };
+        let text = r.render();
+        assert!(text.starts_with("Orders -> OrdersCopy: DIFFERENT\n"), "{text}");
+        assert!(
+            text.contains("missing in destination: 1, extra in destination: 0, differing: 1"),
+            "{text}"
+        );
+        assert!(text.contains(r#"missing {"pk":{"S":"a"}}"#), "{text}");
+        assert!(text.contains(r#"differing {"pk":{"S":"b"}} at m.x, s"#), "{text}");
+    }
+}

@@ -44,3 +44,107 @@ pub async fn seek<S: StreamApi>(api: &S, stream_arn: &str, shard_id: &str, t_ms:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::Item;
+    use crate::source::streams::api::{Listing, Page};
+    use crate::source::streams::wire::{Event, RawRecord};
+
+    /// One shard of records with the given times, two records a page; an open shard ends in
+    /// empty pages, a closed one at SHARD_END.
+    struct Shard {
+        times: Vec<i64>,
+        open: bool,
+    }
+
+    impl StreamApi for Shard {
+        async fn list_shards(&self, _: &str) -> Result<Listing> {
+            unreachable!()
+        }
+        async fn iterator(&self, _: &str, _: &str, at: &StartAt) -> Result<String> {
+            assert_eq!(*at, StartAt::TrimHorizon, "a search reads from the trim horizon");
+            Ok("0".into())
+        }
+        async fn records(&self, iterator: &str) -> Result<Page> {
+            let i: usize = iterator.parse().unwrap();
+            let end = (i + 2).min(self.times.len());
+            let records = (i..end)
+                .map(|j| RawRecord {
+                    event: Event::Modify,
+                    seq: format!("{j:03}"),
+                    time_ms: self.times[j],
+                    keys: Item::new(),
+                    new_image: None,
+                })
+                .collect();
+            let next = (end < self.times.len() || self.open).then(|| end.to_string());
+            Ok(Page { records, next })
+        }
+    }
+
+    async fn at(times: &[i64], open: bool, t: i64) -> Seek {
+        let s = Shard {
+            times: times.to_vec(),
+            open,
+        };
+        seek(&s, "arn", "shard", t).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn finds_the_last_record_before_t_across_pages() {
+        let times = [10, 20, 20, 30, 40];
+        assert_eq!(
+            at(&times, false, 5).await,
+            Seek {
+                after: None,
+                done: false
+            }
+        );
+        assert_eq!(
+            at(&times, false, 10).await,
+            Seek {
+                after: None,
+                done: false
+            }
+        );
+        // Equal times (DynamoDB Local rounds to the minute): all of them are at or after t.
+        assert_eq!(
+            at(&times, false, 20).await,
+            Seek {
+                after: Some(("000".into(), 10)),
+                done: false
+            }
+        );
+        assert_eq!(
+            at(&times, false, 35).await,
+            Seek {
+                after: Some(("003".into(), 30)),
+                done: false
+            }
+        );
+        // Everything older: a closed shard is finished, an open one resumes after its last record.
+        assert_eq!(
+            at(&times, false, i64::MAX).await,
+            Seek {
+                after: Some(("004".into(), 40)),
+                done: true
+            }
+        );
+        assert_eq!(
+            at(&times, true, i64::MAX).await,
+            Seek {
+                after: Some(("004".into(), 40)),
+                done: false
+            }
+        );
+        assert_eq!(
+            at(&[], true, 0).await,
+            Seek {
+                after: None,
+                done: false
+            }
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! Re-checks of candidate keys by consistent point reads on both sides, timed against a running
+//! `ferry sync` (seen through the state store it publishes to) so that changes still in flight are
+//! not reported as differences.
+
+use std::time::{Duration, Instant};
+
+use super::VerifyOptions;
+use super::diff::{self, Kind};
+use super::scan::Side;
+use crate::checkpoint::{Store, now_ms};
+use crate::error::Result;
+use crate::item::KeyBytes;
+
+/// Rounds of re-checks while a sync runs; keys whose source changed in every one are in flight.
+const MAX_ROUNDS: usize = 3;
+
+/// A key that differs, with the attribute paths that do (for `Differing`).
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub key: KeyBytes,
+    pub kind: Kind,
+    pub paths: Vec<String>,
+    /// The key attributes as read (numbers spelled as the table returns them), for reports.
+    pub shown: Option<crate::item::Item>,
+}
+
+/// The outcome of re-checks.
+pub(super) struct Settled {
+    pub findings: Vec<Finding>,
+    /// Keys whose source changed during every round while a sync ran: their changes are on their
+    /// way (each stream record carries the full item), so they are not differences.
+    pub in_flight: usize,
+}
+
+/// Re-reads `keys` on both sides. Without a running sync, one consistent read of each side
+/// decides. With one, each round reads the source, waits until the sync is past that moment, reads
+/// the destination, then the source again: a key whose destination matches the source's latest
+/// state is equal; one whose source did not change over the round and whose destination still
+/// differs is a real difference; one whose source changed is in flight and goes to the next round.
+/// After [`MAX_ROUNDS`], keys whose source never stopped changing are counted as in flight.
+pub(super) async fn settle(
+    s: &Side,
+    d: &Side,
+    mut keys: Vec<KeyBytes>,
+    watch: Option<&SyncWatch<'_>>,
+    opts: &VerifyOptions,
+) -> Result<Settled> {
+    let mut findings = Vec::new();
+    for round in 0..MAX_ROUNDS {
+        if keys.is_empty() {
+            break;
+        }
+        let items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&s.key_names)).collect();
+        let before = match watch {
+            Some(w) => {
+                let src = index(s.get(items.clone()).await?, &s.key_names);
+                w.wait_past(now_ms(), opts.recheck_wait).await?;
+                Some(src)
+            }
+            None => None,
+        };
+        let dst = index(d.get(items.clone()).await?, &d.key_names);
+        let after = index(s.get(items).await?, &s.key_names);
+        let mut in_flight = Vec::new();
+        for k in keys {
+            let Some((kind, paths)) = diff::classify(after.get(&k), dst.get(&k)) else {
+                continue;
+            };
+            let source_moved = before
+                .as_ref()
+                .is_some_and(|b| diff::classify(b.get(&k), after.get(&k)).is_some());
+            if source_moved {
+                in_flight.push(k);
+            } else {
+                let shown = after
+                    .get(&k)
+                    .or(dst.get(&k))
+                    .map(|i| crate::item::key_of(&s.key_names, i));
+                findings.push(Finding {
+                    key: k,
+                    kind,
+                    paths,
+                    shown,
+                });
+            }
+        }
+        keys = in_flight;
+        if round + 1 < MAX_ROUNDS && !keys.is_empty() {
+            tracing::info!(table = %s.table, keys = keys.len(), "keys still changing at the source; re-checking");
+        }
+    }
+    findings.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Settled {
+        findings,
+        in_flight: keys.len(),
+    })
+}
+
+fn index(
+    items: Vec<crate::item::Item>,
+    key_names: &[String],
+) -> std::collections::HashMap<KeyBytes, crate::item::Item> {
+    items
+        .into_iter()
+        .filter_map(|i| KeyBytes::of(key_names, &i).map(|k| (k, i)))
+        .collect()
+}
+
+/// A running `ferry sync` on the table, seen through the state store it publishes to every second.
+pub(super) struct SyncWatch<'a> {
+    store: &'a Store,
+    table: String,
+}
+
+/// The daemon publishes at least once a second; older than this, it is not running.
+const STALE_MS: i64 = 5_000;
+
+impl<'a> SyncWatch<'a> {
+    pub fn new(store: &'a Store, table: &str) -> Option<Self> {
+        let row = store.table(table).ok()??;
+        let running = now_ms() - row.updated_ms < STALE_MS && row.phase.as_str() == "streaming";
+        running.then(|| SyncWatch {
+            store,
+            table: table.to_string(),
+        })
+    }
+
+    /// Waits until the daemon has applied everything the stream held at `t_ms`: it reported being
+    /// caught up (every shard read empty, nothing in flight) after that moment, or every shard it
+    /// is reading has applied a record created after it; at most `max`, or until it stops
+    /// publishing. (On DynamoDB Local record times are cut to the minute, so there it is mostly the
+    /// caught-up report or `max` that ends the wait.)
+    async fn wait_past(&self, t_ms: i64, max: Duration) -> Result<()> {
+        // caught_up is computed at a stream flush (≤ 1 s) and published within another second.
+        const SLACK_MS: i64 = 2_000;
+        let deadline = Instant::now() + max;
+        loop {
+            let Some(row) = self.store.table(&self.table)? else {
+                return Ok(());
+            };
+            let open: Vec<_> = self
+                .store
+                .shards(&self.table)?
+                .into_iter()
+                .filter(|s| !s.done)
+                .collect();
+            let shards_past = !open.is_empty() && open.iter().all(|s| s.last_record_ms.is_some_and(|m| m > t_ms));
+            let past = (row.caught_up && row.updated_ms >= t_ms + SLACK_MS)
+                || shards_past
+                || now_ms() - row.updated_ms > STALE_MS;
+            if past || Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

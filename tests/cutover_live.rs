@@ -1,0 +1,149 @@
+//! `ferry cutover` on the local rig: a dry run changes nothing; with writes stopping during the
+//! cutover it waits for the lag and the quiet period, verifies, enables deletion protection on the
+//! destination (the source has it), writes its report and leaves `ferry sync` running.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::StreamViewType;
+use common::{ferry_bin, wait_caught_up, wait_for};
+use ferry::rig::compare::compare;
+use ferry::rig::data::{create_table, load, rich_item};
+use ferry::rig::process::{FerryDir, terminate};
+use ferry::rig::workload::Workload;
+use ferry::rig::{Account, DynamoLocal};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio_util::sync::CancellationToken;
+
+async fn deletion_protection(c: &aws_sdk_dynamodb::Client) -> bool {
+    let t = c
+        .describe_table()
+        .table_name("Orders")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    t.deletion_protection_enabled == Some(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cutover_waits_verifies_applies_settings_and_reports() {
+    let ddb = DynamoLocal::shared();
+    let (sa, da) = (Account::fresh("src"), Account::fresh("dst"));
+    let (src, dst) = (ddb.client(&sa), ddb.client(&da));
+    create_table(&src, "Orders", Some(StreamViewType::NewAndOldImages)).await;
+    src.update_table()
+        .table_name("Orders")
+        .deletion_protection_enabled(true)
+        .send()
+        .await
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    load(
+        &src,
+        "Orders",
+        (0..800)
+            .map(|i| rich_item(&format!("p{}", i % 19), i, &mut rng))
+            .collect(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = FerryDir::new(
+        &ferry_bin(),
+        dir.path(),
+        ddb,
+        &sa,
+        &da,
+        "[[table]]\nsource = \"Orders\"\n",
+    );
+    let mut sync = f.spawn_sync(&[]);
+    wait_caught_up(&f, "Orders", Duration::from_secs(120)).await;
+    assert!(
+        !deletion_protection(&dst).await,
+        "deletion protection waits for the cutover"
+    );
+
+    let dry = f.run(&["cutover", "-c", "ferry.toml", "--dry-run"]);
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.status.success(), "{text}\n{}", String::from_utf8_lossy(&dry.stderr));
+    assert!(text.contains("would enable"), "{text}");
+    assert!(!deletion_protection(&dst).await, "a dry run changes nothing");
+    assert!(!f.dir.join("state/cutover-report.json").exists());
+
+    // Writes run while the cutover starts, and stop during it.
+    let stop = CancellationToken::new();
+    let wl = Workload::new(src.clone(), "Orders");
+    let writes = tokio::spawn({
+        let stop = stop.clone();
+        async move { wl.run(stop, None).await }
+    });
+    let reports = f.dir.join("reports");
+    let cutover = f
+        .command(&[
+            "cutover",
+            "-c",
+            "ferry.toml",
+            "--max-lag",
+            "1s",
+            "--quiet-for",
+            "2s",
+            "--timeout",
+            "5m",
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "the workload to write",
+        || f.logs(),
+        || async { (!compare(&src, "Orders", &dst, "Orders").await.ok()?.is_equal()).then_some(()) },
+    )
+    .await;
+    stop.cancel();
+    assert!(writes.await.unwrap().expect("workload").total() > 0);
+    let out = tokio::task::spawn_blocking(move || cutover.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        f.logs()
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("cutover-report.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"], "complete", "{report}");
+    let t = &report["tables"][0];
+    assert_eq!(t["verify"]["equal"], true, "{report}");
+    assert_eq!(t["verify"]["source_digest"], t["verify"]["destination_digest"]);
+    assert!(t["lag_seconds"].as_f64().unwrap() <= 1.0, "{report}");
+    assert!(
+        report["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["setting"] == "deletion protection" && s["action"] == "enabled"),
+        "{report}"
+    );
+    let md = std::fs::read_to_string(reports.join("cutover-report.md")).unwrap();
+    assert!(md.contains("outcome: **complete**"), "{md}");
+    assert!(deletion_protection(&dst).await);
+    assert!(compare(&src, "Orders", &dst, "Orders").await.unwrap().is_equal());
+
+    // The daemon is still running after the cutover.
+    assert!(sync.try_wait().unwrap().is_none(), "ferry sync must keep running");
+    terminate(&sync);
+    assert!(sync.wait().unwrap().success(), "{}", f.logs());
+}

@@ -52,8 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(addr) = metrics {
                 ferry::telemetry::metrics::serve(addr)?;
             }
-            let stop = CancellationToken::new();
-            tokio::spawn(on_signal(stop.clone()));
+            let stop = stop_on_signal()?;
             let opts = ferry::sync::SyncOptions {
                 checks: ferry::discover::check::CheckOptions {
                     enable_streams,
@@ -216,14 +215,20 @@ fn parse_time(text: &str) -> anyhow::Result<i64> {
 
 /// First SIGINT/SIGTERM: stop reading, drain, flush, exit 0. A second one exits at once (a
 /// checkpoint is never ahead of durable writes, so even that loses nothing).
-async fn on_signal(stop: CancellationToken) {
+/// A token cancelled by the first SIGINT/SIGTERM; a second one exits at once. The handlers are
+/// installed before this returns, so a signal that comes during start-up is not lost.
+fn stop_on_signal() -> anyhow::Result<CancellationToken> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        return;
-    };
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    tracing::info!("stopping: draining in-flight writes and flushing checkpoints (signal again to exit now)");
-    stop.cancel();
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    std::process::exit(130);
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::info!("stopping: draining in-flight writes and flushing checkpoints (signal again to exit now)");
+        token.cancel();
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        std::process::exit(130);
+    });
+    Ok(stop)
 }

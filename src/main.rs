@@ -44,6 +44,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             enable_streams,
             allow_nonempty,
+            enable_pitr,
             metrics,
             no_progress,
         } => {
@@ -59,6 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     allow_nonempty,
                 },
                 progress: !no_progress && std::io::stderr().is_terminal(),
+                enable_pitr,
                 ..Default::default()
             };
             ferry::sync::run(&config, opts, stop).await?;

@@ -1,7 +1,9 @@
 //! Checkpoints: when a position may advance ([`ack`]) and where it is kept ([`store`]).
 
 pub mod ack;
+pub mod exports;
 pub mod store;
 
 pub use ack::{AckSink, OrderedAck};
+pub use exports::ExportRow;
 pub use store::{DaemonLock, Phase, SegmentRow, ShardRow, Store, TableRow, now_ms};

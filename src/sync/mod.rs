@@ -26,6 +26,10 @@ pub struct SyncOptions {
     pub list_every: Duration,
     /// Draw progress bars (when stderr is a terminal).
     pub progress: bool,
+    /// Enable PITR on sources that need an export (`--enable-pitr`).
+    pub enable_pitr: bool,
+    /// How often DescribeExport / DescribeImport are polled.
+    pub export_poll: Duration,
 }
 
 impl Default for SyncOptions {
@@ -34,6 +38,8 @@ impl Default for SyncOptions {
             checks: CheckOptions::default(),
             list_every: Duration::from_secs(2),
             progress: false,
+            enable_pitr: false,
+            export_poll: Duration::from_secs(5),
         }
     }
 }
@@ -49,7 +55,13 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     let mut problems = Vec::new();
     for t in &config.tables {
         let resuming = store.table(&t.source)?.is_some_and(|r| r.capture_ms.is_some());
-        match check_table(&src, &dst, t, opts.checks, resuming).await {
+        let ok = match check_table(&src, &dst, t, opts.checks, resuming).await {
+            Ok(c) => crate::snapshot::export::precheck(&src, t, c.destination.as_ref(), resuming, opts.enable_pitr)
+                .await
+                .map(|()| c),
+            Err(e) => Err(e),
+        };
+        match ok {
             Ok(c) => checked.push((t.clone(), c)),
             Err(e) => problems.push(format!("table {}: {e}", t.source)),
         }
@@ -72,6 +84,8 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
             checked: c,
             stop: stop.child_token(),
             list_every: opts.list_every,
+            enable_pitr: opts.enable_pitr,
+            export_poll: opts.export_poll,
         };
         let name = cfg.source.clone();
         tables.spawn(async move { (name, run.run().await) });

@@ -341,6 +341,44 @@ snapshot = "none"
     }
 
     #[test]
+    fn reads_export_settings_and_checks_them() {
+        let c = parse(
+            "[source]\n[destination]\n[export]\nbucket = \"dst-bucket\"\nprefix = \"/exports/\"\nbucket_owner = \"111111111111\"\n\
+             sse = \"KMS\"\nkms_key_id = \"k1\"\n[[table]]\nsource = \"A\"\nsnapshot = \"export\"\nloader = \"import\"\n\
+             [[table]]\nsource = \"B\"\nsnapshot = \"export\"\nexport_s3 = \"s3://b/p/AWSDynamoDB/01/\"\nexport_overlap_seconds = 60\n",
+        )
+        .unwrap();
+        let a = c.tables[0].export.as_ref().unwrap();
+        assert_eq!(a.loader, Loader::Import);
+        let t = a.target.as_ref().unwrap();
+        assert_eq!(t.prefix.as_deref(), Some("exports"));
+        assert_eq!(t.sse, Some(Sse::Kms("k1".into())));
+        assert_eq!(a.overlap_seconds, 300);
+        let b = c.tables[1].export.as_ref().unwrap();
+        assert_eq!(b.target, None);
+        assert_eq!(b.export_s3.as_deref(), Some("s3://b/p/AWSDynamoDB/01/"));
+        assert_eq!(b.overlap_seconds, 60);
+
+        let err = parse(
+            "[source]\n[destination]\n[[table]]\nsource = \"A\"\nsnapshot = \"export\"\nloader = \"fast\"\n\
+             [[table]]\nsource = \"B\"\nexport_arn = \"arn:x\"\n[[table]]\nsource = \"C\"\nsnapshot = \"export\"\n\
+             export_s3 = \"http://x\"\n[table.export]\nbucket = \"b\"\nsse = \"KMS\"\nformat = \"ION\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "loader in [[table]] #1 must be \"ferry\" or \"import\", found \"fast\"",
+            "[[table]] #1 has snapshot = \"export\" but no [export] bucket",
+            "[[table]] #2 has export settings but snapshot is not \"export\"",
+            "export_s3 in [[table]] #3 must look like \"s3://bucket/prefix/AWSDynamoDB/<export id>/\"",
+            "needs kms_key_id",
+            "must be \"DYNAMODB_JSON\"",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in {err}");
+        }
+    }
+
+    #[test]
     fn rejects_two_entries_writing_one_destination() {
         let err = parse("[source]\n[destination]\n[[table]]\nsource=\"A\"\ndestination=\"X\"\n[[table]]\nsource=\"B\"\ndestination=\"X\"\n")
             .unwrap_err()

@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 use ferry::rig::compare::{Diff, compare};
 use ferry::rig::process::FerryDir;
 
+/// The `ferry` binary under test: `FERRY_BIN` when set (a binary built apart from a target folder
+/// shared by several checkouts), else the one cargo built with the tests.
 pub fn ferry_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ferry"))
+    std::env::var_os("FERRY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ferry")))
 }
 
 /// Polls `check` until it returns `Some`, failing with `what` and `context()` after `timeout`.

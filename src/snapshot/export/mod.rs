@@ -267,14 +267,36 @@ fn check_retention(table: &str, export_ms: i64) -> Result<()> {
     let age = now_ms() - export_ms;
     if age >= STREAM_RETENTION_MS {
         return Err(Error::fatal(format!(
-            "table {table}: the export reflects {} but the source stream keeps records for 24 h only, so the \
-             changes from then until {} ago may be trimmed: replaying would leave a gap. Remedies: start again \
-             from a fresh export (remove the table from the state store and empty the destination) and load it \
-             faster (max_write_units_per_second, write_concurrency, or loader = \"import\"), or use snapshot = \
-             \"scan\".",
+            "table {table}: gap: the export reflects the table at {}, {} ago, but the source stream keeps \
+             records for 24 h only, so changes made in the first {} after the export may already be trimmed. \
+             Remedies: start again from a fresh export (remove the table from the state store and empty the \
+             destination) and load it faster (max_write_units_per_second, write_concurrency, or loader = \
+             \"import\"), or use snapshot = \"scan\".",
             humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(export_ms.max(0) as u64)),
+            humantime::format_duration(Duration::from_secs((age / 1000) as u64)),
             humantime::format_duration(Duration::from_secs(((age - STREAM_RETENTION_MS).max(0) / 1000) as u64))
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_older_than_stream_retention_is_a_gap() {
+        check_retention("T", now_ms() - STREAM_RETENTION_MS + 60_000).unwrap();
+        let err = check_retention("T", now_ms() - STREAM_RETENTION_MS - 3_600_000)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("table T: gap") && err.contains("first 1h"), "{err}");
+        assert!(err.contains("Remedies"), "{err}");
+    }
+
+    #[test]
+    fn new_exports_get_a_folder_of_their_own() {
+        assert_eq!(export_root(Some("p"), "T", 5), "p/ferry/T/5/");
+        assert_eq!(export_root(None, "T", 5), "ferry/T/5/");
+    }
 }

@@ -6,10 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_dynamodb::types::{StreamSpecification, StreamViewType};
 use common::{ferry_bin, wait_caught_up, wait_equal, wait_for};
 use ferry::item::Item;
-use ferry::rig::data::{create_table, load, rich_item, sized_item};
+use ferry::rig::data::{create_table, rich_item, send_batch, sized_item};
 use ferry::rig::moto::{ExportSpec, Moto, WrittenExport, default_credentials, write_export};
 use ferry::rig::process::FerryDir;
 use ferry::rig::workload::Workload;
@@ -25,6 +26,25 @@ fn item(i: u64) -> Item {
         rich_item(&pk, i as i64, &mut StdRng::seed_from_u64(i))
     } else {
         sized_item(&pk, i as i64, 300)
+    }
+}
+
+/// Items 0..n into the source, 16 BatchWriteItem calls in flight.
+async fn load_concurrently(c: &aws_sdk_dynamodb::Client, n: u64) {
+    use futures::StreamExt;
+    let batches = (0..n.div_ceil(25)).map(|b| {
+        let reqs: Vec<WriteRequest> = (b * 25..((b + 1) * 25).min(n))
+            .map(|i| {
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item(i))).build().unwrap())
+                    .build()
+            })
+            .collect();
+        async move { send_batch(c, "Orders", reqs).await }
+    });
+    let mut s = futures::stream::iter(batches).buffer_unordered(16);
+    while let Some(r) = s.next().await {
+        r.expect("load source");
     }
 }
 
@@ -46,7 +66,7 @@ async fn setup(n: u64, files: u64, bucket: &str, table_extra: &str) -> Rig {
     let src = ddb.client(&sa);
     let dst = ddb.client(&da);
     create_table(&src, "Orders", None).await;
-    load(&src, "Orders", (0..n).map(item).collect()).await;
+    load_concurrently(&src, n).await;
     src.update_table()
         .table_name("Orders")
         .stream_specification(

@@ -136,6 +136,22 @@ async fn migrate(table: &str, loader: &str) {
     assert_eq!(diff.source_items, 300, "{diff}");
     let logs = ferry.logs();
     assert!(logs.contains("export started"), "{logs}");
+    assert_eq!(logs.contains("ImportTable started"), loader == "import", "{logs}");
+    if loader == "import" {
+        // ImportTable built the table like its source, GSI included.
+        let d = dst
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap()
+            .table
+            .unwrap();
+        assert_eq!(d.global_secondary_indexes()[0].index_name(), Some("by_group"));
+    } else {
+        let s = &ferry.table_status(table).unwrap()["snapshot"];
+        assert_eq!(s["items_copied"], 300, "{s}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -86,12 +86,12 @@ impl Moto {
     /// does not require the role to exist).
     pub async fn assume(&self, account: &str, creds: Credentials) -> Result<Credentials, String> {
         use aws_credential_types::provider::ProvideCredentials;
-        let base = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(REGION))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
-            .build();
+            .credentials_provider(creds)
+            .load()
+            .await;
         let provider = aws_config::sts::AssumeRoleProvider::builder(format!("arn:aws:iam::{account}:role/ferry-rig"))
             .session_name("ferry-rig")
             .configure(&base)

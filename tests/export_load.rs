@@ -142,7 +142,7 @@ async fn loads_an_export_survives_kill_9_and_replays_changes_made_during_and_aft
         || async {
             let s = snapshot(&rig.ferry)?;
             let done = s["segments_done"].as_u64()?;
-            (done >= 2 && done < 8).then_some(done)
+            (2..8).contains(&done).then_some(done)
         },
     )
     .await;

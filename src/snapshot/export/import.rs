@@ -177,3 +177,65 @@ pub async fn wait_import(dst: &Clients, dest: &str, import_arn: &str, poll: Dura
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingModeSummary, GlobalSecondaryIndexDescription, KeySchemaElement, KeyType,
+        LocalSecondaryIndexDescription, Projection, ProjectionType, ScalarAttributeType,
+    };
+
+    fn key(n: &str, t: KeyType) -> KeySchemaElement {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    }
+
+    fn source() -> TableDescription {
+        TableDescription::builder()
+            .table_name("T")
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(key("pk", KeyType::Hash))
+            .billing_mode_summary(
+                BillingModeSummary::builder()
+                    .billing_mode(BillingMode::PayPerRequest)
+                    .build(),
+            )
+            .global_secondary_indexes(
+                GlobalSecondaryIndexDescription::builder()
+                    .index_name("g")
+                    .key_schema(key("pk", KeyType::Hash))
+                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn builds_the_table_like_its_source() {
+        let p = creation_parameters("Dest", &source()).unwrap();
+        assert_eq!(p.table_name(), "Dest");
+        assert_eq!(p.billing_mode(), Some(&BillingMode::PayPerRequest));
+        assert_eq!(p.key_schema()[0].attribute_name(), "pk");
+        assert_eq!(p.global_secondary_indexes()[0].index_name(), "g");
+        assert!(p.provisioned_throughput().is_none());
+        import_possible(&source()).unwrap();
+    }
+
+    #[test]
+    fn tables_with_lsis_cannot_be_imported() {
+        let mut t = source();
+        t.local_secondary_indexes = Some(vec![LocalSecondaryIndexDescription::builder().index_name("l").build()]);
+        let why = import_possible(&t).unwrap_err();
+        assert!(why.contains("1 local secondary index"), "{why}");
+    }
+}

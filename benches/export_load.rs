@@ -22,6 +22,8 @@ use futures::StreamExt;
 const FILES: u64 = 16;
 /// Concurrent BatchWriteItem calls of the raw load (ferry's default write_concurrency is 16).
 const RAW_WRITERS: usize = 32;
+/// Items of the unmeasured warm-up load (DynamoDB Local's JIT) before anything is measured.
+const WARMUP_ITEMS: u64 = 20_000;
 
 fn item(i: u64) -> Item {
     sized_item(&format!("p{}", i % 100_003), i as i64, 1000)
@@ -78,6 +80,11 @@ async fn main() {
         files: FILES,
     };
     let export = write_export(&s3, &spec, item).await.expect("export");
+
+    let warm = ddb.client(&Account::fresh("warmup"));
+    create_table(&warm, "Warm", None).await;
+    eprintln!("warm-up load ...");
+    raw_load(&warm, "Warm", WARMUP_ITEMS.min(n)).await;
 
     // Raw baseline into its own database.
     let raw_acct = Account::fresh("rawload");

@@ -16,8 +16,10 @@ use ferry::rig::Account;
 use ferry::rig::data::{load, rich_item};
 use ferry::rig::moto::{Moto, default_credentials, ensure_bucket};
 use ferry::rig::process::FerryDir;
+use ferry::rig::workload::Workload;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use tokio_util::sync::CancellationToken;
 
 const DST_ACCOUNT: &str = "111111111111";
 
@@ -109,6 +111,9 @@ async fn migrate(table: &str, loader: &str) {
     assert!(!tables.table_names().contains(&table.to_string()));
 
     let _child = ferry.spawn_sync(&["--enable-pitr"]);
+    // Changes while the export is made and loaded: only the stream carries them.
+    let during = Workload::new(src.clone(), table);
+    let during = tokio::spawn(async move { during.run(CancellationToken::new(), Some(200)).await });
     wait_for(
         Duration::from_secs(120),
         "streaming phase",
@@ -116,6 +121,8 @@ async fn migrate(table: &str, loader: &str) {
         || async { (ferry.table_status(table)?["phase"] == "streaming").then_some(()) },
     )
     .await;
+    let counts = during.await.unwrap().expect("workload during the load");
+    assert!(counts.total() >= 200);
     wait_equal(&src, table, &dst, table, Duration::from_secs(60), || ferry.logs()).await;
 
     // Changes after the load come through the stream.
@@ -133,7 +140,7 @@ async fn migrate(table: &str, loader: &str) {
         .await
         .unwrap();
     let diff = wait_equal(&src, table, &dst, table, Duration::from_secs(60), || ferry.logs()).await;
-    assert_eq!(diff.source_items, 300, "{diff}");
+    assert!(diff.source_items >= 300, "{diff}");
     let logs = ferry.logs();
     assert!(logs.contains("export started"), "{logs}");
     assert_eq!(logs.contains("ImportTable started"), loader == "import", "{logs}");
@@ -150,7 +157,7 @@ async fn migrate(table: &str, loader: &str) {
         assert_eq!(d.global_secondary_indexes()[0].index_name(), Some("by_group"));
     } else {
         let s = &ferry.table_status(table).unwrap()["snapshot"];
-        assert_eq!(s["items_copied"], 300, "{s}");
+        assert!(s["items_copied"].as_i64().unwrap() >= 300, "{s}");
     }
 }
 

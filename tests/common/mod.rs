@@ -13,6 +13,7 @@ use ferry::rig::process::FerryDir;
 /// shared by several checkouts), else the one cargo built with the tests.
 pub fn ferry_bin() -> PathBuf {
     std::env::var_os("FERRY_BIN")
+        .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ferry")))
 }

@@ -26,6 +26,9 @@ use crate::telemetry::TableStats;
 /// Stream records are kept 24 h; records from the export time on must still be there at hand-off.
 pub const STREAM_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
+/// Compressed bytes decompressed and parsed per step.
+const PIECE: usize = 2048;
+
 pub struct FileLoader {
     /// Reads the export (destination side's credentials).
     pub s3: aws_sdk_s3::Client,
@@ -313,8 +316,11 @@ impl FileJob {
         while let Some(chunk) = body.next().await {
             let chunk = chunk
                 .map_err(|e| Error::retryable(format!("{name}: reading failed after line {}: {e}", reader.line())))?;
-            let items = reader.push(&chunk)?;
-            self.submit(items, ack, &mut seen, submitted).await?;
+            // Small pieces bound what one step decompresses: exports can compress 100:1 or more.
+            for piece in chunk.chunks(PIECE) {
+                let items = reader.push(piece)?;
+                self.submit(items, ack, &mut seen, submitted).await?;
+            }
             if self.stop.is_cancelled() || self.applier.failed.is_cancelled() {
                 return Ok(None);
             }

@@ -29,6 +29,10 @@ pub enum Command {
         /// Accept destination tables that already hold items.
         #[arg(long)]
         allow_nonempty: bool,
+        /// Enable point-in-time recovery on source tables with `snapshot = "export"` that have it
+        /// off (the export needs it), and wait until exports are accepted.
+        #[arg(long)]
+        enable_pitr: bool,
         /// Serve Prometheus metrics at http://ADDR/metrics.
         #[arg(long, value_name = "ADDR")]
         metrics: Option<SocketAddr>,

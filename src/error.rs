@@ -115,9 +115,11 @@ pub fn classify_code(code: &str) -> Kind {
         | "RequestLimitExceeded"
         | "LimitExceededException"
         | "Throttling"
-        | "TooManyRequestsException" => Kind::Throttled,
+        | "TooManyRequestsException"
+        | "SlowDown" => Kind::Throttled,
         "InternalServerError"
         | "InternalFailure"
+        | "InternalError"
         | "ServiceUnavailable"
         | "ExpiredIteratorException"
         | "TransactionInProgressException"

@@ -44,6 +44,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             enable_streams,
             allow_nonempty,
+            enable_pitr,
             metrics,
             no_progress,
             from,
@@ -60,6 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 progress: !no_progress && std::io::stderr().is_terminal(),
                 from_ms: from.as_deref().map(parse_time).transpose()?,
+                enable_pitr,
                 ..Default::default()
             };
             ferry::sync::run(&config, opts, stop).await?;

@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub segments_done: usize,
     pub segments_total: usize,
     pub items_copied: i64,
+    /// Items in the export being loaded (`snapshot = "export"`), from its manifest.
+    pub items_total: Option<i64>,
     pub done: bool,
 }
 
@@ -59,6 +61,7 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
             segments_done: segs.iter().filter(|s| s.done).count(),
             segments_total: t.snapshot_segments.max(0) as usize,
             items_copied: segs.iter().map(|s| s.items).sum(),
+            items_total: store.export(name)?.and_then(|e| e.items_total),
             done: t.snapshot_done,
         },
         shards_open: shards.iter().filter(|s| !s.done).count(),
@@ -87,8 +90,9 @@ impl TableStatus {
         let snap = if self.snapshot.done {
             format!("snapshot done ({} items)", self.snapshot.items_copied)
         } else {
+            let total = self.snapshot.items_total.map(|t| format!("/{t}")).unwrap_or_default();
             format!(
-                "snapshot {}/{} segments, {} items",
+                "snapshot {}/{} segments, {}{total} items",
                 self.snapshot.segments_done, self.snapshot.segments_total, self.snapshot.items_copied
             )
         };

@@ -2,7 +2,9 @@
 
 pub mod ack;
 pub mod control;
+pub mod exports;
 pub mod store;
 
 pub use ack::{AckSink, OrderedAck};
+pub use exports::ExportRow;
 pub use store::{DaemonLock, Phase, SegmentRow, ShardRow, Store, TableRow, now_ms};

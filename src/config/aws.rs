@@ -42,6 +42,8 @@ pub struct Clients {
     pub label: &'static str,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub streams: aws_sdk_dynamodbstreams::Client,
+    /// Exports live in S3: written by the source side, read by the destination side.
+    pub s3: aws_sdk_s3::Client,
     /// The DynamoDB endpoint in use, for messages ("the default AWS endpoint" when unset).
     pub dynamodb_endpoint: String,
 }
@@ -57,10 +59,20 @@ pub async fn build_clients(label: &'static str, side: &Side) -> Result<Clients> 
     if let Some(u) = side.endpoints.streams.as_ref().or(side.endpoints.dynamodb.as_ref()) {
         streams = streams.endpoint_url(u);
     }
+    // Path-style addressing works with every S3-compatible endpoint (moto, MinIO); AWS's own
+    // endpoint keeps virtual-hosted style.
+    let mut s3 = aws_sdk_s3::config::Builder::from(&conf);
+    if let Some(u) = &side.endpoints.s3 {
+        s3 = s3.endpoint_url(u);
+    }
+    if side.endpoints.s3.is_some() || side.endpoint_url.is_some() {
+        s3 = s3.force_path_style(true);
+    }
     Ok(Clients {
         label,
         dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
         streams: aws_sdk_dynamodbstreams::Client::from_conf(streams.build()),
+        s3: aws_sdk_s3::Client::from_conf(s3.build()),
         dynamodb_endpoint: ddb_url.unwrap_or_else(|| "the default AWS endpoint".into()),
     })
 }

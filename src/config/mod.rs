@@ -4,9 +4,11 @@
 //! with file, line and column, and nothing runs until the whole file is valid.
 
 mod aws;
+pub mod export;
 mod reader;
 
 pub use aws::{Clients, Side, build_clients};
+pub use export::{ExportConfig, ExportTarget, Loader, Sse};
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +34,8 @@ pub enum Snapshot {
     Scan,
     /// No copy: only changes from the capture point on are replayed.
     None,
+    /// Bulk load from a point-in-time export to S3 (see [`ExportConfig`]).
+    Export,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +51,8 @@ pub struct TableConfig {
     /// How far before the capture time stream replay starts, to absorb the coarse
     /// ApproximateCreationDateTime (AWS: 1 s, DynamoDB Local: 1 min).
     pub replay_overlap_seconds: u64,
+    /// Set when `snapshot = "export"`.
+    pub export: Option<ExportConfig>,
 }
 
 const SIDE_KEYS_DOC: &str = "region, profile, role_arn, endpoint_url, [endpoints]";
@@ -79,11 +85,12 @@ impl Config {
             }
             st.finish(&mut errs);
         }
+        let default_export = export::target(&mut root, &mut errs);
         let mut tables = Vec::new();
         match root.tables(&mut errs, "table") {
             Some(list) if !list.is_empty() => {
                 for t in list {
-                    if let Some(t) = table(t, &mut errs) {
+                    if let Some(t) = table(t, &mut errs, default_export.as_ref()) {
                         tables.push(t);
                     }
                 }
@@ -168,7 +175,7 @@ fn side(root: &mut Obj, errs: &mut Errors, key: &'static str) -> Option<Side> {
     Some(s)
 }
 
-fn table(mut t: Obj, errs: &mut Errors) -> Option<TableConfig> {
+fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -> Option<TableConfig> {
     let source = t.string(errs, "source");
     if source.is_none() {
         errs.at(t.span(), format!("{} needs source = \"<table name>\"", t.name()));
@@ -178,10 +185,14 @@ fn table(mut t: Obj, errs: &mut Errors) -> Option<TableConfig> {
         None => Some(Snapshot::Scan),
         Some((s, _)) if s == "scan" => Some(Snapshot::Scan),
         Some((s, _)) if s == "none" => Some(Snapshot::None),
+        Some((s, _)) if s == "export" => Some(Snapshot::Export),
         Some((other, span)) => {
             errs.at(
                 span,
-                format!("snapshot in {} must be \"scan\" or \"none\", found {other:?}", t.name()),
+                format!(
+                    "snapshot in {} must be \"scan\", \"export\" or \"none\", found {other:?}",
+                    t.name()
+                ),
             );
             None
         }
@@ -194,6 +205,7 @@ fn table(mut t: Obj, errs: &mut Errors) -> Option<TableConfig> {
     let lanes = t.uint(errs, "write_concurrency", 1024).unwrap_or(16).max(1);
     // Below the 24 h stream retention: an older replay point could start past trimmed records.
     let overlap = t.uint(errs, "replay_overlap_seconds", 23 * 3600).unwrap_or(300);
+    let export = export::table_settings(&mut t, errs, snapshot == Some(Snapshot::Export), default_export);
     t.finish(errs);
     let source = source?;
     Some(TableConfig {
@@ -204,6 +216,7 @@ fn table(mut t: Obj, errs: &mut Errors) -> Option<TableConfig> {
         max_write_units_per_second: max_wcu as u32,
         write_concurrency: lanes as u32,
         replay_overlap_seconds: overlap,
+        export,
     })
 }
 
@@ -289,7 +302,7 @@ snapshot = "none"
             "{err}"
         );
         assert!(
-            err.contains("conf/ferry.toml:7:12: snapshot in [[table]] #1 must be \"scan\" or \"none\""),
+            err.contains("conf/ferry.toml:7:12: snapshot in [[table]] #1 must be \"scan\", \"export\" or \"none\""),
             "{err}"
         );
         assert!(
@@ -325,6 +338,44 @@ snapshot = "none"
             err.contains("replay_overlap_seconds in [[table]] #1 must be at most 82800"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn reads_export_settings_and_checks_them() {
+        let c = parse(
+            "[source]\n[destination]\n[export]\nbucket = \"dst-bucket\"\nprefix = \"/exports/\"\nbucket_owner = \"111111111111\"\n\
+             sse = \"KMS\"\nkms_key_id = \"k1\"\n[[table]]\nsource = \"A\"\nsnapshot = \"export\"\nloader = \"import\"\n\
+             [[table]]\nsource = \"B\"\nsnapshot = \"export\"\nexport_s3 = \"s3://b/p/AWSDynamoDB/01/\"\nexport_overlap_seconds = 60\n",
+        )
+        .unwrap();
+        let a = c.tables[0].export.as_ref().unwrap();
+        assert_eq!(a.loader, Loader::Import);
+        let t = a.target.as_ref().unwrap();
+        assert_eq!(t.prefix.as_deref(), Some("exports"));
+        assert_eq!(t.sse, Some(Sse::Kms("k1".into())));
+        assert_eq!(a.overlap_seconds, 300);
+        let b = c.tables[1].export.as_ref().unwrap();
+        assert_eq!(b.target, None);
+        assert_eq!(b.export_s3.as_deref(), Some("s3://b/p/AWSDynamoDB/01/"));
+        assert_eq!(b.overlap_seconds, 60);
+
+        let err = parse(
+            "[source]\n[destination]\n[[table]]\nsource = \"A\"\nsnapshot = \"export\"\nloader = \"fast\"\n\
+             [[table]]\nsource = \"B\"\nexport_arn = \"arn:x\"\n[[table]]\nsource = \"C\"\nsnapshot = \"export\"\n\
+             export_s3 = \"http://x\"\n[table.export]\nbucket = \"b\"\nsse = \"KMS\"\nformat = \"ION\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "loader in [[table]] #1 must be \"ferry\" or \"import\", found \"fast\"",
+            "[[table]] #1 has snapshot = \"export\" but no [export] bucket",
+            "[[table]] #2 has export settings but snapshot is not \"export\"",
+            "export_s3 in [[table]] #3 must look like \"s3://bucket/prefix/AWSDynamoDB/<export id>/\"",
+            "needs kms_key_id",
+            "must be \"DYNAMODB_JSON\"",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in {err}");
+        }
     }
 
     #[test]

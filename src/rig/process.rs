@@ -49,6 +49,23 @@ impl FerryDir {
         }
     }
 
+    /// A folder with a hand-written `ferry.toml` (`config` may use any endpoints) and profiles
+    /// "src" and "dst" for the two accounts.
+    pub fn custom(bin: &Path, dir: &Path, src: &Account, dst: &Account, config: &str) -> FerryDir {
+        std::fs::create_dir_all(dir).expect("work dir");
+        let aws_config = write_profiles(dir, &[("src", src), ("dst", dst)]).expect("profiles");
+        std::fs::write(dir.join("aws-credentials"), "").expect("credentials file");
+        let path = dir.join("ferry.toml");
+        std::fs::write(&path, config).expect("ferry.toml");
+        FerryDir {
+            bin: bin.to_path_buf(),
+            dir: dir.to_path_buf(),
+            config: path,
+            aws_config,
+            runs: Default::default(),
+        }
+    }
+
     /// A `ferry` command with only this folder's AWS profiles visible.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);

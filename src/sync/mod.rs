@@ -28,6 +28,10 @@ pub struct SyncOptions {
     pub progress: bool,
     /// `--from`: replay fresh tables' streams from this time (ms) instead of the capture point.
     pub from_ms: Option<i64>,
+    /// Enable PITR on sources that need an export (`--enable-pitr`).
+    pub enable_pitr: bool,
+    /// How often DescribeExport / DescribeImport are polled.
+    pub export_poll: Duration,
 }
 
 impl Default for SyncOptions {
@@ -37,6 +41,8 @@ impl Default for SyncOptions {
             list_every: Duration::from_secs(2),
             progress: false,
             from_ms: None,
+            enable_pitr: false,
+            export_poll: Duration::from_secs(5),
         }
     }
 }
@@ -60,7 +66,13 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
             ));
             continue;
         }
-        match check_table(&src, &dst, t, opts.checks, resuming).await {
+        let ok = match check_table(&src, &dst, t, opts.checks, resuming).await {
+            Ok(c) => crate::snapshot::export::precheck(&src, t, c.destination.as_ref(), resuming, opts.enable_pitr)
+                .await
+                .map(|()| c),
+            Err(e) => Err(e),
+        };
+        match ok {
             Ok(c) => checked.push((t.clone(), c)),
             Err(e) => problems.push(format!("table {}: {e}", t.source)),
         }
@@ -84,6 +96,8 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
             stop: stop.child_token(),
             list_every: opts.list_every,
             from_ms: opts.from_ms,
+            enable_pitr: opts.enable_pitr,
+            export_poll: opts.export_poll,
         };
         let name = cfg.source.clone();
         tables.spawn(async move { (name, run.run().await) });

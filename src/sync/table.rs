@@ -12,6 +12,7 @@ use crate::config::{Clients, Snapshot, TableConfig};
 use crate::discover::{self, check::Checked, create};
 use crate::error::{Error, Result};
 use crate::retry::Policy;
+use crate::snapshot::export::{self, ExportSnapshot};
 use crate::snapshot::scan::ScanTask;
 use crate::source::streams::{self, StreamTask, View, api::SdkStreams};
 use crate::telemetry::TableStats;
@@ -27,6 +28,10 @@ pub struct TableRun {
     pub list_every: Duration,
     /// `--from`: replay the stream from this time (ms) rather than from the capture point.
     pub from_ms: Option<i64>,
+    /// `--enable-pitr`: enable PITR on a source that needs an export and has it off.
+    pub enable_pitr: bool,
+    /// DescribeExport / DescribeImport polling interval.
+    pub export_poll: Duration,
 }
 
 impl TableRun {
@@ -56,6 +61,30 @@ impl TableRun {
         let stream_arn = row.stream_arn.clone().expect("captured");
         self.check_stream_unchanged(&stream_arn).await?;
 
+        if !row.snapshot_done && self.cfg.snapshot == Snapshot::Export {
+            row.phase = Phase::Snapshot;
+            self.store.put_table(&row)?;
+            let snap = ExportSnapshot {
+                cfg: self.cfg.clone(),
+                src: self.src.clone(),
+                dst: self.dst.clone(),
+                source: self.checked.source.clone(),
+                store: self.store.clone(),
+                stats: self.stats.clone(),
+                stop: self.stop.child_token(),
+                key_names: key_names.clone(),
+                enable_pitr: self.enable_pitr,
+                poll: self.export_poll,
+            };
+            if !snap
+                .run(&mut row, || self.applier(key_names.clone(), limiter.clone()))
+                .await?
+            {
+                return Ok(()); // stopped; resumes with the files not yet loaded
+            }
+            row.snapshot_done = true;
+            tracing::info!(table = %name, items = self.stats.snapshot_items.load(std::sync::atomic::Ordering::Relaxed), "export loaded");
+        }
         if !row.snapshot_done {
             row.phase = Phase::Snapshot;
             self.store.put_table(&row)?;
@@ -101,7 +130,7 @@ impl TableRun {
     /// durably, before a single item is copied.
     async fn capture(&self, row: &mut TableRow) -> Result<()> {
         let name = &self.cfg.source;
-        if self.checked.destination.is_none() {
+        if self.checked.destination.is_none() && !export::imports(&self.cfg, &self.checked.source) {
             tracing::info!(table = %name, destination = %self.cfg.destination, "creating destination table");
             create::create_like(&self.dst, &self.cfg.destination, &self.checked.source).await?;
         }

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use ferry::rig::compare::{Diff, compare};
 use ferry::rig::process::FerryDir;
 
-/// The `ferry` binary under test; `FERRY_BIN` overrides it (e.g. a copy kept out of a target
-/// directory that other checkouts build into).
+/// The `ferry` binary under test: `FERRY_BIN` when set (a binary built apart from a target folder
+/// shared by several checkouts), else the one cargo built with the tests.
 pub fn ferry_bin() -> PathBuf {
     std::env::var_os("FERRY_BIN")
+        .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ferry")))
 }

@@ -1,0 +1,156 @@
+//! Bulk load from a point-in-time export: N generated ~1 KB items in a real-format export in moto's
+//! S3 (manifests, MD5s, 16 gzip'd files), loaded into DynamoDB Local by the real `ferry` binary
+//! (`snapshot = "export"`, ferry's loader), against a raw concurrent BatchWriteItem load of the same
+//! items into the same DynamoDB Local, measured in the same run. Prints items/s, the ratio, and
+//! ferry's peak RSS. Targets: ratio ≥ 0.9, peak RSS ≤ 256 MB.
+//!
+//!   cargo bench --bench export_load                       # N = 1,000,000
+//!   FERRY_BENCH_N=20000 cargo bench --bench export_load   # a quick run
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{PutRequest, StreamViewType, WriteRequest};
+use ferry::item::Item;
+use ferry::rig::bench::peak_rss_kb;
+use ferry::rig::data::{create_table, send_batch, sized_item};
+use ferry::rig::moto::{ExportSpec, Moto, default_credentials, write_export};
+use ferry::rig::process::{FerryDir, terminate};
+use ferry::rig::{Account, DynamoLocal};
+use futures::StreamExt;
+
+const FILES: u64 = 16;
+/// Concurrent BatchWriteItem calls of the raw load (ferry's default write_concurrency is 16).
+const RAW_WRITERS: usize = 32;
+/// Items of the unmeasured warm-up load (DynamoDB Local's JIT) before anything is measured.
+const WARMUP_ITEMS: u64 = 20_000;
+
+fn item(i: u64) -> Item {
+    sized_item(&format!("p{}", i % 100_003), i as i64, 1000)
+}
+
+async fn count(c: &Client, table: &str) -> i64 {
+    c.describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.table)
+        .and_then(|t| t.item_count)
+        .unwrap_or(-1)
+}
+
+/// The same items with BatchWriteItem, RAW_WRITERS calls in flight; items/s.
+async fn raw_load(c: &Client, table: &str, n: u64) -> f64 {
+    let started = Instant::now();
+    let batches = (0..n.div_ceil(25)).map(|b| {
+        let reqs: Vec<WriteRequest> = (b * 25..((b + 1) * 25).min(n))
+            .map(|i| {
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item(i))).build().unwrap())
+                    .build()
+            })
+            .collect();
+        let c = c.clone();
+        async move { send_batch(&c, table, reqs).await }
+    });
+    let mut s = futures::stream::iter(batches).buffer_unordered(RAW_WRITERS);
+    while let Some(r) = s.next().await {
+        r.expect("raw BatchWriteItem");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n: u64 = std::env::var("FERRY_BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let ddb = DynamoLocal::shared();
+    let moto = Moto::shared();
+    let s3 = moto.s3(default_credentials());
+    eprintln!("writing a {n}-item export to moto S3 ...");
+    let spec = ExportSpec {
+        bucket: "ferry-bench",
+        prefix: "bench",
+        export_id: "01700000000000-bench000",
+        export_time_ms: ferry::checkpoint::now_ms(),
+        n,
+        files: FILES,
+    };
+    let export = write_export(&s3, &spec, item).await.expect("export");
+
+    let warm = ddb.client(&Account::fresh("warmup"));
+    create_table(&warm, "Warm", None).await;
+    eprintln!("warm-up load ...");
+    raw_load(&warm, "Warm", WARMUP_ITEMS.min(n)).await;
+
+    // Raw baseline into its own database.
+    let raw_acct = Account::fresh("rawload");
+    let raw = ddb.client(&raw_acct);
+    create_table(&raw, "Raw", None).await;
+    eprintln!("raw BatchWriteItem load ...");
+    let raw_rate = raw_load(&raw, "Raw", n).await;
+    assert_eq!(count(&raw, "Raw").await, n as i64, "raw load incomplete");
+
+    // ferry: an empty source with a stream (nothing to replay), the export reused via export_s3.
+    let (sa, da) = (Account::fresh("bsrc"), Account::fresh("bdst"));
+    create_table(&ddb.client(&sa), "Orders", Some(StreamViewType::NewAndOldImages)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[source]\nprofile = \"src\"\nendpoint_url = \"{d}\"\n[source.endpoints]\ns3 = \"{m}\"\n\n\
+         [destination]\nprofile = \"dst\"\nendpoint_url = \"{d}\"\n[destination.endpoints]\ns3 = \"{m}\"\n\n\
+         [state]\npath = \"state/ferry.db\"\n\n[[table]]\nsource = \"Orders\"\nsnapshot = \"export\"\nexport_s3 = \"{url}\"\n",
+        d = ddb.endpoint,
+        m = moto.endpoint,
+        url = export.s3_url(),
+    );
+    let bin = std::env::var_os("FERRY_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_BIN_EXE_ferry")));
+    let ferry = FerryDir::custom(&bin, dir.path(), &sa, &da, &config);
+    eprintln!("ferry load ...");
+    let child = ferry.spawn_sync(&["--no-progress"]);
+    let pid = child.id();
+    let mut started = None;
+    let mut peak = 0;
+    let elapsed = loop {
+        let t = ferry.table_status("Orders");
+        peak = peak.max(peak_rss_kb(pid).unwrap_or(0));
+        if let Some(t) = &t {
+            if t["phase"] == "snapshot" && started.is_none() {
+                started = Some(Instant::now());
+            }
+            if t["snapshot"]["done"] == true {
+                break started.map(|s| s.elapsed()).unwrap_or_default();
+            }
+            assert!(t["error"].is_null(), "ferry failed: {}\n{}", t["error"], ferry.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    peak = peak.max(peak_rss_kb(pid).unwrap_or(0));
+    terminate(&child);
+    let dst = ddb.client(&da);
+    assert_eq!(
+        count(&dst, "Orders").await,
+        n as i64,
+        "ferry load incomplete\n{}",
+        ferry.logs()
+    );
+    let rate = n as f64 / elapsed.as_secs_f64().max(0.001);
+    println!("export load, N = {n} items of ~1 KB, {FILES} files");
+    println!("  raw BatchWriteItem ({RAW_WRITERS} in flight): {raw_rate:>10.0} items/s");
+    println!(
+        "  ferry loader:                     {rate:>10.0} items/s  ({:.1} s)",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  ratio ferry / raw:                {:>10.2}   (target >= 0.9)",
+        rate / raw_rate
+    );
+    println!(
+        "  ferry peak RSS:                   {:>10.0} MB  (target <= 256)",
+        peak as f64 / 1024.0
+    );
+}

@@ -1,0 +1,204 @@
+//! The `[export]` settings of `snapshot = "export"`: where DynamoDB writes the point-in-time export
+//! (or which existing export to reuse), and how ferry loads it.
+
+use std::ops::Range;
+
+use super::reader::{Errors, Obj};
+
+/// Server-side encryption of the export objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sse {
+    Aes256,
+    /// KMS with this key id or ARN.
+    Kms(String),
+}
+
+/// Who writes the export into the destination table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Loader {
+    /// ferry's own loader: the batched, rate-limited apply path, resumable per data file.
+    #[default]
+    Ferry,
+    /// DynamoDB's native ImportTable (creates the destination table; no write capacity used).
+    Import,
+}
+
+/// Where a new export goes (`[export]` at the top level, or `[table.export]` for one table).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportTarget {
+    pub bucket: String,
+    /// Key prefix inside the bucket (DynamoDB adds `AWSDynamoDB/<export id>/`).
+    pub prefix: Option<String>,
+    /// Account id owning the bucket: lets the source account export into the destination's bucket.
+    pub bucket_owner: Option<String>,
+    pub sse: Option<Sse>,
+}
+
+/// Everything one table needs for `snapshot = "export"`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportConfig {
+    /// Where a new export is written; `None` when an existing export is reused.
+    pub target: Option<ExportTarget>,
+    pub loader: Loader,
+    /// Reuse this export (DescribeExport with the source side's credentials) instead of starting one.
+    pub export_arn: Option<String>,
+    /// Reuse the export in this folder: `s3://bucket/prefix/AWSDynamoDB/<id>/`.
+    pub export_s3: Option<String>,
+    /// Stream replay applies records from the export time minus this, to absorb the second (AWS)
+    /// or minute (DynamoDB Local) rounding of record times.
+    pub overlap_seconds: u64,
+}
+
+/// Parses an `[export]` section. `None` when absent.
+pub(super) fn target(obj: &mut Obj, errs: &mut Errors) -> Option<ExportTarget> {
+    let mut t = obj.table(errs, "export")?;
+    let name = t.name().to_string();
+    let bucket = t.string(errs, "bucket");
+    let prefix = t.string(errs, "prefix");
+    let bucket_owner = t.string(errs, "bucket_owner");
+    let sse_at = t.string_at(errs, "sse");
+    let kms_key_id = t.string(errs, "kms_key_id");
+    if let Some((format, span)) = t.string_at(errs, "format")
+        && format != "DYNAMODB_JSON"
+    {
+        errs.at(
+            span,
+            format!("format in {name} must be \"DYNAMODB_JSON\" (the only format ferry reads), found {format:?}"),
+        );
+    }
+    let sse = match sse_at {
+        None => {
+            if kms_key_id.is_some() {
+                errs.at(t.span(), format!("kms_key_id in {name} needs sse = \"KMS\""));
+            }
+            None
+        }
+        Some((s, _)) if s == "AES256" => Some(Sse::Aes256),
+        Some((s, span)) if s == "KMS" => match kms_key_id {
+            Some(k) => Some(Sse::Kms(k)),
+            None => {
+                errs.at(
+                    span,
+                    format!("sse = \"KMS\" in {name} needs kms_key_id = \"<key id or ARN>\""),
+                );
+                None
+            }
+        },
+        Some((other, span)) => {
+            errs.at(
+                span,
+                format!("sse in {name} must be \"AES256\" or \"KMS\", found {other:?}"),
+            );
+            None
+        }
+    };
+    if let Some(owner) = &bucket_owner
+        && !(owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()))
+    {
+        errs.at(
+            t.span(),
+            format!("bucket_owner in {name} must be a 12-digit account id, found {owner:?}"),
+        );
+    }
+    if bucket.is_none() {
+        errs.at(
+            t.span(),
+            format!("{name} needs bucket = \"<S3 bucket for the export>\""),
+        );
+    }
+    t.finish(errs);
+    Some(ExportTarget {
+        bucket: bucket?,
+        prefix: prefix
+            .map(|p| p.trim_matches('/').to_string())
+            .filter(|p| !p.is_empty()),
+        bucket_owner,
+        sse,
+    })
+}
+
+/// The per-table export keys (`loader`, `export_arn`, `export_s3`, `export_overlap_seconds`,
+/// `[table.export]`), checked against `snapshot`. `is_export` says `snapshot = "export"`.
+pub(super) fn table_settings(
+    t: &mut Obj,
+    errs: &mut Errors,
+    is_export: bool,
+    default_target: Option<&ExportTarget>,
+) -> Option<ExportConfig> {
+    let name = t.name().to_string();
+    let own_target = target(t, errs);
+    let loader = match t.string_at(errs, "loader") {
+        None => Some(Loader::Ferry),
+        Some((s, _)) if s == "ferry" => Some(Loader::Ferry),
+        Some((s, _)) if s == "import" => Some(Loader::Import),
+        Some((other, span)) => {
+            errs.at(
+                span,
+                format!("loader in {name} must be \"ferry\" or \"import\", found {other:?}"),
+            );
+            None
+        }
+    };
+    let export_arn = t.string(errs, "export_arn");
+    let export_s3 = t.string_at(errs, "export_s3");
+    // Below the 24 h stream retention, like replay_overlap_seconds.
+    let overlap = t.uint(errs, "export_overlap_seconds", 23 * 3600).unwrap_or(300);
+    let any_export_key = own_target.is_some() || export_arn.is_some() || export_s3.is_some();
+    if !is_export {
+        if any_export_key {
+            errs.at(
+                t.span(),
+                format!("{name} has export settings but snapshot is not \"export\" (add snapshot = \"export\")"),
+            );
+        }
+        return None;
+    }
+    if let Some((s3, span)) = &export_s3 {
+        check_s3_url(s3, span.clone(), &name, errs);
+    }
+    if export_arn.is_some() && export_s3.is_some() {
+        errs.at(t.span(), format!("{name}: set export_arn or export_s3, not both"));
+    }
+    let reuse = export_arn.is_some() || export_s3.is_some();
+    let target = own_target.or_else(|| default_target.cloned());
+    if !reuse && target.is_none() {
+        errs.at(
+            t.span(),
+            format!(
+                "{name} has snapshot = \"export\" but no [export] bucket = \"...\" (or export_arn / export_s3 to \
+                 reuse an existing export)"
+            ),
+        );
+    }
+    Some(ExportConfig {
+        target: if reuse { None } else { target },
+        loader: loader?,
+        export_arn,
+        export_s3: export_s3.map(|(s, _)| s),
+        overlap_seconds: overlap,
+    })
+}
+
+fn check_s3_url(s3: &str, span: Range<usize>, name: &str, errs: &mut Errors) {
+    match parse_s3_url(s3) {
+        Some((bucket, _)) if !bucket.is_empty() => {}
+        _ => errs.at(
+            span,
+            format!("export_s3 in {name} must look like \"s3://bucket/prefix/AWSDynamoDB/<export id>/\", found {s3:?}"),
+        ),
+    }
+}
+
+/// `s3://bucket/some/folder` → (`bucket`, `some/folder/`); the folder always ends with `/` unless
+/// empty.
+pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let key = key.trim_matches('/');
+    let folder = if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}/")
+    };
+    Some((bucket.to_string(), folder))
+}

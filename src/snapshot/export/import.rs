@@ -1,0 +1,241 @@
+//! `loader = "import"`: DynamoDB's native ImportTable creates the destination from the export's data
+//! files (no write capacity used), with the destination side's credentials. ferry builds the table
+//! from the source's description and polls DescribeImport for progress.
+//!
+//! ImportTable cannot create LSIs, a stream, tags or a table class; tables with LSIs use ferry's
+//! loader instead (decided by [`import_possible`]).
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    BillingMode, GlobalSecondaryIndex, ImportStatus, InputCompressionType, InputFormat, ProvisionedThroughput,
+    S3BucketSource, SseSpecification, SseStatus, SseType, TableCreationParameters, TableDescription,
+};
+
+use super::manifest::Export;
+use crate::config::Clients;
+use crate::error::{Error, Result};
+use crate::retry::{Policy, retry};
+
+/// `Err(reason)` when ImportTable cannot build this table like its source.
+pub fn import_possible(src: &TableDescription) -> std::result::Result<(), String> {
+    if !src.local_secondary_indexes().is_empty() {
+        return Err(format!(
+            "the source has {} local secondary index(es), which ImportTable cannot create",
+            src.local_secondary_indexes().len()
+        ));
+    }
+    Ok(())
+}
+
+pub fn creation_parameters(dest: &str, src: &TableDescription) -> Result<TableCreationParameters> {
+    let bad = |e: aws_sdk_dynamodb::error::BuildError| Error::fatal(e.to_string());
+    let billing = src
+        .billing_mode_summary
+        .as_ref()
+        .and_then(|b| b.billing_mode.clone())
+        .unwrap_or(BillingMode::Provisioned);
+    let provisioned = billing == BillingMode::Provisioned;
+    let throughput = |r: Option<i64>, w: Option<i64>| {
+        ProvisionedThroughput::builder()
+            .read_capacity_units(r.filter(|x| *x > 0).unwrap_or(1))
+            .write_capacity_units(w.filter(|x| *x > 0).unwrap_or(1))
+            .build()
+    };
+    let mut p = TableCreationParameters::builder()
+        .table_name(dest)
+        .set_attribute_definitions(Some(src.attribute_definitions().to_vec()))
+        .set_key_schema(Some(src.key_schema().to_vec()))
+        .billing_mode(billing);
+    if provisioned {
+        let t = src.provisioned_throughput.as_ref();
+        p = p.provisioned_throughput(
+            throughput(
+                t.and_then(|t| t.read_capacity_units),
+                t.and_then(|t| t.write_capacity_units),
+            )
+            .map_err(bad)?,
+        );
+    }
+    for g in src.global_secondary_indexes() {
+        let mut b = GlobalSecondaryIndex::builder()
+            .set_index_name(g.index_name.clone())
+            .set_key_schema(g.key_schema.clone())
+            .set_projection(g.projection.clone());
+        if provisioned {
+            let t = g.provisioned_throughput.as_ref();
+            b = b.provisioned_throughput(
+                throughput(
+                    t.and_then(|t| t.read_capacity_units),
+                    t.and_then(|t| t.write_capacity_units),
+                )
+                .map_err(bad)?,
+            );
+        }
+        p = p.global_secondary_indexes(b.build().map_err(bad)?);
+    }
+    if let Some(sse) = &src.sse_description
+        && sse.status == Some(SseStatus::Enabled)
+        && sse.sse_type == Some(SseType::Kms)
+    {
+        // The source's key is the source account's: the destination uses its AWS-managed key.
+        p = p.sse_specification(SseSpecification::builder().enabled(true).sse_type(SseType::Kms).build());
+    }
+    p.build().map_err(bad)
+}
+
+/// Starts ImportTable over the export's `data/` folder. Returns the import ARN.
+pub async fn start_import(
+    dst: &Clients,
+    dest: &str,
+    src: &TableDescription,
+    export: &Export,
+    bucket_owner: Option<String>,
+    token: &str,
+) -> Result<String> {
+    let params = creation_parameters(dest, src)?;
+    let source = S3BucketSource::builder()
+        .s3_bucket(&export.bucket)
+        .set_s3_bucket_owner(bucket_owner)
+        .s3_key_prefix(format!("{}data/", export.folder))
+        .build()
+        .map_err(|e| Error::fatal(e.to_string()))?;
+    let out = retry(
+        Policy::DAEMON,
+        |_| {},
+        || async {
+            dst.dynamodb
+                .import_table()
+                .client_token(token)
+                .s3_bucket_source(source.clone())
+                .input_format(InputFormat::DynamodbJson)
+                .input_compression_type(InputCompressionType::Gzip)
+                .table_creation_parameters(params.clone())
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("ImportTable", e).context(format!("importing into {dest:?}")))
+        },
+    )
+    .await?;
+    out.import_table_description
+        .and_then(|d| d.import_arn)
+        .ok_or_else(|| Error::fatal("ImportTable returned no import ARN"))
+}
+
+/// Polls DescribeImport until the import completes, logging processed/imported counts and errors.
+/// Returns the imported item count.
+pub async fn wait_import(dst: &Clients, dest: &str, import_arn: &str, poll: Duration) -> Result<i64> {
+    let started = Instant::now();
+    let mut last_log = Instant::now() - Duration::from_secs(3600);
+    loop {
+        let out = retry(
+            Policy::DAEMON,
+            |_| {},
+            || async {
+                dst.dynamodb
+                    .describe_import()
+                    .import_arn(import_arn)
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("DescribeImport", e).context(format!("import {import_arn}")))
+            },
+        )
+        .await?;
+        let d = out
+            .import_table_description
+            .ok_or_else(|| Error::fatal(format!("DescribeImport {import_arn}: no description")))?;
+        let elapsed = humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()));
+        let (processed, imported, errors) = (d.processed_item_count, d.imported_item_count, d.error_count);
+        match d.import_status {
+            Some(ImportStatus::Completed) => {
+                if errors > 0 {
+                    return Err(Error::fatal(format!(
+                        "import {import_arn} into {dest:?} completed with {errors} item error(s) ({imported} of \
+                         {processed} items imported); the errors are in CloudWatch Logs. The destination is \
+                         incomplete: delete it and the table's state, fix the export, and run again."
+                    )));
+                }
+                tracing::info!(table = dest, processed, imported, %elapsed, "import completed");
+                return Ok(imported);
+            }
+            Some(s @ (ImportStatus::Failed | ImportStatus::Cancelled | ImportStatus::Cancelling)) => {
+                return Err(Error::fatal(format!(
+                    "import {import_arn} into {dest:?} {}: {} {} ({imported} of {processed} items imported, {errors} \
+                     errors). Delete the destination table and the table's state, then run again.",
+                    s.as_str().to_lowercase(),
+                    d.failure_code.unwrap_or_default(),
+                    d.failure_message.unwrap_or_default()
+                )));
+            }
+            _ => {
+                if last_log.elapsed() >= Duration::from_secs(10) {
+                    last_log = Instant::now();
+                    tracing::info!(table = dest, processed, imported, errors, %elapsed, "import in progress");
+                }
+                tokio::time::sleep(poll).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingModeSummary, GlobalSecondaryIndexDescription, KeySchemaElement, KeyType,
+        LocalSecondaryIndexDescription, Projection, ProjectionType, ScalarAttributeType,
+    };
+
+    fn key(n: &str, t: KeyType) -> KeySchemaElement {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    }
+
+    fn source() -> TableDescription {
+        TableDescription::builder()
+            .table_name("T")
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(key("pk", KeyType::Hash))
+            .billing_mode_summary(
+                BillingModeSummary::builder()
+                    .billing_mode(BillingMode::PayPerRequest)
+                    .build(),
+            )
+            .global_secondary_indexes(
+                GlobalSecondaryIndexDescription::builder()
+                    .index_name("g")
+                    .key_schema(key("pk", KeyType::Hash))
+                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn builds_the_table_like_its_source() {
+        let p = creation_parameters("Dest", &source()).unwrap();
+        assert_eq!(p.table_name(), "Dest");
+        assert_eq!(p.billing_mode(), Some(&BillingMode::PayPerRequest));
+        assert_eq!(p.key_schema()[0].attribute_name(), "pk");
+        assert_eq!(p.global_secondary_indexes()[0].index_name(), "g");
+        assert!(p.provisioned_throughput().is_none());
+        import_possible(&source()).unwrap();
+    }
+
+    #[test]
+    fn tables_with_lsis_cannot_be_imported() {
+        let mut t = source();
+        t.local_secondary_indexes = Some(vec![LocalSecondaryIndexDescription::builder().index_name("l").build()]);
+        let why = import_possible(&t).unwrap_err();
+        assert!(why.contains("1 local secondary index"), "{why}");
+    }
+}

@@ -1,0 +1,372 @@
+//! ferry's loader: streams an export's data files through the apply path (batched, rate-limited,
+//! per-key ordered), several files at once.
+//!
+//! Resumable per file: a file is recorded finished (a snapshot segment with `done`, named by its
+//! key) only once every item in it is acknowledged durable and the file passed its MD5 and item
+//! count checks. A restart skips finished files and reloads the others from their start;
+//! re-putting an item already written leaves the same item, so nothing ends in a wrong state.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::manifest::{DataFile, Export, url};
+use super::reader::LineReader;
+use crate::apply::{Applier, Change, Op, Ticket};
+use crate::checkpoint::{OrderedAck, SegmentRow, Store, now_ms};
+use crate::error::{Error, Result};
+use crate::item::KeyBytes;
+use crate::retry::Policy;
+use crate::telemetry::TableStats;
+
+/// Stream records are kept 24 h; records from the export time on must still be there at hand-off.
+pub const STREAM_RETENTION_MS: i64 = 24 * 3600 * 1000;
+
+/// Compressed bytes decompressed and parsed per step.
+const PIECE: usize = 2048;
+
+pub struct FileLoader {
+    /// Reads the export (destination side's credentials).
+    pub s3: aws_sdk_s3::Client,
+    pub export: Arc<Export>,
+    pub table: String,
+    pub key_names: Arc<[String]>,
+    pub store: Arc<Store>,
+    pub stats: Arc<TableStats>,
+    pub stop: CancellationToken,
+    /// Files read at once.
+    pub parallel_files: usize,
+    /// The export time: the stream must still hold records from (about) then when the load ends.
+    pub export_time_ms: i64,
+    /// How often progress (items/s, ETA) is logged.
+    pub report_every: Duration,
+}
+
+/// A file being loaded: its acknowledger says how many of its items are durable.
+type Active = Arc<Mutex<HashMap<usize, Arc<OrderedAck<u64>>>>>;
+
+impl FileLoader {
+    /// Loads every file not yet finished. `true` when all are, `false` when stopped first.
+    pub async fn run(self, applier: Applier) -> Result<bool> {
+        let saved: HashMap<i64, SegmentRow> = self
+            .store
+            .segments(&self.table)?
+            .into_iter()
+            .map(|s| (s.segment, s))
+            .collect();
+        let mut todo = Vec::new();
+        let mut done_items = 0u64;
+        for (i, f) in self.export.files.iter().enumerate() {
+            match saved.get(&(i as i64)) {
+                Some(s) if s.last_key.as_deref() != Some(f.key.as_str()) => {
+                    return Err(Error::fatal(format!(
+                        "table {}: the state store records file #{i} as {:?} but the export lists {}; the export \
+                         changed since the load started. Re-run the table from scratch (remove it from the state \
+                         store and empty the destination).",
+                        self.table,
+                        s.last_key.as_deref().unwrap_or(""),
+                        f.key
+                    )));
+                }
+                Some(s) if s.done => done_items += s.items as u64,
+                _ => todo.push((i, f.clone())),
+            }
+        }
+        if !todo.is_empty() && todo.len() < self.export.files.len() {
+            tracing::info!(table = %self.table, finished = self.export.files.len() - todo.len(), left = todo.len(), "export load: resuming, finished files are skipped");
+        }
+        self.stats.snapshot_items.store(done_items, Relaxed);
+        let applier = Arc::new(applier);
+        let active: Active = Default::default();
+        let gate = Arc::new(tokio::sync::Semaphore::new(self.parallel_files.max(1)));
+        let mut tasks = JoinSet::new();
+        for (i, f) in todo {
+            let job = FileJob {
+                index: i,
+                file: f,
+                bucket: self.export.bucket.clone(),
+                s3: self.s3.clone(),
+                key_names: self.key_names.clone(),
+                applier: applier.clone(),
+                stats: self.stats.clone(),
+                stop: self.stop.clone(),
+                active: active.clone(),
+                store: self.store.clone(),
+                table: self.table.clone(),
+            };
+            let gate = gate.clone();
+            tasks.spawn(async move {
+                let _slot = gate.acquire_owned().await.expect("gate never closes");
+                job.run().await
+            });
+        }
+        let mut progress = Report::new(done_items);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut first_err = None;
+        let mut all_done = true;
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    None => break,
+                    Some(Ok(Ok(finished))) => all_done &= finished,
+                    Some(Ok(Err(e))) => { first_err.get_or_insert(e); self.stop.cancel(); }
+                    Some(Err(e)) => { first_err.get_or_insert(Error::fatal(format!("export file task panicked: {e}"))); self.stop.cancel(); }
+                },
+                _ = tick.tick() => { self.flush(&active)?; progress.tick(&self); }
+                _ = applier.failed.cancelled(), if !self.stop.is_cancelled() => { self.stop.cancel(); }
+            }
+        }
+        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared after the load"))?;
+        if let Err(e) = applier.finish().await {
+            first_err.get_or_insert(e);
+        }
+        self.flush(&active)?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(all_done && !self.stop.is_cancelled()),
+        }
+    }
+
+    /// Saves the durable item count of files in progress (shown by `ferry status`; a restart
+    /// reloads such files from their start whatever the count says).
+    fn flush(&self, active: &Active) -> Result<()> {
+        let list: Vec<(usize, u64)> = active
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(i, a)| (*i, a.committed_count()))
+            .collect();
+        for (i, items) in list {
+            self.store.put_segment(
+                &self.table,
+                &SegmentRow {
+                    segment: i as i64,
+                    done: false,
+                    last_key: Some(self.export.files[i].key.clone()),
+                    items: items as i64,
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Progress log lines with rate and ETA, and the early warning when the load would outrun the
+/// stream's retention.
+struct Report {
+    started: Instant,
+    items_at_start: u64,
+    last: Instant,
+    warned: bool,
+}
+
+impl Report {
+    fn new(items_at_start: u64) -> Self {
+        Self {
+            started: Instant::now(),
+            items_at_start,
+            last: Instant::now(),
+            warned: false,
+        }
+    }
+
+    fn tick(&mut self, l: &FileLoader) {
+        if self.last.elapsed() < l.report_every {
+            return;
+        }
+        self.last = Instant::now();
+        let done = l.stats.snapshot_items.load(Relaxed);
+        let total = l.export.item_count;
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = (done.saturating_sub(self.items_at_start)) as f64 / secs;
+        let eta = total
+            .filter(|_| rate > 0.0)
+            .map(|t| Duration::from_secs_f64(t.saturating_sub(done) as f64 / rate));
+        let fmt = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
+        tracing::info!(
+            table = %l.table,
+            loaded = done,
+            total = total.map(|t| t.to_string()).unwrap_or_else(|| "unknown".into()),
+            items_per_s = rate as u64,
+            elapsed = %fmt(self.started.elapsed()),
+            eta = %eta.map(fmt).unwrap_or_else(|| "unknown".into()),
+            "export load progress"
+        );
+        let left_ms = l.export_time_ms + STREAM_RETENTION_MS - now_ms();
+        if let Some(eta) = eta
+            && !self.warned
+            && eta.as_millis() as i64 > left_ms
+        {
+            self.warned = true;
+            tracing::warn!(
+                table = %l.table,
+                eta = %fmt(eta),
+                retention_left = %fmt(Duration::from_millis(left_ms.max(0) as u64)),
+                "the export load will likely finish after the source stream trims the records from the export time: \
+                 the table would then stop with a gap. Raise max_write_units_per_second / write_concurrency, or \
+                 start again from a fresh export"
+            );
+        }
+    }
+}
+
+struct FileJob {
+    index: usize,
+    file: DataFile,
+    bucket: String,
+    s3: aws_sdk_s3::Client,
+    key_names: Arc<[String]>,
+    applier: Arc<Applier>,
+    stats: Arc<TableStats>,
+    stop: CancellationToken,
+    active: Active,
+    store: Arc<Store>,
+    table: String,
+}
+
+impl FileJob {
+    /// Loads the file and records it finished; `false` when stopped first.
+    async fn run(self) -> Result<bool> {
+        if self.stop.is_cancelled() {
+            return Ok(false);
+        }
+        let stats = self.stats.clone();
+        let ack = Arc::new(OrderedAck::<u64>::with_counter(None, move |n| {
+            stats.snapshot_items.fetch_add(n, Relaxed);
+        }));
+        self.active.lock().unwrap().insert(self.index, ack.clone());
+        let mut submitted = 0u64;
+        let mut attempt = 0u32;
+        let items = loop {
+            match self.read_once(&ack, &mut submitted).await {
+                Ok(Some(n)) => break n,
+                Ok(None) => {
+                    self.active.lock().unwrap().remove(&self.index);
+                    return Ok(false);
+                }
+                // A dropped connection mid-object: read it again from the start, submitting only
+                // the items not yet submitted (the MD5 covers the whole object again).
+                Err(e) if !e.is_fatal() && attempt < 8 => {
+                    tracing::warn!(file = %url(&self.bucket, &self.file.key), "re-reading after: {e}");
+                    tokio::time::sleep(Policy::DAEMON.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into_fatal()),
+            }
+        };
+        ack.register_done(Some(items));
+        tokio::select! {
+            _ = ack.drained() => {}
+            _ = self.applier.failed.cancelled() => {
+                return Err(self.applier.error().unwrap_or_else(|| Error::fatal("apply path stopped")));
+            }
+        }
+        if ack.committed() != Some(items) {
+            return Err(Error::fatal(format!(
+                "{}: not every item was acknowledged",
+                url(&self.bucket, &self.file.key)
+            )));
+        }
+        self.active.lock().unwrap().remove(&self.index);
+        self.store.put_segment(
+            &self.table,
+            &SegmentRow {
+                segment: self.index as i64,
+                done: true,
+                last_key: Some(self.file.key.clone()),
+                items: items as i64,
+            },
+        )?;
+        tracing::debug!(file = %url(&self.bucket, &self.file.key), items, "export file loaded");
+        Ok(true)
+    }
+
+    /// Reads the object once from its start; submits items past `submitted`. `Some(items)` when
+    /// the whole file is read and verified, `None` when stopped.
+    async fn read_once(&self, ack: &Arc<OrderedAck<u64>>, submitted: &mut u64) -> Result<Option<u64>> {
+        let name = url(&self.bucket, &self.file.key);
+        let resp = crate::retry::retry(
+            Policy::DAEMON,
+            |_| {},
+            || async {
+                self.s3
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(&self.file.key)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        let e = Error::from_sdk("GetObject", e);
+                        if matches!(e.code(), Some("NoSuchKey" | "NotFound")) {
+                            Error::fatal(format!("{name}: data file listed by the export is missing"))
+                        } else {
+                            e.context(&name)
+                        }
+                    })
+            },
+        )
+        .await?;
+        let mut body = resp.body;
+        let mut reader = LineReader::new(name.clone());
+        let mut seen = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk
+                .map_err(|e| Error::retryable(format!("{name}: reading failed after line {}: {e}", reader.line())))?;
+            // Small pieces bound what one step decompresses: exports can compress 100:1 or more.
+            for piece in chunk.chunks(PIECE) {
+                let items = reader.push(piece)?;
+                self.submit(items, ack, &mut seen, submitted).await?;
+            }
+            if self.stop.is_cancelled() || self.applier.failed.is_cancelled() {
+                return Ok(None);
+            }
+        }
+        let (tail, n) = reader.finish(&self.file.expect)?;
+        self.submit(tail, ack, &mut seen, submitted).await?;
+        Ok(Some(n))
+    }
+
+    async fn submit(
+        &self,
+        items: Vec<(u64, crate::item::Item)>,
+        ack: &Arc<OrderedAck<u64>>,
+        seen: &mut u64,
+        submitted: &mut u64,
+    ) -> Result<()> {
+        let fresh: Vec<_> = items
+            .into_iter()
+            .filter(|_| {
+                *seen += 1;
+                *seen > *submitted
+            })
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let first = ack.register_all(fresh.iter().map(|_| (None, true)));
+        let mut changes = Vec::with_capacity(fresh.len());
+        for (i, (line, item)) in fresh.into_iter().enumerate() {
+            let key = KeyBytes::of(&self.key_names, &item).ok_or_else(|| {
+                Error::fatal(format!(
+                    "{} line {line}: the item lacks the table's key attributes ({})",
+                    url(&self.bucket, &self.file.key),
+                    self.key_names.join(", ")
+                ))
+            })?;
+            changes.push(Change {
+                key,
+                op: Op::Put(item),
+                ticket: Ticket {
+                    sink: ack.clone(),
+                    index: first + i as u64,
+                },
+            });
+        }
+        *submitted += changes.len() as u64;
+        self.applier.submit_all(changes).await
+    }
+}

@@ -1,0 +1,315 @@
+//! Finds an export's data files and what the manifests promise about them.
+//!
+//! DynamoDB writes `<prefix>/AWSDynamoDB/<id>/manifest-summary.json` (export time, item count, the
+//! key of `manifest-files.json`) and `manifest-files.json` (one JSON line per data file: its key
+//! relative to the bucket root, item count and MD5). An export without manifests (moto writes
+//! none) is read by listing `data/`, with nothing to verify against.
+
+use serde::Deserialize;
+
+use super::reader::Expect;
+use crate::error::{Error, Result};
+use crate::retry::{Policy, retry};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataFile {
+    /// Key relative to the bucket root.
+    pub key: String,
+    pub expect: Expect,
+}
+
+/// An export as ferry loads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Export {
+    pub bucket: String,
+    /// `<prefix>/AWSDynamoDB/<id>/`.
+    pub folder: String,
+    /// From the manifest; `None` when there is none.
+    pub export_time_ms: Option<i64>,
+    pub item_count: Option<u64>,
+    /// In a stable order (the manifest's, or by key): a file's index is its resume slot.
+    pub files: Vec<DataFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    export_time: Option<serde_json::Value>,
+    item_count: Option<u64>,
+    manifest_files_s3_key: Option<String>,
+    output_format: Option<String>,
+    export_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileLine {
+    data_file_s3_key: String,
+    item_count: u64,
+    md5_checksum: Option<String>,
+}
+
+pub fn url(bucket: &str, key: &str) -> String {
+    format!("s3://{bucket}/{key}")
+}
+
+/// Reads the manifests of the export in `folder` (falls back to listing `data/`).
+pub async fn locate(s3: &aws_sdk_s3::Client, bucket: &str, folder: &str) -> Result<Export> {
+    let summary_key = format!("{folder}manifest-summary.json");
+    let Some(bytes) = get_small(s3, bucket, &summary_key).await? else {
+        let files = list_data(s3, bucket, folder).await?;
+        if files.is_empty() {
+            return Err(Error::fatal(format!(
+                "no export at {}: neither manifest-summary.json nor data files (check export_s3 / export_arn, \
+                 and that the destination side may read the bucket)",
+                url(bucket, folder)
+            )));
+        }
+        tracing::warn!(
+            export = %url(bucket, folder),
+            files = files.len(),
+            "export has no manifest-summary.json (not written by AWS DynamoDB?): loading every object under data/ \
+             without item counts or MD5s, and taking the export time from the capture point"
+        );
+        return Ok(Export {
+            bucket: bucket.into(),
+            folder: folder.into(),
+            export_time_ms: None,
+            item_count: None,
+            files,
+        });
+    };
+    let summary = parse_summary(&bytes, &url(bucket, &summary_key))?;
+    let files_key = summary.1;
+    let files_bytes = get_small(s3, bucket, &files_key).await?.ok_or_else(|| {
+        Error::fatal(format!(
+            "{} names {} as its manifest-files, which does not exist",
+            url(bucket, &summary_key),
+            url(bucket, &files_key)
+        ))
+    })?;
+    let files = parse_files(&files_bytes, &url(bucket, &files_key))?;
+    let sum: u64 = files.iter().filter_map(|f| f.expect.items).sum();
+    if let Some(n) = summary.0.item_count
+        && n != sum
+    {
+        return Err(Error::fatal(format!(
+            "{}: itemCount {n} differs from the {sum} items listed in {}",
+            url(bucket, &summary_key),
+            url(bucket, &files_key)
+        )));
+    }
+    Ok(Export {
+        bucket: bucket.into(),
+        folder: folder.into(),
+        export_time_ms: summary.0.export_time_ms,
+        item_count: Some(sum),
+        files,
+    })
+}
+
+#[derive(Debug, PartialEq)]
+pub struct SummaryInfo {
+    pub export_time_ms: Option<i64>,
+    pub item_count: Option<u64>,
+}
+
+/// Parses manifest-summary.json; returns what ferry needs and the key of manifest-files.json.
+pub fn parse_summary(bytes: &[u8], url: &str) -> Result<(SummaryInfo, String)> {
+    let s: Summary =
+        serde_json::from_slice(bytes).map_err(|e| Error::fatal(format!("{url}: not a manifest summary: {e}")))?;
+    if let Some(f) = s.output_format.as_deref()
+        && f != "DYNAMODB_JSON"
+    {
+        return Err(Error::fatal(format!(
+            "{url}: outputFormat {f} is not DYNAMODB_JSON (the only format ferry reads)"
+        )));
+    }
+    if let Some(t) = s.export_type.as_deref()
+        && t != "FULL_EXPORT"
+    {
+        return Err(Error::fatal(format!(
+            "{url}: exportType {t}: ferry loads full exports only"
+        )));
+    }
+    let export_time_ms = match &s.export_time {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(t)) => Some(
+            humantime::parse_rfc3339_weak(t.trim_end_matches('Z'))
+                .map_err(|e| Error::fatal(format!("{url}: exportTime {t:?} is not a time: {e}")))?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|_| Error::fatal(format!("{url}: exportTime {t:?} is before 1970")))?
+                .as_millis() as i64,
+        ),
+        // Epoch seconds (some tools write the time as a number).
+        Some(serde_json::Value::Number(n)) => n.as_f64().map(|s| (s * 1000.0) as i64),
+        Some(other) => return Err(Error::fatal(format!("{url}: exportTime {other} is not a time"))),
+    };
+    let files_key = s
+        .manifest_files_s3_key
+        .ok_or_else(|| Error::fatal(format!("{url}: no manifestFilesS3Key")))?;
+    Ok((
+        SummaryInfo {
+            export_time_ms,
+            item_count: s.item_count,
+        },
+        files_key,
+    ))
+}
+
+/// Parses manifest-files.json (JSON lines), naming the line of any problem.
+pub fn parse_files(bytes: &[u8], url: &str) -> Result<Vec<DataFile>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::fatal(format!("{url}: not UTF-8: {e}")))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: FileLine = serde_json::from_str(line)
+            .map_err(|e| Error::fatal(format!("{url} line {}: not a manifest entry: {e}", i + 1)))?;
+        out.push(DataFile {
+            key: f.data_file_s3_key,
+            expect: Expect {
+                items: Some(f.item_count),
+                md5: f.md5_checksum,
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// A small object (a manifest) whole; `None` when it does not exist.
+async fn get_small(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+    retry(
+        Policy::DAEMON,
+        |_| {},
+        || async {
+            let resp = match s3.get_object().bucket(bucket).key(key).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let e = Error::from_sdk("GetObject", e);
+                    if matches!(e.code(), Some("NoSuchKey" | "NotFound")) {
+                        return Ok(None);
+                    }
+                    return Err(e.context(url(bucket, key)));
+                }
+            };
+            let body = resp
+                .body
+                .collect()
+                .await
+                .map_err(|e| Error::retryable(format!("reading {}: {e}", url(bucket, key))))?;
+            Ok(Some(body.into_bytes().to_vec()))
+        },
+    )
+    .await
+}
+
+/// The only export folder under `<root>AWSDynamoDB/`, when there is exactly one (for endpoints whose
+/// export ARNs do not name the folder, like moto's). Errors when there are several.
+pub async fn single_export_under(s3: &aws_sdk_s3::Client, bucket: &str, root: &str) -> Result<Option<String>> {
+    let prefix = format!("{root}AWSDynamoDB/");
+    let page = retry(
+        Policy::DAEMON,
+        |_| {},
+        || async {
+            s3.list_objects_v2()
+                .bucket(bucket)
+                .prefix(&prefix)
+                .delimiter("/")
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("ListObjectsV2", e).context(url(bucket, &prefix)))
+        },
+    )
+    .await?;
+    let folders: Vec<String> = page
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix().map(str::to_string))
+        .collect();
+    match folders.len() {
+        0 => Ok(None),
+        1 => Ok(folders.into_iter().next()),
+        _ => Err(Error::fatal(format!(
+            "{} holds {} exports ({}); name the one to load with export_s3",
+            url(bucket, &prefix),
+            folders.len(),
+            folders.join(", ")
+        ))),
+    }
+}
+
+/// Every object under `<folder>data/`, by key.
+async fn list_data(s3: &aws_sdk_s3::Client, bucket: &str, folder: &str) -> Result<Vec<DataFile>> {
+    let prefix = format!("{folder}data/");
+    let mut files = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = retry(
+            Policy::DAEMON,
+            |_| {},
+            || async {
+                s3.list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(&prefix)
+                    .set_continuation_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("ListObjectsV2", e).context(url(bucket, &prefix)))
+            },
+        )
+        .await?;
+        for o in page.contents() {
+            if let Some(k) = o.key()
+                && !k.ends_with('/')
+            {
+                files.push(DataFile {
+                    key: k.to_string(),
+                    expect: Expect::default(),
+                });
+            }
+        }
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() || page.is_truncated() != Some(true) {
+            break;
+        }
+    }
+    files.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_summary_as_aws_writes_it() {
+        let text = r#"{"version":"2020-06-30","exportArn":"arn:aws:dynamodb:us-east-1:111111111111:table/T/export/01","startTime":"2026-11-21T10:00:00.000Z","endTime":"2026-11-21T10:05:00.000Z","tableArn":"arn:aws:dynamodb:us-east-1:111111111111:table/T","tableId":"x","exportTime":"2026-11-21T09:59:59.123Z","s3Bucket":"b","s3Prefix":"p","s3SseAlgorithm":"AES256","s3SseKmsKeyId":null,"manifestFilesS3Key":"p/AWSDynamoDB/01/manifest-files.json","billedSizeBytes":123,"itemCount":5,"outputFormat":"DYNAMODB_JSON"}"#;
+        let (info, key) = parse_summary(text.as_bytes(), "s3://b/m").unwrap();
+        assert_eq!(key, "p/AWSDynamoDB/01/manifest-files.json");
+        assert_eq!(info.item_count, Some(5));
+        assert_eq!(info.export_time_ms, Some(1_795_255_199_123));
+        let err = parse_summary(
+            br#"{"manifestFilesS3Key":"k","exportType":"INCREMENTAL_EXPORT"}"#,
+            "s3://b/m",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("full exports only"), "{err}");
+    }
+
+    #[test]
+    fn reads_manifest_files_and_names_bad_lines() {
+        let text = "{\"itemCount\":2,\"md5Checksum\":\"abc==\",\"etag\":\"e-2\",\"dataFileS3Key\":\"p/AWSDynamoDB/01/data/a.json.gz\"}\n\
+                    {\"itemCount\":0,\"md5Checksum\":\"def==\",\"etag\":\"e\",\"dataFileS3Key\":\"p/AWSDynamoDB/01/data/b.json.gz\"}\n";
+        let files = parse_files(text.as_bytes(), "s3://b/mf").unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].key, "p/AWSDynamoDB/01/data/a.json.gz");
+        assert_eq!(files[1].expect.items, Some(0));
+        let err = parse_files(b"{\"itemCount\":2}\n{oops\n", "s3://b/mf")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("s3://b/mf line 1: not a manifest entry"), "{err}");
+    }
+}

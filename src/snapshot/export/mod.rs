@@ -1,0 +1,302 @@
+//! `snapshot = "export"`: bulk load from a point-in-time export to S3.
+//!
+//! ```text
+//!  capture point ─▶ PITR export as of T0 (request) ─▶ manifests (manifest) ─▶ data files (reader)
+//!                 ─▶ ferry's loader through the apply path (load) │ or native ImportTable (import)
+//!                 ─▶ stream replay from exportTime − overlap, only once the load finished
+//! ```
+//!
+//! The export is made by the source side (its credentials, into a bucket possibly owned by the
+//! destination account: `bucket_owner`); the destination side reads it. Every step is recorded in
+//! the state store before the next starts, so a rerun never starts a second export or import and a
+//! restarted load skips the files already loaded.
+
+pub mod import;
+pub mod load;
+pub mod manifest;
+pub mod reader;
+pub mod request;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::TableDescription;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::Applier;
+use crate::checkpoint::{ExportRow, Store, TableRow, now_ms};
+use crate::config::export::parse_s3_url;
+use crate::config::{Clients, ExportConfig, Loader, TableConfig};
+use crate::error::{Error, Result};
+use crate::telemetry::TableStats;
+use load::{FileLoader, STREAM_RETENTION_MS};
+use manifest::{Export, url};
+
+/// Data files read at once by ferry's loader.
+const PARALLEL_FILES: usize = 4;
+
+/// Checks before anything is written: PITR when a new export is needed, and for ImportTable a
+/// destination that does not exist yet.
+pub async fn precheck(
+    src: &Clients,
+    t: &TableConfig,
+    destination: Option<&TableDescription>,
+    resuming: bool,
+    enable_pitr: bool,
+) -> Result<()> {
+    let Some(e) = &t.export else { return Ok(()) };
+    if resuming {
+        return Ok(());
+    }
+    if e.target.is_some() && !enable_pitr && !request::pitr_enabled(src, &t.source).await? {
+        return Err(request::pitr_off_error(&t.source));
+    }
+    if e.loader == Loader::Import && destination.is_some() {
+        return Err(Error::fatal(format!(
+            "destination table {:?} exists, but loader = \"import\" creates it (ImportTable works on new tables \
+             only). Delete it, or use loader = \"ferry\".",
+            t.destination
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the destination is created by ImportTable (so ferry must not create it itself).
+pub fn imports(t: &TableConfig, source: &TableDescription) -> bool {
+    t.export
+        .as_ref()
+        .is_some_and(|e| e.loader == Loader::Import && import::import_possible(source).is_ok())
+}
+
+pub struct ExportSnapshot {
+    pub cfg: TableConfig,
+    pub src: Clients,
+    pub dst: Clients,
+    pub source: TableDescription,
+    pub store: Arc<Store>,
+    pub stats: Arc<TableStats>,
+    pub stop: CancellationToken,
+    pub key_names: Arc<[String]>,
+    pub enable_pitr: bool,
+    /// DescribeExport / DescribeImport / PITR polling interval.
+    pub poll: Duration,
+}
+
+impl ExportSnapshot {
+    fn conf(&self) -> &ExportConfig {
+        self.cfg
+            .export
+            .as_ref()
+            .expect("snapshot = \"export\" has export settings")
+    }
+
+    /// Exports (or finds the export), loads it, and sets the stream's replay point from the export
+    /// time. `true` when the load is complete, `false` when stopped first.
+    pub async fn run(&self, row: &mut TableRow, applier: impl FnOnce() -> Applier) -> Result<bool> {
+        let name = self.cfg.source.clone();
+        let mut er = self.store.export(&name)?.unwrap_or_default();
+        let capture_ms = row.capture_ms.expect("captured before the snapshot");
+        if er.folder.is_none() {
+            self.find_or_start(&mut er, capture_ms).await?;
+        }
+        let (bucket, folder) = (er.bucket.clone().expect("set"), er.folder.clone().expect("set"));
+        let export = manifest::locate(&self.dst.s3, &bucket, &folder).await?;
+        let export_ms = match export.export_time_ms.or(er.export_time_ms) {
+            Some(t) => t,
+            None => {
+                tracing::warn!(table = %name, export = %url(&bucket, &folder), "the export names no export time: using the capture point");
+                capture_ms
+            }
+        };
+        er.export_time_ms = Some(export_ms);
+        er.items_total = export.item_count.map(|n| n as i64);
+        self.store.put_export(&name, &er)?;
+        row.replay_from_ms = Some(export_ms - self.conf().overlap_seconds as i64 * 1000);
+        row.snapshot_segments = export.files.len() as i64;
+        self.store.put_table(row)?;
+        check_retention(&name, export_ms)?;
+        tracing::info!(table = %name, export = %url(&bucket, &folder), files = export.files.len(), items = ?export.item_count, "loading export");
+
+        let loaded = match self.conf().loader {
+            Loader::Import => match import::import_possible(&self.source) {
+                Ok(()) => self.import(&mut er, &export).await.map(|_| true)?,
+                Err(why) => {
+                    tracing::warn!(table = %name, "loader = \"import\" is not possible ({why}): using ferry's loader instead");
+                    self.load(export, export_ms, applier()).await?
+                }
+            },
+            Loader::Ferry => self.load(export, export_ms, applier()).await?,
+        };
+        if loaded {
+            check_retention(&name, export_ms)?;
+        }
+        Ok(loaded)
+    }
+
+    /// Sets the export's bucket, folder (and ARN, time) in `er`, starting the export if needed.
+    async fn find_or_start(&self, er: &mut ExportRow, capture_ms: i64) -> Result<()> {
+        let name = &self.cfg.source;
+        let conf = self.conf().clone();
+        if let Some(s3) = &conf.export_s3 {
+            let (bucket, folder) = parse_s3_url(s3).expect("validated with the config");
+            er.bucket = Some(bucket);
+            er.folder = Some(folder);
+            tracing::info!(table = %name, export = s3, "reusing an existing export (export_s3)");
+        } else {
+            let (arn, root) = match (&conf.export_arn, &conf.target) {
+                (Some(arn), _) => (arn.clone(), None),
+                (None, Some(target)) => {
+                    let root = export_root(target.prefix.as_deref(), name, capture_ms);
+                    let arn = match &er.export_arn {
+                        Some(a) => a.clone(),
+                        None => self.start(target, capture_ms, &root).await?,
+                    };
+                    er.export_arn = Some(arn.clone());
+                    self.store.put_export(name, er)?;
+                    (arn, Some(root))
+                }
+                (None, None) => unreachable!("config requires a target or an export to reuse"),
+            };
+            er.export_arn = Some(arn.clone());
+            let d = request::wait_export(&self.src, name, &arn, self.poll).await?;
+            let mut folder = request::export_folder(&d, &arn);
+            if manifest::locate(&self.dst.s3, &d.bucket, &folder).await.is_err() {
+                // Endpoints whose export ARNs do not name the folder (moto): ferry's own export
+                // root holds exactly this one export.
+                let root = root.unwrap_or_else(|| {
+                    d.prefix
+                        .as_deref()
+                        .map(|p| format!("{}/", p.trim_matches('/')))
+                        .unwrap_or_default()
+                });
+                if let Some(f) = manifest::single_export_under(&self.dst.s3, &d.bucket, &root).await? {
+                    tracing::info!(table = %name, export = %url(&d.bucket, &f), "the export ARN names no folder: using the only export under its prefix");
+                    folder = f;
+                }
+            }
+            er.bucket = Some(d.bucket);
+            er.folder = Some(folder);
+            er.export_time_ms = d.export_time_ms.filter(|t| *t > 0).or(er.export_time_ms);
+            if conf.export_arn.is_none() {
+                // ferry asked for the export as of the capture time.
+                er.export_time_ms = er.export_time_ms.or(Some(capture_ms));
+            }
+        }
+        self.store.put_export(name, er)
+    }
+
+    async fn start(&self, target: &crate::config::ExportTarget, capture_ms: i64, root: &str) -> Result<String> {
+        let name = &self.cfg.source;
+        if !request::pitr_enabled(&self.src, name).await? {
+            if !self.enable_pitr {
+                return Err(request::pitr_off_error(name));
+            }
+            request::enable_pitr(&self.src, name, self.poll).await?;
+        }
+        let table_arn = self
+            .source
+            .table_arn
+            .clone()
+            .ok_or_else(|| Error::fatal(format!("source table {name:?} reports no ARN")))?;
+        let mut t = target.clone();
+        t.prefix = Some(root.trim_end_matches('/').to_string());
+        let token = request::client_token(&table_arn, capture_ms, &t);
+        let arn = request::start_export(&self.src, &table_arn, capture_ms, &t, &token).await?;
+        tracing::info!(table = %name, export = %arn, bucket = %t.bucket, prefix = %root, "export started");
+        Ok(arn)
+    }
+
+    async fn import(&self, er: &mut ExportRow, export: &Export) -> Result<()> {
+        let name = &self.cfg.source;
+        let arn = match &er.import_arn {
+            Some(a) => a.clone(),
+            None => {
+                let owner = self.conf().target.as_ref().and_then(|t| t.bucket_owner.clone());
+                let token = request::client_token(
+                    &format!("import:{}", self.cfg.destination),
+                    er.export_time_ms.unwrap_or(0),
+                    &crate::config::ExportTarget {
+                        bucket: export.bucket.clone(),
+                        prefix: Some(export.folder.clone()),
+                        ..Default::default()
+                    },
+                );
+                let a =
+                    import::start_import(&self.dst, &self.cfg.destination, &self.source, export, owner, &token).await?;
+                er.import_arn = Some(a.clone());
+                self.store.put_export(name, er)?;
+                tracing::info!(table = %name, destination = %self.cfg.destination, import = %a, "ImportTable started");
+                a
+            }
+        };
+        let n = import::wait_import(&self.dst, &self.cfg.destination, &arn, self.poll).await?;
+        self.stats
+            .snapshot_items
+            .store(n.max(0) as u64, std::sync::atomic::Ordering::Relaxed);
+        crate::discover::wait_active(&self.dst, &self.cfg.destination).await?;
+        Ok(())
+    }
+
+    async fn load(&self, export: Export, export_ms: i64, applier: Applier) -> Result<bool> {
+        FileLoader {
+            s3: self.dst.s3.clone(),
+            export: Arc::new(export),
+            table: self.cfg.source.clone(),
+            key_names: self.key_names.clone(),
+            store: self.store.clone(),
+            stats: self.stats.clone(),
+            stop: self.stop.clone(),
+            parallel_files: PARALLEL_FILES,
+            export_time_ms: export_ms,
+            report_every: Duration::from_secs(10),
+        }
+        .run(applier)
+        .await
+    }
+}
+
+/// Where ferry asks DynamoDB to write a new export: one folder per table and capture, so the
+/// export is the only one under it.
+fn export_root(prefix: Option<&str>, table: &str, capture_ms: i64) -> String {
+    let base = prefix.map(|p| format!("{p}/")).unwrap_or_default();
+    format!("{base}ferry/{table}/{capture_ms}/")
+}
+
+/// The stream keeps records 24 h: replaying from the export time needs them all.
+fn check_retention(table: &str, export_ms: i64) -> Result<()> {
+    let age = now_ms() - export_ms;
+    if age >= STREAM_RETENTION_MS {
+        return Err(Error::fatal(format!(
+            "table {table}: gap: the export reflects the table at {}, {} ago, but the source stream keeps \
+             records for 24 h only, so changes made in the first {} after the export may already be trimmed. \
+             Remedies: start again from a fresh export (remove the table from the state store and empty the \
+             destination) and load it faster (max_write_units_per_second, write_concurrency, or loader = \
+             \"import\"), or use snapshot = \"scan\".",
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(export_ms.max(0) as u64)),
+            humantime::format_duration(Duration::from_secs((age / 1000) as u64)),
+            humantime::format_duration(Duration::from_secs(((age - STREAM_RETENTION_MS).max(0) / 1000) as u64))
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_older_than_stream_retention_is_a_gap() {
+        check_retention("T", now_ms() - STREAM_RETENTION_MS + 60_000).unwrap();
+        let err = check_retention("T", now_ms() - STREAM_RETENTION_MS - 3_600_000)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("table T: gap") && err.contains("first 1h"), "{err}");
+        assert!(err.contains("Remedies"), "{err}");
+    }
+
+    #[test]
+    fn new_exports_get_a_folder_of_their_own() {
+        assert_eq!(export_root(Some("p"), "T", 5), "p/ferry/T/5/");
+        assert_eq!(export_root(None, "T", 5), "ferry/T/5/");
+    }
+}

@@ -1,0 +1,172 @@
+//! `snapshot = "export"` end to end against moto: the source table in moto's DynamoDB (PITR,
+//! ExportTableToPointInTime), the export written into a bucket owned by another account
+//! (`bucket_owner`), loaded into that account by ferry's loader or by ImportTable, then the
+//! source's stream replayed on top.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+};
+use common::{ferry_bin, wait_equal, wait_for};
+use ferry::rig::Account;
+use ferry::rig::data::{load, rich_item};
+use ferry::rig::moto::{Moto, default_credentials, ensure_bucket};
+use ferry::rig::process::FerryDir;
+use ferry::rig::workload::Workload;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio_util::sync::CancellationToken;
+
+const DST_ACCOUNT: &str = "111111111111";
+
+async fn create_source(c: &aws_sdk_dynamodb::Client, name: &str) {
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    let attr = |n: &str, t| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(t)
+            .build()
+            .unwrap()
+    };
+    c.create_table()
+        .table_name(name)
+        .attribute_definitions(attr("pk", ScalarAttributeType::S))
+        .attribute_definitions(attr("sk", ScalarAttributeType::N))
+        .attribute_definitions(attr("group", ScalarAttributeType::S))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by_group")
+                .key_schema(key("group", KeyType::Hash))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("CreateTable");
+}
+
+/// Runs one migration from moto's default account into DST_ACCOUNT with `loader`.
+async fn migrate(table: &str, loader: &str) {
+    let moto = Moto::shared();
+    let src = moto.dynamodb(default_credentials());
+    let dst_creds = moto
+        .assume(DST_ACCOUNT, default_credentials())
+        .await
+        .expect("assume role");
+    let dst = moto.dynamodb(dst_creds.clone());
+    let bucket = format!("ferry-dst-{}", table.to_lowercase());
+    ensure_bucket(&moto.s3(dst_creds), &bucket).await.expect("bucket");
+    create_source(&src, table).await;
+    let mut rng = StdRng::seed_from_u64(7);
+    load(
+        &src,
+        table,
+        (0..300)
+            .map(|i| rich_item(&format!("m-{}", i % 13), i, &mut rng))
+            .collect(),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (sa, da) = (Account::fresh("msrc"), Account::fresh("mdst"));
+    let config = format!(
+        "[source]\nprofile = \"src\"\nendpoint_url = \"{m}\"\n\n\
+         [destination]\nprofile = \"dst\"\nendpoint_url = \"{m}\"\nrole_arn = \"arn:aws:iam::{DST_ACCOUNT}:role/ferry-dst\"\n\n\
+         [state]\npath = \"state/ferry.db\"\n\n[export]\nbucket = \"{bucket}\"\nprefix = \"exports\"\nbucket_owner = \"{DST_ACCOUNT}\"\n\
+         sse = \"AES256\"\n\n[[table]]\nsource = \"{table}\"\nsnapshot = \"export\"\nloader = \"{loader}\"\n",
+        m = moto.endpoint,
+    );
+    let ferry = FerryDir::custom(&ferry_bin(), dir.path(), &sa, &da, &config);
+
+    // PITR is off: a clear refusal, and nothing written anywhere.
+    let out = ferry.run(&["sync", "-c", "ferry.toml", "--no-progress"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("point-in-time recovery off") && stderr.contains("--enable-pitr"),
+        "{stderr}"
+    );
+    let tables = dst.list_tables().send().await.unwrap();
+    assert!(!tables.table_names().contains(&table.to_string()));
+
+    let _child = ferry.spawn_sync(&["--enable-pitr"]);
+    // Changes while the export is made and loaded: only the stream carries them.
+    let during = Workload::new(src.clone(), table);
+    let during = tokio::spawn(async move { during.run(CancellationToken::new(), Some(200)).await });
+    wait_for(
+        Duration::from_secs(120),
+        "streaming phase",
+        || ferry.logs(),
+        || async { (ferry.table_status(table)?["phase"] == "streaming").then_some(()) },
+    )
+    .await;
+    let counts = during.await.unwrap().expect("workload during the load");
+    assert!(counts.total() >= 200);
+    wait_equal(&src, table, &dst, table, Duration::from_secs(60), || ferry.logs()).await;
+
+    // Changes after the load come through the stream.
+    src.put_item()
+        .table_name(table)
+        .set_item(Some(rich_item("after", 1, &mut rng)))
+        .send()
+        .await
+        .unwrap();
+    src.delete_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S("m-0".into()))
+        .key("sk", AttributeValue::N("0".into()))
+        .send()
+        .await
+        .unwrap();
+    let diff = wait_equal(&src, table, &dst, table, Duration::from_secs(60), || ferry.logs()).await;
+    assert!(diff.source_items >= 300, "{diff}");
+    let logs = ferry.logs();
+    assert!(logs.contains("export started"), "{logs}");
+    assert_eq!(logs.contains("ImportTable started"), loader == "import", "{logs}");
+    if loader == "import" {
+        // ImportTable built the table like its source, GSI included.
+        let d = dst
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap()
+            .table
+            .unwrap();
+        assert_eq!(d.global_secondary_indexes()[0].index_name(), Some("by_group"));
+    } else {
+        let s = &ferry.table_status(table).unwrap()["snapshot"];
+        assert!(s["items_copied"].as_i64().unwrap() >= 300, "{s}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn export_and_ferry_loader_into_another_account_then_stream() {
+    migrate("OrdersF", "ferry").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn export_and_import_table_into_another_account_then_stream() {
+    migrate("OrdersI", "import").await;
+}

@@ -11,6 +11,7 @@ pub mod config;
 pub mod discover;
 pub mod error;
 pub mod item;
+pub mod plan;
 pub mod retry;
 pub mod rig;
 pub mod snapshot;

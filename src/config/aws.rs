@@ -42,6 +42,8 @@ pub struct Clients {
     pub label: &'static str,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub streams: aws_sdk_dynamodbstreams::Client,
+    /// Event source mappings (discover reads the source's; a plan recreates them on the destination).
+    pub lambda: aws_sdk_lambda::Client,
     /// The DynamoDB endpoint in use, for messages ("the default AWS endpoint" when unset).
     pub dynamodb_endpoint: String,
 }
@@ -57,8 +59,13 @@ pub async fn build_clients(label: &'static str, side: &Side) -> Result<Clients> 
     if let Some(u) = side.endpoints.streams.as_ref().or(side.endpoints.dynamodb.as_ref()) {
         streams = streams.endpoint_url(u);
     }
+    let mut lambda = aws_sdk_lambda::config::Builder::from(&conf);
+    if let Some(u) = &side.endpoints.lambda {
+        lambda = lambda.endpoint_url(u);
+    }
     Ok(Clients {
         label,
+        lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
         dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
         streams: aws_sdk_dynamodbstreams::Client::from_conf(streams.build()),
         dynamodb_endpoint: ddb_url.unwrap_or_else(|| "the default AWS endpoint".into()),

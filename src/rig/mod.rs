@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod compare;
 pub mod data;
+pub mod moto;
 pub mod process;
 pub mod workload;
 

@@ -17,6 +17,7 @@ use crate::checkpoint::{DaemonLock, Store};
 use crate::config::{Config, build_clients};
 use crate::discover::check::{CheckOptions, check_table};
 use crate::error::{Error, Result};
+use crate::plan::Plan;
 use crate::telemetry::{TableStats, metrics, progress};
 
 #[derive(Debug, Clone)]
@@ -26,6 +27,11 @@ pub struct SyncOptions {
     pub list_every: Duration,
     /// Draw progress bars (when stderr is a terminal).
     pub progress: bool,
+    /// A checked plan (`--plan`): destinations are created from its schemas and get their
+    /// settings and Lambda mappings restored after the bulk load.
+    pub plan: Option<Arc<Plan>>,
+    /// At most this many tables in create/bulk load/settings at once (`--parallel-tables`).
+    pub parallel_tables: Option<usize>,
 }
 
 impl Default for SyncOptions {
@@ -34,6 +40,8 @@ impl Default for SyncOptions {
             checks: CheckOptions::default(),
             list_every: Duration::from_secs(2),
             progress: false,
+            plan: None,
+            parallel_tables: None,
         }
     }
 }
@@ -60,6 +68,7 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
 
     let mut tables = JoinSet::new();
     let mut all_stats = Vec::new();
+    let slots = opts.parallel_tables.map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
     for (cfg, c) in checked {
         let stats = Arc::new(TableStats::default());
         all_stats.push((cfg.source.clone(), cfg.destination.clone(), stats.clone()));
@@ -72,6 +81,8 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
             checked: c,
             stop: stop.child_token(),
             list_every: opts.list_every,
+            planned: opts.plan.as_ref().and_then(|p| p.table(&cfg.source).cloned()),
+            slots: slots.clone(),
         };
         let name = cfg.source.clone();
         tables.spawn(async move { (name, run.run().await) });

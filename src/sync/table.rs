@@ -1,9 +1,10 @@
-//! One table's life: create → capture → snapshot → stream, resumable at every step from the
-//! state store.
+//! One table's life: create → capture → snapshot → settings (with a plan) → stream, resumable at
+//! every step from the state store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{Applier, DynamoIo, Limiter};
@@ -11,6 +12,7 @@ use crate::checkpoint::{Phase, Store, TableRow, now_ms};
 use crate::config::{Clients, Snapshot, TableConfig};
 use crate::discover::{self, check::Checked, create};
 use crate::error::{Error, Result};
+use crate::plan::{PlannedTable, restore};
 use crate::retry::Policy;
 use crate::snapshot::scan::ScanTask;
 use crate::source::streams::{self, StreamTask, View, api::SdkStreams};
@@ -25,6 +27,10 @@ pub struct TableRun {
     pub checked: Checked,
     pub stop: CancellationToken,
     pub list_every: Duration,
+    /// This table's part of a `--plan`: its schema, settings and Lambda mappings.
+    pub planned: Option<PlannedTable>,
+    /// `--parallel-tables`: a slot is held from create through settings, not while streaming.
+    pub slots: Option<Arc<Semaphore>>,
 }
 
 impl TableRun {
@@ -45,6 +51,15 @@ impl TableRun {
         let key_names: Arc<[String]> = discover::key_names(&self.checked.source).into();
         let limiter = Arc::new(Limiter::new(self.cfg.max_write_units_per_second));
 
+        let mut _slot = None;
+        if let Some(slots) = self.slots.clone().filter(|_| !row.snapshot_done) {
+            row.phase = Phase::Queued;
+            self.store.put_table(&row)?;
+            tokio::select! {
+                permit = slots.acquire_owned() => _slot = permit.ok(),
+                _ = self.stop.cancelled() => return Ok(()),
+            }
+        }
         if row.capture_ms.is_none() {
             row.phase = Phase::Creating;
             self.store.put_table(&row)?;
@@ -77,6 +92,15 @@ impl TableRun {
             self.store.put_table(&row)?;
             return Ok(());
         }
+        if let Some(planned) = &self.planned {
+            // Every run: each step checks and fixes only what differs from the plan.
+            row.phase = Phase::Settings;
+            self.store.put_table(&row)?;
+            for change in restore::restore(&self.dst, planned).await? {
+                tracing::info!(table = %name, destination = %self.cfg.destination, "settings: {change}");
+            }
+        }
+        drop(_slot);
         row.phase = Phase::Streaming;
         self.store.put_table(&row)?;
         tracing::info!(table = %name, stream = %stream_arn, "streaming changes");
@@ -101,7 +125,10 @@ impl TableRun {
         let name = &self.cfg.source;
         if self.checked.destination.is_none() {
             tracing::info!(table = %name, destination = %self.cfg.destination, "creating destination table");
-            create::create_like(&self.dst, &self.cfg.destination, &self.checked.source).await?;
+            match &self.planned {
+                Some(p) => p.schema.create(&self.dst, &self.cfg.destination).await?,
+                None => create::create_like(&self.dst, &self.cfg.destination, &self.checked.source).await?,
+            };
         }
         let source = if self.checked.view.is_none() {
             create::enable_stream(&self.src, name).await?

@@ -104,7 +104,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Status { config, json } => {
-            let config = Config::load(&config)?;
+            // Only the state path matters here (a plan-driven config may list no tables).
+            let config = Config::load_for_plan(&config)?;
             let store = ferry::checkpoint::Store::open_existing(&config.state_path)?.with_context(|| {
                 format!(
                     "no state store at {} (has `ferry sync` run?)",

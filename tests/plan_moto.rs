@@ -54,7 +54,11 @@ fn attr(name: &str, ty: ScalarAttributeType) -> AttributeDefinition {
 }
 
 fn key(name: &str, ty: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder().attribute_name(name).key_type(ty).build().unwrap()
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(ty)
+        .build()
+        .unwrap()
 }
 
 fn stream(view: StreamViewType) -> StreamSpecification {
@@ -354,16 +358,28 @@ async fn discover_edit_plan_sync_and_converge_after_a_crash() {
     assert!(orders.pitr() && orders.deletion_protection_enabled);
     let map = std::fs::read_to_string(plan_dir.join("lambda-map.csv")).unwrap();
     assert_eq!(map.lines().count(), 3, "{map}");
-    assert!(std::fs::read_to_string(plan_dir.join("ferry.toml")).unwrap().contains("source = \"Logs\""));
+    assert!(
+        std::fs::read_to_string(plan_dir.join("ferry.toml"))
+            .unwrap()
+            .contains("source = \"Logs\"")
+    );
 
     // A person's edits: rename Users, skip Logs, remap the Orders trigger.
     edit(&plan_dir.join("tables.csv"), "Users,yes,Users,", "Users,yes,UsersV2,");
     edit(&plan_dir.join("tables.csv"), "Logs,yes,Logs,", "Logs,no,Logs,");
-    edit(&plan_dir.join("lambda-map.csv"), ",fn-orders,fn-orders,", ",fn-orders,fn-orders-v2,");
+    edit(
+        &plan_dir.join("lambda-map.csv"),
+        ",fn-orders,fn-orders,",
+        ",fn-orders,fn-orders-v2,",
+    );
 
     let out = f.run(&["plan", "-c", "ferry.toml", "--plan", "plan"]);
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for want in [
         "2 table(s) to move, 1 skipped, 2 Lambda mapping(s) to recreate (1 remapped)",
         "Users -> UsersV2 (renamed)",
@@ -375,7 +391,10 @@ async fn discover_edit_plan_sync_and_converge_after_a_crash() {
         assert!(report.contains(want), "plan report lacks {want:?}:\n{report}");
     }
     let dst = moto.clients("destination", dst_region);
-    assert!(settings::list_tables(&dst).await.unwrap().is_empty(), "ferry plan wrote");
+    assert!(
+        settings::list_tables(&dst).await.unwrap().is_empty(),
+        "ferry plan wrote"
+    );
 
     sync_until_streaming(&f, 1, &["Orders", "Users"]).await;
     let plan = Plan::load(&plan_dir).unwrap();
@@ -386,8 +405,22 @@ async fn discover_edit_plan_sync_and_converge_after_a_crash() {
 
     // A crash between steps leaves some settings done and others not: undo a few by hand.
     let ddb = &dst.dynamodb;
-    let arn = ddb.describe_table().table_name("Orders").send().await.unwrap().table.unwrap().table_arn.unwrap();
-    ddb.untag_resource().resource_arn(&arn).tag_keys("team").send().await.unwrap();
+    let arn = ddb
+        .describe_table()
+        .table_name("Orders")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap()
+        .table_arn
+        .unwrap();
+    ddb.untag_resource()
+        .resource_arn(&arn)
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
     ddb.update_table()
         .table_name("Orders")
         .deletion_protection_enabled(false)
@@ -427,7 +460,11 @@ async fn discover_edit_plan_sync_and_converge_after_a_crash() {
 
     sync_until_streaming(&f, 2, &["Orders", "Users"]).await;
     assert_matches_plan(&dst, &plan).await;
-    assert!(f.logs().contains("updated the mapping to fn-orders-v2: batch_size"), "{}", f.logs());
+    assert!(
+        f.logs().contains("updated the mapping to fn-orders-v2: batch_size"),
+        "{}",
+        f.logs()
+    );
 
     // Cutover's part: enabling is idempotent and leaves the mappings on the planned functions.
     for t in &plan.tables {
@@ -461,17 +498,22 @@ async fn bad_plans_are_refused_with_file_and_line_and_nothing_is_created() {
     assert!(!again.status.success(), "discover overwrote a plan without --force");
 
     let plan = f.dir.join("plan");
-    let pristine: Vec<(std::path::PathBuf, String)> =
-        ["tables.csv", "lambda-map.csv", "schemas/Alpha.json", "schemas/Beta.json"]
-            .iter()
-            .map(|p| (plan.join(p), std::fs::read_to_string(plan.join(p)).unwrap()))
-            .collect();
+    let pristine: Vec<(std::path::PathBuf, String)> = [
+        "tables.csv",
+        "lambda-map.csv",
+        "schemas/Alpha.json",
+        "schemas/Beta.json",
+    ]
+    .iter()
+    .map(|p| (plan.join(p), std::fs::read_to_string(plan.join(p)).unwrap()))
+    .collect();
     let restore = || {
         for (p, text) in &pristine {
             std::fs::write(p, text).unwrap();
         }
     };
-    let cases: Vec<(&str, Box<dyn Fn()>, &str)> = vec![
+    type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "unknown column",
             Box::new(|| edit(&plan.join("tables.csv"), "lsi_count", "lsi_count,owner")),
@@ -501,7 +543,13 @@ async fn bad_plans_are_refused_with_file_and_line_and_nothing_is_created() {
         ),
         (
             "invalid JSON",
-            Box::new(|| edit(&plan.join("schemas/Beta.json"), "\"BillingMode\"", "\"BillingMode\" oops")),
+            Box::new(|| {
+                edit(
+                    &plan.join("schemas/Beta.json"),
+                    "\"BillingMode\"",
+                    "\"BillingMode\" oops",
+                )
+            }),
             "plan/schemas/Beta.json:",
         ),
     ];
@@ -519,6 +567,9 @@ async fn bad_plans_are_refused_with_file_and_line_and_nothing_is_created() {
         }
     }
     let dst = moto.clients("destination", dst_region);
-    assert!(settings::list_tables(&dst).await.unwrap().is_empty(), "a bad plan created tables");
+    assert!(
+        settings::list_tables(&dst).await.unwrap().is_empty(),
+        "a bad plan created tables"
+    );
     assert!(!f.dir.join("state/ferry.db").exists(), "a bad plan wrote state");
 }

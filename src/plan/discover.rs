@@ -104,7 +104,10 @@ fn unsupported_is_none<T>(r: Result<T>, what: &str, table: &str) -> Result<Optio
     match r {
         Ok(v) => Ok(Some(v)),
         Err(e) if is_unsupported(&e) => {
-            tracing::warn!(table, "the source endpoint does not support {what}; the plan records none: {e}");
+            tracing::warn!(
+                table,
+                "the source endpoint does not support {what}; the plan records none: {e}"
+            );
             Ok(None)
         }
         Err(e) => Err(e),

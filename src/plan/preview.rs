@@ -91,7 +91,10 @@ async fn table(
     };
     let bytes = s.table_size_bytes.unwrap_or(0);
     let items = s.item_count.unwrap_or(0);
-    out.line("ok", format!("source exists: {items} items, {bytes} bytes (as DynamoDB last counted)"));
+    out.line(
+        "ok",
+        format!("source exists: {items} items, {bytes} bytes (as DynamoDB last counted)"),
+    );
     match s.stream_specification.as_ref().filter(|x| x.stream_enabled) {
         Some(spec) => {
             let v = spec.stream_view_type.as_ref().map_or("?", |v| v.as_str());
@@ -113,10 +116,7 @@ async fn table(
         Err(e) => format!("unknown ({e})"),
     };
     out.line("info", format!("source PITR {pitr}"));
-    out.line(
-        "info",
-        "bulk load by parallel scan (no [export] bucket in this config)",
-    );
+    out.line("info", "bulk load by parallel scan (no [export] bucket in this config)");
     destination(out, t, dst).await?;
     let est_s = budget_seconds(bytes, items, tuning);
     let hours = est_s / 3600.0;
@@ -133,7 +133,10 @@ async fn table(
     };
     out.line(
         tag,
-        format!("time budget: bulk load ~{} at {rate}; stream retention is 24 h", human(est_s)),
+        format!(
+            "time budget: bulk load ~{} at {rate}; stream retention is 24 h",
+            human(est_s)
+        ),
     );
     let sc = &t.schema;
     out.line(
@@ -167,7 +170,10 @@ async fn table(
         }
     }
     for m in &t.skipped_mappings {
-        out.line("skip", format!("Lambda mapping to {} (action = skip)", m.source_function));
+        out.line(
+            "skip",
+            format!("Lambda mapping to {} (action = skip)", m.source_function),
+        );
     }
     Ok(())
 }
@@ -192,7 +198,10 @@ async fn destination(out: &mut Lines, t: &PlannedTable, dst: &Clients) -> Result
     if have != want {
         out.line(
             "FAIL",
-            format!("destination {:?} exists with keys [{have}], the plan has [{want}]", t.destination),
+            format!(
+                "destination {:?} exists with keys [{have}], the plan has [{want}]",
+                t.destination
+            ),
         );
     } else if d.item_count.unwrap_or(0) > 0 {
         out.line(

@@ -65,12 +65,16 @@ impl Ctx<'_> {
             aws_sdk_dynamodb::operation::update_table::builders::UpdateTableFluentBuilder,
         ) -> aws_sdk_dynamodb::operation::update_table::builders::UpdateTableFluentBuilder,
     ) -> Result<()> {
-        retry(Policy::STARTUP, |_| {}, || async {
-            f(self.dst.dynamodb.update_table().table_name(self.name))
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("UpdateTable", e))
-        })
+        retry(
+            Policy::STARTUP,
+            |_| {},
+            || async {
+                f(self.dst.dynamodb.update_table().table_name(self.name))
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("UpdateTable", e))
+            },
+        )
         .await
         .map_err(|e| e.context(format!("{what} on destination {:?}", self.name)))?;
         discover::wait_active(self.dst, self.name).await?;
@@ -128,7 +132,11 @@ impl TtlStep {
         if let Some(attr) = want {
             self.set(c, attr, true).await?;
         }
-        Ok(Some(format!("TTL {} -> {}", have.as_deref().unwrap_or("off"), want.unwrap_or("off"))))
+        Ok(Some(format!(
+            "TTL {} -> {}",
+            have.as_deref().unwrap_or("off"),
+            want.unwrap_or("off")
+        )))
     }
 
     async fn set(&self, c: &Ctx<'_>, attr: &str, enabled: bool) -> Result<()> {
@@ -138,16 +146,20 @@ impl TtlStep {
                 .enabled(enabled)
                 .build(),
         )?;
-        retry(Policy::STARTUP, |_| {}, || async {
-            c.dst
-                .dynamodb
-                .update_time_to_live()
-                .table_name(c.name)
-                .time_to_live_specification(spec.clone())
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("UpdateTimeToLive", e))
-        })
+        retry(
+            Policy::STARTUP,
+            |_| {},
+            || async {
+                c.dst
+                    .dynamodb
+                    .update_time_to_live()
+                    .table_name(c.name)
+                    .time_to_live_specification(spec.clone())
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("UpdateTimeToLive", e))
+            },
+        )
         .await
         .map_err(|e| e.context(format!("setting TTL on destination {:?}", c.name)))?;
         Ok(())
@@ -166,16 +178,20 @@ impl PitrStep {
                 .point_in_time_recovery_enabled(true)
                 .build(),
         )?;
-        retry(Policy::STARTUP, |_| {}, || async {
-            c.dst
-                .dynamodb
-                .update_continuous_backups()
-                .table_name(c.name)
-                .point_in_time_recovery_specification(spec.clone())
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("UpdateContinuousBackups", e))
-        })
+        retry(
+            Policy::STARTUP,
+            |_| {},
+            || async {
+                c.dst
+                    .dynamodb
+                    .update_continuous_backups()
+                    .table_name(c.name)
+                    .point_in_time_recovery_specification(spec.clone())
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("UpdateContinuousBackups", e))
+            },
+        )
         .await
         .map_err(|e| e.context(format!("enabling PITR on destination {:?}", c.name)))?;
         Ok(Some("PITR on".into()))
@@ -207,30 +223,38 @@ impl TagsStep {
             .map(|(k, _)| k.clone())
             .collect();
         if !missing.is_empty() {
-            retry(Policy::STARTUP, |_| {}, || async {
-                c.dst
-                    .dynamodb
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(missing.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("TagResource", e))
-            })
+            retry(
+                Policy::STARTUP,
+                |_| {},
+                || async {
+                    c.dst
+                        .dynamodb
+                        .tag_resource()
+                        .resource_arn(&arn)
+                        .set_tags(Some(missing.clone()))
+                        .send()
+                        .await
+                        .map_err(|e| Error::from_sdk("TagResource", e))
+                },
+            )
             .await
             .map_err(|e| e.context(format!("tagging destination {:?}", c.name)))?;
         }
         if !extra.is_empty() {
-            retry(Policy::STARTUP, |_| {}, || async {
-                c.dst
-                    .dynamodb
-                    .untag_resource()
-                    .resource_arn(&arn)
-                    .set_tag_keys(Some(extra.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("UntagResource", e))
-            })
+            retry(
+                Policy::STARTUP,
+                |_| {},
+                || async {
+                    c.dst
+                        .dynamodb
+                        .untag_resource()
+                        .resource_arn(&arn)
+                        .set_tag_keys(Some(extra.clone()))
+                        .send()
+                        .await
+                        .map_err(|e| Error::from_sdk("UntagResource", e))
+                },
+            )
             .await
             .map_err(|e| e.context(format!("untagging destination {:?}", c.name)))?;
         }

@@ -242,9 +242,14 @@ mod tests {
     fn names_unknown_columns_bad_quoting_and_clashes() {
         let (_, p) = parse("source,move,destination,colour\nA,yes,A,red\n");
         assert_eq!(p.len(), 1);
-        assert!(p[0].starts_with("plan/tables.csv:1:4: unknown column \"colour\""), "{p:?}");
+        assert!(
+            p[0].starts_with("plan/tables.csv:1:4: unknown column \"colour\""),
+            "{p:?}"
+        );
 
-        let (_, p) = parse(&format!("{HEAD}Orders,yes,Orders,1\n\"Users,yes,Users,2\nZed,yes,Zed,3\n"));
+        let (_, p) = parse(&format!(
+            "{HEAD}Orders,yes,Orders,1\n\"Users,yes,Users,2\nZed,yes,Zed,3\n"
+        ));
         assert!(p.iter().any(|m| m.starts_with("plan/tables.csv:3: row has")), "{p:?}");
 
         let (_, p) = parse(&format!("{HEAD}Orders,yes,Same,1\nUsers,yes,Same,2\nOld,no,Same,3\n"));
@@ -254,7 +259,13 @@ mod tests {
         );
 
         let (_, p) = parse(&format!("{HEAD}Orders,maybe,Orders,1\nUsers,yes,a b,2\n"));
-        assert!(p[0].starts_with("plan/tables.csv:2:2: move for \"Orders\" must be yes or no"), "{p:?}");
-        assert!(p[1].starts_with("plan/tables.csv:3:3: destination for \"Users\""), "{p:?}");
+        assert!(
+            p[0].starts_with("plan/tables.csv:2:2: move for \"Orders\" must be yes or no"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].starts_with("plan/tables.csv:3:3: destination for \"Users\""),
+            "{p:?}"
+        );
     }
 }

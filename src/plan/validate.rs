@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::Problems;
 use super::lambda_map::{self, Mapping};
 use super::schema::TableSchema;
 use super::tables_csv;
-use super::Problems;
 use crate::error::{Error, Result};
 
 /// A plan that passed every check.

@@ -30,7 +30,11 @@ fn attr(name: &str, ty: ScalarAttributeType) -> AttributeDefinition {
 }
 
 fn key(name: &str, ty: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder().attribute_name(name).key_type(ty).build().unwrap()
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(ty)
+        .build()
+        .unwrap()
 }
 
 async fn make_source(ddb: &aws_sdk_dynamodb::Client) {
@@ -134,7 +138,11 @@ async fn a_crash_while_building_the_destination_converges_on_rerun() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let tables_csv = f.dir.join("plan/tables.csv");
     let text = std::fs::read_to_string(&tables_csv).unwrap();
-    std::fs::write(&tables_csv, text.replace("Events,yes,Events,", "Events,yes,EventsCopy,")).unwrap();
+    std::fs::write(
+        &tables_csv,
+        text.replace("Events,yes,Events,", "Events,yes,EventsCopy,"),
+    )
+    .unwrap();
     let out = f.run(&["plan", "-c", "ferry.toml", "--plan", "plan"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 
@@ -160,7 +168,15 @@ async fn a_crash_while_building_the_destination_converges_on_rerun() {
         put(&src_ddb, i).await;
     }
     let dst_ddb = ddb.client(&dst);
-    wait_equal(&src_ddb, "Events", &dst_ddb, "EventsCopy", Duration::from_secs(60), || f.logs()).await;
+    wait_equal(
+        &src_ddb,
+        "Events",
+        &dst_ddb,
+        "EventsCopy",
+        Duration::from_secs(60),
+        || f.logs(),
+    )
+    .await;
 
     let plan = Plan::load(&f.dir.join("plan")).unwrap();
     let want = &plan.table("Events").unwrap().schema;

@@ -3,71 +3,22 @@
 //! Region and the destination another (moto keeps Regions apart).
 
 mod common;
+mod plan_rig;
 
-use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    LocalSecondaryIndex, PointInTimeRecoverySpecification, Projection, ProjectionType, ProvisionedThroughput,
-    ScalarAttributeType, StreamSpecification, StreamViewType, Tag, TimeToLiveSpecification,
+    AttributeValue, BillingMode, GlobalSecondaryIndex, KeyType, LocalSecondaryIndex, PointInTimeRecoverySpecification,
+    Projection, ProjectionType, ScalarAttributeType, StreamViewType, Tag, TimeToLiveSpecification,
 };
-use common::{ferry_bin, wait_for};
+use common::wait_for;
 use ferry::config::Clients;
 use ferry::discover::settings;
-use ferry::plan::schema::{Extras, TableSchema};
+use ferry::plan::schema::TableSchema;
 use ferry::plan::{Plan, lambda, lambda_map::function_name};
 use ferry::rig::moto::Moto;
 use ferry::rig::process::FerryDir;
-use ferry::rig::{Account, DynamoLocal};
-
-/// A ferry folder whose source and destination are two Regions of the shared moto.
-fn ferry_dir(dir: &Path, src_region: &str, dst_region: &str) -> FerryDir {
-    let moto = Moto::shared();
-    let as_ddb = DynamoLocal {
-        endpoint: moto.endpoint.clone(),
-        admin: String::new(),
-    };
-    let f = FerryDir::between(
-        &ferry_bin(),
-        dir,
-        (&as_ddb, &Account::fresh("src")),
-        (&as_ddb, &Account::fresh("dst")),
-        "",
-    );
-    let text = format!(
-        "[source]\nprofile = \"src\"\nregion = \"{src_region}\"\nendpoint_url = \"{e}\"\n\n\
-         [destination]\nprofile = \"dst\"\nregion = \"{dst_region}\"\nendpoint_url = \"{e}\"\n\n\
-         [state]\npath = \"state/ferry.db\"\n",
-        e = moto.endpoint
-    );
-    std::fs::write(&f.config, text).unwrap();
-    f
-}
-
-fn attr(name: &str, ty: ScalarAttributeType) -> AttributeDefinition {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ty)
-        .build()
-        .unwrap()
-}
-
-fn key(name: &str, ty: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(ty)
-        .build()
-        .unwrap()
-}
-
-fn stream(view: StreamViewType) -> StreamSpecification {
-    StreamSpecification::builder()
-        .stream_enabled(true)
-        .stream_view_type(view)
-        .build()
-        .unwrap()
-}
+use plan_rig::{attr, create_function, described, edit, ferry_dir, key, stream, stream_arn, tp};
 
 /// Orders (GSI + LSI, on-demand, TTL, PITR, tags, deletion protection, one mapping), Users
 /// (provisioned GSI, TTL, tags, one mapping) and Logs (plain), each with a few items.
@@ -232,49 +183,6 @@ async fn make_sources(moto: &Moto, region: &str, role: &str) {
         .unwrap();
 }
 
-fn tp(r: i64, w: i64) -> ProvisionedThroughput {
-    ProvisionedThroughput::builder()
-        .read_capacity_units(r)
-        .write_capacity_units(w)
-        .build()
-        .unwrap()
-}
-
-async fn create_function(lam: &aws_sdk_lambda::Client, name: &str, role: &str) {
-    lam.create_function()
-        .function_name(name)
-        .runtime(aws_sdk_lambda::types::Runtime::Python312)
-        .role(role)
-        .handler("app.handler")
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_smithy_types::Blob::new(b"not run by moto".to_vec()))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn stream_arn(ddb: &aws_sdk_dynamodb::Client, table: &str) -> String {
-    let d = ddb.describe_table().table_name(table).send().await.unwrap();
-    d.table.unwrap().latest_stream_arn.unwrap()
-}
-
-/// The destination as a plan schema, read back the way discover reads a source.
-async fn described(c: &Clients, table: &str) -> TableSchema {
-    let d = ferry::discover::describe(c, table, ferry::retry::Policy::STARTUP)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("destination {table} missing"));
-    let extras = Extras {
-        ttl_attribute: settings::ttl(c, table).await.unwrap(),
-        pitr: settings::pitr(c, table).await.unwrap(),
-        tags: settings::tags(c, d.table_arn.as_deref().unwrap()).await.unwrap(),
-    };
-    TableSchema::from_description(&d, &extras)
-}
-
 /// Every destination matches its schema file field by field, and its mappings point at the
 /// planned functions, disabled, at LATEST, with the source's settings.
 async fn assert_matches_plan(dst: &Clients, plan: &Plan) {
@@ -324,12 +232,6 @@ async fn sync_until_streaming(f: &FerryDir, run: u32, tables: &[&str]) {
     ferry::rig::process::terminate(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "sync did not stop cleanly\n{}", f.logs());
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{} lacks {from:?}:\n{text}", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,104 +374,4 @@ async fn discover_edit_plan_sync_and_converge_after_a_crash() {
         assert_eq!(enabled.len(), t.mappings.len());
         assert!(ferry::plan::enable_mappings(&dst, t).await.unwrap().is_empty());
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_plans_are_refused_with_file_and_line_and_nothing_is_created() {
-    let (src_region, dst_region) = ("ap-south-1", "ap-southeast-2");
-    let moto = Moto::shared();
-    let ddb = moto.dynamodb(src_region);
-    for name in ["Alpha", "Beta"] {
-        ddb.create_table()
-            .table_name(name)
-            .attribute_definitions(attr("pk", ScalarAttributeType::S))
-            .key_schema(key("pk", KeyType::Hash))
-            .billing_mode(BillingMode::PayPerRequest)
-            .stream_specification(stream(StreamViewType::NewAndOldImages))
-            .send()
-            .await
-            .unwrap();
-    }
-    let work = tempfile::tempdir().unwrap();
-    let f = ferry_dir(work.path(), src_region, dst_region);
-    let out = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let again = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);
-    assert!(!again.status.success(), "discover overwrote a plan without --force");
-
-    let plan = f.dir.join("plan");
-    let pristine: Vec<(std::path::PathBuf, String)> = [
-        "tables.csv",
-        "lambda-map.csv",
-        "schemas/Alpha.json",
-        "schemas/Beta.json",
-    ]
-    .iter()
-    .map(|p| (plan.join(p), std::fs::read_to_string(plan.join(p)).unwrap()))
-    .collect();
-    let restore = || {
-        for (p, text) in &pristine {
-            std::fs::write(p, text).unwrap();
-        }
-    };
-    type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a str);
-    let cases: Vec<Case> = vec![
-        (
-            "unknown column",
-            Box::new(|| edit(&plan.join("tables.csv"), "lsi_count", "lsi_count,owner")),
-            "plan/tables.csv:1:16: unknown column \"owner\"",
-        ),
-        (
-            "bad quoting",
-            Box::new(|| edit(&plan.join("tables.csv"), "Beta,yes,Beta,", "\"Beta,yes,Beta,")),
-            "plan/tables.csv:3: row has",
-        ),
-        (
-            "destination clash",
-            Box::new(|| edit(&plan.join("tables.csv"), "Beta,yes,Beta,", "Beta,yes,Alpha,")),
-            "plan/tables.csv:3: destination \"Alpha\" of \"Beta\" clashes with \"Alpha\" on line 2",
-        ),
-        (
-            "index on an undefined attribute",
-            Box::new(|| {
-                edit(
-                    &plan.join("schemas/Alpha.json"),
-                    "\"GlobalSecondaryIndexes\": [],",
-                    "\"GlobalSecondaryIndexes\": [{\"IndexName\": \"byX\", \"KeySchema\": [{\"AttributeName\": \"x\", \
-                     \"KeyType\": \"HASH\"}], \"Projection\": {\"ProjectionType\": \"ALL\"}}],",
-                )
-            }),
-            "plan/schemas/Alpha.json: index \"byX\": key attribute \"x\" is not in AttributeDefinitions",
-        ),
-        (
-            "invalid JSON",
-            Box::new(|| {
-                edit(
-                    &plan.join("schemas/Beta.json"),
-                    "\"BillingMode\"",
-                    "\"BillingMode\" oops",
-                )
-            }),
-            "plan/schemas/Beta.json:",
-        ),
-    ];
-    for (what, break_it, want) in cases {
-        restore();
-        break_it();
-        for args in [
-            vec!["plan", "-c", "ferry.toml", "--plan", "plan"],
-            vec!["sync", "-c", "ferry.toml", "--plan", "plan", "--no-progress"],
-        ] {
-            let out = f.run(&args);
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(!out.status.success(), "{what}: `ferry {}` accepted the plan", args[0]);
-            assert!(err.contains(want), "{what}: `ferry {}` said:\n{err}", args[0]);
-        }
-    }
-    let dst = moto.clients("destination", dst_region);
-    assert!(
-        settings::list_tables(&dst).await.unwrap().is_empty(),
-        "a bad plan created tables"
-    );
-    assert!(!f.dir.join("state/ferry.db").exists(), "a bad plan wrote state");
 }

@@ -98,9 +98,7 @@ impl Moto {
     /// Creates an IAM role (Lambda's CreateFunction needs one that exists) and returns its ARN.
     /// moto checks no signature, so a plain form POST naming the service does.
     pub fn create_role(&self, name: &str) -> Result<String, String> {
-        let body = format!(
-            "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument=%7B%7D"
-        );
+        let body = format!("Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument=%7B%7D");
         let hostport = self.endpoint.trim_start_matches("http://").trim_end_matches('/');
         let mut s = TcpStream::connect(hostport).map_err(|e| format!("connecting to {hostport}: {e}"))?;
         let req = format!(

@@ -47,6 +47,16 @@ async fn bad_plans_are_refused_with_file_and_line_and_nothing_is_created() {
             std::fs::write(p, text).unwrap();
         }
     };
+    // The index is written on the line of "GlobalSecondaryIndexes"; its name sits at column 44.
+    let gsi_line = pristine[2]
+        .1
+        .lines()
+        .position(|l| l.contains("GlobalSecondaryIndexes"))
+        .unwrap()
+        + 1;
+    let undefined = format!(
+        "plan/schemas/Alpha.json:{gsi_line}:44: index \"byX\": key attribute \"x\" is not in AttributeDefinitions"
+    );
     type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a str);
     let cases: Vec<Case> = vec![
         (
@@ -74,7 +84,7 @@ async fn bad_plans_are_refused_with_file_and_line_and_nothing_is_created() {
                      \"KeyType\": \"HASH\"}], \"Projection\": {\"ProjectionType\": \"ALL\"}}],",
                 )
             }),
-            "plan/schemas/Alpha.json: index \"byX\": key attribute \"x\" is not in AttributeDefinitions",
+            &undefined,
         ),
         (
             "invalid JSON",

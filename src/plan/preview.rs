@@ -169,6 +169,16 @@ async fn table(
             ),
         }
     }
+    for m in t.mappings.iter().filter(|m| !m.on_failure_destination.is_empty()) {
+        out.line(
+            "note",
+            format!(
+                "on-failure destination {} is recreated as written: edit lambda-map.csv if it belongs to the \
+                 source account",
+                m.on_failure_destination
+            ),
+        );
+    }
     for m in &t.skipped_mappings {
         out.line(
             "skip",

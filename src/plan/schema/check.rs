@@ -162,4 +162,17 @@ mod tests {
         assert!(p.contains("PROVISIONED needs ProvisionedThroughput"), "{p}");
         assert!(p.contains("TableClass \"COLD\" must be one of"), "{p}");
     }
+
+    #[test]
+    fn problems_point_at_their_line() {
+        let mut s = sample();
+        s.global_secondary_indexes[0].key_schema[0].attribute_name = "nope".into();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Orders.json");
+        std::fs::write(&path, s.to_json()).unwrap();
+        let errs = TableSchema::load(&path).unwrap_err();
+        let line = s.to_json().lines().position(|l| l.contains("\"byG\"")).unwrap() + 1;
+        let want = format!("{}:{line}:", path.display());
+        assert!(errs[0].starts_with(&want), "{errs:?} should start with {want}");
+    }
 }

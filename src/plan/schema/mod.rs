@@ -47,6 +47,26 @@ pub struct TableSchema {
     pub point_in_time_recovery_specification: Option<Pitr>,
 }
 
+/// Where in the file a problem's subject is: a message reads `<field> "<value>" ...` (`index
+/// "byX": ...`, `TableClass "COLD" ...`); the first line holding both the field's JSON key and the
+/// quoted value is the place. Line and column are 1-based.
+fn locate(text: &str, problem: &str) -> Option<(usize, usize)> {
+    let start = problem.find('"')?;
+    let end = start + 1 + problem[start + 1..].find('"')?;
+    let value = &problem[start..=end];
+    let field = match problem[..start].split_whitespace().last()? {
+        "index" => "IndexName",
+        "attribute" => "AttributeName",
+        other => other,
+    };
+    let key = format!("\"{field}\"");
+    text.lines().enumerate().find_map(|(i, line)| {
+        let k = line.find(&key)?;
+        let v = line[k..].find(value)? + k;
+        Some((i + 1, v + 1))
+    })
+}
+
 fn standard() -> String {
     "STANDARD".into()
 }
@@ -177,7 +197,13 @@ impl TableSchema {
         if problems.is_empty() {
             Ok(schema)
         } else {
-            Err(problems.into_iter().map(|p| format!("{file}: {p}")).collect())
+            Err(problems
+                .into_iter()
+                .map(|p| match locate(&text, &p) {
+                    Some((line, col)) => format!("{file}:{line}:{col}: {p}"),
+                    None => format!("{file}: {p}"),
+                })
+                .collect())
         }
     }
 

@@ -99,7 +99,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if preview.ok {
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("error: a precondition fails (FAIL above); `ferry sync --plan` would refuse");
+                eprintln!(
+                    "error: a precondition fails (FAIL above): fix the plan or the destination before `ferry sync --plan`"
+                );
                 Ok(ExitCode::FAILURE)
             }
         }

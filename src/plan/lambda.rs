@@ -106,9 +106,7 @@ pub fn differences(want: &Mapping, have: &EventSourceMappingConfiguration) -> Ve
     if want.bisect_batch_on_error.is_some() && want.bisect_batch_on_error != have.bisect_batch_on_function_error {
         d.push("bisect_batch_on_error");
     }
-    let mut wp = want.filter_patterns.clone();
-    wp.sort();
-    if wp != patterns(have) {
+    if !super::lambda_map::same_patterns(&want.filter_patterns, &patterns(have)) {
         d.push("filter_criteria");
     }
     if want.on_failure_destination != on_failure(have) {

@@ -48,7 +48,8 @@ pub struct Mapping {
     pub batch_size: Option<i32>,
     pub batching_window_seconds: Option<i32>,
     pub starting_position: String,
-    /// Filter patterns (each a JSON document), written as a JSON array of strings.
+    /// Filter patterns, each a JSON document; the CSV cell is a JSON array of them
+    /// (`[{"eventName":["INSERT"]}]`).
     pub filter_patterns: Vec<String>,
     pub maximum_retry_attempts: Option<i32>,
     pub bisect_batch_on_error: Option<bool>,
@@ -87,7 +88,7 @@ pub fn write(path: &Path, mappings: &[Mapping]) -> crate::Result<()> {
             if m.filter_patterns.is_empty() {
                 String::new()
             } else {
-                serde_json::to_string(&m.filter_patterns).expect("strings serialize")
+                filters_cell(&m.filter_patterns)
             },
             n(m.maximum_retry_attempts),
             m.bisect_batch_on_error.map_or(String::new(), yn),
@@ -168,11 +169,11 @@ pub fn read(path: &Path, text: &str, problems: &mut Problems) -> Vec<Mapping> {
             .collect();
         let filters = cell.text("filter_criteria");
         if !filters.is_empty() {
-            match serde_json::from_str::<Vec<String>>(&filters) {
-                Ok(f) => m.filter_patterns = f,
+            match serde_json::from_str::<Vec<serde_json::Value>>(&filters) {
+                Ok(f) => m.filter_patterns = f.iter().map(pattern_text).collect(),
                 Err(e) => cell.error(
                     "filter_criteria",
-                    format!("must be a JSON array of filter patterns (strings): {e}"),
+                    format!("must be a JSON array of filter patterns like [{{\"eventName\":[\"INSERT\"]}}]: {e}"),
                 ),
             }
         }
@@ -191,6 +192,40 @@ pub fn read(path: &Path, text: &str, problems: &mut Problems) -> Vec<Mapping> {
         out.push(m);
     }
     out
+}
+
+/// The patterns as one JSON array; a pattern that is not JSON (Lambda would refuse it) is kept
+/// as a JSON string so nothing is lost.
+fn filters_cell(patterns: &[String]) -> String {
+    let items: Vec<String> = patterns
+        .iter()
+        .map(|p| match serde_json::from_str::<serde_json::Value>(p) {
+            Ok(v) => v.to_string(),
+            Err(_) => serde_json::Value::String(p.clone()).to_string(),
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// A pattern from the cell: a JSON string is the pattern's text, anything else is the pattern.
+fn pattern_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Patterns compared by meaning (key order and spacing aside), for idempotent updates.
+pub fn same_patterns(a: &[String], b: &[String]) -> bool {
+    let norm = |ps: &[String]| {
+        let mut v: Vec<String> = ps
+            .iter()
+            .map(|p| serde_json::from_str::<serde_json::Value>(p).map_or_else(|_| p.clone(), |v| v.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    norm(a) == norm(b)
 }
 
 /// One CSV cell's reader, naming file, line and column in its problems.
@@ -267,6 +302,7 @@ mod tests {
         };
         write(&path, std::slice::from_ref(&m)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""[{""eventName"":[""INSERT""]}]""#), "{text}");
         let mut p = Problems::default();
         let back = read(&path, &text, &mut p);
         assert!(p.list.is_empty(), "{:?}", p.list);

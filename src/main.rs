@@ -55,6 +55,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let mut config = Config::load_for_plan(&config)?;
                     let plan = ferry::plan::Plan::load(&dir)?;
                     plan.select_tables(&mut config);
+                    anyhow::ensure!(
+                        !config.tables.is_empty(),
+                        "the plan in {} moves no table (every row of tables.csv says move = no)",
+                        dir.display()
+                    );
                     (config, Some(std::sync::Arc::new(plan)))
                 }
             };

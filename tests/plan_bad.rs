@@ -117,4 +117,31 @@ async fn bad_plans_are_refused_with_file_and_line_and_nothing_is_created() {
         "a bad plan created tables"
     );
     assert!(!f.dir.join("state/ferry.db").exists(), "a bad plan wrote state");
+
+    // Keys that differ from the source's: every replicated write would fail. (Alpha is left out
+    // so that sync, with its only table stopped, exits.)
+    restore();
+    edit(&plan.join("tables.csv"), "Alpha,yes,Alpha,", "Alpha,no,Alpha,");
+    edit(
+        &plan.join("schemas/Beta.json"),
+        "\"AttributeType\": \"S\"",
+        "\"AttributeType\": \"N\"",
+    );
+    let out = f.run(&["plan", "-c", "ferry.toml", "--plan", "plan"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{report}");
+    assert!(
+        report.contains("FAIL  schemas/Beta.json has keys [pk (N, HASH)], the source has [pk (S, HASH)]"),
+        "{report}"
+    );
+    let out = f.run(&["sync", "-c", "ferry.toml", "--plan", "plan", "--no-progress"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("the plan's schema of Beta has keys [pk (N, HASH)]"),
+        "{err}"
+    );
+    assert!(
+        settings::list_tables(&dst).await.unwrap().iter().all(|t| t != "Beta"),
+        "Beta was created"
+    );
 }

@@ -95,6 +95,16 @@ async fn table(
         "ok",
         format!("source exists: {items} items, {bytes} bytes (as DynamoDB last counted)"),
     );
+    let (src_keys, plan_keys) = (discover::key_signature(&s), t.schema.key_signature());
+    if src_keys != plan_keys {
+        out.line(
+            "FAIL",
+            format!(
+                "schemas/{}.json has keys [{plan_keys}], the source has [{src_keys}]",
+                t.source
+            ),
+        );
+    }
     match s.stream_specification.as_ref().filter(|x| x.stream_enabled) {
         Some(spec) => {
             let v = spec.stream_view_type.as_ref().map_or("?", |v| v.as_str());

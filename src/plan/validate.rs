@@ -130,6 +130,9 @@ impl Plan {
     /// Makes the config's table list the plan's: each moved table, with its destination from
     /// tables.csv and its tuning from the matching `[[table]]` entry, if any.
     pub fn select_tables(&self, config: &mut crate::config::Config) {
+        for t in config.tables.iter().filter(|t| self.table(&t.source).is_none()) {
+            tracing::warn!(table = %t.source, "listed in {} but not moved by the plan: left alone", config.path.display());
+        }
         config.tables = self
             .tables
             .iter()

@@ -126,7 +126,16 @@ impl TableRun {
         if self.checked.destination.is_none() {
             tracing::info!(table = %name, destination = %self.cfg.destination, "creating destination table");
             match &self.planned {
-                Some(p) => p.schema.create(&self.dst, &self.cfg.destination).await?,
+                Some(p) => {
+                    let (want, have) = (p.schema.key_signature(), discover::key_signature(&self.checked.source));
+                    if want != have {
+                        return Err(Error::fatal(format!(
+                            "the plan's schema of {name} has keys [{want}] but the source has [{have}]: every \
+                             replicated write would fail. Fix schemas/{name}.json."
+                        )));
+                    }
+                    p.schema.create(&self.dst, &self.cfg.destination).await?
+                }
                 None => create::create_like(&self.dst, &self.cfg.destination, &self.checked.source).await?,
             };
         }

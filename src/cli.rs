@@ -43,6 +43,32 @@ pub enum Command {
         /// capture point (with a snapshot, the earlier of the two).
         #[arg(long, value_name = "RFC3339")]
         from: Option<String>,
+        /// Follow a plan folder (from `ferry discover`, checked by `ferry plan`): its tables,
+        /// destination names and schemas, then restore each table's settings and Lambda mappings.
+        #[arg(long, value_name = "DIR")]
+        plan: Option<PathBuf>,
+        /// At most N tables create, bulk-load and restore settings at once (streaming tables do
+        /// not count). Default: all at once.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        parallel_tables: Option<u32>,
+    },
+    /// Read every source table (read-only) and write a plan folder to review and edit.
+    Discover {
+        #[arg(short, long, default_value = "ferry.toml")]
+        config: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = "plan")]
+        out: PathBuf,
+        /// Overwrite an existing plan (it may hold edits).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check an edited plan and print what `ferry sync --plan` would do, with every precondition.
+    /// Writes nothing; exits non-zero when the plan is invalid or a precondition fails.
+    Plan {
+        #[arg(short, long, default_value = "ferry.toml")]
+        config: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = "plan")]
+        plan: PathBuf,
     },
     /// Show each table's phase, progress and lag from the state store (works while sync runs).
     Status {

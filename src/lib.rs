@@ -12,6 +12,7 @@ pub mod cutover;
 pub mod discover;
 pub mod error;
 pub mod item;
+pub mod plan;
 pub mod retry;
 pub mod rig;
 pub mod snapshot;

@@ -48,8 +48,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             metrics,
             no_progress,
             from,
+            plan,
+            parallel_tables,
         } => {
-            let config = Config::load(&config)?;
+            let (config, plan) = match plan {
+                None => (Config::load(&config)?, None),
+                Some(dir) => {
+                    let mut config = Config::load_for_plan(&config)?;
+                    let plan = ferry::plan::Plan::load(&dir)?;
+                    plan.select_tables(&mut config);
+                    anyhow::ensure!(
+                        !config.tables.is_empty(),
+                        "the plan in {} moves no table (every row of tables.csv says move = no)",
+                        dir.display()
+                    );
+                    (config, Some(std::sync::Arc::new(plan)))
+                }
+            };
             if let Some(addr) = metrics {
                 ferry::telemetry::metrics::serve(addr)?;
             }
@@ -62,13 +77,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress: !no_progress && std::io::stderr().is_terminal(),
                 from_ms: from.as_deref().map(parse_time).transpose()?,
                 enable_pitr,
+                plan,
+                parallel_tables: parallel_tables.map(|n| n as usize),
                 ..Default::default()
             };
             ferry::sync::run(&config, opts, stop).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Discover { config, out, force } => {
+            let config = Config::load_for_plan(&config)?;
+            let d = ferry::plan::discover::run(&config, &out, force).await?;
+            println!(
+                "discovered {} table(s) and {} Lambda mapping(s) into {}: review tables.csv, lambda-map.csv and \
+                 schemas/, then run `ferry plan --plan {}`",
+                d.tables,
+                d.mappings,
+                out.display(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { config, plan } => {
+            let config = Config::load_for_plan(&config)?;
+            let plan = ferry::plan::Plan::load(&plan)?;
+            let src = ferry::config::build_clients("source", &config.source).await?;
+            let dst = ferry::config::build_clients("destination", &config.destination).await?;
+            let preview = ferry::plan::preview::run(&config, &plan, &src, &dst).await?;
+            print!("{}", preview.text);
+            if preview.ok {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "error: a precondition fails (FAIL above): fix the plan or the destination before `ferry sync --plan`"
+                );
+                Ok(ExitCode::FAILURE)
+            }
+        }
         Command::Status { config, json } => {
-            let config = Config::load(&config)?;
+            // Only the state path matters here (a plan-driven config may list no tables).
+            let config = Config::load_for_plan(&config)?;
             let store = ferry::checkpoint::Store::open_existing(&config.state_path)?.with_context(|| {
                 format!(
                     "no state store at {} (has `ferry sync` run?)",

@@ -24,8 +24,12 @@ pub fn now_ms() -> i64 {
 /// Where a table is in its life. Stored as text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Waiting for a `--parallel-tables` slot before its bulk load.
+    Queued,
     Creating,
     Snapshot,
+    /// Restoring the plan's settings (TTL, PITR, tags, stream, Lambda mappings) after the bulk load.
+    Settings,
     Streaming,
     Stopped,
 }
@@ -33,15 +37,19 @@ pub enum Phase {
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Queued => "queued",
             Phase::Creating => "creating",
             Phase::Snapshot => "snapshot",
+            Phase::Settings => "settings",
             Phase::Streaming => "streaming",
             Phase::Stopped => "stopped",
         }
     }
     fn parse(s: &str) -> Phase {
         match s {
+            "queued" => Phase::Queued,
             "snapshot" => Phase::Snapshot,
+            "settings" => Phase::Settings,
             "streaming" => Phase::Streaming,
             "stopped" => Phase::Stopped,
             _ => Phase::Creating,

@@ -44,6 +44,8 @@ pub struct Clients {
     pub streams: aws_sdk_dynamodbstreams::Client,
     /// Exports live in S3: written by the source side, read by the destination side.
     pub s3: aws_sdk_s3::Client,
+    /// Event source mappings (discover reads the source's; a plan recreates them on the destination).
+    pub lambda: aws_sdk_lambda::Client,
     /// The DynamoDB endpoint in use, for messages ("the default AWS endpoint" when unset).
     pub dynamodb_endpoint: String,
 }
@@ -68,8 +70,13 @@ pub async fn build_clients(label: &'static str, side: &Side) -> Result<Clients> 
     if side.endpoints.s3.is_some() || side.endpoint_url.is_some() {
         s3 = s3.force_path_style(true);
     }
+    let mut lambda = aws_sdk_lambda::config::Builder::from(&conf);
+    if let Some(u) = &side.endpoints.lambda {
+        lambda = lambda.endpoint_url(u);
+    }
     Ok(Clients {
         label,
+        lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
         dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
         streams: aws_sdk_dynamodbstreams::Client::from_conf(streams.build()),
         s3: aws_sdk_s3::Client::from_conf(s3.build()),

@@ -55,6 +55,22 @@ pub struct TableConfig {
     pub export: Option<ExportConfig>,
 }
 
+impl TableConfig {
+    /// A table with every tuning knob at its default (as when ferry.toml sets none).
+    pub fn with_defaults(source: &str, destination: &str) -> TableConfig {
+        TableConfig {
+            source: source.to_string(),
+            destination: destination.to_string(),
+            snapshot: Snapshot::Scan,
+            scan_segments: 16,
+            max_write_units_per_second: 0,
+            write_concurrency: 16,
+            replay_overlap_seconds: 300,
+            export: None,
+        }
+    }
+}
+
 const SIDE_KEYS_DOC: &str = "region, profile, role_arn, endpoint_url, [endpoints]";
 
 impl Config {
@@ -64,7 +80,19 @@ impl Config {
         Self::parse(path, &text)
     }
 
+    /// For `discover`, `plan` and `sync --plan`, where the plan names the tables: `[[table]]`
+    /// entries are optional and only tune the tables they name.
+    pub fn load_for_plan(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::fatal(format!("cannot read config {}: {e}", path.display())))?;
+        Self::parse_with(path, &text, false)
+    }
+
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        Self::parse_with(path, text, true)
+    }
+
+    fn parse_with(path: &Path, text: &str, tables_required: bool) -> Result<Config> {
         let file = path.display().to_string();
         let mut errs = Errors::new(&file, text);
         let doc = match DeTable::parse(text) {
@@ -95,6 +123,7 @@ impl Config {
                     }
                 }
             }
+            Some(_) | None if !tables_required => {}
             _ => errs.at(
                 root.span().end..root.span().end,
                 "no [[table]] entries: name at least one table to move",

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod compare;
 pub mod data;
 pub mod moto;
+mod moto_regions;
 pub mod process;
 pub mod workload;
 

@@ -17,6 +17,7 @@ use crate::checkpoint::{DaemonLock, Store};
 use crate::config::{Config, build_clients};
 use crate::discover::check::{CheckOptions, check_table};
 use crate::error::{Error, Result};
+use crate::plan::Plan;
 use crate::telemetry::{TableStats, metrics, progress};
 
 #[derive(Debug, Clone)]
@@ -32,6 +33,11 @@ pub struct SyncOptions {
     pub enable_pitr: bool,
     /// How often DescribeExport / DescribeImport are polled.
     pub export_poll: Duration,
+    /// A checked plan (`--plan`): destinations are created from its schemas and get their
+    /// settings and Lambda mappings restored after the bulk load.
+    pub plan: Option<Arc<Plan>>,
+    /// At most this many tables in create/bulk load/settings at once (`--parallel-tables`).
+    pub parallel_tables: Option<usize>,
 }
 
 impl Default for SyncOptions {
@@ -43,6 +49,8 @@ impl Default for SyncOptions {
             from_ms: None,
             enable_pitr: false,
             export_poll: Duration::from_secs(5),
+            plan: None,
+            parallel_tables: None,
         }
     }
 }
@@ -83,6 +91,7 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
 
     let mut tables = JoinSet::new();
     let mut all_stats = Vec::new();
+    let slots = opts.parallel_tables.map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
     for (cfg, c) in checked {
         let stats = Arc::new(TableStats::default());
         all_stats.push((cfg.source.clone(), cfg.destination.clone(), stats.clone()));
@@ -98,6 +107,8 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
             from_ms: opts.from_ms,
             enable_pitr: opts.enable_pitr,
             export_poll: opts.export_poll,
+            planned: opts.plan.as_ref().and_then(|p| p.table(&cfg.source).cloned()),
+            slots: slots.clone(),
         };
         let name = cfg.source.clone();
         tables.spawn(async move { (name, run.run().await) });

@@ -1,9 +1,10 @@
-//! One table's life: create → capture → snapshot → stream, resumable at every step from the
-//! state store.
+//! One table's life: create → capture → snapshot → settings (with a plan) → stream, resumable at
+//! every step from the state store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{Applier, DynamoIo, Limiter};
@@ -11,6 +12,7 @@ use crate::checkpoint::{Phase, Store, TableRow, now_ms};
 use crate::config::{Clients, Snapshot, TableConfig};
 use crate::discover::{self, check::Checked, create};
 use crate::error::{Error, Result};
+use crate::plan::{PlannedTable, restore};
 use crate::retry::Policy;
 use crate::snapshot::export::{self, ExportSnapshot};
 use crate::snapshot::scan::ScanTask;
@@ -32,6 +34,10 @@ pub struct TableRun {
     pub enable_pitr: bool,
     /// DescribeExport / DescribeImport polling interval.
     pub export_poll: Duration,
+    /// This table's part of a `--plan`: its schema, settings and Lambda mappings.
+    pub planned: Option<PlannedTable>,
+    /// `--parallel-tables`: a slot is held from create through settings, not while streaming.
+    pub slots: Option<Arc<Semaphore>>,
 }
 
 impl TableRun {
@@ -52,6 +58,15 @@ impl TableRun {
         let key_names: Arc<[String]> = discover::key_names(&self.checked.source).into();
         let limiter = Arc::new(Limiter::new(self.cfg.max_write_units_per_second));
 
+        let mut _slot = None;
+        if let Some(slots) = self.slots.clone().filter(|_| !row.snapshot_done) {
+            row.phase = Phase::Queued;
+            self.store.put_table(&row)?;
+            tokio::select! {
+                permit = slots.acquire_owned() => _slot = permit.ok(),
+                _ = self.stop.cancelled() => return Ok(()),
+            }
+        }
         if row.capture_ms.is_none() {
             row.phase = Phase::Creating;
             self.store.put_table(&row)?;
@@ -108,6 +123,15 @@ impl TableRun {
             self.store.put_table(&row)?;
             return Ok(());
         }
+        if let Some(planned) = &self.planned {
+            // Every run: each step checks and fixes only what differs from the plan.
+            row.phase = Phase::Settings;
+            self.store.put_table(&row)?;
+            for change in restore::restore(&self.dst, planned).await? {
+                tracing::info!(table = %name, destination = %self.cfg.destination, "settings: {change}");
+            }
+        }
+        drop(_slot);
         row.phase = Phase::Streaming;
         self.store.put_table(&row)?;
         tracing::info!(table = %name, stream = %stream_arn, "streaming changes");
@@ -132,7 +156,19 @@ impl TableRun {
         let name = &self.cfg.source;
         if self.checked.destination.is_none() && !export::imports(&self.cfg, &self.checked.source) {
             tracing::info!(table = %name, destination = %self.cfg.destination, "creating destination table");
-            create::create_like(&self.dst, &self.cfg.destination, &self.checked.source).await?;
+            match &self.planned {
+                Some(p) => {
+                    let (want, have) = (p.schema.key_signature(), discover::key_signature(&self.checked.source));
+                    if want != have {
+                        return Err(Error::fatal(format!(
+                            "the plan's schema of {name} has keys [{want}] but the source has [{have}]: every \
+                             replicated write would fail. Fix schemas/{name}.json."
+                        )));
+                    }
+                    p.schema.create(&self.dst, &self.cfg.destination).await?
+                }
+                None => create::create_like(&self.dst, &self.cfg.destination, &self.checked.source).await?,
+            };
         }
         let source = if self.checked.view.is_none() {
             create::enable_stream(&self.src, name).await?

@@ -1,0 +1,149 @@
+//! Reading the source settings a table description does not carry: TTL, PITR and tags from
+//! DynamoDB, and the Lambda event source mappings on its stream. Read-only.
+
+use aws_sdk_dynamodb::types::{PointInTimeRecoveryStatus, TimeToLiveStatus};
+use aws_sdk_lambda::types::EventSourceMappingConfiguration;
+
+use crate::config::Clients;
+use crate::error::{Error, Result};
+use crate::retry::{Policy, retry};
+
+/// The TTL attribute when TTL is enabled (or being enabled).
+pub async fn ttl(c: &Clients, table: &str) -> Result<Option<String>> {
+    let out = retry(
+        Policy::STARTUP,
+        |_| {},
+        || async {
+            c.dynamodb
+                .describe_time_to_live()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("DescribeTimeToLive", e))
+        },
+    )
+    .await
+    .map_err(|e| e.context(format!("reading the TTL of {table:?}")))?;
+    Ok(out.time_to_live_description.and_then(|d| {
+        matches!(
+            d.time_to_live_status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        )
+        .then_some(d.attribute_name)
+        .flatten()
+    }))
+}
+
+pub async fn pitr(c: &Clients, table: &str) -> Result<bool> {
+    let out = retry(
+        Policy::STARTUP,
+        |_| {},
+        || async {
+            c.dynamodb
+                .describe_continuous_backups()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("DescribeContinuousBackups", e))
+        },
+    )
+    .await
+    .map_err(|e| e.context(format!("reading the point-in-time recovery setting of {table:?}")))?;
+    Ok(out
+        .continuous_backups_description
+        .and_then(|d| d.point_in_time_recovery_description)
+        .and_then(|p| p.point_in_time_recovery_status)
+        == Some(PointInTimeRecoveryStatus::Enabled))
+}
+
+/// Every tag of a table, in key order.
+pub async fn tags(c: &Clients, table_arn: &str) -> Result<Vec<(String, String)>> {
+    let mut tags = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let out = retry(
+            Policy::STARTUP,
+            |_| {},
+            || async {
+                c.dynamodb
+                    .list_tags_of_resource()
+                    .resource_arn(table_arn)
+                    .set_next_token(next.clone())
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("ListTagsOfResource", e))
+            },
+        )
+        .await
+        .map_err(|e| e.context(format!("reading the tags of {table_arn}")))?;
+        tags.extend(out.tags().iter().map(|t| (t.key.clone(), t.value.clone())));
+        next = out.next_token;
+        if next.is_none() {
+            break;
+        }
+    }
+    tags.sort();
+    Ok(tags)
+}
+
+/// Every event source mapping whose source is `stream_arn`.
+pub async fn mappings(c: &Clients, stream_arn: &str) -> Result<Vec<EventSourceMappingConfiguration>> {
+    let mut all = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = retry(
+            Policy::STARTUP,
+            |_| {},
+            || async {
+                c.lambda
+                    .list_event_source_mappings()
+                    .event_source_arn(stream_arn)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("ListEventSourceMappings", e))
+            },
+        )
+        .await
+        .map_err(|e| e.context(format!("listing the Lambda event source mappings of {stream_arn}")))?;
+        all.extend(
+            out.event_source_mappings()
+                .iter()
+                .filter(|m| m.event_source_arn.as_deref() == Some(stream_arn))
+                .cloned(),
+        );
+        marker = out.next_marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// Every table name on this side.
+pub async fn list_tables(c: &Clients) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let out = retry(
+            Policy::STARTUP,
+            |_| {},
+            || async {
+                c.dynamodb
+                    .list_tables()
+                    .set_exclusive_start_table_name(start.clone())
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("ListTables", e))
+            },
+        )
+        .await
+        .map_err(|e| e.context(format!("listing the {} tables at {}", c.label, c.dynamodb_endpoint)))?;
+        names.extend(out.table_names().iter().cloned());
+        start = out.last_evaluated_table_name;
+        if start.is_none() {
+            break;
+        }
+    }
+    Ok(names)
+}

@@ -1,0 +1,122 @@
+//! `ferry discover`: reads every source table (read-only) and writes a plan folder for a person
+//! to review and edit.
+
+use std::path::Path;
+
+use super::lambda_map::{self, Mapping};
+use super::schema::{Extras, TableSchema};
+use super::tables_csv::{self, TableInfo};
+use super::toml_out;
+use crate::config::{Clients, Config, build_clients};
+use crate::discover::{self, settings};
+use crate::error::{Error, Result};
+use crate::retry::Policy;
+
+/// What discover wrote, for its summary line.
+#[derive(Debug)]
+pub struct Discovered {
+    pub tables: usize,
+    pub mappings: usize,
+}
+
+/// Writes `out/` from the source side. An existing plan is kept unless `force`: it may hold a
+/// person's edits.
+pub async fn run(config: &Config, out: &Path, force: bool) -> Result<Discovered> {
+    let tables_path = out.join("tables.csv");
+    if tables_path.exists() && !force {
+        return Err(Error::fatal(format!(
+            "{} already exists and may hold your edits; pass --force to overwrite it",
+            tables_path.display()
+        )));
+    }
+    let src = build_clients("source", &config.source).await?;
+    let names = settings::list_tables(&src).await?;
+    let mut infos = Vec::new();
+    let mut schemas = Vec::new();
+    let mut mappings = Vec::new();
+    for name in &names {
+        let (info, schema, maps) = table(&src, name).await?;
+        infos.push(info);
+        schemas.push(schema);
+        mappings.extend(maps);
+    }
+    let io = |p: &Path, e: std::io::Error| Error::fatal(format!("writing {}: {e}", p.display()));
+    let schema_dir = out.join("schemas");
+    std::fs::create_dir_all(&schema_dir).map_err(|e| io(&schema_dir, e))?;
+    for s in &schemas {
+        let p = schema_dir.join(format!("{}.json", s.table_name));
+        std::fs::write(&p, s.to_json()).map_err(|e| io(&p, e))?;
+    }
+    lambda_map::write(&out.join("lambda-map.csv"), &mappings)?;
+    let pairs: Vec<_> = names.iter().map(|n| (n.clone(), n.clone())).collect();
+    let toml_path = out.join("ferry.toml");
+    std::fs::write(&toml_path, toml_out::render(config, &pairs)).map_err(|e| io(&toml_path, e))?;
+    // tables.csv last: its presence marks a complete plan.
+    tables_csv::write(&tables_path, &infos)?;
+    Ok(Discovered {
+        tables: names.len(),
+        mappings: mappings.len(),
+    })
+}
+
+async fn table(src: &Clients, name: &str) -> Result<(TableInfo, TableSchema, Vec<Mapping>)> {
+    let d = discover::describe(src, name, Policy::STARTUP)
+        .await?
+        .ok_or_else(|| Error::fatal(format!("source table {name:?} vanished while discovering")))?;
+    let arn = d.table_arn.clone().unwrap_or_default();
+    let extras = Extras {
+        ttl_attribute: settings::ttl(src, name).await?,
+        pitr: unsupported_is_none(settings::pitr(src, name).await, "point-in-time recovery", name)?.unwrap_or(false),
+        tags: unsupported_is_none(settings::tags(src, &arn).await, "tags", name)?.unwrap_or_default(),
+    };
+    let schema = TableSchema::from_description(&d, &extras);
+    let maps = match (schema.stream_view(), &d.latest_stream_arn) {
+        (Some(_), Some(stream)) => unsupported_is_none(settings::mappings(src, stream).await, "Lambda mappings", name)?
+            .unwrap_or_default()
+            .iter()
+            .map(|m| super::lambda::from_sdk(name, m))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let tp = d.provisioned_throughput.as_ref();
+    let info = TableInfo {
+        source: name.to_string(),
+        size_bytes: d.table_size_bytes.unwrap_or(0),
+        item_count: d.item_count.unwrap_or(0),
+        billing_mode: schema.billing_mode.clone(),
+        read_capacity: tp.and_then(|t| t.read_capacity_units).unwrap_or(0),
+        write_capacity: tp.and_then(|t| t.write_capacity_units).unwrap_or(0),
+        stream_view_type: schema.stream_view().unwrap_or_default().to_string(),
+        pitr: extras.pitr,
+        ttl_attribute: extras.ttl_attribute.clone().unwrap_or_default(),
+        deletion_protection: schema.deletion_protection_enabled,
+        table_class: schema.table_class.clone(),
+        gsi_count: schema.global_secondary_indexes.len(),
+        lsi_count: schema.local_secondary_indexes.len(),
+    };
+    Ok((info, schema, maps))
+}
+
+/// DynamoDB-compatible endpoints without an API (DynamoDB Local has no tags, PITR or Lambda)
+/// answer with an "unknown operation"; that reads as "not set", with a warning. Any other error
+/// (a refused permission, say) stops discover: a plan must not silently lose a setting.
+fn unsupported_is_none<T>(r: Result<T>, what: &str, table: &str) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_unsupported(&e) => {
+            tracing::warn!(
+                table,
+                "the source endpoint does not support {what}; the plan records none: {e}"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn is_unsupported(e: &Error) -> bool {
+    matches!(
+        e.code(),
+        Some("UnknownOperationException" | "UnsupportedOperationException" | "NotImplemented")
+    )
+}

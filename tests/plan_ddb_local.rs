@@ -1,0 +1,196 @@
+//! `ferry sync --plan` on DynamoDB Local (tables, indexes, streams, TTL, deletion protection),
+//! with a `kill -9` while the first run builds the destination: the rerun converges to the plan
+//! and keeps replicating. Lambda calls go to moto (`[*.endpoints] lambda`), as DynamoDB Local has
+//! no Lambda; it has no tags or PITR either, so the plan records none.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
+use common::{ferry_bin, wait_equal, wait_for};
+use ferry::config::Clients;
+use ferry::discover::settings;
+use ferry::plan::Plan;
+use ferry::plan::schema::{Extras, TableSchema};
+use ferry::rig::moto::Moto;
+use ferry::rig::process::FerryDir;
+use ferry::rig::{Account, DynamoLocal};
+
+fn attr(name: &str, ty: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ty)
+        .build()
+        .unwrap()
+}
+
+fn key(name: &str, ty: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(ty)
+        .build()
+        .unwrap()
+}
+
+async fn make_source(ddb: &aws_sdk_dynamodb::Client) {
+    use ScalarAttributeType::{N, S};
+    ddb.create_table()
+        .table_name("Events")
+        .attribute_definitions(attr("pk", S))
+        .attribute_definitions(attr("sk", N))
+        .attribute_definitions(attr("kind", S))
+        .attribute_definitions(attr("at", N))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("byKind")
+                .key_schema(key("kind", KeyType::Hash))
+                .key_schema(key("at", KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .unwrap(),
+        )
+        .local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name("byAt")
+                .key_schema(key("pk", KeyType::Hash))
+                .key_schema(key("at", KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .unwrap(),
+        )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .unwrap(),
+        )
+        .deletion_protection_enabled(true)
+        .send()
+        .await
+        .unwrap();
+    ddb.update_time_to_live()
+        .table_name("Events")
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("gone_at")
+                .enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for i in 0..200 {
+        put(ddb, i).await;
+    }
+}
+
+async fn put(ddb: &aws_sdk_dynamodb::Client, i: i64) {
+    ddb.put_item()
+        .table_name("Events")
+        .item("pk", AttributeValue::S(format!("p{}", i % 7)))
+        .item("sk", AttributeValue::N(i.to_string()))
+        .item("kind", AttributeValue::S(["a", "b"][i as usize % 2].into()))
+        .item("at", AttributeValue::N((1000 + i).to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn described(c: &Clients, table: &str) -> TableSchema {
+    let d = ferry::discover::describe(c, table, ferry::retry::Policy::STARTUP)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{table} missing"));
+    let extras = Extras {
+        ttl_attribute: settings::ttl(c, table).await.unwrap(),
+        pitr: false, // DynamoDB Local has no PITR (and no tags)
+        tags: Vec::new(),
+    };
+    TableSchema::from_description(&d, &extras)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_while_building_the_destination_converges_on_rerun() {
+    let ddb = DynamoLocal::shared();
+    let moto = Moto::shared();
+    let (src, dst) = (Account::fresh("plsrc"), Account::fresh("pldst"));
+    let src_ddb = ddb.client(&src);
+    make_source(&src_ddb).await;
+    let work = tempfile::tempdir().unwrap();
+    let f = FerryDir::new(&ferry_bin(), work.path(), ddb, &src, &dst, "");
+    let mut conf = std::fs::read_to_string(&f.config).unwrap();
+    for side in ["source", "destination"] {
+        conf.push_str(&format!("\n[{side}.endpoints]\nlambda = \"{}\"\n", moto.endpoint));
+    }
+    std::fs::write(&f.config, conf).unwrap();
+
+    let out = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tables_csv = f.dir.join("plan/tables.csv");
+    let text = std::fs::read_to_string(&tables_csv).unwrap();
+    std::fs::write(
+        &tables_csv,
+        text.replace("Events,yes,Events,", "Events,yes,EventsCopy,"),
+    )
+    .unwrap();
+    let out = f.run(&["plan", "-c", "ferry.toml", "--plan", "plan"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // First run: killed as soon as it starts building the destination.
+    let mut first = f.spawn_sync(&["--plan", "plan", "--no-progress"]);
+    wait_for(
+        Duration::from_secs(60),
+        "the destination being created",
+        || f.logs(),
+        || async {
+            let log = std::fs::read_to_string(f.dir.join("sync-1.log")).unwrap_or_default();
+            log.contains("creating destination table").then_some(())
+        },
+    )
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // Rerun: converges, then replicates new writes.
+    let _second = f.spawn_sync(&["--plan", "plan", "--no-progress"]);
+    common::wait_caught_up(&f, "Events", Duration::from_secs(120)).await;
+    for i in 200..220 {
+        put(&src_ddb, i).await;
+    }
+    let dst_ddb = ddb.client(&dst);
+    wait_equal(
+        &src_ddb,
+        "Events",
+        &dst_ddb,
+        "EventsCopy",
+        Duration::from_secs(60),
+        || f.logs(),
+    )
+    .await;
+
+    let plan = Plan::load(&f.dir.join("plan")).unwrap();
+    let want = &plan.table("Events").unwrap().schema;
+    assert_eq!(want.ttl_attribute(), Some("gone_at"));
+    assert!(want.deletion_protection_enabled);
+    let dst_clients = Clients {
+        label: "destination",
+        dynamodb: dst_ddb.clone(),
+        streams: ddb.streams_client(&dst),
+        lambda: moto.lambda_in(ferry::rig::REGION),
+        s3: moto.s3_in(ferry::rig::REGION),
+        dynamodb_endpoint: ddb.endpoint.clone(),
+    };
+    let mut got = described(&dst_clients, "EventsCopy").await;
+    got.table_name = "Events".into();
+    assert_eq!(&got, want);
+}

@@ -131,6 +131,9 @@ pub enum Command {
         /// Show what would be done, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The plan folder `ferry sync --plan` followed: its Lambda mappings are enabled.
+        #[arg(long, value_name = "DIR")]
+        plan: Option<PathBuf>,
     },
 }
 

@@ -51,20 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             plan,
             parallel_tables,
         } => {
-            let (config, plan) = match plan {
-                None => (Config::load(&config)?, None),
-                Some(dir) => {
-                    let mut config = Config::load_for_plan(&config)?;
-                    let plan = ferry::plan::Plan::load(&dir)?;
-                    plan.select_tables(&mut config);
-                    anyhow::ensure!(
-                        !config.tables.is_empty(),
-                        "the plan in {} moves no table (every row of tables.csv says move = no)",
-                        dir.display()
-                    );
-                    (config, Some(std::sync::Arc::new(plan)))
-                }
-            };
+            let (config, plan) = load_with_plan(&config, plan)?;
             if let Some(addr) = metrics {
                 ferry::telemetry::metrics::serve(addr)?;
             }
@@ -172,8 +159,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             report_dir,
             dry_run,
+            plan,
         } => {
-            let config = Config::load(&config)?;
+            let (config, plan) = load_with_plan(&config, plan)?;
             let opts = ferry::cutover::CutoverOptions {
                 max_lag,
                 quiet_for,
@@ -181,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report_dir,
                 dry_run,
                 verify: Default::default(),
+                plan,
             };
             let report = ferry::cutover::run(&config, &opts).await?;
             print!("{}", report.markdown());
@@ -264,6 +253,26 @@ fn parse_time(text: &str) -> anyhow::Result<i64> {
 
 /// First SIGINT/SIGTERM: stop reading, drain, flush, exit 0. A second one exits at once (a
 /// checkpoint is never ahead of durable writes, so even that loses nothing).
+/// The config, narrowed to the tables a plan folder moves (with their planned names) when one
+/// is given.
+fn load_with_plan(
+    config: &std::path::Path,
+    plan: Option<std::path::PathBuf>,
+) -> anyhow::Result<(Config, Option<std::sync::Arc<ferry::plan::Plan>>)> {
+    let Some(dir) = plan else {
+        return Ok((Config::load(config)?, None));
+    };
+    let mut config = Config::load_for_plan(config)?;
+    let plan = ferry::plan::Plan::load(&dir)?;
+    plan.select_tables(&mut config);
+    anyhow::ensure!(
+        !config.tables.is_empty(),
+        "the plan in {} moves no table (every row of tables.csv says move = no)",
+        dir.display()
+    );
+    Ok((config, Some(std::sync::Arc::new(plan))))
+}
+
 /// A token cancelled by the first SIGINT/SIGTERM; a second one exits at once. The handlers are
 /// installed before this returns, so a signal that comes during start-up is not lost.
 fn stop_on_signal() -> anyhow::Result<CancellationToken> {

@@ -30,6 +30,8 @@ pub struct CutoverOptions {
     pub report_dir: Option<PathBuf>,
     pub dry_run: bool,
     pub verify: VerifyOptions,
+    /// The plan `ferry sync --plan` followed: its Lambda mappings are enabled at cutover.
+    pub plan: Option<std::sync::Arc<crate::plan::Plan>>,
 }
 
 /// Runs the cutover; the report is written (except in a dry run) whether it completes or stops.
@@ -104,7 +106,7 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
     }
     report
         .settings
-        .extend(settings::enable_lambda_mappings(config, &dst, opts.dry_run).await?);
+        .extend(settings::enable_lambda_mappings(config, &dst, opts.plan.as_deref(), opts.dry_run).await?);
     report.timings.settings_seconds = s0.elapsed().as_secs_f64();
     if !opts.dry_run {
         report.outcome = "complete".into();

@@ -5,13 +5,14 @@ use serde::Serialize;
 
 use crate::config::{Clients, Config, TableConfig};
 use crate::error::{Error, Result};
+use crate::plan::Plan;
 use crate::retry::Policy;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SettingApplied {
     pub table: String,
     pub setting: String,
-    /// "enabled", "already enabled", "would enable" (dry run) or "not wired".
+    /// "enabled", "already enabled", "would enable" (dry run), or why nothing was done.
     pub action: String,
 }
 
@@ -60,13 +61,44 @@ pub async fn deletion_protection(
     }))
 }
 
-/// HOOK (issue 5, `plan::lambda`): enable the destination's Lambda event source mappings at
-/// LATEST. Not wired yet: the mappings are planned by another module; until it lands this reports
-/// that nothing was done, so the cutover report never claims triggers are live.
-pub async fn enable_lambda_mappings(_config: &Config, _dst: &Clients, _dry_run: bool) -> Result<Vec<SettingApplied>> {
-    Ok(vec![SettingApplied {
-        table: "*".into(),
-        setting: "Lambda event source mappings".into(),
-        action: "not wired (enable them by hand)".into(),
-    }])
+/// Lambda event source mappings of a `--plan`: `ferry sync --plan` created them on the destination
+/// stream disabled, at LATEST; enabling them now means they fire only on writes after the cutover,
+/// never on replicated history. Without a plan ferry created no mapping, and says so.
+pub async fn enable_lambda_mappings(
+    config: &Config,
+    dst: &Clients,
+    plan: Option<&Plan>,
+    dry_run: bool,
+) -> Result<Vec<SettingApplied>> {
+    let Some(plan) = plan else {
+        return Ok(vec![SettingApplied {
+            table: "*".into(),
+            setting: "Lambda event source mappings".into(),
+            action: "none: sync ran without --plan, so ferry created no mapping".into(),
+        }]);
+    };
+    let mut out = Vec::new();
+    for t in &config.tables {
+        let Some(planned) = plan.table(&t.source) else { continue };
+        let enabled = if dry_run {
+            Vec::new()
+        } else {
+            crate::plan::enable_mappings(dst, planned).await?
+        };
+        for m in &planned.mappings {
+            let action = if dry_run {
+                "would enable at LATEST"
+            } else if enabled.contains(&m.destination_function) {
+                "enabled at LATEST"
+            } else {
+                "already enabled"
+            };
+            out.push(SettingApplied {
+                table: planned.destination.clone(),
+                setting: format!("Lambda mapping to {}", m.destination_function),
+                action: action.into(),
+            });
+        }
+    }
+    Ok(out)
 }

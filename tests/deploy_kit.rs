@@ -139,8 +139,38 @@ fn iam_action(svc: &str, op: &str) -> Option<String> {
     Some(format!("{prefix}:{action}"))
 }
 
+/// Where an operation is called, and on which client when the code names it (`x.lambda.tag_resource()`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Call {
+    file: String,
+    /// The SDK crate suffix of the client field the call is chained on, if it is one of ferry's.
+    client: Option<&'static str>,
+}
+
+/// The client a call is chained on: the identifier before the dot, if it names one of the
+/// `Clients` fields (`dynamodb`, `streams`, `s3`, `lambda`, `sqs`).
+fn client_before(before: &str) -> Option<&'static str> {
+    let t = before.trim_end();
+    let ident: String = t
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect();
+    match ident.as_str() {
+        "dynamodb" => Some("dynamodb"),
+        "streams" => Some("dynamodbstreams"),
+        "s3" => Some("s3"),
+        "lambda" => Some("lambda"),
+        "sqs" => Some("sqs"),
+        _ => None,
+    }
+}
+
 /// `.name(` calls in the Rust files under `dir`, outside test code and the test rig.
-fn calls(dir: &Path, out: &mut BTreeMap<String, BTreeSet<String>>) {
+fn calls(dir: &Path, out: &mut BTreeMap<String, BTreeSet<Call>>) {
     for e in std::fs::read_dir(dir).expect("src dir").filter_map(|e| e.ok()) {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
@@ -167,7 +197,11 @@ fn calls(dir: &Path, out: &mut BTreeMap<String, BTreeSet<String>>) {
             }
             if end > start && bytes.get(end) == Some(&b'(') {
                 let rel = path.strip_prefix(repo()).unwrap_or(&path).display().to_string();
-                out.entry(code[start..end].to_string()).or_default().insert(rel);
+                let call = Call {
+                    file: rel,
+                    client: client_before(&code[..start - 1]),
+                };
+                out.entry(code[start..end].to_string()).or_default().insert(call);
             }
             i = start;
         }
@@ -188,13 +222,26 @@ fn every_aws_action_ferry_calls_is_allowed_by_the_policies() {
 
     let mut checked = Vec::new();
     let mut missing = Vec::new();
-    for (svc, version) in sdk_crates() {
-        if matches!(svc.as_str(), "sso" | "ssooidc") {
-            continue; // used by aws-config for SSO logins, not by ferry's code
-        }
-        for op in operations(&svc, &version) {
-            let Some(files) = called.get(&op) else { continue };
-            let Some(action) = iam_action(&svc, &op) else { continue };
+    let crates: Vec<(String, BTreeSet<String>)> = sdk_crates()
+        .into_iter()
+        // SSO crates serve aws-config's logins, not ferry's code.
+        .filter(|(svc, _)| !matches!(svc.as_str(), "sso" | "ssooidc"))
+        .map(|(svc, version)| {
+            let ops = operations(&svc, &version);
+            (svc, ops)
+        })
+        .collect();
+    for (svc, ops) in &crates {
+        for op in ops {
+            let Some(sites) = called.get(op) else { continue };
+            // An operation several SDKs have (TagResource) counts for this one unless every call
+            // names another client.
+            let shared = crates.iter().filter(|(_, o)| o.contains(op)).count() > 1;
+            if shared && sites.iter().all(|c| c.client.is_some_and(|k| k != svc)) {
+                continue;
+            }
+            let files: BTreeSet<String> = sites.iter().map(|c| c.file.clone()).collect();
+            let Some(action) = iam_action(svc, op) else { continue };
             // The forwarder runs under its own role, from deploy/aws/forwarder.yaml.
             let ok = if files.iter().all(|f| f.contains("forwarder")) {
                 allows(&forwarder, &action)

@@ -3,13 +3,14 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::StreamViewType;
 use common::{ferry_bin, wait_caught_up, wait_equal, wait_for};
 use ferry::rig::data::{big_item, create_table, load, rich_item};
 use ferry::rig::process::{FerryDir, terminate};
-use ferry::rig::workload::Workload;
+use ferry::rig::workload::{Counts, Workload};
 use ferry::rig::{Account, DynamoLocal};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -55,12 +56,19 @@ async fn live_sync_copies_every_type_and_indexes_under_concurrent_writes() {
     let rig = setup(3_000, "[[table]]\nsource = \"Orders\"\nscan_segments = 4\n").await;
     let stop = CancellationToken::new();
     let wl = Workload::new(rig.src.clone(), "Orders");
+    let counts = Arc::new(Counts::default());
     let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
+        let (stop, counts) = (stop.clone(), counts.clone());
+        async move { wl.run_counting(stop, None, counts).await }
     });
     // Writes run during the scan and after it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for(
+        Duration::from_secs(60),
+        "first workload writes",
+        String::new,
+        || async { (counts.total() >= 100).then_some(()) },
+    )
+    .await;
     let mut child = rig.ferry.spawn_sync(&[]);
     wait_for(
         Duration::from_secs(120),
@@ -69,10 +77,16 @@ async fn live_sync_copies_every_type_and_indexes_under_concurrent_writes() {
         || async { (phase(&rig.ferry).as_deref() == Some("streaming")).then_some(()) },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let streaming_at = counts.total();
+    wait_for(
+        Duration::from_secs(120),
+        "1,000 writes while streaming",
+        String::new,
+        || async { (counts.total() >= streaming_at + 1_000).then_some(()) },
+    )
+    .await;
     stop.cancel();
-    let counts = writes.await.unwrap().expect("workload");
-    assert!(counts.total() > 1_000, "the workload made {} writes", counts.total());
+    writes.await.unwrap().expect("workload");
     wait_caught_up(&rig.ferry, "Orders", Duration::from_secs(120)).await;
     let diff = wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(60), || {
         rig.ferry.logs()

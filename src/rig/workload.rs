@@ -61,6 +61,17 @@ impl Workload {
     /// Runs until `stop` is cancelled or `max_ops` operations were made (per writer share).
     pub async fn run(&self, stop: CancellationToken, max_ops: Option<u64>) -> Result<Arc<Counts>, String> {
         let counts = Arc::new(Counts::default());
+        self.run_counting(stop, max_ops, counts.clone()).await?;
+        Ok(counts)
+    }
+
+    /// Like [`Workload::run`], counting into `counts` as it goes (so a test can wait on them).
+    pub async fn run_counting(
+        &self,
+        stop: CancellationToken,
+        max_ops: Option<u64>,
+        counts: Arc<Counts>,
+    ) -> Result<(), String> {
         let mut tasks = tokio::task::JoinSet::new();
         for w in 0..self.writers {
             let me = self.clone();
@@ -72,7 +83,7 @@ impl Workload {
         while let Some(r) = tasks.join_next().await {
             r.map_err(|e| format!("workload writer panicked: {e}"))??;
         }
-        Ok(counts)
+        Ok(())
     }
 
     fn pick_key(&self, rng: &mut StdRng) -> (String, i64) {

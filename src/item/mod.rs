@@ -36,6 +36,12 @@ impl KeyBytes {
         Some(KeyBytes(out.into_boxed_slice()))
     }
 
+    /// The canonical bytes themselves (stable across ferry versions: the SQS forwarder hashes them
+    /// into message groups).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// A stable 64-bit hash, used to pick the apply lane (FxHash: keys are not attacker-chosen
     /// hash-flooding input here, and SipHash was a visible share of the apply path).
     pub fn lane_hash(&self) -> u64 {

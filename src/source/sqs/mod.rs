@@ -1,0 +1,5 @@
+//! The SQS change buffer: a FIFO queue filled by the forwarder Lambda ([`forward`]) from the
+//! source's stream, and drained by ferry.
+
+pub mod forward;
+pub mod message;

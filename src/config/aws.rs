@@ -42,6 +42,10 @@ pub struct Clients {
     pub label: &'static str,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub streams: aws_sdk_dynamodbstreams::Client,
+    /// The SQS change buffer (`change_source = "sqs"`).
+    pub sqs: aws_sdk_sqs::Client,
+    /// Records the forwarder offloaded because they were too large for a message.
+    pub s3: aws_sdk_s3::Client,
     /// The DynamoDB endpoint in use, for messages ("the default AWS endpoint" when unset).
     pub dynamodb_endpoint: String,
 }
@@ -57,10 +61,21 @@ pub async fn build_clients(label: &'static str, side: &Side) -> Result<Clients> 
     if let Some(u) = side.endpoints.streams.as_ref().or(side.endpoints.dynamodb.as_ref()) {
         streams = streams.endpoint_url(u);
     }
+    let mut sqs = aws_sdk_sqs::config::Builder::from(&conf);
+    if let Some(u) = &side.endpoints.sqs {
+        sqs = sqs.endpoint_url(u);
+    }
+    let mut s3 = aws_sdk_s3::config::Builder::from(&conf);
+    if let Some(u) = side.endpoints.s3.as_ref().or(side.endpoint_url.as_ref()) {
+        // A custom endpoint (moto, MinIO, a VPC endpoint by URL) addresses buckets by path.
+        s3 = s3.endpoint_url(u).force_path_style(true);
+    }
     Ok(Clients {
         label,
         dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
         streams: aws_sdk_dynamodbstreams::Client::from_conf(streams.build()),
+        sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+        s3: aws_sdk_s3::Client::from_conf(s3.build()),
         dynamodb_endpoint: ddb_url.unwrap_or_else(|| "the default AWS endpoint".into()),
     })
 }

@@ -221,6 +221,32 @@ fn outgoing(target: &Target, record: &Value) -> Result<Outgoing> {
     })
 }
 
+/// The Lambda's configuration from its environment: `FERRY_QUEUE_URL`, `FERRY_TABLE`, and
+/// optionally `FERRY_OFFLOAD_BUCKET`. Clients come from the standard AWS environment (the
+/// function's role), with the SDK's retries off like everywhere in ferry.
+pub async fn from_env() -> Result<(SdkSender, Target)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let queue_url = var("FERRY_QUEUE_URL").ok_or_else(|| Error::fatal("FERRY_QUEUE_URL is not set"))?;
+    let table = var("FERRY_TABLE").ok_or_else(|| Error::fatal("FERRY_TABLE is not set"))?;
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::config::Builder::from(&conf)
+        .force_path_style(var("FERRY_S3_PATH_STYLE").is_some())
+        .build();
+    let sender = SdkSender {
+        sqs: aws_sdk_sqs::Client::new(&conf),
+        s3: aws_sdk_s3::Client::from_conf(s3),
+    };
+    let target = Target {
+        queue_url,
+        offload_bucket: var("FERRY_OFFLOAD_BUCKET"),
+        table,
+    };
+    Ok((sender, target))
+}
+
 /// The real [`Sender`]: SQS and S3 clients.
 #[derive(Clone, Debug)]
 pub struct SdkSender {

@@ -1,0 +1,371 @@
+//! Draining a table's FIFO change buffer into the apply path.
+//!
+//! ```text
+//!  receivers (N × ReceiveMessage, 10 per call) ─▶ decode (S3 for offloaded records) ─▶ Applier
+//!        │                                                                            │ acks
+//!        └─ one settler per received batch: extend visibility while writes are pending ◀┘
+//!                                            then DeleteMessageBatch
+//! ```
+//!
+//! Contract:
+//! - **Order**: SQS FIFO hands out one group's messages in order and none of a group while one of
+//!   its messages is in flight; a group is one key, and a batch is submitted in received order, so
+//!   per key changes reach the applier in stream order. Many groups progress at once (N
+//!   receivers, 10 messages per call).
+//! - **Delivery**: a message is deleted only after the writes of its whole batch are acknowledged
+//!   (durable). Until then its visibility is extended, so no other reader gets it. A crash leaves
+//!   messages in flight; they come back after the visibility timeout and, as redeliveries, are
+//!   settled by reading the source's current item (see [`super::decode::settle_by_reading`]).
+//! - **Replay point**: records older than `replay_from_ms` are deleted without a write, and counted.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
+    QueueAttributeName,
+};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::decode::{Decoder, settle_by_reading};
+use crate::apply::{Applier, Change, Ticket};
+use crate::checkpoint::{OrderedAck, QueueRow, Store};
+use crate::config::QueueConfig;
+use crate::error::{Error, Kind, Result};
+use crate::retry::Policy;
+use crate::source::streams::View;
+use crate::telemetry::TableStats;
+
+/// Long-poll wait per ReceiveMessage (also the longest a stop waits for a receiver).
+const WAIT_SECONDS: i32 = 5;
+/// Received batches per receiver whose writes may be pending at once.
+const BATCHES_PER_RECEIVER: usize = 4;
+
+pub struct SqsTask {
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub table: String,
+    pub queue: QueueConfig,
+    pub view: View,
+    pub key_names: Arc<[String]>,
+    /// Records older than this are dropped (already in the snapshot, or before a chosen point).
+    pub replay_from_ms: i64,
+    pub store: Arc<Store>,
+    pub stats: Arc<TableStats>,
+    pub stop: CancellationToken,
+}
+
+/// What the receivers and settlers share.
+struct Shared {
+    task: SqsTask,
+    /// Taken out at shutdown to be finished.
+    applier: tokio::sync::RwLock<Option<Applier>>,
+    /// The applier's failure signal (a clone, usable without the lock).
+    applier_failed: CancellationToken,
+    /// First fatal error of a receiver or settler.
+    failure: std::sync::Mutex<Option<Error>>,
+    /// Cancelled on such an error: everything stops reading.
+    failed: CancellationToken,
+    settlers: TaskTracker,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        self.failure.lock().unwrap().get_or_insert(e);
+        self.failed.cancel();
+    }
+    fn stopping(&self) -> bool {
+        self.task.stop.is_cancelled() || self.failed.is_cancelled() || self.applier_failed.is_cancelled()
+    }
+}
+
+impl SqsTask {
+    /// Runs until `stop` or a fatal error; on return, in-flight writes are drained and the
+    /// messages they cover deleted.
+    pub async fn run(self, applier: Applier) -> Result<()> {
+        if let Some(q) = self.store.queue(&self.table)? {
+            self.stats.records_dropped.store(q.dropped.max(0) as u64, Relaxed);
+        }
+        let receivers = self.queue.receivers;
+        let sh = Arc::new(Shared {
+            task: self,
+            applier_failed: applier.failed.clone(),
+            applier: tokio::sync::RwLock::new(Some(applier)),
+            failure: Default::default(),
+            failed: CancellationToken::new(),
+            settlers: TaskTracker::new(),
+        });
+        let mut recv = tokio::task::JoinSet::new();
+        for _ in 0..receivers {
+            let sh = sh.clone();
+            recv.spawn(async move {
+                if let Err(e) = receive_loop(&sh).await {
+                    sh.fail(e);
+                }
+            });
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = sh.task.stop.cancelled() => break,
+                _ = sh.failed.cancelled() => break,
+                _ = sh.applier_failed.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = observe(&sh).await {
+                        sh.fail(e);
+                    }
+                }
+            }
+        }
+        while recv.join_next().await.is_some() {}
+        // Settlers wait for acks; with the receivers gone, the lanes drain what is queued, and
+        // the settlers delete what it covers.
+        sh.settlers.close();
+        sh.settlers.wait().await;
+        let mut first = sh.failure.lock().unwrap().take();
+        let applier = sh.applier.write().await.take().expect("finished once");
+        if let Err(e) = applier.finish().await {
+            first.get_or_insert(e);
+        }
+        let _ = publish_queue(&sh.task, None, None);
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// Queue depth, lag and caught-up, once a second.
+async fn observe(sh: &Shared) -> Result<()> {
+    let t = &sh.task;
+    let attrs = t
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&t.queue.url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await;
+    let attrs = match attrs {
+        Ok(a) => a,
+        Err(e) => {
+            let e = Error::from_sdk("GetQueueAttributes", e);
+            return if e.is_fatal() { Err(queue_error(t, e)) } else { Ok(()) };
+        }
+    };
+    let get = |k: QueueAttributeName| {
+        attrs
+            .attributes()
+            .and_then(|m| m.get(&k))
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    let depth = get(QueueAttributeName::ApproximateNumberOfMessages);
+    let in_flight = get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
+    t.stats.queue_depth.store(depth.unwrap_or(-1), Relaxed);
+    t.stats.queue_in_flight.store(in_flight.unwrap_or(-1), Relaxed);
+    // Empty and nothing of ours pending: every buffered change is applied.
+    let idle = depth == Some(0) && in_flight == Some(0) && sh.settlers.is_empty();
+    t.stats.caught_up.store(idle, Relaxed);
+    publish_queue(t, depth, in_flight)
+}
+
+fn publish_queue(t: &SqsTask, depth: Option<i64>, in_flight: Option<i64>) -> Result<()> {
+    t.store.put_queue(
+        &t.table,
+        &QueueRow {
+            queue_url: t.queue.url.clone(),
+            depth,
+            in_flight,
+            dropped: t.stats.records_dropped.load(Relaxed) as i64,
+        },
+    )
+}
+
+fn queue_error(t: &SqsTask, e: Error) -> Error {
+    let hint = match e.code() {
+        Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist") => {
+            " (the queue does not exist: check queue_url and the [source] endpoint/region)"
+        }
+        Some("AccessDenied" | "AccessDeniedException") => " (the source role needs the SQS consume statement)",
+        _ => "",
+    };
+    e.context(format!("table {}: queue {}{hint}", t.table, t.queue.url))
+}
+
+async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
+    let t = &sh.task;
+    let slots = Arc::new(Semaphore::new(BATCHES_PER_RECEIVER));
+    let mut attempt = 0u32;
+    while !sh.stopping() {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("never closed"),
+            _ = sh.failed.cancelled() => break,
+            _ = t.stop.cancelled() => break,
+        };
+        let got = t
+            .sqs
+            .receive_message()
+            .queue_url(&t.queue.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(WAIT_SECONDS)
+            .visibility_timeout(t.queue.visibility_timeout_seconds as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await;
+        let messages = match got {
+            Ok(out) => {
+                attempt = 0;
+                out.messages.unwrap_or_default()
+            }
+            Err(e) => {
+                let e = Error::from_sdk("ReceiveMessage", e);
+                attempt += 1;
+                if e.kind() == Kind::Fatal
+                    || (e.kind() == Kind::Retryable && Policy::DAEMON.max_retryable.is_some_and(|m| attempt >= m))
+                {
+                    return Err(queue_error(t, e.into_fatal()));
+                }
+                t.stats.retries.fetch_add(1, Relaxed);
+                tokio::time::sleep(Policy::DAEMON.delay(attempt)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        t.stats.records_read.fetch_add(messages.len() as u64, Relaxed);
+        let decoder = Decoder {
+            s3: &t.s3,
+            table: &t.table,
+            queue_url: &t.queue.url,
+            view: t.view,
+            key_names: &t.key_names,
+        };
+        let mut receipts = Vec::with_capacity(messages.len());
+        let mut slots_in_order = Vec::with_capacity(messages.len());
+        let mut changes = Vec::new();
+        let mut newest = 0i64;
+        for m in &messages {
+            let mut d = decoder.decode(m).await?;
+            receipts.push(d.receipt);
+            let applied = d.change.time_ms >= t.replay_from_ms;
+            slots_in_order.push((Some(()), applied));
+            if !applied {
+                t.stats.records_dropped.fetch_add(1, Relaxed);
+                continue;
+            }
+            if d.redelivered {
+                settle_by_reading(&mut d.change, &t.key_names);
+            }
+            newest = newest.max(d.change.time_ms);
+            changes.push((slots_in_order.len() as u64 - 1, d.change));
+        }
+        let stats = t.stats.clone();
+        let ack = Arc::new(OrderedAck::with_counter(None, move |n| {
+            stats.records_applied.fetch_add(n, Relaxed);
+        }));
+        let first = ack.register_all(slots_in_order);
+        let changes = changes
+            .into_iter()
+            .map(|(off, c)| Change {
+                key: c.key,
+                op: c.op,
+                ticket: Ticket {
+                    sink: ack.clone(),
+                    index: first + off,
+                },
+            })
+            .collect();
+        let sh2 = sh.clone();
+        sh.settlers.spawn(async move {
+            let _permit = permit;
+            if let Err(e) = settle(&sh2, ack, receipts, newest).await {
+                sh2.fail(e);
+            }
+        });
+        match sh.applier.read().await.as_ref() {
+            Some(a) => a.submit_all(changes).await?,
+            None => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every write of one received batch is durable, extending the batch's visibility
+/// meanwhile, then deletes its messages.
+async fn settle(sh: &Shared, ack: Arc<OrderedAck<()>>, receipts: Vec<String>, newest_ms: i64) -> Result<()> {
+    let t = &sh.task;
+    let every = Duration::from_millis((t.queue.visibility_timeout_seconds as u64 * 1000 / 2).max(500));
+    let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = ack.drained() => break,
+            // The applier failed: leave the messages for the next run (they reappear).
+            _ = sh.applier_failed.cancelled() => return Ok(()),
+            _ = extend.tick() => extend_visibility(t, &receipts).await,
+        }
+    }
+    if newest_ms > 0 {
+        t.stats.newest_applied_ms.fetch_max(newest_ms, Relaxed);
+    }
+    let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(r)
+                .build()
+                .expect("id and receipt are set")
+        })
+        .collect();
+    let out = crate::retry::retry(
+        Policy::DAEMON,
+        |_| {
+            t.stats.retries.fetch_add(1, Relaxed);
+        },
+        || async {
+            t.sqs
+                .delete_message_batch()
+                .queue_url(&t.queue.url)
+                .set_entries(Some(entries.clone()))
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("DeleteMessageBatch", e))
+        },
+    )
+    .await
+    .map_err(|e| queue_error(t, e))?;
+    for f in out.failed() {
+        // Applied but not deleted: it comes back after the visibility timeout and is settled by
+        // reading the source again, which is safe; say so rather than stop.
+        tracing::warn!(table = %t.table, code = f.code(), message = f.message(), "a message could not be deleted after its write; it will be redelivered");
+    }
+    Ok(())
+}
+
+async fn extend_visibility(t: &SqsTask, receipts: &[String]) {
+    let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = receipts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(r)
+                .visibility_timeout(t.queue.visibility_timeout_seconds as i32)
+                .build()
+                .expect("id and receipt are set")
+        })
+        .collect();
+    let r = t
+        .sqs
+        .change_message_visibility_batch()
+        .queue_url(&t.queue.url)
+        .set_entries(Some(entries))
+        .send()
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(table = %t.table, error = %Error::from_sdk("ChangeMessageVisibilityBatch", e), "extending visibility failed");
+    }
+}

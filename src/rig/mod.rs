@@ -8,7 +8,9 @@
 pub mod bench;
 pub mod compare;
 pub mod data;
+pub mod moto;
 pub mod process;
+pub mod pump;
 pub mod workload;
 
 use std::io::{Read, Write};

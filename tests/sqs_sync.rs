@@ -18,7 +18,7 @@ use ferry::rig::process::{FerryDir, terminate};
 use ferry::rig::pump::{Pumped, pump};
 use ferry::rig::workload::Workload;
 use ferry::rig::{Account, DynamoLocal};
-use ferry::source::sqs::forward::{Entry, SdkSender, Sender, Target};
+use ferry::source::sqs::forwarder::{Entry, SdkSender, Sender, Target};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio_util::sync::CancellationToken;
@@ -91,7 +91,7 @@ impl Sender for FlakySender {
         let mut failed_ids = Vec::new();
         for e in entries {
             let n = self.seen.fetch_add(1, Relaxed) + 1;
-            if n % self.every == 0 && self.failed.lock().unwrap().insert(e.dedup.clone()) {
+            if n.is_multiple_of(self.every) && self.failed.lock().unwrap().insert(e.dedup.clone()) {
                 failed_ids.push(e.id.clone());
             } else {
                 pass.push(e.clone());
@@ -149,7 +149,10 @@ async fn sqs_buffer_converges_under_a_random_workload_with_kill_9_restarts_and_f
     assert!(counts.total() > 500, "the workload made {} writes", counts.total());
     pump_stop.cancel();
     let pumped = pumping.await.unwrap();
-    assert!(pumped.partial_failures > 0, "some sends failed and were retried: {pumped:?}");
+    assert!(
+        pumped.partial_failures > 0,
+        "some sends failed and were retried: {pumped:?}"
+    );
     assert!(pumped.records as u64 >= counts.total(), "{pumped:?} {}", counts.total());
     wait_caught_up(&rig.ferry, "Orders", Duration::from_secs(120)).await;
     wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(60), || {
@@ -236,13 +239,10 @@ async fn a_replay_point_in_the_middle_of_the_queue_drops_exactly_the_records_bef
                 "SequenceNumber": format!("{:021}", i + 1), "SizeBytes": 40, "StreamViewType": "NEW_AND_OLD_IMAGES"}})
         })
         .collect();
-    let done = ferry::source::sqs::forward::forward(
-        &rig.sender,
-        &rig.target,
-        &serde_json::json!({ "Records": records }),
-    )
-    .await
-    .unwrap();
+    let done =
+        ferry::source::sqs::forwarder::forward(&rig.sender, &rig.target, &serde_json::json!({ "Records": records }))
+            .await
+            .unwrap();
     assert_eq!((done.sent, done.failed_at), (40, None));
     // The replay point is record 25's time: as `ferry checkpoint set --at` leaves it.
     let replay_from = ((t0 + 60.0 * 25.0) * 1000.0) as i64;
@@ -269,7 +269,15 @@ async fn a_replay_point_in_the_middle_of_the_queue_drops_exactly_the_records_bef
     )
     .await;
     assert_eq!(t["records_applied"], 15, "{t}");
-    let items = rig.dst.scan().table_name("Orders").send().await.unwrap().items.unwrap_or_default();
+    let items = rig
+        .dst
+        .scan()
+        .table_name("Orders")
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
     let mut keys: Vec<i64> = items
         .iter()
         .map(|i| i["pk"].as_s().unwrap()[1..].parse().unwrap())

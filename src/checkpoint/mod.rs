@@ -4,4 +4,4 @@ pub mod ack;
 pub mod store;
 
 pub use ack::{AckSink, OrderedAck};
-pub use store::{DaemonLock, Phase, SegmentRow, QueueRow, ShardRow, Store, TableRow, now_ms};
+pub use store::{DaemonLock, Phase, QueueRow, SegmentRow, ShardRow, Store, TableRow, now_ms};

@@ -173,9 +173,15 @@ fn side(root: &mut Obj, errs: &mut Errors, key: &'static str) -> Option<Side> {
         s.endpoints.sts = e.string(errs, "sts");
         e.finish(errs);
     }
-    for url in [&s.endpoint_url, &s.endpoints.dynamodb, &s.endpoints.streams, &s.endpoints.sqs, &s.endpoints.s3]
-        .into_iter()
-        .flatten()
+    for url in [
+        &s.endpoint_url,
+        &s.endpoints.dynamodb,
+        &s.endpoints.streams,
+        &s.endpoints.sqs,
+        &s.endpoints.s3,
+    ]
+    .into_iter()
+    .flatten()
     {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             errs.at(
@@ -236,7 +242,9 @@ fn change_source(t: &mut Obj, errs: &mut Errors) -> Option<ChangeSource> {
     let kind = t.string_at(errs, "change_source");
     let url = t.string_at(errs, "queue_url");
     // SQS allows 12 hours at most.
-    let visibility = t.uint(errs, "queue_visibility_timeout_seconds", 12 * 3600).unwrap_or(120);
+    let visibility = t
+        .uint(errs, "queue_visibility_timeout_seconds", 12 * 3600)
+        .unwrap_or(120);
     let receivers = t.uint(errs, "queue_receivers", 256).unwrap_or(8);
     match (kind, url) {
         (None, None) => Some(ChangeSource::Streams),
@@ -249,10 +257,7 @@ fn change_source(t: &mut Obj, errs: &mut Errors) -> Option<ChangeSource> {
             None
         }
         (None, Some((_, span))) => {
-            errs.at(
-                span,
-                format!("queue_url in {} needs change_source = \"sqs\"", t.name()),
-            );
+            errs.at(span, format!("queue_url in {} needs change_source = \"sqs\"", t.name()));
             None
         }
         (Some((k, span)), None) if k == "sqs" => {
@@ -439,7 +444,10 @@ snapshot = "none"
         assert_eq!(q.url, "https://sqs.us-east-1.amazonaws.com/1/a.fifo");
         assert_eq!((q.receivers, q.visibility_timeout_seconds), (2, 120));
         assert_eq!(
-            parse("[source]\n[destination]\n[[table]]\nsource=\"A\"\n").unwrap().tables[0].change_source,
+            parse("[source]\n[destination]\n[[table]]\nsource=\"A\"\n")
+                .unwrap()
+                .tables[0]
+                .change_source,
             ChangeSource::Streams
         );
         let text = "[source]\n[destination]\n[[table]]\nsource=\"A\"\nchange_source = \"sqs\"\n\

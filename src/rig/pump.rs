@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::item::{convert::from_stream_item, json::item_to_json};
-use crate::source::sqs::forward::{Sender, Target, forward};
+use crate::source::sqs::forwarder::{Sender, Target, forward};
 
 /// What a pump did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -71,7 +71,10 @@ pub async fn pump<S: Sender>(
             .send()
             .await
             .map_err(|e| format!("DescribeStream: {e:?}"))?;
-        let shards = desc.stream_description.map(|s| s.shards.unwrap_or_default()).unwrap_or_default();
+        let shards = desc
+            .stream_description
+            .map(|s| s.shards.unwrap_or_default())
+            .unwrap_or_default();
         let stopping = stop.is_cancelled();
         let mut all_idle = true;
         for s in &shards {
@@ -130,7 +133,12 @@ pub async fn pump<S: Sender>(
 }
 
 /// One Lambda delivery of `events`, retried from the reported failure until all are forwarded.
-async fn invoke<S: Sender>(sender: &S, target: &Target, mut events: Vec<Value>, done: &mut Pumped) -> Result<(), String> {
+async fn invoke<S: Sender>(
+    sender: &S,
+    target: &Target,
+    mut events: Vec<Value>,
+    done: &mut Pumped,
+) -> Result<(), String> {
     loop {
         done.invocations += 1;
         let r = forward(sender, target, &json!({ "Records": events }))

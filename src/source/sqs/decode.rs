@@ -42,8 +42,8 @@ impl Decoder<'_> {
                 self.table, self.queue_url
             ))
         };
-        let env: Envelope = serde_json::from_str(m.body().unwrap_or_default())
-            .map_err(|e| bad(format!("unreadable body: {e}")))?;
+        let env: Envelope =
+            serde_json::from_str(m.body().unwrap_or_default()).map_err(|e| bad(format!("unreadable body: {e}")))?;
         if env.table != self.table {
             return Err(bad(format!("it carries a change of table {:?}", env.table)));
         }
@@ -114,4 +114,76 @@ pub fn settle_by_reading(change: &mut StreamChange, key_names: &[String]) {
         Op::Delete(k) | Op::Fetch(k) => k.clone(),
     };
     change.op = Op::Fetch(keys);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+
+    fn message(body: &str, receive_count: &str) -> Message {
+        Message::builder()
+            .message_id("m1")
+            .receipt_handle("r1")
+            .body(body)
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, receive_count)
+            .build()
+    }
+
+    fn body(table: &str) -> String {
+        let rec = serde_json::json!({"eventID": "e1", "eventName": "MODIFY", "dynamodb": {
+            "Keys": {"pk": {"S": "a"}}, "NewImage": {"pk": {"S": "a"}, "v": {"N": "2"}},
+            "OldImage": {"pk": {"S": "a"}, "v": {"N": "1"}},
+            "SequenceNumber": "9", "ApproximateCreationDateTime": 1700000000.0}});
+        super::super::message::inline_body(table, &rec)
+    }
+
+    async fn decode(m: &Message) -> Result<Decoded> {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let names = ["pk".to_string()];
+        let d = Decoder {
+            s3: &s3,
+            table: "T",
+            queue_url: "http://q/t.fifo",
+            view: View::NewImage,
+            key_names: &names,
+        };
+        d.decode(m).await
+    }
+
+    #[tokio::test]
+    async fn decodes_an_inline_record_and_its_delivery_count() {
+        let d = decode(&message(&body("T"), "1")).await.unwrap();
+        assert_eq!((d.receipt.as_str(), d.redelivered), ("r1", false));
+        assert_eq!((d.change.seq.as_str(), d.change.time_ms), ("9", 1_700_000_000_000));
+        let Op::Put(image) = &d.change.op else { panic!("a put") };
+        assert_eq!(image["v"], Av::N("2".into()));
+        assert!(decode(&message(&body("T"), "2")).await.unwrap().redelivered);
+    }
+
+    #[tokio::test]
+    async fn a_message_of_another_table_or_format_stops_the_table() {
+        let err = decode(&message(&body("Other"), "1")).await.err().unwrap();
+        assert!(
+            err.is_fatal() && err.to_string().contains("change of table \"Other\""),
+            "{err}"
+        );
+        let err = decode(&message("hello", "1")).await.err().unwrap();
+        assert!(err.to_string().contains("message m1 of queue http://q/t.fifo"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_is_settled_by_reading_the_source() {
+        let mut d = decode(&message(&body("T"), "3")).await.unwrap();
+        settle_by_reading(&mut d.change, &["pk".to_string()]);
+        assert_eq!(
+            d.change.op,
+            Op::Fetch(crate::item::Item::from([("pk".to_string(), Av::S("a".into()))]))
+        );
+    }
 }

@@ -48,7 +48,11 @@ pub fn pointer_body(table: &str, offload: &Offload, seq: &str) -> String {
 /// The S3 key of an offloaded record: one object per stream record, so a resend overwrites the
 /// same object with the same bytes.
 pub fn offload_key(table: &str, event_id: &str) -> String {
-    format!("ferry-offload/{}/{}.json", sanitize(table, 255), sanitize(event_id, 128))
+    format!(
+        "ferry-offload/{}/{}.json",
+        sanitize(table, 255),
+        sanitize(event_id, 128)
+    )
 }
 
 /// `MessageGroupId`: the table and a hash of the item's canonical key bytes. One key always maps

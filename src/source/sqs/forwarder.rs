@@ -111,9 +111,11 @@ pub async fn forward<S: Sender>(sender: &S, target: &Target, event: &Value) -> R
         let mut sendable = batch.len();
         for (i, o) in batch.iter().enumerate() {
             if let Some((off, bytes)) = &o.offload {
-                let r = crate::retry::retry(Policy::STARTUP, |_| {}, || {
-                    sender.put_object(&off.bucket, &off.key, bytes.clone())
-                })
+                let r = crate::retry::retry(
+                    Policy::STARTUP,
+                    |_| {},
+                    || sender.put_object(&off.bucket, &off.key, bytes.clone()),
+                )
                 .await;
                 if let Err(e) = r {
                     tracing::warn!(seq = %o.seq, error = %e, "offloading a record to S3 failed");
@@ -136,7 +138,13 @@ pub async fn forward<S: Sender>(sender: &S, target: &Target, event: &Value) -> R
         let first_failed = if entries.is_empty() {
             Some(0)
         } else {
-            match crate::retry::retry(Policy::STARTUP, |_| {}, || sender.send_batch(&target.queue_url, &entries)).await {
+            match crate::retry::retry(
+                Policy::STARTUP,
+                |_| {},
+                || sender.send_batch(&target.queue_url, &entries),
+            )
+            .await
+            {
                 Ok(failed) => failed.iter().filter_map(|id| id.parse::<usize>().ok()).min(),
                 Err(e) => {
                     tracing::warn!(error = %e, "SendMessageBatch failed");
@@ -183,7 +191,9 @@ fn outgoing(target: &Target, record: &Value) -> Result<Outgoing> {
             .ok_or_else(|| Error::fatal(format!("no {what}")))
     };
     let event_id = text(record.get("eventID"), "eventID")?;
-    let d = record.get("dynamodb").ok_or_else(|| Error::fatal("no dynamodb section"))?;
+    let d = record
+        .get("dynamodb")
+        .ok_or_else(|| Error::fatal("no dynamodb section"))?;
     let seq = text(d.get("SequenceNumber"), "dynamodb.SequenceNumber")?;
     let keys = item_from_json(d.get("Keys").unwrap_or(&Value::Null))
         .map_err(|e| Error::fatal(format!("record {seq}: unreadable Keys: {e}")))?;
@@ -277,7 +287,12 @@ impl Sender for SdkSender {
             .await
             .map_err(|e| Error::from_sdk("SendMessageBatch", e))?;
         for f in out.failed() {
-            tracing::warn!(id = f.id(), code = f.code(), message = f.message(), "SendMessageBatch entry failed");
+            tracing::warn!(
+                id = f.id(),
+                code = f.code(),
+                message = f.message(),
+                "SendMessageBatch entry failed"
+            );
         }
         Ok(out.failed().iter().map(|f| f.id().to_string()).collect())
     }

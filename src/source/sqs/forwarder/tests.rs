@@ -22,8 +22,15 @@ impl Sender for FakeQueue {
     async fn send_batch(&self, _queue: &str, entries: &[Entry]) -> Result<Vec<String>> {
         assert!(entries.len() <= 10);
         let groups: HashSet<&str> = entries.iter().map(|e| e.group.as_str()).collect();
-        assert_eq!(groups.len(), entries.len(), "one call never holds two records of one group");
-        self.calls.lock().unwrap().push(entries.iter().map(|e| e.dedup.clone()).collect());
+        assert_eq!(
+            groups.len(),
+            entries.len(),
+            "one call never holds two records of one group"
+        );
+        self.calls
+            .lock()
+            .unwrap()
+            .push(entries.iter().map(|e| e.dedup.clone()).collect());
         {
             let mut n = self.fail_calls.lock().unwrap();
             if *n > 0 {
@@ -38,7 +45,10 @@ impl Sender for FakeQueue {
                 continue;
             }
             if self.seen.lock().unwrap().insert(e.dedup.clone()) {
-                self.queue.lock().unwrap().push((e.group.clone(), e.dedup.clone(), e.body.clone()));
+                self.queue
+                    .lock()
+                    .unwrap()
+                    .push((e.group.clone(), e.dedup.clone(), e.body.clone()));
             }
         }
         Ok(failed)
@@ -86,7 +96,10 @@ async fn lambda_retries(q: &FakeQueue, t: &Target, ev: &Value) -> u32 {
         let r = forward(q, t, &ev).await.unwrap();
         let Some(seq) = r.failed_at else { return invocations };
         let recs = ev["Records"].as_array().unwrap();
-        let from = recs.iter().position(|r| r["dynamodb"]["SequenceNumber"] == seq.as_str()).unwrap();
+        let from = recs
+            .iter()
+            .position(|r| r["dynamodb"]["SequenceNumber"] == seq.as_str())
+            .unwrap();
         ev = serde_json::json!({ "Records": recs[from..].to_vec() });
     }
 }
@@ -98,11 +111,22 @@ fn ids(q: &FakeQueue) -> Vec<String> {
 #[tokio::test]
 async fn batches_hold_ten_distinct_groups_in_stream_order() {
     let keys: Vec<String> = (0..25).map(|i| format!("k{i}")).collect();
-    let recs: Vec<(String, &str)> = keys.iter().enumerate().map(|(i, k)| (format!("e{i}"), k.as_str())).collect();
+    let recs: Vec<(String, &str)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (format!("e{i}"), k.as_str()))
+        .collect();
     let recs: Vec<(&str, &str)> = recs.iter().map(|(e, k)| (e.as_str(), *k)).collect();
     let q = FakeQueue::default();
     let r = forward(&q, &target(None), &event(&recs, 10)).await.unwrap();
-    assert_eq!(r, Forwarded { sent: 25, offloaded: 0, failed_at: None });
+    assert_eq!(
+        r,
+        Forwarded {
+            sent: 25,
+            offloaded: 0,
+            failed_at: None
+        }
+    );
     let sizes: Vec<usize> = q.calls.lock().unwrap().iter().map(Vec::len).collect();
     assert_eq!(sizes, [10, 10, 5]);
     assert_eq!(ids(&q), recs.iter().map(|(e, _)| e.to_string()).collect::<Vec<_>>());
@@ -134,7 +158,10 @@ async fn a_failed_entry_is_reported_at_the_earliest_failure_and_nothing_is_lost_
     // Hot keys: the same groups recur across batches.
     let recs: Vec<(String, String)> = (0..40).map(|i| (format!("e{i}"), format!("k{}", i % 7))).collect();
     let recs: Vec<(&str, &str)> = recs.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect();
-    q.fail_once.lock().unwrap().extend(["e3".to_string(), "e9".into(), "e30".into()]);
+    q.fail_once
+        .lock()
+        .unwrap()
+        .extend(["e3".to_string(), "e9".into(), "e30".into()]);
     let ev = event(&recs, 10);
     let first = forward(&q, &target(None), &ev).await.unwrap();
     assert_eq!(first.failed_at.as_deref(), Some("00004"), "e3 is the 4th record");
@@ -165,7 +192,9 @@ async fn a_failed_entry_is_reported_at_the_earliest_failure_and_nothing_is_lost_
 async fn a_failed_call_is_reported_at_its_first_record() {
     let q = FakeQueue::default();
     *q.fail_calls.lock().unwrap() = 1;
-    let r = forward(&q, &target(None), &event(&[("e1", "a"), ("e2", "b")], 10)).await.unwrap();
+    let r = forward(&q, &target(None), &event(&[("e1", "a"), ("e2", "b")], 10))
+        .await
+        .unwrap();
     assert_eq!((r.sent, r.failed_at.as_deref()), (0, Some("00001")));
     assert!(ids(&q).is_empty());
 }
@@ -198,7 +227,9 @@ async fn oversize_records_go_through_s3_first() {
     assert_eq!(ids(&q), ["e1"]);
 
     // Without a bucket an oversize record is an error, not a silent drop.
-    let err = forward(&FakeQueue::default(), &target(None), &event(&recs, 300_000)).await.unwrap_err();
+    let err = forward(&FakeQueue::default(), &target(None), &event(&recs, 300_000))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("FERRY_OFFLOAD_BUCKET"), "{err}");
 }
 

@@ -256,7 +256,13 @@ async fn a_replay_point_in_the_middle_of_the_queue_drops_exactly_the_records_bef
         store.put_table(&row).unwrap();
         assert!(store.set_replay_from("Orders", replay_from).unwrap());
     }
-    let mut child = rig.ferry.spawn_sync(&[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = rig.ferry.spawn_sync(&["--metrics", &addr]);
     wait_caught_up(&rig.ferry, "Orders", Duration::from_secs(60)).await;
     let t = wait_for(
         Duration::from_secs(30),
@@ -284,6 +290,34 @@ async fn a_replay_point_in_the_middle_of_the_queue_drops_exactly_the_records_bef
         .collect();
     keys.sort();
     assert_eq!(keys, (25..40).collect::<Vec<_>>());
+    // The same figures in /metrics.
+    let metrics = wait_for(
+        Duration::from_secs(10),
+        "queue metrics",
+        || rig.ferry.logs(),
+        || async {
+            let body = http_get(&addr, "/metrics");
+            (body.contains("ferry_records_dropped_total{table=\"Orders\"} 25")
+                && body.contains("ferry_queue_depth{table=\"Orders\"} 0"))
+            .then_some(body)
+        },
+    )
+    .await;
+    assert!(
+        metrics.contains("ferry_records_applied_total{table=\"Orders\"} 15"),
+        "{metrics}"
+    );
     terminate(&child);
     assert!(child.wait().unwrap().success(), "{}", rig.ferry.logs());
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }

@@ -22,15 +22,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
-    QueueAttributeName,
-};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::decode::{Decoder, settle_by_reading};
+use super::settle::settle;
 use crate::apply::{Applier, Change, Ticket};
 use crate::checkpoint::{OrderedAck, QueueRow, Store};
 use crate::config::QueueConfig;
@@ -59,12 +57,12 @@ pub struct SqsTask {
 }
 
 /// What the receivers and settlers share.
-struct Shared {
-    task: SqsTask,
+pub(super) struct Shared {
+    pub(super) task: SqsTask,
     /// Taken out at shutdown to be finished.
     applier: tokio::sync::RwLock<Option<Applier>>,
     /// The applier's failure signal (a clone, usable without the lock).
-    applier_failed: CancellationToken,
+    pub(super) applier_failed: CancellationToken,
     /// First fatal error of a receiver or settler.
     failure: std::sync::Mutex<Option<Error>>,
     /// Cancelled on such an error: everything stops reading.
@@ -182,7 +180,7 @@ fn publish_queue(t: &SqsTask, depth: Option<i64>, in_flight: Option<i64>) -> Res
     )
 }
 
-fn queue_error(t: &SqsTask, e: Error) -> Error {
+pub(super) fn queue_error(t: &SqsTask, e: Error) -> Error {
     let hint = match e.code() {
         Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist") => {
             " (the queue does not exist: check queue_url and the [source] endpoint/region)"
@@ -290,82 +288,4 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Waits until every write of one received batch is durable, extending the batch's visibility
-/// meanwhile, then deletes its messages.
-async fn settle(sh: &Shared, ack: Arc<OrderedAck<()>>, receipts: Vec<String>, newest_ms: i64) -> Result<()> {
-    let t = &sh.task;
-    let every = Duration::from_millis((t.queue.visibility_timeout_seconds as u64 * 1000 / 2).max(500));
-    let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    loop {
-        tokio::select! {
-            _ = ack.drained() => break,
-            // The applier failed: leave the messages for the next run (they reappear).
-            _ = sh.applier_failed.cancelled() => return Ok(()),
-            _ = extend.tick() => extend_visibility(t, &receipts).await,
-        }
-    }
-    if newest_ms > 0 {
-        t.stats.newest_applied_ms.fetch_max(newest_ms, Relaxed);
-    }
-    let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(r)
-                .build()
-                .expect("id and receipt are set")
-        })
-        .collect();
-    let out = crate::retry::retry(
-        Policy::DAEMON,
-        |_| {
-            t.stats.retries.fetch_add(1, Relaxed);
-        },
-        || async {
-            t.sqs
-                .delete_message_batch()
-                .queue_url(&t.queue.url)
-                .set_entries(Some(entries.clone()))
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("DeleteMessageBatch", e))
-        },
-    )
-    .await
-    .map_err(|e| queue_error(t, e))?;
-    for f in out.failed() {
-        // Applied but not deleted: it comes back after the visibility timeout and is settled by
-        // reading the source again, which is safe; say so rather than stop.
-        tracing::warn!(table = %t.table, code = f.code(), message = f.message(), "a message could not be deleted after its write; it will be redelivered");
-    }
-    Ok(())
-}
-
-async fn extend_visibility(t: &SqsTask, receipts: &[String]) {
-    let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = receipts
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            ChangeMessageVisibilityBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(r)
-                .visibility_timeout(t.queue.visibility_timeout_seconds as i32)
-                .build()
-                .expect("id and receipt are set")
-        })
-        .collect();
-    let r = t
-        .sqs
-        .change_message_visibility_batch()
-        .queue_url(&t.queue.url)
-        .set_entries(Some(entries))
-        .send()
-        .await;
-    if let Err(e) = r {
-        tracing::warn!(table = %t.table, error = %Error::from_sdk("ChangeMessageVisibilityBatch", e), "extending visibility failed");
-    }
 }

@@ -14,3 +14,4 @@ pub mod consumer;
 pub mod decode;
 pub mod forwarder;
 pub mod message;
+mod settle;

@@ -118,7 +118,7 @@ fn start_pump<S: Sender + 'static>(rig: &Rig, sender: S, stop: CancellationToken
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqs_buffer_converges_under_a_random_workload_with_kill_9_restarts_and_failed_sends() {
-    let rig = setup("kill", 2_000, "scan_segments = 4\nwrite_concurrency = 8\n").await;
+    let rig = setup("kill", 1_000, "scan_segments = 4\nwrite_concurrency = 8\n").await;
     // The forwarder is deployed before the snapshot starts.
     let pump_stop = CancellationToken::new();
     let flaky = FlakySender {
@@ -135,14 +135,28 @@ async fn sqs_buffer_converges_under_a_random_workload_with_kill_9_restarts_and_f
         let stop = stop.clone();
         async move { wl.run(stop, None).await }
     });
+    // Kills at random points of the snapshot, then while the queue is drained.
     let mut rng = StdRng::seed_from_u64(std::process::id() as u64);
-    for _ in 0..4 {
+    for _ in 0..2 {
         let mut child = rig.ferry.spawn_sync(&[]);
-        tokio::time::sleep(Duration::from_millis(rand::Rng::random_range(&mut rng, 1_000..3_000))).await;
+        tokio::time::sleep(Duration::from_millis(rand::Rng::random_range(&mut rng, 700..2_000))).await;
         child.kill().expect("kill -9");
         child.wait().unwrap();
     }
     let mut child = rig.ferry.spawn_sync(&[]);
+    wait_for(
+        Duration::from_secs(120),
+        "draining the queue",
+        || rig.ferry.logs(),
+        || async { (rig.ferry.table_status("Orders")?["phase"] == "streaming").then_some(()) },
+    )
+    .await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(rand::Rng::random_range(&mut rng, 500..2_000))).await;
+        child.kill().expect("kill -9");
+        child.wait().unwrap();
+        child = rig.ferry.spawn_sync(&[]);
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     let counts = writes.await.unwrap().expect("workload");
@@ -270,11 +284,12 @@ async fn a_replay_point_in_the_middle_of_the_queue_drops_exactly_the_records_bef
         || rig.ferry.logs(),
         || async {
             let t = rig.ferry.table_status("Orders")?;
-            (t["queue"]["dropped"] == 25 && t["queue"]["depth"] == 0).then_some(t)
+            let q = &t["queue"];
+            (q["dropped"] == 25 && q["depth"] == 0 && q["in_flight"] == 0 && t["records_applied"] == 15).then_some(t)
         },
     )
     .await;
-    assert_eq!(t["records_applied"], 15, "{t}");
+    assert_eq!(t["queue"]["url"], rig.target.queue_url.as_str(), "{t}");
     let items = rig
         .dst
         .scan()

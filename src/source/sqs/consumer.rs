@@ -11,7 +11,9 @@
 //! - **Order**: SQS FIFO hands out one group's messages in order and none of a group while one of
 //!   its messages is in flight; a group is one key, and a batch is submitted in received order, so
 //!   per key changes reach the applier in stream order. Many groups progress at once (N
-//!   receivers, 10 messages per call).
+//!   receivers, 10 messages per call). A change that still arrives after a newer one to its key
+//!   (a broker handing out one group twice at once: moto does) is settled by reading the source
+//!   ([`super::inflight`]).
 //! - **Delivery**: a message is deleted only after the writes of its whole batch are acknowledged
 //!   (durable). Until then its visibility is extended, so no other reader gets it. A crash leaves
 //!   messages in flight; they come back after the visibility timeout and, as redeliveries, are
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::decode::{Decoder, settle_by_reading};
+use super::inflight::InFlight;
 use super::settle::settle;
 use crate::apply::{Applier, Change, Ticket};
 use crate::checkpoint::{OrderedAck, QueueRow, Store};
@@ -68,6 +71,8 @@ pub(super) struct Shared {
     /// Cancelled on such an error: everything stops reading.
     failed: CancellationToken,
     settlers: TaskTracker,
+    /// Keys with unsettled changes (see [`InFlight`]).
+    in_flight: InFlight,
 }
 
 impl Shared {
@@ -95,6 +100,7 @@ impl SqsTask {
             failure: Default::default(),
             failed: CancellationToken::new(),
             settlers: TaskTracker::new(),
+            in_flight: InFlight::default(),
         });
         let mut recv = tokio::task::JoinSet::new();
         for _ in 0..receivers {
@@ -244,6 +250,7 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
         let mut slots_in_order = Vec::with_capacity(messages.len());
         let mut changes = Vec::new();
         let mut newest = 0i64;
+        let mut admitted = Vec::new();
         for m in &messages {
             let mut d = decoder.decode(m).await?;
             receipts.push(d.receipt);
@@ -253,7 +260,12 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
                 t.stats.records_dropped.fetch_add(1, Relaxed);
                 continue;
             }
-            if d.redelivered {
+            let in_order = sh.in_flight.admit(&d.change.key, &d.change.seq);
+            admitted.push(d.change.key.clone());
+            if !in_order {
+                tracing::warn!(table = %t.table, seq = %d.change.seq, "a change arrived after a newer one to its key; settling it by reading the source");
+            }
+            if d.redelivered || !in_order {
                 settle_by_reading(&mut d.change, &t.key_names);
             }
             newest = newest.max(d.change.time_ms);
@@ -278,7 +290,9 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
         let sh2 = sh.clone();
         sh.settlers.spawn(async move {
             let _permit = permit;
-            if let Err(e) = settle(&sh2, ack, receipts, newest).await {
+            let r = settle(&sh2, ack, receipts, newest).await;
+            sh2.in_flight.release(&admitted);
+            if let Err(e) = r {
                 sh2.fail(e);
             }
         });

@@ -13,5 +13,6 @@
 pub mod consumer;
 pub mod decode;
 pub mod forwarder;
+pub mod inflight;
 pub mod message;
 mod settle;

@@ -73,6 +73,8 @@ pub(super) struct Shared {
     settlers: TaskTracker,
     /// Keys with unsettled changes (see [`InFlight`]).
     in_flight: InFlight,
+    /// Held by a receiver from admitting its batch's keys until the batch is queued.
+    submit_turn: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -101,6 +103,7 @@ impl SqsTask {
             failed: CancellationToken::new(),
             settlers: TaskTracker::new(),
             in_flight: InFlight::default(),
+            submit_turn: tokio::sync::Mutex::new(()),
         });
         let mut recv = tokio::task::JoinSet::new();
         for _ in 0..receivers {
@@ -246,13 +249,19 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
             view: t.view,
             key_names: &t.key_names,
         };
-        let mut receipts = Vec::with_capacity(messages.len());
-        let mut slots_in_order = Vec::with_capacity(messages.len());
+        let mut decoded = Vec::with_capacity(messages.len());
+        for m in &messages {
+            decoded.push(decoder.decode(m).await?);
+        }
+        // Admission and submission in one step across receivers: the order keys are admitted in
+        // is the order their changes reach the lanes.
+        let _turn = sh.submit_turn.lock().await;
+        let mut receipts = Vec::with_capacity(decoded.len());
+        let mut slots_in_order = Vec::with_capacity(decoded.len());
         let mut changes = Vec::new();
         let mut newest = 0i64;
         let mut admitted = Vec::new();
-        for m in &messages {
-            let mut d = decoder.decode(m).await?;
+        for mut d in decoded {
             receipts.push(d.receipt);
             let applied = d.change.time_ms >= t.replay_from_ms;
             slots_in_order.push((Some(()), applied));

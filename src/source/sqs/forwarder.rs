@@ -232,8 +232,9 @@ fn outgoing(target: &Target, record: &Value) -> Result<Outgoing> {
 }
 
 /// The Lambda's configuration from its environment: `FERRY_QUEUE_URL`, `FERRY_TABLE`, and
-/// optionally `FERRY_OFFLOAD_BUCKET`. Clients come from the standard AWS environment (the
-/// function's role), with the SDK's retries off like everywhere in ferry.
+/// optionally `FERRY_OFFLOAD_BUCKET` (and `FERRY_S3_PATH_STYLE=1` for an S3-compatible endpoint
+/// that needs path-style addressing). Clients come from the standard AWS environment (the
+/// function's role, `AWS_ENDPOINT_URL_*`), with the SDK's retries off like everywhere in ferry.
 pub async fn from_env() -> Result<(SdkSender, Target)> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let queue_url = var("FERRY_QUEUE_URL").ok_or_else(|| Error::fatal("FERRY_QUEUE_URL is not set"))?;

@@ -160,7 +160,7 @@ async fn sqs_buffer_converges_under_a_random_workload_with_kill_9_restarts_and_f
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     let counts = writes.await.unwrap().expect("workload");
-    assert!(counts.total() > 500, "the workload made {} writes", counts.total());
+    assert!(counts.total() > 100, "the workload made {} writes", counts.total());
     pump_stop.cancel();
     let pumped = pumping.await.unwrap();
     assert!(
@@ -168,13 +168,29 @@ async fn sqs_buffer_converges_under_a_random_workload_with_kill_9_restarts_and_f
         "some sends failed and were retried: {pumped:?}"
     );
     assert!(pumped.records as u64 >= counts.total(), "{pumped:?} {}", counts.total());
-    wait_caught_up(&rig.ferry, "Orders", Duration::from_secs(120)).await;
+    wait_for(
+        Duration::from_secs(120),
+        "the queue drained",
+        || {
+            let out = rig.ferry.run(&["status", "-c", "ferry.toml"]);
+            format!(
+                "{}\nstatus: {}{}",
+                rig.ferry.logs(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        },
+        || async {
+            let t = rig.ferry.table_status("Orders")?;
+            (t["caught_up"] == true && t["queue"]["depth"] == 0).then_some(())
+        },
+    )
+    .await;
     wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(60), || {
         rig.ferry.logs()
     })
     .await;
     let t = rig.ferry.table_status("Orders").unwrap();
-    assert_eq!(t["queue"]["depth"], 0, "{t}");
     assert!(t["records_applied"].as_i64().unwrap() > 0, "{t}");
     terminate(&child);
     assert!(child.wait().unwrap().success(), "{}", rig.ferry.logs());

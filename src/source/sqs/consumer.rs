@@ -157,7 +157,7 @@ async fn observe(sh: &Shared) -> Result<()> {
     let attrs = match attrs {
         Ok(a) => a,
         Err(e) => {
-            let e = Error::from_sdk("GetQueueAttributes", e);
+            let e = sqs_error("GetQueueAttributes", e);
             return if e.is_fatal() { Err(queue_error(t, e)) } else { Ok(()) };
         }
     };
@@ -187,6 +187,21 @@ fn publish_queue(t: &SqsTask, depth: Option<i64>, in_flight: Option<i64>) -> Res
             dropped: t.stats.records_dropped.load(Relaxed) as i64,
         },
     )
+}
+
+/// An SQS call's error. A response without an error code (a server fault, such as moto's
+/// internal errors under concurrent receivers) is transient, not fatal.
+pub(super) fn sqs_error<E, R>(op: &str, e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let e = Error::from_sdk(op, e);
+    if e.is_fatal() && e.code() == Some("Unknown") {
+        Error::retryable(e.message().to_string())
+    } else {
+        e
+    }
 }
 
 pub(super) fn queue_error(t: &SqsTask, e: Error) -> Error {
@@ -226,7 +241,7 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
                 out.messages.unwrap_or_default()
             }
             Err(e) => {
-                let e = Error::from_sdk("ReceiveMessage", e);
+                let e = sqs_error("ReceiveMessage", e);
                 attempt += 1;
                 if e.kind() == Kind::Fatal
                     || (e.kind() == Kind::Retryable && Policy::DAEMON.max_retryable.is_some_and(|m| attempt >= m))

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry};
 
-use super::consumer::{Shared, SqsTask, queue_error};
+use super::consumer::{Shared, SqsTask, queue_error, sqs_error};
 use crate::checkpoint::OrderedAck;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::retry::Policy;
 
 /// Waits until every write of one received batch is durable, extending the batch's visibility
@@ -52,7 +52,7 @@ pub(super) async fn settle(sh: &Shared, ack: Arc<OrderedAck<()>>, receipts: Vec<
                 .set_entries(Some(entries.clone()))
                 .send()
                 .await
-                .map_err(|e| Error::from_sdk("DeleteMessageBatch", e))
+                .map_err(|e| sqs_error("DeleteMessageBatch", e))
         },
     )
     .await
@@ -86,6 +86,6 @@ async fn extend_visibility(t: &SqsTask, receipts: &[String]) {
         .send()
         .await;
     if let Err(e) = r {
-        tracing::warn!(table = %t.table, error = %Error::from_sdk("ChangeMessageVisibilityBatch", e), "extending visibility failed");
+        tracing::warn!(table = %t.table, error = %sqs_error("ChangeMessageVisibilityBatch", e), "extending visibility failed");
     }
 }

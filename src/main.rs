@@ -219,6 +219,20 @@ async fn checkpoint(command: CheckpointCommand) -> anyhow::Result<ExitCode> {
             );
             let store = ferry::checkpoint::Store::open_existing(&config.state_path)?
                 .with_context(|| format!("no state store at {}", config.state_path.display()))?;
+            if config
+                .table(&table)
+                .is_some_and(|t| matches!(t.change_source, ferry::config::ChangeSource::Sqs(_)))
+            {
+                let plan = control::plan_set_queue(&store, &table, target)?;
+                print!("{}", plan.describe());
+                if !yes && !confirm()? {
+                    println!("nothing changed");
+                    return Ok(ExitCode::FAILURE);
+                }
+                plan.apply(&store)?;
+                println!("done: the next `ferry sync` drops queued records before that point");
+                return Ok(ExitCode::SUCCESS);
+            }
             let src = ferry::config::build_clients("source", &config.source).await?;
             let api = ferry::source::streams::api::SdkStreams(src.streams.clone());
             let plan = control::plan_set(&store, &api, &table, target).await?;

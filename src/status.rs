@@ -23,6 +23,19 @@ pub struct TableStatus {
     /// Now minus the newest applied record's approximate creation time; 0 when caught up.
     pub lag_seconds: Option<f64>,
     pub caught_up: bool,
+    /// The SQS change buffer, for `change_source = "sqs"`.
+    pub queue: Option<QueueStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueStatus {
+    pub url: String,
+    /// Messages waiting (ApproximateNumberOfMessages).
+    pub depth: Option<i64>,
+    /// Messages received and not yet deleted (ApproximateNumberOfMessagesNotVisible).
+    pub in_flight: Option<i64>,
+    /// Records dropped as older than the replay point.
+    pub dropped: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +82,12 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
         records_applied: t.records_applied,
         lag_seconds: lag,
         caught_up: t.caught_up,
+        queue: store.queue(name)?.map(|q| QueueStatus {
+            url: q.queue_url,
+            depth: q.depth,
+            in_flight: q.in_flight,
+            dropped: q.dropped,
+        }),
     }))
 }
 
@@ -105,6 +124,15 @@ impl TableStatus {
             self.records_applied,
             if self.caught_up { " (caught up)" } else { "" }
         );
+        if let Some(q) = &self.queue {
+            let n = |v: Option<i64>| v.map_or("?".to_string(), |v| v.to_string());
+            s.push_str(&format!(
+                " | queue {} waiting, {} in flight, {} dropped before the replay point",
+                n(q.depth),
+                n(q.in_flight),
+                q.dropped
+            ));
+        }
         if let Some(e) = &self.error {
             s.push_str(&format!(" | error: {e}"));
         }

@@ -188,6 +188,7 @@ async fn a_crash_while_building_the_destination_converges_on_rerun() {
         streams: ddb.streams_client(&dst),
         lambda: moto.lambda_in(ferry::rig::REGION),
         s3: moto.s3_in(ferry::rig::REGION),
+        sqs: moto.sqs_in(ferry::rig::REGION),
         dynamodb_endpoint: ddb.endpoint.clone(),
     };
     let mut got = described(&dst_clients, "EventsCopy").await;

@@ -248,6 +248,53 @@ impl SetPlan {
     }
 }
 
+/// A move of a table fed by the SQS change buffer (`change_source = "sqs"`). The queue has no
+/// position to rewind: its only position is the replay point, before which records are dropped.
+/// Moving it earlier keeps more of what is still queued (messages already deleted are gone);
+/// moving it later drops more.
+pub struct QueueSetPlan {
+    pub table: String,
+    pub replay_from_ms: i64,
+    /// Held from planning to writing: no daemon may run on the table meanwhile.
+    _lock: DaemonLock,
+}
+
+pub fn plan_set_queue(store: &Store, table: &str, target: Target) -> Result<QueueSetPlan> {
+    let lock = DaemonLock::acquire(&store.path)
+        .map_err(|e| Error::fatal(format!("{e}: stop `ferry sync` before moving a checkpoint")))?;
+    if store.table(table)?.is_none() {
+        return Err(Error::fatal(format!(
+            "table {table:?} is not in the state store (has `ferry sync` run?)"
+        )));
+    }
+    let replay_from_ms = match target {
+        Target::At(t) => t,
+        Target::TrimHorizon => 0,
+        Target::Latest => crate::checkpoint::now_ms(),
+    };
+    Ok(QueueSetPlan {
+        table: table.to_string(),
+        replay_from_ms,
+        _lock: lock,
+    })
+}
+
+impl QueueSetPlan {
+    pub fn describe(&self) -> String {
+        format!(
+            "table {}: drop queued records created before {}; apply the rest (messages already \
+             deleted from the queue cannot be replayed)\n",
+            self.table,
+            fmt_ms(self.replay_from_ms)
+        )
+    }
+
+    pub fn apply(self, store: &Store) -> Result<()> {
+        store.set_replay_from(&self.table, self.replay_from_ms)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

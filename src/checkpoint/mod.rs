@@ -7,4 +7,4 @@ pub mod store;
 
 pub use ack::{AckSink, OrderedAck};
 pub use exports::ExportRow;
-pub use store::{DaemonLock, Phase, SegmentRow, ShardRow, Store, TableRow, now_ms};
+pub use store::{DaemonLock, Phase, QueueRow, SegmentRow, ShardRow, Store, TableRow, now_ms};

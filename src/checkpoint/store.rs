@@ -125,6 +125,19 @@ pub struct ShardRow {
     pub captured: bool,
 }
 
+/// A table's SQS change buffer as last seen by the daemon (`change_source = "sqs"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRow {
+    pub queue_url: String,
+    /// ApproximateNumberOfMessages: waiting to be received.
+    pub depth: Option<i64>,
+    /// ApproximateNumberOfMessagesNotVisible: received, not yet deleted.
+    pub in_flight: Option<i64>,
+    /// Records dropped as older than the replay point (already in the snapshot, or before a
+    /// replay point set on purpose).
+    pub dropped: i64,
+}
+
 pub struct Store {
     conn: Mutex<Connection>,
     pub path: PathBuf,
@@ -144,6 +157,9 @@ CREATE TABLE IF NOT EXISTS shards (
   tbl TEXT NOT NULL, shard_id TEXT NOT NULL, parent_id TEXT, position TEXT, last_record_ms INTEGER,
   done INTEGER NOT NULL DEFAULT 0, records INTEGER NOT NULL DEFAULT 0, captured INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (tbl, shard_id));
+CREATE TABLE IF NOT EXISTS queues (
+  tbl TEXT PRIMARY KEY, queue_url TEXT NOT NULL, depth INTEGER, in_flight INTEGER,
+  dropped INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT NULL);
 "#;
 
 impl Store {
@@ -244,6 +260,48 @@ impl Store {
             c.execute(
                 "UPDATE tables SET phase='stopped', error=?2, updated_ms=?3 WHERE name=?1",
                 params![name, error, now_ms()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Moves a table's replay point: changes older than `ms` are dropped from then on. The hook
+    /// for `ferry checkpoint set --at` / `ferry sync --from` on an SQS change source, where the
+    /// replay point is the only position (the queue itself holds the rest).
+    pub fn set_replay_from(&self, name: &str, ms: i64) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tables SET replay_from_ms=?2, updated_ms=?3 WHERE name=?1",
+                params![name, ms, now_ms()],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
+    pub fn queue(&self, table: &str) -> Result<Option<QueueRow>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT queue_url, depth, in_flight, dropped FROM queues WHERE tbl = ?1",
+                [table],
+                |r| {
+                    Ok(QueueRow {
+                        queue_url: r.get(0)?,
+                        depth: r.get(1)?,
+                        in_flight: r.get(2)?,
+                        dropped: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    pub fn put_queue(&self, table: &str, q: &QueueRow) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO queues (tbl, queue_url, depth, in_flight, dropped, updated_ms) VALUES (?1,?2,?3,?4,?5,?6)
+                 ON CONFLICT(tbl) DO UPDATE SET queue_url=?2, depth=?3, in_flight=?4, dropped=?5, updated_ms=?6",
+                params![table, q.queue_url, q.depth, q.in_flight, q.dropped, now_ms()],
             )
             .map(|_| ())
         })
@@ -414,6 +472,25 @@ mod tests {
         s.put_shards("A", std::slice::from_ref(&sh)).unwrap();
         assert_eq!(s.shards("A").unwrap(), vec![sh]);
         assert!(s.shards("B").unwrap().is_empty());
+    }
+
+    #[test]
+    fn queue_rows_and_replay_points_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("ferry.db")).unwrap();
+        assert!(!s.set_replay_from("A", 7).unwrap(), "no such table yet");
+        s.put_table(&TableRow::new("A", "A")).unwrap();
+        assert!(s.set_replay_from("A", 7).unwrap());
+        assert_eq!(s.table("A").unwrap().unwrap().replay_from_ms, Some(7));
+        let q = QueueRow {
+            queue_url: "http://q/a.fifo".into(),
+            depth: Some(3),
+            in_flight: None,
+            dropped: 2,
+        };
+        s.put_queue("A", &q).unwrap();
+        assert_eq!(s.queue("A").unwrap(), Some(q));
+        assert_eq!(s.queue("B").unwrap(), None);
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     /// Event source mappings (discover reads the source's; a plan recreates them on the destination).
     pub lambda: aws_sdk_lambda::Client,
+    /// The SQS change buffer (`change_source = "sqs"`).
+    pub sqs: aws_sdk_sqs::Client,
     /// The DynamoDB endpoint in use, for messages ("the default AWS endpoint" when unset).
     pub dynamodb_endpoint: String,
 }
@@ -74,11 +76,16 @@ pub async fn build_clients(label: &'static str, side: &Side) -> Result<Clients> 
     if let Some(u) = &side.endpoints.lambda {
         lambda = lambda.endpoint_url(u);
     }
+    let mut sqs = aws_sdk_sqs::config::Builder::from(&conf);
+    if let Some(u) = &side.endpoints.sqs {
+        sqs = sqs.endpoint_url(u);
+    }
     Ok(Clients {
         label,
         lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
         dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
         streams: aws_sdk_dynamodbstreams::Client::from_conf(streams.build()),
+        sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
         s3: aws_sdk_s3::Client::from_conf(s3.build()),
         dynamodb_endpoint: ddb_url.unwrap_or_else(|| "the default AWS endpoint".into()),
     })

@@ -38,6 +38,25 @@ pub enum Snapshot {
     Export,
 }
 
+/// Where a table's changes are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeSource {
+    /// The source table's DynamoDB stream (kept 24 h).
+    Streams,
+    /// A FIFO SQS queue filled from the stream by the forwarder Lambda (kept up to 14 days).
+    Sqs(QueueConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// The FIFO queue's URL (in the source account: the source side's credentials read it).
+    pub url: String,
+    /// How long a received batch stays invisible to other readers before ferry must extend it.
+    pub visibility_timeout_seconds: u32,
+    /// ReceiveMessage calls in flight at once (each returns up to 10 messages).
+    pub receivers: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct TableConfig {
     pub source: String,
@@ -53,6 +72,7 @@ pub struct TableConfig {
     pub replay_overlap_seconds: u64,
     /// Set when `snapshot = "export"`.
     pub export: Option<ExportConfig>,
+    pub change_source: ChangeSource,
 }
 
 impl TableConfig {
@@ -67,6 +87,7 @@ impl TableConfig {
             write_concurrency: 16,
             replay_overlap_seconds: 300,
             export: None,
+            change_source: ChangeSource::Streams,
         }
     }
 }
@@ -189,9 +210,15 @@ fn side(root: &mut Obj, errs: &mut Errors, key: &'static str) -> Option<Side> {
         s.endpoints.sts = e.string(errs, "sts");
         e.finish(errs);
     }
-    for url in [&s.endpoint_url, &s.endpoints.dynamodb, &s.endpoints.streams]
-        .into_iter()
-        .flatten()
+    for url in [
+        &s.endpoint_url,
+        &s.endpoints.dynamodb,
+        &s.endpoints.streams,
+        &s.endpoints.sqs,
+        &s.endpoints.s3,
+    ]
+    .into_iter()
+    .flatten()
     {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             errs.at(
@@ -235,8 +262,10 @@ fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -
     // Below the 24 h stream retention: an older replay point could start past trimmed records.
     let overlap = t.uint(errs, "replay_overlap_seconds", 23 * 3600).unwrap_or(300);
     let export = export::table_settings(&mut t, errs, snapshot == Some(Snapshot::Export), default_export);
+    let change_source = change_source(&mut t, errs);
     t.finish(errs);
     let source = source?;
+    let change_source = change_source?;
     Some(TableConfig {
         destination: destination.unwrap_or_else(|| source.clone()),
         source,
@@ -246,7 +275,83 @@ fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -
         write_concurrency: lanes as u32,
         replay_overlap_seconds: overlap,
         export,
+        change_source,
     })
+}
+
+/// `change_source = "streams" | "sqs"` with its queue settings; queue settings without `"sqs"`
+/// are an error rather than silently unused.
+fn change_source(t: &mut Obj, errs: &mut Errors) -> Option<ChangeSource> {
+    let kind = t.string_at(errs, "change_source");
+    let url = t.string_at(errs, "queue_url");
+    // SQS allows 12 hours at most.
+    let visibility = t
+        .uint(errs, "queue_visibility_timeout_seconds", 12 * 3600)
+        .unwrap_or(120);
+    let receivers = t.uint(errs, "queue_receivers", 256).unwrap_or(8);
+    match (kind, url) {
+        (None, None) => Some(ChangeSource::Streams),
+        (Some((k, _)), None) if k == "streams" => Some(ChangeSource::Streams),
+        (Some((k, span)), Some((_, url_span))) if k == "streams" => {
+            errs.at(
+                url_span.start.min(span.start)..url_span.end,
+                format!("queue_url in {} is only read with change_source = \"sqs\"", t.name()),
+            );
+            None
+        }
+        (None, Some((_, span))) => {
+            errs.at(span, format!("queue_url in {} needs change_source = \"sqs\"", t.name()));
+            None
+        }
+        (Some((k, span)), None) if k == "sqs" => {
+            errs.at(
+                span,
+                format!(
+                    "change_source = \"sqs\" in {} needs queue_url = \"https://sqs.<region>.amazonaws.com/<account>/<name>.fifo\"",
+                    t.name()
+                ),
+            );
+            None
+        }
+        (Some((k, _)), Some((url, span))) if k == "sqs" => {
+            let ok_scheme = url.starts_with("http://") || url.starts_with("https://");
+            if !ok_scheme || !url.ends_with(".fifo") {
+                errs.at(
+                    span,
+                    format!(
+                        "queue_url in {} must be the http(s) URL of a FIFO queue (ending in .fifo), found {url:?}",
+                        t.name()
+                    ),
+                );
+                return None;
+            }
+            if visibility == 0 || receivers == 0 {
+                errs.at(
+                    t.span(),
+                    format!(
+                        "queue_visibility_timeout_seconds and queue_receivers in {} must be at least 1",
+                        t.name()
+                    ),
+                );
+                return None;
+            }
+            Some(ChangeSource::Sqs(QueueConfig {
+                url,
+                visibility_timeout_seconds: visibility as u32,
+                receivers: receivers as u32,
+            }))
+        }
+        (Some((other, span)), _) => {
+            errs.at(
+                span,
+                format!(
+                    "change_source in {} must be \"streams\" or \"sqs\", found {other:?}",
+                    t.name()
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn check_duplicates(tables: &[TableConfig], errs: &mut Errors) {
@@ -405,6 +510,49 @@ snapshot = "none"
         ] {
             assert!(err.contains(want), "missing {want:?} in {err}");
         }
+    }
+
+    #[test]
+    fn reads_an_sqs_change_source_and_reports_its_mistakes_at_once() {
+        let c = parse(
+            "[source]\n[destination]\n[[table]]\nsource=\"A\"\nchange_source = \"sqs\"\n\
+             queue_url = \"https://sqs.us-east-1.amazonaws.com/1/a.fifo\"\nqueue_receivers = 2\n",
+        )
+        .unwrap();
+        let ChangeSource::Sqs(q) = &c.tables[0].change_source else {
+            panic!("{:?}", c.tables[0].change_source)
+        };
+        assert_eq!(q.url, "https://sqs.us-east-1.amazonaws.com/1/a.fifo");
+        assert_eq!((q.receivers, q.visibility_timeout_seconds), (2, 120));
+        assert_eq!(
+            parse("[source]\n[destination]\n[[table]]\nsource=\"A\"\n")
+                .unwrap()
+                .tables[0]
+                .change_source,
+            ChangeSource::Streams
+        );
+        let text = "[source]\n[destination]\n[[table]]\nsource=\"A\"\nchange_source = \"sqs\"\n\
+                    [[table]]\nsource=\"B\"\nqueue_url = \"https://q/b.fifo\"\n\
+                    [[table]]\nsource=\"C\"\nchange_source = \"sqs\"\nqueue_url = \"https://q/standard\"\n\
+                    [[table]]\nsource=\"D\"\nchange_source = \"kinesis\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("4 problems"), "{err}");
+        assert!(
+            err.contains("conf/ferry.toml:5:17: change_source = \"sqs\" in [[table]] #1 needs queue_url"),
+            "{err}"
+        );
+        assert!(
+            err.contains("conf/ferry.toml:8:13: queue_url in [[table]] #2 needs change_source = \"sqs\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("conf/ferry.toml:12:13: queue_url in [[table]] #3 must be the http(s) URL of a FIFO queue"),
+            "{err}"
+        );
+        assert!(
+            err.contains("conf/ferry.toml:15:17: change_source in [[table]] #4 must be \"streams\" or \"sqs\""),
+            "{err}"
+        );
     }
 
     #[test]

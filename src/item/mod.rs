@@ -36,7 +36,8 @@ impl KeyBytes {
         Some(KeyBytes(out.into_boxed_slice()))
     }
 
-    /// The encoded bytes (for digests).
+    /// The canonical bytes themselves: digests hash them, and the SQS forwarder hashes them into
+    /// message groups (so they must stay stable across ferry versions).
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

@@ -10,7 +10,9 @@ pub mod compare;
 pub mod data;
 pub mod moto;
 mod moto_regions;
+mod moto_sqs;
 pub mod process;
+pub mod pump;
 pub mod workload;
 
 use std::io::{Read, Write};

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use super::moto::Moto;
 
 impl Moto {
-    fn credentials() -> aws_credential_types::Credentials {
+    pub(super) fn credentials() -> aws_credential_types::Credentials {
         aws_credential_types::Credentials::new("moto", "moto-secret", None, None, "ferry-rig")
     }
 
@@ -32,6 +32,16 @@ impl Moto {
             .force_path_style(true)
             .build();
         aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    pub fn sqs_in(&self, region: &str) -> aws_sdk_sqs::Client {
+        let conf = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new(region.to_string()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Self::credentials())
+            .build();
+        aws_sdk_sqs::Client::from_conf(conf)
     }
 
     pub fn streams_in(&self, region: &str) -> aws_sdk_dynamodbstreams::Client {
@@ -62,6 +72,7 @@ impl Moto {
             streams: self.streams_in(region),
             lambda: self.lambda_in(region),
             s3: self.s3_in(region),
+            sqs: self.sqs_in(region),
             dynamodb_endpoint: self.endpoint.clone(),
         }
     }

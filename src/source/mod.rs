@@ -1,3 +1,4 @@
-//! Where changes come from: DynamoDB Streams (and, later, an SQS buffer).
+//! Where changes come from: DynamoDB Streams or a FIFO SQS queue that buffers them (`sqs`).
 
+pub mod sqs;
 pub mod streams;

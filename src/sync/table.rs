@@ -1,5 +1,9 @@
-//! One table's life: create → capture → snapshot → settings (with a plan) → stream, resumable at
-//! every step from the state store.
+//! One table's life: create → capture → snapshot → settings (with a plan) → stream (or drain the
+//! SQS change buffer), resumable at every step from the state store.
+//!
+//! With `change_source = "sqs"` the capture is the same (T0, the stream's ARN and shard tree: the
+//! forwarder reads that stream, so a replaced stream is still a gap); the replay point
+//! `replay_from_ms` is then the only position ferry keeps, because the queue holds the rest.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apply::{Applier, DynamoIo, Limiter};
 use crate::checkpoint::{Phase, Store, TableRow, now_ms};
-use crate::config::{Clients, Snapshot, TableConfig};
+use crate::config::{ChangeSource, Clients, Snapshot, TableConfig};
 use crate::discover::{self, check::Checked, create};
 use crate::error::{Error, Result};
 use crate::plan::{PlannedTable, restore};
 use crate::retry::Policy;
 use crate::snapshot::export::{self, ExportSnapshot};
 use crate::snapshot::scan::ScanTask;
+use crate::source::sqs::consumer::SqsTask;
 use crate::source::streams::{self, StreamTask, View, api::SdkStreams};
 use crate::telemetry::TableStats;
 
@@ -134,6 +139,22 @@ impl TableRun {
         drop(_slot);
         row.phase = Phase::Streaming;
         self.store.put_table(&row)?;
+        if let ChangeSource::Sqs(queue) = &self.cfg.change_source {
+            tracing::info!(table = %name, queue = %queue.url, "applying changes from the SQS buffer");
+            let task = SqsTask {
+                sqs: self.src.sqs.clone(),
+                s3: self.src.s3.clone(),
+                table: name.clone(),
+                queue: queue.clone(),
+                view,
+                key_names: key_names.clone(),
+                replay_from_ms: row.replay_from_ms.unwrap_or(0),
+                store: self.store.clone(),
+                stats: self.stats.clone(),
+                stop: self.stop.clone(),
+            };
+            return task.run(self.applier(key_names, limiter)).await;
+        }
         tracing::info!(table = %name, stream = %stream_arn, "streaming changes");
         let task = StreamTask {
             api: Arc::new(SdkStreams(self.src.streams.clone())),

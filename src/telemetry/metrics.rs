@@ -30,6 +30,12 @@ pub fn publish(table: &str, s: &TableStats) {
     counter("ferry_coalesced_total", s.coalesced.load(Relaxed));
     counter("ferry_snapshot_items_total", s.snapshot_items.load(Relaxed));
     metrics::gauge!("ferry_lag_seconds", &[t()]).set(lag_seconds(s, crate::checkpoint::now_ms()));
+    let depth = s.queue_depth.load(Relaxed);
+    if depth >= 0 {
+        counter("ferry_records_dropped_total", s.records_dropped.load(Relaxed));
+        metrics::gauge!("ferry_queue_depth", &[t()]).set(depth as f64);
+        metrics::gauge!("ferry_queue_in_flight", &[t()]).set(s.queue_in_flight.load(Relaxed).max(0) as f64);
+    }
 }
 
 /// Now minus the newest applied record's time, or 0 when caught up with an idle stream.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 
 /// Live counters for one table, written by the pipeline and read by the state flusher, the
 /// metrics exporter and the progress display. Monotonic except where noted.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct TableStats {
     /// Stream records (or snapshot items) whose writes are durable.
     pub records_applied: AtomicU64,
@@ -29,4 +29,31 @@ pub struct TableStats {
     pub newest_applied_ms: AtomicI64,
     /// Every open shard is idle and fully applied (gauge).
     pub caught_up: AtomicBool,
+    /// Records dropped as older than the replay point (SQS change source).
+    pub records_dropped: AtomicU64,
+    /// SQS change source: messages waiting in the queue (gauge; -1 = not an SQS source or not
+    /// yet known).
+    pub queue_depth: AtomicI64,
+    /// SQS change source: messages received and not yet deleted (gauge).
+    pub queue_in_flight: AtomicI64,
+}
+
+impl Default for TableStats {
+    fn default() -> Self {
+        Self {
+            records_applied: AtomicU64::new(0),
+            items_written: AtomicU64::new(0),
+            write_units: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            throttles: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
+            snapshot_items: AtomicU64::new(0),
+            records_read: AtomicU64::new(0),
+            newest_applied_ms: AtomicI64::new(0),
+            caught_up: AtomicBool::new(false),
+            records_dropped: AtomicU64::new(0),
+            queue_depth: AtomicI64::new(-1),
+            queue_in_flight: AtomicI64::new(-1),
+        }
+    }
 }

@@ -61,17 +61,7 @@ pub fn parse_get_records(body: &[u8]) -> Result<(Vec<RawRecord>, Option<String>)
     let records = b
         .records
         .into_iter()
-        .map(|r| {
-            let d = r.dynamodb.ok_or("a stream record without its dynamodb section")?;
-            let event = r.event_name.unwrap_or(Event::Other);
-            Ok(RawRecord {
-                event,
-                seq: d.sequence_number.ok_or("a stream record without a sequence number")?,
-                time_ms: d.approximate_creation_date_time.map_or(0, |s| (s * 1000.0) as i64),
-                keys: d.keys.map(|i| i.0).unwrap_or_default(),
-                new_image: d.new_image.map(|i| i.0),
-            })
-        })
+        .map(WireRecord::into_raw)
         .collect::<Result<_, &str>>()
         .map_err(str::to_string)?;
     Ok((records, b.next_shard_iterator))
@@ -85,11 +75,26 @@ struct Body {
     next_shard_iterator: Option<String>,
 }
 
+/// One stream record in the JSON shape shared by GetRecords, the Lambda event of a stream trigger
+/// and the SQS change buffer (`source::sqs`).
 #[derive(Deserialize)]
-struct WireRecord {
+pub(crate) struct WireRecord {
     #[serde(rename = "eventName")]
     event_name: Option<Event>,
     dynamodb: Option<WireStreamRecord>,
+}
+
+impl WireRecord {
+    pub(crate) fn into_raw(self) -> Result<RawRecord, &'static str> {
+        let d = self.dynamodb.ok_or("a stream record without its dynamodb section")?;
+        Ok(RawRecord {
+            event: self.event_name.unwrap_or(Event::Other),
+            seq: d.sequence_number.ok_or("a stream record without a sequence number")?,
+            time_ms: d.approximate_creation_date_time.map_or(0, |s| (s * 1000.0) as i64),
+            keys: d.keys.map(|i| i.0).unwrap_or_default(),
+            new_image: d.new_image.map(|i| i.0),
+        })
+    }
 }
 
 #[derive(Deserialize)]

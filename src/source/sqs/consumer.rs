@@ -1,0 +1,329 @@
+//! Draining a table's FIFO change buffer into the apply path.
+//!
+//! ```text
+//!  receivers (N × ReceiveMessage, 10 per call) ─▶ decode (S3 for offloaded records) ─▶ Applier
+//!        │                                                                            │ acks
+//!        └─ one settler per received batch: extend visibility while writes are pending ◀┘
+//!                                            then DeleteMessageBatch
+//! ```
+//!
+//! Contract:
+//! - **Order**: SQS FIFO hands out one group's messages in order and none of a group while one of
+//!   its messages is in flight; a group is one key, and a batch is submitted in received order, so
+//!   per key changes reach the applier in stream order. Many groups progress at once (N
+//!   receivers, 10 messages per call). A change that still arrives after a newer one to its key
+//!   (a broker handing out one group twice at once: moto does) is settled by reading the source
+//!   ([`super::inflight`]).
+//! - **Delivery**: a message is deleted only after the writes of its whole batch are acknowledged
+//!   (durable). Until then its visibility is extended, so no other reader gets it. A crash leaves
+//!   messages in flight; they come back after the visibility timeout and, as redeliveries, are
+//!   settled by reading the source's current item (see [`super::decode::settle_by_reading`]).
+//! - **Replay point**: records older than `replay_from_ms` are deleted without a write, and counted.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::decode::{Decoder, settle_by_reading};
+use super::inflight::InFlight;
+use super::settle::settle;
+use crate::apply::{Applier, Change, Ticket};
+use crate::checkpoint::{OrderedAck, QueueRow, Store};
+use crate::config::QueueConfig;
+use crate::error::{Error, Kind, Result};
+use crate::retry::Policy;
+use crate::source::streams::View;
+use crate::telemetry::TableStats;
+
+/// Long-poll wait per ReceiveMessage (also the longest a stop waits for a receiver).
+const WAIT_SECONDS: i32 = 5;
+/// Received batches per receiver whose writes may be pending at once.
+const BATCHES_PER_RECEIVER: usize = 4;
+
+pub struct SqsTask {
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub table: String,
+    pub queue: QueueConfig,
+    pub view: View,
+    pub key_names: Arc<[String]>,
+    /// Records older than this are dropped (already in the snapshot, or before a chosen point).
+    pub replay_from_ms: i64,
+    pub store: Arc<Store>,
+    pub stats: Arc<TableStats>,
+    pub stop: CancellationToken,
+}
+
+/// What the receivers and settlers share.
+pub(super) struct Shared {
+    pub(super) task: SqsTask,
+    /// Taken out at shutdown to be finished.
+    applier: tokio::sync::RwLock<Option<Applier>>,
+    /// The applier's failure signal (a clone, usable without the lock).
+    pub(super) applier_failed: CancellationToken,
+    /// First fatal error of a receiver or settler.
+    failure: std::sync::Mutex<Option<Error>>,
+    /// Cancelled on such an error: everything stops reading.
+    failed: CancellationToken,
+    settlers: TaskTracker,
+    /// Keys with unsettled changes (see [`InFlight`]).
+    in_flight: InFlight,
+    /// Held by a receiver from admitting its batch's keys until the batch is queued.
+    submit_turn: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        self.failure.lock().unwrap().get_or_insert(e);
+        self.failed.cancel();
+    }
+    fn stopping(&self) -> bool {
+        self.task.stop.is_cancelled() || self.failed.is_cancelled() || self.applier_failed.is_cancelled()
+    }
+}
+
+impl SqsTask {
+    /// Runs until `stop` or a fatal error; on return, in-flight writes are drained and the
+    /// messages they cover deleted.
+    pub async fn run(self, applier: Applier) -> Result<()> {
+        if let Some(q) = self.store.queue(&self.table)? {
+            self.stats.records_dropped.store(q.dropped.max(0) as u64, Relaxed);
+        }
+        let receivers = self.queue.receivers;
+        let sh = Arc::new(Shared {
+            task: self,
+            applier_failed: applier.failed.clone(),
+            applier: tokio::sync::RwLock::new(Some(applier)),
+            failure: Default::default(),
+            failed: CancellationToken::new(),
+            settlers: TaskTracker::new(),
+            in_flight: InFlight::default(),
+            submit_turn: tokio::sync::Mutex::new(()),
+        });
+        let mut recv = tokio::task::JoinSet::new();
+        for _ in 0..receivers {
+            let sh = sh.clone();
+            recv.spawn(async move {
+                if let Err(e) = receive_loop(&sh).await {
+                    sh.fail(e);
+                }
+            });
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = sh.task.stop.cancelled() => break,
+                _ = sh.failed.cancelled() => break,
+                _ = sh.applier_failed.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = observe(&sh).await {
+                        sh.fail(e);
+                    }
+                }
+            }
+        }
+        while recv.join_next().await.is_some() {}
+        // Settlers wait for acks; with the receivers gone, the lanes drain what is queued, and
+        // the settlers delete what it covers.
+        sh.settlers.close();
+        sh.settlers.wait().await;
+        let mut first = sh.failure.lock().unwrap().take();
+        let applier = sh.applier.write().await.take().expect("finished once");
+        if let Err(e) = applier.finish().await {
+            first.get_or_insert(e);
+        }
+        let _ = publish_queue(&sh.task, None, None);
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// Queue depth, lag and caught-up, once a second.
+async fn observe(sh: &Shared) -> Result<()> {
+    let t = &sh.task;
+    let attrs = t
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&t.queue.url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await;
+    let attrs = match attrs {
+        Ok(a) => a,
+        Err(e) => {
+            let e = sqs_error("GetQueueAttributes", e);
+            return if e.is_fatal() { Err(queue_error(t, e)) } else { Ok(()) };
+        }
+    };
+    let get = |k: QueueAttributeName| {
+        attrs
+            .attributes()
+            .and_then(|m| m.get(&k))
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    let depth = get(QueueAttributeName::ApproximateNumberOfMessages);
+    let in_flight = get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
+    t.stats.queue_depth.store(depth.unwrap_or(-1), Relaxed);
+    t.stats.queue_in_flight.store(in_flight.unwrap_or(-1), Relaxed);
+    // Empty and nothing of ours pending: every buffered change is applied.
+    let idle = depth == Some(0) && in_flight == Some(0) && sh.settlers.is_empty();
+    t.stats.caught_up.store(idle, Relaxed);
+    publish_queue(t, depth, in_flight)
+}
+
+fn publish_queue(t: &SqsTask, depth: Option<i64>, in_flight: Option<i64>) -> Result<()> {
+    t.store.put_queue(
+        &t.table,
+        &QueueRow {
+            queue_url: t.queue.url.clone(),
+            depth,
+            in_flight,
+            dropped: t.stats.records_dropped.load(Relaxed) as i64,
+        },
+    )
+}
+
+/// An SQS call's error. A response without an error code (a server fault, such as moto's
+/// internal errors under concurrent receivers) is transient, not fatal.
+pub(super) fn sqs_error<E, R>(op: &str, e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let e = Error::from_sdk(op, e);
+    if e.is_fatal() && e.code() == Some("Unknown") {
+        Error::retryable(e.message().to_string())
+    } else {
+        e
+    }
+}
+
+pub(super) fn queue_error(t: &SqsTask, e: Error) -> Error {
+    let hint = match e.code() {
+        Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist") => {
+            " (the queue does not exist: check queue_url and the [source] endpoint/region)"
+        }
+        Some("AccessDenied" | "AccessDeniedException") => " (the source role needs the SQS consume statement)",
+        _ => "",
+    };
+    e.context(format!("table {}: queue {}{hint}", t.table, t.queue.url))
+}
+
+async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
+    let t = &sh.task;
+    let slots = Arc::new(Semaphore::new(BATCHES_PER_RECEIVER));
+    let mut attempt = 0u32;
+    while !sh.stopping() {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("never closed"),
+            _ = sh.failed.cancelled() => break,
+            _ = t.stop.cancelled() => break,
+        };
+        let got = t
+            .sqs
+            .receive_message()
+            .queue_url(&t.queue.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(WAIT_SECONDS)
+            .visibility_timeout(t.queue.visibility_timeout_seconds as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await;
+        let messages = match got {
+            Ok(out) => {
+                attempt = 0;
+                out.messages.unwrap_or_default()
+            }
+            Err(e) => {
+                let e = sqs_error("ReceiveMessage", e);
+                attempt += 1;
+                if e.kind() == Kind::Fatal
+                    || (e.kind() == Kind::Retryable && Policy::DAEMON.max_retryable.is_some_and(|m| attempt >= m))
+                {
+                    return Err(queue_error(t, e.into_fatal()));
+                }
+                t.stats.retries.fetch_add(1, Relaxed);
+                tokio::time::sleep(Policy::DAEMON.delay(attempt)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        t.stats.records_read.fetch_add(messages.len() as u64, Relaxed);
+        let decoder = Decoder {
+            s3: &t.s3,
+            table: &t.table,
+            queue_url: &t.queue.url,
+            view: t.view,
+            key_names: &t.key_names,
+        };
+        let mut decoded = Vec::with_capacity(messages.len());
+        for m in &messages {
+            decoded.push(decoder.decode(m).await?);
+        }
+        // Admission and submission in one step across receivers: the order keys are admitted in
+        // is the order their changes reach the lanes.
+        let _turn = sh.submit_turn.lock().await;
+        let mut receipts = Vec::with_capacity(decoded.len());
+        let mut slots_in_order = Vec::with_capacity(decoded.len());
+        let mut changes = Vec::new();
+        let mut newest = 0i64;
+        let mut admitted = Vec::new();
+        for mut d in decoded {
+            receipts.push(d.receipt);
+            let applied = d.change.time_ms >= t.replay_from_ms;
+            slots_in_order.push((Some(()), applied));
+            if !applied {
+                t.stats.records_dropped.fetch_add(1, Relaxed);
+                continue;
+            }
+            let in_order = sh.in_flight.admit(&d.change.key, &d.change.seq);
+            admitted.push(d.change.key.clone());
+            if !in_order {
+                tracing::warn!(table = %t.table, seq = %d.change.seq, "a change arrived after a newer one to its key; settling it by reading the source");
+            }
+            if d.redelivered || !in_order {
+                settle_by_reading(&mut d.change, &t.key_names);
+            }
+            newest = newest.max(d.change.time_ms);
+            changes.push((slots_in_order.len() as u64 - 1, d.change));
+        }
+        let stats = t.stats.clone();
+        let ack = Arc::new(OrderedAck::with_counter(None, move |n| {
+            stats.records_applied.fetch_add(n, Relaxed);
+        }));
+        let first = ack.register_all(slots_in_order);
+        let changes = changes
+            .into_iter()
+            .map(|(off, c)| Change {
+                key: c.key,
+                op: c.op,
+                ticket: Ticket {
+                    sink: ack.clone(),
+                    index: first + off,
+                },
+            })
+            .collect();
+        let sh2 = sh.clone();
+        sh.settlers.spawn(async move {
+            let _permit = permit;
+            let r = settle(&sh2, ack, receipts, newest).await;
+            sh2.in_flight.release(&admitted);
+            if let Err(e) = r {
+                sh2.fail(e);
+            }
+        });
+        match sh.applier.read().await.as_ref() {
+            Some(a) => a.submit_all(changes).await?,
+            None => return Ok(()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! From an SQS message to the change ferry applies: the envelope, the S3 object of an offloaded
+//! record, and the stream record inside.
+
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+
+use super::message::{Envelope, Offload};
+use crate::apply::Op;
+use crate::error::{Error, Result};
+use crate::item;
+use crate::retry::Policy;
+use crate::source::streams::record::{self, StreamChange, View};
+use crate::source::streams::wire::WireRecord;
+
+/// One received message, decoded.
+pub struct Decoded {
+    pub receipt: String,
+    pub change: StreamChange,
+    /// Received before (ApproximateReceiveCount > 1).
+    pub redelivered: bool,
+}
+
+pub struct Decoder<'a> {
+    pub s3: &'a aws_sdk_s3::Client,
+    pub table: &'a str,
+    pub queue_url: &'a str,
+    pub view: View,
+    pub key_names: &'a [String],
+}
+
+impl Decoder<'_> {
+    pub async fn decode(&self, m: &Message) -> Result<Decoded> {
+        let id = m.message_id().unwrap_or("?");
+        let receipt = m
+            .receipt_handle()
+            .ok_or_else(|| Error::fatal(format!("queue {}: message {id} has no receipt handle", self.queue_url)))?
+            .to_string();
+        let bad = |why: String| {
+            Error::fatal(format!(
+                "table {}: message {id} of queue {} is not a change ferry can apply: {why}. It stays in the \
+                 queue; remove it (or point queue_url at the queue the ferry-forwarder of this table fills) and \
+                 restart.",
+                self.table, self.queue_url
+            ))
+        };
+        let env: Envelope =
+            serde_json::from_str(m.body().unwrap_or_default()).map_err(|e| bad(format!("unreadable body: {e}")))?;
+        if env.table != self.table {
+            return Err(bad(format!("it carries a change of table {:?}", env.table)));
+        }
+        let wire = match (env.record, env.offload) {
+            (Some(r), _) => r,
+            (None, Some(off)) => self.fetch(&off).await?,
+            (None, None) => return Err(bad("neither a record nor an offload pointer".into())),
+        };
+        let raw = wire.into_raw().map_err(|e| bad(e.to_string()))?;
+        let change = record::parse(raw, self.view, self.key_names).map_err(|e| bad(e.to_string()))?;
+        let count = m
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|c| c.parse::<u32>().ok())
+            .unwrap_or(1);
+        Ok(Decoded {
+            receipt,
+            change,
+            redelivered: count > 1,
+        })
+    }
+
+    /// Reads an offloaded record from S3.
+    async fn fetch(&self, off: &Offload) -> Result<WireRecord> {
+        let get = || async {
+            let out = self
+                .s3
+                .get_object()
+                .bucket(&off.bucket)
+                .key(&off.key)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("GetObject", e))?;
+            out.body
+                .collect()
+                .await
+                .map(|b| b.into_bytes())
+                .map_err(|e| Error::retryable(format!("reading s3://{}/{}: {e}", off.bucket, off.key)))
+        };
+        let bytes = crate::retry::retry(Policy::DAEMON, |_| {}, get).await.map_err(|e| {
+            let hint = if e.code() == Some("NoSuchKey") {
+                " The forwarder stores a record before sending its pointer: was the object deleted (an S3 \
+                 lifecycle rule shorter than the queue's retention)? The change is lost to the buffer: re-run the \
+                 table from a fresh snapshot."
+            } else {
+                ""
+            };
+            Error::fatal(format!(
+                "table {}: offloaded record s3://{}/{} cannot be read: {e}.{hint}",
+                self.table, off.bucket, off.key
+            ))
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::fatal(format!(
+                "table {}: offloaded record s3://{}/{} is not a stream record: {e}",
+                self.table, off.bucket, off.key
+            ))
+        })
+    }
+}
+
+/// A redelivered record is settled by reading the source's current item (as for KEYS_ONLY): a
+/// redelivery may come after later changes to its key were applied (after a crash, or moto's
+/// out-of-order redelivery), and the current item is correct whatever the order.
+pub fn settle_by_reading(change: &mut StreamChange, key_names: &[String]) {
+    let keys = match &change.op {
+        Op::Put(image) => item::key_of(key_names, image),
+        Op::Delete(k) | Op::Fetch(k) => k.clone(),
+    };
+    change.op = Op::Fetch(keys);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+
+    fn message(body: &str, receive_count: &str) -> Message {
+        Message::builder()
+            .message_id("m1")
+            .receipt_handle("r1")
+            .body(body)
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, receive_count)
+            .build()
+    }
+
+    fn body(table: &str) -> String {
+        let rec = serde_json::json!({"eventID": "e1", "eventName": "MODIFY", "dynamodb": {
+            "Keys": {"pk": {"S": "a"}}, "NewImage": {"pk": {"S": "a"}, "v": {"N": "2"}},
+            "OldImage": {"pk": {"S": "a"}, "v": {"N": "1"}},
+            "SequenceNumber": "9", "ApproximateCreationDateTime": 1700000000.0}});
+        super::super::message::inline_body(table, &rec)
+    }
+
+    async fn decode(m: &Message) -> Result<Decoded> {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let names = ["pk".to_string()];
+        let d = Decoder {
+            s3: &s3,
+            table: "T",
+            queue_url: "http://q/t.fifo",
+            view: View::NewImage,
+            key_names: &names,
+        };
+        d.decode(m).await
+    }
+
+    #[tokio::test]
+    async fn decodes_an_inline_record_and_its_delivery_count() {
+        let d = decode(&message(&body("T"), "1")).await.unwrap();
+        assert_eq!((d.receipt.as_str(), d.redelivered), ("r1", false));
+        assert_eq!((d.change.seq.as_str(), d.change.time_ms), ("9", 1_700_000_000_000));
+        let Op::Put(image) = &d.change.op else { panic!("a put") };
+        assert_eq!(image["v"], Av::N("2".into()));
+        assert!(decode(&message(&body("T"), "2")).await.unwrap().redelivered);
+    }
+
+    #[tokio::test]
+    async fn a_message_of_another_table_or_format_stops_the_table() {
+        let err = decode(&message(&body("Other"), "1")).await.err().unwrap();
+        assert!(
+            err.is_fatal() && err.to_string().contains("change of table \"Other\""),
+            "{err}"
+        );
+        let err = decode(&message("hello", "1")).await.err().unwrap();
+        assert!(err.to_string().contains("message m1 of queue http://q/t.fifo"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_is_settled_by_reading_the_source() {
+        let mut d = decode(&message(&body("T"), "3")).await.unwrap();
+        settle_by_reading(&mut d.change, &["pk".to_string()]);
+        assert_eq!(
+            d.change.op,
+            Op::Fetch(crate::item::Item::from([("pk".to_string(), Av::S("a".into()))]))
+        );
+    }
+}

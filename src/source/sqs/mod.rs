@@ -1,0 +1,18 @@
+//! The SQS change buffer, for copies and outages that outlive the stream's 24 hours.
+//!
+//! ```text
+//!  source stream ─▶ ferry-forwarder (Lambda, [`forwarder`]) ─▶ FIFO queue (+ S3 for big records)
+//!                                                                  │
+//!                                           ferry sync ([`consumer`], [`decode`]) ─▶ apply path
+//! ```
+//!
+//! [`message`] is the format both halves share. Per key, order holds end to end: one key is one
+//! message group, the forwarder never lets a group's records overtake each other, and SQS FIFO
+//! hands a group out in order.
+
+pub mod consumer;
+pub mod decode;
+pub mod forwarder;
+pub mod inflight;
+pub mod message;
+mod settle;

@@ -1,0 +1,91 @@
+//! Settling one received batch: keep its messages invisible while their writes are pending, and
+//! delete them once every write is durable.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry};
+
+use super::consumer::{Shared, SqsTask, queue_error, sqs_error};
+use crate::checkpoint::OrderedAck;
+use crate::error::Result;
+use crate::retry::Policy;
+
+/// Waits until every write of one received batch is durable, extending the batch's visibility
+/// meanwhile, then deletes its messages.
+pub(super) async fn settle(sh: &Shared, ack: Arc<OrderedAck<()>>, receipts: Vec<String>, newest_ms: i64) -> Result<()> {
+    let t = &sh.task;
+    let every = Duration::from_millis((t.queue.visibility_timeout_seconds as u64 * 1000 / 2).max(500));
+    let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = ack.drained() => break,
+            // The applier failed: leave the messages for the next run (they reappear).
+            _ = sh.applier_failed.cancelled() => return Ok(()),
+            _ = extend.tick() => extend_visibility(t, &receipts).await,
+        }
+    }
+    if newest_ms > 0 {
+        t.stats.newest_applied_ms.fetch_max(newest_ms, Relaxed);
+    }
+    let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(r)
+                .build()
+                .expect("id and receipt are set")
+        })
+        .collect();
+    let out = crate::retry::retry(
+        Policy::DAEMON,
+        |_| {
+            t.stats.retries.fetch_add(1, Relaxed);
+        },
+        || async {
+            t.sqs
+                .delete_message_batch()
+                .queue_url(&t.queue.url)
+                .set_entries(Some(entries.clone()))
+                .send()
+                .await
+                .map_err(|e| sqs_error("DeleteMessageBatch", e))
+        },
+    )
+    .await
+    .map_err(|e| queue_error(t, e))?;
+    for f in out.failed() {
+        // Applied but not deleted: it comes back after the visibility timeout and is settled by
+        // reading the source again, which is safe; say so rather than stop.
+        tracing::warn!(table = %t.table, code = f.code(), message = f.message(), "a message could not be deleted after its write; it will be redelivered");
+    }
+    Ok(())
+}
+
+async fn extend_visibility(t: &SqsTask, receipts: &[String]) {
+    let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = receipts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(r)
+                .visibility_timeout(t.queue.visibility_timeout_seconds as i32)
+                .build()
+                .expect("id and receipt are set")
+        })
+        .collect();
+    let r = t
+        .sqs
+        .change_message_visibility_batch()
+        .queue_url(&t.queue.url)
+        .set_entries(Some(entries))
+        .send()
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(table = %t.table, error = %sqs_error("ChangeMessageVisibilityBatch", e), "extending visibility failed");
+    }
+}

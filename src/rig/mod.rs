@@ -38,6 +38,27 @@ pub const REGION: &str = "us-east-1";
 static DDB: OnceLock<DynamoLocal> = OnceLock::new();
 
 /// The repository root (for `deploy/local/*.sh`).
+/// Runs `deploy/local/start.sh <server>` owned by this process (the server stops when it exits)
+/// and returns the `KEY=value` lines it printed.
+pub(crate) fn start_server(server: &str) -> Result<std::collections::HashMap<String, String>, String> {
+    let out = Command::new("bash")
+        .arg(repo_dir().join("deploy/local/start.sh"))
+        .args([server, "--owner-pid", &std::process::id().to_string()])
+        .output()
+        .map_err(|e| format!("running deploy/local/start.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "deploy/local/start.sh {server} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
 pub fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -57,26 +78,11 @@ impl DynamoLocal {
     /// Starts a new server owned by this process (the launcher halts when this process exits,
     /// however it exits).
     pub fn start() -> Result<DynamoLocal, String> {
-        let out = Command::new("bash")
-            .arg(repo_dir().join("deploy/local/start.sh"))
-            .args(["ddb", "--owner-pid", &std::process::id().to_string()])
-            .output()
-            .map_err(|e| format!("running deploy/local/start.sh: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "deploy/local/start.sh failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let var = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .map(str::to_string)
-        };
+        let out = start_server("ddb")?;
+        let var = |k: &str| out.get(k).cloned().ok_or(format!("start.sh printed no {k}"));
         Ok(DynamoLocal {
-            endpoint: var("FERRY_DDB_ENDPOINT").ok_or("start.sh printed no FERRY_DDB_ENDPOINT")?,
-            admin: var("FERRY_DDB_ADMIN").ok_or("start.sh printed no FERRY_DDB_ADMIN")?,
+            endpoint: var("FERRY_DDB_ENDPOINT")?,
+            admin: var("FERRY_DDB_ADMIN")?,
         })
     }
 

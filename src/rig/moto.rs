@@ -6,7 +6,6 @@
 //! exports have no manifests.
 
 use std::io::Write;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use aws_credential_types::Credentials;
@@ -15,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use md5::{Digest, Md5};
 
-use super::{REGION, repo_dir};
+use super::REGION;
 use crate::item::{Item, json};
 
 /// A running moto server.
@@ -40,24 +39,12 @@ impl Moto {
     }
 
     pub fn start() -> Result<Moto, String> {
-        let out = Command::new("bash")
-            .arg(repo_dir().join("deploy/local/start.sh"))
-            .args(["moto", "--owner-pid", &std::process::id().to_string()])
-            .output()
-            .map_err(|e| format!("running deploy/local/start.sh: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "deploy/local/start.sh failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let endpoint = text
-            .lines()
-            .find_map(|l| l.strip_prefix("FERRY_MOTO_ENDPOINT="))
+        let out = super::start_server("moto")?;
+        let endpoint = out
+            .get("FERRY_MOTO_ENDPOINT")
             .ok_or("start.sh printed no FERRY_MOTO_ENDPOINT")?;
         Ok(Moto {
-            endpoint: endpoint.to_string(),
+            endpoint: endpoint.clone(),
         })
     }
 

@@ -78,7 +78,8 @@ pub enum Command {
         json: bool,
     },
     /// Compare the source and destination tables item by item (exit 0 only when equal; 3 when they
-    /// differ). Safe while `ferry sync` runs: differences are re-checked after its lag has passed.
+    /// differ; 4 when nothing differs for sure but keys could not be re-checked behind a lagging
+    /// sync). Safe while `ferry sync` runs: differences are re-checked after its lag has passed.
     Verify {
         #[arg(short, long, default_value = "ferry.toml")]
         config: PathBuf,
@@ -105,6 +106,10 @@ pub enum Command {
         /// Example keys to list per kind of difference.
         #[arg(long, default_value_t = 10)]
         examples: usize,
+        /// Longest wait, per re-check round, for a running sync to apply what the source held
+        /// at the moment of a read.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        recheck_wait: std::time::Duration,
     },
     /// Show or move stream checkpoints.
     Checkpoint {

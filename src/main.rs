@@ -127,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             consistent,
             segments,
             examples,
+            recheck_wait,
         } => {
             let config = Config::load(&config)?;
             let opts = ferry::verify::VerifyOptions {
@@ -137,6 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 consistent,
                 examples,
                 repair,
+                recheck_wait,
                 ..Default::default()
             };
             let reports = ferry::verify::run(&config, &opts).await?;
@@ -147,6 +149,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(if reports.iter().all(|r| r.equal) {
                 ExitCode::SUCCESS
+            } else if reports
+                .iter()
+                .all(|r| r.verdict() != ferry::verify::report::Verdict::Different)
+            {
+                ExitCode::from(4)
             } else {
                 ExitCode::from(3)
             })

@@ -23,6 +23,8 @@ pub struct TableStatus {
     /// Now minus the newest applied record's approximate creation time; 0 when caught up.
     pub lag_seconds: Option<f64>,
     pub caught_up: bool,
+    /// Every change written to the source before this time is at the destination.
+    pub applied_as_of: Option<String>,
     /// The SQS change buffer, for `change_source = "sqs"`.
     pub queue: Option<QueueStatus>,
 }
@@ -82,6 +84,7 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
         records_applied: t.records_applied,
         lag_seconds: lag,
         caught_up: t.caught_up,
+        applied_as_of: t.applied_as_of_ms.map(fmt_ms),
         queue: store.queue(name)?.map(|q| QueueStatus {
             url: q.queue_url,
             depth: q.depth,

@@ -36,6 +36,10 @@ struct Inner<P> {
     committed: Option<P>,
     /// Applied records that left the queue (skipped ones are not counted).
     committed_count: u64,
+    /// Pending [`OrderedAck::mark`]s: (index one past the last record they cover, time).
+    marks: VecDeque<(u64, i64)>,
+    /// The newest mark whose records are all acknowledged.
+    marked: Option<i64>,
 }
 
 struct Slot<P> {
@@ -55,6 +59,8 @@ impl<P: Clone + Send> OrderedAck<P> {
                 slots: VecDeque::new(),
                 committed,
                 committed_count: 0,
+                marks: VecDeque::new(),
+                marked: None,
             }),
             drained: Notify::new(),
             on_applied: None,
@@ -108,6 +114,25 @@ impl<P: Clone + Send> OrderedAck<P> {
         self.ack(idx);
     }
 
+    /// Tags everything registered so far with time `t` (ms, non-decreasing): once all of it is
+    /// acknowledged, [`OrderedAck::marked`] reports `t`. A shard consumer marks the start of each
+    /// read that found nothing new, so `marked` is a moment before which every record of the
+    /// shard is durable at the destination.
+    pub fn mark(&self, t: i64) {
+        let mut g = self.inner.lock().unwrap();
+        if g.slots.is_empty() {
+            g.marked = Some(t);
+        } else {
+            let end = g.base + g.slots.len() as u64;
+            g.marks.push_back((end, t));
+        }
+    }
+
+    /// The newest mark whose records are all acknowledged.
+    pub fn marked(&self) -> Option<i64> {
+        self.inner.lock().unwrap().marked
+    }
+
     pub fn committed(&self) -> Option<P> {
         self.inner.lock().unwrap().committed.clone()
     }
@@ -159,6 +184,10 @@ impl<P: Clone + Send> AckSink for OrderedAck<P> {
             }
             advanced = true;
         }
+        while let Some(&(_, t)) = g.marks.front().filter(|(end, _)| *end <= g.base) {
+            g.marks.pop_front();
+            g.marked = Some(t);
+        }
         if advanced && g.slots.is_empty() {
             drop(g);
             self.drained.notify_waiters();
@@ -185,6 +214,24 @@ mod tests {
         assert_eq!(a.committed(), Some(5));
         assert_eq!(a.committed_count(), 5);
         assert_eq!(a.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_mark_holds_until_every_record_before_it_is_acknowledged() {
+        let a = OrderedAck::new(None::<u32>);
+        a.mark(10);
+        assert_eq!(a.marked(), Some(10), "nothing outstanding: at once");
+        let x = a.register(Some(1));
+        a.mark(20);
+        let y = a.register(Some(2));
+        a.mark(30);
+        a.ack(y);
+        assert_eq!(a.marked(), Some(10), "record 1 is still in flight");
+        a.ack(x);
+        assert_eq!(a.marked(), Some(30));
+        a.register_done(Some(3));
+        a.mark(40);
+        assert_eq!(a.marked(), Some(40), "skipped records hold nothing");
     }
 
     #[test]

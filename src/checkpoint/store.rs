@@ -78,6 +78,10 @@ pub struct TableRow {
     pub newest_applied_ms: Option<i64>,
     /// Every open shard returned no records at its last read, with nothing in flight.
     pub caught_up: bool,
+    /// Every change written to the source before this time (ms) is durable at the destination: a
+    /// watermark that moves while changes flow. `verify` waits on it to tell changes in flight
+    /// from differences.
+    pub applied_as_of_ms: Option<i64>,
     /// Last time a daemon wrote this row: tells `status` whether one is running.
     pub updated_ms: i64,
 }
@@ -97,6 +101,7 @@ impl TableRow {
             records_applied: 0,
             newest_applied_ms: None,
             caught_up: false,
+            applied_as_of_ms: None,
             updated_ms: now_ms(),
         }
     }
@@ -174,6 +179,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        add_column(&conn, "tables", "applied_as_of_ms", "INTEGER")?;
         conn.execute_batch(super::exports::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -244,12 +250,20 @@ impl Store {
         records_applied: i64,
         newest_applied_ms: Option<i64>,
         caught_up: bool,
+        applied_as_of_ms: Option<i64>,
     ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "UPDATE tables SET records_applied=?2, newest_applied_ms=COALESCE(?3, newest_applied_ms),
-                   caught_up=?4, updated_ms=?5 WHERE name=?1",
-                params![name, records_applied, newest_applied_ms, caught_up, now_ms()],
+                   caught_up=?4, applied_as_of_ms=?5, updated_ms=?6 WHERE name=?1",
+                params![
+                    name,
+                    records_applied,
+                    newest_applied_ms,
+                    caught_up,
+                    applied_as_of_ms,
+                    now_ms()
+                ],
             )
             .map(|_| ())
         })
@@ -384,6 +398,17 @@ impl Store {
     }
 }
 
+/// Adds a column that a store written by an older ferry lacks (state files outlive upgrades).
+fn add_column(c: &Connection, table: &str, column: &str, decl: &str) -> rusqlite::Result<()> {
+    let exists = c
+        .prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"))?
+        .exists([column])?;
+    if !exists {
+        c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+    }
+    Ok(())
+}
+
 fn table_from_row(r: &rusqlite::Row) -> rusqlite::Result<TableRow> {
     Ok(TableRow {
         name: r.get("name")?,
@@ -398,6 +423,7 @@ fn table_from_row(r: &rusqlite::Row) -> rusqlite::Result<TableRow> {
         records_applied: r.get("records_applied")?,
         newest_applied_ms: r.get("newest_applied_ms")?,
         caught_up: r.get("caught_up")?,
+        applied_as_of_ms: r.get("applied_as_of_ms")?,
         updated_ms: r.get("updated_ms")?,
     })
 }
@@ -472,6 +498,37 @@ mod tests {
         s.put_shards("A", std::slice::from_ref(&sh)).unwrap();
         assert_eq!(s.shards("A").unwrap(), vec![sh]);
         assert!(s.shards("B").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_store_from_an_older_ferry_gains_the_applied_as_of_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        // SCHEMA is the layout ferry wrote before applied_as_of_ms existed; it is added on open.
+        let old = SCHEMA;
+        assert!(!old.contains("applied_as_of_ms"));
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "{old} INSERT INTO tables (name, destination, phase, updated_ms) VALUES ('A','A','streaming',1);"
+            ))
+            .unwrap();
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.table("A").unwrap().unwrap().applied_as_of_ms, None);
+        s.put_progress("A", 3, Some(10), true, Some(42)).unwrap();
+        let t = s.table("A").unwrap().unwrap();
+        assert_eq!(
+            (t.caught_up, t.applied_as_of_ms, t.records_applied),
+            (true, Some(42), 3)
+        );
+        s.put_progress("A", 4, None, false, None).unwrap();
+        let t = s.table("A").unwrap().unwrap();
+        assert_eq!(
+            (t.caught_up, t.applied_as_of_ms, t.newest_applied_ms),
+            (false, None, Some(10))
+        );
+        drop(s);
+        Store::open(&path).expect("opening twice adds nothing twice");
     }
 
     #[test]

@@ -93,7 +93,8 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
         }
         report.timings.verify_seconds = v0.elapsed().as_secs_f64();
         if !equal {
-            report.outcome = "stopped: verify found differences (nothing was changed; see the tables)".into();
+            report.outcome =
+                "stopped: verify did not find the tables equal (nothing was changed; see the tables)".into();
             return finish(report, config, opts, t0);
         }
     }

@@ -157,7 +157,8 @@ fn publish(store: &Store, all: &[(String, String, Arc<TableStats>)]) -> Result<(
     for (name, _, stats) in all {
         let newest = Some(stats.newest_applied_ms.load(Relaxed)).filter(|n| *n > 0);
         let records = stats.records_applied.load(Relaxed) as i64;
-        store.put_progress(name, records, newest, stats.caught_up.load(Relaxed))?;
+        let as_of = Some(stats.applied_as_of_ms.load(Relaxed)).filter(|t| *t > 0);
+        store.put_progress(name, records, newest, stats.caught_up.load(Relaxed), as_of)?;
         metrics::publish(name, stats);
     }
     Ok(())

@@ -29,6 +29,9 @@ pub struct TableStats {
     pub newest_applied_ms: AtomicI64,
     /// Every open shard is idle and fully applied (gauge).
     pub caught_up: AtomicBool,
+    /// Every change written to the source before this time (ms) is durable at the destination
+    /// (0 = not known yet). A watermark: it moves while changes keep flowing.
+    pub applied_as_of_ms: AtomicI64,
     /// Records dropped as older than the replay point (SQS change source).
     pub records_dropped: AtomicU64,
     /// SQS change source: messages waiting in the queue (gauge; -1 = not an SQS source or not
@@ -51,6 +54,7 @@ impl Default for TableStats {
             records_read: AtomicU64::new(0),
             newest_applied_ms: AtomicI64::new(0),
             caught_up: AtomicBool::new(false),
+            applied_as_of_ms: AtomicI64::new(0),
             records_dropped: AtomicU64::new(0),
             queue_depth: AtomicI64::new(-1),
             queue_in_flight: AtomicI64::new(-1),

@@ -63,7 +63,8 @@ pub struct VerifyOptions {
     pub examples: usize,
     /// Rewrite differing, missing and extra keys from the source.
     pub repair: bool,
-    /// Longest wait, per re-check round, for a running sync to get past the moment of a read.
+    /// Longest wait, per re-check round, for a running sync to get past the moment of a read;
+    /// keys still differing after it are reported as unsettled.
     pub recheck_wait: Duration,
 }
 
@@ -78,7 +79,7 @@ impl Default for VerifyOptions {
             consistent: false,
             examples: 10,
             repair: false,
-            recheck_wait: Duration::from_secs(5),
+            recheck_wait: Duration::from_secs(60),
         }
     }
 }
@@ -184,7 +185,7 @@ pub async fn verify_table(
     let watch = store.and_then(|st| SyncWatch::new(st, &cfg.source));
     let sync_running = watch.is_some();
     let mut rechecked = candidates.len();
-    let mut in_flight = 0;
+    let (mut in_flight, mut unsettled) = (0, 0);
     let findings = if sync_running || candidates.len() <= RECHECK_ALL {
         let settled = settle(
             &s,
@@ -195,6 +196,7 @@ pub async fn verify_table(
         )
         .await?;
         in_flight = settled.in_flight;
+        unsettled = settled.unsettled;
         settled.findings
     } else {
         // Too many to re-read: keep the scan's verdicts; re-read the examples for their paths.
@@ -251,18 +253,20 @@ pub async fn verify_table(
             .collect(),
         rechecked,
         in_flight,
+        unsettled,
         sync_running,
         repair: None,
         read_units_source: 0,
         read_units_destination: 0,
         seconds: 0.0,
-        equal: findings.is_empty(),
+        equal: findings.is_empty() && unsettled == 0,
     };
     if opts.repair && !findings.is_empty() {
         let keys: Vec<KeyBytes> = findings.iter().map(|f| f.key.clone()).collect();
         tracing::info!(table = %cfg.source, keys = keys.len(), "repairing from the source");
         repair::repair(src, dst, cfg, key_names.clone(), &keys).await?;
-        let left = settle(&s, &d, keys.clone(), watch.as_ref(), opts).await?.findings;
+        let after = settle(&s, &d, keys.clone(), watch.as_ref(), opts).await?;
+        let left = after.findings;
         for f in &left {
             tracing::warn!(table = %cfg.source, key = %f.key.to_item(&key_names).map(|k| display_key(&k)).unwrap_or_default(), "still different after the repair");
         }
@@ -270,7 +274,8 @@ pub async fn verify_table(
             keys: keys.len(),
             remaining: left.len(),
         });
-        report.equal = left.is_empty();
+        report.unsettled = after.unsettled;
+        report.equal = left.is_empty() && after.unsettled == 0;
     }
     report.read_units_source = s.read_units.load(Relaxed);
     report.read_units_destination = d.read_units.load(Relaxed);

@@ -30,6 +30,9 @@ pub(super) struct Settled {
     /// Keys whose source changed during every round while a sync ran: their changes are on their
     /// way (each stream record carries the full item), so they are not differences.
     pub in_flight: usize,
+    /// Keys that differed while the sync stayed behind the moment of the read for longer than
+    /// the re-check wait: neither proven equal nor proven different.
+    pub unsettled: usize,
 }
 
 /// Re-reads `keys` on both sides. Without a running sync, one consistent read of each side
@@ -37,7 +40,9 @@ pub(super) struct Settled {
 /// the destination, then the source again: a key whose destination matches the source's latest
 /// state is equal; one whose source did not change over the round and whose destination still
 /// differs is a real difference; one whose source changed is in flight and goes to the next round.
-/// After [`MAX_ROUNDS`], keys whose source never stopped changing are counted as in flight.
+/// After [`MAX_ROUNDS`], keys whose source never stopped changing are counted as in flight. If the
+/// sync does not get past the moment within `opts.recheck_wait`, the keys that still differ are
+/// unsettled: a lagging sync is no proof either way.
 pub(super) async fn settle(
     s: &Side,
     d: &Side,
@@ -46,15 +51,17 @@ pub(super) async fn settle(
     opts: &VerifyOptions,
 ) -> Result<Settled> {
     let mut findings = Vec::new();
+    let mut unsettled = 0;
     for round in 0..MAX_ROUNDS {
         if keys.is_empty() {
             break;
         }
         let items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&s.key_names)).collect();
+        let mut behind = false;
         let before = match watch {
             Some(w) => {
                 let src = index(s.get(items.clone()).await?, &s.key_names);
-                w.wait_past(now_ms(), opts.recheck_wait).await?;
+                behind = !w.wait_past(now_ms(), opts.recheck_wait).await?;
                 Some(src)
             }
             None => None,
@@ -66,6 +73,10 @@ pub(super) async fn settle(
             let Some((kind, paths)) = diff::classify(after.get(&k), dst.get(&k)) else {
                 continue;
             };
+            if behind {
+                unsettled += 1;
+                continue;
+            }
             let source_moved = before
                 .as_ref()
                 .is_some_and(|b| diff::classify(b.get(&k), after.get(&k)).is_some());
@@ -85,6 +96,10 @@ pub(super) async fn settle(
             }
         }
         keys = in_flight;
+        if behind {
+            tracing::warn!(table = %s.table, keys = unsettled, wait = ?opts.recheck_wait, "the sync stayed behind the re-check; these keys are not settled");
+            break;
+        }
         if round + 1 < MAX_ROUNDS && !keys.is_empty() {
             tracing::info!(table = %s.table, keys = keys.len(), "keys still changing at the source; re-checking");
         }
@@ -93,6 +108,7 @@ pub(super) async fn settle(
     Ok(Settled {
         findings,
         in_flight: keys.len(),
+        unsettled,
     })
 }
 
@@ -125,18 +141,15 @@ impl<'a> SyncWatch<'a> {
         })
     }
 
-    /// Waits until the daemon has applied everything the stream held at `t_ms`: it reported being
-    /// caught up (every shard read empty, nothing in flight) after that moment, or every shard it
-    /// is reading has applied a record created after it; at most `max`, or until it stops
-    /// publishing. (On DynamoDB Local record times are cut to the minute, so there it is mostly the
-    /// caught-up report or `max` that ends the wait.)
-    async fn wait_past(&self, t_ms: i64, max: Duration) -> Result<()> {
-        // caught_up is computed at a stream flush (≤ 1 s) and published within another second.
-        const SLACK_MS: i64 = 2_000;
+    /// Waits until the daemon has applied everything written to the source before `t_ms`: its
+    /// applied-as-of watermark passed `t_ms`, or every shard it reads has applied a record created
+    /// after `t_ms`. Also ends when the daemon stops publishing (nothing more will come: what differs
+    /// then is a difference). Returns false if `max` passed first.
+    async fn wait_past(&self, t_ms: i64, max: Duration) -> Result<bool> {
         let deadline = Instant::now() + max;
         loop {
             let Some(row) = self.store.table(&self.table)? else {
-                return Ok(());
+                return Ok(true);
             };
             let open: Vec<_> = self
                 .store
@@ -145,11 +158,13 @@ impl<'a> SyncWatch<'a> {
                 .filter(|s| !s.done)
                 .collect();
             let shards_past = !open.is_empty() && open.iter().all(|s| s.last_record_ms.is_some_and(|m| m > t_ms));
-            let past = (row.caught_up && row.updated_ms >= t_ms + SLACK_MS)
-                || shards_past
-                || now_ms() - row.updated_ms > STALE_MS;
-            if past || Instant::now() >= deadline {
-                return Ok(());
+            let past =
+                row.applied_as_of_ms.is_some_and(|c| c >= t_ms) || shards_past || now_ms() - row.updated_ms > STALE_MS;
+            if past {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

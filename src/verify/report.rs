@@ -30,6 +30,10 @@ pub struct TableReport {
     /// Keys whose source kept changing through every re-check while a sync ran: in flight, not
     /// differences (every stream record carries the full item, so they converge).
     pub in_flight: usize,
+    /// Keys that still differed when a running sync stayed behind for the whole re-check wait:
+    /// not proven either way (the table is not reported equal; verify again, or raise
+    /// `--recheck-wait`).
+    pub unsettled: usize,
     /// A `ferry sync` was running: differences were re-checked after its lag had passed.
     pub sync_running: bool,
     pub repair: Option<Repair>,
@@ -57,14 +61,36 @@ pub struct Repair {
     pub remaining: usize,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Equal,
+    Different,
+    /// Nothing proven different, but some keys could not be re-checked behind a lagging sync.
+    Unsettled,
+}
+
 impl TableReport {
+    pub fn verdict(&self) -> Verdict {
+        let different = self
+            .repair
+            .as_ref()
+            .map_or(self.missing + self.extra + self.differing, |r| r.remaining);
+        if self.equal {
+            Verdict::Equal
+        } else if different > 0 || self.unsettled == 0 {
+            Verdict::Different
+        } else {
+            Verdict::Unsettled
+        }
+    }
+
     pub fn render(&self) -> String {
-        let mut s = format!(
-            "{} -> {}: {}\n",
-            self.table,
-            self.destination,
-            if self.equal { "EQUAL" } else { "DIFFERENT" }
-        );
+        let verdict = match self.verdict() {
+            Verdict::Equal => "EQUAL",
+            Verdict::Different => "DIFFERENT",
+            Verdict::Unsettled => "UNSETTLED",
+        };
+        let mut s = format!("{} -> {}: {verdict}\n", self.table, self.destination);
         let sampled = self
             .sample
             .map(|f| format!(" (sample {:.1}%)", f * 100.0))
@@ -93,6 +119,12 @@ impl TableReport {
                 ""
             }
         ));
+        if self.unsettled > 0 {
+            s.push_str(&format!(
+                "  not settled (the sync stayed behind for the whole re-check wait; verify again or raise --recheck-wait): {}\n",
+                self.unsettled
+            ));
+        }
         if self.in_flight > 0 {
             s.push_str(&format!(
                 "  in flight (still changing at the source, being applied by the sync): {}\n",
@@ -155,6 +187,7 @@ mod tests {
             ],
             rechecked: 2,
             in_flight: 0,
+            unsettled: 0,
             sync_running: false,
             repair: None,
             read_units_source: 1,

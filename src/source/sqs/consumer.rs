@@ -146,6 +146,7 @@ impl SqsTask {
 /// Queue depth, lag and caught-up, once a second.
 async fn observe(sh: &Shared) -> Result<()> {
     let t = &sh.task;
+    let asked_at = crate::checkpoint::now_ms();
     let attrs = t
         .sqs
         .get_queue_attributes()
@@ -171,9 +172,14 @@ async fn observe(sh: &Shared) -> Result<()> {
     let in_flight = get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
     t.stats.queue_depth.store(depth.unwrap_or(-1), Relaxed);
     t.stats.queue_in_flight.store(in_flight.unwrap_or(-1), Relaxed);
-    // Empty and nothing of ours pending: every buffered change is applied.
+    // Empty and nothing of ours pending: every buffered change is applied. (The counts are
+    // approximate, and a change takes the forwarder's delay to reach the queue: a weaker
+    // applied-as-of than a stream's.)
     let idle = depth == Some(0) && in_flight == Some(0) && sh.settlers.is_empty();
     t.stats.caught_up.store(idle, Relaxed);
+    if idle {
+        t.stats.applied_as_of_ms.fetch_max(asked_at, Relaxed);
+    }
     publish_queue(t, depth, in_flight)
 }
 

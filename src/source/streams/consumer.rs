@@ -127,6 +127,7 @@ impl<S: StreamApi> ShardConsumer<S> {
             if self.stop.is_cancelled() || self.applier.failed.is_cancelled() {
                 return Ok(Outcome::Stopped);
             }
+            let read_at = crate::checkpoint::now_ms();
             let page = match self.api.records(&iter).await {
                 Ok(p) => {
                     attempt = 0;
@@ -177,6 +178,9 @@ impl<S: StreamApi> ShardConsumer<S> {
                 idle_wait = IDLE_MIN;
                 self.idle.store(false, Relaxed);
             } else {
+                // Nothing new at `read_at`: once what came before is acknowledged, the shard is
+                // applied up to that moment (what `verify` waits for).
+                self.ack.mark(read_at);
                 self.idle.store(self.ack.outstanding() == 0, Relaxed);
                 self.pause(idle_wait).await;
                 idle_wait = (idle_wait * 2).min(IDLE_MAX);

@@ -94,6 +94,9 @@ impl<S: StreamApi> StreamTask<S> {
         let consumers_stop = CancellationToken::new();
         let mut consumers: JoinSet<(String, Result<Outcome>)> = JoinSet::new();
         let mut active: HashMap<String, Active> = HashMap::new();
+        // Start of the last completed shard listing: a shard created before it is known, so the
+        // table is applied up to no later than this.
+        let mut listed_at = 0i64;
         let mut list_tick = tokio::time::interval(self.list_every);
         let mut flush_tick = tokio::time::interval(Duration::from_secs(1));
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -105,10 +108,12 @@ impl<S: StreamApi> StreamTask<S> {
                     _ = self.stop.cancelled() => return Ok(()),
                     _ = applier.failed.cancelled() => return Ok(()),
                     _ = list_tick.tick() => {
+                        let t = crate::checkpoint::now_ms();
                         self.discover(&mut lineage, &mut rows).await?;
+                        listed_at = t;
                         self.start_ready(&mut lineage, &rows, &mut active, &mut consumers, &applier, &consumers_stop)?;
                     }
-                    _ = flush_tick.tick() => self.flush(&active, &lineage)?,
+                    _ = flush_tick.tick() => self.flush(&active, &lineage, listed_at)?,
                     Some(joined) = consumers.join_next() => {
                         let (id, outcome) = joined.map_err(|e| Error::fatal(format!("shard consumer panicked: {e}")))?;
                         match outcome? {
@@ -121,7 +126,9 @@ impl<S: StreamApi> StreamTask<S> {
                                 rows.insert(id.clone(), row);
                                 lineage.mark_done(&id);
                                 tracing::info!(table = %self.table, shard = %id, "shard finished");
+                                let t = crate::checkpoint::now_ms();
                                 self.discover(&mut lineage, &mut rows).await?;
+                                listed_at = t;
                                 self.start_ready(&mut lineage, &rows, &mut active, &mut consumers, &applier, &consumers_stop)?;
                             }
                             Outcome::Stopped => {}
@@ -144,7 +151,7 @@ impl<S: StreamApi> StreamTask<S> {
         if let Err(e) = applier.finish().await {
             first_err.get_or_insert(e);
         }
-        self.flush(&active, &lineage)?;
+        self.flush(&active, &lineage, listed_at)?;
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
@@ -273,8 +280,8 @@ impl<S: StreamApi> StreamTask<S> {
         Ok(())
     }
 
-    /// Persists the checkpoints of active shards and refreshes lag and caught-up.
-    fn flush(&self, active: &HashMap<String, Active>, lineage: &Lineage) -> Result<()> {
+    /// Persists the checkpoints of active shards and refreshes lag, caught-up and applied-as-of.
+    fn flush(&self, active: &HashMap<String, Active>, lineage: &Lineage, listed_at: i64) -> Result<()> {
         let rows: Vec<ShardRow> = active.values().map(shard_row).collect();
         if !rows.is_empty() {
             self.store.put_shards(&self.table, &rows)?;
@@ -286,6 +293,14 @@ impl<S: StreamApi> StreamTask<S> {
         let (open, _) = lineage.counts();
         let all_idle = active.values().all(|a| a.idle.load(Relaxed)) && open == active.len();
         self.stats.caught_up.store(all_idle && !active.is_empty(), Relaxed);
+        // Every open shard is being read and applied up to its mark: the table is applied up to
+        // the oldest mark (and no later than the listing that found all its shards).
+        let marks: Option<Vec<i64>> = active.values().map(|a| a.ack.marked()).collect();
+        let as_of = marks
+            .filter(|m| !m.is_empty() && open == active.len())
+            .and_then(|m| m.into_iter().min())
+            .map_or(0, |m| m.min(listed_at));
+        self.stats.applied_as_of_ms.store(as_of, Relaxed);
         metrics_shards(&self.table, active);
         Ok(())
     }

@@ -6,8 +6,9 @@
 //!   cargo bench --bench verify                      # N = 1,000,000
 //!   FERRY_BENCH_N=20000 cargo bench --bench verify  # a quick run
 //!
-//! FERRY_BENCH_SEGMENTS (default 16) sets TotalSegments for both the raw scans and verify;
-//! FERRY_BIN overrides the `ferry` binary.
+//! FERRY_BENCH_SEGMENTS sets TotalSegments for both the raw scans and verify (default: what
+//! `ferry verify` picks for N items, one segment per ~4,000); FERRY_BIN overrides the `ferry`
+//! binary.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -72,7 +73,10 @@ async fn load(c: &Client, n: usize) -> Result<(), String> {
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let n: usize = env_num("FERRY_BENCH_N", 1_000_000);
-    let segments: i32 = env_num("FERRY_BENCH_SEGMENTS", 16);
+    let segments: i32 = env_num(
+        "FERRY_BENCH_SEGMENTS",
+        ferry::verify::auto_segments(16, n as u64) as i32,
+    );
     let ddb = DynamoLocal::start()?;
     let (sa, da) = (Account::fresh("vsrc"), Account::fresh("vdst"));
     let (src, dst) = (ddb.client(&sa), ddb.client(&da));

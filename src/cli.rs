@@ -100,7 +100,8 @@ pub enum Command {
         /// Strongly consistent scans (twice the read units).
         #[arg(long)]
         consistent: bool,
-        /// TotalSegments of the comparison scans (default: the table's scan_segments).
+        /// TotalSegments of the comparison scans (default: the table's scan_segments, or one per
+        /// ~4,000 items when that is more).
         #[arg(long)]
         segments: Option<u32>,
         /// Example keys to list per kind of difference.

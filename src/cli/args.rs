@@ -1,4 +1,4 @@
-//! Command-line interface.
+//! The command line: what each command and option means (clap definitions).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,196 @@
+//! What each command does: load the config (and plan), call the library, print, pick the exit
+//! code.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Cli, Command, code, existing_store, print_json};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::verify::report::Verdict;
+
+/// Installs the daemon's signal handlers and returns the token the first signal cancels. It is
+/// given by `main.rs`, which owns the process (a second signal exits at once), and called only by
+/// the commands that run until stopped.
+pub type Signals = fn() -> Result<CancellationToken>;
+
+pub async fn run(cli: Cli, signals: Signals) -> Result<ExitCode> {
+    match cli.command {
+        Command::Sync {
+            config,
+            enable_streams,
+            allow_nonempty,
+            enable_pitr,
+            metrics,
+            no_progress,
+            from,
+            plan,
+            parallel_tables,
+        } => {
+            let (config, plan) = load_with_plan(&config, plan)?;
+            if let Some(addr) = metrics {
+                crate::telemetry::metrics::serve(addr)?;
+            }
+            let stop = signals()?;
+            let opts = crate::sync::SyncOptions {
+                checks: crate::discover::check::CheckOptions {
+                    enable_streams,
+                    allow_nonempty,
+                },
+                progress: !no_progress && std::io::stderr().is_terminal(),
+                from_ms: from.as_deref().map(parse_time).transpose()?,
+                enable_pitr,
+                plan,
+                parallel_tables: parallel_tables.map(|n| n as usize),
+                ..Default::default()
+            };
+            crate::sync::run(&config, opts, stop).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Discover { config, out, force } => {
+            let config = Config::load_for_plan(&config)?;
+            let d = crate::plan::discover::run(&config, &out, force).await?;
+            println!(
+                "discovered {} table(s) and {} Lambda mapping(s) into {}: review tables.csv, lambda-map.csv and \
+                 schemas/, then run `ferry plan --plan {}`",
+                d.tables,
+                d.mappings,
+                out.display(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { config, plan } => {
+            let config = Config::load_for_plan(&config)?;
+            let plan = crate::plan::Plan::load(&plan)?;
+            let src = crate::config::build_clients("source", &config.source).await?;
+            let dst = crate::config::build_clients("destination", &config.destination).await?;
+            let preview = crate::plan::preview::run(&config, &plan, &src, &dst).await?;
+            print!("{}", preview.text);
+            if !preview.ok {
+                eprintln!(
+                    "error: a precondition fails (FAIL above): fix the plan or the destination before `ferry sync --plan`"
+                );
+            }
+            Ok(code(preview.ok))
+        }
+        Command::Status { config, json } => {
+            // Only the state path matters here (a plan-driven config may list no tables).
+            let config = Config::load_for_plan(&config)?;
+            let list = crate::status::all(&existing_store(&config)?)?;
+            if json {
+                print_json(&list)?;
+            } else {
+                print!("{}", crate::status::render(&list));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            config,
+            table,
+            sample,
+            json,
+            repair,
+            max_read_units_per_second,
+            consistent,
+            segments,
+            examples,
+            recheck_wait,
+        } => {
+            let config = Config::load(&config)?;
+            let opts = crate::verify::VerifyOptions {
+                table,
+                sample,
+                segments,
+                read_units_per_second: max_read_units_per_second,
+                consistent,
+                examples,
+                repair,
+                recheck_wait,
+                ..Default::default()
+            };
+            let reports = crate::verify::run(&config, &opts).await?;
+            if json {
+                print_json(&reports)?;
+            } else {
+                reports.iter().for_each(|r| print!("{}", r.render()));
+            }
+            let verdicts: Vec<Verdict> = reports.iter().map(|r| r.verdict()).collect();
+            Ok(if verdicts.iter().all(|v| *v == Verdict::Equal) {
+                ExitCode::SUCCESS
+            } else if verdicts.contains(&Verdict::Different) {
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(4)
+            })
+        }
+        Command::Checkpoint { command } => super::checkpoint::run(command).await,
+        Command::Cutover {
+            config,
+            max_lag,
+            quiet_for,
+            timeout,
+            report_dir,
+            dry_run,
+            plan,
+        } => {
+            let (config, plan) = load_with_plan(&config, plan)?;
+            let opts = crate::cutover::CutoverOptions {
+                max_lag,
+                quiet_for,
+                timeout,
+                report_dir,
+                dry_run,
+                verify: Default::default(),
+                plan,
+            };
+            let report = crate::cutover::run(&config, &opts).await?;
+            print!("{}", report.markdown());
+            Ok(code(report.ok()))
+        }
+    }
+}
+
+/// An RFC 3339 time as milliseconds since the epoch.
+pub(super) fn parse_time(text: &str) -> Result<i64> {
+    let t = humantime::parse_rfc3339_weak(text)
+        .map_err(|_| Error::fatal(format!("{text:?} is not an RFC 3339 time (e.g. 2026-11-21T17:00:00Z)")))?;
+    let since = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| Error::fatal(format!("{text:?}: times before 1970 are not supported")))?;
+    Ok(since.as_millis() as i64)
+}
+
+/// The config, narrowed to the tables a plan folder moves (with their planned names) when one
+/// is given.
+fn load_with_plan(config: &Path, plan: Option<PathBuf>) -> Result<(Config, Option<Arc<crate::plan::Plan>>)> {
+    let Some(dir) = plan else {
+        return Ok((Config::load(config)?, None));
+    };
+    let mut config = Config::load_for_plan(config)?;
+    let plan = crate::plan::Plan::load(&dir)?;
+    plan.select_tables(&mut config);
+    if config.tables.is_empty() {
+        return Err(Error::fatal(format!(
+            "the plan in {} moves no table (every row of tables.csv says move = no)",
+            dir.display()
+        )));
+    }
+    Ok((config, Some(Arc::new(plan))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_and_named_when_not() {
+        assert_eq!(parse_time("1970-01-01T00:00:01.5Z").unwrap(), 1_500);
+        let e = parse_time("yesterday").unwrap_err().to_string();
+        assert!(e.contains("\"yesterday\" is not an RFC 3339 time"), "{e}");
+    }
+}

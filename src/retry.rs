@@ -43,6 +43,26 @@ impl Policy {
     }
 }
 
+/// One AWS call of start-up or of a one-off command, under [`Policy::STARTUP`], its errors
+/// classified and named by `op` (the API operation).
+pub async fn call<T, E, R, F, Fut>(op: &str, mut send: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>>,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    retry(
+        Policy::STARTUP,
+        |_| {},
+        || {
+            let sent = send();
+            async move { sent.await.map_err(|e| Error::from_sdk(op, e)) }
+        },
+    )
+    .await
+}
+
 /// Runs `op` until it succeeds, fails fatally, or exhausts the policy's retryable budget.
 /// `on_retry` sees every error that is about to be retried (for metrics and logs).
 pub async fn retry<T, F, Fut>(policy: Policy, mut on_retry: impl FnMut(&Error), mut op: F) -> Result<T>

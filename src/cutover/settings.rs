@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::config::{Clients, Config, TableConfig};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::retry::Policy;
+use crate::retry::{Policy, call};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SettingApplied {
@@ -37,19 +37,13 @@ pub async fn deletion_protection(
     } else if dry_run {
         "would enable"
     } else {
-        crate::retry::retry(
-            Policy::STARTUP,
-            |_| {},
-            || async {
-                dst.dynamodb
-                    .update_table()
-                    .table_name(&t.destination)
-                    .deletion_protection_enabled(true)
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("UpdateTable", e))
-            },
-        )
+        call("UpdateTable", || {
+            dst.dynamodb
+                .update_table()
+                .table_name(&t.destination)
+                .deletion_protection_enabled(true)
+                .send()
+        })
         .await
         .map_err(|e| e.context(format!("enabling deletion protection on {}", t.destination)))?;
         "enabled"

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{StreamViewType, TableDescription};
 use super::{describe, key_signature};
 use crate::config::{Clients, TableConfig};
 use crate::error::{Error, Result};
-use crate::retry::Policy;
+use crate::retry::{Policy, call};
 use crate::source::streams::View;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -101,19 +101,6 @@ fn same_table(a: &TableDescription, b: &TableDescription) -> bool {
 }
 
 async fn is_empty(c: &Clients, table: &str) -> Result<bool> {
-    let out = crate::retry::retry(
-        Policy::STARTUP,
-        |_| {},
-        || async {
-            c.dynamodb
-                .scan()
-                .table_name(table)
-                .limit(1)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("Scan", e))
-        },
-    )
-    .await?;
+    let out = call("Scan", || c.dynamodb.scan().table_name(table).limit(1).send()).await?;
     Ok(out.count == 0 && out.last_evaluated_key.is_none_or(|k| k.is_empty()))
 }

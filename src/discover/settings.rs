@@ -5,23 +5,14 @@ use aws_sdk_dynamodb::types::{PointInTimeRecoveryStatus, TimeToLiveStatus};
 use aws_sdk_lambda::types::EventSourceMappingConfiguration;
 
 use crate::config::Clients;
-use crate::error::{Error, Result};
-use crate::retry::{Policy, retry};
+use crate::error::Result;
+use crate::retry::call;
 
 /// The TTL attribute when TTL is enabled (or being enabled).
 pub async fn ttl(c: &Clients, table: &str) -> Result<Option<String>> {
-    let out = retry(
-        Policy::STARTUP,
-        |_| {},
-        || async {
-            c.dynamodb
-                .describe_time_to_live()
-                .table_name(table)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("DescribeTimeToLive", e))
-        },
-    )
+    let out = call("DescribeTimeToLive", || {
+        c.dynamodb.describe_time_to_live().table_name(table).send()
+    })
     .await
     .map_err(|e| e.context(format!("reading the TTL of {table:?}")))?;
     Ok(out.time_to_live_description.and_then(|d| {
@@ -35,18 +26,9 @@ pub async fn ttl(c: &Clients, table: &str) -> Result<Option<String>> {
 }
 
 pub async fn pitr(c: &Clients, table: &str) -> Result<bool> {
-    let out = retry(
-        Policy::STARTUP,
-        |_| {},
-        || async {
-            c.dynamodb
-                .describe_continuous_backups()
-                .table_name(table)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("DescribeContinuousBackups", e))
-        },
-    )
+    let out = call("DescribeContinuousBackups", || {
+        c.dynamodb.describe_continuous_backups().table_name(table).send()
+    })
     .await
     .map_err(|e| e.context(format!("reading the point-in-time recovery setting of {table:?}")))?;
     Ok(out
@@ -61,19 +43,13 @@ pub async fn tags(c: &Clients, table_arn: &str) -> Result<Vec<(String, String)>>
     let mut tags = Vec::new();
     let mut next: Option<String> = None;
     loop {
-        let out = retry(
-            Policy::STARTUP,
-            |_| {},
-            || async {
-                c.dynamodb
-                    .list_tags_of_resource()
-                    .resource_arn(table_arn)
-                    .set_next_token(next.clone())
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("ListTagsOfResource", e))
-            },
-        )
+        let out = call("ListTagsOfResource", || {
+            c.dynamodb
+                .list_tags_of_resource()
+                .resource_arn(table_arn)
+                .set_next_token(next.clone())
+                .send()
+        })
         .await
         .map_err(|e| e.context(format!("reading the tags of {table_arn}")))?;
         tags.extend(out.tags().iter().map(|t| (t.key.clone(), t.value.clone())));
@@ -91,19 +67,13 @@ pub async fn mappings(c: &Clients, stream_arn: &str) -> Result<Vec<EventSourceMa
     let mut all = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        let out = retry(
-            Policy::STARTUP,
-            |_| {},
-            || async {
-                c.lambda
-                    .list_event_source_mappings()
-                    .event_source_arn(stream_arn)
-                    .set_marker(marker.clone())
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("ListEventSourceMappings", e))
-            },
-        )
+        let out = call("ListEventSourceMappings", || {
+            c.lambda
+                .list_event_source_mappings()
+                .event_source_arn(stream_arn)
+                .set_marker(marker.clone())
+                .send()
+        })
         .await
         .map_err(|e| e.context(format!("listing the Lambda event source mappings of {stream_arn}")))?;
         all.extend(
@@ -125,18 +95,12 @@ pub async fn list_tables(c: &Clients) -> Result<Vec<String>> {
     let mut names = Vec::new();
     let mut start: Option<String> = None;
     loop {
-        let out = retry(
-            Policy::STARTUP,
-            |_| {},
-            || async {
-                c.dynamodb
-                    .list_tables()
-                    .set_exclusive_start_table_name(start.clone())
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("ListTables", e))
-            },
-        )
+        let out = call("ListTables", || {
+            c.dynamodb
+                .list_tables()
+                .set_exclusive_start_table_name(start.clone())
+                .send()
+        })
         .await
         .map_err(|e| e.context(format!("listing the {} tables at {}", c.label, c.dynamodb_endpoint)))?;
         names.extend(out.table_names().iter().cloned());

@@ -17,7 +17,7 @@ use super::lambda_map::{Mapping, function_name};
 use crate::config::Clients;
 use crate::discover::settings;
 use crate::error::{Error, Result};
-use crate::retry::{Policy, retry};
+use crate::retry::{Policy, call};
 
 /// A source mapping as a plan row (destination function defaults to the same name).
 pub fn from_sdk(table: &str, m: &EventSourceMappingConfiguration) -> Mapping {
@@ -176,59 +176,47 @@ pub async fn converge(dst: &Clients, stream_arn: &str, planned: &[Mapping]) -> R
 
 async fn create(dst: &Clients, stream_arn: &str, m: &Mapping) -> Result<()> {
     let fname = function_name(&m.destination_function);
-    retry(
-        Policy::STARTUP,
-        |_| {},
-        || async {
-            dst.lambda
-                .create_event_source_mapping()
-                .event_source_arn(stream_arn)
-                .function_name(&m.destination_function)
-                .enabled(false)
-                .starting_position(EventSourcePosition::Latest)
-                .set_batch_size(m.batch_size)
-                .set_maximum_batching_window_in_seconds(m.batching_window_seconds)
-                .set_maximum_retry_attempts(m.maximum_retry_attempts)
-                .set_bisect_batch_on_function_error(m.bisect_batch_on_error)
-                .set_maximum_record_age_in_seconds(m.maximum_record_age_seconds)
-                .set_parallelization_factor(m.parallelization_factor)
-                .set_tumbling_window_in_seconds(m.tumbling_window_seconds)
-                .set_filter_criteria((!m.filter_patterns.is_empty()).then(|| filter_criteria(m)))
-                .set_destination_config((!m.on_failure_destination.is_empty()).then(|| destination_config(m)))
-                .set_function_response_types((!m.function_response_types.is_empty()).then(|| response_types(m)))
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("CreateEventSourceMapping", e))
-        },
-    )
+    call("CreateEventSourceMapping", || {
+        dst.lambda
+            .create_event_source_mapping()
+            .event_source_arn(stream_arn)
+            .function_name(&m.destination_function)
+            .enabled(false)
+            .starting_position(EventSourcePosition::Latest)
+            .set_batch_size(m.batch_size)
+            .set_maximum_batching_window_in_seconds(m.batching_window_seconds)
+            .set_maximum_retry_attempts(m.maximum_retry_attempts)
+            .set_bisect_batch_on_function_error(m.bisect_batch_on_error)
+            .set_maximum_record_age_in_seconds(m.maximum_record_age_seconds)
+            .set_parallelization_factor(m.parallelization_factor)
+            .set_tumbling_window_in_seconds(m.tumbling_window_seconds)
+            .set_filter_criteria((!m.filter_patterns.is_empty()).then(|| filter_criteria(m)))
+            .set_destination_config((!m.on_failure_destination.is_empty()).then(|| destination_config(m)))
+            .set_function_response_types((!m.function_response_types.is_empty()).then(|| response_types(m)))
+            .send()
+    })
     .await
     .map_err(|e| e.context(format!("creating the Lambda mapping of {stream_arn} to {fname}")))?;
     Ok(())
 }
 
 async fn update(dst: &Clients, uuid: &str, m: &Mapping) -> Result<()> {
-    retry(
-        Policy::STARTUP,
-        |_| {},
-        || async {
-            dst.lambda
-                .update_event_source_mapping()
-                .uuid(uuid)
-                .set_batch_size(m.batch_size)
-                .set_maximum_batching_window_in_seconds(m.batching_window_seconds)
-                .set_maximum_retry_attempts(m.maximum_retry_attempts)
-                .set_bisect_batch_on_function_error(m.bisect_batch_on_error)
-                .set_maximum_record_age_in_seconds(m.maximum_record_age_seconds)
-                .set_parallelization_factor(m.parallelization_factor)
-                .set_tumbling_window_in_seconds(m.tumbling_window_seconds)
-                .filter_criteria(filter_criteria(m))
-                .destination_config(destination_config(m))
-                .set_function_response_types(Some(response_types(m)))
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("UpdateEventSourceMapping", e))
-        },
-    )
+    call("UpdateEventSourceMapping", || {
+        dst.lambda
+            .update_event_source_mapping()
+            .uuid(uuid)
+            .set_batch_size(m.batch_size)
+            .set_maximum_batching_window_in_seconds(m.batching_window_seconds)
+            .set_maximum_retry_attempts(m.maximum_retry_attempts)
+            .set_bisect_batch_on_function_error(m.bisect_batch_on_error)
+            .set_maximum_record_age_in_seconds(m.maximum_record_age_seconds)
+            .set_parallelization_factor(m.parallelization_factor)
+            .set_tumbling_window_in_seconds(m.tumbling_window_seconds)
+            .filter_criteria(filter_criteria(m))
+            .destination_config(destination_config(m))
+            .set_function_response_types(Some(response_types(m)))
+            .send()
+    })
     .await
     .map_err(|e| e.context(format!("updating the Lambda mapping {uuid}")))?;
     Ok(())
@@ -267,19 +255,13 @@ pub async fn enable_mappings(dst: &Clients, table: &PlannedTable) -> Result<Vec<
             continue;
         }
         let uuid = have.uuid.clone().unwrap_or_default();
-        retry(
-            Policy::STARTUP,
-            |_| {},
-            || async {
-                dst.lambda
-                    .update_event_source_mapping()
-                    .uuid(&uuid)
-                    .enabled(true)
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("UpdateEventSourceMapping", e))
-            },
-        )
+        call("UpdateEventSourceMapping", || {
+            dst.lambda
+                .update_event_source_mapping()
+                .uuid(&uuid)
+                .enabled(true)
+                .send()
+        })
         .await
         .map_err(|e| e.context(format!("enabling the Lambda mapping {uuid} to {fname}")))?;
         enabled.push(fname);

@@ -16,7 +16,7 @@ use super::schema::TableSchema;
 use crate::config::Clients;
 use crate::discover::{self, settings};
 use crate::error::{Error, Result};
-use crate::retry::{Policy, retry};
+use crate::retry::{Policy, call};
 
 /// Runs every step for one table; returns what changed (empty when all was already in place).
 pub async fn restore(dst: &Clients, table: &PlannedTable) -> Result<Vec<String>> {
@@ -65,16 +65,9 @@ impl Ctx<'_> {
             aws_sdk_dynamodb::operation::update_table::builders::UpdateTableFluentBuilder,
         ) -> aws_sdk_dynamodb::operation::update_table::builders::UpdateTableFluentBuilder,
     ) -> Result<()> {
-        retry(
-            Policy::STARTUP,
-            |_| {},
-            || async {
-                f(self.dst.dynamodb.update_table().table_name(self.name))
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("UpdateTable", e))
-            },
-        )
+        call("UpdateTable", || {
+            f(self.dst.dynamodb.update_table().table_name(self.name)).send()
+        })
         .await
         .map_err(|e| e.context(format!("{what} on destination {:?}", self.name)))?;
         discover::wait_active(self.dst, self.name).await?;
@@ -146,20 +139,14 @@ impl TtlStep {
                 .enabled(enabled)
                 .build(),
         )?;
-        retry(
-            Policy::STARTUP,
-            |_| {},
-            || async {
-                c.dst
-                    .dynamodb
-                    .update_time_to_live()
-                    .table_name(c.name)
-                    .time_to_live_specification(spec.clone())
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("UpdateTimeToLive", e))
-            },
-        )
+        call("UpdateTimeToLive", || {
+            c.dst
+                .dynamodb
+                .update_time_to_live()
+                .table_name(c.name)
+                .time_to_live_specification(spec.clone())
+                .send()
+        })
         .await
         .map_err(|e| e.context(format!("setting TTL on destination {:?}", c.name)))?;
         Ok(())
@@ -178,20 +165,14 @@ impl PitrStep {
                 .point_in_time_recovery_enabled(true)
                 .build(),
         )?;
-        retry(
-            Policy::STARTUP,
-            |_| {},
-            || async {
-                c.dst
-                    .dynamodb
-                    .update_continuous_backups()
-                    .table_name(c.name)
-                    .point_in_time_recovery_specification(spec.clone())
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("UpdateContinuousBackups", e))
-            },
-        )
+        call("UpdateContinuousBackups", || {
+            c.dst
+                .dynamodb
+                .update_continuous_backups()
+                .table_name(c.name)
+                .point_in_time_recovery_specification(spec.clone())
+                .send()
+        })
         .await
         .map_err(|e| e.context(format!("enabling PITR on destination {:?}", c.name)))?;
         Ok(Some("PITR on".into()))
@@ -223,38 +204,26 @@ impl TagsStep {
             .map(|(k, _)| k.clone())
             .collect();
         if !missing.is_empty() {
-            retry(
-                Policy::STARTUP,
-                |_| {},
-                || async {
-                    c.dst
-                        .dynamodb
-                        .tag_resource()
-                        .resource_arn(&arn)
-                        .set_tags(Some(missing.clone()))
-                        .send()
-                        .await
-                        .map_err(|e| Error::from_sdk("TagResource", e))
-                },
-            )
+            call("TagResource", || {
+                c.dst
+                    .dynamodb
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(missing.clone()))
+                    .send()
+            })
             .await
             .map_err(|e| e.context(format!("tagging destination {:?}", c.name)))?;
         }
         if !extra.is_empty() {
-            retry(
-                Policy::STARTUP,
-                |_| {},
-                || async {
-                    c.dst
-                        .dynamodb
-                        .untag_resource()
-                        .resource_arn(&arn)
-                        .set_tag_keys(Some(extra.clone()))
-                        .send()
-                        .await
-                        .map_err(|e| Error::from_sdk("UntagResource", e))
-                },
-            )
+            call("UntagResource", || {
+                c.dst
+                    .dynamodb
+                    .untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(extra.clone()))
+                    .send()
+            })
             .await
             .map_err(|e| e.context(format!("untagging destination {:?}", c.name)))?;
         }

@@ -75,7 +75,7 @@ async fn main() -> Result<(), String> {
     let n: usize = env_num("FERRY_BENCH_N", 1_000_000);
     let segments: i32 = env_num(
         "FERRY_BENCH_SEGMENTS",
-        ferry::verify::auto_segments(16, n as u64) as i32,
+        ferry::snapshot::scan::segments_for(None, n as u64) as i32,
     );
     let ddb = DynamoLocal::start()?;
     let (sa, da) = (Account::fresh("vsrc"), Account::fresh("vdst"));

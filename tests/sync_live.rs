@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::StreamViewType;
 use common::{ferry_bin, wait_caught_up, wait_equal, wait_for};
-use ferry::rig::data::{big_item, create_table, load, rich_item};
+use ferry::rig::data::{big_item, create_table, enable_stream, load, rich_item};
 use ferry::rig::process::{FerryDir, terminate};
 use ferry::rig::workload::{Counts, Workload};
 use ferry::rig::{Account, DynamoLocal};
@@ -23,19 +23,21 @@ struct Rig {
     _dir: tempfile::TempDir,
 }
 
-/// A source table "Orders" with `items` rich items plus one ~390 KB item, and a ferry folder.
+/// A source table "Orders" with `items` rich items plus one ~390 KB item, and a ferry folder. The
+/// stream is turned on after the load, so only the snapshot can copy those items.
 async fn setup(items: i64, table_toml: &str) -> Rig {
     let ddb = DynamoLocal::shared();
     let (sa, da) = (Account::fresh("src"), Account::fresh("dst"));
     let src = ddb.client(&sa);
     let dst = ddb.client(&da);
-    create_table(&src, "Orders", Some(StreamViewType::NewAndOldImages)).await;
+    create_table(&src, "Orders", None).await;
     let mut rng = StdRng::seed_from_u64(42);
     let mut seed: Vec<_> = (0..items)
         .map(|i| rich_item(&format!("seed-{}", i % 97), i, &mut rng))
         .collect();
     seed.push(big_item("big", 1, 390, &mut rng));
     load(&src, "Orders", seed).await;
+    enable_stream(&src, "Orders", StreamViewType::NewAndOldImages).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let ferry = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, table_toml);
     Rig {
@@ -129,7 +131,9 @@ async fn live_sync_copies_every_type_and_indexes_under_concurrent_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_at_random_points_loses_nothing_and_progress_carries_over() {
-    // A rate limit stretches the scan so kills land in it.
+    // A rate limit stretches the scan so kills land in it. Between kills the operator also edits
+    // scan_segments: a resumed snapshot must keep splitting the table as it started, or the
+    // saved positions would skip items.
     let rig = setup(
         12_000,
         "[[table]]\nsource = \"Orders\"\nscan_segments = 4\nmax_write_units_per_second = 4000\nwrite_concurrency = 4\n",
@@ -147,8 +151,32 @@ async fn kill_9_at_random_points_loses_nothing_and_progress_carries_over() {
     let mut last_applied = 0i64;
     let mut kills_in = std::collections::BTreeMap::<String, u32>::new();
     for round in 0..6 {
+        let config = std::fs::read_to_string(&rig.ferry.config).unwrap();
+        let (from, to) = if round % 2 == 0 {
+            ("= 4\n", "= 7\n")
+        } else {
+            ("= 7\n", "= 4\n")
+        };
+        std::fs::write(
+            &rig.ferry.config,
+            config.replacen(&format!("scan_segments {from}"), &format!("scan_segments {to}"), 1),
+        )
+        .unwrap();
         let mut child = rig.ferry.spawn_sync(&[]);
-        let wait_ms = rand::Rng::random_range(&mut rng, 700..2_500);
+        // Kill only after this run saved progress of its own (or reached streaming), then at a
+        // random moment.
+        wait_for(
+            Duration::from_secs(60),
+            "snapshot progress",
+            || rig.ferry.logs(),
+            || async {
+                let t = rig.ferry.table_status("Orders")?;
+                let items = t["snapshot"]["items_copied"].as_i64().unwrap_or(0);
+                (items > last_items || t["phase"] == "streaming").then_some(())
+            },
+        )
+        .await;
+        let wait_ms = rand::Rng::random_range(&mut rng, 0..400);
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         child.kill().expect("kill -9");
         child.wait().unwrap();

@@ -62,7 +62,9 @@ pub struct TableConfig {
     pub source: String,
     pub destination: String,
     pub snapshot: Snapshot,
-    pub scan_segments: u32,
+    /// TotalSegments of the snapshot scan and of `verify`; `None` sizes them from the table
+    /// ([`crate::snapshot::scan::segments_for`]).
+    pub scan_segments: Option<u32>,
     /// Write-unit budget per second on the destination; 0 = unlimited.
     pub max_write_units_per_second: u32,
     /// Batches in flight at once for this table (apply lanes).
@@ -82,7 +84,7 @@ impl TableConfig {
             source: source.to_string(),
             destination: destination.to_string(),
             snapshot: Snapshot::Scan,
-            scan_segments: 16,
+            scan_segments: None,
             max_write_units_per_second: 0,
             write_concurrency: 16,
             replay_overlap_seconds: 300,
@@ -253,8 +255,8 @@ fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -
             None
         }
     };
-    let scan_segments = t.uint(errs, "scan_segments", 1_000_000).unwrap_or(16);
-    if scan_segments == 0 {
+    let scan_segments = t.uint(errs, "scan_segments", 1_000_000);
+    if scan_segments == Some(0) {
         errs.at(t.span(), format!("scan_segments in {} must be at least 1", t.name()));
     }
     let max_wcu = t.uint(errs, "max_write_units_per_second", u32::MAX as u64).unwrap_or(0);
@@ -270,7 +272,7 @@ fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -
         destination: destination.unwrap_or_else(|| source.clone()),
         source,
         snapshot: snapshot?,
-        scan_segments: scan_segments as u32,
+        scan_segments: scan_segments.map(|n| n as u32),
         max_write_units_per_second: max_wcu as u32,
         write_concurrency: lanes as u32,
         replay_overlap_seconds: overlap,
@@ -415,11 +417,11 @@ snapshot = "none"
         assert_eq!(c.state_path, Path::new("conf/state/ferry.db"));
         assert_eq!(c.tables.len(), 2);
         assert_eq!(c.tables[0].destination, "Orders");
-        assert_eq!(c.tables[0].scan_segments, 4);
+        assert_eq!(c.tables[0].scan_segments, Some(4));
         assert_eq!(c.tables[0].max_write_units_per_second, 1000);
         assert_eq!(c.tables[1].destination, "UsersV2");
         assert_eq!(c.tables[1].snapshot, Snapshot::None);
-        assert_eq!(c.tables[1].scan_segments, 16);
+        assert_eq!(c.tables[1].scan_segments, None, "sized from the table");
     }
 
     #[test]

@@ -23,9 +23,12 @@ pub fn render(config: &Config, tables: &[(String, String)]) -> String {
             if t.snapshot == Snapshot::None {
                 out.push_str("snapshot = \"none\"\n");
             }
+            if let Some(n) = t.scan_segments {
+                out.push_str(&format!("scan_segments = {n}\n"));
+            }
             out.push_str(&format!(
-                "scan_segments = {}\nmax_write_units_per_second = {}\nwrite_concurrency = {}\nreplay_overlap_seconds = {}\n",
-                t.scan_segments, t.max_write_units_per_second, t.write_concurrency, t.replay_overlap_seconds
+                "max_write_units_per_second = {}\nwrite_concurrency = {}\nreplay_overlap_seconds = {}\n",
+                t.max_write_units_per_second, t.write_concurrency, t.replay_overlap_seconds
             ));
         }
     }
@@ -86,7 +89,7 @@ mod tests {
         let back = Config::parse(Path::new("/y/ferry.toml"), &text).unwrap();
         assert_eq!(back.tables.len(), 2);
         assert_eq!(back.tables[0].destination, "A2");
-        assert_eq!(back.tables[0].scan_segments, 3);
+        assert_eq!(back.tables[0].scan_segments, Some(3));
         assert_eq!(back.destination.profile.as_deref(), Some("d\"q"));
         assert_eq!(back.source.endpoints.lambda.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(back.state_path, Path::new("/x/ferry-state.db"));

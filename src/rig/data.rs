@@ -91,6 +91,38 @@ pub async fn create_table(c: &Client, name: &str, view: Option<StreamViewType>) 
     }
 }
 
+/// Turns on a stream for a table that has none (the items already in it are in no stream record,
+/// so only a snapshot can copy them).
+pub async fn enable_stream(c: &Client, name: &str, view: StreamViewType) {
+    c.update_table()
+        .table_name(name)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(view)
+                .build()
+                .expect("complete"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("UpdateTable {name}: {e:?}"));
+    loop {
+        let t = c
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .expect("DescribeTable")
+            .table;
+        let ready =
+            t.is_some_and(|t| t.latest_stream_arn.is_some() && t.table_status.is_some_and(|s| s.as_str() == "ACTIVE"));
+        if ready {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Creates a plain table with another key schema (id S only), for mismatch tests.
 pub async fn create_other_schema_table(c: &Client, name: &str) {
     c.create_table()

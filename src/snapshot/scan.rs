@@ -28,9 +28,33 @@ struct SegPos {
     items: i64,
 }
 
+/// Items per segment aimed at when `scan_segments` is not set.
+const ITEMS_PER_SEGMENT: u64 = 4_000;
+/// Segments when the table's size is unknown or small.
+const MIN_SEGMENTS: u32 = 16;
+/// Segments read at once; the rest wait their turn.
+const SEGMENTS_AT_ONCE: usize = 32;
+
+/// TotalSegments for a scan of a table of about `items` items (DescribeTable's ItemCount,
+/// refreshed about every six hours on AWS): the configured count when set, else one segment per
+/// ~[`ITEMS_PER_SEGMENT`] items and at least [`MIN_SEGMENTS`].
+///
+/// Small segments cost no extra read units. They make a resumed snapshot lose less work, keep the
+/// key-by-key work of `verify` behind one differing key small (only its segment's digest differs),
+/// and matter on DynamoDB Local, whose scan pages get slower as a segment grows (measured at 200,000
+/// items: 16 segments scan at 9k items/s, 64 at 22k/s).
+pub fn segments_for(configured: Option<u32>, items: u64) -> u32 {
+    configured.unwrap_or_else(|| {
+        let by_size = items.div_ceil(ITEMS_PER_SEGMENT).min(1_000_000) as u32;
+        by_size.max(MIN_SEGMENTS)
+    })
+}
+
 pub struct ScanTask {
     pub source: aws_sdk_dynamodb::Client,
     pub table: String,
+    /// TotalSegments, as recorded at the capture point: a resumed scan must split the table the
+    /// same way as the run that saved the segments' positions.
     pub segments: u32,
     pub key_names: Arc<[String]>,
     pub store: Arc<Store>,
@@ -56,6 +80,8 @@ impl ScanTask {
             .collect();
         let mut segs = Vec::new();
         let mut tasks = JoinSet::new();
+        // Fair: segments start in order as earlier ones finish.
+        let turns = Arc::new(tokio::sync::Semaphore::new(SEGMENTS_AT_ONCE));
         for i in 0..self.segments as i64 {
             let row = saved.get(&i).cloned().unwrap_or(SegmentRow {
                 segment: i,
@@ -77,11 +103,18 @@ impl ScanTask {
                     ack: ack.clone(),
                     stop: self.stop.clone(),
                 };
-                tasks.spawn(reader.run());
+                let turns = turns.clone();
+                tasks.spawn(async move {
+                    let _turn = turns
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Error::fatal("scan turns closed"))?;
+                    reader.run().await
+                });
             }
             segs.push(Seg { row, ack });
         }
-        self.flush(&segs)?;
+        self.flush(&mut segs)?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut first_err = None;
         loop {
@@ -92,7 +125,7 @@ impl ScanTask {
                     Some(Ok(Err(e))) => { first_err.get_or_insert(e); self.stop.cancel(); }
                     Some(Err(e)) => { first_err.get_or_insert(Error::fatal(format!("scan segment panicked: {e}"))); self.stop.cancel(); }
                 },
-                _ = tick.tick() => { self.flush(&segs)?; }
+                _ = tick.tick() => { self.flush(&mut segs)?; }
                 _ = applier.failed.cancelled() => { self.stop.cancel(); }
             }
         }
@@ -103,35 +136,39 @@ impl ScanTask {
         let drained = loop {
             tokio::select! {
                 r = &mut finish => break r,
-                _ = tick.tick() => { self.flush(&segs)?; }
+                _ = tick.tick() => { self.flush(&mut segs)?; }
             }
         };
         if let Err(e) = drained {
             first_err.get_or_insert(e);
         }
-        let done = self.flush(&segs)?;
+        let done = self.flush(&mut segs)?;
         match first_err {
             Some(e) => Err(e),
             None => Ok(done),
         }
     }
 
-    /// Persists each segment's durable resume point; returns whether all segments are done.
-    fn flush(&self, segs: &[Seg]) -> Result<bool> {
+    /// Persists the durable resume point of each segment that moved; returns whether all
+    /// segments are done.
+    fn flush(&self, segs: &mut [Seg]) -> Result<bool> {
         let mut all_done = true;
         let mut items = 0;
-        for s in segs {
-            let mut row = s.row.clone();
+        for s in segs.iter_mut() {
             if let Some(p) = s.ack.committed() {
-                row.items = p.items;
-                row.done = p.next.is_none();
-                row.last_key = p.next;
+                let row = SegmentRow {
+                    segment: s.row.segment,
+                    done: p.next.is_none(),
+                    last_key: p.next,
+                    items: p.items,
+                };
+                if row != s.row {
+                    self.store.put_segment(&self.table, &row)?;
+                    s.row = row;
+                }
             }
-            if row != s.row || s.ack.committed().is_some() {
-                self.store.put_segment(&self.table, &row)?;
-            }
-            all_done &= row.done;
-            items += row.items;
+            all_done &= s.row.done;
+            items += s.row.items;
         }
         self.stats.snapshot_items.store(items as u64, Relaxed);
         Ok(all_done)
@@ -228,5 +265,19 @@ impl SegmentReader {
                 None => return Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segments_for;
+
+    #[test]
+    fn segments_are_sized_from_the_table_unless_configured() {
+        assert_eq!(segments_for(None, 0), 16);
+        assert_eq!(segments_for(None, 50_000), 16);
+        assert_eq!(segments_for(None, 1_000_000), 250);
+        assert_eq!(segments_for(None, u64::MAX), 1_000_000);
+        assert_eq!(segments_for(Some(4), 1_000_000), 4);
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::plan::{PlannedTable, restore};
 use crate::retry::Policy;
 use crate::snapshot::export::{self, ExportSnapshot};
-use crate::snapshot::scan::ScanTask;
+use crate::snapshot::scan::{ScanTask, segments_for};
 use crate::source::sqs::consumer::SqsTask;
 use crate::source::streams::{self, StreamTask, View, api::SdkStreams};
 use crate::telemetry::TableStats;
@@ -108,11 +108,12 @@ impl TableRun {
         if !row.snapshot_done {
             row.phase = Phase::Snapshot;
             self.store.put_table(&row)?;
-            tracing::info!(table = %name, segments = self.cfg.scan_segments, "snapshot: parallel scan");
+            let segments = self.snapshot_segments(&row);
+            tracing::info!(table = %name, segments, "snapshot: parallel scan");
             let scan = ScanTask {
                 source: self.src.dynamodb.clone(),
                 table: name.clone(),
-                segments: self.cfg.scan_segments,
+                segments,
                 key_names: key_names.clone(),
                 store: self.store.clone(),
                 stats: self.stats.clone(),
@@ -171,6 +172,20 @@ impl TableRun {
         task.run(self.applier(key_names, limiter)).await
     }
 
+    /// TotalSegments of the snapshot scan: the count recorded at the capture point, so that a
+    /// resumed scan splits the table as the saved positions did, whatever the config says now.
+    fn snapshot_segments(&self, row: &TableRow) -> u32 {
+        let recorded = u32::try_from(row.snapshot_segments).unwrap_or(0);
+        if recorded == 0 {
+            let items = self.checked.source.item_count.unwrap_or(0).max(0) as u64;
+            return segments_for(self.cfg.scan_segments, items);
+        }
+        if let Some(n) = self.cfg.scan_segments.filter(|n| *n != recorded) {
+            tracing::warn!(table = %self.cfg.source, recorded, configured = n, "the snapshot started with {recorded} segments; it resumes with them (scan_segments applies to the next snapshot)");
+        }
+        recorded
+    }
+
     /// Creates the destination if needed, then records the capture point: T0 and the shard tree,
     /// durably, before a single item is copied.
     async fn capture(&self, row: &mut TableRow) -> Result<()> {
@@ -215,7 +230,8 @@ impl TableRun {
         row.snapshot_segments = if row.snapshot_done {
             0
         } else {
-            self.cfg.scan_segments as i64
+            let items = self.checked.source.item_count.unwrap_or(0).max(0) as u64;
+            segments_for(self.cfg.scan_segments, items) as i64
         };
         self.store.put_table(row)?;
         tracing::info!(table = %name, shards, "capture point recorded");

@@ -51,8 +51,8 @@ pub struct VerifyOptions {
     pub table: Option<String>,
     /// Compare a random fraction of the segments (0 < f ≤ 1).
     pub sample: Option<f64>,
-    /// TotalSegments of the comparison scans (default: the table's `scan_segments`, more for a
-    /// large table: see [`auto_segments`]).
+    /// TotalSegments of the comparison scans (default: the table's `scan_segments`, else sized
+    /// from the table: see [`crate::snapshot::scan::segments_for`]).
     pub segments: Option<u32>,
     /// Segment pairs scanned at once.
     pub parallel: usize,
@@ -141,7 +141,9 @@ pub async fn verify_table(
     let (s, d) = (side(src, &cfg.source), side(dst, &cfg.destination));
 
     let items = desc.item_count().max(dst_desc.item_count()).unwrap_or(0).max(0) as u64;
-    let wanted = opts.segments.unwrap_or_else(|| auto_segments(cfg.scan_segments, items));
+    let wanted = opts
+        .segments
+        .unwrap_or_else(|| crate::snapshot::scan::segments_for(cfg.scan_segments, items));
     let (total, chosen) = segments(wanted.max(1), opts.sample);
     let mut pairs = futures::stream::iter(chosen.iter().map(|&seg| {
         let (s, d) = (s.clone(), d.clone());
@@ -280,20 +282,6 @@ pub async fn verify_table(
     Ok(report)
 }
 
-/// Items per segment aimed at when the segment count is not given.
-const ITEMS_PER_SEGMENT: u64 = 4_000;
-
-/// TotalSegments for a table of about `items` items (DescribeTable's ItemCount, refreshed about
-/// every six hours on AWS): at least the configured count, and about [`ITEMS_PER_SEGMENT`] items
-/// per segment. Small segments keep the key-by-key work behind one differing key small (only its
-/// segment's digest differs), cost no extra read units, and matter on DynamoDB Local, whose scan
-/// pages get slower as a segment grows (measured: 16 segments of 12,500 items scan at 9k items/s,
-/// 64 of 3,100 at 22k/s).
-pub fn auto_segments(configured: u32, items: u64) -> u32 {
-    let by_size = items.div_ceil(ITEMS_PER_SEGMENT).min(1_000_000) as u32;
-    configured.max(by_size).max(1)
-}
-
 /// Up to `n` findings of each kind, by index.
 fn pick_examples(f: &[Finding], n: usize) -> Vec<usize> {
     let mut out = Vec::new();
@@ -327,15 +315,6 @@ fn segments(total: u32, sample: Option<f64>) -> (u32, Vec<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn large_tables_get_more_segments() {
-        assert_eq!(auto_segments(16, 0), 16);
-        assert_eq!(auto_segments(16, 50_000), 16);
-        assert_eq!(auto_segments(16, 1_000_000), 250);
-        assert_eq!(auto_segments(300, 1_000_000), 300);
-        assert_eq!(auto_segments(1, u64::MAX), 1_000_000);
-    }
 
     #[test]
     fn a_sample_spreads_over_more_segments() {

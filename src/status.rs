@@ -20,7 +20,7 @@ pub struct TableStatus {
     pub shards_open: usize,
     pub shards_done: usize,
     pub records_applied: i64,
-    /// Now minus the newest applied record's approximate creation time; 0 when caught up.
+    /// How far the destination is behind; 0 when caught up (see [`crate::telemetry::lag_ms`]).
     pub lag_seconds: Option<f64>,
     pub caught_up: bool,
     /// Every change written to the source before this time is at the destination.
@@ -60,10 +60,8 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
     let running = now - t.updated_ms < STALE_MS;
     let lag = if t.phase.as_str() != "streaming" {
         None
-    } else if t.caught_up {
-        Some(0.0)
     } else {
-        t.newest_applied_ms.map(|n| (now - n).max(0) as f64 / 1000.0)
+        crate::telemetry::lag_ms(now, t.caught_up, t.newest_applied_ms, t.applied_as_of_ms).map(|ms| ms as f64 / 1000.0)
     };
     Ok(Some(TableStatus {
         table: t.name,

@@ -38,12 +38,15 @@ pub fn publish(table: &str, s: &TableStats) {
     }
 }
 
-/// Now minus the newest applied record's time, or 0 when caught up with an idle stream.
+/// See [`super::lag_ms`]; 0 until known.
 pub fn lag_seconds(s: &TableStats, now_ms: i64) -> f64 {
-    let newest = s.newest_applied_ms.load(Relaxed);
-    if s.caught_up.load(Relaxed) || newest == 0 {
-        0.0
-    } else {
-        (now_ms - newest).max(0) as f64 / 1000.0
-    }
+    let known = |v: i64| Some(v).filter(|v| *v > 0);
+    super::lag_ms(
+        now_ms,
+        s.caught_up.load(Relaxed),
+        known(s.newest_applied_ms.load(Relaxed)),
+        known(s.applied_as_of_ms.load(Relaxed)),
+    )
+    .unwrap_or(0) as f64
+        / 1000.0
 }

@@ -120,10 +120,14 @@ impl<P: Clone + Send> OrderedAck<P> {
     /// shard is durable at the destination.
     pub fn mark(&self, t: i64) {
         let mut g = self.inner.lock().unwrap();
+        let end = g.base + g.slots.len() as u64;
         if g.slots.is_empty() {
             g.marked = Some(t);
+        } else if let Some(last) = g.marks.back_mut().filter(|(e, _)| *e == end) {
+            // Nothing registered since the last mark (idle reads behind a slow write): one mark
+            // covers both, so the queue grows with records, not with polls.
+            last.1 = t;
         } else {
-            let end = g.base + g.slots.len() as u64;
             g.marks.push_back((end, t));
         }
     }
@@ -232,6 +236,16 @@ mod tests {
         a.register_done(Some(3));
         a.mark(40);
         assert_eq!(a.marked(), Some(40), "skipped records hold nothing");
+        let z = a.register(Some(4));
+        a.mark(50);
+        a.mark(60);
+        assert_eq!(
+            a.inner.lock().unwrap().marks.len(),
+            1,
+            "repeated idle marks share one entry"
+        );
+        a.ack(z);
+        assert_eq!(a.marked(), Some(60));
     }
 
     #[test]

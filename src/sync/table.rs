@@ -177,13 +177,18 @@ impl TableRun {
     fn snapshot_segments(&self, row: &TableRow) -> u32 {
         let recorded = u32::try_from(row.snapshot_segments).unwrap_or(0);
         if recorded == 0 {
-            let items = self.checked.source.item_count.unwrap_or(0).max(0) as u64;
-            return segments_for(self.cfg.scan_segments, items);
+            return self.planned_segments();
         }
         if let Some(n) = self.cfg.scan_segments.filter(|n| *n != recorded) {
             tracing::warn!(table = %self.cfg.source, recorded, configured = n, "the snapshot started with {recorded} segments; it resumes with them (scan_segments applies to the next snapshot)");
         }
         recorded
+    }
+
+    /// TotalSegments for a new snapshot: as configured, or sized from the source's item count.
+    fn planned_segments(&self) -> u32 {
+        let items = self.checked.source.item_count.unwrap_or(0).max(0) as u64;
+        segments_for(self.cfg.scan_segments, items)
     }
 
     /// Creates the destination if needed, then records the capture point: T0 and the shard tree,
@@ -230,8 +235,7 @@ impl TableRun {
         row.snapshot_segments = if row.snapshot_done {
             0
         } else {
-            let items = self.checked.source.item_count.unwrap_or(0).max(0) as u64;
-            segments_for(self.cfg.scan_segments, items) as i64
+            self.planned_segments() as i64
         };
         self.store.put_table(row)?;
         tracing::info!(table = %name, shards, "capture point recorded");

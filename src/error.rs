@@ -1,12 +1,14 @@
 //! ferry's one error type.
 //!
-//! Every failure carries a [`Kind`] that tells the single retry layer ([`crate::retry`]) what to do
-//! with it: back off and try again (`Retryable`, `Throttled`) or stop the table loudly (`Fatal`).
+//! Every failure carries a [`Kind`] that tells the single retry driver ([`crate::retry`]) what to
+//! do with it: back off and try again (`Retryable`, `Throttled`), stop the table loudly (`Fatal`),
+//! or unwind quietly because ferry was asked to stop (`Stopped`).
 //! Messages are written for the operator: they name the table, key, file or line involved and, for
 //! gaps and misconfiguration, what to do next.
 
 use std::fmt;
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -19,6 +21,9 @@ pub enum Kind {
     Throttled,
     /// Retrying cannot help: stop and tell the operator.
     Fatal,
+    /// ferry was asked to stop while the work was still failing: not a failure of the table.
+    /// Nothing it carried was acknowledged, so the next run redoes it.
+    Stopped,
 }
 
 #[derive(Debug)]
@@ -57,6 +62,13 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         self.kind == Kind::Fatal
     }
+    /// Unwinding because of a stop request (see [`Kind::Stopped`]).
+    pub fn stopped(what: impl Into<String>) -> Self {
+        Self::new(Kind::Stopped, what)
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.kind == Kind::Stopped
+    }
     /// Prefixes the message with what was being done, keeping kind and code.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
         self.message = format!("{what}: {}", self.message);
@@ -69,17 +81,18 @@ impl Error {
     }
 
     /// Classifies an AWS SDK error. `op` names the call for the message ("DescribeTable").
-    pub fn from_sdk<E, R>(op: &str, err: SdkError<E, R>) -> Self
+    pub fn from_sdk<E>(op: &str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: fmt::Debug,
     {
         match &err {
             SdkError::ServiceError(se) => {
                 let e = se.err();
+                let status = se.raw().status().as_u16();
                 let code = e.code().unwrap_or("Unknown").to_string();
                 let msg = e.message().unwrap_or("").to_string();
-                let kind = classify_code(&code);
+                let kind = classify(&code, status);
+                let msg = if msg.is_empty() { format!("HTTP {status}") } else { msg };
                 Self {
                     kind,
                     message: format!("{op} failed: {code}: {msg}"),
@@ -107,9 +120,31 @@ impl Error {
     }
 }
 
-/// Maps an AWS error code onto a retry decision.
-pub fn classify_code(code: &str) -> Kind {
-    match code {
+/// Keeps the first real failure among several workers' errors: a `Stopped` (a worker unwinding
+/// because of a stop) never hides a fatal error that another worker hit.
+pub fn keep_first(slot: &mut Option<Error>, e: Error) {
+    match slot {
+        Some(held) if held.is_stopped() && !e.is_stopped() => *slot = Some(e),
+        Some(_) => {}
+        None => *slot = Some(e),
+    }
+}
+
+/// Maps an AWS error code and the response's HTTP status onto a retry decision. A code ferry does
+/// not know is judged by its status: a proxy's or load balancer's 502/503/504 with an empty body,
+/// or a 500 with a new code, is a server that may answer next time; a 4xx is the request's fault.
+pub fn classify(code: &str, status: u16) -> Kind {
+    match classify_code(code) {
+        Some(kind) => kind,
+        None if status == 429 => Kind::Throttled,
+        None if status >= 500 => Kind::Retryable,
+        None => Kind::Fatal,
+    }
+}
+
+/// The decision for the error codes ferry knows, `None` for any other.
+fn classify_code(code: &str) -> Option<Kind> {
+    Some(match code {
         "ProvisionedThroughputExceededException"
         | "ThrottlingException"
         | "RequestLimitExceeded"
@@ -124,9 +159,22 @@ pub fn classify_code(code: &str) -> Kind {
         | "ExpiredIteratorException"
         | "TransactionInProgressException"
         | "RequestTimeout"
-        | "RequestTimeoutException" => Kind::Retryable,
-        _ => Kind::Fatal,
-    }
+        | "RequestTimeoutException"
+        | "ServiceUnavailableException"
+        | "InternalServerErrorException"
+        | "ServiceException"
+        | "KMSInternalException" => Kind::Retryable,
+        "ValidationException"
+        | "AccessDeniedException"
+        | "AccessDenied"
+        | "UnrecognizedClientException"
+        | "ResourceNotFoundException"
+        | "ConditionalCheckFailedException"
+        | "ItemCollectionSizeLimitExceededException"
+        | "InvalidSignatureException"
+        | "MissingAuthenticationToken" => Kind::Fatal,
+        _ => return None,
+    })
 }
 
 fn source_chain(err: &dyn std::error::Error) -> String {
@@ -159,5 +207,94 @@ impl From<rusqlite::Error> for Error {
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Self::fatal(format!("I/O: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DynamoDB client whose every call gets `status` and `body`, through the real SDK stack.
+    fn client(status: u16, body: &'static str) -> aws_sdk_dynamodb::Client {
+        let http = aws_smithy_http_client::test_util::infallible_client_fn(move |_| {
+            http::Response::builder().status(status).body(body).unwrap()
+        });
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new("a", "b", None, None, "t"))
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+            .http_client(http)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(conf)
+    }
+
+    async fn kind_of(status: u16, body: &'static str) -> Kind {
+        let err = client(status, body)
+            .describe_table()
+            .table_name("T")
+            .send()
+            .await
+            .unwrap_err();
+        Error::from_sdk("DescribeTable", err).kind()
+    }
+
+    #[tokio::test]
+    async fn server_faults_without_a_known_code_are_transient_client_faults_are_not() {
+        // A load balancer's or proxy's answer: no body at all.
+        assert_eq!(kind_of(503, "").await, Kind::Retryable);
+        assert_eq!(kind_of(502, "<html>Bad Gateway</html>").await, Kind::Retryable);
+        assert_eq!(
+            kind_of(
+                500,
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#SomethingNew","message":"?"}"#
+            )
+            .await,
+            Kind::Retryable
+        );
+        assert_eq!(kind_of(429, "").await, Kind::Throttled);
+        assert_eq!(
+            kind_of(
+                400,
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow"}"#
+            )
+            .await,
+            Kind::Throttled
+        );
+        assert_eq!(
+            kind_of(
+                400,
+                r#"{"__type":"com.amazon.coral.validate#ValidationException","message":"bad"}"#
+            )
+            .await,
+            Kind::Fatal
+        );
+        assert_eq!(
+            kind_of(
+                400,
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#SomethingNew","message":"?"}"#
+            )
+            .await,
+            Kind::Fatal,
+            "an unknown 4xx is the request's fault: retrying cannot fix it"
+        );
+        assert_eq!(
+            kind_of(
+                400,
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"no"}"#
+            )
+            .await,
+            Kind::Fatal
+        );
+    }
+
+    #[test]
+    fn a_stop_never_hides_a_failure() {
+        let mut slot = None;
+        keep_first(&mut slot, Error::stopped("unwinding"));
+        keep_first(&mut slot, Error::fatal("ValidationException on key 7"));
+        keep_first(&mut slot, Error::fatal("later"));
+        keep_first(&mut slot, Error::stopped("unwinding too"));
+        assert_eq!(slot.unwrap().message(), "ValidationException on key 7");
     }
 }

@@ -27,6 +27,13 @@ pub struct TableStatus {
     pub applied_as_of: Option<String>,
     /// The SQS change buffer, for `change_source = "sqs"`.
     pub queue: Option<QueueStatus>,
+    /// Calls are failing and being retried (an outage, a 5xx storm): the table waits, it has not
+    /// stopped.
+    pub retrying: bool,
+    /// How long the table has been failing, while it is.
+    pub retrying_seconds: Option<f64>,
+    /// The error of the last failed attempt, while retrying.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +65,8 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
     let shards = store.shards(name)?;
     let now = now_ms();
     let running = now - t.updated_ms < STALE_MS;
+    // Only a live daemon's report counts: a killed one left its last word behind.
+    let health = store.health(name)?.filter(|_| running);
     let lag = if t.phase.as_str() != "streaming" {
         None
     } else {
@@ -89,6 +98,9 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
             in_flight: q.in_flight,
             dropped: q.dropped,
         }),
+        retrying: health.is_some(),
+        retrying_seconds: health.as_ref().map(|h| h.for_ms as f64 / 1000.0),
+        last_error: health.map(|h| h.last_error),
     }))
 }
 
@@ -132,6 +144,13 @@ impl TableStatus {
                 n(q.depth),
                 n(q.in_flight),
                 q.dropped
+            ));
+        }
+        if self.retrying {
+            s.push_str(&format!(
+                " | retrying for {:.0}s: {}",
+                self.retrying_seconds.unwrap_or(0.0),
+                self.last_error.as_deref().unwrap_or("")
             ));
         }
         if let Some(e) = &self.error {

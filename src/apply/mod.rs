@@ -84,7 +84,20 @@ pub struct Applier {
 }
 
 impl Applier {
+    /// An apply path that is never asked to stop (tests, benches).
     pub fn start<I: ApplyIo>(io: Arc<I>, lanes: usize, limiter: Arc<Limiter>, stats: Arc<TableStats>) -> Applier {
+        Self::start_with_stop(io, lanes, limiter, stats, CancellationToken::new())
+    }
+
+    /// The daemon's apply path: a write still failing when `stop` fires gives up (unacknowledged,
+    /// so the next run redoes it) instead of holding the shutdown until the destination is back.
+    pub fn start_with_stop<I: ApplyIo>(
+        io: Arc<I>,
+        lanes: usize,
+        limiter: Arc<Limiter>,
+        stats: Arc<TableStats>,
+        stop: CancellationToken,
+    ) -> Applier {
         let failure = Arc::new(Mutex::new(None));
         let failed = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -97,6 +110,7 @@ impl Applier {
                     stats: stats.clone(),
                     failure: failure.clone(),
                     failed: failed.clone(),
+                    stop: stop.clone(),
                 };
                 tasks.spawn(lane.run(rx));
                 tx
@@ -188,6 +202,7 @@ struct Lane<I> {
     stats: Arc<TableStats>,
     failure: Arc<Mutex<Option<Error>>>,
     failed: CancellationToken,
+    stop: CancellationToken,
 }
 
 impl<I: ApplyIo> Lane<I> {
@@ -237,7 +252,7 @@ impl<I: ApplyIo> Lane<I> {
                 if !fetch.is_empty() {
                     ops.extend(self.resolve(fetch).await?);
                 }
-                write::write_all(&*self.io, ops, &self.limiter, &self.stats).await
+                write::write_all(&*self.io, ops, &self.limiter, &self.stats, &self.stop).await
             }
             .await;
             match result {

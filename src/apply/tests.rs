@@ -202,3 +202,104 @@ async fn a_record_that_cannot_be_applied_stops_loudly_with_its_key() {
         "the checkpoint never passes the refused record"
     );
 }
+
+/// A destination that refuses connections until `down_until` (paused tokio time), then works.
+struct Outage {
+    down_until: tokio::time::Instant,
+    attempts: Mutex<u32>,
+    written: Mutex<Vec<String>>,
+}
+
+impl ApplyIo for Outage {
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+        *self.attempts.lock().unwrap() += 1;
+        if tokio::time::Instant::now() < self.down_until {
+            return Err(Error::retryable("BatchWriteItem failed: connection refused"));
+        }
+        self.written.lock().unwrap().extend(ops.iter().map(|o| kv(o).0));
+        Ok(vec![])
+    }
+    async fn read_source(&self, _: Vec<Item>) -> Result<Vec<Item>> {
+        unreachable!()
+    }
+    fn key_names(&self) -> &[String] {
+        static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        K.get_or_init(|| vec!["pk".to_string()])
+    }
+    fn destination(&self) -> &str {
+        "dest"
+    }
+}
+
+fn outage(hours: u64) -> Arc<Outage> {
+    Arc::new(Outage {
+        down_until: tokio::time::Instant::now() + std::time::Duration::from_secs(hours * 3600),
+        attempts: Mutex::default(),
+        written: Mutex::default(),
+    })
+}
+
+async fn submit_keys(applier: &Applier, ack: &Arc<OrderedAck<usize>>, keys: &[&str]) {
+    for (i, k) in keys.iter().enumerate() {
+        let item = Item::from([
+            ("pk".to_string(), AttributeValue::S(k.to_string())),
+            ("v".to_string(), AttributeValue::N(i.to_string())),
+        ]);
+        let key = crate::item::KeyBytes::of(&["pk".to_string()], &item).unwrap();
+        let index = ack.register(Some(i));
+        applier
+            .submit(Change {
+                key,
+                op: Op::Put(item),
+                ticket: Ticket {
+                    sink: ack.clone(),
+                    index,
+                },
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destination_outage_of_hours_is_ridden_out_and_shown_as_retrying() {
+    let io = outage(3);
+    let stats = Arc::new(TableStats::default());
+    let ack = Arc::new(OrderedAck::new(None));
+    let applier = Applier::start(io.clone(), 2, Arc::new(Limiter::new(0)), stats.clone());
+    submit_keys(&applier, &ack, &["a", "b", "c"]).await;
+    // An hour into the outage: still retrying, nothing acknowledged, the table says why.
+    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    let (for_how_long, last) = stats.health.retrying().expect("retrying during the outage");
+    assert!(for_how_long >= std::time::Duration::from_secs(3500), "{for_how_long:?}");
+    assert!(last.contains("connection refused"), "{last}");
+    assert!(ack.committed().is_none());
+    assert!(!applier.failed.is_cancelled(), "an outage never stops the table");
+    applier.finish().await.unwrap();
+    assert_eq!(ack.committed(), Some(2), "every record is durable after the outage");
+    let mut written = io.written.lock().unwrap().clone();
+    written.sort();
+    assert_eq!(written, ["a", "b", "c"]);
+    assert!(stats.health.retrying().is_none(), "working again");
+    assert!(
+        *io.attempts.lock().unwrap() > 30,
+        "far past the old budget of 30 attempts"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_an_outage_ends_the_writes_without_acknowledging_them() {
+    let io = outage(3);
+    let stats = Arc::new(TableStats::default());
+    let stop = CancellationToken::new();
+    let ack = Arc::new(OrderedAck::new(None));
+    let applier = Applier::start_with_stop(io.clone(), 2, Arc::new(Limiter::new(0)), stats.clone(), stop.clone());
+    submit_keys(&applier, &ack, &["a", "b"]).await;
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    stop.cancel();
+    let err = applier.finish().await.unwrap_err();
+    assert!(err.is_stopped(), "{err:?}");
+    assert!(ack.committed().is_none(), "nothing written, nothing acknowledged");
+    assert!(io.written.lock().unwrap().is_empty());
+    assert!(stats.health.retrying().is_none());
+}

@@ -2,19 +2,21 @@
 //!
 //! Contract of [`write_all`]: it returns `Ok` only when every request of the batch is durably
 //! written (UnprocessedItems resubmitted until none are left, throttles retried without limit), and
-//! `Err` only with a fatal error that names the key that cannot be applied and why. Nothing is
-//! ever dropped: there is no third outcome.
+//! `Err` only with a fatal error that names the key that cannot be applied and why, or when ferry
+//! is stopping while the destination keeps failing (then nothing of the batch is acknowledged).
+//! Nothing is ever dropped.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
+use tokio_util::sync::CancellationToken;
 
 use super::limit::Limiter;
 use crate::error::{Error, Kind, Result};
 use crate::item::{self, Item};
-use crate::retry::Policy;
+use crate::retry::{Policy, Retrier};
 use crate::telemetry::TableStats;
 
 /// A resolved write: what the destination must end up holding for one key.
@@ -54,53 +56,56 @@ pub trait ApplyIo: Send + Sync + 'static {
     fn destination(&self) -> &str;
 }
 
-/// Writes `ops` completely, or fails naming the key that cannot be written.
-pub async fn write_all<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, limiter: &Limiter, stats: &TableStats) -> Result<()> {
-    let policy = Policy::DAEMON;
+/// Writes `ops` completely, or fails naming the key that cannot be written. Transient errors and
+/// throttles are retried without end (the table shows as retrying meanwhile); only a stop request
+/// during a backoff ends that early, with a [`Kind::Stopped`] error and nothing acknowledged.
+pub async fn write_all<I: ApplyIo>(
+    io: &I,
+    ops: Vec<WriteOp>,
+    limiter: &Limiter,
+    stats: &Arc<TableStats>,
+    stop: &CancellationToken,
+) -> Result<()> {
     let mut pending = ops;
-    let mut attempt = 0u32;
-    let mut transient = 0u32;
+    let mut retrier: Option<Retrier> = None;
     loop {
         let units: u32 = pending.iter().map(WriteOp::units).sum();
         limiter.acquire(units).await;
         stats.write_units.fetch_add(units as u64, Relaxed);
-        match io.write_batch(pending.clone()).await {
+        let failed = match io.write_batch(pending.clone()).await {
             Ok(unprocessed) if unprocessed.is_empty() => {
                 stats.items_written.fetch_add(pending.len() as u64, Relaxed);
+                if let Some(r) = &mut retrier {
+                    r.succeeded();
+                }
                 return Ok(());
             }
             Ok(unprocessed) => {
                 stats
                     .items_written
                     .fetch_add((pending.len() - unprocessed.len()) as u64, Relaxed);
-                stats.throttles.fetch_add(1, Relaxed);
+                let n = unprocessed.len();
                 pending = unprocessed;
+                Error::new(Kind::Throttled, format!("{n} requests left unprocessed"))
             }
-            Err(e) => match e.kind() {
-                Kind::Throttled => {
-                    stats.throttles.fetch_add(1, Relaxed);
-                }
-                Kind::Retryable => {
-                    transient += 1;
-                    stats.retries.fetch_add(1, Relaxed);
-                    if policy.max_retryable.is_some_and(|m| transient >= m) {
-                        return Err(e.into_fatal().context(format!(
-                            "writing to {} (gave up after {transient} attempts)",
-                            io.destination()
-                        )));
-                    }
-                    tracing::warn!(table = io.destination(), error = %e, "write failed, retrying");
-                }
-                Kind::Fatal => return Err(isolate(io, pending, e, limiter, stats).await),
-            },
-        }
-        tokio::time::sleep(policy.delay(attempt)).await;
-        attempt = attempt.saturating_add(1);
+            Err(e) if e.is_fatal() => return Err(isolate(io, pending, e, limiter, stats, stop).await),
+            Err(e) => e,
+        };
+        // Built on the first failure only: the common case never pays for it.
+        let r = retrier.get_or_insert_with(|| Retrier::daemon(format!("writing to {}", io.destination()), stop, stats));
+        r.backoff(failed).await?;
     }
 }
 
 /// A batch was rejected as a whole: write its requests one by one to name the one at fault.
-async fn isolate<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, e: Error, limiter: &Limiter, stats: &TableStats) -> Error {
+async fn isolate<I: ApplyIo>(
+    io: &I,
+    ops: Vec<WriteOp>,
+    e: Error,
+    limiter: &Limiter,
+    stats: &Arc<TableStats>,
+    stop: &CancellationToken,
+) -> Error {
     if ops.len() == 1 {
         return e.context(format!(
             "cannot apply {} to {}",
@@ -109,7 +114,7 @@ async fn isolate<I: ApplyIo>(io: &I, ops: Vec<WriteOp>, e: Error, limiter: &Limi
         ));
     }
     for op in ops {
-        if let Err(err) = Box::pin(write_all(io, vec![op], limiter, stats)).await {
+        if let Err(err) = Box::pin(write_all(io, vec![op], limiter, stats, stop)).await {
             return err;
         }
     }

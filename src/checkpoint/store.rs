@@ -181,6 +181,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         add_column(&conn, "tables", "applied_as_of_ms", "INTEGER")?;
         conn.execute_batch(super::exports::SCHEMA)?;
+        conn.execute_batch(super::health::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),

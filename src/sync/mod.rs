@@ -13,12 +13,16 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::{DaemonLock, Store};
+use crate::checkpoint::{DaemonLock, Retrying, Store};
 use crate::config::{Config, build_clients};
 use crate::discover::check::{CheckOptions, check_table};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::telemetry::{TableStats, metrics, progress};
+
+/// A stop request is honoured within this, whatever the endpoints do (`systemd` and Kubernetes
+/// kill a process that does not exit in 30 s; the CLI promises 10).
+const STOP_GRACE: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -120,11 +124,30 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     let mut metrics_tick = tokio::time::interval(Duration::from_millis(100));
     metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut failed = Vec::new();
+    // After a stop request, how long tables get to drain and flush before ferry exits anyway.
+    let grace = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(grace);
+    let mut stopping = false;
     loop {
         tokio::select! {
+            _ = stop.cancelled(), if !stopping => {
+                stopping = true;
+                grace.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+            }
+            _ = &mut grace => {
+                // Checkpoints never run ahead of durable writes, so leaving now loses nothing:
+                // what was not flushed is replayed by the next run, as after a kill -9.
+                tracing::warn!(
+                    "tables still busy {}s after the stop request (an endpoint keeps failing): exiting without them",
+                    STOP_GRACE.as_secs()
+                );
+                break;
+            }
             joined = tables.join_next() => match joined {
                 None => break,
                 Some(Ok((name, Ok(())))) => tracing::info!(table = %name, "table stopped"),
+                // Asked to stop while calls were still failing: not the table's failure.
+                Some(Ok((name, Err(e)))) if e.is_stopped() => tracing::info!(table = %name, "table stopped ({e})"),
                 Some(Ok((name, Err(e)))) => {
                     tracing::error!(table = %name, "table stopped with an error: {e}");
                     mark_failed(&store, &name, &e)?;
@@ -159,6 +182,11 @@ fn publish(store: &Store, all: &[(String, String, Arc<TableStats>)]) -> Result<(
         let records = stats.records_applied.load(Relaxed) as i64;
         let as_of = Some(stats.applied_as_of_ms.load(Relaxed)).filter(|t| *t > 0);
         store.put_progress(name, records, newest, stats.caught_up.load(Relaxed), as_of)?;
+        let retrying = stats.health.retrying().map(|(d, last_error)| Retrying {
+            for_ms: d.as_millis() as i64,
+            last_error,
+        });
+        store.put_health(name, retrying.as_ref())?;
         metrics::publish(name, stats);
     }
     Ok(())

@@ -275,11 +275,12 @@ impl TableRun {
             source_table: self.cfg.source.clone(),
             key_names,
         };
-        Applier::start(
+        Applier::start_with_stop(
             Arc::new(io),
             self.cfg.write_concurrency as usize,
             limiter,
             self.stats.clone(),
+            self.stop.clone(),
         )
     }
 }

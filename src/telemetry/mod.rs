@@ -1,10 +1,13 @@
 //! What ferry reports about itself: counters shared by the pipeline stages, Prometheus metrics and
 //! progress output.
 
+pub mod health;
 pub mod metrics;
 pub mod progress;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
+
+pub use health::Health;
 
 /// Live counters for one table, written by the pipeline and read by the state flusher, the
 /// metrics exporter and the progress display. Monotonic except where noted.
@@ -39,6 +42,8 @@ pub struct TableStats {
     pub queue_depth: AtomicI64,
     /// SQS change source: messages received and not yet deleted (gauge).
     pub queue_in_flight: AtomicI64,
+    /// Whether calls are failing and being retried right now (see [`Health`]).
+    pub health: Health,
 }
 
 impl Default for TableStats {
@@ -58,6 +63,7 @@ impl Default for TableStats {
             records_dropped: AtomicU64::new(0),
             queue_depth: AtomicI64::new(-1),
             queue_in_flight: AtomicI64::new(-1),
+            health: Health::default(),
         }
     }
 }

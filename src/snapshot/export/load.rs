@@ -20,7 +20,7 @@ use crate::apply::{Applier, Change, Op, Ticket};
 use crate::checkpoint::{OrderedAck, SegmentRow, Store, now_ms};
 use crate::error::{Error, Result};
 use crate::item::KeyBytes;
-use crate::retry::Policy;
+use crate::retry::Retrier;
 use crate::telemetry::TableStats;
 
 /// Stream records are kept 24 h; records from the export time on must still be there at hand-off.
@@ -113,8 +113,8 @@ impl FileLoader {
                 joined = tasks.join_next() => match joined {
                     None => break,
                     Some(Ok(Ok(finished))) => all_done &= finished,
-                    Some(Ok(Err(e))) => { first_err.get_or_insert(e); self.stop.cancel(); }
-                    Some(Err(e)) => { first_err.get_or_insert(Error::fatal(format!("export file task panicked: {e}"))); self.stop.cancel(); }
+                    Some(Ok(Err(e))) => { crate::error::keep_first(&mut first_err, e); self.stop.cancel(); }
+                    Some(Err(e)) => { crate::error::keep_first(&mut first_err, Error::fatal(format!("export file task panicked: {e}"))); self.stop.cancel(); }
                 },
                 _ = tick.tick() => { self.flush(&active)?; progress.tick(&self); }
                 _ = applier.failed.cancelled(), if !self.stop.is_cancelled() => { self.stop.cancel(); }
@@ -122,7 +122,7 @@ impl FileLoader {
         }
         let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared after the load"))?;
         if let Err(e) = applier.finish().await {
-            first_err.get_or_insert(e);
+            crate::error::keep_first(&mut first_err, e);
         }
         self.flush(&active)?;
         match first_err {
@@ -240,7 +240,11 @@ impl FileJob {
         }));
         self.active.lock().unwrap().insert(self.index, ack.clone());
         let mut submitted = 0u64;
-        let mut attempt = 0u32;
+        let mut retrier = Retrier::daemon(
+            format!("reading {}", url(&self.bucket, &self.file.key)),
+            &self.stop,
+            &self.stats,
+        );
         let items = loop {
             match self.read_once(&ack, &mut submitted).await {
                 Ok(Some(n)) => break n,
@@ -250,12 +254,14 @@ impl FileJob {
                 }
                 // A dropped connection mid-object: read it again from the start, submitting only
                 // the items not yet submitted (the MD5 covers the whole object again).
-                Err(e) if !e.is_fatal() && attempt < 8 => {
-                    tracing::warn!(file = %url(&self.bucket, &self.file.key), "re-reading after: {e}");
-                    tokio::time::sleep(Policy::DAEMON.delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e.into_fatal()),
+                Err(e) => match retrier.backoff(e).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_stopped() => {
+                        self.active.lock().unwrap().remove(&self.index);
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(e),
+                },
             }
         };
         ack.register_done(Some(items));
@@ -289,10 +295,8 @@ impl FileJob {
     /// the whole file is read and verified, `None` when stopped.
     async fn read_once(&self, ack: &Arc<OrderedAck<u64>>, submitted: &mut u64) -> Result<Option<u64>> {
         let name = url(&self.bucket, &self.file.key);
-        let resp = crate::retry::retry(
-            Policy::DAEMON,
-            |_| {},
-            || async {
+        let resp = Retrier::daemon(format!("fetching {name}"), &self.stop, &self.stats)
+            .run(|| async {
                 self.s3
                     .get_object()
                     .bucket(&self.bucket)
@@ -307,9 +311,8 @@ impl FileJob {
                             e.context(&name)
                         }
                     })
-            },
-        )
-        .await?;
+            })
+            .await?;
         let mut body = resp.body;
         let mut reader = LineReader::new(name.clone());
         let mut seen = 0u64;

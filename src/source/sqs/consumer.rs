@@ -35,8 +35,8 @@ use super::settle::settle;
 use crate::apply::{Applier, Change, Ticket};
 use crate::checkpoint::{OrderedAck, QueueRow, Store};
 use crate::config::QueueConfig;
-use crate::error::{Error, Kind, Result};
-use crate::retry::Policy;
+use crate::error::{Error, Result};
+use crate::retry::Retrier;
 use crate::source::streams::View;
 use crate::telemetry::TableStats;
 
@@ -196,18 +196,15 @@ fn publish_queue(t: &SqsTask, depth: Option<i64>, in_flight: Option<i64>) -> Res
 }
 
 /// An SQS call's error. A response without an error code (a server fault, such as moto's
-/// internal errors under concurrent receivers) is transient, not fatal.
-pub(super) fn sqs_error<E, R>(op: &str, e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Error
+/// internal errors under concurrent receivers) is judged by its HTTP status: 5xx is transient.
+pub(super) fn sqs_error<E>(
+    op: &str,
+    e: aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> Error
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
-    let e = Error::from_sdk(op, e);
-    if e.is_fatal() && e.code() == Some("Unknown") {
-        Error::retryable(e.message().to_string())
-    } else {
-        e
-    }
+    Error::from_sdk(op, e)
 }
 
 pub(super) fn queue_error(t: &SqsTask, e: Error) -> Error {
@@ -224,7 +221,7 @@ pub(super) fn queue_error(t: &SqsTask, e: Error) -> Error {
 async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
     let t = &sh.task;
     let slots = Arc::new(Semaphore::new(BATCHES_PER_RECEIVER));
-    let mut attempt = 0u32;
+    let mut retrier = Retrier::daemon(format!("receiving from {}", t.queue.url), &t.stop, &t.stats);
     while !sh.stopping() {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("never closed"),
@@ -243,21 +240,14 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
             .await;
         let messages = match got {
             Ok(out) => {
-                attempt = 0;
+                retrier.succeeded();
                 out.messages.unwrap_or_default()
             }
-            Err(e) => {
-                let e = sqs_error("ReceiveMessage", e);
-                attempt += 1;
-                if e.kind() == Kind::Fatal
-                    || (e.kind() == Kind::Retryable && Policy::DAEMON.max_retryable.is_some_and(|m| attempt >= m))
-                {
-                    return Err(queue_error(t, e.into_fatal()));
-                }
-                t.stats.retries.fetch_add(1, Relaxed);
-                tokio::time::sleep(Policy::DAEMON.delay(attempt)).await;
-                continue;
-            }
+            Err(e) => match retrier.backoff(sqs_error("ReceiveMessage", e)).await {
+                Ok(()) => continue,
+                Err(e) if e.is_stopped() => break,
+                Err(e) => return Err(queue_error(t, e)),
+            },
         };
         if messages.is_empty() {
             continue;

@@ -26,8 +26,8 @@ use super::record::{self, View};
 use super::wire::RawRecord;
 use crate::apply::{Applier, Change, Ticket};
 use crate::checkpoint::OrderedAck;
-use crate::error::{Error, Kind, Result};
-use crate::retry::Policy;
+use crate::error::{Error, Result};
+use crate::retry::Retrier;
 use crate::telemetry::TableStats;
 
 /// A resumable stream position: the record's sequence number and approximate time.
@@ -121,7 +121,7 @@ impl<S: StreamApi> ShardConsumer<S> {
         };
         let mut iter = self.open(&last_read).await?;
         let mut idle_wait = IDLE_MIN;
-        let mut attempt = 0u32;
+        let mut retrier = Retrier::daemon(format!("reading shard {}", self.shard_id), &self.stop, &self.stats);
         // Processing
         loop {
             if self.stop.is_cancelled() || self.applier.failed.is_cancelled() {
@@ -130,7 +130,7 @@ impl<S: StreamApi> ShardConsumer<S> {
             let read_at = crate::checkpoint::now_ms();
             let page = match self.api.records(&iter).await {
                 Ok(p) => {
-                    attempt = 0;
+                    retrier.succeeded();
                     p
                 }
                 Err(e) if e.code() == Some("ExpiredIteratorException") => {
@@ -140,21 +140,11 @@ impl<S: StreamApi> ShardConsumer<S> {
                 Err(e) if e.code() == Some("TrimmedDataAccessException") => {
                     return Err(self.gap(&last_read, e));
                 }
-                Err(e) if e.kind() == Kind::Fatal => {
-                    return Err(e.context(format!("reading shard {}", self.shard_id)));
-                }
-                Err(e) => {
-                    attempt += 1;
-                    if Policy::DAEMON
-                        .max_retryable
-                        .is_some_and(|m| attempt >= m && e.kind() == Kind::Retryable)
-                    {
-                        return Err(e.into_fatal().context(format!("reading shard {}", self.shard_id)));
-                    }
-                    self.stats.retries.fetch_add(1, Relaxed);
-                    self.pause(Policy::DAEMON.delay(attempt)).await;
-                    continue;
-                }
+                Err(e) => match retrier.backoff(e).await {
+                    Ok(()) => continue,
+                    Err(e) if e.is_stopped() => return Ok(Outcome::Stopped),
+                    Err(e) => return Err(e.context(format!("reading shard {}", self.shard_id))),
+                },
             };
             let got = page.records.len();
             let (changes, last) =
@@ -193,12 +183,9 @@ impl<S: StreamApi> ShardConsumer<S> {
             Some(seq) => StartAt::After(seq.clone()),
             None => StartAt::TrimHorizon,
         };
-        let r = crate::retry::retry(
-            Policy::DAEMON,
-            |_| {},
-            || self.api.iterator(&self.stream_arn, &self.shard_id, &at),
-        )
-        .await;
+        let r = Retrier::daemon(format!("opening shard {}", self.shard_id), &self.stop, &self.stats)
+            .run(|| self.api.iterator(&self.stream_arn, &self.shard_id, &at))
+            .await;
         match r {
             Err(e) if e.code() == Some("TrimmedDataAccessException") => Err(self.gap(last_read, e)),
             Err(e) if e.code() == Some("ResourceNotFoundException") => Err(Error::fatal(format!(

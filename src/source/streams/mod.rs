@@ -144,12 +144,12 @@ impl<S: StreamApi> StreamTask<S> {
         let mut first_err = result.err();
         while let Some(joined) = consumers.join_next().await {
             if let Ok((_, Err(e))) = joined {
-                first_err.get_or_insert(e);
+                crate::error::keep_first(&mut first_err, e);
             }
         }
         let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared at shutdown"))?;
         if let Err(e) = applier.finish().await {
-            first_err.get_or_insert(e);
+            crate::error::keep_first(&mut first_err, e);
         }
         self.flush(&active, &lineage, listed_at)?;
         match first_err {

@@ -142,7 +142,15 @@ pub(super) fn table_settings(
     let export_arn = t.string(errs, "export_arn");
     let export_s3 = t.string_at(errs, "export_s3");
     // Below the 24 h stream retention, like replay_overlap_seconds.
-    let overlap = t.uint(errs, "export_overlap_seconds", 23 * 3600).unwrap_or(300);
+    let overlap = t
+        .uint_in(
+            errs,
+            "export_overlap_seconds",
+            super::MIN_OVERLAP_SECONDS,
+            23 * 3600,
+            super::OVERLAP_WHY,
+        )
+        .unwrap_or(300);
     let any_export_key = own_target.is_some() || export_arn.is_some() || export_s3.is_some();
     if !is_export {
         if any_export_key {

@@ -262,7 +262,15 @@ fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -
     let max_wcu = t.uint(errs, "max_write_units_per_second", u32::MAX as u64).unwrap_or(0);
     let lanes = t.uint(errs, "write_concurrency", 1024).unwrap_or(16).max(1);
     // Below the 24 h stream retention: an older replay point could start past trimmed records.
-    let overlap = t.uint(errs, "replay_overlap_seconds", 23 * 3600).unwrap_or(300);
+    let overlap = t
+        .uint_in(
+            errs,
+            "replay_overlap_seconds",
+            MIN_OVERLAP_SECONDS,
+            23 * 3600,
+            OVERLAP_WHY,
+        )
+        .unwrap_or(300);
     let export = export::table_settings(&mut t, errs, snapshot == Some(Snapshot::Export), default_export);
     let change_source = change_source(&mut t, errs);
     t.finish(errs);
@@ -375,6 +383,13 @@ fn check_duplicates(tables: &[TableConfig], errs: &mut Errors) {
     }
 }
 
+/// The least replay overlap: stream record times are rounded down (to the second on AWS, to the
+/// minute on DynamoDB Local) and the capture time comes from this host's clock, so a shorter
+/// window could skip writes made just after the capture point.
+pub const MIN_OVERLAP_SECONDS: u64 = 60;
+pub(crate) const OVERLAP_WHY: &str = "stream record times are rounded down (to the minute on DynamoDB Local) and \
+     clocks drift, so a shorter window could skip writes made just after the capture point";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,6 +478,25 @@ snapshot = "none"
             err.contains("missing [source] section") && err.contains("missing [destination] section"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn overlaps_below_the_safe_minimum_are_refused() {
+        let err = parse(
+            "[source]\n[destination]\n[[table]]\nsource=\"A\"\nreplay_overlap_seconds = 0\n\
+             [[table]]\nsource=\"B\"\nsnapshot = \"export\"\nexport_s3 = \"s3://b/p/AWSDynamoDB/01/\"\nexport_overlap_seconds = 5\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("replay_overlap_seconds in [[table]] #1 must be at least 60, found 0"),
+            "{err}"
+        );
+        assert!(
+            err.contains("export_overlap_seconds in [[table]] #2 must be at least 60, found 5"),
+            "{err}"
+        );
+        assert!(err.contains(":5:"), "names the line: {err}");
     }
 
     #[test]

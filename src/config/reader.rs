@@ -96,6 +96,21 @@ impl<'t, 'i> Obj<'t, 'i> {
     }
 
     /// A non-negative integer within `max`.
+    /// An integer in `min..=max`; `why` says what the minimum protects.
+    pub fn uint_in(&mut self, errs: &mut Errors, key: &'static str, min: u64, max: u64, why: &str) -> Option<u64> {
+        let span = self.get(key).map(|v| v.span());
+        let n = self.uint(errs, key, max)?;
+        if n < min {
+            let span = span.expect("a value was read");
+            errs.at(
+                span,
+                format!("{key} in {} must be at least {min}, found {n}: {why}", self.name),
+            );
+            return None;
+        }
+        Some(n)
+    }
+
     pub fn uint(&mut self, errs: &mut Errors, key: &'static str, max: u64) -> Option<u64> {
         let v = self.get(key)?;
         let parsed = v.get_ref().as_integer().and_then(|i| {

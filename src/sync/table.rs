@@ -220,10 +220,21 @@ impl TableRun {
             .latest_stream_arn
             .clone()
             .ok_or_else(|| Error::fatal(format!("source table {name:?} reports no stream ARN")))?;
+        let skew = super::skew::measure(&self.src.dynamodb, name).await;
+        let widen = super::skew::widen_ms(skew);
+        if widen > 0 {
+            tracing::warn!(
+                table = %name,
+                skew_seconds = skew.unwrap_or(0) / 1000,
+                "this host's clock and the source endpoint's differ by {:.0}s: the replay starts that much earlier \
+                 (fix the host's time sync)",
+                widen as f64 / 1000.0
+            );
+        }
         let t0 = now_ms();
         let shards = streams::capture(&SdkStreams(self.src.streams.clone()), &stream_arn, &self.store, name).await?;
         row.capture_ms = Some(t0);
-        let overlap_start = t0 - (self.cfg.replay_overlap_seconds as i64) * 1000;
+        let overlap_start = t0 - (self.cfg.replay_overlap_seconds as i64) * 1000 - widen;
         row.replay_from_ms = Some(match (self.from_ms, self.cfg.snapshot) {
             (Some(from), Snapshot::None) => from,
             // With a snapshot, starting later than the capture point would lose changes.

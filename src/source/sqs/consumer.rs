@@ -274,7 +274,7 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
         let mut admitted = Vec::new();
         for mut d in decoded {
             receipts.push(d.receipt);
-            let applied = d.change.time_ms >= t.replay_from_ms;
+            let applied = !crate::source::before_replay_point(d.change.time_ms, t.replay_from_ms);
             slots_in_order.push((Some(()), applied));
             if !applied {
                 t.stats.records_dropped.fetch_add(1, Relaxed);

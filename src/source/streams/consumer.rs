@@ -84,7 +84,7 @@ pub fn page_changes(
     let mut parsed = Vec::with_capacity(records.len());
     for rec in records {
         let c = record::parse(rec, view, key_names)?;
-        let applied = c.time_ms >= replay_from_ms;
+        let applied = !crate::source::before_replay_point(c.time_ms, replay_from_ms);
         slots.push((
             Some(Pos {
                 seq: c.seq,

@@ -117,7 +117,8 @@ impl Retrier {
         if self.policy.max_attempts.is_some_and(|m| self.attempt + 1 >= m) {
             self.end_streak();
             let n = self.attempt + 1;
-            return Err(e.into_fatal().context(format!("gave up after {n} attempts")));
+            // The kind stays: a daemon caller may run the whole step again later.
+            return Err(e.context(format!("gave up after {n} attempts")));
         }
         self.note(&e);
         let delay = self.policy.delay(self.attempt);

@@ -70,7 +70,11 @@ async fn one_off_calls_give_up_after_a_bound_throttles_included() {
         )
         .await;
         let e = out.unwrap_err();
-        assert!(e.is_fatal());
+        assert_eq!(
+            e.kind(),
+            err.kind(),
+            "the kind stays for a caller that retries the whole step"
+        );
         assert!(e.message().contains("gave up after 4 attempts"), "{e}");
         assert_eq!(n.load(Ordering::SeqCst), 4);
     }

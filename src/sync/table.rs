@@ -17,7 +17,7 @@ use crate::config::{ChangeSource, Clients, Snapshot, TableConfig};
 use crate::discover::{self, check::Checked, create};
 use crate::error::{Error, Result};
 use crate::plan::{PlannedTable, restore};
-use crate::retry::Policy;
+use crate::retry::{Policy, Retrier};
 use crate::snapshot::export::{self, ExportSnapshot};
 use crate::snapshot::scan::{ScanTask, segments_for};
 use crate::source::sqs::consumer::SqsTask;
@@ -133,7 +133,16 @@ impl TableRun {
             // Every run: each step checks and fixes only what differs from the plan.
             row.phase = Phase::Settings;
             self.store.put_table(&row)?;
-            for change in restore::restore(&self.dst, planned).await? {
+            // Each step is idempotent, so a step that keeps failing transiently (a one-off call's
+            // few attempts spent) is run again, whole, under the daemon's retries.
+            let changes = Retrier::daemon(
+                format!("restoring the settings of {}", self.cfg.destination),
+                &self.stop,
+                &self.stats,
+            )
+            .run(|| restore::restore(&self.dst, planned))
+            .await?;
+            for change in changes {
                 tracing::info!(table = %name, destination = %self.cfg.destination, "settings: {change}");
             }
         }

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use common::faults::{Fault, FaultProxy, Rule};
+use common::faults::proxy::FaultProxy;
+use common::faults::{Fault, Rule};
 use common::{ferry_bin, wait_caught_up, wait_equal, wait_for};
 use ferry::rig::bench::{free_port, http_get, metric};
 use ferry::rig::data::{create_table, enable_stream, load, rich_item};
@@ -281,62 +282,77 @@ async fn faults_on_both_sides_and_a_3_minute_destination_outage_never_stop_the_s
     assert!(status.success(), "ferry sync exited with {status}\n{}", ctx());
 }
 
+/// Takes `proxy`'s side down, waits until ferry has run into it, sends SIGTERM and expects a
+/// clean exit within 10 s; the side comes back afterwards.
+async fn sigterm_during_outage(rig: &Rig, child: Mutex<Running>, proxy: &FaultProxy, when: &str) {
+    let before = proxy.injected(Fault::Outage);
+    proxy.outage_for(Duration::from_secs(600));
+    wait_for(
+        Duration::from_secs(60),
+        &format!("requests to hit the outage {when}"),
+        || rig.context(),
+        || async {
+            rig.status_alive(&child, &format!("down {when}"));
+            (proxy.injected(Fault::Outage) >= before + 5).then_some(())
+        },
+    )
+    .await;
+    let status = terminate_within_10s(rig, &child, &format!("during an outage {when}")).await;
+    assert!(
+        status.success(),
+        "exit status {status} after SIGTERM {when}\n{}",
+        rig.context()
+    );
+    proxy.clear();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_during_an_outage_of_either_side_exits_cleanly_within_10_s() {
-    // A write budget stretches the snapshot so the outage lands in it.
+    // A write budget stretches the snapshot so the first outage lands in it.
     let rig = setup(
         3_000,
-        "[[table]]\nsource = \"Orders\"\nscan_segments = 4\nwrite_concurrency = 4\nmax_write_units_per_second = 600\n",
+        "[[table]]\nsource = \"Orders\"\nscan_segments = 4\nwrite_concurrency = 4\nmax_write_units_per_second = 300\n",
     )
     .await;
     let ctx = || rig.context();
+    let phase = |child: &Mutex<Running>| rig.status_alive(child, "starting")["phase"].clone();
+    let mut wl = Workload::new(rig.src.clone(), "Orders");
+    (wl.writers, wl.pause) = (1, Duration::from_millis(20));
 
     // 1. The destination goes down during the snapshot.
     let child = Mutex::new(rig.ferry.spawn_sync(&[]));
-    wait_for(Duration::from_secs(60), "snapshot progress", ctx, || async {
-        let t = rig.status_alive(&child, "snapshotting");
-        (t["snapshot"]["items_copied"].as_i64().unwrap_or(0) > 0).then_some(())
+    wait_for(Duration::from_secs(60), "snapshot phase", ctx, || async {
+        (phase(&child) == "snapshot").then_some(())
     })
     .await;
-    rig.dst_proxy.outage_for(Duration::from_secs(600));
-    let outage_hits = |p: &FaultProxy| p.injected(Fault::Outage);
-    wait_for(Duration::from_secs(60), "writes to hit the outage", ctx, || async {
-        rig.status_alive(&child, "the destination is down in the snapshot");
-        (outage_hits(&rig.dst_proxy) >= 5).then_some(())
-    })
-    .await;
-    let t = rig.status_alive(&child, "the destination is down in the snapshot");
-    assert_ne!(t["snapshot"]["done"], true, "the outage began after the snapshot: {t}");
-    let status = terminate_within_10s(&rig, &child, "during a destination outage in the snapshot").await;
-    assert!(status.success(), "exit status {status}\n{}", ctx());
-    rig.dst_proxy.clear();
+    sigterm_during_outage(&rig, child, &rig.dst_proxy, "of the destination in the snapshot").await;
+    let t = rig.ferry.table_status("Orders").unwrap();
+    assert_ne!(t["snapshot"]["done"], true, "the snapshot ended before the outage: {t}");
 
     // 2. The source goes down while streaming.
     let child = Mutex::new(rig.ferry.spawn_sync(&[]));
     wait_for(Duration::from_secs(120), "streaming phase", ctx, || async {
-        (rig.status_alive(&child, "finishing the snapshot")["phase"] == "streaming").then_some(())
+        (phase(&child) == "streaming").then_some(())
     })
     .await;
-    let mut wl = Workload::new(rig.src.clone(), "Orders");
-    (wl.writers, wl.pause) = (1, Duration::from_millis(20));
     wl.run(CancellationToken::new(), Some(200)).await.expect("workload");
-    let before = outage_hits(&rig.src_proxy);
-    rig.src_proxy.outage_for(Duration::from_secs(600));
-    wait_for(
-        Duration::from_secs(60),
-        "stream reads to hit the outage",
-        ctx,
-        || async {
-            rig.status_alive(&child, "the source is down while streaming");
-            (outage_hits(&rig.src_proxy) >= before + 5).then_some(())
-        },
-    )
-    .await;
-    let status = terminate_within_10s(&rig, &child, "during a source outage while streaming").await;
-    assert!(status.success(), "exit status {status}\n{}", ctx());
-    rig.src_proxy.clear();
+    sigterm_during_outage(&rig, child, &rig.src_proxy, "of the source while streaming").await;
 
-    // 3. Nothing was lost: a clean run catches up to an equal table.
+    // 3. The destination goes down while streaming, with changes to apply.
+    let child = Mutex::new(rig.ferry.spawn_sync(&[]));
+    wait_for(Duration::from_secs(60), "streaming phase", ctx, || async {
+        (phase(&child) == "streaming").then_some(())
+    })
+    .await;
+    wl.seed = 8;
+    let writes = tokio::spawn({
+        let wl = wl.clone();
+        async move { wl.run(CancellationToken::new(), Some(200)).await }
+    });
+    sigterm_during_outage(&rig, child, &rig.dst_proxy, "of the destination while streaming").await;
+    writes.await.unwrap().expect("workload");
+
+    // 4. Nothing was lost: a clean run catches up to an equal table.
     let child = Mutex::new(rig.ferry.spawn_sync(&[]));
     wait_caught_up(&rig.ferry, "Orders", Duration::from_secs(120)).await;
     wait_equal(&rig.src, "Orders", &rig.dst, "Orders", Duration::from_secs(60), ctx).await;

@@ -13,7 +13,8 @@ use ferry::error::{Error, Kind};
 use ferry::rig::data::create_table;
 use ferry::rig::{Account, DynamoLocal, REGION};
 
-use crate::common::faults::{Fault, FaultProxy, Rule};
+use crate::common::faults::proxy::FaultProxy;
+use crate::common::faults::{Fault, Rule};
 
 /// A client through `endpoint` with the SDK's own retries off (as ferry builds them), so each call
 /// sees exactly one answer.

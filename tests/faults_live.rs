@@ -282,6 +282,24 @@ async fn faults_on_both_sides_and_a_3_minute_destination_outage_never_stop_the_s
     assert!(status.success(), "ferry sync exited with {status}\n{}", ctx());
 }
 
+/// Starts `ferry sync` and waits until this run reads the stream (the phase in the state store may
+/// be a previous run's, and start-up calls are not what these outages are about).
+async fn spawn_streaming(rig: &Rig) -> Mutex<Running> {
+    let before = rig.src_proxy.forwarded("GetRecords");
+    let child = Mutex::new(rig.ferry.spawn_sync(&[]));
+    wait_for(
+        Duration::from_secs(120),
+        "this run to read the stream",
+        || rig.context(),
+        || async {
+            rig.status_alive(&child, "starting to stream");
+            (rig.src_proxy.forwarded("GetRecords") >= before + 2).then_some(())
+        },
+    )
+    .await;
+    child
+}
+
 /// Takes `proxy`'s side down, waits until ferry has run into it, sends SIGTERM and expects a
 /// clean exit within 10 s; the side comes back afterwards.
 async fn sigterm_during_outage(rig: &Rig, child: Mutex<Running>, proxy: &FaultProxy, when: &str) {
@@ -330,20 +348,12 @@ async fn sigterm_during_an_outage_of_either_side_exits_cleanly_within_10_s() {
     assert_ne!(t["snapshot"]["done"], true, "the snapshot ended before the outage: {t}");
 
     // 2. The source goes down while streaming.
-    let child = Mutex::new(rig.ferry.spawn_sync(&[]));
-    wait_for(Duration::from_secs(120), "streaming phase", ctx, || async {
-        (phase(&child) == "streaming").then_some(())
-    })
-    .await;
+    let child = spawn_streaming(&rig).await;
     wl.run(CancellationToken::new(), Some(200)).await.expect("workload");
     sigterm_during_outage(&rig, child, &rig.src_proxy, "of the source while streaming").await;
 
     // 3. The destination goes down while streaming, with changes to apply.
-    let child = Mutex::new(rig.ferry.spawn_sync(&[]));
-    wait_for(Duration::from_secs(60), "streaming phase", ctx, || async {
-        (phase(&child) == "streaming").then_some(())
-    })
-    .await;
+    let child = spawn_streaming(&rig).await;
     wl.seed = 8;
     let writes = tokio::spawn({
         let wl = wl.clone();

@@ -149,6 +149,12 @@ impl Faults {
     pub fn in_outage(&self) -> bool {
         self.state().outage_until.is_some_and(|t| Instant::now() < t)
     }
+    /// How long the current outage still lasts (zero when there is none).
+    pub fn outage_left(&self) -> Duration {
+        self.state()
+            .outage_until
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(Instant::now()))
+    }
     /// How many times `fault` was injected, on any operation.
     pub fn injected(&self, fault: Fault) -> u64 {
         let s = self.state();

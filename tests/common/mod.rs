@@ -2,6 +2,8 @@
 //! Local, started through deploy/local/start.sh and gone when the process ends).
 #![allow(dead_code)]
 
+pub mod faults;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -92,10 +92,15 @@ impl Error {
                 let code = e.code().unwrap_or("Unknown").to_string();
                 let msg = e.message().unwrap_or("").to_string();
                 let kind = classify(&code, status);
-                let msg = if msg.is_empty() { format!("HTTP {status}") } else { msg };
+                let message = match (e.code(), msg.is_empty()) {
+                    (Some(_), false) => format!("{op} failed: {code}: {msg} (HTTP {status})"),
+                    (Some(_), true) => format!("{op} failed: {code} (HTTP {status})"),
+                    (None, false) => format!("{op} failed: HTTP {status} without an error code: {msg}"),
+                    (None, true) => format!("{op} failed: HTTP {status} without an error code or message"),
+                };
                 Self {
                     kind,
-                    message: format!("{op} failed: {code}: {msg}"),
+                    message,
                     code: Some(code),
                 }
             }

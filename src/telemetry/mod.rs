@@ -39,6 +39,9 @@ pub struct TableStats {
     pub queue_depth: AtomicI64,
     /// SQS change source: messages received and not yet deleted (gauge).
     pub queue_in_flight: AtomicI64,
+    /// SQS change source with `queue_allow_dead_letter`: messages in the dead-letter queue
+    /// (gauge; -1 = none watched or not yet known).
+    pub dead_letter_depth: AtomicI64,
 }
 
 impl Default for TableStats {
@@ -58,6 +61,7 @@ impl Default for TableStats {
             records_dropped: AtomicU64::new(0),
             queue_depth: AtomicI64::new(-1),
             queue_in_flight: AtomicI64::new(-1),
+            dead_letter_depth: AtomicI64::new(-1),
         }
     }
 }

@@ -18,3 +18,5 @@ pub mod inflight;
 pub mod message;
 mod observe;
 mod settle;
+#[cfg(test)]
+mod tests;

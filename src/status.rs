@@ -45,6 +45,10 @@ pub struct QueueStatus {
     pub in_flight: Option<i64>,
     /// Records dropped as older than the replay point.
     pub dropped: i64,
+    /// The dead-letter queue watched with `queue_allow_dead_letter`.
+    pub dead_letter_url: Option<String>,
+    /// Messages in it: any stops the table.
+    pub dead_letter_depth: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +101,8 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
             depth: q.depth,
             in_flight: q.in_flight,
             dropped: q.dropped,
+            dead_letter_url: q.dead_letter_url,
+            dead_letter_depth: q.dead_letter_depth,
         }),
         retrying: health.is_some(),
         retrying_seconds: health.as_ref().map(|h| h.for_ms as f64 / 1000.0),
@@ -145,6 +151,12 @@ impl TableStatus {
                 n(q.in_flight),
                 q.dropped
             ));
+            if let Some(url) = &q.dead_letter_url {
+                s.push_str(&format!(
+                    " | dead-letter queue {url}: {} messages",
+                    n(q.dead_letter_depth)
+                ));
+            }
         }
         if self.retrying {
             s.push_str(&format!(

@@ -141,6 +141,9 @@ pub struct QueueRow {
     /// Records dropped as older than the replay point (already in the snapshot, or before a
     /// replay point set on purpose).
     pub dropped: i64,
+    /// The dead-letter queue watched (`queue_allow_dead_letter`), and its message count.
+    pub dead_letter_url: Option<String>,
+    pub dead_letter_depth: Option<i64>,
 }
 
 pub struct Store {
@@ -180,6 +183,8 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
         add_column(&conn, "tables", "applied_as_of_ms", "INTEGER")?;
+        add_column(&conn, "queues", "dead_letter_url", "TEXT")?;
+        add_column(&conn, "queues", "dead_letter_depth", "INTEGER")?;
         conn.execute_batch(super::exports::SCHEMA)?;
         conn.execute_batch(super::health::SCHEMA)?;
         Ok(Store {
@@ -296,7 +301,7 @@ impl Store {
     pub fn queue(&self, table: &str) -> Result<Option<QueueRow>> {
         self.with(|c| {
             c.query_row(
-                "SELECT queue_url, depth, in_flight, dropped FROM queues WHERE tbl = ?1",
+                "SELECT queue_url, depth, in_flight, dropped, dead_letter_url, dead_letter_depth FROM queues WHERE tbl = ?1",
                 [table],
                 |r| {
                     Ok(QueueRow {
@@ -304,6 +309,8 @@ impl Store {
                         depth: r.get(1)?,
                         in_flight: r.get(2)?,
                         dropped: r.get(3)?,
+                        dead_letter_url: r.get(4)?,
+                        dead_letter_depth: r.get(5)?,
                     })
                 },
             )
@@ -314,9 +321,20 @@ impl Store {
     pub fn put_queue(&self, table: &str, q: &QueueRow) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO queues (tbl, queue_url, depth, in_flight, dropped, updated_ms) VALUES (?1,?2,?3,?4,?5,?6)
-                 ON CONFLICT(tbl) DO UPDATE SET queue_url=?2, depth=?3, in_flight=?4, dropped=?5, updated_ms=?6",
-                params![table, q.queue_url, q.depth, q.in_flight, q.dropped, now_ms()],
+                "INSERT INTO queues (tbl, queue_url, depth, in_flight, dropped, updated_ms, dead_letter_url, dead_letter_depth)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8)
+                 ON CONFLICT(tbl) DO UPDATE SET queue_url=?2, depth=?3, in_flight=?4, dropped=?5, updated_ms=?6,
+                 dead_letter_url=?7, dead_letter_depth=?8",
+                params![
+                    table,
+                    q.queue_url,
+                    q.depth,
+                    q.in_flight,
+                    q.dropped,
+                    now_ms(),
+                    q.dead_letter_url,
+                    q.dead_letter_depth
+                ],
             )
             .map(|_| ())
         })
@@ -545,6 +563,8 @@ mod tests {
             depth: Some(3),
             in_flight: None,
             dropped: 2,
+            dead_letter_url: Some("http://q/a-dlq.fifo".into()),
+            dead_letter_depth: Some(1),
         };
         s.put_queue("A", &q).unwrap();
         assert_eq!(s.queue("A").unwrap(), Some(q));

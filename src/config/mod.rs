@@ -55,6 +55,10 @@ pub struct QueueConfig {
     pub visibility_timeout_seconds: u32,
     /// ReceiveMessage calls in flight at once (each returns up to 10 messages).
     pub receivers: u32,
+    /// `queue_allow_dead_letter`: accept a queue with a redrive policy; its dead-letter queue is
+    /// then watched and the table stops when anything lands in it (see
+    /// [`crate::source::sqs::dead_letter`]).
+    pub allow_dead_letter: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -299,6 +303,7 @@ fn change_source(t: &mut Obj, errs: &mut Errors) -> Option<ChangeSource> {
         .uint(errs, "queue_visibility_timeout_seconds", 12 * 3600)
         .unwrap_or(120);
     let receivers = t.uint(errs, "queue_receivers", 256).unwrap_or(8);
+    let allow_dead_letter = t.bool(errs, "queue_allow_dead_letter").unwrap_or(false);
     match (kind, url) {
         (None, None) => Some(ChangeSource::Streams),
         (Some((k, _)), None) if k == "streams" => Some(ChangeSource::Streams),
@@ -349,6 +354,7 @@ fn change_source(t: &mut Obj, errs: &mut Errors) -> Option<ChangeSource> {
                 url,
                 visibility_timeout_seconds: visibility as u32,
                 receivers: receivers as u32,
+                allow_dead_letter,
             }))
         }
         (Some((other, span)), _) => {
@@ -560,6 +566,26 @@ snapshot = "none"
         };
         assert_eq!(q.url, "https://sqs.us-east-1.amazonaws.com/1/a.fifo");
         assert_eq!((q.receivers, q.visibility_timeout_seconds), (2, 120));
+        assert!(!q.allow_dead_letter, "a redrive policy is refused unless opted in");
+        let c = parse(
+            "[source]\n[destination]\n[[table]]\nsource=\"A\"\nchange_source = \"sqs\"\n\
+             queue_url = \"https://q/a.fifo\"\nqueue_allow_dead_letter = true\n",
+        )
+        .unwrap();
+        let ChangeSource::Sqs(q) = &c.tables[0].change_source else {
+            panic!()
+        };
+        assert!(q.allow_dead_letter);
+        let err = parse(
+            "[source]\n[destination]\n[[table]]\nsource=\"A\"\nchange_source = \"sqs\"\n\
+             queue_url = \"https://q/a.fifo\"\nqueue_allow_dead_letter = \"yes\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("queue_allow_dead_letter in [[table]] #1 must be true or false"),
+            "{err}"
+        );
         assert_eq!(
             parse("[source]\n[destination]\n[[table]]\nsource=\"A\"\n")
                 .unwrap()

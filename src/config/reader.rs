@@ -95,6 +95,17 @@ impl<'t, 'i> Obj<'t, 'i> {
         }
     }
 
+    pub fn bool(&mut self, errs: &mut Errors, key: &'static str) -> Option<bool> {
+        let v = self.get(key)?;
+        match v.get_ref().as_bool() {
+            Some(b) => Some(b),
+            None => {
+                self.wrong(errs, v, key, "true or false");
+                None
+            }
+        }
+    }
+
     /// A non-negative integer within `max`.
     /// An integer in `min..=max`; `why` says what the minimum protects.
     pub fn uint_in(&mut self, errs: &mut Errors, key: &'static str, min: u64, max: u64, why: &str) -> Option<u64> {

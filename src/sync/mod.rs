@@ -85,6 +85,11 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
                 .map(|()| c),
             Err(e) => Err(e),
         };
+        // An SQS buffer's redrive policy and dead-letter queue (source::sqs::dead_letter).
+        let ok = match ok {
+            Ok(c) => crate::source::sqs::dead_letter::precheck(&src.sqs, t).await.map(|()| c),
+            Err(e) => Err(e),
+        };
         match ok {
             Ok(c) => checked.push((t.clone(), c)),
             Err(e) => problems.push(format!("table {}: {e}", t.source)),

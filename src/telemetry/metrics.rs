@@ -39,6 +39,10 @@ pub fn publish(table: &str, s: &TableStats) {
         metrics::gauge!("ferry_queue_depth", &[t()]).set(depth as f64);
         metrics::gauge!("ferry_queue_in_flight", &[t()]).set(s.queue_in_flight.load(Relaxed).max(0) as f64);
     }
+    let dead = s.dead_letter_depth.load(Relaxed);
+    if dead >= 0 {
+        metrics::gauge!("ferry_dead_letter_depth", &[t()]).set(dead as f64);
+    }
 }
 
 /// See [`super::lag_ms`]; 0 until known.

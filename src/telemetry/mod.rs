@@ -44,6 +44,9 @@ pub struct TableStats {
     pub queue_in_flight: AtomicI64,
     /// Whether calls are failing and being retried right now (see [`Health`]).
     pub health: Health,
+    /// SQS change source with `queue_allow_dead_letter`: messages in the dead-letter queue
+    /// (gauge; -1 = none watched or not yet known).
+    pub dead_letter_depth: AtomicI64,
 }
 
 impl Default for TableStats {
@@ -64,6 +67,7 @@ impl Default for TableStats {
             queue_depth: AtomicI64::new(-1),
             queue_in_flight: AtomicI64::new(-1),
             health: Health::default(),
+            dead_letter_depth: AtomicI64::new(-1),
         }
     }
 }

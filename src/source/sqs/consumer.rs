@@ -15,25 +15,35 @@
 //!   (a broker handing out one group twice at once: moto does) is settled by reading the source
 //!   ([`super::inflight`]).
 //! - **Delivery**: a message is deleted only after the writes of its whole batch are acknowledged
-//!   (durable). Until then its visibility is extended, so no other reader gets it. A crash leaves
-//!   messages in flight; they come back after the visibility timeout and, as redeliveries, are
-//!   settled by reading the source's current item (see [`super::decode::settle_by_reading`]).
+//!   (durable). From its receipt on (decoding may wait on S3) its visibility is extended, so no
+//!   other reader gets it. A crash leaves messages in flight; they come back after the visibility
+//!   timeout and, as redeliveries, are settled by reading the source's current item (see
+//!   [`super::decode::settle_by_reading`]).
+//! - **Slow decode**: a batch admitted after half its visibility timeout has passed since receipt
+//!   may have become visible meanwhile (an extension failed or came late), and another receiver
+//!   may have applied it and newer changes to its keys: its changes are settled by reading the
+//!   source rather than written as their (possibly older) images. Before that point, the first
+//!   visibility timeout alone guarantees no one else received it.
+//! - **Dead letters**: see [`super::dead_letter`]; the queue's redrive policy is judged at start
+//!   and with every depth poll.
 //! - **Replay point**: records older than `replay_from_ms` are deleted without a write, and counted.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::dead_letter::{self, DeadLetter};
 use super::decode::{Decoder, settle_by_reading};
 use super::inflight::InFlight;
-use super::settle::settle;
+use super::observe::{observe, publish_queue};
+use super::settle::{Handoff, settle};
 use crate::apply::{Applier, Change, Ticket};
-use crate::checkpoint::{OrderedAck, QueueRow, Store};
+use crate::checkpoint::{OrderedAck, Store};
 use crate::config::QueueConfig;
 use crate::error::{Error, Result};
 use crate::retry::Retrier;
@@ -70,11 +80,13 @@ pub(super) struct Shared {
     failure: std::sync::Mutex<Option<Error>>,
     /// Cancelled on such an error: everything stops reading.
     failed: CancellationToken,
-    settlers: TaskTracker,
+    pub(super) settlers: TaskTracker,
     /// Keys with unsettled changes (see [`InFlight`]).
-    in_flight: InFlight,
+    pub(super) in_flight: InFlight,
     /// Held by a receiver from admitting its batch's keys until the batch is queued.
     submit_turn: tokio::sync::Mutex<()>,
+    /// The dead-letter queue watched with `queue_allow_dead_letter`.
+    pub(super) dead_letter: std::sync::Mutex<Option<DeadLetter>>,
 }
 
 impl Shared {
@@ -95,6 +107,9 @@ impl SqsTask {
             self.stats.records_dropped.store(q.dropped.max(0) as u64, Relaxed);
         }
         let receivers = self.queue.receivers;
+        let dl = dead_letter::check(&self.sqs, &self.queue)
+            .await
+            .map_err(|e| e.context(format!("table {}", self.table)))?;
         let sh = Arc::new(Shared {
             task: self,
             applier_failed: applier.failed.clone(),
@@ -104,6 +119,7 @@ impl SqsTask {
             settlers: TaskTracker::new(),
             in_flight: InFlight::default(),
             submit_turn: tokio::sync::Mutex::new(()),
+            dead_letter: std::sync::Mutex::new(dl),
         });
         let mut recv = tokio::task::JoinSet::new();
         for _ in 0..receivers {
@@ -138,61 +154,9 @@ impl SqsTask {
         if let Err(e) = applier.finish().await {
             first.get_or_insert(e);
         }
-        let _ = publish_queue(&sh.task, None, None);
+        let _ = publish_queue(&sh, None, None);
         first.map_or(Ok(()), Err)
     }
-}
-
-/// Queue depth, lag and caught-up, once a second.
-async fn observe(sh: &Shared) -> Result<()> {
-    let t = &sh.task;
-    let asked_at = crate::checkpoint::now_ms();
-    let attrs = t
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&t.queue.url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await;
-    let attrs = match attrs {
-        Ok(a) => a,
-        Err(e) => {
-            let e = sqs_error("GetQueueAttributes", e);
-            return if e.is_fatal() { Err(queue_error(t, e)) } else { Ok(()) };
-        }
-    };
-    let get = |k: QueueAttributeName| {
-        attrs
-            .attributes()
-            .and_then(|m| m.get(&k))
-            .and_then(|v| v.parse::<i64>().ok())
-    };
-    let depth = get(QueueAttributeName::ApproximateNumberOfMessages);
-    let in_flight = get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
-    t.stats.queue_depth.store(depth.unwrap_or(-1), Relaxed);
-    t.stats.queue_in_flight.store(in_flight.unwrap_or(-1), Relaxed);
-    // Empty and nothing of ours pending: every buffered change is applied. (The counts are
-    // approximate, and a change takes the forwarder's delay to reach the queue: a weaker
-    // applied-as-of than a stream's.)
-    let idle = depth == Some(0) && in_flight == Some(0) && sh.settlers.is_empty();
-    t.stats.caught_up.store(idle, Relaxed);
-    if idle {
-        t.stats.applied_as_of_ms.fetch_max(asked_at, Relaxed);
-    }
-    publish_queue(t, depth, in_flight)
-}
-
-fn publish_queue(t: &SqsTask, depth: Option<i64>, in_flight: Option<i64>) -> Result<()> {
-    t.store.put_queue(
-        &t.table,
-        &QueueRow {
-            queue_url: t.queue.url.clone(),
-            depth,
-            in_flight,
-            dropped: t.stats.records_dropped.load(Relaxed) as i64,
-        },
-    )
 }
 
 /// An SQS call's error. A response without an error code (a server fault, such as moto's
@@ -228,6 +192,9 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
             _ = sh.failed.cancelled() => break,
             _ = t.stop.cancelled() => break,
         };
+        // The visibility timeout runs from some moment during the call: counting from before it
+        // is on the safe side.
+        let received_at = tokio::time::Instant::now();
         let got = t
             .sqs
             .receive_message()
@@ -253,6 +220,20 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
             continue;
         }
         t.stats.records_read.fetch_add(messages.len() as u64, Relaxed);
+        // The settler keeps the batch invisible from now on, through decoding, until its writes
+        // are durable; it gets the batch once it is admitted.
+        let (handoff, handed) = tokio::sync::oneshot::channel();
+        let held: Vec<String> = messages
+            .iter()
+            .filter_map(|m| m.receipt_handle().map(str::to_string))
+            .collect();
+        let sh2 = sh.clone();
+        sh.settlers.spawn(async move {
+            let _permit = permit;
+            if let Err(e) = settle(&sh2, held, received_at, handed).await {
+                sh2.fail(e);
+            }
+        });
         let decoder = Decoder {
             s3: &t.s3,
             table: &t.table,
@@ -267,13 +248,16 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
         // Admission and submission in one step across receivers: the order keys are admitted in
         // is the order their changes reach the lanes.
         let _turn = sh.submit_turn.lock().await;
-        let mut receipts = Vec::with_capacity(decoded.len());
+        let half = Duration::from_millis(t.queue.visibility_timeout_seconds as u64 * 500);
+        let late = received_at.elapsed() >= half;
+        if late {
+            tracing::warn!(table = %t.table, waited_ms = received_at.elapsed().as_millis() as u64, "a batch was admitted after half its visibility timeout; settling its changes by reading the source");
+        }
         let mut slots_in_order = Vec::with_capacity(decoded.len());
         let mut changes = Vec::new();
         let mut newest = 0i64;
         let mut admitted = Vec::new();
         for mut d in decoded {
-            receipts.push(d.receipt);
             let applied = !crate::source::before_replay_point(d.change.time_ms, t.replay_from_ms);
             slots_in_order.push((Some(()), applied));
             if !applied {
@@ -285,7 +269,7 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
             if !in_order {
                 tracing::warn!(table = %t.table, seq = %d.change.seq, "a change arrived after a newer one to its key; settling it by reading the source");
             }
-            if d.redelivered || !in_order {
+            if d.redelivered || !in_order || late {
                 settle_by_reading(&mut d.change, &t.key_names);
             }
             newest = newest.max(d.change.time_ms);
@@ -307,14 +291,11 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
                 },
             })
             .collect();
-        let sh2 = sh.clone();
-        sh.settlers.spawn(async move {
-            let _permit = permit;
-            let r = settle(&sh2, ack, receipts, newest).await;
-            sh2.in_flight.release(&admitted);
-            if let Err(e) = r {
-                sh2.fail(e);
-            }
+        // (Only a settler that has ended drops its end: a failed run, and nothing to settle.)
+        let _ = handoff.send(Handoff {
+            ack,
+            newest_ms: newest,
+            admitted,
         });
         match sh.applier.read().await.as_ref() {
             Some(a) => a.submit_all(changes).await?,

@@ -11,8 +11,12 @@
 //! hands a group out in order.
 
 pub mod consumer;
+pub mod dead_letter;
 pub mod decode;
 pub mod forwarder;
 pub mod inflight;
 pub mod message;
+mod observe;
 mod settle;
+#[cfg(test)]
+mod tests;

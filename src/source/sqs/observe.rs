@@ -1,0 +1,106 @@
+//! What the SQS consumer reports once a second: the queue's depth and messages in flight, caught-up
+//! and applied-as-of, and the dead-letter queue's depth (see [`super::dead_letter`]), to the stats
+//! and the state store.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use super::consumer::{Shared, queue_error, sqs_error};
+use super::dead_letter;
+use crate::checkpoint::QueueRow;
+use crate::error::Result;
+
+/// Queue depth, lag and caught-up, once a second; and the dead-letter queue.
+pub(super) async fn observe(sh: &Shared) -> Result<()> {
+    let t = &sh.task;
+    let asked_at = crate::checkpoint::now_ms();
+    let attrs = t
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&t.queue.url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await;
+    let attrs = match attrs {
+        Ok(a) => a,
+        Err(e) => {
+            let e = sqs_error("GetQueueAttributes", e);
+            return if e.is_fatal() { Err(queue_error(t, e)) } else { Ok(()) };
+        }
+    };
+    let get = |k: QueueAttributeName| {
+        attrs
+            .attributes()
+            .and_then(|m| m.get(&k))
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    let depth = get(QueueAttributeName::ApproximateNumberOfMessages);
+    let in_flight = get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
+    t.stats.queue_depth.store(depth.unwrap_or(-1), Relaxed);
+    t.stats.queue_in_flight.store(in_flight.unwrap_or(-1), Relaxed);
+    // Empty and nothing of ours pending: every buffered change is applied. (The counts are
+    // approximate, and a change takes the forwarder's delay to reach the queue: a weaker
+    // applied-as-of than a stream's.)
+    let idle = depth == Some(0) && in_flight == Some(0) && sh.settlers.is_empty();
+    let policy = attrs
+        .attributes()
+        .and_then(|m| m.get(&QueueAttributeName::RedrivePolicy))
+        .map(String::as_str);
+    let stuck = watch_dead_letter(sh, policy).await;
+    // A dead letter means a change is missing: not caught up, whatever the queue says.
+    let idle = idle && stuck.is_ok();
+    t.stats.caught_up.store(idle, Relaxed);
+    if idle {
+        t.stats.applied_as_of_ms.fetch_max(asked_at, Relaxed);
+    }
+    publish_queue(sh, depth, in_flight)?;
+    stuck.map_err(|e| e.context(format!("table {}", t.table)))
+}
+
+/// Judges the queue's current redrive policy (it may be added while ferry runs) and polls the
+/// dead-letter queue's depth; an error when the table must stop.
+async fn watch_dead_letter(sh: &Shared, policy: Option<&str>) -> Result<()> {
+    let t = &sh.task;
+    let Some((arn, count)) = dead_letter::judge(&t.queue, policy)? else {
+        *sh.dead_letter.lock().unwrap() = None;
+        t.stats.dead_letter_depth.store(-1, Relaxed);
+        return Ok(());
+    };
+    let known = sh.dead_letter.lock().unwrap().clone().filter(|d| d.arn == arn);
+    let dl = match known {
+        Some(d) => d,
+        None => {
+            let d = dead_letter::resolve(&t.sqs, &t.queue, &arn, count).await?;
+            *sh.dead_letter.lock().unwrap() = Some(d.clone());
+            d
+        }
+    };
+    // (None: a transient error, asked again at the next poll.)
+    if let Some(n) = dead_letter::depth(&t.sqs, &dl).await? {
+        t.stats.dead_letter_depth.store(n, Relaxed);
+        if n > 0 {
+            return Err(dead_letter::not_empty(&t.queue.url, &dl, n));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn publish_queue(sh: &Shared, depth: Option<i64>, in_flight: Option<i64>) -> Result<()> {
+    let t = &sh.task;
+    let dead_letter_url = sh.dead_letter.lock().unwrap().as_ref().map(|d| d.url.clone());
+    let dead_letter_depth = Some(t.stats.dead_letter_depth.load(Relaxed)).filter(|n| *n >= 0);
+    t.store.put_queue(
+        &t.table,
+        &QueueRow {
+            queue_url: t.queue.url.clone(),
+            depth,
+            in_flight,
+            dropped: t.stats.records_dropped.load(Relaxed) as i64,
+            dead_letter_url,
+            dead_letter_depth,
+        },
+    )
+}

@@ -1,0 +1,226 @@
+//! The consumer against a scripted FIFO queue and offload bucket (a fake at the HTTP seam of the
+//! SQS and S3 clients) and a scripted destination, in paused time: a slow decode (an S3 fetch that
+//! stalls past the visibility timeout) must never end with an older image at the destination.
+//!
+//! The script: key `a` has two queued changes, v=1 (offloaded to S3, whose first fetch stalls for
+//! 10 s) then v=2 (inline); the source's current item has v=2; the visibility timeout is 4 s and
+//! two receivers poll. Like SQS FIFO, the fake hands out nothing of a group while one of its
+//! messages is in flight.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+mod fake;
+
+use fake::{Broker, Fake, Msg};
+
+use super::consumer::SqsTask;
+use crate::apply::{Applier, ApplyIo, Limiter, WriteOp};
+use crate::config::QueueConfig;
+use crate::error::Result;
+use crate::item::Item;
+use crate::source::streams::View;
+use crate::telemetry::TableStats;
+
+const VISIBILITY: u64 = 4;
+const STALL: Duration = Duration::from_secs(10);
+const QUEUE: &str = "http://sqs.fake/1/t.fifo";
+
+/// The destination, and the source's current items for reads.
+#[derive(Default)]
+struct Dest {
+    items: Mutex<HashMap<String, i64>>,
+    /// (key, v) of every put, in order.
+    puts: Mutex<Vec<(String, i64)>>,
+    source: HashMap<String, i64>,
+}
+
+fn pk_v(i: &Item) -> (String, Option<i64>) {
+    let Some(Av::S(k)) = i.get("pk") else { panic!("{i:?}") };
+    (
+        k.clone(),
+        i.get("v").and_then(|v| v.as_n().ok()).map(|n| n.parse().unwrap()),
+    )
+}
+
+impl ApplyIo for Dest {
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+        for op in ops {
+            let (k, v) = match &op {
+                WriteOp::Put(i) | WriteOp::Delete(i) => pk_v(i),
+            };
+            match (op, v) {
+                (WriteOp::Put(_), Some(v)) => {
+                    self.puts.lock().unwrap().push((k.clone(), v));
+                    self.items.lock().unwrap().insert(k, v);
+                }
+                _ => {
+                    self.items.lock().unwrap().remove(&k);
+                }
+            }
+        }
+        Ok(Vec::new())
+    }
+    async fn read_source(&self, keys: Vec<Item>) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        for k in keys {
+            let (pk, _) = pk_v(&k);
+            if let Some(v) = self.source.get(&pk) {
+                out.push(Item::from([
+                    ("pk".to_string(), Av::S(pk.clone())),
+                    ("v".to_string(), Av::N(v.to_string())),
+                ]));
+            }
+        }
+        Ok(out)
+    }
+    fn key_names(&self) -> &[String] {
+        static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        K.get_or_init(|| vec!["pk".to_string()])
+    }
+    fn destination(&self) -> &str {
+        "T"
+    }
+}
+
+fn record(v: i64, seq: &str) -> Value {
+    json!({"eventID": format!("e{v}"), "eventName": "MODIFY", "dynamodb": {
+        "Keys": {"pk": {"S": "a"}}, "NewImage": {"pk": {"S": "a"}, "v": {"N": v.to_string()}},
+        "SequenceNumber": seq, "ApproximateCreationDateTime": 1700000000.0 + v as f64}})
+}
+
+struct Run {
+    broker: Arc<Mutex<Broker>>,
+    dest: Arc<Dest>,
+}
+
+/// Runs the consumer over the script until the queue is empty, then stops it (a stop drains every
+/// received batch, the stalled one included).
+async fn run(fail_extend: bool) -> Run {
+    let offloaded = super::message::pointer_body(
+        "T",
+        &super::message::Offload {
+            bucket: "b".into(),
+            key: "k1".into(),
+        },
+        "100",
+    );
+    let broker = Arc::new(Mutex::new(Broker {
+        fail_extend,
+        objects: HashMap::from([("k1".to_string(), record(1, "100").to_string())]),
+        queue: vec![
+            Msg {
+                id: "m1".into(),
+                group: "g".into(),
+                body: offloaded,
+                receipt: None,
+                invisible_until: None,
+                receives: 0,
+            },
+            Msg {
+                id: "m2".into(),
+                group: "g".into(),
+                body: super::message::inline_body("T", &record(2, "200")),
+                receipt: None,
+                invisible_until: None,
+                receives: 0,
+            },
+        ],
+        ..Default::default()
+    }));
+    let fake = Fake(broker.clone());
+    let creds = aws_credential_types::Credentials::new("a", "b", None, None, "test");
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .endpoint_url("http://sqs.fake")
+            .credentials_provider(creds.clone())
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+            .http_client(fake.client())
+            .build(),
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url("http://s3.fake")
+            .force_path_style(true)
+            .credentials_provider(creds)
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+            .http_client(fake.client())
+            .build(),
+    );
+    let dest = Arc::new(Dest {
+        source: HashMap::from([("a".to_string(), 2)]),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let stats = Arc::new(TableStats::default());
+    let stop = CancellationToken::new();
+    let task = SqsTask {
+        sqs,
+        s3,
+        table: "T".into(),
+        queue: QueueConfig {
+            url: QUEUE.into(),
+            visibility_timeout_seconds: VISIBILITY as u32,
+            receivers: 2,
+            allow_dead_letter: false,
+        },
+        view: View::NewImage,
+        key_names: vec!["pk".to_string()].into(),
+        replay_from_ms: 0,
+        store: Arc::new(crate::checkpoint::Store::open(&dir.path().join("ferry.db")).unwrap()),
+        stats: stats.clone(),
+        stop: stop.clone(),
+    };
+    let applier = Applier::start(dest.clone(), 2, Arc::new(Limiter::new(0)), stats);
+    let running = tokio::spawn(task.run(applier));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !broker.lock().unwrap().queue.is_empty() {
+        if running.is_finished() {
+            panic!("the consumer stopped early: {:?}", running.await);
+        }
+        assert!(Instant::now() < deadline, "the queue never drained");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    running.await.unwrap().unwrap();
+    Run { broker, dest }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_stays_invisible_from_receipt_through_a_slow_decode() {
+    let r = run(false).await;
+    assert_eq!(r.dest.items.lock().unwrap().get("a"), Some(&2));
+    // Never handed out twice: the stalled message's visibility was extended while it was decoded.
+    assert_eq!(r.broker.lock().unwrap().fetches.get("k1"), Some(&1));
+    // Admitted 10 s after receipt (past half the visibility timeout): settled by reading the
+    // source (v=2), not written as its own image (v=1).
+    assert_eq!(
+        *r.dest.puts.lock().unwrap(),
+        [("a".to_string(), 2), ("a".to_string(), 2)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_decoded_after_it_became_visible_again_is_settled_by_reading_the_source() {
+    // Extensions fail: the stalled message reappears, another receiver applies it and the newer
+    // change and releases the key; then the first receiver's decode ends.
+    let r = run(true).await;
+    let fetches = r.broker.lock().unwrap().fetches.get("k1").copied();
+    assert_eq!(fetches, Some(2), "the message was received twice");
+    let puts = r.dest.puts.lock().unwrap().clone();
+    assert!(
+        !puts.contains(&("a".to_string(), 1)),
+        "the stale image was written: {puts:?}"
+    );
+    assert_eq!(r.dest.items.lock().unwrap().get("a"), Some(&2), "{puts:?}");
+}

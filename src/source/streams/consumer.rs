@@ -141,7 +141,13 @@ impl<S: StreamApi> ShardConsumer<S> {
                     return Err(self.gap(&last_read, e));
                 }
                 Err(e) if e.kind() == Kind::Fatal => {
-                    return Err(e.context(format!("reading shard {}", self.shard_id)));
+                    let after = last_read
+                        .as_deref()
+                        .map_or("its start".into(), |s| format!("sequence number {s}"));
+                    return Err(e.context(format!(
+                        "table {} shard {}, reading after {after}",
+                        self.table, self.shard_id
+                    )));
                 }
                 Err(e) => {
                     attempt += 1;

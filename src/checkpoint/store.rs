@@ -173,6 +173,7 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::fatal(format!("cannot create state directory {}: {e}", dir.display())))?;
         }
+        create_private(path).map_err(|e| Error::fatal(format!("cannot create state store {}: {e}", path.display())))?;
         let conn = Connection::open(path)
             .map_err(|e| Error::fatal(format!("cannot open state store {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))?;
@@ -428,6 +429,20 @@ fn table_from_row(r: &rusqlite::Row) -> rusqlite::Result<TableRow> {
     })
 }
 
+/// Creates a new state store file readable by its owner only: it holds item keys. SQLite gives the
+/// -wal and -shm files it creates next to it the same mode. An existing file is left as it is.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut new = std::fs::OpenOptions::new();
+    new.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut new, 0o600);
+    match new.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// An exclusive lock on the state store for one running daemon. Released by the OS when the
 /// process exits, however it exits (kill -9 included).
 pub struct DaemonLock {
@@ -445,17 +460,38 @@ impl DaemonLock {
             .truncate(false)
             .write(true)
             .open(&lock_path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(DaemonLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::fatal(format!(
-                "another ferry daemon is running on the state store {} (lock {} is held)",
-                state_path.display(),
-                lock_path.display()
-            ))),
+        // A few tries: `ferry status` probing the lock (`is_held`) holds it for a moment.
+        for _ in 0..PROBE_TRIES {
+            match file.try_lock() {
+                Ok(()) => return Ok(DaemonLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(5)),
+                Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+            }
+        }
+        Err(Error::fatal(format!(
+            "another ferry daemon is running on the state store {} (lock {} is held)",
+            state_path.display(),
+            lock_path.display()
+        )))
+    }
+
+    /// Whether a daemon holds the lock on this state store now: false as soon as its process has
+    /// ended, however it ended. Probes with a shared lock, released at once; never creates a file.
+    pub fn is_held(state_path: &Path) -> Result<bool> {
+        let file = match std::fs::File::open(lock_path(state_path)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(false), // released when `file` closes
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
             Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
         }
     }
 }
+
+const PROBE_TRIES: u32 = 20;
 
 fn lock_path(state_path: &Path) -> PathBuf {
     let mut p = state_path.as_os_str().to_owned();
@@ -554,10 +590,47 @@ mod tests {
     fn a_second_daemon_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ferry.db");
+        assert!(!DaemonLock::is_held(&p).unwrap(), "no lock file yet");
         let first = DaemonLock::acquire(&p).unwrap();
+        assert!(DaemonLock::is_held(&p).unwrap());
+        assert!(
+            DaemonLock::is_held(&p).unwrap(),
+            "probing leaves the lock with its holder"
+        );
         let err = DaemonLock::acquire(&p).err().expect("second lock must fail");
         assert!(err.to_string().contains("another ferry daemon is running"), "{err}");
         drop(first);
+        assert!(!DaemonLock::is_held(&p).unwrap());
         DaemonLock::acquire(&p).unwrap();
+    }
+
+    /// Another user on the machine cannot read item keys from a new store or its WAL files; an
+    /// existing store keeps its mode and opens as before.
+    #[cfg(unix)]
+    #[test]
+    fn a_new_store_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ferry.db");
+        let s = Store::open(&p).unwrap();
+        s.put_table(&TableRow::new("A", "A")).unwrap();
+        let mode = |suffix: &str| {
+            let f = format!("{}{suffix}", p.display());
+            std::fs::metadata(&f)
+                .unwrap_or_else(|e| panic!("{f}: {e}"))
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!((mode(""), mode("-wal"), mode("-shm")), (0o600, 0o600, 0o600));
+        drop(s);
+
+        let old = dir.path().join("old.db");
+        Connection::open(&old).unwrap().execute_batch(SCHEMA).unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o640)).unwrap();
+        Store::open(&old).unwrap().put_table(&TableRow::new("B", "B")).unwrap();
+        let m = std::fs::metadata(&old).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, 0o640);
+        assert!(Store::open(&old).unwrap().table("B").unwrap().is_some());
     }
 }

@@ -141,13 +141,10 @@ impl<S: StreamApi> ShardConsumer<S> {
                     return Err(self.gap(&last_read, e));
                 }
                 Err(e) if e.kind() == Kind::Fatal => {
-                    let after = last_read
+                    let at = last_read
                         .as_deref()
-                        .map_or("its start".into(), |s| format!("sequence number {s}"));
-                    return Err(e.context(format!(
-                        "table {} shard {}, reading after {after}",
-                        self.table, self.shard_id
-                    )));
+                        .map_or("from its start".into(), |s| format!("after sequence number {s}"));
+                    return Err(e.context(format!("shard {}, reading {at}", self.shard_id)));
                 }
                 Err(e) => {
                     attempt += 1;

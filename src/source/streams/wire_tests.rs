@@ -218,7 +218,7 @@ async fn consume_until_unreadable(bad: &'static str) -> crate::error::Error {
         idle: Arc::new(AtomicBool::new(false)),
         stop: CancellationToken::new(),
     };
-    let err = consumer.run().await.err().expect("an unreadable page stops the shard");
+    let err = consumer.run().await.expect_err("an unreadable page stops the shard");
     assert_eq!(pages.load(Ordering::SeqCst), 2, "read once, not retried");
     err
 }

@@ -2,11 +2,8 @@
 
 use serde::Serialize;
 
-use crate::checkpoint::{Store, now_ms};
+use crate::checkpoint::{DaemonLock, Store, now_ms};
 use crate::error::Result;
-
-/// A daemon that has not written for this long is taken as not running.
-const STALE_MS: i64 = 5_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableStatus {
@@ -68,7 +65,8 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
     let segs = store.segments(name)?;
     let shards = store.shards(name)?;
     let now = now_ms();
-    let running = now - t.updated_ms < STALE_MS;
+    // The daemon's lock, not how recently it wrote: false the moment its process is gone.
+    let running = DaemonLock::is_held(&store.path)?;
     // Only a live daemon's report counts: a killed one left its last word behind.
     let health = store.health(name)?.filter(|_| running);
     let lag = if t.phase.as_str() != "streaming" {

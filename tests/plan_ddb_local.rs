@@ -1,7 +1,8 @@
 //! `ferry sync --plan` on DynamoDB Local (tables, indexes, streams, TTL, deletion protection),
 //! with a `kill -9` while the first run builds the destination: the rerun converges to the plan
 //! and keeps replicating. Lambda calls go to moto (`[*.endpoints] lambda`), as DynamoDB Local has
-//! no Lambda; it has no tags or PITR either, so the plan records none.
+//! no Lambda; it has no tags or PITR either, so the plan records none. With Lambda calls left on
+//! DynamoDB Local itself, discover records no mappings and says why.
 
 mod common;
 
@@ -194,4 +195,36 @@ async fn a_crash_while_building_the_destination_converges_on_rerun() {
     let mut got = described(&dst_clients, "EventsCopy").await;
     got.table_name = "Events".into();
     assert_eq!(&got, want);
+}
+
+/// DynamoDB Local has no Lambda and answers Lambda calls with HTTP 500 InternalFailure. With every
+/// service of the source on it (one `endpoint_url`), discover records no mappings, says why in a
+/// warning, and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_with_every_service_on_dynamodb_local_records_no_mappings() {
+    let ddb = DynamoLocal::shared();
+    let (src, dst) = (Account::fresh("dlsrc"), Account::fresh("dldst"));
+    let src_ddb = ddb.client(&src);
+    for t in ["Streamed", "AlsoStreamed"] {
+        ferry::rig::data::create_table(&src_ddb, t, Some(StreamViewType::NewImage)).await;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let f = FerryDir::new(&ferry_bin(), work.path(), ddb, &src, &dst, "");
+    let out = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the Lambda endpoint {} is also the DynamoDB endpoint",
+            ddb.endpoint
+        )),
+        "{stderr}"
+    );
+    let map = std::fs::read_to_string(f.dir.join("plan/lambda-map.csv")).unwrap();
+    assert_eq!(map.lines().count(), 1, "a header and no mappings:\n{map}");
+    let tables = std::fs::read_to_string(f.dir.join("plan/tables.csv")).unwrap();
+    assert!(
+        tables.contains("\nStreamed,") && tables.contains("\nAlsoStreamed,"),
+        "{tables}"
+    );
 }

@@ -9,7 +9,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::store::{DaemonLock, ShardRow, Store, TableRow};
+use super::lock::DaemonLock;
+use super::store::{ShardRow, Store, TableRow};
 use crate::error::{Error, Result};
 use crate::source::streams::api::StreamApi;
 use crate::source::streams::seek::seek;

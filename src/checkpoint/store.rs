@@ -176,6 +176,7 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::fatal(format!("cannot create state directory {}: {e}", dir.display())))?;
         }
+        create_private(path).map_err(|e| Error::fatal(format!("cannot create state store {}: {e}", path.display())))?;
         let conn = Connection::open(path)
             .map_err(|e| Error::fatal(format!("cannot open state store {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))?;
@@ -447,39 +448,18 @@ fn table_from_row(r: &rusqlite::Row) -> rusqlite::Result<TableRow> {
     })
 }
 
-/// An exclusive lock on the state store for one running daemon. Released by the OS when the
-/// process exits, however it exits (kill -9 included).
-pub struct DaemonLock {
-    _file: std::fs::File,
-}
-
-impl DaemonLock {
-    pub fn acquire(state_path: &Path) -> Result<DaemonLock> {
-        let lock_path = lock_path(state_path);
-        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(DaemonLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::fatal(format!(
-                "another ferry daemon is running on the state store {} (lock {} is held)",
-                state_path.display(),
-                lock_path.display()
-            ))),
-            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-        }
+/// Creates a new state store file readable by its owner only: it holds item keys. SQLite gives the
+/// -wal and -shm files it creates next to it the same mode. An existing file is left as it is.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut new = std::fs::OpenOptions::new();
+    new.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut new, 0o600);
+    match new.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
-}
-
-fn lock_path(state_path: &Path) -> PathBuf {
-    let mut p = state_path.as_os_str().to_owned();
-    p.push(".lock");
-    PathBuf::from(p)
 }
 
 #[cfg(test)]
@@ -571,14 +551,33 @@ mod tests {
         assert_eq!(s.queue("B").unwrap(), None);
     }
 
+    /// Another user on the machine cannot read item keys from a new store or its WAL files; an
+    /// existing store keeps its mode and opens as before.
+    #[cfg(unix)]
     #[test]
-    fn a_second_daemon_is_refused() {
+    fn a_new_store_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ferry.db");
-        let first = DaemonLock::acquire(&p).unwrap();
-        let err = DaemonLock::acquire(&p).err().expect("second lock must fail");
-        assert!(err.to_string().contains("another ferry daemon is running"), "{err}");
-        drop(first);
-        DaemonLock::acquire(&p).unwrap();
+        let s = Store::open(&p).unwrap();
+        s.put_table(&TableRow::new("A", "A")).unwrap();
+        let mode = |suffix: &str| {
+            let f = format!("{}{suffix}", p.display());
+            std::fs::metadata(&f)
+                .unwrap_or_else(|e| panic!("{f}: {e}"))
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!((mode(""), mode("-wal"), mode("-shm")), (0o600, 0o600, 0o600));
+        drop(s);
+
+        let old = dir.path().join("old.db");
+        Connection::open(&old).unwrap().execute_batch(SCHEMA).unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o640)).unwrap();
+        Store::open(&old).unwrap().put_table(&TableRow::new("B", "B")).unwrap();
+        let m = std::fs::metadata(&old).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, 0o640);
+        assert!(Store::open(&old).unwrap().table("B").unwrap().is_some());
     }
 }

@@ -7,7 +7,7 @@ use super::lambda_map::{self, Mapping};
 use super::schema::{Extras, TableSchema};
 use super::tables_csv::{self, TableInfo};
 use super::toml_out;
-use crate::config::{Clients, Config, build_clients};
+use crate::config::{Clients, Config, Side, build_clients};
 use crate::discover::{self, settings};
 use crate::error::{Error, Result};
 use crate::retry::Policy;
@@ -34,8 +34,9 @@ pub async fn run(config: &Config, out: &Path, force: bool) -> Result<Discovered>
     let mut infos = Vec::new();
     let mut schemas = Vec::new();
     let mut mappings = Vec::new();
+    let mut lambda = Lambda::Unknown(lambda_on_dynamodb_endpoint(&config.source));
     for name in &names {
-        let (info, schema, maps) = table(&src, name).await?;
+        let (info, schema, maps) = table(&src, name, &mut lambda).await?;
         infos.push(info);
         schemas.push(schema);
         mappings.extend(maps);
@@ -59,7 +60,7 @@ pub async fn run(config: &Config, out: &Path, force: bool) -> Result<Discovered>
     })
 }
 
-async fn table(src: &Clients, name: &str) -> Result<(TableInfo, TableSchema, Vec<Mapping>)> {
+async fn table(src: &Clients, name: &str, lambda: &mut Lambda) -> Result<(TableInfo, TableSchema, Vec<Mapping>)> {
     let d = discover::describe(src, name, Policy::STARTUP)
         .await?
         .ok_or_else(|| Error::fatal(format!("source table {name:?} vanished while discovering")))?;
@@ -70,12 +71,28 @@ async fn table(src: &Clients, name: &str) -> Result<(TableInfo, TableSchema, Vec
         tags: unsupported_is_none(settings::tags(src, &arn).await, "tags", name)?.unwrap_or_default(),
     };
     let schema = TableSchema::from_description(&d, &extras);
-    let maps = match (schema.stream_view(), &d.latest_stream_arn) {
-        (Some(_), Some(stream)) => unsupported_is_none(settings::mappings(src, stream).await, "Lambda mappings", name)?
-            .unwrap_or_default()
-            .iter()
-            .map(|m| super::lambda::from_sdk(name, m))
-            .collect(),
+    let maps = match (schema.stream_view(), &d.latest_stream_arn, &*lambda) {
+        (Some(_), Some(_), Lambda::Absent) => Vec::new(),
+        (Some(_), Some(stream), Lambda::Unknown(shared)) => {
+            let read = match (settings::mappings(src, stream).await, shared) {
+                (Err(e), Some(url)) if e.code() == Some("InternalFailure") => {
+                    tracing::warn!(
+                        "the Lambda endpoint {url} is also the DynamoDB endpoint, and it answers \
+                         ListEventSourceMappings with InternalFailure as DynamoDB Local (which has no Lambda) \
+                         does: the plan records no Lambda mappings for any table. Set [source.endpoints] \
+                         lambda to a Lambda endpoint to read them. ({e})"
+                    );
+                    *lambda = Lambda::Absent;
+                    Ok(Vec::new())
+                }
+                (r, _) => r,
+            };
+            unsupported_is_none(read, "Lambda mappings", name)?
+                .unwrap_or_default()
+                .iter()
+                .map(|m| super::lambda::from_sdk(name, m))
+                .collect()
+        }
         _ => Vec::new(),
     };
     let tp = d.provisioned_throughput.as_ref();
@@ -95,6 +112,22 @@ async fn table(src: &Clients, name: &str) -> Result<(TableInfo, TableSchema, Vec
         lsi_count: schema.local_secondary_indexes.len(),
     };
     Ok((info, schema, maps))
+}
+
+/// What discover knows of the source's Lambda.
+enum Lambda {
+    /// Not known yet; holds the Lambda endpoint when it is also the DynamoDB endpoint.
+    Unknown(Option<String>),
+    /// The endpoint is DynamoDB Local's, which has no Lambda: no table has mappings to read.
+    Absent,
+}
+
+/// The Lambda endpoint of a side when ferry.toml sends Lambda calls to its DynamoDB endpoint (one
+/// `endpoint_url` for every service, say). Never so on AWS, where each service has its own endpoint.
+fn lambda_on_dynamodb_endpoint(side: &Side) -> Option<String> {
+    let lambda = side.endpoints.lambda.as_ref().or(side.endpoint_url.as_ref())?;
+    let ddb = side.endpoints.dynamodb.as_ref().or(side.endpoint_url.as_ref())?;
+    (lambda.trim_end_matches('/') == ddb.trim_end_matches('/')).then(|| lambda.clone())
 }
 
 /// DynamoDB-compatible endpoints without an API (DynamoDB Local has no tags, PITR or Lambda)
@@ -119,4 +152,32 @@ fn is_unsupported(e: &Error) -> bool {
         e.code(),
         Some("UnknownOperationException" | "UnsupportedOperationException" | "NotImplemented")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_counts_as_absent_only_when_sent_to_the_dynamodb_endpoint() {
+        let local = "http://127.0.0.1:8000".to_string();
+        let mut side = Side::default();
+        assert_eq!(
+            lambda_on_dynamodb_endpoint(&side),
+            None,
+            "AWS: every service has its own endpoint"
+        );
+        side.endpoint_url = Some(local.clone());
+        assert_eq!(lambda_on_dynamodb_endpoint(&side), Some(local.clone()));
+        side.endpoints.lambda = Some("http://127.0.0.1:5000".into());
+        assert_eq!(
+            lambda_on_dynamodb_endpoint(&side),
+            None,
+            "Lambda on its own endpoint (moto)"
+        );
+        side.endpoint_url = None;
+        side.endpoints.dynamodb = Some(format!("{local}/"));
+        side.endpoints.lambda = Some(local.clone());
+        assert_eq!(lambda_on_dynamodb_endpoint(&side), Some(local));
+    }
 }

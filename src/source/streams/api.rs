@@ -112,7 +112,17 @@ impl StreamApi for SdkStreams {
             .send()
             .await
             .map_err(|e| Error::from_sdk("GetRecords", e))?;
-        let records = slot.lock().unwrap().take().unwrap_or_default();
+        let records = match slot.lock().unwrap().take() {
+            Some(Ok(records)) => records,
+            Some(Err(e)) => {
+                return Err(Error::fatal(format!(
+                    "{e}. The page will not read differently on a retry, so the table stops here; its \
+                     checkpoint stays before this page. Report it to the ferry maintainers with the \
+                     versions of ferry and of the streams endpoint"
+                )));
+            }
+            None => Vec::new(),
+        };
         Ok(Page {
             records,
             next: resp.next_shard_iterator,

@@ -143,7 +143,12 @@ impl<S: StreamApi> ShardConsumer<S> {
                 Err(e) => match retrier.backoff(e).await {
                     Ok(()) => continue,
                     Err(e) if e.is_stopped() => return Ok(Outcome::Stopped),
-                    Err(e) => return Err(e.context(format!("reading shard {}", self.shard_id))),
+                    Err(e) => {
+                        let at = last_read
+                            .as_deref()
+                            .map_or("from its start".into(), |s| format!("after sequence number {s}"));
+                        return Err(e.context(format!("shard {}, reading {at}", self.shard_id)));
+                    }
                 },
             };
             let got = page.records.len();

@@ -6,7 +6,8 @@
 //! images ferry does not use (OldImage).
 //!
 //! It plugs into the SDK call itself ([`FastGetRecords`]): signing, endpoints, timeouts and error
-//! codes stay the SDK's; only the body of a successful response is read here.
+//! codes stay the SDK's; only the body of a successful response is read here. A body it cannot read
+//! stops the table (`api::SdkStreams::records`): a page never changes, so retrying cannot help.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -53,18 +54,37 @@ pub enum Event {
     Other,
 }
 
-/// Parses a GetRecords response body: the records and the next shard iterator.
+/// Parses a GetRecords response body: the records and the next shard iterator. An error names the
+/// sequence number of the first record it cannot read, when that much of the page is readable.
 pub fn parse_get_records(body: &[u8]) -> Result<(Vec<RawRecord>, Option<String>), String> {
     // One UTF-8 check for the whole page; from_str then skips it per string.
     let text = std::str::from_utf8(body).map_err(|e| format!("GetRecords response is not UTF-8: {e}"))?;
-    let b: Body = serde_json::from_str(text).map_err(|e| format!("unreadable GetRecords response: {e}"))?;
-    let records = b
-        .records
-        .into_iter()
-        .map(WireRecord::into_raw)
-        .collect::<Result<_, &str>>()
-        .map_err(str::to_string)?;
-    Ok((records, b.next_shard_iterator))
+    let parsed = serde_json::from_str::<Body>(text)
+        .map_err(|e| e.to_string())
+        .and_then(|b| {
+            let records = b
+                .records
+                .into_iter()
+                .map(WireRecord::into_raw)
+                .collect::<Result<_, &str>>()?;
+            Ok((records, b.next_shard_iterator))
+        });
+    parsed.map_err(|e| match unreadable_record_seq(text) {
+        Some(seq) => format!("unreadable GetRecords response at the record with sequence number {seq}: {e}"),
+        None => format!("unreadable GetRecords response: {e}"),
+    })
+}
+
+/// On a page the fast parser refused: the sequence number of its first unreadable record, if the page
+/// is JSON and that record has one. Slow, and only run on the error path.
+fn unreadable_record_seq(text: &str) -> Option<String> {
+    let page: serde_json::Value = serde_json::from_str(text).ok()?;
+    let bad = page
+        .get("Records")?
+        .as_array()?
+        .iter()
+        .find(|r| !WireRecord::deserialize(*r).is_ok_and(|w| w.into_raw().is_ok()))?;
+    Some(bad.get("dynamodb")?.get("SequenceNumber")?.as_str()?.to_string())
 }
 
 #[derive(Deserialize)]
@@ -161,9 +181,11 @@ impl<'de> Deserialize<'de> for WireValue {
                 f.write_str("a DynamoDB attribute value like {\"S\": \"x\"}")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<WireValue, A::Error> {
-                let tag: Tag = m
-                    .next_key()?
-                    .ok_or_else(|| de::Error::custom("empty attribute value"))?;
+                // DynamoDB Local 3.x writes an empty map in a stream image as `{}`, without its
+                // "M" (Scan returns `{"M":{}}`). No other value can be an empty object.
+                let Some(tag) = m.next_key::<Tag>()? else {
+                    return Ok(WireValue(Av::M(HashMap::new())));
+                };
                 let v = match tag {
                     Tag::S => Av::S(m.next_value()?),
                     Tag::N => Av::N(m.next_value()?),
@@ -205,8 +227,8 @@ impl<'de> Deserialize<'de> for WireBlob {
     }
 }
 
-/// Where [`FastGetRecords`] leaves the parsed records of one call.
-pub type Slot = Arc<Mutex<Option<Vec<RawRecord>>>>;
+/// Where [`FastGetRecords`] leaves the parsed records of one call, or why its page is unreadable.
+pub type Slot = Arc<Mutex<Option<Result<Vec<RawRecord>, String>>>>;
 
 /// Per-call interceptor: swaps the SDK's GetRecords deserializer for [`parse_get_records`].
 #[derive(Debug)]
@@ -250,7 +272,12 @@ impl DeserializeResponse for Deserializer {
             let err = GetRecordsError::generic(error_metadata(response, body));
             return Err(OrchestratorError::operation(Error::erase(err)));
         }
-        let (records, next) = parse_get_records(body).map_err(|e| OrchestratorError::response(e.into()))?;
+        // An unreadable page is not transient: reading it again gives the same bytes. It goes to
+        // the slot rather than out as an SDK response error, which ferry would retry.
+        let (records, next) = match parse_get_records(body) {
+            Ok((records, next)) => (Ok(records), next),
+            Err(e) => (Err(e), None),
+        };
         *self.slot.lock().unwrap() = Some(records);
         Ok(Output::erase(
             GetRecordsOutput::builder().set_next_shard_iterator(next).build(),
@@ -294,106 +321,5 @@ fn error_metadata(response: &HttpResponse, body: &[u8]) -> ErrorMetadata {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PAGE: &str = r#"{"Records":[
-      {"eventID":"1","eventName":"INSERT","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"ddblocal",
-       "dynamodb":{"ApproximateCreationDateTime":1.763740800E9,"Keys":{"pk":{"S":"a"},"sk":{"N":"1"}},
-         "NewImage":{"pk":{"S":"a"},"sk":{"N":"1"},"b":{"B":"AAEC"},"t":{"BOOL":true},"z":{"NULL":true},
-           "ss":{"SS":["x","y"]},"ns":{"NS":["1.5"]},"bs":{"BS":["AA=="]},"l":{"L":[{"S":"q"},{"M":{"d":{"N":"2"}}}]},
-           "s":{"S":"caf\u00e9 \"quoted\""}},
-         "OldImage":{"pk":{"S":"a"},"sk":{"N":"1"},"big":{"L":[{"M":{"x":{"S":"ignored"}}}]}},
-         "SequenceNumber":"000000000000000000001","SizeBytes":50,"StreamViewType":"NEW_AND_OLD_IMAGES"}},
-      {"eventID":"2","eventName":"REMOVE","dynamodb":{"ApproximateCreationDateTime":1763740801,
-         "Keys":{"pk":{"S":"a"},"sk":{"N":"1"}},"SequenceNumber":"000000000000000000002"}},
-      {"eventID":"3","eventName":"TTL_OR_NEW","dynamodb":{"Keys":{"pk":{"S":"b"},"sk":{"N":"2"}},"SequenceNumber":"3"}}
-    ],"NextShardIterator":"it-2"}"#;
-
-    #[test]
-    fn parses_every_type_and_skips_old_images() {
-        let (recs, next) = parse_get_records(PAGE.as_bytes()).unwrap();
-        assert_eq!(next.as_deref(), Some("it-2"));
-        assert_eq!(recs.len(), 3);
-        let r = &recs[0];
-        assert_eq!(
-            (r.event, r.seq.as_str(), r.time_ms),
-            (Event::Insert, "000000000000000000001", 1_763_740_800_000)
-        );
-        let img = r.new_image.as_ref().unwrap();
-        assert_eq!(img["b"], Av::B(Blob::new(vec![0, 1, 2])));
-        assert_eq!(img["s"], Av::S("café \"quoted\"".into()));
-        assert_eq!(img["ns"], Av::Ns(vec!["1.5".into()]));
-        assert_eq!(
-            img["l"],
-            Av::L(vec![
-                Av::S("q".into()),
-                Av::M(Item::from([("d".into(), Av::N("2".into()))]))
-            ])
-        );
-        assert_eq!(img.len(), 10);
-        assert_eq!((recs[1].event, recs[1].new_image.is_none()), (Event::Remove, true));
-        assert_eq!(recs[2].event, Event::Other);
-    }
-
-    #[test]
-    fn an_end_of_shard_page_has_no_iterator() {
-        let (recs, next) = parse_get_records(br#"{"Records":[]}"#).unwrap();
-        assert!(recs.is_empty() && next.is_none());
-    }
-
-    #[test]
-    fn malformed_pages_are_errors_not_empty_pages() {
-        for bad in [
-            &br#"{"Records":[{"dynamodb":{"Keys":{"pk":{"Q":"x"}},"SequenceNumber":"1"}}]}"#[..],
-            br#"{"Records":[{"dynamodb":{"Keys":{"pk":{"S":"x","N":"1"}},"SequenceNumber":"1"}}]}"#,
-            br#"{"Records":[{"dynamodb":{"Keys":{}}}]}"#,
-            b"{\"Records\":[",
-            b"<html>",
-        ] {
-            assert!(parse_get_records(bad).is_err(), "{}", String::from_utf8_lossy(bad));
-        }
-    }
-
-    /// Through the real SDK call: records come from ferry's parser, errors keep their codes.
-    #[tokio::test]
-    async fn plugs_into_the_sdk_call_for_records_and_errors() {
-        let client = |status: u16, body: &'static str| {
-            let http = aws_smithy_http_client::test_util::infallible_client_fn(move |_| {
-                http::Response::builder().status(status).body(body).unwrap()
-            });
-            let conf = aws_sdk_dynamodbstreams::Config::builder()
-                .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-                .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
-                .credentials_provider(aws_credential_types::Credentials::new("a", "b", None, None, "t"))
-                .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
-                .http_client(http)
-                .build();
-            super::super::api::SdkStreams(aws_sdk_dynamodbstreams::Client::from_conf(conf))
-        };
-        use super::super::api::StreamApi;
-        let page = client(200, PAGE).records("it").await.unwrap();
-        assert_eq!(page.records.len(), 3);
-        assert_eq!(page.next.as_deref(), Some("it-2"));
-        let err = client(
-            400,
-            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ExpiredIteratorException","message":"Iterator expired"}"#,
-        )
-        .records("it")
-        .await
-        .err()
-        .unwrap();
-        assert_eq!(err.code(), Some("ExpiredIteratorException"));
-        assert_eq!(err.kind(), crate::error::Kind::Retryable);
-        let err = client(
-            400,
-            r#"{"__type":"com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException","message":"trimmed"}"#,
-        )
-        .records("it")
-        .await
-        .err()
-        .unwrap();
-        assert_eq!(err.code(), Some("TrimmedDataAccessException"));
-        assert!(err.message().contains("trimmed"), "{err}");
-    }
-}
+#[path = "wire_tests.rs"]
+mod tests;

@@ -2,6 +2,8 @@
 //! a parent that still looks open after its children appear, and a child listed only later.
 //! Proves children wait for parents and every record is applied, in order per key.
 
+mod long_runs;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,6 +81,8 @@ struct ScriptShard {
     looks_open_for: u32,
     /// Listing calls before this shard appears.
     listed_after: u32,
+    /// Records with a lower sequence number are trimmed (0: none).
+    trimmed_before: u64,
 }
 
 struct Scripted {
@@ -88,10 +92,23 @@ struct Scripted {
     disabled_after: Option<u32>,
     polls: Mutex<HashMap<String, u32>>,
     dest: RecordingIo,
+    /// Stamps records (ApproximateCreationDateTime) when they are read.
+    clock: Clock,
 }
 
 impl Scripted {
-    fn record(key: &str, v: Option<i64>, seq: u64) -> RawRecord {
+    fn new(shards: Vec<ScriptShard>, dest: RecordingIo) -> Self {
+        Scripted {
+            shards,
+            listings: Mutex::new(0),
+            disabled_after: None,
+            polls: Mutex::new(HashMap::new()),
+            dest,
+            clock: Clock::default(),
+        }
+    }
+
+    fn record(&self, key: &str, v: Option<i64>, seq: u64) -> RawRecord {
         let keys = Item::from([("pk".to_string(), Av::S(key.to_string()))]);
         let new_image = v.map(|v| {
             let mut img = keys.clone();
@@ -101,7 +118,7 @@ impl Scripted {
         RawRecord {
             event: if v.is_some() { Event::Modify } else { Event::Remove },
             seq: format!("{seq:021}"),
-            time_ms: crate::checkpoint::now_ms(),
+            time_ms: self.clock.now_ms(),
             keys,
             new_image,
         }
@@ -132,8 +149,8 @@ impl StreamApi for Scripted {
         let s = self.shards.iter().find(|s| s.id == shard).unwrap();
         // The lineage rule itself: a child is opened only when its parent's records are all
         // durably applied at the destination.
-        if let Some(p) = &s.parent {
-            let parent = self.shards.iter().find(|x| &x.id == p).unwrap();
+        if let Some(parent) = s.parent.as_ref().and_then(|p| self.shards.iter().find(|x| &x.id == p)) {
+            let p = &parent.id;
             let d = self.dest.0.lock().unwrap();
             for (k, v, _) in &parent.records {
                 if let Some(v) = v {
@@ -144,6 +161,11 @@ impl StreamApi for Scripted {
                     );
                 }
             }
+        }
+        if let StartAt::After(seq) = at
+            && seq.parse::<u64>().unwrap() < s.trimmed_before
+        {
+            return Err(trimmed());
         }
         let idx = match at {
             StartAt::TrimHorizon => 0,
@@ -159,7 +181,7 @@ impl StreamApi for Scripted {
         let end = (idx + 3).min(s.records.len());
         let records: Vec<RawRecord> = s.records[idx..end]
             .iter()
-            .map(|(k, v, seq)| Self::record(k, *v, *seq))
+            .map(|(k, v, seq)| self.record(k, *v, *seq))
             .collect();
         if end == s.records.len() {
             let mut polls = self.polls.lock().unwrap();
@@ -211,9 +233,10 @@ fn tree(dest: RecordingIo) -> (Scripted, HashMap<String, Option<i64>>) {
         records,
         looks_open_for,
         listed_after,
+        trimmed_before: 0,
     };
-    let s = Scripted {
-        shards: vec![
+    let s = Scripted::new(
+        vec![
             shard("root", None, root, 6, 0),
             shard("a", Some("root"), a, 2, 0),
             shard("b", Some("root"), b, 0, 0),
@@ -221,12 +244,32 @@ fn tree(dest: RecordingIo) -> (Scripted, HashMap<String, Option<i64>>) {
             shard("a2", Some("a"), a2, u32::MAX, 0), // still open at the end
             shard("b1", Some("b"), b1, u32::MAX, 3),
         ],
-        listings: Mutex::new(0),
-        disabled_after: None,
-        polls: Mutex::new(HashMap::new()),
         dest,
-    };
+    );
     (s, last)
+}
+
+/// GetShardIterator's answer for a trimmed position, as the SDK reports it.
+fn trimmed() -> crate::error::Error {
+    use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
+    use aws_sdk_dynamodbstreams::types::error::TrimmedDataAccessException;
+    use aws_smithy_types::error::ErrorMetadata;
+    let code = "TrimmedDataAccessException";
+    let meta = ErrorMetadata::builder().code(code).message("trimmed").build();
+    let err = GetShardIteratorError::TrimmedDataAccessException(
+        TrimmedDataAccessException::builder()
+            .message("trimmed")
+            .meta(meta)
+            .build(),
+    );
+    let raw = aws_smithy_runtime_api::http::Response::new(
+        400u16.try_into().unwrap(),
+        aws_smithy_types::body::SdkBody::empty(),
+    );
+    crate::error::Error::from_sdk(
+        "GetShardIterator",
+        aws_smithy_runtime_api::client::result::SdkError::service_error(err, raw),
+    )
 }
 
 /// A stream task over a scripted stream for table "T" keyed by `pk`.

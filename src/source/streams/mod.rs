@@ -78,6 +78,9 @@ pub struct StreamTask<S> {
     pub clock: Clock,
 }
 
+/// How far a shard listing may lag behind the stream.
+const STALE_LISTING_MS: i64 = 10 * 60_000;
+
 /// What the listings tell about a shard beyond its row.
 #[derive(Default)]
 struct Listed {
@@ -234,7 +237,8 @@ impl<S: StreamApi> StreamTask<S> {
             let facts = listed.entry(s.id.clone()).or_default();
             facts.first_seq = s.first_seq;
             if !lineage.contains(&s.id) {
-                facts.born_after_ms = (since > 0).then_some(since);
+                // Less a margin: a listing may lag the stream by a little.
+                facts.born_after_ms = (since > 0).then_some(since - STALE_LISTING_MS);
                 lineage.add(&s.id, s.parent.as_deref());
                 let row = ShardRow {
                     shard_id: s.id.clone(),

@@ -216,7 +216,7 @@ impl<S: StreamApi> ShardConsumer<S> {
                 self.idle.store(false, Relaxed);
                 continue;
             }
-            empty_run += 1;
+            empty_run = empty_run.saturating_add(1);
             at_tip |= !moved || empty_run >= TIP_PAGES;
             if !at_tip {
                 // Possibly far behind: read on at once, claiming nothing.

@@ -385,7 +385,7 @@ async fn a_stream_disabled_under_ferry_stops_the_table_loudly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replay_point_older_than_retention_is_a_gap_not_a_silent_skip() {
+async fn a_never_read_shard_that_may_have_lost_records_is_a_gap_not_a_silent_skip() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
     let io = RecordingIo::default();

@@ -17,7 +17,10 @@
 //! (`TrimmedDataAccessException`, [`super::consumer`]) and a shard ferry has not finished that
 //! leaves the listing ([`super::StreamTask`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use crate::checkpoint::ShardRow;
 
 /// DynamoDB Streams keep records 24 h.
 pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
@@ -73,6 +76,33 @@ impl Horizon {
     pub fn first_record_proves(&self, seq: &str, time_ms: i64) -> bool {
         time_ms < self.replay_from_ms || self.first_seq.as_deref().is_some_and(|f| same_seq(f, seq))
     }
+}
+
+/// How far a shard listing may lag behind the stream.
+pub const STALE_LISTING_MS: i64 = 10 * 60_000;
+
+/// What the listings tell about a shard beyond its row.
+#[derive(Default)]
+pub struct Listed {
+    /// Created after this time: a listing earlier in this run did not show it.
+    pub born_after_ms: Option<i64>,
+    pub first_seq: Option<String>,
+}
+
+/// The created-after time of a shard read from its trim horizon: its own (a listing in this run
+/// did not show it yet) or an ancestor's, or an ancestor's last record (a child holds only records
+/// written after its parent closed).
+pub fn born_after(id: &str, rows: &HashMap<String, ShardRow>, listed: &HashMap<String, Listed>) -> Option<i64> {
+    let mut best = listed.get(id).and_then(|l| l.born_after_ms);
+    let mut next = rows.get(id).and_then(|r| r.parent_id.clone());
+    for _ in 0..rows.len() {
+        let Some(p) = next.take() else { break };
+        let Some(row) = rows.get(&p) else { break };
+        let bound = row.last_record_ms.filter(|_| row.position.is_some());
+        best = best.max(bound).max(listed.get(&p).and_then(|l| l.born_after_ms));
+        next = row.parent_id.clone();
+    }
+    best
 }
 
 /// Sequence numbers are decimal strings of varying width.

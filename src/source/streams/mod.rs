@@ -36,8 +36,8 @@ use crate::retry::Policy;
 use crate::telemetry::TableStats;
 use api::{StartAt, StreamApi};
 use consumer::{Outcome, Pos, ShardConsumer};
-use gap::Horizon;
 pub use gap::{Clock, RETENTION_MS};
+use gap::{Horizon, Listed, STALE_LISTING_MS, born_after};
 use lineage::Lineage;
 pub use record::View;
 
@@ -76,17 +76,6 @@ pub struct StreamTask<S> {
     pub list_every: Duration,
     /// Wall-clock time (real unless a test runs it ahead).
     pub clock: Clock,
-}
-
-/// How far a shard listing may lag behind the stream.
-const STALE_LISTING_MS: i64 = 10 * 60_000;
-
-/// What the listings tell about a shard beyond its row.
-#[derive(Default)]
-struct Listed {
-    /// Created after this time: a listing earlier in this run did not show it.
-    born_after_ms: Option<i64>,
-    first_seq: Option<String>,
 }
 
 /// A shard being consumed.
@@ -340,7 +329,10 @@ impl<S: StreamApi> StreamTask<S> {
         let now = self.clock.now_ms();
         shard_metrics::lags(
             &self.table,
-            active.iter().map(|(id, a)| (id.as_str(), shard_lag(a, now))),
+            active.iter().map(|(id, a)| {
+                let lag = shard_metrics::lag(a.idle.load(Relaxed), a.ack.committed().map(|p| p.time_ms), now);
+                (id.as_str(), lag)
+            }),
         );
         Ok(())
     }
@@ -354,32 +346,6 @@ fn shard_row(a: &Active) -> ShardRow {
     }
     row.records = a.row.records + a.ack.committed_count() as i64;
     row
-}
-
-/// The shard's lag in seconds: 0 once it is at its tip with nothing in flight.
-fn shard_lag(a: &Active, now: i64) -> f64 {
-    if a.idle.load(Relaxed) {
-        return 0.0;
-    }
-    a.ack
-        .committed()
-        .map_or(0.0, |p| ((now - p.time_ms).max(0)) as f64 / 1000.0)
-}
-
-/// The created-after time of a shard read from its trim horizon: its own (a listing in this run
-/// did not show it yet) or an ancestor's, or an ancestor's last record (a child holds only records
-/// written after its parent closed).
-fn born_after(id: &str, rows: &HashMap<String, ShardRow>, listed: &HashMap<String, Listed>) -> Option<i64> {
-    let mut best = listed.get(id).and_then(|l| l.born_after_ms);
-    let mut next = rows.get(id).and_then(|r| r.parent_id.clone());
-    for _ in 0..rows.len() {
-        let Some(p) = next.take() else { break };
-        let Some(row) = rows.get(&p) else { break };
-        let bound = row.last_record_ms.filter(|_| row.position.is_some());
-        best = best.max(bound).max(listed.get(&p).and_then(|l| l.born_after_ms));
-        next = row.parent_id.clone();
-    }
-    best
 }
 
 #[cfg(test)]

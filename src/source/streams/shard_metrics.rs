@@ -5,6 +5,15 @@
 //! [`crate::telemetry::metrics::IDLE_GAUGES`]. Active shards are set every second; a finished
 //! shard is set to 0 once and then never again, so its series goes away.
 
+/// A shard's lag in seconds: 0 at its tip with nothing in flight (`idle`), else now minus the
+/// time of its last applied record.
+pub fn lag(idle: bool, applied_ms: Option<i64>, now_ms: i64) -> f64 {
+    if idle {
+        return 0.0;
+    }
+    applied_ms.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0)
+}
+
 /// Sets the lag of every active shard.
 pub fn lags<'a>(table: &str, shards: impl Iterator<Item = (&'a str, f64)>) {
     for (id, lag) in shards {

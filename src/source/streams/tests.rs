@@ -165,7 +165,7 @@ impl StreamApi for Scripted {
         if let StartAt::After(seq) = at
             && seq.parse::<u64>().unwrap() < s.trimmed_before
         {
-            return Err(trimmed());
+            return Err(long_runs::trimmed());
         }
         let idx = match at {
             StartAt::TrimHorizon => 0,
@@ -247,29 +247,6 @@ fn tree(dest: RecordingIo) -> (Scripted, HashMap<String, Option<i64>>) {
         dest,
     );
     (s, last)
-}
-
-/// GetShardIterator's answer for a trimmed position, as the SDK reports it.
-fn trimmed() -> crate::error::Error {
-    use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
-    use aws_sdk_dynamodbstreams::types::error::TrimmedDataAccessException;
-    use aws_smithy_types::error::ErrorMetadata;
-    let code = "TrimmedDataAccessException";
-    let meta = ErrorMetadata::builder().code(code).message("trimmed").build();
-    let err = GetShardIteratorError::TrimmedDataAccessException(
-        TrimmedDataAccessException::builder()
-            .message("trimmed")
-            .meta(meta)
-            .build(),
-    );
-    let raw = aws_smithy_runtime_api::http::Response::new(
-        400u16.try_into().unwrap(),
-        aws_smithy_types::body::SdkBody::empty(),
-    );
-    crate::error::Error::from_sdk(
-        "GetShardIterator",
-        aws_smithy_runtime_api::client::result::SdkError::service_error(err, raw),
-    )
 }
 
 /// A stream task over a scripted stream for table "T" keyed by `pk`.

@@ -18,6 +18,29 @@ const H: i64 = 3_600_000;
 /// The capture point of the table in these tests.
 const CAPTURED_AT: i64 = 1_800_000_000_000;
 
+/// GetShardIterator's answer for a trimmed position, as the SDK reports it.
+pub(super) fn trimmed() -> crate::error::Error {
+    use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
+    use aws_sdk_dynamodbstreams::types::error::TrimmedDataAccessException;
+    use aws_smithy_types::error::ErrorMetadata;
+    let code = "TrimmedDataAccessException";
+    let meta = ErrorMetadata::builder().code(code).message("trimmed").build();
+    let err = GetShardIteratorError::TrimmedDataAccessException(
+        TrimmedDataAccessException::builder()
+            .message("trimmed")
+            .meta(meta)
+            .build(),
+    );
+    let raw = aws_smithy_runtime_api::http::Response::new(
+        400u16.try_into().unwrap(),
+        aws_smithy_types::body::SdkBody::empty(),
+    );
+    crate::error::Error::from_sdk(
+        "GetShardIterator",
+        aws_smithy_runtime_api::client::result::SdkError::service_error(err, raw),
+    )
+}
+
 /// Wall time that moves with tokio's (paused) clock, starting `offset_ms` after the capture.
 fn clock_at(offset_ms: i64) -> Clock {
     let start = tokio::time::Instant::now();

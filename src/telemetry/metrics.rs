@@ -5,14 +5,25 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_util::MetricKindMask;
 
 use super::TableStats;
 use crate::error::{Error, Result};
 
+/// A gauge not set for this long leaves `/metrics` (live gauges are set every second): how a
+/// finished stream shard's series goes away, as the recorder cannot unregister one.
+pub const IDLE_GAUGES: Duration = Duration::from_secs(60);
+
+/// The exporter as `serve` configures it, gauges dropped after `idle`.
+pub fn builder(idle: Duration) -> PrometheusBuilder {
+    PrometheusBuilder::new().idle_timeout(MetricKindMask::GAUGE, Some(idle))
+}
+
 pub fn serve(addr: SocketAddr) -> Result<()> {
-    PrometheusBuilder::new()
+    builder(IDLE_GAUGES)
         .with_http_listener(addr)
         .install()
         .map_err(|e| Error::fatal(format!("cannot serve metrics on {addr}: {e}")))

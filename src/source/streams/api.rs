@@ -21,6 +21,8 @@ pub struct Listing {
 pub struct ShardInfo {
     pub id: String,
     pub parent: Option<String>,
+    /// `SequenceNumberRange.StartingSequenceNumber`: the shard's first sequence number.
+    pub first_seq: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +77,7 @@ impl StreamApi for SdkStreams {
                     out.push(ShardInfo {
                         id,
                         parent: s.parent_shard_id,
+                        first_seq: s.sequence_number_range.and_then(|r| r.starting_sequence_number),
                     });
                 }
             }

@@ -12,7 +12,16 @@
 //!
 //! WaitingOnParents is the scheduler's job ([`super::lineage`]); a consumer is spawned when its
 //! shard is ready. Polling is adaptive: at once while records come, backing off to 250 ms idle.
-//! A trimmed position is a gap and stops the table with guidance; nothing is skipped silently.
+//! A trimmed position is a gap and stops the table with guidance; nothing is skipped silently; a
+//! shard read from its trim horizon first proves that nothing it needs was trimmed ([`super::gap`]).
+//!
+//! Caught-up: GetRecords may answer an empty page while records remain further in the shard (a
+//! position far behind), so an empty page alone is not "caught up". The shard is at its tip, idle
+//! and applied up to the read's time only when the iterator did not move, when the page before
+//! held recent records (within [`NEAR_TIP`]), or after [`TIP_PAGES`] empty pages in a row. Until
+//! then an empty page is read past at once, without sleeping. (Neither AWS nor DynamoDB Local
+//! hands back the same iterator at the tip: both encode the time of the call, so the iterator's
+//! position cannot be watched directly.)
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -22,6 +31,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::api::{StartAt, StreamApi};
+use super::gap::{Clock, Horizon};
 use super::record::{self, View};
 use super::wire::RawRecord;
 use crate::apply::{Applier, Change, Ticket};
@@ -39,6 +49,11 @@ pub struct Pos {
 
 pub const IDLE_MAX: Duration = Duration::from_millis(250);
 const IDLE_MIN: Duration = Duration::from_millis(20);
+/// Records this recent put the read position at the shard's tip (DynamoDB Local rounds record
+/// times down to the minute).
+pub const NEAR_TIP: Duration = Duration::from_secs(120);
+/// Empty pages in a row, read at once, after which the shard counts as at its tip.
+pub const TIP_PAGES: u32 = 10;
 
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
@@ -55,6 +70,9 @@ pub struct ShardConsumer<S> {
     /// The table, for messages.
     pub table: String,
     pub start: StartAt,
+    /// With a trim-horizon start: what proves that nothing ferry needs was trimmed.
+    pub horizon: Option<Horizon>,
+    pub clock: Clock,
     /// Records older than this are already in the snapshot: acknowledged without a write.
     pub replay_from_ms: i64,
     pub view: View,
@@ -62,7 +80,7 @@ pub struct ShardConsumer<S> {
     pub applier: Arc<Applier>,
     pub ack: Arc<OrderedAck<Pos>>,
     pub stats: Arc<TableStats>,
-    /// Last read returned nothing and nothing is in flight.
+    /// At the shard's tip with nothing in flight.
     pub idle: Arc<AtomicBool>,
     pub stop: CancellationToken,
 }
@@ -119,15 +137,22 @@ impl<S: StreamApi> ShardConsumer<S> {
             StartAt::After(seq) => Some(seq.clone()),
             StartAt::TrimHorizon => None,
         };
+        let mut unproven = match (&self.start, &self.horizon) {
+            (StartAt::TrimHorizon, Some(h)) if !h.safe_at(self.clock.now_ms()) => Some(h),
+            _ => None,
+        };
         let mut iter = self.open(&last_read).await?;
         let mut idle_wait = IDLE_MIN;
         let mut retrier = Retrier::daemon(format!("reading shard {}", self.shard_id), &self.stop, &self.stats);
+        // A new consumer may start far behind the tip.
+        let mut at_tip = false;
+        let mut empty_run = 0u32;
         // Processing
         loop {
             if self.stop.is_cancelled() || self.applier.failed.is_cancelled() {
                 return Ok(Outcome::Stopped);
             }
-            let read_at = crate::checkpoint::now_ms();
+            let read_at = self.clock.now_ms();
             let page = match self.api.records(&iter).await {
                 Ok(p) => {
                     retrier.succeeded();
@@ -151,7 +176,16 @@ impl<S: StreamApi> ShardConsumer<S> {
                     }
                 },
             };
+            if let Some(h) = unproven {
+                match page.records.first() {
+                    Some(r) if h.first_record_proves(&r.seq, r.time_ms) => unproven = None,
+                    Some(r) => return Err(self.horizon_gap(h, Some(&r.seq))),
+                    None if page.next.is_none() => return Err(self.horizon_gap(h, None)),
+                    None => {}
+                }
+            }
             let got = page.records.len();
+            let newest = page.records.last().map(|r| r.time_ms);
             let (changes, last) =
                 page_changes(page.records, self.view, &self.key_names, self.replay_from_ms, &self.ack)
                     .map_err(|e| e.context(format!("table {} shard {}", self.table, self.shard_id)))?;
@@ -168,19 +202,49 @@ impl<S: StreamApi> ShardConsumer<S> {
                     _ = self.stop.cancelled() => return Ok(Outcome::Stopped),
                 }
             };
+            let moved = next != iter;
             iter = next;
             if got > 0 {
                 idle_wait = IDLE_MIN;
+                empty_run = 0;
+                at_tip = newest.is_some_and(|t| t >= read_at - NEAR_TIP.as_millis() as i64);
                 self.idle.store(false, Relaxed);
-            } else {
-                // Nothing new at `read_at`: once what came before is acknowledged, the shard is
-                // applied up to that moment (what `verify` waits for).
+                continue;
+            }
+            empty_run = empty_run.saturating_add(1);
+            at_tip |= !moved || empty_run >= TIP_PAGES;
+            if !at_tip {
+                // Possibly far behind: read on at once, claiming nothing.
+                self.idle.store(false, Relaxed);
+                continue;
+            }
+            // Nothing new at `read_at` at the tip: once what came before is acknowledged, the
+            // shard is applied up to that moment (what `verify` waits for). Not while a gap
+            // before the first record is still possible.
+            if unproven.is_none() {
                 self.ack.mark(read_at);
                 self.idle.store(self.ack.outstanding() == 0, Relaxed);
-                self.pause(idle_wait).await;
-                idle_wait = (idle_wait * 2).min(IDLE_MAX);
             }
+            self.pause(idle_wait).await;
+            idle_wait = (idle_wait * 2).min(IDLE_MAX);
         }
+    }
+
+    /// A shard read from its trim horizon whose first record (`None`: an ended shard without
+    /// records) cannot show that nothing ferry needs was trimmed before it.
+    fn horizon_gap(&self, h: &Horizon, first: Option<&str>) -> Error {
+        let seen = first.map_or("no record at all".to_string(), |s| format!("record {s} first"));
+        Error::fatal(format!(
+            "table {}: possible gap in stream {}: shard {} was never read and its trim horizon shows {seen}; \
+             the replay point is more than 24 h old and the shard may be older than 24 h, so records \
+             ferry needs may have been trimmed before ferry read them (shard's first sequence number: {}). \
+             The destination cannot be proven in sync from this stream: re-run the table from a fresh \
+             snapshot, or buffer changes in SQS when ferry may be stopped for longer than a day.",
+            self.table,
+            self.stream_arn,
+            self.shard_id,
+            h.first_seq.as_deref().unwrap_or("unknown")
+        ))
     }
 
     async fn open(&self, last_read: &Option<String>) -> Result<String> {

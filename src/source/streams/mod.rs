@@ -3,13 +3,21 @@
 //!
 //! Contract: every record from the replay point on is submitted to the apply path exactly in
 //! shard order; a shard is marked done (durably, before any child starts) only when all its
-//! records are acknowledged; a shard that vanishes before ferry finished it is a gap error.
+//! records are acknowledged. Gaps stop the table loudly: a shard that vanishes before ferry
+//! finished it, a saved position that is trimmed, and a shard read from its trim horizon that
+//! may have lost records ferry needs ([`gap`]). A shard created after the replay point is no
+//! gap, however old the replay point: runs of many days read every new shard from its start.
+//!
+//! Caught-up (what `applied_as_of`, `ferry status` and verify's waits rely on) means every open
+//! shard's consumer has read to its shard's tip ([`consumer`]), not merely seen an empty page.
 
 pub mod api;
 pub mod consumer;
+pub mod gap;
 pub mod lineage;
 pub mod record;
 pub mod seek;
+pub mod shard_metrics;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -28,11 +36,10 @@ use crate::retry::Policy;
 use crate::telemetry::TableStats;
 use api::{StartAt, StreamApi};
 use consumer::{Outcome, Pos, ShardConsumer};
+pub use gap::{Clock, RETENTION_MS};
+use gap::{Horizon, Listed, STALE_LISTING_MS, born_after};
 use lineage::Lineage;
 pub use record::View;
-
-/// DynamoDB Streams keep records 24 h.
-pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
 
 /// Records the shard tree at the capture point (before the snapshot starts).
 pub async fn capture<S: StreamApi>(api: &S, stream_arn: &str, store: &Store, table: &str) -> Result<usize> {
@@ -67,6 +74,8 @@ pub struct StreamTask<S> {
     pub stop: CancellationToken,
     /// How often to look for new shards.
     pub list_every: Duration,
+    /// Wall-clock time (real unless a test runs it ahead).
+    pub clock: Clock,
 }
 
 /// A shard being consumed.
@@ -83,6 +92,7 @@ impl<S: StreamApi> StreamTask<S> {
         let applier = Arc::new(applier);
         let mut lineage = Lineage::default();
         let mut rows: HashMap<String, ShardRow> = HashMap::new();
+        let mut listed: HashMap<String, Listed> = HashMap::new();
         for r in self.store.shards(&self.table)? {
             if r.done {
                 lineage.add_done(&r.shard_id, r.parent_id.as_deref());
@@ -95,7 +105,7 @@ impl<S: StreamApi> StreamTask<S> {
         let mut consumers: JoinSet<(String, Result<Outcome>)> = JoinSet::new();
         let mut active: HashMap<String, Active> = HashMap::new();
         // Start of the last completed shard listing: a shard created before it is known, so the
-        // table is applied up to no later than this.
+        // table is applied up to no later than this. (0: none yet in this run.)
         let mut listed_at = 0i64;
         let mut list_tick = tokio::time::interval(self.list_every);
         let mut flush_tick = tokio::time::interval(Duration::from_secs(1));
@@ -108,10 +118,11 @@ impl<S: StreamApi> StreamTask<S> {
                     _ = self.stop.cancelled() => return Ok(()),
                     _ = applier.failed.cancelled() => return Ok(()),
                     _ = list_tick.tick() => {
-                        let t = crate::checkpoint::now_ms();
-                        self.discover(&mut lineage, &mut rows).await?;
-                        listed_at = t;
-                        self.start_ready(&mut lineage, &rows, &mut active, &mut consumers, &applier, &consumers_stop)?;
+                        let t = self.clock.now_ms();
+                        if self.discover(&mut lineage, &mut rows, &mut listed, listed_at).await? {
+                            listed_at = t;
+                        }
+                        self.start_ready(&mut lineage, &rows, &listed, &mut active, &mut consumers, &applier, &consumers_stop)?;
                     }
                     _ = flush_tick.tick() => self.flush(&active, &lineage, listed_at)?,
                     Some(joined) = consumers.join_next() => {
@@ -126,10 +137,12 @@ impl<S: StreamApi> StreamTask<S> {
                                 rows.insert(id.clone(), row);
                                 lineage.mark_done(&id);
                                 tracing::info!(table = %self.table, shard = %id, "shard finished");
-                                let t = crate::checkpoint::now_ms();
-                                self.discover(&mut lineage, &mut rows).await?;
-                                listed_at = t;
-                                self.start_ready(&mut lineage, &rows, &mut active, &mut consumers, &applier, &consumers_stop)?;
+                                shard_metrics::finished(&self.table, &id);
+                                let t = self.clock.now_ms();
+                                if self.discover(&mut lineage, &mut rows, &mut listed, listed_at).await? {
+                                    listed_at = t;
+                                }
+                                self.start_ready(&mut lineage, &rows, &listed, &mut active, &mut consumers, &applier, &consumers_stop)?;
                             }
                             Outcome::Stopped => {}
                         }
@@ -159,9 +172,16 @@ impl<S: StreamApi> StreamTask<S> {
     }
 
     /// Lists shards, records new ones, and fails on a gap: a shard ferry has not finished that is
-    /// no longer in the stream.
-    async fn discover(&self, lineage: &mut Lineage, rows: &mut HashMap<String, ShardRow>) -> Result<()> {
-        let listed = match self.api.list_shards(&self.stream_arn).await {
+    /// no longer in the stream. `since`: the start of the previous listing in this run (0: none),
+    /// before which a newly listed shard did not exist. Returns whether the listing was complete.
+    async fn discover(
+        &self,
+        lineage: &mut Lineage,
+        rows: &mut HashMap<String, ShardRow>,
+        listed: &mut HashMap<String, Listed>,
+        since: i64,
+    ) -> Result<bool> {
+        let listing = match self.api.list_shards(&self.stream_arn).await {
             Ok(l) => l,
             Err(e) if e.code() == Some("ResourceNotFoundException") => {
                 return Err(Error::fatal(format!(
@@ -172,19 +192,19 @@ impl<S: StreamApi> StreamTask<S> {
             }
             Err(e) if !e.is_fatal() => {
                 tracing::warn!(table = %self.table, error = %e, "listing shards failed; will retry");
-                return Ok(());
+                return Ok(false);
             }
             Err(e) => return Err(e),
         };
-        if listed.disabled {
+        if listing.disabled {
             return Err(Error::fatal(format!(
                 "table {}: stream {} was disabled while ferry was replaying it; changes made since are not \
                  in it. ferry never replaces a stream: re-enable one and re-run the table from a fresh snapshot.",
                 self.table, self.stream_arn
             )));
         }
-        let listed = listed.shards;
-        let present: std::collections::HashSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+        let shards = listing.shards;
+        let present: std::collections::HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
         if let Some(lost) = rows
             .values()
             .find(|r| !r.done && !present.contains(r.shard_id.as_str()))
@@ -202,8 +222,12 @@ impl<S: StreamApi> StreamTask<S> {
             )));
         }
         let mut new_rows = Vec::new();
-        for s in listed {
+        for s in shards {
+            let facts = listed.entry(s.id.clone()).or_default();
+            facts.first_seq = s.first_seq;
             if !lineage.contains(&s.id) {
+                // Less a margin: a listing may lag the stream by a little.
+                facts.born_after_ms = (since > 0).then_some(since - STALE_LISTING_MS);
                 lineage.add(&s.id, s.parent.as_deref());
                 let row = ShardRow {
                     shard_id: s.id.clone(),
@@ -221,13 +245,15 @@ impl<S: StreamApi> StreamTask<S> {
         if !new_rows.is_empty() {
             self.store.put_shards(&self.table, &new_rows)?;
         }
-        Ok(())
+        Ok(true)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_ready(
         &self,
         lineage: &mut Lineage,
         rows: &HashMap<String, ShardRow>,
+        listed: &HashMap<String, Listed>,
         active: &mut HashMap<String, Active>,
         consumers: &mut JoinSet<(String, Result<Outcome>)>,
         applier: &Arc<Applier>,
@@ -235,15 +261,12 @@ impl<S: StreamApi> StreamTask<S> {
     ) -> Result<()> {
         for id in lineage.take_ready() {
             let row = rows.get(&id).cloned().expect("every lineage shard has a row");
-            if row.position.is_none() && crate::checkpoint::now_ms() - self.replay_from_ms > RETENTION_MS {
-                // TRIM_HORIZON would silently start after records that are already trimmed.
-                return Err(Error::fatal(format!(
-                    "table {}: the replay point is more than 24 h old and shard {id} was never read: stream \
-                     records between the replay point and the trim horizon may be gone. Re-run the table from \
-                     a fresh snapshot (or buffer changes in SQS when a copy outlives stream retention).",
-                    self.table
-                )));
-            }
+            // From the trim horizon, the consumer proves that nothing it needs was trimmed.
+            let horizon = row.position.is_none().then(|| Horizon {
+                replay_from_ms: self.replay_from_ms,
+                born_after_ms: born_after(&id, rows, listed),
+                first_seq: listed.get(&id).and_then(|l| l.first_seq.clone()),
+            });
             let start = match &row.position {
                 Some(seq) => StartAt::After(seq.clone()),
                 None => StartAt::TrimHorizon,
@@ -263,6 +286,8 @@ impl<S: StreamApi> StreamTask<S> {
                 shard_id: id.clone(),
                 table: self.table.clone(),
                 start,
+                horizon,
+                clock: self.clock.clone(),
                 replay_from_ms: self.replay_from_ms,
                 view: self.view,
                 key_names: self.key_names.clone(),
@@ -301,7 +326,14 @@ impl<S: StreamApi> StreamTask<S> {
             .and_then(|m| m.into_iter().min())
             .map_or(0, |m| m.min(listed_at));
         self.stats.applied_as_of_ms.store(as_of, Relaxed);
-        metrics_shards(&self.table, active);
+        let now = self.clock.now_ms();
+        shard_metrics::lags(
+            &self.table,
+            active.iter().map(|(id, a)| {
+                let lag = shard_metrics::lag(a.idle.load(Relaxed), a.ack.committed().map(|p| p.time_ms), now);
+                (id.as_str(), lag)
+            }),
+        );
         Ok(())
     }
 }
@@ -314,20 +346,6 @@ fn shard_row(a: &Active) -> ShardRow {
     }
     row.records = a.row.records + a.ack.committed_count() as i64;
     row
-}
-
-fn metrics_shards(table: &str, active: &HashMap<String, Active>) {
-    let now = crate::checkpoint::now_ms();
-    for (id, a) in active {
-        let lag = if a.idle.load(Relaxed) {
-            0.0
-        } else {
-            a.ack
-                .committed()
-                .map_or(0.0, |p| ((now - p.time_ms).max(0)) as f64 / 1000.0)
-        };
-        metrics::gauge!("ferry_shard_lag_seconds", "table" => table.to_string(), "shard" => id.clone()).set(lag);
-    }
 }
 
 #[cfg(test)]

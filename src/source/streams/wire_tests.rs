@@ -204,6 +204,8 @@ async fn consume_until_unreadable(bad: &'static str) -> crate::error::Error {
         shard_id: "shardId-0001".into(),
         table: "T".into(),
         start: StartAt::TrimHorizon,
+        horizon: None,
+        clock: Default::default(),
         replay_from_ms: 0,
         view: View::NewImage,
         key_names: vec!["pk".to_string()].into(),

@@ -122,7 +122,7 @@ async fn table(
         ),
     }
     let global = s.replicas.as_ref().is_some_and(|r| !r.is_empty());
-    if let Some(w) = consumers_warning(t.mappings.len() + t.skipped_mappings.len(), global) {
+    if let Some(w) = super::consumers::warning(t.mappings.len() + t.skipped_mappings.len(), global) {
         out.line("warn", w);
     }
     let pitr = match settings::pitr(src, &t.source).await {
@@ -135,7 +135,7 @@ async fn table(
     let scans = tuning.is_none_or(|c| c.snapshot == Snapshot::Scan);
     let reads = budget::resolve(tuning.and_then(|c| c.max_read_units_per_second), &s);
     if scans {
-        out.line("info", scan_line(bytes.max(0) as u64, &reads));
+        out.line("info", budget::describe(bytes.max(0) as u64, &reads));
     }
     destination(out, t, dst).await?;
     let write_s = budget_seconds(bytes, items, tuning);
@@ -272,47 +272,6 @@ async fn function_exists(dst: &Clients, function: &str) -> Result<bool> {
     }
 }
 
-/// The snapshot scan's cost and expected time at the table's read budget.
-fn scan_line(bytes: u64, reads: &budget::ReadBudget) -> String {
-    let units = budget::scan_units(bytes);
-    match budget::expected_seconds(bytes, reads.units_per_second) {
-        Some(s) => format!(
-            "snapshot scan reads ~{units:.0} read units (consistent, 4 KB each): ~{} at {} read units/s ({})",
-            human(s),
-            reads.units_per_second,
-            reads.basis
-        ),
-        None => format!(
-            "snapshot scan reads ~{units:.0} read units (consistent, 4 KB each); read budget {}",
-            reads.basis
-        ),
-    }
-}
-
-/// DynamoDB serves at most two readers per stream shard at once (AWS advises one on a global
-/// table) before throttling them: Lambda triggers on the source share that with ferry.
-fn consumers_warning(consumers: usize, global: bool) -> Option<String> {
-    if consumers == 0 {
-        return None;
-    }
-    let (limit, what) = if global {
-        (1, "1 reader per shard on a global table")
-    } else {
-        (2, "2 readers per shard")
-    };
-    let readers = consumers + 1;
-    let effect = if readers > limit {
-        "ferry's reads and theirs will be throttled (replay slows down)"
-    } else {
-        "no other reader can be added while ferry runs"
-    };
-    Some(format!(
-        "source stream already has {consumers} Lambda consumer(s) (event source mappings): with ferry that is \
-         {readers} reader(s), and DynamoDB allows {what}; {effect}. Consider pausing those triggers during the \
-         migration."
-    ))
-}
-
 fn budget_seconds(bytes: i64, items: i64, tuning: Option<&TableConfig>) -> f64 {
     match tuning.filter(|c| c.max_write_units_per_second > 0) {
         // One write unit per started KB of each item: at least one per item.
@@ -350,50 +309,5 @@ mod tests {
         c.max_write_units_per_second = 0;
         assert_eq!(budget_seconds(1024 * 1000, 10, Some(&c)), 0.01);
         assert_eq!(human(7200.0), "2.0 h");
-    }
-
-    #[test]
-    fn the_scan_line_shows_the_expected_time_at_the_read_budget() {
-        let reads = budget::ReadBudget {
-            units_per_second: 500,
-            basis: "50% of the table's provisioned read capacity (1000)".into(),
-        };
-        assert_eq!(
-            scan_line(4096 * 600_000, &reads),
-            "snapshot scan reads ~600000 read units (consistent, 4 KB each): ~20 min at 500 read units/s \
-             (50% of the table's provisioned read capacity (1000))"
-        );
-        let unlimited = budget::ReadBudget {
-            units_per_second: 0,
-            basis: "unlimited (on-demand table; set max_read_units_per_second to limit it)".into(),
-        };
-        assert!(
-            scan_line(4096, &unlimited)
-                .ends_with("read budget unlimited (on-demand table; set max_read_units_per_second to limit it)")
-        );
-    }
-
-    #[test]
-    fn existing_stream_consumers_are_warned_about_with_the_reader_limit() {
-        assert_eq!(consumers_warning(0, false), None);
-        let one = consumers_warning(1, false).unwrap();
-        assert!(
-            one.starts_with("source stream already has 1 Lambda consumer(s)"),
-            "{one}"
-        );
-        assert!(
-            one.contains("2 reader(s), and DynamoDB allows 2 readers per shard; no other reader"),
-            "{one}"
-        );
-        let two = consumers_warning(2, false).unwrap();
-        assert!(
-            two.contains("3 reader(s)") && two.contains("will be throttled"),
-            "{two}"
-        );
-        let global = consumers_warning(1, true).unwrap();
-        assert!(
-            global.contains("allows 1 reader per shard on a global table") && global.contains("throttled"),
-            "{global}"
-        );
     }
 }

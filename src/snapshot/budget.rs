@@ -96,6 +96,23 @@ pub fn page_limit(units_per_second: u32, readers: usize, avg_item_bytes: u64) ->
     Some(items.clamp(1.0, i32::MAX as f64) as i32)
 }
 
+/// The scan's cost and expected time at `reads`, for `ferry plan`.
+pub fn describe(bytes: u64, reads: &ReadBudget) -> String {
+    let units = scan_units(bytes);
+    match expected_seconds(bytes, reads.units_per_second) {
+        Some(s) => format!(
+            "snapshot scan reads ~{units:.0} read units (consistent, 4 KB each): ~{} at {} read units/s ({})",
+            crate::plan::preview::human(s),
+            reads.units_per_second,
+            reads.basis
+        ),
+        None => format!(
+            "snapshot scan reads ~{units:.0} read units (consistent, 4 KB each); read budget {}",
+            reads.basis
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +184,26 @@ mod tests {
         // A large budget leaves pages at DynamoDB's 1 MB.
         assert_eq!(page_limit(100_000, 4, 1024), None);
         assert_eq!(page_limit(0, 4, 1024), None);
+    }
+
+    #[test]
+    fn the_scan_line_shows_the_expected_time_at_the_read_budget() {
+        let reads = ReadBudget {
+            units_per_second: 500,
+            basis: "50% of the table's provisioned read capacity (1000)".into(),
+        };
+        assert_eq!(
+            describe(4096 * 600_000, &reads),
+            "snapshot scan reads ~600000 read units (consistent, 4 KB each): ~20 min at 500 read units/s \
+             (50% of the table's provisioned read capacity (1000))"
+        );
+        let unlimited = ReadBudget {
+            units_per_second: 0,
+            basis: "unlimited (on-demand table; set max_read_units_per_second to limit it)".into(),
+        };
+        assert!(
+            describe(4096, &unlimited)
+                .ends_with("read budget unlimited (on-demand table; set max_read_units_per_second to limit it)")
+        );
     }
 }

@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod export;
 pub mod scan;
+mod segment;
 pub mod source;
 
 #[cfg(test)]

@@ -289,6 +289,8 @@ async fn discover_edit_plan_sync_and_converge_after_a_crash() {
         "Lambda mapping fn-orders -> fn-orders-v2 (remapped): created DISABLED at LATEST",
         "source stream NEW_IMAGE",
         "destination \"UsersV2\" does not exist: created from schemas/Users.json",
+        "warn  source stream already has 1 Lambda consumer(s) (event source mappings): with ferry that is 2",
+        "at 2 read units/s (50% of the table's provisioned read capacity (5))",
     ] {
         assert!(report.contains(want), "plan report lacks {want:?}:\n{report}");
     }

@@ -131,7 +131,8 @@ impl Applier {
     }
 
     /// Queues changes in order (a whole page at once: one budget acquisition and one queue
-    /// operation per lane instead of one per change). Waits while lanes are full.
+    /// operation per lane instead of one per change). Waits while lanes are full; fails as soon
+    /// as the applier has failed, even while waiting.
     pub async fn submit_all(&self, changes: Vec<Change>) -> Result<()> {
         let lanes = self.lanes.len() as u64;
         let mut by_lane: Vec<Vec<(Change, u32)>> = (0..lanes).map(|_| Vec::new()).collect();
@@ -159,19 +160,26 @@ impl Applier {
         if total == 0 {
             return Ok(());
         }
-        let mut permit = self
-            .budget
-            .clone()
-            .acquire_many_owned(total)
-            .await
-            .expect("budget never closes");
+        // Both waits end when the applier fails: a lane stuck on its write would otherwise hold
+        // the budget or its queue full, and the submitter would wait for ever.
+        let stopped = || Err(self.error().unwrap_or_else(|| Error::fatal("apply path stopped")));
+        let mut permit = tokio::select! {
+            biased;
+            _ = self.failed.cancelled() => return stopped(),
+            p = self.budget.clone().acquire_many_owned(total) => p.expect("budget never closes"),
+        };
         for (lane, (chunk, kib)) in by_lane.into_iter().zip(kib_by_lane).enumerate() {
             if chunk.is_empty() {
                 continue;
             }
             let share = permit.split(kib as usize).expect("permits cover every lane");
-            if self.lanes[lane].send((chunk, share)).await.is_err() || self.failed.is_cancelled() {
-                return Err(self.error().unwrap_or_else(|| Error::fatal("apply path stopped")));
+            let sent = tokio::select! {
+                biased;
+                _ = self.failed.cancelled() => false,
+                r = self.lanes[lane].send((chunk, share)) => r.is_ok(),
+            };
+            if !sent || self.failed.is_cancelled() {
+                return stopped();
             }
         }
         Ok(())

@@ -303,3 +303,70 @@ async fn a_stop_during_an_outage_ends_the_writes_without_acknowledging_them() {
     assert!(io.written.lock().unwrap().is_empty());
     assert!(stats.health.retrying().is_none());
 }
+
+/// A submitter waiting on a full lane (its writes stuck) gets the applier's error as soon as
+/// another lane fails, instead of waiting for room that never comes.
+#[tokio::test(start_paused = true)]
+async fn a_submit_waiting_on_a_full_lane_ends_when_another_lane_fails() {
+    struct StuckOrRefused;
+    impl ApplyIo for StuckOrRefused {
+        async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+            if ops.iter().any(|o| kv(o).0 == "poison") {
+                return Err(Error::fatal("BatchWriteItem failed: ValidationException: bad item"));
+            }
+            std::future::pending().await
+        }
+        async fn read_source(&self, _: Vec<Item>) -> Result<Vec<Item>> {
+            unreachable!()
+        }
+        fn key_names(&self) -> &[String] {
+            static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+            K.get_or_init(|| vec!["pk".to_string()])
+        }
+        fn destination(&self) -> &str {
+            "dest"
+        }
+    }
+    fn change(k: &str) -> Change {
+        let item = Item::from([
+            ("pk".to_string(), AttributeValue::S(k.to_string())),
+            ("v".to_string(), AttributeValue::N("1".into())),
+        ]);
+        test_support::change(k, Op::Put(item), 0)
+    }
+    let lane = |k: &str| change(k).key.lane_hash() % 2;
+    let poison_lane = lane("poison");
+    let stuck: Vec<String> = (0..)
+        .map(|i| format!("k{i}"))
+        .filter(|k| lane(k) != poison_lane)
+        .take(20_000)
+        .collect();
+
+    let applier = Arc::new(Applier::start(
+        Arc::new(StuckOrRefused),
+        2,
+        Arc::new(Limiter::new(0)),
+        Arc::default(),
+    ));
+    let submitted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let submitter = tokio::spawn({
+        let (applier, submitted) = (applier.clone(), submitted.clone());
+        async move {
+            for k in &stuck {
+                applier.submit(change(k)).await?;
+                submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok::<_, Error>(())
+        }
+    });
+    // With time paused this returns once every other task is idle: the stuck lane's queue is full.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(
+        submitted.load(std::sync::atomic::Ordering::Relaxed) < 20_000,
+        "the lane never filled"
+    );
+
+    applier.submit(change("poison")).await.unwrap();
+    let err = submitter.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains(r#"put of key {"pk":{"S":"poison"}}"#), "{err}");
+}

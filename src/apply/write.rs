@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use tokio_util::sync::CancellationToken;
 
 use super::limit::Limiter;
@@ -129,6 +129,8 @@ pub struct DynamoIo {
     pub source: aws_sdk_dynamodb::Client,
     pub source_table: String,
     pub key_names: Arc<[String]>,
+    /// The source's read budget (shared with the snapshot scan), charged after each read.
+    pub read_limiter: Arc<Limiter>,
 }
 
 impl ApplyIo for DynamoIo {
@@ -154,6 +156,7 @@ impl ApplyIo for DynamoIo {
             let mut want = Some(chunk.to_vec());
             let mut attempt = 0;
             while let Some(k) = want.take().filter(|k| !k.is_empty()) {
+                let asked = k.len() as f64;
                 let ka = KeysAndAttributes::builder()
                     .set_keys(Some(k))
                     .consistent_read(true)
@@ -166,12 +169,22 @@ impl ApplyIo for DynamoIo {
                         self.source
                             .batch_get_item()
                             .request_items(&self.source_table, ka.clone())
+                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
                             .send()
                             .await
                             .map_err(|e| Error::from_sdk("BatchGetItem", e))
                     },
                 )
                 .await?;
+                // Paid after the read, like the scan: at least a unit per key when not reported.
+                let used: f64 = out
+                    .consumed_capacity
+                    .iter()
+                    .flatten()
+                    .filter_map(|c| c.capacity_units)
+                    .sum();
+                let used = if out.consumed_capacity.is_some() { used } else { asked };
+                self.read_limiter.acquire(used.ceil() as u32).await;
                 found.extend(out.responses.unwrap_or_default().into_values().flatten());
                 want = out
                     .unprocessed_keys

@@ -71,6 +71,10 @@ pub struct TableConfig {
     pub scan_segments: Option<u32>,
     /// Write-unit budget per second on the destination; 0 = unlimited.
     pub max_write_units_per_second: u32,
+    /// Read-unit budget per second on the source (snapshot scan, read-through of KEYS_ONLY and
+    /// OLD_IMAGE streams); 0 = unlimited, `None` = half the table's read capacity
+    /// ([`crate::snapshot::budget::resolve`]).
+    pub max_read_units_per_second: Option<u32>,
     /// Batches in flight at once for this table (apply lanes).
     pub write_concurrency: u32,
     /// How far before the capture time stream replay starts, to absorb the coarse
@@ -90,6 +94,7 @@ impl TableConfig {
             snapshot: Snapshot::Scan,
             scan_segments: None,
             max_write_units_per_second: 0,
+            max_read_units_per_second: None,
             write_concurrency: 16,
             replay_overlap_seconds: 300,
             export: None,
@@ -264,6 +269,7 @@ fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -
         errs.at(t.span(), format!("scan_segments in {} must be at least 1", t.name()));
     }
     let max_wcu = t.uint(errs, "max_write_units_per_second", u32::MAX as u64).unwrap_or(0);
+    let max_rcu = t.uint(errs, "max_read_units_per_second", u32::MAX as u64);
     let lanes = t.uint(errs, "write_concurrency", 1024).unwrap_or(16).max(1);
     // Below the 24 h stream retention: an older replay point could start past trimmed records.
     let overlap = t
@@ -286,6 +292,7 @@ fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -
         snapshot: snapshot?,
         scan_segments: scan_segments.map(|n| n as u32),
         max_write_units_per_second: max_wcu as u32,
+        max_read_units_per_second: max_rcu.map(|n| n as u32),
         write_concurrency: lanes as u32,
         replay_overlap_seconds: overlap,
         export,
@@ -420,6 +427,7 @@ path = "state/ferry.db"
 source = "Orders"
 scan_segments = 4
 max_write_units_per_second = 1_000
+max_read_units_per_second = 250
 [[table]]
 source = "Users"
 destination = "UsersV2"
@@ -440,6 +448,11 @@ snapshot = "none"
         assert_eq!(c.tables[0].destination, "Orders");
         assert_eq!(c.tables[0].scan_segments, Some(4));
         assert_eq!(c.tables[0].max_write_units_per_second, 1000);
+        assert_eq!(c.tables[0].max_read_units_per_second, Some(250));
+        assert_eq!(
+            c.tables[1].max_read_units_per_second, None,
+            "half the table's read capacity"
+        );
         assert_eq!(c.tables[1].destination, "UsersV2");
         assert_eq!(c.tables[1].snapshot, Snapshot::None);
         assert_eq!(c.tables[1].scan_segments, None, "sized from the table");

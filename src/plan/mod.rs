@@ -8,6 +8,7 @@
 //! plan/ferry.toml            the config with a [[table]] list for the plan, for `ferry sync -c`
 //! ```
 
+mod consumers;
 pub mod discover;
 pub mod lambda;
 pub mod lambda_map;

@@ -4,10 +4,11 @@
 use std::fmt::Write as _;
 
 use super::{Plan, PlannedTable};
-use crate::config::{Clients, Config, TableConfig};
+use crate::config::{Clients, Config, Snapshot, TableConfig};
 use crate::discover::{self, settings};
 use crate::error::{Error, Result};
 use crate::retry::Policy;
+use crate::snapshot::budget;
 
 /// DynamoDB Streams keeps records for 24 hours: a bulk load must finish well within that.
 const RETENTION_HOURS: f64 = 24.0;
@@ -120,6 +121,10 @@ async fn table(
             "source has no stream: `ferry sync --enable-streams` enables NEW_AND_OLD_IMAGES, or sync refuses",
         ),
     }
+    let global = s.replicas.as_ref().is_some_and(|r| !r.is_empty());
+    if let Some(w) = super::consumers::warning(t.mappings.len() + t.skipped_mappings.len(), global) {
+        out.line("warn", w);
+    }
     let pitr = match settings::pitr(src, &t.source).await {
         Ok(true) => "on".to_string(),
         Ok(false) => "off".to_string(),
@@ -127,13 +132,25 @@ async fn table(
     };
     out.line("info", format!("source PITR {pitr}"));
     out.line("info", "bulk load by parallel scan (no [export] bucket in this config)");
+    let scans = tuning.is_none_or(|c| c.snapshot == Snapshot::Scan);
+    let reads = budget::resolve(tuning.and_then(|c| c.max_read_units_per_second), &s);
+    if scans {
+        out.line("info", budget::describe(bytes.max(0) as u64, &reads));
+    }
     destination(out, t, dst).await?;
-    let est_s = budget_seconds(bytes, items, tuning);
-    let hours = est_s / 3600.0;
-    let rate = match tuning.filter(|c| c.max_write_units_per_second > 0) {
-        Some(c) => format!("the table's budget of {} write units/s", c.max_write_units_per_second),
-        None => format!("an assumed {ASSUMED_ITEMS_PER_SECOND} items/s"),
+    let write_s = budget_seconds(bytes, items, tuning);
+    let read_s = budget::expected_seconds(bytes.max(0) as u64, reads.units_per_second).filter(|_| scans);
+    let (est_s, rate) = match read_s.filter(|r| *r > write_s) {
+        Some(r) => (r, format!("the read budget of {} read units/s", reads.units_per_second)),
+        None => (
+            write_s,
+            match tuning.filter(|c| c.max_write_units_per_second > 0) {
+                Some(c) => format!("the table's budget of {} write units/s", c.max_write_units_per_second),
+                None => format!("an assumed {ASSUMED_ITEMS_PER_SECOND} items/s"),
+            },
+        ),
     };
+    let hours = est_s / 3600.0;
     let tag = if hours >= RETENTION_HOURS {
         "FAIL"
     } else if hours >= RETENTION_HOURS / 2.0 {
@@ -263,7 +280,8 @@ fn budget_seconds(bytes: i64, items: i64, tuning: Option<&TableConfig>) -> f64 {
     }
 }
 
-fn human(s: f64) -> String {
+/// A duration for people: seconds, minutes or hours.
+pub(crate) fn human(s: f64) -> String {
     if s < 90.0 {
         format!("{s:.0} s")
     } else if s < 5400.0 {

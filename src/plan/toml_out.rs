@@ -26,6 +26,9 @@ pub fn render(config: &Config, tables: &[(String, String)]) -> String {
             if let Some(n) = t.scan_segments {
                 out.push_str(&format!("scan_segments = {n}\n"));
             }
+            if let Some(n) = t.max_read_units_per_second {
+                out.push_str(&format!("max_read_units_per_second = {n}\n"));
+            }
             out.push_str(&format!(
                 "max_write_units_per_second = {}\nwrite_concurrency = {}\nreplay_overlap_seconds = {}\n",
                 t.max_write_units_per_second, t.write_concurrency, t.replay_overlap_seconds
@@ -82,7 +85,7 @@ mod tests {
         let c = Config::parse(
             Path::new("/x/ferry.toml"),
             "[source]\nregion = \"us-east-1\"\n[source.endpoints]\nlambda = \"http://127.0.0.1:1\"\n\
-             [destination]\nprofile = \"d\\\"q\"\n[[table]]\nsource = \"A\"\nscan_segments = 3\n",
+             [destination]\nprofile = \"d\\\"q\"\n[[table]]\nsource = \"A\"\nscan_segments = 3\nmax_read_units_per_second = 7\n",
         )
         .unwrap();
         let text = render(&c, &[("A".into(), "A2".into()), ("B".into(), "B".into())]);
@@ -90,6 +93,7 @@ mod tests {
         assert_eq!(back.tables.len(), 2);
         assert_eq!(back.tables[0].destination, "A2");
         assert_eq!(back.tables[0].scan_segments, Some(3));
+        assert_eq!(back.tables[0].max_read_units_per_second, Some(7));
         assert_eq!(back.destination.profile.as_deref(), Some("d\"q"));
         assert_eq!(back.source.endpoints.lambda.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(back.state_path, Path::new("/x/ferry-state.db"));

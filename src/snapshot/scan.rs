@@ -4,29 +4,27 @@
 //! while the previous one is written); a segment's resume point (the page's LastEvaluatedKey) is
 //! persisted only once every item up to it is durably written, so a restart re-copies at most the
 //! pages that were in flight.
+//!
+//! Reads stay within the table's read budget ([`super::budget`]): each page is paid for with the
+//! read units it consumed, and pages are kept small enough that reading ahead of the payment
+//! cannot overshoot it by much. Source throttles are retried with backoff, never fatal.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{Applier, Change, Op, Ticket};
+use super::budget::{self, ReadBudget};
+use super::segment::{SegPos, SegmentReader};
+use super::source::ScanSource;
+use crate::apply::{Applier, Limiter};
 use crate::checkpoint::{OrderedAck, SegmentRow, Store};
 use crate::error::{Error, Result};
-use crate::item::{KeyBytes, json};
-use crate::retry::Policy;
 use crate::telemetry::TableStats;
-
-/// Resume point of a segment: the key to continue after (`None` = segment finished), and the
-/// items copied up to there.
-#[derive(Debug, Clone, PartialEq)]
-struct SegPos {
-    next: Option<String>,
-    items: i64,
-}
 
 /// Items per segment aimed at when `scan_segments` is not set.
 const ITEMS_PER_SEGMENT: u64 = 4_000;
@@ -50,8 +48,8 @@ pub fn segments_for(configured: Option<u32>, items: u64) -> u32 {
     })
 }
 
-pub struct ScanTask {
-    pub source: aws_sdk_dynamodb::Client,
+pub struct ScanTask<S> {
+    pub source: Arc<S>,
     pub table: String,
     /// TotalSegments, as recorded at the capture point: a resumed scan must split the table the
     /// same way as the run that saved the segments' positions.
@@ -60,6 +58,12 @@ pub struct ScanTask {
     pub store: Arc<Store>,
     pub stats: Arc<TableStats>,
     pub stop: CancellationToken,
+    /// The source's read budget, shared with the apply path's source reads.
+    pub read_limiter: Arc<Limiter>,
+    pub read_budget: ReadBudget,
+    /// DescribeTable's TableSizeBytes and ItemCount, for page sizes and the expected time.
+    pub table_bytes: u64,
+    pub table_items: u64,
 }
 
 struct Seg {
@@ -67,9 +71,10 @@ struct Seg {
     ack: Arc<OrderedAck<SegPos>>,
 }
 
-impl ScanTask {
+impl<S: ScanSource> ScanTask<S> {
     /// Copies every segment not yet done. Returns `true` when the whole table is copied, `false`
-    /// when stopped first (progress is saved either way).
+    /// when stopped first (progress is saved either way). Returns promptly on a stop or on the
+    /// first failure (of a segment or of the apply path); no reader outlives it.
     pub async fn run(self, applier: Applier) -> Result<bool> {
         let applier = Arc::new(applier);
         let saved: HashMap<i64, SegmentRow> = self
@@ -78,6 +83,17 @@ impl ScanTask {
             .into_iter()
             .map(|s| (s.segment, s))
             .collect();
+        let pending = (0..self.segments as i64)
+            .filter(|i| !saved.get(i).is_some_and(|r| r.done))
+            .count();
+        let limit = budget::page_limit(
+            self.read_budget.units_per_second,
+            pending.min(SEGMENTS_AT_ONCE),
+            self.table_bytes.checked_div(self.table_items).unwrap_or(1024),
+        );
+        self.log_expected_time(saved.values().map(|r| r.items.max(0) as u64).sum());
+        let read_units = Arc::new(AtomicU64::new(0));
+        let started = tokio::time::Instant::now();
         let mut segs = Vec::new();
         let mut tasks = JoinSet::new();
         // Fair: segments start in order as earlier ones finish.
@@ -96,19 +112,23 @@ impl ScanTask {
                     table: self.table.clone(),
                     segment: i as i32,
                     total: self.segments as i32,
+                    limit,
                     start: row.last_key.clone(),
                     items_before: row.items,
                     key_names: self.key_names.clone(),
                     applier: applier.clone(),
                     ack: ack.clone(),
                     stop: self.stop.clone(),
+                    limiter: self.read_limiter.clone(),
+                    read_units: read_units.clone(),
+                    stats: self.stats.clone(),
                 };
-                let turns = turns.clone();
+                let (turns, stop) = (turns.clone(), self.stop.clone());
                 tasks.spawn(async move {
-                    let _turn = turns
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| Error::fatal("scan turns closed"))?;
+                    let _turn = tokio::select! {
+                        t = turns.acquire_owned() => t.map_err(|_| Error::fatal("scan turns closed"))?,
+                        _ = stop.cancelled() => return Ok(()),
+                    };
                     reader.run().await
                 });
             }
@@ -126,7 +146,9 @@ impl ScanTask {
                     Some(Err(e)) => { first_err.get_or_insert(Error::fatal(format!("scan segment panicked: {e}"))); self.stop.cancel(); }
                 },
                 _ = tick.tick() => { self.flush(&mut segs)?; }
-                _ = applier.failed.cancelled() => { self.stop.cancel(); }
+                // Once stopped, this arm is off: a completed future polled in a loop would spin
+                // (and, on one worker, starve the readers it waits for).
+                _ = applier.failed.cancelled(), if !self.stop.is_cancelled() => { self.stop.cancel(); }
             }
         }
         // Every page is read; the writes may still be draining. Progress keeps being saved.
@@ -143,9 +165,39 @@ impl ScanTask {
             first_err.get_or_insert(e);
         }
         let done = self.flush(&mut segs)?;
+        let units = read_units.load(Relaxed);
+        let secs = started.elapsed().as_secs_f64();
+        tracing::info!(
+            table = %self.table,
+            read_units = units,
+            seconds = secs.round(),
+            units_per_second = (units as f64 / secs.max(1.0)).round(),
+            budget = self.read_budget.units_per_second,
+            "snapshot scan read {units} read units in {}", crate::plan::preview::human(secs)
+        );
         match first_err {
             Some(e) => Err(e),
             None => Ok(done),
+        }
+    }
+
+    /// Logs the budget and the time the rest of the scan should take at it.
+    fn log_expected_time(&self, items_done: u64) {
+        let left = if self.table_items == 0 {
+            self.table_bytes
+        } else {
+            let share = 1.0 - (items_done as f64 / self.table_items as f64).min(1.0);
+            (self.table_bytes as f64 * share) as u64
+        };
+        let b = &self.read_budget;
+        match budget::expected_seconds(left, b.units_per_second) {
+            Some(s) => tracing::info!(
+                table = %self.table,
+                budget = b.units_per_second,
+                "snapshot scan: read budget {} units/s ({}): ~{:.0} read units left, expected ~{} (DescribeTable's size, refreshed about every 6 h)",
+                b.units_per_second, b.basis, budget::scan_units(left), crate::plan::preview::human(s)
+            ),
+            None => tracing::info!(table = %self.table, "snapshot scan: read budget {}", b.basis),
         }
     }
 
@@ -172,99 +224,6 @@ impl ScanTask {
         }
         self.stats.snapshot_items.store(items as u64, Relaxed);
         Ok(all_done)
-    }
-}
-
-struct SegmentReader {
-    source: aws_sdk_dynamodb::Client,
-    table: String,
-    segment: i32,
-    total: i32,
-    start: Option<String>,
-    items_before: i64,
-    key_names: Arc<[String]>,
-    applier: Arc<Applier>,
-    ack: Arc<OrderedAck<SegPos>>,
-    stop: CancellationToken,
-}
-
-impl SegmentReader {
-    async fn run(self) -> Result<()> {
-        let mut start_key = match &self.start {
-            None => None,
-            Some(text) => {
-                let v: serde_json::Value = serde_json::from_str(text)
-                    .map_err(|e| Error::fatal(format!("state store: bad scan position for {}: {e}", self.table)))?;
-                Some(
-                    json::item_from_json(&v)
-                        .map_err(|e| Error::fatal(format!("state store: bad scan position: {e}")))?,
-                )
-            }
-        };
-        let mut items_total = self.items_before;
-        loop {
-            if self.stop.is_cancelled() || self.applier.failed.is_cancelled() {
-                return Ok(());
-            }
-            let page = crate::retry::retry(
-                Policy::DAEMON,
-                |_| {},
-                || async {
-                    self.source
-                        .scan()
-                        .table_name(&self.table)
-                        .segment(self.segment)
-                        .total_segments(self.total)
-                        .consistent_read(true)
-                        .set_exclusive_start_key(start_key.clone())
-                        .send()
-                        .await
-                        .map_err(|e| Error::from_sdk("Scan", e))
-                },
-            )
-            .await
-            .map_err(|e| e.context(format!("scanning {} segment {}", self.table, self.segment)))?;
-            let next = page.last_evaluated_key.filter(|k| !k.is_empty());
-            let items = page.items.unwrap_or_default();
-            items_total += items.len() as i64;
-            let pos = SegPos {
-                next: next.as_ref().map(|k| json::item_to_json(k).to_string()),
-                items: items_total,
-            };
-            let n = items.len();
-            if n == 0 {
-                self.ack.register_done(Some(pos));
-            } else {
-                // The page's last item carries the resume point: it commits only once every item
-                // of the page (and of the pages before) is written.
-                let first = self
-                    .ack
-                    .register_all((0..n).map(|i| (if i + 1 == n { Some(pos.clone()) } else { None }, true)));
-                let mut changes = Vec::with_capacity(n);
-                for (i, item) in items.into_iter().enumerate() {
-                    let key = KeyBytes::of(&self.key_names, &item).ok_or_else(|| {
-                        Error::fatal(format!(
-                            "scan of {} returned an item without its key attributes",
-                            self.table
-                        ))
-                    })?;
-                    let ticket = Ticket {
-                        sink: self.ack.clone(),
-                        index: first + i as u64,
-                    };
-                    changes.push(Change {
-                        key,
-                        op: Op::Put(item),
-                        ticket,
-                    });
-                }
-                self.applier.submit_all(changes).await?;
-            }
-            match next {
-                Some(k) => start_key = Some(k),
-                None => return Ok(()),
-            }
-        }
     }
 }
 

@@ -18,8 +18,10 @@ use crate::discover::{self, check::Checked, create};
 use crate::error::{Error, Result};
 use crate::plan::{PlannedTable, restore};
 use crate::retry::{Policy, Retrier};
+use crate::snapshot::budget;
 use crate::snapshot::export::{self, ExportSnapshot};
 use crate::snapshot::scan::{ScanTask, segments_for};
+use crate::snapshot::source::SdkScan;
 use crate::source::sqs::consumer::SqsTask;
 use crate::source::streams::{self, StreamTask, View, api::SdkStreams};
 use crate::telemetry::TableStats;
@@ -62,6 +64,8 @@ impl TableRun {
             .store(row.newest_applied_ms.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
         let key_names: Arc<[String]> = discover::key_names(&self.checked.source).into();
         let limiter = Arc::new(Limiter::new(self.cfg.max_write_units_per_second));
+        let read_budget = budget::resolve(self.cfg.max_read_units_per_second, &self.checked.source);
+        let read_limiter = Arc::new(Limiter::new(read_budget.units_per_second));
 
         let mut _slot = None;
         if let Some(slots) = self.slots.clone().filter(|_| !row.snapshot_done) {
@@ -97,7 +101,9 @@ impl TableRun {
                 poll: self.export_poll,
             };
             if !snap
-                .run(&mut row, || self.applier(key_names.clone(), limiter.clone()))
+                .run(&mut row, || {
+                    self.applier(key_names.clone(), limiter.clone(), read_limiter.clone())
+                })
                 .await?
             {
                 return Ok(()); // stopped; resumes with the files not yet loaded
@@ -111,15 +117,23 @@ impl TableRun {
             let segments = self.snapshot_segments(&row);
             tracing::info!(table = %name, segments, "snapshot: parallel scan");
             let scan = ScanTask {
-                source: self.src.dynamodb.clone(),
+                source: Arc::new(SdkScan {
+                    client: self.src.dynamodb.clone(),
+                    table: name.clone(),
+                }),
                 table: name.clone(),
                 segments,
                 key_names: key_names.clone(),
                 store: self.store.clone(),
                 stats: self.stats.clone(),
                 stop: self.stop.child_token(),
+                read_limiter: read_limiter.clone(),
+                read_budget,
+                table_bytes: self.checked.source.table_size_bytes.unwrap_or(0).max(0) as u64,
+                table_items: self.checked.source.item_count.unwrap_or(0).max(0) as u64,
             };
-            if !scan.run(self.applier(key_names.clone(), limiter.clone())).await? {
+            let applier = self.applier(key_names.clone(), limiter.clone(), read_limiter.clone());
+            if !scan.run(applier).await? {
                 return Ok(()); // stopped; resumes from the saved segments
             }
             row.snapshot_done = true;
@@ -163,7 +177,7 @@ impl TableRun {
                 stats: self.stats.clone(),
                 stop: self.stop.clone(),
             };
-            return task.run(self.applier(key_names, limiter)).await;
+            return task.run(self.applier(key_names, limiter, read_limiter)).await;
         }
         tracing::info!(table = %name, stream = %stream_arn, "streaming changes");
         let task = StreamTask {
@@ -179,7 +193,7 @@ impl TableRun {
             list_every: self.list_every,
             clock: Default::default(),
         };
-        task.run(self.applier(key_names, limiter)).await
+        task.run(self.applier(key_names, limiter, read_limiter)).await
     }
 
     /// TotalSegments of the snapshot scan: the count recorded at the capture point, so that a
@@ -288,13 +302,14 @@ impl TableRun {
         Ok(())
     }
 
-    fn applier(&self, key_names: Arc<[String]>, limiter: Arc<Limiter>) -> Applier {
+    fn applier(&self, key_names: Arc<[String]>, limiter: Arc<Limiter>, read_limiter: Arc<Limiter>) -> Applier {
         let io = DynamoIo {
             destination: self.dst.dynamodb.clone(),
             destination_table: self.cfg.destination.clone(),
             source: self.src.dynamodb.clone(),
             source_table: self.cfg.source.clone(),
             key_names,
+            read_limiter,
         };
         Applier::start_with_stop(
             Arc::new(io),

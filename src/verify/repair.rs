@@ -31,6 +31,8 @@ pub async fn repair(
         source: src.dynamodb.clone(),
         source_table: cfg.source.clone(),
         key_names: key_names.clone(),
+        // Repair re-reads a few keys: no budget.
+        read_limiter: Arc::new(Limiter::new(0)),
     };
     let applier = Applier::start(
         Arc::new(io),

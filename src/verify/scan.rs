@@ -100,6 +100,8 @@ impl Side {
             source: self.client.clone(),
             source_table: self.table.clone(),
             key_names: self.key_names.clone(),
+            // Already paid above (verify's own budget).
+            read_limiter: Arc::new(Limiter::new(0)),
         };
         reader.read_source(keys).await
     }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::limit::Limiter;
 use crate::error::{Error, Kind, Result};
 use crate::item::{self, Item};
-use crate::retry::{Policy, Retrier};
+use crate::retry::Retrier;
 use crate::telemetry::TableStats;
 
 /// A resolved write: what the destination must end up holding for one key.
@@ -131,6 +131,9 @@ pub struct DynamoIo {
     pub key_names: Arc<[String]>,
     /// The source's read budget (shared with the snapshot scan), charged after each read.
     pub read_limiter: Arc<Limiter>,
+    /// Ends read retries on a stop; the table whose health they report.
+    pub stop: CancellationToken,
+    pub stats: Arc<TableStats>,
 }
 
 impl ApplyIo for DynamoIo {
@@ -152,9 +155,13 @@ impl ApplyIo for DynamoIo {
 
     async fn read_source(&self, keys: Vec<Item>) -> Result<Vec<Item>> {
         let mut found = Vec::with_capacity(keys.len());
+        let mut retrier = Retrier::daemon(
+            format!("reading {} for read-through", self.source_table),
+            &self.stop,
+            &self.stats,
+        );
         for chunk in keys.chunks(100) {
             let mut want = Some(chunk.to_vec());
-            let mut attempt = 0;
             while let Some(k) = want.take().filter(|k| !k.is_empty()) {
                 let asked = k.len() as f64;
                 let ka = KeysAndAttributes::builder()
@@ -162,10 +169,8 @@ impl ApplyIo for DynamoIo {
                     .consistent_read(true)
                     .build()
                     .map_err(|e| Error::fatal(e.to_string()))?;
-                let out = crate::retry::retry(
-                    Policy::DAEMON,
-                    |_| {},
-                    || async {
+                let out = retrier
+                    .run(|| async {
                         self.source
                             .batch_get_item()
                             .request_items(&self.source_table, ka.clone())
@@ -173,9 +178,8 @@ impl ApplyIo for DynamoIo {
                             .send()
                             .await
                             .map_err(|e| Error::from_sdk("BatchGetItem", e))
-                    },
-                )
-                .await?;
+                    })
+                    .await?;
                 // Paid after the read, like the scan: at least a unit per key when not reported.
                 let used: f64 = out
                     .consumed_capacity
@@ -190,9 +194,11 @@ impl ApplyIo for DynamoIo {
                     .unprocessed_keys
                     .and_then(|mut m| m.remove(&self.source_table))
                     .map(|ka| ka.keys);
-                if want.as_ref().is_some_and(|k| !k.is_empty()) {
-                    tokio::time::sleep(Policy::DAEMON.delay(attempt)).await;
-                    attempt += 1;
+                if let Some(left) = want.as_ref().filter(|k| !k.is_empty()) {
+                    let n = left.len();
+                    retrier
+                        .backoff(Error::new(Kind::Throttled, format!("{n} keys left unprocessed")))
+                        .await?;
                 }
             }
         }

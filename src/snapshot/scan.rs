@@ -142,8 +142,8 @@ impl<S: ScanSource> ScanTask<S> {
                 joined = tasks.join_next() => match joined {
                     None => break,
                     Some(Ok(Ok(()))) => {}
-                    Some(Ok(Err(e))) => { first_err.get_or_insert(e); self.stop.cancel(); }
-                    Some(Err(e)) => { first_err.get_or_insert(Error::fatal(format!("scan segment panicked: {e}"))); self.stop.cancel(); }
+                    Some(Ok(Err(e))) => { crate::error::keep_first(&mut first_err, e); self.stop.cancel(); }
+                    Some(Err(e)) => { crate::error::keep_first(&mut first_err, Error::fatal(format!("scan segment panicked: {e}"))); self.stop.cancel(); }
                 },
                 _ = tick.tick() => { self.flush(&mut segs)?; }
                 // Once stopped, this arm is off: a completed future polled in a loop would spin
@@ -162,7 +162,7 @@ impl<S: ScanSource> ScanTask<S> {
             }
         };
         if let Err(e) = drained {
-            first_err.get_or_insert(e);
+            crate::error::keep_first(&mut first_err, e);
         }
         let done = self.flush(&mut segs)?;
         let units = read_units.load(Relaxed);

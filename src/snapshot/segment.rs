@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::source::{Page, PageRequest, ScanSource};
 use crate::apply::{Applier, Change, Limiter, Op, Ticket};
 use crate::checkpoint::OrderedAck;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::item::{Item, KeyBytes, json};
-use crate::retry::Policy;
+use crate::retry::Retrier;
 use crate::telemetry::TableStats;
 
 /// Resume point of a segment: the key to continue after (`None` = segment finished), and the
@@ -126,18 +126,12 @@ impl<S: ScanSource> SegmentReader<S> {
             start,
             limit: self.limit,
         };
-        let page = crate::retry::retry(
-            Policy::DAEMON,
-            |e| {
-                let counter = match e.kind() {
-                    Kind::Throttled => &self.stats.throttles,
-                    _ => &self.stats.retries,
-                };
-                counter.fetch_add(1, Relaxed);
-                tracing::debug!(table = %self.table, segment = self.segment, "scan retried: {e}");
-            },
-            || self.source.page(req.clone()),
+        let page = Retrier::daemon(
+            format!("scanning {} segment {}", self.table, self.segment),
+            &self.stop,
+            &self.stats,
         )
+        .run(|| self.source.page(req.clone()))
         .await
         .map_err(|e| e.context(format!("scanning {} segment {}", self.table, self.segment)))?;
         *owed += page.read_units.max(0.0);

@@ -310,6 +310,8 @@ impl TableRun {
             source_table: self.cfg.source.clone(),
             key_names,
             read_limiter,
+            stop: self.stop.clone(),
+            stats: self.stats.clone(),
         };
         Applier::start_with_stop(
             Arc::new(io),

@@ -33,6 +33,8 @@ pub async fn repair(
         key_names: key_names.clone(),
         // Repair re-reads a few keys: no budget.
         read_limiter: Arc::new(Limiter::new(0)),
+        stop: tokio_util::sync::CancellationToken::new(),
+        stats: Arc::default(),
     };
     let applier = Applier::start(
         Arc::new(io),

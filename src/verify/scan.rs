@@ -102,6 +102,8 @@ impl Side {
             key_names: self.key_names.clone(),
             // Already paid above (verify's own budget).
             read_limiter: Arc::new(Limiter::new(0)),
+            stop: tokio_util::sync::CancellationToken::new(),
+            stats: Arc::default(),
         };
         reader.read_source(keys).await
     }

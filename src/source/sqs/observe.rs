@@ -73,7 +73,15 @@ async fn watch_dead_letter(sh: &Shared, policy: Option<&str>) -> Result<()> {
     let dl = match known {
         Some(d) => d,
         None => {
-            let d = dead_letter::resolve(&t.sqs, &t.queue, &arn, count).await?;
+            let d = match dead_letter::resolve(&t.sqs, &t.queue, &arn, count).await {
+                Ok(d) => d,
+                // A transient failure finding the queue: asked again at the next poll.
+                Err(e) if !e.is_fatal() => {
+                    tracing::warn!(table = %t.table, "finding the dead-letter queue failed, will ask again: {e}");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
             *sh.dead_letter.lock().unwrap() = Some(d.clone());
             d
         }

@@ -13,7 +13,7 @@ use super::consumer::{Shared, SqsTask, queue_error, sqs_error};
 use crate::checkpoint::OrderedAck;
 use crate::error::Result;
 use crate::item::KeyBytes;
-use crate::retry::Policy;
+use crate::retry::Retrier;
 
 /// A decoded, admitted batch, handed from its receiver to its settler.
 pub(super) struct Handoff {
@@ -77,21 +77,20 @@ async fn finish(sh: &Shared, batch: &Handoff, receipts: &[String], extend: &mut 
                 .expect("id and receipt are set")
         })
         .collect();
-    let out = crate::retry::retry(
-        Policy::DAEMON,
-        |_| {
-            t.stats.retries.fetch_add(1, Relaxed);
-        },
-        || async {
-            t.sqs
-                .delete_message_batch()
-                .queue_url(&t.queue.url)
-                .set_entries(Some(entries.clone()))
-                .send()
-                .await
-                .map_err(|e| sqs_error("DeleteMessageBatch", e))
-        },
+    let out = Retrier::daemon(
+        format!("deleting applied messages from {}", t.queue.url),
+        &t.stop,
+        &t.stats,
     )
+    .run(|| async {
+        t.sqs
+            .delete_message_batch()
+            .queue_url(&t.queue.url)
+            .set_entries(Some(entries.clone()))
+            .send()
+            .await
+            .map_err(|e| sqs_error("DeleteMessageBatch", e))
+    })
     .await
     .map_err(|e| queue_error(t, e))?;
     for f in out.failed() {

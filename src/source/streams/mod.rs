@@ -112,6 +112,8 @@ impl<S: StreamApi> StreamTask<S> {
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         list_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+        // Whether the last shard listing failed (the table shows as retrying until one works).
+        let mut listing_failing = false;
         let result: Result<()> = async {
             loop {
                 tokio::select! {
@@ -119,7 +121,7 @@ impl<S: StreamApi> StreamTask<S> {
                     _ = applier.failed.cancelled() => return Ok(()),
                     _ = list_tick.tick() => {
                         let t = self.clock.now_ms();
-                        if self.discover(&mut lineage, &mut rows, &mut listed, listed_at).await? {
+                        if self.discover(&mut lineage, &mut rows, &mut listed, listed_at, &mut listing_failing).await? {
                             listed_at = t;
                         }
                         self.start_ready(&mut lineage, &rows, &listed, &mut active, &mut consumers, &applier, &consumers_stop)?;
@@ -139,7 +141,7 @@ impl<S: StreamApi> StreamTask<S> {
                                 tracing::info!(table = %self.table, shard = %id, "shard finished");
                                 shard_metrics::finished(&self.table, &id);
                                 let t = self.clock.now_ms();
-                                if self.discover(&mut lineage, &mut rows, &mut listed, listed_at).await? {
+                                if self.discover(&mut lineage, &mut rows, &mut listed, listed_at, &mut listing_failing).await? {
                                     listed_at = t;
                                 }
                                 self.start_ready(&mut lineage, &rows, &listed, &mut active, &mut consumers, &applier, &consumers_stop)?;
@@ -180,9 +182,15 @@ impl<S: StreamApi> StreamTask<S> {
         rows: &mut HashMap<String, ShardRow>,
         listed: &mut HashMap<String, Listed>,
         since: i64,
+        failing: &mut bool,
     ) -> Result<bool> {
         let listing = match self.api.list_shards(&self.stream_arn).await {
-            Ok(l) => l,
+            Ok(l) => {
+                if std::mem::take(failing) {
+                    self.stats.health.recovered();
+                }
+                l
+            }
             Err(e) if e.code() == Some("ResourceNotFoundException") => {
                 return Err(Error::fatal(format!(
                     "table {}: stream {} no longer exists (disabled or replaced). ferry never replaces a stream; \
@@ -191,7 +199,10 @@ impl<S: StreamApi> StreamTask<S> {
                 )));
             }
             Err(e) if !e.is_fatal() => {
+                // Listed again at the next tick: the ticks are this call's backoff.
                 tracing::warn!(table = %self.table, error = %e, "listing shards failed; will retry");
+                self.stats.health.failed(e.message(), !*failing);
+                *failing = true;
                 return Ok(false);
             }
             Err(e) => return Err(e),

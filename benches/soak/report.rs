@@ -1,5 +1,5 @@
 //! The soak's figures: samples grouped into windows, growth after the warm-up window, the printed
-//! table and verdict, and `<target>/ferry-bench/soak.json`.
+//! table and verdict, and `<target>/ferry-bench/soak.json` (figures, windows and every sample).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 /// One look at the running ferry (`life` counts ferry processes: 1, then +1 per restart).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Sample {
     pub t: f64,
     pub life: u32,
@@ -201,6 +201,7 @@ pub fn report(args: &Args, run: &Run, end: &End) -> Result<bool, String> {
         "verify": end.verify,
         "tables_equal": equal,
         "incidents": run.incidents,
+        "samples": run.samples,
     }))?;
     Ok(equal)
 }

@@ -141,7 +141,7 @@ impl Retrier {
     /// The last attempt worked: the backoff starts over and the streak (if any) ends.
     pub fn succeeded(&mut self) {
         self.attempt = 0;
-        if let Some((began, _)) = self.streak {
+        if let Some((began, _)) = self.streak.filter(|_| self.policy.max_attempts.is_none()) {
             tracing::info!(
                 "{}working again after {:.1}s of failures",
                 self.label(),
@@ -187,12 +187,18 @@ impl Retrier {
         }
         let label = self.label();
         let attempts = self.attempt + 1;
+        // A bounded call's failures are told once, by the error it ends with if it gives up.
+        let quiet = self.policy.max_attempts.is_some();
         match &mut self.streak {
+            None if quiet => {
+                tracing::debug!("{label}{e}; retrying");
+                self.streak = Some((now, now));
+            }
             None => {
                 tracing::warn!("{label}{e}; retrying");
                 self.streak = Some((now, now));
             }
-            Some((began, logged)) if now.duration_since(*logged) >= LOG_EVERY => {
+            Some((began, logged)) if !quiet && now.duration_since(*logged) >= LOG_EVERY => {
                 let secs = began.elapsed().as_secs_f64();
                 tracing::warn!("{label}still failing after {secs:.0}s ({attempts} attempts), retrying: {e}");
                 *logged = now;

@@ -246,51 +246,23 @@ mod tests {
 
     #[tokio::test]
     async fn server_faults_without_a_known_code_are_transient_client_faults_are_not() {
-        // A load balancer's or proxy's answer: no body at all.
-        assert_eq!(kind_of(503, "").await, Kind::Retryable);
-        assert_eq!(kind_of(502, "<html>Bad Gateway</html>").await, Kind::Retryable);
-        assert_eq!(
-            kind_of(
-                500,
-                r#"{"__type":"com.amazonaws.dynamodb.v20120810#SomethingNew","message":"?"}"#
-            )
-            .await,
-            Kind::Retryable
-        );
-        assert_eq!(kind_of(429, "").await, Kind::Throttled);
-        assert_eq!(
-            kind_of(
-                400,
-                r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow"}"#
-            )
-            .await,
-            Kind::Throttled
-        );
-        assert_eq!(
-            kind_of(
-                400,
-                r#"{"__type":"com.amazon.coral.validate#ValidationException","message":"bad"}"#
-            )
-            .await,
-            Kind::Fatal
-        );
-        assert_eq!(
-            kind_of(
-                400,
-                r#"{"__type":"com.amazonaws.dynamodb.v20120810#SomethingNew","message":"?"}"#
-            )
-            .await,
-            Kind::Fatal,
-            "an unknown 4xx is the request's fault: retrying cannot fix it"
-        );
-        assert_eq!(
-            kind_of(
-                400,
-                r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"no"}"#
-            )
-            .await,
-            Kind::Fatal
-        );
+        let code = |c: &str| format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{c}","message":"m"}}"#);
+        let cases = [
+            // A load balancer's or proxy's answers: no body, or not JSON.
+            (503, String::new(), Kind::Retryable),
+            (502, "<html>Bad Gateway</html>".to_string(), Kind::Retryable),
+            (500, code("SomethingNew"), Kind::Retryable),
+            (429, String::new(), Kind::Throttled),
+            (400, code("ProvisionedThroughputExceededException"), Kind::Throttled),
+            (400, code("ValidationException"), Kind::Fatal),
+            (400, code("ResourceNotFoundException"), Kind::Fatal),
+            // An unknown 4xx is the request's fault: retrying cannot fix it.
+            (400, code("SomethingNew"), Kind::Fatal),
+        ];
+        for (status, body, want) in cases {
+            let body: &'static str = Box::leak(body.into_boxed_str());
+            assert_eq!(kind_of(status, body).await, want, "HTTP {status} {body}");
+        }
     }
 
     #[test]

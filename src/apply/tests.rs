@@ -11,6 +11,22 @@ use super::*;
 use crate::checkpoint::OrderedAck;
 use crate::error::Kind;
 
+/// The parts of [`ApplyIo`] a write-only fake leaves alone: a table keyed by `pk`, named "dest".
+macro_rules! write_only {
+    () => {
+        async fn read_source(&self, _: Vec<Item>) -> Result<Vec<Item>> {
+            unreachable!("a write-only fake")
+        }
+        fn key_names(&self) -> &[String] {
+            static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+            K.get_or_init(|| vec!["pk".to_string()])
+        }
+        fn destination(&self) -> &str {
+            "dest"
+        }
+    };
+}
+
 struct Flaky {
     rng: Mutex<StdRng>,
     /// Per key, values in the order they became durable.
@@ -71,16 +87,7 @@ impl ApplyIo for Flaky {
         }
         Ok(left)
     }
-    async fn read_source(&self, _: Vec<Item>) -> Result<Vec<Item>> {
-        unreachable!()
-    }
-    fn key_names(&self) -> &[String] {
-        static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-        K.get_or_init(|| vec!["pk".to_string()])
-    }
-    fn destination(&self) -> &str {
-        "dest"
-    }
+    write_only!();
 }
 
 #[tokio::test(start_paused = true)]
@@ -162,16 +169,7 @@ async fn a_record_that_cannot_be_applied_stops_loudly_with_its_key() {
             }
             Ok(vec![])
         }
-        async fn read_source(&self, _: Vec<Item>) -> Result<Vec<Item>> {
-            unreachable!()
-        }
-        fn key_names(&self) -> &[String] {
-            static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-            K.get_or_init(|| vec!["pk".to_string()])
-        }
-        fn destination(&self) -> &str {
-            "dest"
-        }
+        write_only!();
     }
     let ack = Arc::new(OrderedAck::new(None));
     let applier = Applier::start(Arc::new(Refuses), 1, Arc::new(Limiter::new(0)), Arc::default());
@@ -219,16 +217,7 @@ impl ApplyIo for Outage {
         self.written.lock().unwrap().extend(ops.iter().map(|o| kv(o).0));
         Ok(vec![])
     }
-    async fn read_source(&self, _: Vec<Item>) -> Result<Vec<Item>> {
-        unreachable!()
-    }
-    fn key_names(&self) -> &[String] {
-        static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-        K.get_or_init(|| vec!["pk".to_string()])
-    }
-    fn destination(&self) -> &str {
-        "dest"
-    }
+    write_only!();
 }
 
 fn outage(hours: u64) -> Arc<Outage> {
@@ -316,16 +305,7 @@ async fn a_submit_waiting_on_a_full_lane_ends_when_another_lane_fails() {
             }
             std::future::pending().await
         }
-        async fn read_source(&self, _: Vec<Item>) -> Result<Vec<Item>> {
-            unreachable!()
-        }
-        fn key_names(&self) -> &[String] {
-            static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-            K.get_or_init(|| vec!["pk".to_string()])
-        }
-        fn destination(&self) -> &str {
-            "dest"
-        }
+        write_only!();
     }
     fn change(k: &str) -> Change {
         let item = Item::from([

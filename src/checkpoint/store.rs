@@ -180,26 +180,30 @@ impl Store {
         let conn = Connection::open(path)
             .map_err(|e| Error::fatal(format!("cannot open state store {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(SCHEMA)?;
-        add_column(&conn, "tables", "applied_as_of_ms", "INTEGER")?;
-        add_column(&conn, "queues", "dead_letter_url", "TEXT")?;
-        add_column(&conn, "queues", "dead_letter_depth", "INTEGER")?;
-        conn.execute_batch(super::exports::SCHEMA)?;
-        conn.execute_batch(super::health::SCHEMA)?;
+        migrate(&conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
         })
     }
 
-    /// Opens an existing store for reading only (`ferry status`), never creating one.
+    /// Opens an existing store (`ferry status`, `checkpoint`, `cutover`), never creating one. A
+    /// store whose schema is current is opened without a write: `ferry status` polled while the
+    /// daemon starts must never contend with the daemon's own schema work.
     pub fn open_existing(path: &Path) -> Result<Option<Store>> {
         if !path.exists() {
             return Ok(None);
         }
-        Self::open(path).map(Some)
+        let conn = Connection::open(path)
+            .map_err(|e| Error::fatal(format!("cannot open state store {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        if !schema_current(&conn)? {
+            migrate(&conn)?;
+        }
+        Ok(Some(Store {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        }))
     }
 
     pub(super) fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -419,6 +423,31 @@ impl Store {
 }
 
 /// Adds a column that a store written by an older ferry lacks (state files outlive upgrades).
+/// Creates or upgrades the schema (idempotent); WAL so that readers never block the daemon.
+fn migrate(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(SCHEMA)?;
+    add_column(conn, "tables", "applied_as_of_ms", "INTEGER")?;
+    add_column(conn, "queues", "dead_letter_url", "TEXT")?;
+    add_column(conn, "queues", "dead_letter_depth", "INTEGER")?;
+    conn.execute_batch(super::exports::SCHEMA)?;
+    conn.execute_batch(super::health::SCHEMA)?;
+    Ok(())
+}
+
+/// Whether [`migrate`] has nothing left to do: the newest table and column are there.
+fn schema_current(c: &Connection) -> Result<bool> {
+    let has = |sql: &str, arg: &str| -> rusqlite::Result<bool> { c.prepare(sql)?.exists([arg]) };
+    Ok(has(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        "health",
+    )? && has(
+        "SELECT 1 FROM pragma_table_info('queues') WHERE name = ?1",
+        "dead_letter_depth",
+    )?)
+}
+
 fn add_column(c: &Connection, table: &str, column: &str, decl: &str) -> rusqlite::Result<()> {
     let exists = c
         .prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"))?
@@ -465,6 +494,27 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_opens_a_current_store_while_the_daemon_holds_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        Store::open(&path).unwrap().put_table(&TableRow::new("A", "B")).unwrap();
+        // The daemon in the middle of a write transaction.
+        let daemon = Connection::open(&path).unwrap();
+        daemon
+            .execute_batch("BEGIN IMMEDIATE; UPDATE tables SET error = 'x'")
+            .unwrap();
+        let status = Store::open_existing(&path).unwrap().unwrap();
+        status.with(|c| c.busy_timeout(Duration::from_millis(50))).unwrap();
+        assert_eq!(status.tables().unwrap().len(), 1, "a reader never waits on the daemon");
+        daemon.execute_batch("COMMIT").unwrap();
+
+        // A store from before the health table is brought up to date on open.
+        daemon.execute_batch("DROP TABLE health").unwrap();
+        let old = Store::open_existing(&path).unwrap().unwrap();
+        assert_eq!(old.health("A").unwrap(), None);
+    }
 
     #[test]
     fn round_trips_tables_segments_and_shards() {

@@ -332,6 +332,37 @@ pub mod test_support {
         ]))
     }
 
+    /// The parts of [`ApplyIo`] a write-only fake leaves alone: a table keyed by `pk`, named "dest".
+    macro_rules! write_only {
+        () => {
+            async fn read_source(&self, _: Vec<$crate::item::Item>) -> $crate::error::Result<Vec<$crate::item::Item>> {
+                unreachable!("a write-only fake")
+            }
+            fn key_names(&self) -> &[String] {
+                static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+                K.get_or_init(|| vec!["pk".to_string()])
+            }
+            fn destination(&self) -> &str {
+                "dest"
+            }
+        };
+    }
+    pub(crate) use write_only;
+
+    /// A put of `{pk: k, v: v}` taking its place `index` in `sink`.
+    pub fn put_change(k: &str, v: usize, sink: Arc<dyn AckSink>, index: u64) -> Change {
+        let item = Item::from([
+            ("pk".to_string(), AttributeValue::S(k.to_string())),
+            ("v".to_string(), AttributeValue::N(v.to_string())),
+        ]);
+        let key = KeyBytes::of(&["pk".to_string()], &item).unwrap();
+        Change {
+            key,
+            op: Op::Put(item),
+            ticket: Ticket { sink, index },
+        }
+    }
+
     pub fn change(k: &str, op: Op, index: u64) -> Change {
         let key = KeyBytes::of(&["pk".to_string()], &key_item(k)).unwrap();
         Change {

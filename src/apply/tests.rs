@@ -8,24 +8,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
+use crate::apply::test_support::{put_change, write_only};
 use crate::checkpoint::OrderedAck;
 use crate::error::Kind;
-
-/// The parts of [`ApplyIo`] a write-only fake leaves alone: a table keyed by `pk`, named "dest".
-macro_rules! write_only {
-    () => {
-        async fn read_source(&self, _: Vec<Item>) -> Result<Vec<Item>> {
-            unreachable!("a write-only fake")
-        }
-        fn key_names(&self) -> &[String] {
-            static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-            K.get_or_init(|| vec!["pk".to_string()])
-        }
-        fn destination(&self) -> &str {
-            "dest"
-        }
-    };
-}
 
 struct Flaky {
     rng: Mutex<StdRng>,
@@ -117,20 +102,8 @@ async fn throttled_and_unprocessed_writes_all_land_in_order_and_checkpoints_wait
         *v += 1;
         io.submitted.lock().unwrap().push((k.clone(), *v));
         let index = ack.register(Some(i));
-        let item = Item::from([
-            ("pk".to_string(), AttributeValue::S(k.clone())),
-            ("v".to_string(), AttributeValue::N(v.to_string())),
-        ]);
-        let key = crate::item::KeyBytes::of(&["pk".to_string()], &item).unwrap();
         applier
-            .submit(Change {
-                key,
-                op: Op::Put(item),
-                ticket: Ticket {
-                    sink: ack.clone(),
-                    index,
-                },
-            })
+            .submit(put_change(k.as_str(), *v as usize, ack.clone(), index))
             .await
             .unwrap();
     }
@@ -174,22 +147,8 @@ async fn a_record_that_cannot_be_applied_stops_loudly_with_its_key() {
     let ack = Arc::new(OrderedAck::new(None));
     let applier = Applier::start(Arc::new(Refuses), 1, Arc::new(Limiter::new(0)), Arc::default());
     for (i, k) in ["a", "b", "poison", "c"].iter().enumerate() {
-        let item = Item::from([
-            ("pk".to_string(), AttributeValue::S(k.to_string())),
-            ("v".to_string(), AttributeValue::N("1".into())),
-        ]);
-        let key = crate::item::KeyBytes::of(&["pk".to_string()], &item).unwrap();
         let index = ack.register(Some(i));
-        let _ = applier
-            .submit(Change {
-                key,
-                op: Op::Put(item),
-                ticket: Ticket {
-                    sink: ack.clone(),
-                    index,
-                },
-            })
-            .await;
+        let _ = applier.submit(put_change(k, 1, ack.clone(), index)).await;
     }
     let err = applier.finish().await.unwrap_err();
     assert!(err.is_fatal());
@@ -230,23 +189,8 @@ fn outage(hours: u64) -> Arc<Outage> {
 
 async fn submit_keys(applier: &Applier, ack: &Arc<OrderedAck<usize>>, keys: &[&str]) {
     for (i, k) in keys.iter().enumerate() {
-        let item = Item::from([
-            ("pk".to_string(), AttributeValue::S(k.to_string())),
-            ("v".to_string(), AttributeValue::N(i.to_string())),
-        ]);
-        let key = crate::item::KeyBytes::of(&["pk".to_string()], &item).unwrap();
         let index = ack.register(Some(i));
-        applier
-            .submit(Change {
-                key,
-                op: Op::Put(item),
-                ticket: Ticket {
-                    sink: ack.clone(),
-                    index,
-                },
-            })
-            .await
-            .unwrap();
+        applier.submit(put_change(k, i, ack.clone(), index)).await.unwrap();
     }
 }
 

@@ -165,16 +165,7 @@ impl ApplyIo for Sink {
     async fn write_batch(&self, _: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
         Ok(vec![])
     }
-    async fn read_source(&self, _: Vec<Item>) -> Result<Vec<Item>> {
-        unreachable!("NEW_IMAGE streams never read the source")
-    }
-    fn key_names(&self) -> &[String] {
-        static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-        K.get_or_init(|| vec!["pk".to_string()])
-    }
-    fn destination(&self) -> &str {
-        "dest"
-    }
+    crate::apply::test_support::write_only!();
 }
 
 /// A shard whose first page is good (sequence numbers 1 and 2) and whose second page is `bad`: the

@@ -159,18 +159,6 @@ impl SqsTask {
     }
 }
 
-/// An SQS call's error. A response without an error code (a server fault, such as moto's
-/// internal errors under concurrent receivers) is judged by its HTTP status: 5xx is transient.
-pub(super) fn sqs_error<E>(
-    op: &str,
-    e: aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
-) -> Error
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    Error::from_sdk(op, e)
-}
-
 pub(super) fn queue_error(t: &SqsTask, e: Error) -> Error {
     let hint = match e.code() {
         Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist") => {
@@ -210,7 +198,7 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
                 retrier.succeeded();
                 out.messages.unwrap_or_default()
             }
-            Err(e) => match retrier.backoff(sqs_error("ReceiveMessage", e)).await {
+            Err(e) => match retrier.backoff(Error::from_sdk("ReceiveMessage", e)).await {
                 Ok(()) => continue,
                 Err(e) if e.is_stopped() => break,
                 Err(e) => return Err(queue_error(t, e)),

@@ -7,7 +7,6 @@
 
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use super::consumer::sqs_error;
 use crate::config::QueueConfig;
 use crate::error::{Error, Result};
 
@@ -150,7 +149,7 @@ pub async fn depth(sqs: &aws_sdk_sqs::Client, dl: &DeadLetter) -> Result<Option<
     let out = match out {
         Ok(o) => o,
         Err(e) => {
-            let e = sqs_error("GetQueueAttributes", e);
+            let e = Error::from_sdk("GetQueueAttributes", e);
             return if e.is_fatal() {
                 Err(e.context(format!("dead-letter queue {}", dl.url)))
             } else {

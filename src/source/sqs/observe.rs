@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use super::consumer::{Shared, queue_error, sqs_error};
+use super::consumer::{Shared, queue_error};
 use super::dead_letter;
 use crate::checkpoint::QueueRow;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Queue depth, lag and caught-up, once a second; and the dead-letter queue.
 pub(super) async fn observe(sh: &Shared) -> Result<()> {
@@ -27,7 +27,7 @@ pub(super) async fn observe(sh: &Shared) -> Result<()> {
     let attrs = match attrs {
         Ok(a) => a,
         Err(e) => {
-            let e = sqs_error("GetQueueAttributes", e);
+            let e = Error::from_sdk("GetQueueAttributes", e);
             return if e.is_fatal() { Err(queue_error(t, e)) } else { Ok(()) };
         }
     };

@@ -9,9 +9,9 @@ use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessage
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::consumer::{Shared, SqsTask, queue_error, sqs_error};
+use super::consumer::{Shared, SqsTask, queue_error};
 use crate::checkpoint::OrderedAck;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::item::KeyBytes;
 use crate::retry::Retrier;
 
@@ -89,7 +89,7 @@ async fn finish(sh: &Shared, batch: &Handoff, receipts: &[String], extend: &mut 
             .set_entries(Some(entries.clone()))
             .send()
             .await
-            .map_err(|e| sqs_error("DeleteMessageBatch", e))
+            .map_err(|e| Error::from_sdk("DeleteMessageBatch", e))
     })
     .await
     .map_err(|e| queue_error(t, e))?;
@@ -122,6 +122,6 @@ async fn extend_visibility(t: &SqsTask, receipts: &[String]) {
         .send()
         .await;
     if let Err(e) = r {
-        tracing::warn!(table = %t.table, error = %sqs_error("ChangeMessageVisibilityBatch", e), "extending visibility failed");
+        tracing::warn!(table = %t.table, error = %Error::from_sdk("ChangeMessageVisibilityBatch", e), "extending visibility failed");
     }
 }

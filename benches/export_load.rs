@@ -75,7 +75,7 @@ async fn main() {
         bucket: "ferry-bench",
         prefix: "bench",
         export_id: "01700000000000-bench000",
-        export_time_ms: ferry::checkpoint::now_ms(),
+        export_time_ms: ferry::clock::now_ms(),
         n,
         files: FILES,
     };

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod checkpoint;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod cutover;
 pub mod discover;

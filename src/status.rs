@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use crate::checkpoint::{DaemonLock, Store, now_ms};
+use crate::checkpoint::{DaemonLock, Store};
+use crate::clock::now_ms;
 use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize)]

@@ -84,7 +84,7 @@ async fn setup(n: u64, files: u64, bucket: &str, table_extra: &str) -> Rig {
         bucket,
         prefix: "exports/orders",
         export_id: "01700000000000-abcdef12",
-        export_time_ms: ferry::checkpoint::now_ms(),
+        export_time_ms: ferry::clock::now_ms(),
         n,
         files,
     };

@@ -284,7 +284,7 @@ async fn a_replay_point_in_the_middle_of_the_queue_drops_exactly_the_records_bef
         std::fs::create_dir_all(rig.ferry.dir.join("state")).unwrap();
         let store = ferry::checkpoint::Store::open(&rig.ferry.dir.join("state/ferry.db")).unwrap();
         let mut row = ferry::checkpoint::TableRow::new("Orders", "Orders");
-        row.capture_ms = Some(ferry::checkpoint::now_ms());
+        row.capture_ms = Some(ferry::clock::now_ms());
         row.stream_arn = Some(rig.stream_arn.clone());
         row.snapshot_done = true;
         store.put_table(&row).unwrap();

@@ -40,7 +40,7 @@ async fn measure_forward_and_drain_rates() {
         table: "Orders".into(),
     };
     // ~1 KB records over n/4 keys, forwarded in Lambda batches of 100.
-    let now = ferry::checkpoint::now_ms() as f64 / 1000.0;
+    let now = ferry::clock::now_ms() as f64 / 1000.0;
     let started = Instant::now();
     for chunk in 0..n.div_ceil(100) {
         let records: Vec<serde_json::Value> = (chunk * 100..((chunk + 1) * 100).min(n))
@@ -70,7 +70,7 @@ async fn measure_forward_and_drain_rates() {
     std::fs::create_dir_all(dir.path().join("state")).unwrap();
     let store = ferry::checkpoint::Store::open(&dir.path().join("state/ferry.db")).unwrap();
     let mut row = ferry::checkpoint::TableRow::new("Orders", "Orders");
-    row.capture_ms = Some(ferry::checkpoint::now_ms());
+    row.capture_ms = Some(ferry::clock::now_ms());
     row.replay_from_ms = Some(0);
     row.stream_arn = desc.latest_stream_arn.clone();
     row.snapshot_done = true;

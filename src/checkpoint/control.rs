@@ -271,7 +271,7 @@ pub fn plan_set_queue(store: &Store, table: &str, target: Target) -> Result<Queu
     let replay_from_ms = match target {
         Target::At(t) => t,
         Target::TrimHorizon => 0,
-        Target::Latest => crate::checkpoint::now_ms(),
+        Target::Latest => crate::clock::now_ms(),
     };
     Ok(QueueSetPlan {
         table: table.to_string(),

@@ -4,7 +4,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, now_ms};
+use super::Store;
+use crate::clock::now_ms;
 use crate::error::Result;
 
 pub(super) const SCHEMA: &str = r#"

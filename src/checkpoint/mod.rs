@@ -12,4 +12,4 @@ pub use ack::{AckSink, OrderedAck};
 pub use exports::ExportRow;
 pub use health::Retrying;
 pub use lock::DaemonLock;
-pub use store::{Phase, QueueRow, SegmentRow, ShardRow, Store, TableRow, now_ms};
+pub use store::{Phase, QueueRow, SegmentRow, ShardRow, Store, TableRow};

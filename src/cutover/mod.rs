@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{Store, now_ms};
+use crate::checkpoint::Store;
+use crate::clock::now_ms;
 use crate::config::{Config, build_clients};
 use crate::error::{Error, Result};
 use crate::status::{fmt_ms, table_status};

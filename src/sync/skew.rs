@@ -13,7 +13,7 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserialization
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::checkpoint::now_ms;
+use crate::clock::now_ms;
 
 /// A skew beyond this is worth a warning and a wider window (the `Date` header has 1 s resolution).
 pub const WARN_MS: i64 = 5_000;

@@ -12,7 +12,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{Applier, DynamoIo, Limiter};
-use crate::checkpoint::{Phase, Store, TableRow, now_ms};
+use crate::checkpoint::{Phase, Store, TableRow};
+use crate::clock::now_ms;
 use crate::config::{ChangeSource, Clients, Snapshot, TableConfig};
 use crate::discover::{self, check::Checked, create};
 use crate::error::{Error, Result};

@@ -40,7 +40,7 @@ pub fn publish(table: &str, s: &TableStats) {
     counter("ferry_throttles_total", s.throttles.load(Relaxed));
     counter("ferry_coalesced_total", s.coalesced.load(Relaxed));
     counter("ferry_snapshot_items_total", s.snapshot_items.load(Relaxed));
-    metrics::gauge!("ferry_lag_seconds", &[t()]).set(lag_seconds(s, crate::checkpoint::now_ms()));
+    metrics::gauge!("ferry_lag_seconds", &[t()]).set(lag_seconds(s, crate::clock::now_ms()));
     let retrying = s.health.retrying();
     metrics::gauge!("ferry_retrying", &[t()]).set(if retrying.is_some() { 1.0 } else { 0.0 });
     metrics::gauge!("ferry_retrying_seconds", &[t()]).set(retrying.map_or(0.0, |(d, _)| d.as_secs_f64()));

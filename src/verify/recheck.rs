@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use super::VerifyOptions;
 use super::diff::{self, Kind};
 use super::scan::Side;
-use crate::checkpoint::{Store, now_ms};
+use crate::checkpoint::Store;
+use crate::clock::now_ms;
 use crate::error::Result;
 use crate::item::KeyBytes;
 

@@ -24,7 +24,8 @@ use aws_sdk_dynamodb::types::TableDescription;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::Applier;
-use crate::checkpoint::{ExportRow, Store, TableRow, now_ms};
+use crate::checkpoint::{ExportRow, Store, TableRow};
+use crate::clock::now_ms;
 use crate::config::export::parse_s3_url;
 use crate::config::{Clients, ExportConfig, Loader, TableConfig};
 use crate::error::{Error, Result};

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Queue depth, lag and caught-up, once a second; and the dead-letter queue.
 pub(super) async fn observe(sh: &Shared) -> Result<()> {
     let t = &sh.task;
-    let asked_at = crate::checkpoint::now_ms();
+    let asked_at = crate::clock::now_ms();
     let attrs = t
         .sqs
         .get_queue_attributes()

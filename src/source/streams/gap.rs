@@ -44,7 +44,7 @@ impl Clock {
 
 impl Default for Clock {
     fn default() -> Self {
-        Self::new(crate::checkpoint::now_ms)
+        Self::new(crate::clock::now_ms)
     }
 }
 

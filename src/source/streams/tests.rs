@@ -275,7 +275,7 @@ async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
     let task = task(
         script,
         "arn",
-        crate::checkpoint::now_ms() - 3_600_000,
+        crate::clock::now_ms() - 3_600_000,
         store.clone(),
         stats.clone(),
         stop.clone(),
@@ -338,7 +338,7 @@ async fn a_stream_disabled_under_ferry_stops_the_table_loudly() {
     let task = task(
         script,
         "arn:stream",
-        crate::checkpoint::now_ms() - 3_600_000,
+        crate::clock::now_ms() - 3_600_000,
         store,
         stats.clone(),
         CancellationToken::new(),
@@ -362,7 +362,7 @@ async fn a_never_read_shard_that_may_have_lost_records_is_a_gap_not_a_silent_ski
     let task = task(
         script,
         "arn:stream",
-        crate::checkpoint::now_ms() - 25 * 3_600_000,
+        crate::clock::now_ms() - 25 * 3_600_000,
         store,
         stats.clone(),
         CancellationToken::new(),

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::checkpoint::{DaemonLock, Store};
-use crate::clock::now_ms;
+use crate::clock::{fmt_ms, now_ms};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,17 +109,17 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
     }))
 }
 
+/// A table's status on one line (the progress bars' text), or `None` if the store has no such table.
+pub fn line(store: &Store, name: &str) -> Result<Option<String>> {
+    Ok(table_status(store, name)?.map(|s| s.one_line()))
+}
+
 pub fn all(store: &Store) -> Result<Vec<TableStatus>> {
     let mut out = Vec::new();
     for t in store.tables()? {
         out.extend(table_status(store, &t.name)?);
     }
     Ok(out)
-}
-
-pub fn fmt_ms(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 impl TableStatus {

@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use super::lock::DaemonLock;
 use super::store::{ShardRow, Store, TableRow};
+use crate::clock::fmt_ms;
 use crate::error::{Error, Result};
 use crate::source::streams::api::StreamApi;
 use crate::source::streams::seek::seek;
-use crate::status::fmt_ms;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableCheckpoints {

@@ -15,10 +15,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::checkpoint::Store;
-use crate::clock::now_ms;
+use crate::clock::{fmt_ms, now_ms};
 use crate::config::{Config, build_clients};
 use crate::error::{Error, Result};
-use crate::status::{fmt_ms, table_status};
+use crate::status::table_status;
 use crate::verify::{self, VerifyOptions};
 use report::{CutoverReport, TableCutover, Timings};
 

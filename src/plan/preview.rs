@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Plan, PlannedTable};
+use crate::clock::human;
 use crate::config::{Clients, Config, Snapshot, TableConfig};
 use crate::discover::{self, settings};
 use crate::error::{Error, Result};
@@ -277,17 +278,6 @@ fn budget_seconds(bytes: i64, items: i64, tuning: Option<&TableConfig>) -> f64 {
         // One write unit per started KB of each item: at least one per item.
         Some(c) => ((bytes as f64 / 1024.0).max(items as f64)) / c.max_write_units_per_second as f64,
         None => items as f64 / ASSUMED_ITEMS_PER_SECOND,
-    }
-}
-
-/// A duration for people: seconds, minutes or hours.
-pub(crate) fn human(s: f64) -> String {
-    if s < 90.0 {
-        format!("{s:.0} s")
-    } else if s < 5400.0 {
-        format!("{:.0} min", s / 60.0)
-    } else {
-        format!("{:.1} h", s / 3600.0)
     }
 }
 

@@ -102,7 +102,7 @@ pub fn describe(bytes: u64, reads: &ReadBudget) -> String {
     match expected_seconds(bytes, reads.units_per_second) {
         Some(s) => format!(
             "snapshot scan reads ~{units:.0} read units (consistent, 4 KB each): ~{} at {} read units/s ({})",
-            crate::plan::preview::human(s),
+            crate::clock::human(s),
             reads.units_per_second,
             reads.basis
         ),

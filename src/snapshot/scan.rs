@@ -173,7 +173,7 @@ impl<S: ScanSource> ScanTask<S> {
             seconds = secs.round(),
             units_per_second = (units as f64 / secs.max(1.0)).round(),
             budget = self.read_budget.units_per_second,
-            "snapshot scan read {units} read units in {}", crate::plan::preview::human(secs)
+            "snapshot scan read {units} read units in {}", crate::clock::human(secs)
         );
         match first_err {
             Some(e) => Err(e),
@@ -195,7 +195,7 @@ impl<S: ScanSource> ScanTask<S> {
                 table = %self.table,
                 budget = b.units_per_second,
                 "snapshot scan: read budget {} units/s ({}): ~{:.0} read units left, expected ~{} (DescribeTable's size, refreshed about every 6 h)",
-                b.units_per_second, b.basis, budget::scan_units(left), crate::plan::preview::human(s)
+                b.units_per_second, b.basis, budget::scan_units(left), crate::clock::human(s)
             ),
             None => tracing::info!(table = %self.table, "snapshot scan: read budget {}", b.basis),
         }

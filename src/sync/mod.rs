@@ -19,6 +19,7 @@ use crate::config::{Config, build_clients};
 use crate::discover::check::{CheckOptions, check_table};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
+use crate::status;
 use crate::telemetry::{TableStats, metrics, progress};
 
 /// A stop request is honoured within this, whatever the endpoints do (`systemd` and Kubernetes
@@ -168,7 +169,7 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
             }
             _ = tick.tick() => {
                 publish(&store, &all_stats)?;
-                bars.update(&store)?;
+                bars.update(|name| status::line(&store, name))?;
             }
         }
     }

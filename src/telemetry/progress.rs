@@ -1,5 +1,6 @@
-//! Progress on a terminal: one bar per table, redrawn every second from the state store, so what
-//! the bars show is exactly what `ferry status` would print.
+//! Progress on a terminal: one bar per table, redrawn every second with the line the caller gives
+//! (the daemon gives `ferry status`'s line, so both always agree; this
+//! module knows nothing of the state store, which keeps telemetry below status).
 
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
@@ -8,9 +9,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::TableStats;
-use crate::checkpoint::Store;
 use crate::error::Result;
-use crate::status;
 
 pub struct Progress {
     bars: Vec<(String, ProgressBar)>,
@@ -46,13 +45,11 @@ impl Progress {
         }
     }
 
-    pub fn update(&self, store: &Store) -> Result<()> {
-        if self.bars.is_empty() {
-            return Ok(());
-        }
+    /// Redraws every bar with `line(table)`; a table without a line keeps its last one.
+    pub fn update(&self, line: impl Fn(&str) -> Result<Option<String>>) -> Result<()> {
         for (name, bar) in &self.bars {
-            if let Some(s) = status::table_status(store, name)? {
-                bar.set_message(s.one_line());
+            if let Some(s) = line(name)? {
+                bar.set_message(s);
             }
         }
         Ok(())

@@ -2,7 +2,6 @@
 //! write it ([`lock`]).
 
 pub mod ack;
-pub mod control;
 pub mod exports;
 pub mod health;
 pub mod lock;

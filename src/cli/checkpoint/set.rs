@@ -1,5 +1,5 @@
-//! `ferry checkpoint list` and `ferry checkpoint set`: reading and moving a table's stream
-//! positions by hand (to replay after damage at the destination, or to skip ahead).
+//! `ferry checkpoint set`: moving a table's stream positions by hand (to replay after damage at the
+//! destination, or to skip ahead).
 //!
 //! Moving is safe in both directions as far as ordering goes: every stream record carries the
 //! item's full final state, so replaying an in-order suffix from any earlier point converges to
@@ -7,89 +7,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
-
-use super::lock::DaemonLock;
-use super::store::{ShardRow, Store, TableRow};
+use crate::checkpoint::{DaemonLock, ShardRow, Store, TableRow};
 use crate::clock::fmt_ms;
 use crate::error::{Error, Result};
 use crate::source::streams::api::StreamApi;
-use crate::source::streams::seek::seek;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TableCheckpoints {
-    pub table: String,
-    pub phase: String,
-    pub stream_arn: Option<String>,
-    /// Records created before this are taken as already in the snapshot.
-    pub replay_from: Option<String>,
-    pub shards: Vec<ShardCheckpoint>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ShardCheckpoint {
-    pub shard_id: String,
-    pub parent_id: Option<String>,
-    /// Sequence number of the last applied record (resume after it); `null`: from the trim horizon.
-    pub position: Option<String>,
-    /// ApproximateCreationDateTime of the last applied record.
-    pub last_record_time: Option<String>,
-    pub done: bool,
-    pub records: i64,
-}
-
-pub fn list(store: &Store, tables: &[String]) -> Result<Vec<TableCheckpoints>> {
-    let mut out = Vec::new();
-    for name in tables {
-        let Some(t) = store.table(name)? else { continue };
-        let shards = store
-            .shards(name)?
-            .into_iter()
-            .map(|s| ShardCheckpoint {
-                shard_id: s.shard_id,
-                parent_id: s.parent_id,
-                position: s.position,
-                last_record_time: s.last_record_ms.map(fmt_ms),
-                done: s.done,
-                records: s.records,
-            })
-            .collect();
-        out.push(TableCheckpoints {
-            table: t.name,
-            phase: t.phase.as_str().to_string(),
-            stream_arn: t.stream_arn,
-            replay_from: t.replay_from_ms.map(fmt_ms),
-            shards,
-        });
-    }
-    Ok(out)
-}
-
-pub fn render_list(list: &[TableCheckpoints]) -> String {
-    if list.is_empty() {
-        return "no tables in the state store yet (has `ferry sync` run?)\n".into();
-    }
-    let mut s = String::new();
-    for t in list {
-        s.push_str(&format!(
-            "{} ({}), replay from {}\n",
-            t.table,
-            t.phase,
-            t.replay_from.as_deref().unwrap_or("-")
-        ));
-        for sh in &t.shards {
-            s.push_str(&format!(
-                "  {} {} position {} last record {} ({} records)\n",
-                sh.shard_id,
-                if sh.done { "done" } else { "open" },
-                sh.position.as_deref().unwrap_or("trim-horizon"),
-                sh.last_record_time.as_deref().unwrap_or("-"),
-                sh.records
-            ));
-        }
-    }
-    s
-}
+use crate::source::streams::seek::{Seek, seek};
 
 /// Where `ferry checkpoint set` moves a table.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,13 +36,8 @@ pub struct SetPlan {
 /// Computes the new position of every shard. Refused while a daemon holds the state store, before
 /// the snapshot is finished, and when the target lies in a shard that has been trimmed away.
 pub async fn plan_set<S: StreamApi>(store: &Store, api: &S, table: &str, target: Target) -> Result<SetPlan> {
-    let lock = DaemonLock::acquire(&store.path)
-        .map_err(|e| Error::fatal(format!("{e}: stop `ferry sync` before moving a checkpoint")))?;
-    let row = store.table(table)?.ok_or_else(|| {
-        Error::fatal(format!(
-            "table {table:?} is not in the state store (has `ferry sync` run?)"
-        ))
-    })?;
+    let lock = lock_for_move(store)?;
+    let row = stored_table(store, table)?;
     let arn = match (&row.stream_arn, row.snapshot_done) {
         (Some(arn), true) => arn.clone(),
         _ => {
@@ -137,25 +54,10 @@ pub async fn plan_set<S: StreamApi>(store: &Store, api: &S, table: &str, target:
         Target::Latest => i64::MAX,
     };
     let saved = store.shards(table)?;
-    let mut rows: HashMap<String, ShardRow> = HashMap::new();
-    for old in saved.iter().cloned() {
-        if !present.contains(old.shard_id.as_str()) {
-            // Trimmed from the stream. Fine if everything in it is older than the target.
-            let before = target != Target::TrimHorizon && old.done && old.last_record_ms.is_none_or(|m| m < t_ms);
-            if !before && target != Target::TrimHorizon {
-                return Err(Error::fatal(format!(
-                    "table {table}: shard {} holds records at or after the target but has been trimmed from \
-                     the stream (retention is 24 h): they cannot be replayed. Pick a later time, or re-run the \
-                     table from a fresh snapshot.",
-                    old.shard_id
-                )));
-            }
-            rows.insert(old.shard_id.clone(), old);
-        }
-    }
+    let mut rows = trimmed_rows(table, &saved, &present, target, t_ms)?;
     for s in &listed {
         let found = if target == Target::TrimHorizon {
-            crate::source::streams::seek::Seek {
+            Seek {
                 after: None,
                 done: false,
             }
@@ -185,6 +87,45 @@ pub async fn plan_set<S: StreamApi>(store: &Store, api: &S, table: &str, target:
         shards,
         _lock: lock,
     })
+}
+
+/// The daemon's lock, held by the move: refused while `ferry sync` runs.
+fn lock_for_move(store: &Store) -> Result<DaemonLock> {
+    DaemonLock::acquire(&store.path)
+        .map_err(|e| Error::fatal(format!("{e}: stop `ferry sync` before moving a checkpoint")))
+}
+
+fn stored_table(store: &Store, table: &str) -> Result<TableRow> {
+    store.table(table)?.ok_or_else(|| {
+        Error::fatal(format!(
+            "table {table:?} is not in the state store (has `ferry sync` run?)"
+        ))
+    })
+}
+
+/// The saved shards trimmed from the stream (not in `present`), kept as they are. Fine only if
+/// everything in them is older than the target: records at or after it could not be replayed.
+fn trimmed_rows(
+    table: &str,
+    saved: &[ShardRow],
+    present: &HashSet<&str>,
+    target: Target,
+    t_ms: i64,
+) -> Result<HashMap<String, ShardRow>> {
+    let mut rows = HashMap::new();
+    for old in saved.iter().filter(|s| !present.contains(s.shard_id.as_str())) {
+        let before = target != Target::TrimHorizon && old.done && old.last_record_ms.is_none_or(|m| m < t_ms);
+        if !before && target != Target::TrimHorizon {
+            return Err(Error::fatal(format!(
+                "table {table}: shard {} holds records at or after the target but has been trimmed from \
+                 the stream (retention is 24 h): they cannot be replayed. Pick a later time, or re-run the \
+                 table from a fresh snapshot.",
+                old.shard_id
+            )));
+        }
+        rows.insert(old.shard_id.clone(), old.clone());
+    }
+    Ok(rows)
 }
 
 /// A shard below an unfinished one must not be "done": per key, its records come after its
@@ -261,13 +202,8 @@ pub struct QueueSetPlan {
 }
 
 pub fn plan_set_queue(store: &Store, table: &str, target: Target) -> Result<QueueSetPlan> {
-    let lock = DaemonLock::acquire(&store.path)
-        .map_err(|e| Error::fatal(format!("{e}: stop `ferry sync` before moving a checkpoint")))?;
-    if store.table(table)?.is_none() {
-        return Err(Error::fatal(format!(
-            "table {table:?} is not in the state store (has `ferry sync` run?)"
-        )));
-    }
+    let lock = lock_for_move(store)?;
+    stored_table(store, table)?;
     let replay_from_ms = match target {
         Target::At(t) => t,
         Target::TrimHorizon => 0,
@@ -330,5 +266,19 @@ mod tests {
         }
         assert!(rows["other"].done);
         assert_eq!(rows["root"].position.as_deref(), Some("9"));
+    }
+
+    #[test]
+    fn a_trimmed_shard_is_kept_only_if_all_its_records_are_older_than_the_target() {
+        let saved = [row("gone", None, true), row("here", None, false)];
+        let present: HashSet<&str> = ["here"].into();
+        // Its last record (ms 1) is older than the target: kept as it is.
+        let kept = trimmed_rows("T", &saved, &present, Target::At(2), 2).unwrap();
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["gone"]);
+        // At or after the target: those records cannot be replayed.
+        let err = trimmed_rows("T", &saved, &present, Target::At(1), 1).unwrap_err();
+        assert!(err.to_string().contains("shard gone holds records"), "{err}");
+        // The trim horizon replays what the stream still holds: the trimmed shard is history.
+        assert!(trimmed_rows("T", &saved, &present, Target::TrimHorizon, i64::MIN).is_ok());
     }
 }

@@ -168,6 +168,42 @@ impl Retrier {
         }
     }
 
+    /// Waits `d`, or ends with a [`Kind::Stopped`] error if a stop is requested first.
+    pub async fn pause(&self, d: Duration) -> Result<()> {
+        match &self.stop {
+            Some(stop) => tokio::select! {
+                _ = tokio::time::sleep(d) => Ok(()),
+                _ = stop.cancelled() => Err(Error::stopped(format!("{}: stopped while waiting", self.what))),
+            },
+            None => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Polls a long-running job (an export, an import, PITR being enabled) until it is done: each
+    /// look (`describe`) runs under this retrier, so transient errors are retried and reported like
+    /// any call's; `judge` reads what it returned: `Some` when done, `None` to look again in
+    /// `every`, `Err` when the job failed. Ends early on a stop.
+    pub async fn poll<D, T, F, Fut>(
+        &mut self,
+        every: Duration,
+        mut describe: F,
+        mut judge: impl FnMut(D) -> Result<Option<T>>,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<D>>,
+    {
+        loop {
+            if let Some(done) = judge(self.run(&mut describe).await?)? {
+                return Ok(done);
+            }
+            self.pause(every).await?;
+        }
+    }
+
     /// Counts and reports one failure that will be retried.
     fn note(&mut self, e: &Error) {
         let now = Instant::now();

@@ -143,3 +143,83 @@ async fn the_table_shows_retrying_while_failing_and_not_after() {
     assert_eq!(stats.throttles.load(Ordering::SeqCst), 1);
     assert_eq!(stats.retries.load(Ordering::SeqCst), 2);
 }
+
+/// One look at a scripted job: the `n`th entry of `script` (its last, once past the end).
+fn look(n: &AtomicU32, script: &[Result<Option<u32>>]) -> Result<Option<u32>> {
+    let i = n.fetch_add(1, Ordering::SeqCst) as usize;
+    match &script[i.min(script.len() - 1)] {
+        Ok(v) => Ok(*v),
+        Err(e) => Err(Error::new(e.kind(), e.message())),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poll_keeps_looking_through_transient_errors_until_done() {
+    let stats = Arc::new(TableStats::default());
+    let stop = CancellationToken::new();
+    let n = AtomicU32::new(0);
+    let script = [
+        Err(Error::retryable("HTTP 503")),
+        Ok(None),
+        Err(Error::new(Kind::Throttled, "slow down")),
+        Ok(None),
+        Ok(Some(7)),
+    ];
+    let started = Instant::now();
+    let mut r = Retrier::daemon("export", &stop, &stats);
+    let done = r
+        .poll(Duration::from_secs(10), || async { look(&n, &script) }, Ok)
+        .await
+        .unwrap();
+    assert_eq!(done, 7);
+    assert_eq!(n.load(Ordering::SeqCst), 5);
+    // Two pending looks, each followed by one interval.
+    assert!(started.elapsed() >= Duration::from_secs(20), "{:?}", started.elapsed());
+    assert_eq!(stats.retries.load(Relaxed), 1);
+    assert_eq!(stats.throttles.load(Relaxed), 1);
+    assert!(stats.health.retrying().is_none(), "healthy again once a look works");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poll_ends_on_a_failed_job_at_once() {
+    let stats = Arc::new(TableStats::default());
+    let stop = CancellationToken::new();
+    let n = AtomicU32::new(0);
+    let mut r = Retrier::daemon("import", &stop, &stats);
+    let judge = |v: Option<u32>| match v {
+        Some(_) => Err(Error::fatal("import failed: bad data")),
+        None => Ok(None::<u32>),
+    };
+    let script = [Ok(None), Ok(Some(1))];
+    let err = r
+        .poll(Duration::from_secs(10), || async { look(&n, &script) }, judge)
+        .await
+        .unwrap_err();
+    assert!(err.is_fatal());
+    assert!(err.to_string().contains("bad data"), "{err}");
+    assert_eq!(n.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poll_ends_on_stop_while_pending_or_retrying() {
+    for script in [vec![Ok(None)], vec![Err(Error::retryable("connection refused"))]] {
+        let stats = Arc::new(TableStats::default());
+        let stop = CancellationToken::new();
+        let n = AtomicU32::new(0);
+        let canceller = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                stop.cancel();
+            })
+        };
+        let mut r = Retrier::daemon("export", &stop, &stats);
+        let err = r
+            .poll(Duration::from_secs(10), || async { look(&n, &script) }, Ok)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), Kind::Stopped, "{err}");
+        assert!(n.load(Ordering::SeqCst) > 10, "it kept looking until the stop");
+        canceller.await.unwrap();
+    }
+}

@@ -5,17 +5,23 @@
 //! ImportTable cannot create LSIs, a stream, tags or a table class; tables with LSIs use ferry's
 //! loader instead (decided by [`import_possible`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    BillingMode, GlobalSecondaryIndex, ImportStatus, InputCompressionType, InputFormat, ProvisionedThroughput,
-    S3BucketSource, SseSpecification, SseStatus, SseType, TableCreationParameters, TableDescription,
+    BillingMode, GlobalSecondaryIndex, ImportStatus, ImportTableDescription, InputCompressionType, InputFormat,
+    ProvisionedThroughput, S3BucketSource, SseSpecification, SseStatus, SseType, TableCreationParameters,
+    TableDescription,
 };
 
+use tokio_util::sync::CancellationToken;
+
 use super::manifest::Export;
+use super::request::Every;
 use crate::config::Clients;
 use crate::error::{Error, Result};
-use crate::retry::{Policy, retry};
+use crate::retry::Retrier;
+use crate::telemetry::TableStats;
 
 /// `Err(reason)` when ImportTable cannot build this table like its source.
 pub fn import_possible(src: &TableDescription) -> std::result::Result<(), String> {
@@ -92,6 +98,8 @@ pub async fn start_import(
     export: &Export,
     bucket_owner: Option<String>,
     token: &str,
+    stop: &CancellationToken,
+    stats: &Arc<TableStats>,
 ) -> Result<String> {
     let params = creation_parameters(dest, src)?;
     let source = S3BucketSource::builder()
@@ -100,10 +108,8 @@ pub async fn start_import(
         .s3_key_prefix(format!("{}data/", export.folder))
         .build()
         .map_err(|e| Error::fatal(e.to_string()))?;
-    let out = retry(
-        Policy::DAEMON,
-        |_| {},
-        || async {
+    let out = Retrier::daemon(format!("importing into {dest:?}"), stop, stats)
+        .run(|| async {
             dst.dynamodb
                 .import_table()
                 .client_token(token)
@@ -114,9 +120,8 @@ pub async fn start_import(
                 .send()
                 .await
                 .map_err(|e| Error::from_sdk("ImportTable", e).context(format!("importing into {dest:?}")))
-        },
-    )
-    .await?;
+        })
+        .await?;
     out.import_table_description
         .and_then(|d| d.import_arn)
         .ok_or_else(|| Error::fatal("ImportTable returned no import ARN"))
@@ -124,58 +129,59 @@ pub async fn start_import(
 
 /// Polls DescribeImport until the import completes, logging processed/imported counts and errors.
 /// Returns the imported item count.
-pub async fn wait_import(dst: &Clients, dest: &str, import_arn: &str, poll: Duration) -> Result<i64> {
+pub async fn wait_import(
+    dst: &Clients,
+    dest: &str,
+    import_arn: &str,
+    poll: Duration,
+    stop: &CancellationToken,
+    stats: &Arc<TableStats>,
+) -> Result<i64> {
     let started = Instant::now();
-    let mut last_log = Instant::now() - Duration::from_secs(3600);
-    loop {
-        let out = retry(
-            Policy::DAEMON,
-            |_| {},
-            || async {
-                dst.dynamodb
-                    .describe_import()
-                    .import_arn(import_arn)
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("DescribeImport", e).context(format!("import {import_arn}")))
-            },
-        )
-        .await?;
-        let d = out
+    let mut progress = Every::new(Duration::from_secs(10));
+    let describe = || async {
+        dst.dynamodb
+            .describe_import()
+            .import_arn(import_arn)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeImport", e).context(format!("import {import_arn}")))?
             .import_table_description
-            .ok_or_else(|| Error::fatal(format!("DescribeImport {import_arn}: no description")))?;
+            .ok_or_else(|| Error::fatal(format!("DescribeImport {import_arn}: no description")))
+    };
+    let judge = |d: ImportTableDescription| {
         let elapsed = humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()));
         let (processed, imported, errors) = (d.processed_item_count, d.imported_item_count, d.error_count);
         match d.import_status {
+            Some(ImportStatus::Completed) if errors > 0 => Err(Error::fatal(format!(
+                "import {import_arn} into {dest:?} completed with {errors} item error(s) ({imported} of \
+                 {processed} items imported); the errors are in CloudWatch Logs. The destination is \
+                 incomplete: delete it and the table's state, fix the export, and run again."
+            ))),
             Some(ImportStatus::Completed) => {
-                if errors > 0 {
-                    return Err(Error::fatal(format!(
-                        "import {import_arn} into {dest:?} completed with {errors} item error(s) ({imported} of \
-                         {processed} items imported); the errors are in CloudWatch Logs. The destination is \
-                         incomplete: delete it and the table's state, fix the export, and run again."
-                    )));
-                }
                 tracing::info!(table = dest, processed, imported, %elapsed, "import completed");
-                return Ok(imported);
+                Ok(Some(imported))
             }
             Some(s @ (ImportStatus::Failed | ImportStatus::Cancelled | ImportStatus::Cancelling)) => {
-                return Err(Error::fatal(format!(
+                Err(Error::fatal(format!(
                     "import {import_arn} into {dest:?} {}: {} {} ({imported} of {processed} items imported, {errors} \
-                     errors). Delete the destination table and the table's state, then run again.",
+                 errors). Delete the destination table and the table's state, then run again.",
                     s.as_str().to_lowercase(),
                     d.failure_code.unwrap_or_default(),
                     d.failure_message.unwrap_or_default()
-                )));
+                )))
             }
             _ => {
-                if last_log.elapsed() >= Duration::from_secs(10) {
-                    last_log = Instant::now();
+                if progress.due() {
                     tracing::info!(table = dest, processed, imported, errors, %elapsed, "import in progress");
                 }
-                tokio::time::sleep(poll).await;
+                Ok(None)
             }
         }
-    }
+    };
+    Retrier::daemon(format!("waiting for import {import_arn}"), stop, stats)
+        .poll(poll, describe, judge)
+        .await
 }
 
 #[cfg(test)]

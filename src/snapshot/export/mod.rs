@@ -159,7 +159,7 @@ impl ExportSnapshot {
                 (None, None) => unreachable!("config requires a target or an export to reuse"),
             };
             er.export_arn = Some(arn.clone());
-            let d = request::wait_export(&self.src, name, &arn, self.poll).await?;
+            let d = request::wait_export(&self.src, name, &arn, self.poll, &self.stop, &self.stats).await?;
             let mut folder = request::export_folder(&d, &arn);
             if manifest::locate(&self.dst.s3, &d.bucket, &folder).await.is_err() {
                 // Endpoints whose export ARNs do not name the folder (moto): ferry's own export
@@ -192,7 +192,7 @@ impl ExportSnapshot {
             if !self.enable_pitr {
                 return Err(request::pitr_off_error(name));
             }
-            request::enable_pitr(&self.src, name, self.poll).await?;
+            request::enable_pitr(&self.src, name, self.poll, &self.stop, &self.stats).await?;
         }
         let table_arn = self
             .source
@@ -202,7 +202,7 @@ impl ExportSnapshot {
         let mut t = target.clone();
         t.prefix = Some(root.trim_end_matches('/').to_string());
         let token = request::client_token(&table_arn, capture_ms, &t);
-        let arn = request::start_export(&self.src, &table_arn, capture_ms, &t, &token).await?;
+        let arn = request::start_export(&self.src, &table_arn, capture_ms, &t, &token, &self.stop, &self.stats).await?;
         tracing::info!(table = %name, export = %arn, bucket = %t.bucket, prefix = %root, "export started");
         Ok(arn)
     }
@@ -222,15 +222,32 @@ impl ExportSnapshot {
                         ..Default::default()
                     },
                 );
-                let a =
-                    import::start_import(&self.dst, &self.cfg.destination, &self.source, export, owner, &token).await?;
+                let a = import::start_import(
+                    &self.dst,
+                    &self.cfg.destination,
+                    &self.source,
+                    export,
+                    owner,
+                    &token,
+                    &self.stop,
+                    &self.stats,
+                )
+                .await?;
                 er.import_arn = Some(a.clone());
                 self.store.put_export(name, er)?;
                 tracing::info!(table = %name, destination = %self.cfg.destination, import = %a, "ImportTable started");
                 a
             }
         };
-        let n = import::wait_import(&self.dst, &self.cfg.destination, &arn, self.poll).await?;
+        let n = import::wait_import(
+            &self.dst,
+            &self.cfg.destination,
+            &arn,
+            self.poll,
+            &self.stop,
+            &self.stats,
+        )
+        .await?;
         self.stats
             .snapshot_items
             .store(n.max(0) as u64, std::sync::atomic::Ordering::Relaxed);

@@ -1,31 +1,38 @@
 //! The calls that make an export, all with the source side's credentials: the PITR check (and
 //! `--enable-pitr`), ExportTableToPointInTime with a deterministic ClientToken, and DescribeExport
 //! until it completes.
+//!
+//! The daemon's calls run under the table's stop-aware [`Retrier::daemon`], and every wait for a
+//! long-running job (PITR being enabled, an export, an import) is one [`Retrier::poll`].
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{ExportFormat, ExportStatus, PointInTimeRecoveryStatus, S3SseAlgorithm};
+use aws_sdk_dynamodb::types::{
+    ExportDescription, ExportFormat, ExportStatus, PointInTimeRecoveryStatus, S3SseAlgorithm,
+};
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Clients, ExportTarget, Sse};
 use crate::error::{Error, Result};
-use crate::retry::{Policy, retry};
+use crate::retry::{Policy, Retrier, retry};
+use crate::telemetry::TableStats;
 
 /// Whether PITR is on for `table`.
 pub async fn pitr_enabled(src: &Clients, table: &str) -> Result<bool> {
-    let out = retry(
-        Policy::STARTUP,
-        |_| {},
-        || async {
-            src.dynamodb
-                .describe_continuous_backups()
-                .table_name(table)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("DescribeContinuousBackups", e).context(format!("table {table:?}")))
-        },
-    )
-    .await?;
+    retry(Policy::STARTUP, |_| {}, || describe_pitr(src, table)).await
+}
+
+/// One DescribeContinuousBackups: whether PITR is on.
+async fn describe_pitr(src: &Clients, table: &str) -> Result<bool> {
+    let out = src
+        .dynamodb
+        .describe_continuous_backups()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("DescribeContinuousBackups", e).context(format!("table {table:?}")))?;
     Ok(out
         .continuous_backups_description
         .and_then(|d| d.point_in_time_recovery_description)
@@ -43,36 +50,35 @@ pub fn pitr_off_error(table: &str) -> Error {
 }
 
 /// Turns PITR on (`--enable-pitr`) and waits until DynamoDB reports it enabled.
-pub async fn enable_pitr(src: &Clients, table: &str, poll: Duration) -> Result<()> {
+pub async fn enable_pitr(
+    src: &Clients,
+    table: &str,
+    poll: Duration,
+    stop: &CancellationToken,
+    stats: &Arc<TableStats>,
+) -> Result<()> {
     use aws_sdk_dynamodb::types::PointInTimeRecoverySpecification;
     let spec = PointInTimeRecoverySpecification::builder()
         .point_in_time_recovery_enabled(true)
         .build()
         .map_err(|e| Error::fatal(e.to_string()))?;
-    retry(
-        Policy::DAEMON,
-        |_| {},
-        || async {
-            src.dynamodb
-                .update_continuous_backups()
-                .table_name(table)
-                .point_in_time_recovery_specification(spec.clone())
-                .send()
-                .await
-                .map_err(|e| {
-                    Error::from_sdk("UpdateContinuousBackups", e).context(format!("enabling PITR on {table:?}"))
-                })
-        },
-    )
+    let mut r = Retrier::daemon(format!("enabling PITR on {table:?}"), stop, stats);
+    r.run(|| async {
+        src.dynamodb
+            .update_continuous_backups()
+            .table_name(table)
+            .point_in_time_recovery_specification(spec.clone())
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("UpdateContinuousBackups", e).context(format!("enabling PITR on {table:?}")))
+    })
     .await?;
     tracing::info!(
         table,
         "enabled point-in-time recovery on the source (--enable-pitr); waiting until it is active"
     );
-    while !pitr_enabled(src, table).await? {
-        tokio::time::sleep(poll).await;
-    }
-    Ok(())
+    r.poll(poll, || describe_pitr(src, table), |on| Ok(on.then_some(())))
+        .await
 }
 
 /// Same table, capture time and target → same token: a rerun (within the token's 8 h) gets the
@@ -98,12 +104,12 @@ pub async fn start_export(
     export_ms: i64,
     target: &ExportTarget,
     token: &str,
+    stop: &CancellationToken,
+    stats: &Arc<TableStats>,
 ) -> Result<String> {
     let at = aws_smithy_types::DateTime::from_millis(export_ms);
-    let out = retry(
-        Policy::DAEMON,
-        |_| {},
-        || async {
+    let out = Retrier::daemon(format!("exporting {table_arn}"), stop, stats)
+        .run(|| async {
             let mut req = src
                 .dynamodb
                 .export_table_to_point_in_time()
@@ -123,9 +129,8 @@ pub async fn start_export(
             req.send()
                 .await
                 .map_err(|e| Error::from_sdk("ExportTableToPointInTime", e).context(format!("exporting {table_arn}")))
-        },
-    )
-    .await?;
+        })
+        .await?;
     out.export_description
         .and_then(|d| d.export_arn)
         .ok_or_else(|| Error::fatal("ExportTableToPointInTime returned no export ARN"))
@@ -143,31 +148,32 @@ pub struct Described {
 }
 
 /// Polls DescribeExport until the export completes, logging progress and elapsed time.
-pub async fn wait_export(src: &Clients, table: &str, export_arn: &str, poll: Duration) -> Result<Described> {
+pub async fn wait_export(
+    src: &Clients,
+    table: &str,
+    export_arn: &str,
+    poll: Duration,
+    stop: &CancellationToken,
+    stats: &Arc<TableStats>,
+) -> Result<Described> {
     let started = Instant::now();
-    let mut last_log = Instant::now() - Duration::from_secs(3600);
-    loop {
-        let out = retry(
-            Policy::DAEMON,
-            |_| {},
-            || async {
-                src.dynamodb
-                    .describe_export()
-                    .export_arn(export_arn)
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("DescribeExport", e).context(format!("export {export_arn}")))
-            },
-        )
-        .await?;
-        let d = out
+    let mut progress = Every::new(Duration::from_secs(30));
+    let describe = || async {
+        src.dynamodb
+            .describe_export()
+            .export_arn(export_arn)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeExport", e).context(format!("export {export_arn}")))?
             .export_description
-            .ok_or_else(|| Error::fatal(format!("DescribeExport {export_arn}: no description")))?;
+            .ok_or_else(|| Error::fatal(format!("DescribeExport {export_arn}: no description")))
+    };
+    let judge = |d: ExportDescription| {
         let elapsed = humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()));
         match d.export_status {
             Some(ExportStatus::Completed) => {
                 tracing::info!(table, export = export_arn, items = ?d.item_count, bytes = ?d.billed_size_bytes, %elapsed, "export completed");
-                return Ok(Described {
+                Ok(Some(Described {
                     bucket: d
                         .s3_bucket
                         .ok_or_else(|| Error::fatal(format!("DescribeExport {export_arn}: no S3 bucket")))?,
@@ -175,24 +181,45 @@ pub async fn wait_export(src: &Clients, table: &str, export_arn: &str, poll: Dur
                     manifest: d.export_manifest,
                     export_time_ms: d.export_time.map(|t| t.to_millis().unwrap_or(0)),
                     item_count: d.item_count,
-                });
+                }))
             }
-            Some(ExportStatus::Failed) => {
-                return Err(Error::fatal(format!(
-                    "export {export_arn} of {table:?} failed: {} {} (fix the cause, e.g. bucket policy or KMS \
-                     grants, then remove the table from the state store to start a new export)",
-                    d.failure_code.unwrap_or_default(),
-                    d.failure_message.unwrap_or_default()
-                )));
-            }
+            Some(ExportStatus::Failed) => Err(Error::fatal(format!(
+                "export {export_arn} of {table:?} failed: {} {} (fix the cause, e.g. bucket policy or KMS \
+                 grants, then remove the table from the state store to start a new export)",
+                d.failure_code.unwrap_or_default(),
+                d.failure_message.unwrap_or_default()
+            ))),
             _ => {
-                if last_log.elapsed() >= Duration::from_secs(30) {
-                    last_log = Instant::now();
+                if progress.due() {
                     tracing::info!(table, export = export_arn, %elapsed, "export in progress (DynamoDB reports no per-item progress)");
                 }
-                tokio::time::sleep(poll).await;
+                Ok(None)
             }
         }
+    };
+    Retrier::daemon(format!("waiting for export {export_arn}"), stop, stats)
+        .poll(poll, describe, judge)
+        .await
+}
+
+/// A log line that repeats at most once per period (the first one at once).
+pub(super) struct Every {
+    period: Duration,
+    last: Option<Instant>,
+}
+
+impl Every {
+    pub(super) fn new(period: Duration) -> Every {
+        Every { period, last: None }
+    }
+
+    /// Whether to log now; if so, the next one is a period away.
+    pub(super) fn due(&mut self) -> bool {
+        if self.last.is_some_and(|t| t.elapsed() < self.period) {
+            return false;
+        }
+        self.last = Some(Instant::now());
+        true
     }
 }
 

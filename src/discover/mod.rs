@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod create;
+pub mod schema;
 pub mod settings;
 
 use aws_sdk_dynamodb::types::{KeyType, TableDescription, TableStatus};

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    BillingMode, GlobalSecondaryIndex, ImportStatus, ImportTableDescription, InputCompressionType, InputFormat,
-    ProvisionedThroughput, S3BucketSource, SseSpecification, SseStatus, SseType, TableCreationParameters,
+    ImportStatus, ImportTableDescription, InputCompressionType, InputFormat, S3BucketSource, TableCreationParameters,
     TableDescription,
 };
 
@@ -19,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::manifest::Export;
 use super::request::Every;
 use crate::config::Clients;
+use crate::discover::schema::{Extras, TableSchema};
 use crate::error::{Error, Result};
 use crate::retry::Retrier;
 use crate::telemetry::TableStats;
@@ -34,60 +34,10 @@ pub fn import_possible(src: &TableDescription) -> std::result::Result<(), String
     Ok(())
 }
 
+/// ImportTable's table: `src`'s keys, billing and throughput, GSIs and SSE, through the one table
+/// model.
 pub fn creation_parameters(dest: &str, src: &TableDescription) -> Result<TableCreationParameters> {
-    let bad = |e: aws_sdk_dynamodb::error::BuildError| Error::fatal(e.to_string());
-    let billing = src
-        .billing_mode_summary
-        .as_ref()
-        .and_then(|b| b.billing_mode.clone())
-        .unwrap_or(BillingMode::Provisioned);
-    let provisioned = billing == BillingMode::Provisioned;
-    let throughput = |r: Option<i64>, w: Option<i64>| {
-        ProvisionedThroughput::builder()
-            .read_capacity_units(r.filter(|x| *x > 0).unwrap_or(1))
-            .write_capacity_units(w.filter(|x| *x > 0).unwrap_or(1))
-            .build()
-    };
-    let mut p = TableCreationParameters::builder()
-        .table_name(dest)
-        .set_attribute_definitions(Some(src.attribute_definitions().to_vec()))
-        .set_key_schema(Some(src.key_schema().to_vec()))
-        .billing_mode(billing);
-    if provisioned {
-        let t = src.provisioned_throughput.as_ref();
-        p = p.provisioned_throughput(
-            throughput(
-                t.and_then(|t| t.read_capacity_units),
-                t.and_then(|t| t.write_capacity_units),
-            )
-            .map_err(bad)?,
-        );
-    }
-    for g in src.global_secondary_indexes() {
-        let mut b = GlobalSecondaryIndex::builder()
-            .set_index_name(g.index_name.clone())
-            .set_key_schema(g.key_schema.clone())
-            .set_projection(g.projection.clone());
-        if provisioned {
-            let t = g.provisioned_throughput.as_ref();
-            b = b.provisioned_throughput(
-                throughput(
-                    t.and_then(|t| t.read_capacity_units),
-                    t.and_then(|t| t.write_capacity_units),
-                )
-                .map_err(bad)?,
-            );
-        }
-        p = p.global_secondary_indexes(b.build().map_err(bad)?);
-    }
-    if let Some(sse) = &src.sse_description
-        && sse.status == Some(SseStatus::Enabled)
-        && sse.sse_type == Some(SseType::Kms)
-    {
-        // The source's key is the source account's: the destination uses its AWS-managed key.
-        p = p.sse_specification(SseSpecification::builder().enabled(true).sse_type(SseType::Kms).build());
-    }
-    p.build().map_err(bad)
+    TableSchema::from_description(src, &Extras::default()).creation_parameters(dest)
 }
 
 /// Starts ImportTable over the export's `data/` folder. Returns the import ARN.
@@ -188,8 +138,8 @@ pub async fn wait_import(
 mod tests {
     use super::*;
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingModeSummary, GlobalSecondaryIndexDescription, KeySchemaElement, KeyType,
-        LocalSecondaryIndexDescription, Projection, ProjectionType, ScalarAttributeType,
+        AttributeDefinition, BillingMode, BillingModeSummary, GlobalSecondaryIndexDescription, KeySchemaElement,
+        KeyType, LocalSecondaryIndexDescription, Projection, ProjectionType, ScalarAttributeType,
     };
 
     fn key(n: &str, t: KeyType) -> KeySchemaElement {

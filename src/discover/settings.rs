@@ -40,9 +40,7 @@ pub async fn pitr(c: &Clients, table: &str) -> Result<bool> {
 
 /// Every tag of a table, in key order.
 pub async fn tags(c: &Clients, table_arn: &str) -> Result<Vec<(String, String)>> {
-    let mut tags = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
+    let mut tags = all_pages(|next| async move {
         let out = call("ListTagsOfResource", || {
             c.dynamodb
                 .list_tags_of_resource()
@@ -52,21 +50,17 @@ pub async fn tags(c: &Clients, table_arn: &str) -> Result<Vec<(String, String)>>
         })
         .await
         .map_err(|e| e.context(format!("reading the tags of {table_arn}")))?;
-        tags.extend(out.tags().iter().map(|t| (t.key.clone(), t.value.clone())));
-        next = out.next_token;
-        if next.is_none() {
-            break;
-        }
-    }
+        let page = out.tags().iter().map(|t| (t.key.clone(), t.value.clone())).collect();
+        Ok((page, out.next_token))
+    })
+    .await?;
     tags.sort();
     Ok(tags)
 }
 
 /// Every event source mapping whose source is `stream_arn`.
 pub async fn mappings(c: &Clients, stream_arn: &str) -> Result<Vec<EventSourceMappingConfiguration>> {
-    let mut all = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
+    all_pages(|marker| async move {
         let out = call("ListEventSourceMappings", || {
             c.lambda
                 .list_event_source_mappings()
@@ -76,25 +70,20 @@ pub async fn mappings(c: &Clients, stream_arn: &str) -> Result<Vec<EventSourceMa
         })
         .await
         .map_err(|e| e.context(format!("listing the Lambda event source mappings of {stream_arn}")))?;
-        all.extend(
-            out.event_source_mappings()
-                .iter()
-                .filter(|m| m.event_source_arn.as_deref() == Some(stream_arn))
-                .cloned(),
-        );
-        marker = out.next_marker;
-        if marker.is_none() {
-            break;
-        }
-    }
-    Ok(all)
+        let page = out
+            .event_source_mappings()
+            .iter()
+            .filter(|m| m.event_source_arn.as_deref() == Some(stream_arn))
+            .cloned()
+            .collect();
+        Ok((page, out.next_marker))
+    })
+    .await
 }
 
 /// Every table name on this side.
 pub async fn list_tables(c: &Clients) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    let mut start: Option<String> = None;
-    loop {
+    all_pages(|start| async move {
         let out = call("ListTables", || {
             c.dynamodb
                 .list_tables()
@@ -103,11 +92,26 @@ pub async fn list_tables(c: &Clients) -> Result<Vec<String>> {
         })
         .await
         .map_err(|e| e.context(format!("listing the {} tables at {}", c.label, c.dynamodb_endpoint)))?;
-        names.extend(out.table_names().iter().cloned());
-        start = out.last_evaluated_table_name;
-        if start.is_none() {
-            break;
+        Ok((out.table_names().to_vec(), out.last_evaluated_table_name))
+    })
+    .await
+}
+
+/// Every item of a paged listing: `page(token)` reads one page (the first with `None`) and returns
+/// its items and the next page's token, `None` after the last.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>)>>,
+{
+    let mut all = Vec::new();
+    let mut next = None;
+    loop {
+        let (items, token) = page(next).await?;
+        all.extend(items);
+        next = token;
+        if next.is_none() {
+            return Ok(all);
         }
     }
-    Ok(names)
 }

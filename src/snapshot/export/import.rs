@@ -6,7 +6,7 @@
 //! loader instead (decided by [`import_possible`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     ImportStatus, ImportTableDescription, InputCompressionType, InputFormat, S3BucketSource, TableCreationParameters,
@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
 use tokio_util::sync::CancellationToken;
 
 use super::manifest::Export;
-use super::request::Every;
+use super::request::Progress;
 use crate::config::Clients;
 use crate::discover::schema::{Extras, TableSchema};
 use crate::error::{Error, Result};
@@ -77,6 +77,18 @@ pub async fn start_import(
         .ok_or_else(|| Error::fatal("ImportTable returned no import ARN"))
 }
 
+/// One DescribeImport.
+async fn describe_import(dst: &Clients, import_arn: &str) -> Result<ImportTableDescription> {
+    dst.dynamodb
+        .describe_import()
+        .import_arn(import_arn)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("DescribeImport", e).context(format!("import {import_arn}")))?
+        .import_table_description
+        .ok_or_else(|| Error::fatal(format!("DescribeImport {import_arn}: no description")))
+}
+
 /// Polls DescribeImport until the import completes, logging processed/imported counts and errors.
 /// Returns the imported item count.
 pub async fn wait_import(
@@ -87,20 +99,9 @@ pub async fn wait_import(
     stop: &CancellationToken,
     stats: &Arc<TableStats>,
 ) -> Result<i64> {
-    let started = Instant::now();
-    let mut progress = Every::new(Duration::from_secs(10));
-    let describe = || async {
-        dst.dynamodb
-            .describe_import()
-            .import_arn(import_arn)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("DescribeImport", e).context(format!("import {import_arn}")))?
-            .import_table_description
-            .ok_or_else(|| Error::fatal(format!("DescribeImport {import_arn}: no description")))
-    };
+    let mut progress = Progress::new(Duration::from_secs(10));
     let judge = |d: ImportTableDescription| {
-        let elapsed = humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()));
+        let elapsed = progress.elapsed();
         let (processed, imported, errors) = (d.processed_item_count, d.imported_item_count, d.error_count);
         match d.import_status {
             Some(ImportStatus::Completed) if errors > 0 => Err(Error::fatal(format!(
@@ -121,16 +122,15 @@ pub async fn wait_import(
                     d.failure_message.unwrap_or_default()
                 )))
             }
-            _ => {
-                if progress.due() {
-                    tracing::info!(table = dest, processed, imported, errors, %elapsed, "import in progress");
-                }
+            _ if progress.due() => {
+                tracing::info!(table = dest, processed, imported, errors, %elapsed, "import in progress");
                 Ok(None)
             }
+            _ => Ok(None),
         }
     };
     Retrier::daemon(format!("waiting for import {import_arn}"), stop, stats)
-        .poll(poll, describe, judge)
+        .poll(poll, || describe_import(dst, import_arn), judge)
         .await
 }
 

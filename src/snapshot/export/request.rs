@@ -147,6 +147,18 @@ pub struct Described {
     pub item_count: Option<i64>,
 }
 
+/// One DescribeExport.
+async fn describe_export(src: &Clients, export_arn: &str) -> Result<ExportDescription> {
+    src.dynamodb
+        .describe_export()
+        .export_arn(export_arn)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("DescribeExport", e).context(format!("export {export_arn}")))?
+        .export_description
+        .ok_or_else(|| Error::fatal(format!("DescribeExport {export_arn}: no description")))
+}
+
 /// Polls DescribeExport until the export completes, logging progress and elapsed time.
 pub async fn wait_export(
     src: &Clients,
@@ -156,20 +168,9 @@ pub async fn wait_export(
     stop: &CancellationToken,
     stats: &Arc<TableStats>,
 ) -> Result<Described> {
-    let started = Instant::now();
-    let mut progress = Every::new(Duration::from_secs(30));
-    let describe = || async {
-        src.dynamodb
-            .describe_export()
-            .export_arn(export_arn)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("DescribeExport", e).context(format!("export {export_arn}")))?
-            .export_description
-            .ok_or_else(|| Error::fatal(format!("DescribeExport {export_arn}: no description")))
-    };
+    let mut progress = Progress::new(Duration::from_secs(30));
     let judge = |d: ExportDescription| {
-        let elapsed = humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()));
+        let elapsed = progress.elapsed();
         match d.export_status {
             Some(ExportStatus::Completed) => {
                 tracing::info!(table, export = export_arn, items = ?d.item_count, bytes = ?d.billed_size_bytes, %elapsed, "export completed");
@@ -189,31 +190,41 @@ pub async fn wait_export(
                 d.failure_code.unwrap_or_default(),
                 d.failure_message.unwrap_or_default()
             ))),
-            _ => {
-                if progress.due() {
-                    tracing::info!(table, export = export_arn, %elapsed, "export in progress (DynamoDB reports no per-item progress)");
-                }
+            _ if progress.due() => {
+                tracing::info!(table, export = export_arn, %elapsed, "export in progress (DynamoDB reports no per-item progress)");
                 Ok(None)
             }
+            _ => Ok(None),
         }
     };
     Retrier::daemon(format!("waiting for export {export_arn}"), stop, stats)
-        .poll(poll, describe, judge)
+        .poll(poll, || describe_export(src, export_arn), judge)
         .await
 }
 
-/// A log line that repeats at most once per period (the first one at once).
-pub(super) struct Every {
+/// A wait's progress log: the time since it began, and a line at most once per period (the first
+/// at once).
+pub(super) struct Progress {
+    started: Instant,
     period: Duration,
     last: Option<Instant>,
 }
 
-impl Every {
-    pub(super) fn new(period: Duration) -> Every {
-        Every { period, last: None }
+impl Progress {
+    pub(super) fn new(period: Duration) -> Progress {
+        Progress {
+            started: Instant::now(),
+            period,
+            last: None,
+        }
     }
 
-    /// Whether to log now; if so, the next one is a period away.
+    /// Whole seconds since the wait began, for people.
+    pub(super) fn elapsed(&self) -> humantime::FormattedDuration {
+        humantime::format_duration(Duration::from_secs(self.started.elapsed().as_secs()))
+    }
+
+    /// Whether to log now; if so, the next line is a period away.
     pub(super) fn due(&mut self) -> bool {
         if self.last.is_some_and(|t| t.elapsed() < self.period) {
             return false;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -19,39 +19,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Copy the tables and keep them in sync from their streams until stopped (SIGINT/SIGTERM).
-    Sync {
-        #[arg(short, long, default_value = "ferry.toml")]
-        config: PathBuf,
-        /// Enable a NEW_AND_OLD_IMAGES stream on source tables that have none. An existing stream
-        /// is never changed or disabled.
-        #[arg(long)]
-        enable_streams: bool,
-        /// Accept destination tables that already hold items.
-        #[arg(long)]
-        allow_nonempty: bool,
-        /// Enable point-in-time recovery on source tables with `snapshot = "export"` that have it
-        /// off (the export needs it), and wait until exports are accepted.
-        #[arg(long)]
-        enable_pitr: bool,
-        /// Serve Prometheus metrics at http://ADDR/metrics.
-        #[arg(long, value_name = "ADDR")]
-        metrics: Option<SocketAddr>,
-        /// Never draw progress bars (they are drawn only on a terminal anyway).
-        #[arg(long)]
-        no_progress: bool,
-        /// For tables starting fresh: replay the stream from this time (RFC 3339) instead of the
-        /// capture point (with a snapshot, the earlier of the two).
-        #[arg(long, value_name = "RFC3339")]
-        from: Option<String>,
-        /// Follow a plan folder (from `ferry discover`, checked by `ferry plan`): its tables,
-        /// destination names and schemas, then restore each table's settings and Lambda mappings.
-        #[arg(long, value_name = "DIR")]
-        plan: Option<PathBuf>,
-        /// At most N tables create, bulk-load and restore settings at once (streaming tables do
-        /// not count). Default: all at once.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-        parallel_tables: Option<u32>,
-    },
+    Sync(SyncArgs),
     /// Read every source table (read-only) and write a plan folder to review and edit.
     Discover {
         #[arg(short, long, default_value = "ferry.toml")]
@@ -80,38 +48,7 @@ pub enum Command {
     /// Compare the source and destination tables item by item (exit 0 only when equal; 3 when they
     /// differ; 4 when nothing differs for sure but keys could not be re-checked behind a lagging
     /// sync). Safe while `ferry sync` runs: differences are re-checked after its lag has passed.
-    Verify {
-        #[arg(short, long, default_value = "ferry.toml")]
-        config: PathBuf,
-        /// Only this source table.
-        #[arg(long)]
-        table: Option<String>,
-        /// Compare a random fraction of the table (e.g. 0.01), picked by key hash.
-        #[arg(long, value_name = "FRACTION")]
-        sample: Option<f64>,
-        #[arg(long)]
-        json: bool,
-        /// Rewrite differing and missing keys from the source, and delete extra ones.
-        #[arg(long)]
-        repair: bool,
-        /// Read budget per side, in read units per second (0 = unlimited).
-        #[arg(long, default_value_t = 0, value_name = "UNITS")]
-        max_read_units_per_second: u32,
-        /// Strongly consistent scans (twice the read units).
-        #[arg(long)]
-        consistent: bool,
-        /// TotalSegments of the comparison scans (default: the table's scan_segments, or one per
-        /// ~4,000 items when that is more).
-        #[arg(long)]
-        segments: Option<u32>,
-        /// Example keys to list per kind of difference.
-        #[arg(long, default_value_t = 10)]
-        examples: usize,
-        /// Longest wait, per re-check round, for a running sync to apply what the source held
-        /// at the moment of a read.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        recheck_wait: std::time::Duration,
-    },
+    Verify(VerifyArgs),
     /// Show or move stream checkpoints.
     Checkpoint {
         #[command(subcommand)]
@@ -119,28 +56,7 @@ pub enum Command {
     },
     /// Wait until the destination is caught up (and the source quiet), verify, apply the deferred
     /// destination settings and write a cutover report. The daemon keeps running.
-    Cutover {
-        #[arg(short, long, default_value = "ferry.toml")]
-        config: PathBuf,
-        /// Largest replication lag accepted, per table.
-        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-        max_lag: std::time::Duration,
-        /// Also wait until no new change has arrived for this long (stop writes to the source first).
-        #[arg(long, value_parser = humantime::parse_duration)]
-        quiet_for: Option<std::time::Duration>,
-        /// Give up after this long.
-        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
-        timeout: std::time::Duration,
-        /// Where to write cutover-report.md and cutover-report.json (default: next to the state store).
-        #[arg(long)]
-        report_dir: Option<PathBuf>,
-        /// Show what would be done, change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// The plan folder `ferry sync --plan` followed: its Lambda mappings are enabled.
-        #[arg(long, value_name = "DIR")]
-        plan: Option<PathBuf>,
-    },
+    Cutover(CutoverArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,4 +89,100 @@ pub enum CheckpointCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+// The options of `ferry sync` (no doc comment: clap would take it as the command's about).
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    #[arg(short, long, default_value = "ferry.toml")]
+    pub config: PathBuf,
+    /// Enable a NEW_AND_OLD_IMAGES stream on source tables that have none. An existing stream
+    /// is never changed or disabled.
+    #[arg(long)]
+    pub enable_streams: bool,
+    /// Accept destination tables that already hold items.
+    #[arg(long)]
+    pub allow_nonempty: bool,
+    /// Enable point-in-time recovery on source tables with `snapshot = "export"` that have it
+    /// off (the export needs it), and wait until exports are accepted.
+    #[arg(long)]
+    pub enable_pitr: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Never draw progress bars (they are drawn only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// For tables starting fresh: replay the stream from this time (RFC 3339) instead of the
+    /// capture point (with a snapshot, the earlier of the two).
+    #[arg(long, value_name = "RFC3339")]
+    pub from: Option<String>,
+    /// Follow a plan folder (from `ferry discover`, checked by `ferry plan`): its tables,
+    /// destination names and schemas, then restore each table's settings and Lambda mappings.
+    #[arg(long, value_name = "DIR")]
+    pub plan: Option<PathBuf>,
+    /// At most N tables create, bulk-load and restore settings at once (streaming tables do
+    /// not count). Default: all at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel_tables: Option<u32>,
+}
+
+// The options of `ferry verify` (no doc comment: clap would take it as the command's about).
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[arg(short, long, default_value = "ferry.toml")]
+    pub config: PathBuf,
+    /// Only this source table.
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Compare a random fraction of the table (e.g. 0.01), picked by key hash.
+    #[arg(long, value_name = "FRACTION")]
+    pub sample: Option<f64>,
+    #[arg(long)]
+    pub json: bool,
+    /// Rewrite differing and missing keys from the source, and delete extra ones.
+    #[arg(long)]
+    pub repair: bool,
+    /// Read budget per side, in read units per second (0 = unlimited).
+    #[arg(long, default_value_t = 0, value_name = "UNITS")]
+    pub max_read_units_per_second: u32,
+    /// Strongly consistent scans (twice the read units).
+    #[arg(long)]
+    pub consistent: bool,
+    /// TotalSegments of the comparison scans (default: the table's scan_segments, or one per
+    /// ~4,000 items when that is more).
+    #[arg(long)]
+    pub segments: Option<u32>,
+    /// Example keys to list per kind of difference.
+    #[arg(long, default_value_t = 10)]
+    pub examples: usize,
+    /// Longest wait, per re-check round, for a running sync to apply what the source held
+    /// at the moment of a read.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub recheck_wait: std::time::Duration,
+}
+
+// The options of `ferry cutover` (no doc comment: clap would take it as the command's about).
+#[derive(Args, Debug)]
+pub struct CutoverArgs {
+    #[arg(short, long, default_value = "ferry.toml")]
+    pub config: PathBuf,
+    /// Largest replication lag accepted, per table.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub max_lag: std::time::Duration,
+    /// Also wait until no new change has arrived for this long (stop writes to the source first).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub quiet_for: Option<std::time::Duration>,
+    /// Give up after this long.
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Where to write cutover-report.md and cutover-report.json (default: next to the state store).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Show what would be done, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The plan folder `ferry sync --plan` followed: its Lambda mappings are enabled.
+    #[arg(long, value_name = "DIR")]
+    pub plan: Option<PathBuf>,
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::args::{CutoverArgs, SyncArgs, VerifyArgs};
 use super::{Cli, Command, code, existing_store, print_json};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -20,139 +21,123 @@ pub type Signals = fn() -> Result<CancellationToken>;
 
 pub async fn run(cli: Cli, signals: Signals) -> Result<ExitCode> {
     match cli.command {
-        Command::Sync {
-            config,
-            enable_streams,
-            allow_nonempty,
-            enable_pitr,
-            metrics,
-            no_progress,
-            from,
-            plan,
-            parallel_tables,
-        } => {
-            let (config, plan) = load_with_plan(&config, plan)?;
-            if let Some(addr) = metrics {
-                crate::telemetry::metrics::serve(addr)?;
-            }
-            let stop = signals()?;
-            let opts = crate::sync::SyncOptions {
-                checks: crate::discover::check::CheckOptions {
-                    enable_streams,
-                    allow_nonempty,
-                },
-                progress: !no_progress && std::io::stderr().is_terminal(),
-                from_ms: from.as_deref().map(parse_time).transpose()?,
-                enable_pitr,
-                plan,
-                parallel_tables: parallel_tables.map(|n| n as usize),
-                ..Default::default()
-            };
-            crate::sync::run(&config, opts, stop).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Discover { config, out, force } => {
-            let config = Config::load_for_plan(&config)?;
-            let d = crate::plan::discover::run(&config, &out, force).await?;
-            println!(
-                "discovered {} table(s) and {} Lambda mapping(s) into {}: review tables.csv, lambda-map.csv and \
-                 schemas/, then run `ferry plan --plan {}`",
-                d.tables,
-                d.mappings,
-                out.display(),
-                out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Plan { config, plan } => {
-            let config = Config::load_for_plan(&config)?;
-            let plan = crate::plan::Plan::load(&plan)?;
-            let src = crate::config::build_clients("source", &config.source).await?;
-            let dst = crate::config::build_clients("destination", &config.destination).await?;
-            let preview = crate::plan::preview::run(&config, &plan, &src, &dst).await?;
-            print!("{}", preview.text);
-            if !preview.ok {
-                eprintln!(
-                    "error: a precondition fails (FAIL above): fix the plan or the destination before `ferry sync --plan`"
-                );
-            }
-            Ok(code(preview.ok))
-        }
-        Command::Status { config, json } => {
-            // Only the state path matters here (a plan-driven config may list no tables).
-            let config = Config::load_for_plan(&config)?;
-            let list = crate::status::all(&existing_store(&config)?)?;
-            if json {
-                print_json(&list)?;
-            } else {
-                print!("{}", crate::status::render(&list));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Verify {
-            config,
-            table,
-            sample,
-            json,
-            repair,
-            max_read_units_per_second,
-            consistent,
-            segments,
-            examples,
-            recheck_wait,
-        } => {
-            let config = Config::load(&config)?;
-            let opts = crate::verify::VerifyOptions {
-                table,
-                sample,
-                segments,
-                read_units_per_second: max_read_units_per_second,
-                consistent,
-                examples,
-                repair,
-                recheck_wait,
-                ..Default::default()
-            };
-            let reports = crate::verify::run(&config, &opts).await?;
-            if json {
-                print_json(&reports)?;
-            } else {
-                reports.iter().for_each(|r| print!("{}", r.render()));
-            }
-            let verdicts: Vec<Verdict> = reports.iter().map(|r| r.verdict()).collect();
-            Ok(if verdicts.iter().all(|v| *v == Verdict::Equal) {
-                ExitCode::SUCCESS
-            } else if verdicts.contains(&Verdict::Different) {
-                ExitCode::from(3)
-            } else {
-                ExitCode::from(4)
-            })
-        }
+        Command::Sync(args) => sync(args, signals).await,
+        Command::Discover { config, out, force } => discover(&config, &out, force).await,
+        Command::Plan { config, plan } => preview(&config, &plan).await,
+        Command::Status { config, json } => status(&config, json),
+        Command::Verify(args) => verify(args).await,
         Command::Checkpoint { command } => super::checkpoint::run(command).await,
-        Command::Cutover {
-            config,
-            max_lag,
-            quiet_for,
-            timeout,
-            report_dir,
-            dry_run,
-            plan,
-        } => {
-            let (config, plan) = load_with_plan(&config, plan)?;
-            let opts = crate::cutover::CutoverOptions {
-                max_lag,
-                quiet_for,
-                timeout,
-                report_dir,
-                dry_run,
-                verify: Default::default(),
-                plan,
-            };
-            let report = crate::cutover::run(&config, &opts).await?;
-            print!("{}", report.markdown());
-            Ok(code(report.ok()))
-        }
+        Command::Cutover(args) => cutover(args).await,
     }
+}
+
+async fn sync(args: SyncArgs, signals: Signals) -> Result<ExitCode> {
+    let (config, plan) = load_with_plan(&args.config, args.plan)?;
+    if let Some(addr) = args.metrics {
+        crate::telemetry::metrics::serve(addr)?;
+    }
+    let stop = signals()?;
+    let opts = crate::sync::SyncOptions {
+        checks: crate::discover::check::CheckOptions {
+            enable_streams: args.enable_streams,
+            allow_nonempty: args.allow_nonempty,
+        },
+        progress: !args.no_progress && std::io::stderr().is_terminal(),
+        from_ms: args.from.as_deref().map(parse_time).transpose()?,
+        enable_pitr: args.enable_pitr,
+        plan,
+        parallel_tables: args.parallel_tables.map(|n| n as usize),
+        ..Default::default()
+    };
+    crate::sync::run(&config, opts, stop).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn discover(config: &Path, out: &Path, force: bool) -> Result<ExitCode> {
+    let config = Config::load_for_plan(config)?;
+    let d = crate::plan::discover::run(&config, out, force).await?;
+    println!(
+        "discovered {} table(s) and {} Lambda mapping(s) into {}: review tables.csv, lambda-map.csv and \
+         schemas/, then run `ferry plan --plan {}`",
+        d.tables,
+        d.mappings,
+        out.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ferry plan`.
+async fn preview(config: &Path, plan: &Path) -> Result<ExitCode> {
+    let config = Config::load_for_plan(config)?;
+    let plan = crate::plan::Plan::load(plan)?;
+    let src = crate::config::build_clients("source", &config.source).await?;
+    let dst = crate::config::build_clients("destination", &config.destination).await?;
+    let preview = crate::plan::preview::run(&config, &plan, &src, &dst).await?;
+    print!("{}", preview.text);
+    if !preview.ok {
+        eprintln!(
+            "error: a precondition fails (FAIL above): fix the plan or the destination before `ferry sync --plan`"
+        );
+    }
+    Ok(code(preview.ok))
+}
+
+fn status(config: &Path, json: bool) -> Result<ExitCode> {
+    // Only the state path matters here (a plan-driven config may list no tables).
+    let config = Config::load_for_plan(config)?;
+    let list = crate::status::all(&existing_store(&config)?)?;
+    if json {
+        print_json(&list)?;
+    } else {
+        print!("{}", crate::status::render(&list));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    let opts = crate::verify::VerifyOptions {
+        table: args.table,
+        sample: args.sample,
+        segments: args.segments,
+        read_units_per_second: args.max_read_units_per_second,
+        consistent: args.consistent,
+        examples: args.examples,
+        repair: args.repair,
+        recheck_wait: args.recheck_wait,
+        ..Default::default()
+    };
+    let reports = crate::verify::run(&config, &opts).await?;
+    if args.json {
+        print_json(&reports)?;
+    } else {
+        reports.iter().for_each(|r| print!("{}", r.render()));
+    }
+    let verdicts: Vec<Verdict> = reports.iter().map(|r| r.verdict()).collect();
+    Ok(if verdicts.iter().all(|v| *v == Verdict::Equal) {
+        ExitCode::SUCCESS
+    } else if verdicts.contains(&Verdict::Different) {
+        ExitCode::from(3)
+    } else {
+        ExitCode::from(4)
+    })
+}
+
+async fn cutover(args: CutoverArgs) -> Result<ExitCode> {
+    let (config, plan) = load_with_plan(&args.config, args.plan)?;
+    let opts = crate::cutover::CutoverOptions {
+        max_lag: args.max_lag,
+        quiet_for: args.quiet_for,
+        timeout: args.timeout,
+        report_dir: args.report_dir,
+        dry_run: args.dry_run,
+        verify: Default::default(),
+        plan,
+    };
+    let report = crate::cutover::run(&config, &opts).await?;
+    print!("{}", report.markdown());
+    Ok(code(report.ok()))
 }
 
 /// An RFC 3339 time as milliseconds since the epoch.

@@ -245,7 +245,15 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// The table's stored state (a new table is `Creating`), moved to its resume point.
     pub fn resume(store: Arc<Store>, name: &str, destination: &str) -> Result<Lifecycle> {
-        let row = store.table(name)?.unwrap_or_else(|| TableRow::new(name, destination));
+        let row = match store.table(name)? {
+            Some(row) => row,
+            None => {
+                // A new table is listed (as creating) from the start of its first run.
+                let row = TableRow::new(name, destination);
+                store.put_table(&row)?;
+                row
+            }
+        };
         let stored =
             TableState::read(&row).map_err(|e| Error::fatal(format!("state file {}: {e}", store.path.display())))?;
         let mut life = Lifecycle {

@@ -132,7 +132,11 @@ fn a_lifecycle_persists_each_move_and_refuses_a_skipped_step() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("from creating to streaming"), "{err}");
-    assert!(store.table("T").unwrap().is_none(), "nothing written");
+    assert_eq!(
+        store.table("T").unwrap().unwrap().phase,
+        Phase::Creating,
+        "listed from the start"
+    );
     life.transition(TableState::Captured {
         capture: cap(5),
         segments: Some(8),

@@ -8,7 +8,7 @@ pub mod export;
 mod reader;
 
 pub use aws::{Clients, Side, build_clients};
-pub use export::{ExportConfig, ExportTarget, Loader, Sse};
+pub use export::{ExportConfig, ExportSource, ExportTarget, Loader, Sse};
 
 use std::path::{Path, PathBuf};
 
@@ -28,14 +28,14 @@ pub struct Config {
     pub tables: Vec<TableConfig>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Snapshot {
     /// Parallel segmented scan with consistent reads.
     Scan,
     /// No copy: only changes from the capture point on are replayed.
     None,
-    /// Bulk load from a point-in-time export to S3 (see [`ExportConfig`]).
-    Export,
+    /// Bulk load from a point-in-time export to S3.
+    Export(ExportConfig),
 }
 
 /// Where a table's changes are read from.
@@ -80,12 +80,18 @@ pub struct TableConfig {
     /// How far before the capture time stream replay starts, to absorb the coarse
     /// ApproximateCreationDateTime (AWS: 1 s, DynamoDB Local: 1 min).
     pub replay_overlap_seconds: u64,
-    /// Set when `snapshot = "export"`.
-    pub export: Option<ExportConfig>,
     pub change_source: ChangeSource,
 }
 
 impl TableConfig {
+    /// The export settings, with `snapshot = "export"`.
+    pub fn export(&self) -> Option<&ExportConfig> {
+        match &self.snapshot {
+            Snapshot::Export(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// A table with every tuning knob at its default (as when ferry.toml sets none).
     pub fn with_defaults(source: &str, destination: &str) -> TableConfig {
         TableConfig {
@@ -97,7 +103,6 @@ impl TableConfig {
             max_read_units_per_second: None,
             write_concurrency: 16,
             replay_overlap_seconds: 300,
-            export: None,
             change_source: ChangeSource::Streams,
         }
     }
@@ -248,11 +253,14 @@ fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -
         errs.at(t.span(), format!("{} needs source = \"<table name>\"", t.name()));
     }
     let destination = t.string(errs, "destination");
-    let snapshot = match t.string_at(errs, "snapshot") {
+    let snapshot_at = t.string_at(errs, "snapshot");
+    let is_export = matches!(&snapshot_at, Some((s, _)) if s == "export");
+    let snapshot = match snapshot_at {
         None => Some(Snapshot::Scan),
         Some((s, _)) if s == "scan" => Some(Snapshot::Scan),
         Some((s, _)) if s == "none" => Some(Snapshot::None),
-        Some((s, _)) if s == "export" => Some(Snapshot::Export),
+        // Snapshot::Export, with the settings parsed below.
+        Some((s, _)) if s == "export" => None,
         Some((other, span)) => {
             errs.at(
                 span,
@@ -281,7 +289,7 @@ fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -
             OVERLAP_WHY,
         )
         .unwrap_or(300);
-    let export = export::table_settings(&mut t, errs, snapshot == Some(Snapshot::Export), default_export);
+    let export = export::table_settings(&mut t, errs, is_export, default_export);
     let change_source = change_source(&mut t, errs);
     t.finish(errs);
     let source = source?;
@@ -289,13 +297,15 @@ fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -
     Some(TableConfig {
         destination: destination.unwrap_or_else(|| source.clone()),
         source,
-        snapshot: snapshot?,
+        snapshot: match export {
+            Some(e) => Snapshot::Export(e),
+            None => snapshot?,
+        },
         scan_segments: scan_segments.map(|n| n as u32),
         max_write_units_per_second: max_wcu as u32,
         max_read_units_per_second: max_rcu.map(|n| n as u32),
         write_concurrency: lanes as u32,
         replay_overlap_seconds: overlap,
-        export,
         change_source,
     })
 }
@@ -537,15 +547,21 @@ snapshot = "none"
              [[table]]\nsource = \"B\"\nsnapshot = \"export\"\nexport_s3 = \"s3://b/p/AWSDynamoDB/01/\"\nexport_overlap_seconds = 60\n",
         )
         .unwrap();
-        let a = c.tables[0].export.as_ref().unwrap();
+        let a = c.tables[0].export().unwrap();
         assert_eq!(a.loader, Loader::Import);
-        let t = a.target.as_ref().unwrap();
+        let t = a.target().unwrap();
         assert_eq!(t.prefix.as_deref(), Some("exports"));
         assert_eq!(t.sse, Some(Sse::Kms("k1".into())));
         assert_eq!(a.overlap_seconds, 300);
-        let b = c.tables[1].export.as_ref().unwrap();
-        assert_eq!(b.target, None);
-        assert_eq!(b.export_s3.as_deref(), Some("s3://b/p/AWSDynamoDB/01/"));
+        let b = c.tables[1].export().unwrap();
+        assert_eq!(b.target(), None);
+        assert_eq!(
+            b.source,
+            ExportSource::Folder {
+                bucket: "b".into(),
+                folder: "p/AWSDynamoDB/01/".into()
+            }
+        );
         assert_eq!(b.overlap_seconds, 60);
 
         let err = parse(

@@ -5,6 +5,7 @@
 //! A table that fails stops alone, loudly, with its reason kept in the state store; the others go on.
 
 mod skew;
+mod steps;
 mod table;
 
 use std::sync::Arc;
@@ -154,9 +155,9 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
                 Some(Ok((name, Ok(())))) => tracing::info!(table = %name, "table stopped"),
                 // Asked to stop while calls were still failing: not the table's failure.
                 Some(Ok((name, Err(e)))) if e.is_stopped() => tracing::info!(table = %name, "table stopped ({e})"),
+                // The table's lifecycle has recorded the failure.
                 Some(Ok((name, Err(e)))) => {
                     tracing::error!(table = %name, "table stopped with an error: {e}");
-                    mark_failed(&store, &name, &e)?;
                     failed.push(format!("table {name}: {e}"));
                 }
                 Some(Err(e)) => failed.push(format!("a table task panicked: {e}")),
@@ -196,8 +197,4 @@ fn publish(store: &Store, all: &[(String, String, Arc<TableStats>)]) -> Result<(
         metrics::publish(name, stats);
     }
     Ok(())
-}
-
-fn mark_failed(store: &Store, name: &str, e: &Error) -> Result<()> {
-    store.put_error(name, &e.to_string())
 }

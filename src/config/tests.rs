@@ -2,6 +2,11 @@
 
 use super::*;
 
+/// The error text names `want` (shown whole when it does not).
+fn has(err: &str, want: &str) {
+    assert!(err.contains(want), "{err}");
+}
+
 fn parse(text: &str) -> Result<Config> {
     Config::parse(Path::new("conf/ferry.toml"), text)
 }
@@ -58,21 +63,18 @@ fn reports_every_problem_at_once_with_lines() {
     let text = "[source]\nregoin = \"x\"\n[destination]\nregion = 5\n[[table]]\nsource = \"A\"\nsnapshot = \"export-ish\"\nscan_segments = -1\n";
     let err = parse(text).unwrap_err().to_string();
     assert!(err.contains("4 problems"), "{err}");
-    assert!(
-        err.contains("conf/ferry.toml:2:1: unknown key \"regoin\" in [source]"),
-        "{err}"
+    has(&err, "conf/ferry.toml:2:1: unknown key \"regoin\" in [source]");
+    has(
+        &err,
+        "conf/ferry.toml:4:10: region in [destination] must be a string, found integer",
     );
-    assert!(
-        err.contains("conf/ferry.toml:4:10: region in [destination] must be a string, found integer"),
-        "{err}"
+    has(
+        &err,
+        "conf/ferry.toml:7:12: snapshot in [[table]] #1 must be \"scan\", \"export\" or \"none\"",
     );
-    assert!(
-        err.contains("conf/ferry.toml:7:12: snapshot in [[table]] #1 must be \"scan\", \"export\" or \"none\""),
-        "{err}"
-    );
-    assert!(
-        err.contains("conf/ferry.toml:8:17: scan_segments in [[table]] #1 must be a non-negative integer, found -1"),
-        "{err}"
+    has(
+        &err,
+        "conf/ferry.toml:8:17: scan_segments in [[table]] #1 must be a non-negative integer, found -1",
     );
 }
 
@@ -100,13 +102,13 @@ fn overlaps_below_the_safe_minimum_are_refused() {
     )
     .unwrap_err()
     .to_string();
-    assert!(
-        err.contains("replay_overlap_seconds in [[table]] #1 must be at least 60, found 0"),
-        "{err}"
+    has(
+        &err,
+        "replay_overlap_seconds in [[table]] #1 must be at least 60, found 0",
     );
-    assert!(
-        err.contains("export_overlap_seconds in [[table]] #2 must be at least 60, found 5"),
-        "{err}"
+    has(
+        &err,
+        "export_overlap_seconds in [[table]] #2 must be at least 60, found 5",
     );
     assert!(err.contains(":5:"), "names the line: {err}");
 }
@@ -116,10 +118,7 @@ fn replay_overlap_stays_below_stream_retention() {
     let err = parse("[source]\n[destination]\n[[table]]\nsource=\"A\"\nreplay_overlap_seconds = 86400\n")
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("replay_overlap_seconds in [[table]] #1 must be at most 82800"),
-        "{err}"
-    );
+    has(&err, "replay_overlap_seconds in [[table]] #1 must be at most 82800");
 }
 
 #[test]
@@ -194,10 +193,7 @@ fn reads_an_sqs_change_source_and_reports_its_mistakes_at_once() {
     )
     .unwrap_err()
     .to_string();
-    assert!(
-        err.contains("queue_allow_dead_letter in [[table]] #1 must be true or false"),
-        "{err}"
-    );
+    has(&err, "queue_allow_dead_letter in [[table]] #1 must be true or false");
     assert_eq!(
         parse("[source]\n[destination]\n[[table]]\nsource=\"A\"\n")
             .unwrap()
@@ -211,21 +207,21 @@ fn reads_an_sqs_change_source_and_reports_its_mistakes_at_once() {
                 [[table]]\nsource=\"D\"\nchange_source = \"kinesis\"\n";
     let err = parse(text).unwrap_err().to_string();
     assert!(err.contains("4 problems"), "{err}");
-    assert!(
-        err.contains("conf/ferry.toml:5:17: change_source = \"sqs\" in [[table]] #1 needs queue_url"),
-        "{err}"
+    has(
+        &err,
+        "conf/ferry.toml:5:17: change_source = \"sqs\" in [[table]] #1 needs queue_url",
     );
-    assert!(
-        err.contains("conf/ferry.toml:8:13: queue_url in [[table]] #2 needs change_source = \"sqs\""),
-        "{err}"
+    has(
+        &err,
+        "conf/ferry.toml:8:13: queue_url in [[table]] #2 needs change_source = \"sqs\"",
     );
-    assert!(
-        err.contains("conf/ferry.toml:12:13: queue_url in [[table]] #3 must be the http(s) URL of a FIFO queue"),
-        "{err}"
+    has(
+        &err,
+        "conf/ferry.toml:12:13: queue_url in [[table]] #3 must be the http(s) URL of a FIFO queue",
     );
-    assert!(
-        err.contains("conf/ferry.toml:15:17: change_source in [[table]] #4 must be \"streams\" or \"sqs\""),
-        "{err}"
+    has(
+        &err,
+        "conf/ferry.toml:15:17: change_source in [[table]] #4 must be \"streams\" or \"sqs\"",
     );
 }
 

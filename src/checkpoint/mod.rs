@@ -1,14 +1,19 @@
-//! Checkpoints: when a position may advance ([`ack`]), where it is kept ([`store`]) and who may
-//! write it ([`lock`]).
+//! Checkpoints: when a position may advance ([`ack`]), where it is kept ([`store`]), who may
+//! write it ([`lock`]), and where each table is in its life ([`lifecycle`]).
 
 pub mod ack;
 pub mod exports;
 pub mod health;
+pub mod lifecycle;
 pub mod lock;
+mod positions;
+mod schema;
 pub mod store;
+mod tables;
 
 pub use ack::{AckSink, OrderedAck};
 pub use exports::ExportRow;
 pub use health::Retrying;
+pub use lifecycle::{Capture, Lifecycle, TableState};
 pub use lock::DaemonLock;
 pub use store::{Phase, QueueRow, SegmentRow, ShardRow, Store, TableRow};

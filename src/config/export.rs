@@ -34,19 +34,35 @@ pub struct ExportTarget {
     pub sse: Option<Sse>,
 }
 
+/// Which export a table loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportSource {
+    /// A new export as of the capture point, written here.
+    New(ExportTarget),
+    /// `export_arn`: an existing export (DescribeExport with the source side's credentials).
+    Arn(String),
+    /// `export_s3`: the existing export in this folder (`s3://bucket/prefix/AWSDynamoDB/<id>/`).
+    Folder { bucket: String, folder: String },
+}
+
 /// Everything one table needs for `snapshot = "export"`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportConfig {
-    /// Where a new export is written; `None` when an existing export is reused.
-    pub target: Option<ExportTarget>,
+    pub source: ExportSource,
     pub loader: Loader,
-    /// Reuse this export (DescribeExport with the source side's credentials) instead of starting one.
-    pub export_arn: Option<String>,
-    /// Reuse the export in this folder: `s3://bucket/prefix/AWSDynamoDB/<id>/`.
-    pub export_s3: Option<String>,
     /// Stream replay applies records from the export time minus this, to absorb the second (AWS)
     /// or minute (DynamoDB Local) rounding of record times.
     pub overlap_seconds: u64,
+}
+
+impl ExportConfig {
+    /// Where a new export goes; `None` when an existing export is reused.
+    pub fn target(&self) -> Option<&ExportTarget> {
+        match &self.source {
+            ExportSource::New(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 /// Parses an `[export]` section. `None` when absent.
@@ -161,39 +177,45 @@ pub(super) fn table_settings(
         }
         return None;
     }
-    if let Some((s3, span)) = &export_s3 {
-        check_s3_url(s3, span.clone(), &name, errs);
-    }
-    if export_arn.is_some() && export_s3.is_some() {
-        errs.at(t.span(), format!("{name}: set export_arn or export_s3, not both"));
-    }
-    let reuse = export_arn.is_some() || export_s3.is_some();
-    let target = own_target.or_else(|| default_target.cloned());
-    if !reuse && target.is_none() {
-        errs.at(
-            t.span(),
-            format!(
-                "{name} has snapshot = \"export\" but no [export] bucket = \"...\" (or export_arn / export_s3 to \
-                 reuse an existing export)"
-            ),
-        );
-    }
+    let source = match (export_arn, export_s3, own_target.or_else(|| default_target.cloned())) {
+        (Some(_), Some((s3, span)), _) => {
+            folder(&s3, span, &name, errs);
+            errs.at(t.span(), format!("{name}: set export_arn or export_s3, not both"));
+            None
+        }
+        (Some(arn), None, _) => Some(ExportSource::Arn(arn)),
+        (None, Some((s3, span)), _) => folder(&s3, span, &name, errs),
+        (None, None, Some(target)) => Some(ExportSource::New(target)),
+        (None, None, None) => {
+            errs.at(
+                t.span(),
+                format!(
+                    "{name} has snapshot = \"export\" but no [export] bucket = \"...\" (or export_arn / export_s3 to \
+                     reuse an existing export)"
+                ),
+            );
+            None
+        }
+    };
     Some(ExportConfig {
-        target: if reuse { None } else { target },
+        source: source?,
         loader: loader?,
-        export_arn,
-        export_s3: export_s3.map(|(s, _)| s),
         overlap_seconds: overlap,
     })
 }
 
-fn check_s3_url(s3: &str, span: Range<usize>, name: &str, errs: &mut Errors) {
+fn folder(s3: &str, span: Range<usize>, name: &str, errs: &mut Errors) -> Option<ExportSource> {
     match parse_s3_url(s3) {
-        Some((bucket, _)) if !bucket.is_empty() => {}
-        _ => errs.at(
-            span,
-            format!("export_s3 in {name} must look like \"s3://bucket/prefix/AWSDynamoDB/<export id>/\", found {s3:?}"),
-        ),
+        Some((bucket, folder)) if !bucket.is_empty() => Some(ExportSource::Folder { bucket, folder }),
+        _ => {
+            errs.at(
+                span,
+                format!(
+                    "export_s3 in {name} must look like \"s3://bucket/prefix/AWSDynamoDB/<export id>/\", found {s3:?}"
+                ),
+            );
+            None
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! A table that fails stops alone, loudly, with its reason kept in the state store; the others go on.
 
 mod skew;
+mod steps;
 mod table;
 
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{DaemonLock, Retrying, Store};
-use crate::config::{Config, build_clients};
-use crate::discover::check::{CheckOptions, check_table};
+use crate::config::{Clients, Config, TableConfig, build_clients};
+use crate::discover::check::{CheckOptions, Checked, check_table};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::status;
@@ -67,64 +68,9 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     let src = build_clients("source", &config.source).await?;
     let dst = build_clients("destination", &config.destination).await?;
 
-    // Every precondition of every table, before anything is written anywhere.
-    let mut checked = Vec::new();
-    let mut problems = Vec::new();
-    for t in &config.tables {
-        let resuming = store.table(&t.source)?.is_some_and(|r| r.capture_ms.is_some());
-        if resuming && opts.from_ms.is_some() {
-            problems.push(format!(
-                "table {}: --from applies to a fresh start only; this table has started already \
-                 (move its position with `ferry checkpoint set --at`)",
-                t.source
-            ));
-            continue;
-        }
-        let ok = match check_table(&src, &dst, t, opts.checks, resuming).await {
-            Ok(c) => crate::snapshot::export::precheck(&src, t, c.destination.as_ref(), resuming, opts.enable_pitr)
-                .await
-                .map(|()| c),
-            Err(e) => Err(e),
-        };
-        // An SQS buffer's redrive policy and dead-letter queue (source::sqs::dead_letter).
-        let ok = match ok {
-            Ok(c) => crate::source::sqs::dead_letter::precheck(&src.sqs, t).await.map(|()| c),
-            Err(e) => Err(e),
-        };
-        match ok {
-            Ok(c) => checked.push((t.clone(), c)),
-            Err(e) => problems.push(format!("table {}: {e}", t.source)),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(Error::fatal(problems.join("\n")));
-    }
+    let checked = check_all(config, &opts, &store, &src, &dst).await?;
 
-    let mut tables = JoinSet::new();
-    let mut all_stats = Vec::new();
-    let slots = opts.parallel_tables.map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
-    for (cfg, c) in checked {
-        let stats = Arc::new(TableStats::default());
-        all_stats.push((cfg.source.clone(), cfg.destination.clone(), stats.clone()));
-        let run = table::TableRun {
-            cfg: cfg.clone(),
-            src: src.clone(),
-            dst: dst.clone(),
-            store: store.clone(),
-            stats,
-            checked: c,
-            stop: stop.child_token(),
-            list_every: opts.list_every,
-            from_ms: opts.from_ms,
-            enable_pitr: opts.enable_pitr,
-            export_poll: opts.export_poll,
-            planned: opts.plan.as_ref().and_then(|p| p.table(&cfg.source).cloned()),
-            slots: slots.clone(),
-        };
-        let name = cfg.source.clone();
-        tables.spawn(async move { (name, run.run().await) });
-    }
-
+    let (mut tables, all_stats) = spawn_tables(checked, &opts, &store, &src, &dst, &stop);
     let bars = progress::Progress::new(opts.progress, &all_stats);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Metrics are cheap to publish: keep /metrics within 100 ms of the pipeline's counters.
@@ -155,9 +101,9 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
                 Some(Ok((name, Ok(())))) => tracing::info!(table = %name, "table stopped"),
                 // Asked to stop while calls were still failing: not the table's failure.
                 Some(Ok((name, Err(e)))) if e.is_stopped() => tracing::info!(table = %name, "table stopped ({e})"),
+                // The table's lifecycle has recorded the failure.
                 Some(Ok((name, Err(e)))) => {
                     tracing::error!(table = %name, "table stopped with an error: {e}");
-                    mark_failed(&store, &name, &e)?;
                     failed.push(format!("table {name}: {e}"));
                 }
                 Some(Err(e)) => failed.push(format!("a table task panicked: {e}")),
@@ -182,6 +128,90 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     }
 }
 
+/// Every table's name, destination and live counters.
+type AllStats = Vec<(String, String, Arc<TableStats>)>;
+/// Each table's run, ending with its name and how it ended.
+type Runs = JoinSet<(String, Result<()>)>;
+
+/// Starts one [`table::TableRun`] per checked table.
+fn spawn_tables(
+    checked: Vec<(TableConfig, Checked)>,
+    opts: &SyncOptions,
+    store: &Arc<Store>,
+    src: &Clients,
+    dst: &Clients,
+    stop: &CancellationToken,
+) -> (Runs, AllStats) {
+    let mut tables = JoinSet::new();
+    let mut all_stats = Vec::new();
+    let slots = opts.parallel_tables.map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
+    for (cfg, c) in checked {
+        let stats = Arc::new(TableStats::default());
+        all_stats.push((cfg.source.clone(), cfg.destination.clone(), stats.clone()));
+        let run = table::TableRun {
+            cfg: cfg.clone(),
+            src: src.clone(),
+            dst: dst.clone(),
+            store: store.clone(),
+            stats,
+            checked: c,
+            stop: stop.child_token(),
+            list_every: opts.list_every,
+            from_ms: opts.from_ms,
+            enable_pitr: opts.enable_pitr,
+            export_poll: opts.export_poll,
+            planned: opts.plan.as_ref().and_then(|p| p.table(&cfg.source).cloned()),
+            slots: slots.clone(),
+        };
+        let name = cfg.source.clone();
+        tables.spawn(async move { (name, run.run().await) });
+    }
+    (tables, all_stats)
+}
+
+/// Every precondition of every table, before anything is written anywhere: all problems at once.
+async fn check_all(
+    config: &Config,
+    opts: &SyncOptions,
+    store: &Store,
+    src: &Clients,
+    dst: &Clients,
+) -> Result<Vec<(TableConfig, Checked)>> {
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    for t in &config.tables {
+        let resuming = store.table(&t.source)?.is_some_and(|r| r.capture_ms.is_some());
+        if resuming && opts.from_ms.is_some() {
+            problems.push(format!(
+                "table {}: --from applies to a fresh start only; this table has started already \
+                 (move its position with `ferry checkpoint set --at`)",
+                t.source
+            ));
+            continue;
+        }
+        let ok = match check_table(src, dst, t, opts.checks, resuming).await {
+            Ok(c) => crate::snapshot::export::precheck(src, t, c.destination.as_ref(), resuming, opts.enable_pitr)
+                .await
+                .map(|()| c),
+            Err(e) => Err(e),
+        };
+        // An SQS buffer's redrive policy and dead-letter queue (source::sqs::dead_letter).
+        let ok = match ok {
+            Ok(c) => crate::source::sqs::dead_letter::precheck(&src.sqs, t).await.map(|()| c),
+            Err(e) => Err(e),
+        };
+        match ok {
+            Ok(c) => checked.push((t.clone(), c)),
+            Err(e) => problems.push(format!("table {}: {e}", t.source)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::fatal(problems.join("\n")));
+    }
+
+    Ok(checked)
+}
+
 /// Writes live counters to the state store (for `ferry status`) and to metrics.
 fn publish(store: &Store, all: &[(String, String, Arc<TableStats>)]) -> Result<()> {
     for (name, _, stats) in all {
@@ -197,8 +227,4 @@ fn publish(store: &Store, all: &[(String, String, Arc<TableStats>)]) -> Result<(
         metrics::publish(name, stats);
     }
     Ok(())
-}
-
-fn mark_failed(store: &Store, name: &str, e: &Error) -> Result<()> {
-    store.put_error(name, &e.to_string())
 }

@@ -24,10 +24,9 @@ use aws_sdk_dynamodb::types::TableDescription;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::Applier;
-use crate::checkpoint::{ExportRow, Store, TableRow};
+use crate::checkpoint::{Capture, ExportRow, Lifecycle, Store, TableState};
 use crate::clock::now_ms;
-use crate::config::export::parse_s3_url;
-use crate::config::{Clients, ExportConfig, Loader, TableConfig};
+use crate::config::{Clients, ExportConfig, ExportSource, ExportTarget, Loader, TableConfig};
 use crate::error::{Error, Result};
 use crate::telemetry::TableStats;
 use load::{FileLoader, STREAM_RETENTION_MS};
@@ -45,11 +44,11 @@ pub async fn precheck(
     resuming: bool,
     enable_pitr: bool,
 ) -> Result<()> {
-    let Some(e) = &t.export else { return Ok(()) };
+    let Some(e) = t.export() else { return Ok(()) };
     if resuming {
         return Ok(());
     }
-    if e.target.is_some() && !enable_pitr && !request::pitr_enabled(src, &t.source).await? {
+    if e.target().is_some() && !enable_pitr && !request::pitr_enabled(src, &t.source).await? {
         return Err(request::pitr_off_error(&t.source));
     }
     if e.loader == Loader::Import && destination.is_some() {
@@ -64,13 +63,14 @@ pub async fn precheck(
 
 /// Whether the destination is created by ImportTable (so ferry must not create it itself).
 pub fn imports(t: &TableConfig, source: &TableDescription) -> bool {
-    t.export
-        .as_ref()
+    t.export()
         .is_some_and(|e| e.loader == Loader::Import && import::import_possible(source).is_ok())
 }
 
 pub struct ExportSnapshot {
     pub cfg: TableConfig,
+    /// The table's `snapshot = "export"` settings.
+    pub conf: ExportConfig,
     pub src: Clients,
     pub dst: Clients,
     pub source: TableDescription,
@@ -85,39 +85,50 @@ pub struct ExportSnapshot {
 
 impl ExportSnapshot {
     fn conf(&self) -> &ExportConfig {
-        self.cfg
-            .export
-            .as_ref()
-            .expect("snapshot = \"export\" has export settings")
+        &self.conf
     }
 
-    /// Exports (or finds the export), loads it, and sets the stream's replay point from the export
-    /// time. `true` when the load is complete, `false` when stopped first.
-    pub async fn run(&self, row: &mut TableRow, applier: impl FnOnce() -> Applier) -> Result<bool> {
+    /// Exports (or finds the export), loads it, and moves the stream's replay point to the export
+    /// time (a `BulkLoading` step of `life`). The capture with that replay point when the load is
+    /// complete, `None` when stopped first.
+    pub async fn run(
+        &self,
+        life: &mut Lifecycle,
+        capture: Capture,
+        applier: impl FnOnce() -> Applier,
+    ) -> Result<Option<Capture>> {
         let name = self.cfg.source.clone();
-        let mut er = self.store.export(&name)?.unwrap_or_default();
-        let capture_ms = row.capture_ms.expect("captured before the snapshot");
-        if er.folder.is_none() {
-            self.find_or_start(&mut er, capture_ms).await?;
-        }
-        let (bucket, folder) = (er.bucket.clone().expect("set"), er.folder.clone().expect("set"));
-        let export = manifest::locate(&self.dst.s3, &bucket, &folder).await?;
-        let export_ms = match export.export_time_ms.or(er.export_time_ms) {
-            Some(t) => t,
-            None => {
-                tracing::warn!(table = %name, export = %url(&bucket, &folder), "the export names no export time: using the capture point");
-                capture_ms
-            }
+        let capture_ms = capture.t0_ms;
+        let er = match self.store.export(&name)? {
+            Some(er) if er.bucket.is_some() && er.folder.is_some() => er,
+            er => self.find_or_start(er.unwrap_or_default(), capture_ms).await?,
         };
-        er.export_time_ms = Some(export_ms);
-        er.items_total = export.item_count.map(|n| n as i64);
+        let (Some(bucket), Some(folder)) = (er.bucket.clone(), er.folder.clone()) else {
+            return Err(Error::fatal(format!(
+                "table {name}: the export's folder is not recorded"
+            )));
+        };
+        let export = manifest::locate(&self.dst.s3, &bucket, &folder).await?;
+        let export_ms = export.export_time_ms.or(er.export_time_ms).unwrap_or_else(|| {
+            tracing::warn!(table = %name, export = %url(&bucket, &folder), "the export names no export time: using the capture point");
+            capture_ms
+        });
+        let mut er = ExportRow {
+            export_time_ms: Some(export_ms),
+            items_total: export.item_count.map(|n| n as i64),
+            ..er
+        };
         self.store.put_export(&name, &er)?;
-        row.replay_from_ms = Some(export_ms - self.conf().overlap_seconds as i64 * 1000);
-        row.snapshot_segments = export.files.len() as i64;
-        self.store.put_table(row)?;
+        let capture = Capture {
+            replay_from_ms: export_ms - self.conf().overlap_seconds as i64 * 1000,
+            ..capture
+        };
+        life.transition(TableState::BulkLoading {
+            capture: capture.clone(),
+            segments: export.files.len() as u32,
+        })?;
         check_retention(&name, export_ms)?;
         tracing::info!(table = %name, export = %url(&bucket, &folder), files = export.files.len(), items = ?export.item_count, "loading export");
-
         let loaded = match self.conf().loader {
             Loader::Import => match import::import_possible(&self.source) {
                 Ok(()) => self.import(&mut er, &export).await.map(|_| true)?,
@@ -131,62 +142,70 @@ impl ExportSnapshot {
         if loaded {
             check_retention(&name, export_ms)?;
         }
-        Ok(loaded)
+        Ok(loaded.then_some(capture))
     }
 
-    /// Sets the export's bucket, folder (and ARN, time) in `er`, starting the export if needed.
-    async fn find_or_start(&self, er: &mut ExportRow, capture_ms: i64) -> Result<()> {
+    /// The export's bucket, folder (and ARN, time), starting the export if needed.
+    async fn find_or_start(&self, mut er: ExportRow, capture_ms: i64) -> Result<ExportRow> {
         let name = &self.cfg.source;
-        let conf = self.conf().clone();
-        if let Some(s3) = &conf.export_s3 {
-            let (bucket, folder) = parse_s3_url(s3).expect("validated with the config");
-            er.bucket = Some(bucket);
-            er.folder = Some(folder);
-            tracing::info!(table = %name, export = s3, "reusing an existing export (export_s3)");
-        } else {
-            let (arn, root) = match (&conf.export_arn, &conf.target) {
-                (Some(arn), _) => (arn.clone(), None),
-                (None, Some(target)) => {
-                    let root = export_root(target.prefix.as_deref(), name, capture_ms);
-                    let arn = match &er.export_arn {
-                        Some(a) => a.clone(),
-                        None => self.start(target, capture_ms, &root).await?,
-                    };
-                    er.export_arn = Some(arn.clone());
-                    self.store.put_export(name, er)?;
-                    (arn, Some(root))
-                }
-                (None, None) => unreachable!("config requires a target or an export to reuse"),
-            };
-            er.export_arn = Some(arn.clone());
-            let d = request::wait_export(&self.src, name, &arn, self.poll, &self.stop, &self.stats).await?;
-            let mut folder = request::export_folder(&d, &arn);
-            if manifest::locate(&self.dst.s3, &d.bucket, &folder).await.is_err() {
-                // Endpoints whose export ARNs do not name the folder (moto): ferry's own export
-                // root holds exactly this one export.
-                let root = root.unwrap_or_else(|| {
-                    d.prefix
-                        .as_deref()
-                        .map(|p| format!("{}/", p.trim_matches('/')))
-                        .unwrap_or_default()
-                });
-                if let Some(f) = manifest::single_export_under(&self.dst.s3, &d.bucket, &root).await? {
-                    tracing::info!(table = %name, export = %url(&d.bucket, &f), "the export ARN names no folder: using the only export under its prefix");
-                    folder = f;
-                }
+        let (arn, root) = match &self.conf().source {
+            ExportSource::Folder { bucket, folder } => {
+                er.bucket = Some(bucket.clone());
+                er.folder = Some(folder.clone());
+                tracing::info!(table = %name, export = %url(bucket, folder), "reusing an existing export (export_s3)");
+                self.store.put_export(name, &er)?;
+                return Ok(er);
             }
-            er.bucket = Some(d.bucket);
-            er.folder = Some(folder);
-            er.export_time_ms = d.export_time_ms.filter(|t| *t > 0).or(er.export_time_ms);
-            if conf.export_arn.is_none() {
-                // ferry asked for the export as of the capture time.
-                er.export_time_ms = er.export_time_ms.or(Some(capture_ms));
+            ExportSource::Arn(arn) => (arn.clone(), None),
+            ExportSource::New(target) => {
+                let root = export_root(target.prefix.as_deref(), name, capture_ms);
+                let arn = match &er.export_arn {
+                    Some(a) => a.clone(),
+                    None => self.start(target, capture_ms, &root).await?,
+                };
+                er.export_arn = Some(arn.clone());
+                self.store.put_export(name, &er)?;
+                (arn, Some(root))
             }
+        };
+        er.export_arn = Some(arn.clone());
+        let d = request::wait_export(&self.src, name, &arn, self.poll, &self.stop, &self.stats).await?;
+        let folder = self.folder_of(&d, &arn, root).await?;
+        er.bucket = Some(d.bucket);
+        er.folder = Some(folder);
+        er.export_time_ms = d.export_time_ms.filter(|t| *t > 0).or(er.export_time_ms);
+        if let ExportSource::New(_) = self.conf().source {
+            // ferry asked for the export as of the capture time.
+            er.export_time_ms = er.export_time_ms.or(Some(capture_ms));
         }
-        self.store.put_export(name, er)
+        self.store.put_export(name, &er)?;
+        Ok(er)
     }
 
-    async fn start(&self, target: &crate::config::ExportTarget, capture_ms: i64, root: &str) -> Result<String> {
+    /// The folder of a finished export.
+    async fn folder_of(&self, d: &request::Described, arn: &str, root: Option<String>) -> Result<String> {
+        let folder = request::export_folder(d, arn);
+        if manifest::locate(&self.dst.s3, &d.bucket, &folder).await.is_ok() {
+            return Ok(folder);
+        }
+        // Endpoints whose export ARNs do not name the folder (moto): ferry's own export root
+        // holds exactly this one export.
+        let root = root.unwrap_or_else(|| {
+            d.prefix
+                .as_deref()
+                .map(|p| format!("{}/", p.trim_matches('/')))
+                .unwrap_or_default()
+        });
+        match manifest::single_export_under(&self.dst.s3, &d.bucket, &root).await? {
+            Some(f) => {
+                tracing::info!(table = %self.cfg.source, export = %url(&d.bucket, &f), "the export ARN names no folder: using the only export under its prefix");
+                Ok(f)
+            }
+            None => Ok(folder),
+        }
+    }
+
+    async fn start(&self, target: &ExportTarget, capture_ms: i64, root: &str) -> Result<String> {
         let name = &self.cfg.source;
         if !request::pitr_enabled(&self.src, name).await? {
             if !self.enable_pitr {
@@ -212,11 +231,11 @@ impl ExportSnapshot {
         let arn = match &er.import_arn {
             Some(a) => a.clone(),
             None => {
-                let owner = self.conf().target.as_ref().and_then(|t| t.bucket_owner.clone());
+                let owner = self.conf().target().and_then(|t| t.bucket_owner.clone());
                 let token = request::client_token(
                     &format!("import:{}", self.cfg.destination),
                     er.export_time_ms.unwrap_or(0),
-                    &crate::config::ExportTarget {
+                    &ExportTarget {
                         bucket: export.bucket.clone(),
                         prefix: Some(export.folder.clone()),
                         ..Default::default()

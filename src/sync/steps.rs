@@ -1,0 +1,179 @@
+//! The table run's longer steps: recording the capture point, the bulk load (scan or export) and
+//! the change source (stream or SQS buffer).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::table::{RunCtx, TableRun};
+use crate::checkpoint::{Capture, Lifecycle, TableState};
+use crate::clock::now_ms;
+use crate::config::{ChangeSource, Snapshot};
+use crate::discover::{self, create};
+use crate::error::{Error, Result};
+use crate::snapshot::export::{self, ExportSnapshot};
+use crate::snapshot::scan::ScanTask;
+use crate::snapshot::source::SdkScan;
+use crate::source::sqs::consumer::SqsTask;
+use crate::source::streams::{self, StreamTask, View, api::SdkStreams};
+
+impl TableRun {
+    /// Creates the destination if needed, then records the capture point: T0 and the shard tree,
+    /// durably, before a single item is copied. Returns the `Captured` state to persist.
+    pub(super) async fn capture(&self) -> Result<TableState> {
+        let name = &self.cfg.source;
+        if self.checked.destination.is_none() && !export::imports(&self.cfg, &self.checked.source) {
+            self.create_destination().await?;
+        }
+        let source = if self.checked.view.is_none() {
+            create::enable_stream(&self.src, name).await?
+        } else {
+            self.checked.source.clone()
+        };
+        let stream_arn = source
+            .latest_stream_arn
+            .clone()
+            .ok_or_else(|| Error::fatal(format!("source table {name:?} reports no stream ARN")))?;
+        let skew = super::skew::measure(&self.src.dynamodb, name).await;
+        let widen = super::skew::widen_ms(skew);
+        if widen > 0 {
+            tracing::warn!(
+                table = %name,
+                skew_seconds = skew.unwrap_or(0) / 1000,
+                "this host's clock and the source endpoint's differ by {:.0}s: the replay starts that much earlier \
+                 (fix the host's time sync)",
+                widen as f64 / 1000.0
+            );
+        }
+        let t0 = now_ms();
+        let shards = streams::capture(&SdkStreams(self.src.streams.clone()), &stream_arn, &self.store, name).await?;
+        let overlap_start = t0 - (self.cfg.replay_overlap_seconds as i64) * 1000 - widen;
+        let replay_from_ms = match (self.from_ms, &self.cfg.snapshot) {
+            (Some(from), Snapshot::None) => from,
+            // With a snapshot, starting later than the capture point would lose changes.
+            (Some(from), _) => from.min(overlap_start),
+            (None, _) => overlap_start,
+        };
+        let segments = (self.cfg.snapshot != Snapshot::None).then(|| self.planned_segments());
+        tracing::info!(table = %name, shards, "capture point recorded");
+        Ok(TableState::Captured {
+            capture: Capture {
+                stream_arn,
+                t0_ms: t0,
+                replay_from_ms,
+            },
+            segments,
+        })
+    }
+
+    async fn create_destination(&self) -> Result<()> {
+        let name = &self.cfg.source;
+        tracing::info!(table = %name, destination = %self.cfg.destination, "creating destination table");
+        match &self.planned {
+            Some(p) => {
+                let (want, have) = (p.schema.key_signature(), discover::key_signature(&self.checked.source));
+                if want != have {
+                    return Err(Error::fatal(format!(
+                        "the plan's schema of {name} has keys [{want}] but the source has [{have}]: every \
+                         replicated write would fail. Fix schemas/{name}.json."
+                    )));
+                }
+                p.schema.create(&self.dst, &self.cfg.destination).await?
+            }
+            None => create::create_like(&self.dst, &self.cfg.destination, &self.checked.source).await?,
+        };
+        Ok(())
+    }
+
+    /// The bulk load: the capture (its replay point moved to the export time for an export) when
+    /// every item is durable, `None` when stopped first.
+    pub(super) async fn bulk_load(
+        &self,
+        life: &mut Lifecycle,
+        ctx: &RunCtx,
+        capture: Capture,
+        segments: u32,
+    ) -> Result<Option<Capture>> {
+        let name = &self.cfg.source;
+        let loaded = if let Snapshot::Export(conf) = &self.cfg.snapshot {
+            let snap = ExportSnapshot {
+                cfg: self.cfg.clone(),
+                conf: conf.clone(),
+                src: self.src.clone(),
+                dst: self.dst.clone(),
+                source: self.checked.source.clone(),
+                store: self.store.clone(),
+                stats: self.stats.clone(),
+                stop: self.stop.child_token(),
+                key_names: ctx.key_names.clone(),
+                enable_pitr: self.enable_pitr,
+                poll: self.export_poll,
+            };
+            let loaded = snap.run(life, capture, || self.applier(ctx)).await?;
+            tracing::info!(table = %name, items = self.stats.snapshot_items.load(Relaxed), "export loaded");
+            loaded
+        } else {
+            let segments = self.snapshot_segments(segments);
+            tracing::info!(table = %name, segments, "snapshot: parallel scan");
+            let scan = ScanTask {
+                source: Arc::new(SdkScan {
+                    client: self.src.dynamodb.clone(),
+                    table: name.clone(),
+                }),
+                table: name.clone(),
+                segments,
+                key_names: ctx.key_names.clone(),
+                store: self.store.clone(),
+                stats: self.stats.clone(),
+                stop: self.stop.child_token(),
+                read_limiter: ctx.read_limiter.clone(),
+                read_budget: ctx.read_budget.clone(),
+                table_bytes: self.checked.source.table_size_bytes.unwrap_or(0).max(0) as u64,
+                table_items: self.checked.source.item_count.unwrap_or(0).max(0) as u64,
+            };
+            let loaded = scan.run(self.applier(ctx)).await?.then_some(capture);
+            if loaded.is_some() {
+                tracing::info!(table = %name, items = self.stats.snapshot_items.load(Relaxed), "snapshot finished");
+            }
+            loaded
+        };
+        Ok(loaded)
+    }
+
+    /// Applies changes from the captured stream, or from the SQS buffer, until stopped.
+    pub(super) async fn stream(&self, ctx: &RunCtx, capture: &Capture) -> Result<()> {
+        let name = self.cfg.source.clone();
+        let view = self.checked.view.unwrap_or(View::NewImage);
+        let replay_from_ms = capture.replay_from_ms;
+        if let ChangeSource::Sqs(queue) = &self.cfg.change_source {
+            tracing::info!(table = %name, queue = %queue.url, "applying changes from the SQS buffer");
+            let task = SqsTask {
+                sqs: self.src.sqs.clone(),
+                s3: self.src.s3.clone(),
+                table: name,
+                queue: queue.clone(),
+                view,
+                key_names: ctx.key_names.clone(),
+                replay_from_ms,
+                store: self.store.clone(),
+                stats: self.stats.clone(),
+                stop: self.stop.clone(),
+            };
+            return task.run(self.applier(ctx)).await;
+        }
+        tracing::info!(table = %name, stream = %capture.stream_arn, "streaming changes");
+        let task = StreamTask {
+            api: Arc::new(SdkStreams(self.src.streams.clone())),
+            table: name,
+            stream_arn: capture.stream_arn.clone(),
+            view,
+            key_names: ctx.key_names.clone(),
+            replay_from_ms,
+            store: self.store.clone(),
+            stats: self.stats.clone(),
+            stop: self.stop.clone(),
+            list_every: self.list_every,
+            clock: Default::default(),
+        };
+        task.run(self.applier(ctx)).await
+    }
+}

@@ -10,7 +10,7 @@ use super::digest::{Entry, item_digest};
 use crate::apply::{ApplyIo, DynamoIo, Limiter};
 use crate::error::{Error, Result};
 use crate::item::{Item, KeyBytes};
-use crate::retry::Policy;
+use crate::retry::{Policy, Retrier};
 
 /// One table on one side, as verify reads it.
 #[derive(Clone)]
@@ -31,11 +31,11 @@ impl Side {
     pub async fn scan_segment(&self, segment: i32, total: i32) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
+        // A one-off command with no stop to honour: throttles and outages are waited out.
+        let mut retrier = Retrier::new(Policy::DAEMON, format!("scanning {} segment {segment}", self.table));
         loop {
-            let page = crate::retry::retry(
-                Policy::DAEMON,
-                |_| {},
-                || async {
+            let page = retrier
+                .run(|| async {
                     self.client
                         .scan()
                         .table_name(&self.table)
@@ -47,10 +47,9 @@ impl Side {
                         .send()
                         .await
                         .map_err(|e| Error::from_sdk("Scan", e))
-                },
-            )
-            .await
-            .map_err(|e| e.context(format!("scanning {} segment {segment}", self.table)))?;
+                })
+                .await
+                .map_err(|e| e.context(format!("scanning {} segment {segment}", self.table)))?;
             let items = page.items.unwrap_or_default();
             // Pay for the page after reading it: the cost is known only then (1 MB pages at most).
             let units = page

@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::message::{self, BATCH_ENTRIES, BATCH_MAX, INLINE_MAX, Offload};
 use crate::error::{Error, Result};
 use crate::item::{KeyBytes, json::item_from_json};
-use crate::retry::Policy;
+use crate::retry::{Policy, Retrier};
 
 /// One SendMessageBatch entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,12 +111,9 @@ pub async fn forward<S: Sender>(sender: &S, target: &Target, event: &Value) -> R
         let mut sendable = batch.len();
         for (i, o) in batch.iter().enumerate() {
             if let Some((off, bytes)) = &o.offload {
-                let r = crate::retry::retry(
-                    Policy::STARTUP,
-                    |_| {},
-                    || sender.put_object(&off.bucket, &off.key, bytes.clone()),
-                )
-                .await;
+                let r = Retrier::new(Policy::STARTUP, "PutObject")
+                    .run(|| sender.put_object(&off.bucket, &off.key, bytes.clone()))
+                    .await;
                 if let Err(e) = r {
                     tracing::warn!(seq = %o.seq, error = %e, "offloading a record to S3 failed");
                     sendable = i;
@@ -138,12 +135,9 @@ pub async fn forward<S: Sender>(sender: &S, target: &Target, event: &Value) -> R
         let first_failed = if entries.is_empty() {
             Some(0)
         } else {
-            match crate::retry::retry(
-                Policy::STARTUP,
-                |_| {},
-                || sender.send_batch(&target.queue_url, &entries),
-            )
-            .await
+            match Retrier::new(Policy::STARTUP, "SendMessageBatch")
+                .run(|| sender.send_batch(&target.queue_url, &entries))
+                .await
             {
                 Ok(failed) => failed.iter().filter_map(|id| id.parse::<usize>().ok()).min(),
                 Err(e) => {

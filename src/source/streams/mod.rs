@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::Applier;
 use crate::checkpoint::{OrderedAck, ShardRow, Store};
 use crate::error::{Error, Result};
-use crate::retry::Policy;
+use crate::retry::{Policy, Retrier};
 use crate::telemetry::TableStats;
 use api::{StartAt, StreamApi};
 use consumer::{Outcome, Pos, ShardConsumer};
@@ -43,7 +43,8 @@ pub use record::View;
 
 /// Records the shard tree at the capture point (before the snapshot starts).
 pub async fn capture<S: StreamApi>(api: &S, stream_arn: &str, store: &Store, table: &str) -> Result<usize> {
-    let shards = crate::retry::retry(Policy::STARTUP, |_| {}, || api.list_shards(stream_arn))
+    let shards = Retrier::new(Policy::STARTUP, "ListShards")
+        .run(|| api.list_shards(stream_arn))
         .await?
         .shards;
     let rows: Vec<ShardRow> = shards

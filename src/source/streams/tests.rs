@@ -2,6 +2,7 @@
 //! a parent that still looks open after its children appear, and a child listed only later.
 //! Proves children wait for parents and every record is applied, in order per key.
 
+mod faults;
 mod long_runs;
 
 use std::collections::HashMap;
@@ -85,6 +86,11 @@ struct Scripted {
     dest: RecordingIo,
     /// Stamps records (ApproximateCreationDateTime) when they are read.
     clock: Clock,
+    /// Every this many GetRecords calls, the iterator has expired (0: never).
+    expire_every: u32,
+    /// GetRecords calls so far, and those still to throttle.
+    record_calls: Mutex<u32>,
+    throttle_records: Mutex<u32>,
 }
 
 impl Scripted {
@@ -96,6 +102,9 @@ impl Scripted {
             polls: Mutex::new(HashMap::new()),
             dest,
             clock: Clock::default(),
+            expire_every: 0,
+            record_calls: Mutex::new(0),
+            throttle_records: Mutex::new(0),
         }
     }
 
@@ -166,6 +175,7 @@ impl StreamApi for Scripted {
     }
 
     async fn records(&self, iterator: &str) -> Result<Page> {
+        faults::inject(self)?;
         let (shard, idx) = iterator.split_once('|').unwrap();
         let idx: usize = idx.parse().unwrap();
         let s = self.shards.iter().find(|s| s.id == shard).unwrap();

@@ -274,24 +274,29 @@ fn task(
     }
 }
 
+/// Runs the stream task over `script` (the tree of [`tree`], replayed from an hour ago) into `io`.
+fn spawn_tree(
+    script: Scripted,
+    io: &RecordingIo,
+    store: &Arc<Store>,
+    stats: &Arc<TableStats>,
+    stop: &CancellationToken,
+) -> (tokio::task::JoinHandle<Result<()>>, Arc<Scripted>) {
+    let replay_from = crate::checkpoint::now_ms() - 3_600_000;
+    let task = task(script, "arn", replay_from, store.clone(), stats.clone(), stop.clone());
+    let api = task.api.clone();
+    let applier = Applier::start(Arc::new(io.clone()), 4, Arc::new(Limiter::new(0)), stats.clone());
+    (tokio::spawn(task.run(applier)), api)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
     let io = RecordingIo::default();
     let (script, expected) = tree(io.clone());
-    let stats = Arc::new(TableStats::default());
-    let stop = CancellationToken::new();
-    let task = task(
-        script,
-        "arn",
-        crate::checkpoint::now_ms() - 3_600_000,
-        store.clone(),
-        stats.clone(),
-        stop.clone(),
-    );
-    let applier = Applier::start(Arc::new(io.clone()), 4, Arc::new(Limiter::new(0)), stats.clone());
-    let run = tokio::spawn(task.run(applier));
+    let (stats, stop) = (Arc::new(TableStats::default()), CancellationToken::new());
+    let (run, _) = spawn_tree(script, &io, &store, &stats, &stop);
     // Wait on state: every closed shard done, the open ones drained.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{RecordingIo, Scripted, task, tree};
-use crate::apply::{Applier, Limiter};
+use super::{RecordingIo, Scripted, spawn_tree, tree};
 use crate::checkpoint::Store;
 use crate::error::{Error, Kind, Result};
 use crate::telemetry::TableStats;
@@ -60,19 +59,8 @@ async fn expired_iterators_and_a_throttle_storm_lose_and_repeat_nothing() {
     let (mut script, expected) = tree(io.clone());
     script.expire_every = 5;
     *script.throttle_records.lock().unwrap() = 25;
-    let stats = Arc::new(TableStats::default());
-    let stop = CancellationToken::new();
-    let t = task(
-        script,
-        "arn",
-        crate::checkpoint::now_ms() - 3_600_000,
-        store.clone(),
-        stats.clone(),
-        stop.clone(),
-    );
-    let api = t.api.clone();
-    let applier = Applier::start(Arc::new(io.clone()), 4, Arc::new(Limiter::new(0)), stats.clone());
-    let run = tokio::spawn(t.run(applier));
+    let (stats, stop) = (Arc::new(TableStats::default()), CancellationToken::new());
+    let (run, api) = spawn_tree(script, &io, &store, &stats, &stop);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     loop {
         let done = store.shards("T").unwrap().iter().filter(|s| s.done).count();

@@ -83,6 +83,42 @@ impl<S: ScanSource> ScanTask<S> {
             .into_iter()
             .map(|s| (s.segment, s))
             .collect();
+        self.log_expected_time(saved.values().map(|r| r.items.max(0) as u64).sum());
+        let read_units = Arc::new(AtomicU64::new(0));
+        let started = tokio::time::Instant::now();
+        let (mut segs, tasks) = self.spawn_readers(&saved, &applier, &read_units);
+        self.flush(&mut segs)?;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut first_err = self.join_readers(tasks, &applier, &mut segs, &mut tick).await?;
+        // Every page is read; the writes may still be draining. Progress keeps being saved.
+        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared after the scan"))?;
+        let finish = applier.finish();
+        tokio::pin!(finish);
+        let drained = loop {
+            tokio::select! {
+                r = &mut finish => break r,
+                _ = tick.tick() => { self.flush(&mut segs)?; }
+            }
+        };
+        if let Err(e) = drained {
+            crate::error::keep_first(&mut first_err, e);
+        }
+        let done = self.flush(&mut segs)?;
+        self.log_read_units(read_units.load(Relaxed), started.elapsed().as_secs_f64());
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+
+    /// A reader task for every segment not yet done (started in order, [`SEGMENTS_AT_ONCE`] at a
+    /// time, as earlier ones finish), and every segment's progress.
+    fn spawn_readers(
+        &self,
+        saved: &HashMap<i64, SegmentRow>,
+        applier: &Arc<Applier>,
+        read_units: &Arc<AtomicU64>,
+    ) -> (Vec<Seg>, JoinSet<Result<()>>) {
         let pending = (0..self.segments as i64)
             .filter(|i| !saved.get(i).is_some_and(|r| r.done))
             .count();
@@ -91,12 +127,8 @@ impl<S: ScanSource> ScanTask<S> {
             pending.min(SEGMENTS_AT_ONCE),
             self.table_bytes.checked_div(self.table_items).unwrap_or(1024),
         );
-        self.log_expected_time(saved.values().map(|r| r.items.max(0) as u64).sum());
-        let read_units = Arc::new(AtomicU64::new(0));
-        let started = tokio::time::Instant::now();
         let mut segs = Vec::new();
         let mut tasks = JoinSet::new();
-        // Fair: segments start in order as earlier ones finish.
         let turns = Arc::new(tokio::sync::Semaphore::new(SEGMENTS_AT_ONCE));
         for i in 0..self.segments as i64 {
             let row = saved.get(&i).cloned().unwrap_or(SegmentRow {
@@ -134,8 +166,18 @@ impl<S: ScanSource> ScanTask<S> {
             }
             segs.push(Seg { row, ack });
         }
-        self.flush(&mut segs)?;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        (segs, tasks)
+    }
+
+    /// Waits for every reader, saving progress every tick; the first failure (of a reader or of
+    /// the apply path) stops the others, and is returned.
+    async fn join_readers(
+        &self,
+        mut tasks: JoinSet<Result<()>>,
+        applier: &Applier,
+        segs: &mut [Seg],
+        tick: &mut tokio::time::Interval,
+    ) -> Result<Option<Error>> {
         let mut first_err = None;
         loop {
             tokio::select! {
@@ -145,28 +187,16 @@ impl<S: ScanSource> ScanTask<S> {
                     Some(Ok(Err(e))) => { crate::error::keep_first(&mut first_err, e); self.stop.cancel(); }
                     Some(Err(e)) => { crate::error::keep_first(&mut first_err, Error::fatal(format!("scan segment panicked: {e}"))); self.stop.cancel(); }
                 },
-                _ = tick.tick() => { self.flush(&mut segs)?; }
+                _ = tick.tick() => { self.flush(segs)?; }
                 // Once stopped, this arm is off: a completed future polled in a loop would spin
                 // (and, on one worker, starve the readers it waits for).
                 _ = applier.failed.cancelled(), if !self.stop.is_cancelled() => { self.stop.cancel(); }
             }
         }
-        // Every page is read; the writes may still be draining. Progress keeps being saved.
-        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared after the scan"))?;
-        let finish = applier.finish();
-        tokio::pin!(finish);
-        let drained = loop {
-            tokio::select! {
-                r = &mut finish => break r,
-                _ = tick.tick() => { self.flush(&mut segs)?; }
-            }
-        };
-        if let Err(e) = drained {
-            crate::error::keep_first(&mut first_err, e);
-        }
-        let done = self.flush(&mut segs)?;
-        let units = read_units.load(Relaxed);
-        let secs = started.elapsed().as_secs_f64();
+        Ok(first_err)
+    }
+
+    fn log_read_units(&self, units: u64, secs: f64) {
         tracing::info!(
             table = %self.table,
             read_units = units,
@@ -175,10 +205,6 @@ impl<S: ScanSource> ScanTask<S> {
             budget = self.read_budget.units_per_second,
             "snapshot scan read {units} read units in {}", crate::clock::human(secs)
         );
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(done),
-        }
     }
 
     /// Logs the budget and the time the rest of the scan should take at it.

@@ -43,6 +43,9 @@ struct FakeTable {
     per_segment: usize,
     pad: String,
     throttle_for: Duration,
+    /// For its first `slow_for`, every page takes `page_delay` to arrive.
+    slow_for: Duration,
+    page_delay: Duration,
     t0: Instant,
     served: Mutex<Vec<(Duration, f64)>>,
     throttled: AtomicUsize,
@@ -55,6 +58,8 @@ impl FakeTable {
             per_segment,
             pad: "x".repeat(item_bytes.saturating_sub(2 + 10 + 4)),
             throttle_for: Duration::ZERO,
+            slow_for: Duration::ZERO,
+            page_delay: Duration::ZERO,
             t0: Instant::now(),
             served: Mutex::default(),
             throttled: AtomicUsize::new(0),
@@ -86,6 +91,9 @@ impl ScanSource for FakeTable {
                 Kind::Throttled,
                 "Scan failed: ProvisionedThroughputExceededException: the level of configured provisioned throughput for the table was exceeded",
             ));
+        }
+        if self.t0.elapsed() < self.slow_for {
+            tokio::time::sleep(self.page_delay).await;
         }
         let from = req.start.as_ref().map_or(0, |k| {
             let k = key_of(k);
@@ -296,17 +304,7 @@ async fn the_scan_keeps_to_its_read_budget() {
     assert_eq!(rig.dest.written.lock().unwrap().len(), 32 * 400, "every item copied");
     let served = rig.table.served.lock().unwrap().clone();
     let total: f64 = served.iter().map(|(_, u)| u).sum();
-    let window = Duration::from_secs(30);
-    let busiest = served
-        .iter()
-        .map(|(from, _)| {
-            served
-                .iter()
-                .filter(|(t, _)| t >= from && *t < *from + window)
-                .map(|(_, u)| u)
-                .sum::<f64>()
-        })
-        .fold(0.0, f64::max);
+    let busiest = busiest_30s(&served);
     let elapsed = served.last().unwrap().0.as_secs_f64();
     eprintln!(
         "read budget {BUDGET}/s: busiest 30 s read {busiest} units ({:.1}/s); {total} units in {elapsed:.1} s ({:.1}/s)",
@@ -339,4 +337,43 @@ async fn source_throttles_slow_the_scan_without_failing_it() {
     assert!(rig.stats.throttles.load(Relaxed) >= 4, "throttles are counted");
     let first = rig.table.served.lock().unwrap()[0].0;
     assert!(first >= Duration::from_secs(120), "a page was served while throttling");
+}
+
+/// The most read units served in any 30 s.
+fn busiest_30s(served: &[(Duration, f64)]) -> f64 {
+    let window = Duration::from_secs(30);
+    served
+        .iter()
+        .map(|(from, _)| {
+            served
+                .iter()
+                .filter(|(t, _)| t >= from && *t < *from + window)
+                .map(|(_, u)| u)
+                .sum::<f64>()
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Slow pages leave the budget unused for a while; the scan must not make up for it in a burst
+/// once pages come fast again.
+#[tokio::test(start_paused = true)]
+async fn slow_pages_do_not_bank_budget_for_a_burst() {
+    const BUDGET: u32 = 50;
+    let (dest, _open) = Dest::new(None);
+    let mut table = FakeTable::new(16, 400, 1_000);
+    let t = Arc::get_mut(&mut table).unwrap();
+    (t.slow_for, t.page_delay) = (Duration::from_secs(60), Duration::from_secs(20));
+    let rig = Rig::new(table, dest);
+    let (task, applier) = rig.scan(BUDGET, 4);
+
+    assert!(task.run(applier).await.unwrap(), "the scan finishes");
+
+    assert_eq!(rig.dest.written.lock().unwrap().len(), 16 * 400, "every item copied");
+    let served = rig.table.served.lock().unwrap().clone();
+    assert!(served[0].0 >= Duration::from_secs(20), "the first pages were slow");
+    let busiest = busiest_30s(&served);
+    assert!(
+        busiest <= 1.1 * 30.0 * BUDGET as f64,
+        "busiest 30 s read {busiest} units after slow pages"
+    );
 }

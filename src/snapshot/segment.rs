@@ -45,17 +45,7 @@ pub(super) struct SegmentReader<S> {
 
 impl<S: ScanSource> SegmentReader<S> {
     pub(super) async fn run(self) -> Result<()> {
-        let mut start_key = match &self.start {
-            None => None,
-            Some(text) => {
-                let v: serde_json::Value = serde_json::from_str(text)
-                    .map_err(|e| Error::fatal(format!("state store: bad scan position for {}: {e}", self.table)))?;
-                Some(
-                    json::item_from_json(&v)
-                        .map_err(|e| Error::fatal(format!("state store: bad scan position: {e}")))?,
-                )
-            }
-        };
+        let mut start_key = self.saved_start()?;
         let mut items_total = self.items_before;
         // Read units consumed but not yet charged (fractions of a unit).
         let mut owed = 0.0f64;
@@ -79,29 +69,7 @@ impl<S: ScanSource> SegmentReader<S> {
             if n == 0 {
                 self.ack.register_done(Some(pos));
             } else {
-                // The page's last item carries the resume point: it commits only once every item
-                // of the page (and of the pages before) is written.
-                let first = self
-                    .ack
-                    .register_all((0..n).map(|i| (if i + 1 == n { Some(pos.clone()) } else { None }, true)));
-                let mut changes = Vec::with_capacity(n);
-                for (i, item) in items.into_iter().enumerate() {
-                    let key = KeyBytes::of(&self.key_names, &item).ok_or_else(|| {
-                        Error::fatal(format!(
-                            "scan of {} returned an item without its key attributes",
-                            self.table
-                        ))
-                    })?;
-                    let ticket = Ticket {
-                        sink: self.ack.clone(),
-                        index: first + i as u64,
-                    };
-                    changes.push(Change {
-                        key,
-                        op: Op::Put(item),
-                        ticket,
-                    });
-                }
+                let changes = self.changes(items, pos)?;
                 // A stop while the apply queue is full: items not queued are never acknowledged,
                 // so the saved position stays before them.
                 tokio::select! {
@@ -115,6 +83,46 @@ impl<S: ScanSource> SegmentReader<S> {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// The saved resume point of the segment (`None`: from its start).
+    fn saved_start(&self) -> Result<Option<Item>> {
+        let Some(text) = &self.start else {
+            return Ok(None);
+        };
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Error::fatal(format!("state store: bad scan position for {}: {e}", self.table)))?;
+        json::item_from_json(&v)
+            .map(Some)
+            .map_err(|e| Error::fatal(format!("state store: bad scan position: {e}")))
+    }
+
+    /// A page's items as puts. The page's last item carries the resume point `pos`: it commits
+    /// only once every item of the page (and of the pages before) is written.
+    fn changes(&self, items: Vec<Item>, pos: SegPos) -> Result<Vec<Change>> {
+        let n = items.len();
+        let first = self
+            .ack
+            .register_all((0..n).map(|i| (if i + 1 == n { Some(pos.clone()) } else { None }, true)));
+        let mut changes = Vec::with_capacity(n);
+        for (i, item) in items.into_iter().enumerate() {
+            let key = KeyBytes::of(&self.key_names, &item).ok_or_else(|| {
+                Error::fatal(format!(
+                    "scan of {} returned an item without its key attributes",
+                    self.table
+                ))
+            })?;
+            let ticket = Ticket {
+                sink: self.ack.clone(),
+                index: first + i as u64,
+            };
+            changes.push(Change {
+                key,
+                op: Op::Put(item),
+                ticket,
+            });
+        }
+        Ok(changes)
     }
 
     /// Reads one page (throttles and transient errors retried with backoff), then pays the read

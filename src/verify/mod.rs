@@ -43,7 +43,7 @@ use digest::SetDigest;
 pub use recheck::Finding;
 use recheck::{SyncWatch, settle};
 use report::{Example, Repair, TableReport};
-use scan::Side;
+use scan::{DynamoReads, Side};
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -123,15 +123,13 @@ pub async fn verify_table(
     opts: &VerifyOptions,
 ) -> Result<TableReport> {
     let started = Instant::now();
-    let desc = crate::discover::describe(src, &cfg.source, Policy::STARTUP)
-        .await?
-        .ok_or_else(|| Error::fatal(format!("source table {:?} does not exist", cfg.source)))?;
-    let dst_desc = crate::discover::describe(dst, &cfg.destination, Policy::STARTUP)
-        .await?
-        .ok_or_else(|| Error::fatal(format!("destination table {:?} does not exist", cfg.destination)))?;
-    let key_names: Arc<[String]> = crate::discover::key_names(&desc).into();
+    let (key_names, items) = describe_both(src, dst, cfg).await?;
     let side = |c: &Clients, table: &str| Side {
-        client: c.dynamodb.clone(),
+        reads: Arc::new(DynamoReads {
+            client: c.dynamodb.clone(),
+            table: table.to_string(),
+            key_names: key_names.clone(),
+        }),
         table: table.to_string(),
         key_names: key_names.clone(),
         consistent: opts.consistent,
@@ -139,39 +137,127 @@ pub async fn verify_table(
         read_units: Arc::new(AtomicU64::new(0)),
     };
     let (s, d) = (side(src, &cfg.source), side(dst, &cfg.destination));
-
-    let items = desc.item_count().max(dst_desc.item_count()).unwrap_or(0).max(0) as u64;
     let wanted = opts
         .segments
         .unwrap_or_else(|| crate::snapshot::scan::segments_for(cfg.scan_segments, items));
+    let watch = store.and_then(|st| SyncWatch::new(st, &cfg.source));
+    let (mut report, findings) = compare(&s, &d, wanted, watch.as_ref(), opts).await?;
+    if opts.repair && !findings.is_empty() {
+        let keys: Vec<KeyBytes> = findings.iter().map(|f| f.key.clone()).collect();
+        tracing::info!(table = %cfg.source, keys = keys.len(), "repairing from the source");
+        repair::repair(src, dst, cfg, key_names.clone(), &keys).await?;
+        recheck_repair(&s, &d, keys, watch.as_ref(), opts, &mut report).await?;
+    }
+    report.read_units_source = s.read_units.load(Relaxed);
+    report.read_units_destination = d.read_units.load(Relaxed);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Both tables' descriptions: the key attribute names, and the larger item count (to size the
+/// segments).
+async fn describe_both(src: &Clients, dst: &Clients, cfg: &TableConfig) -> Result<(Arc<[String]>, u64)> {
+    let desc = crate::discover::describe(src, &cfg.source, Policy::STARTUP)
+        .await?
+        .ok_or_else(|| Error::fatal(format!("source table {:?} does not exist", cfg.source)))?;
+    let dst_desc = crate::discover::describe(dst, &cfg.destination, Policy::STARTUP)
+        .await?
+        .ok_or_else(|| Error::fatal(format!("destination table {:?} does not exist", cfg.destination)))?;
+    let items = desc.item_count().max(dst_desc.item_count()).unwrap_or(0).max(0) as u64;
+    Ok((crate::discover::key_names(&desc).into(), items))
+}
+
+/// Compares the two sides over `wanted` segments (or a sample of them), re-checks what differs,
+/// and reports; the findings are returned for a repair.
+async fn compare(
+    s: &Side,
+    d: &Side,
+    wanted: u32,
+    watch: Option<&SyncWatch<'_>>,
+    opts: &VerifyOptions,
+) -> Result<(TableReport, Vec<Finding>)> {
     let (total, chosen) = segments(wanted.max(1), opts.sample);
-    let mut pairs = futures::stream::iter(chosen.iter().map(|&seg| {
-        let (s, d) = (s.clone(), d.clone());
-        async move {
-            let (a, b) = tokio::try_join!(
-                s.scan_segment(seg as i32, total as i32),
-                d.scan_segment(seg as i32, total as i32)
-            )?;
-            Ok::<_, Error>((a, b))
-        }
+    let scanned = scan_pairs(s, d, total, &chosen, opts.parallel).await?;
+    let Scanned {
+        source,
+        destination,
+        equal_segments,
+        mut found,
+    } = scanned;
+    diff::pair_across_segments(&mut found);
+    let candidates = candidates(found);
+    let checked = recheck(s, d, candidates, watch, opts).await?;
+    let findings = checked.findings;
+    let count = |k: Kind| findings.iter().filter(|f| f.kind == k).count();
+    let report = TableReport {
+        table: s.table.clone(),
+        destination: d.table.clone(),
+        segments_total: total,
+        segments_compared: chosen.len() as u32,
+        segments_equal: equal_segments,
+        sample: opts.sample,
+        source_items: source.count,
+        destination_items: destination.count,
+        source_digest: source.hex(),
+        destination_digest: destination.hex(),
+        missing: count(Kind::Missing),
+        extra: count(Kind::Extra),
+        differing: count(Kind::Differing),
+        examples: examples(&findings, &s.key_names, opts.examples),
+        rechecked: checked.rechecked,
+        in_flight: checked.in_flight,
+        unsettled: checked.unsettled,
+        sync_running: watch.is_some(),
+        repair: None,
+        read_units_source: 0,
+        read_units_destination: 0,
+        seconds: 0.0,
+        equal: findings.is_empty() && checked.unsettled == 0,
+    };
+    Ok((report, findings))
+}
+
+/// What the segment scans found.
+struct Scanned {
+    source: SetDigest,
+    destination: SetDigest,
+    equal_segments: u32,
+    /// Key-by-key differences of the segments whose digests differ.
+    found: Found,
+}
+
+/// Scans `chosen` segments of `total` on both sides, `parallel` pairs at once; segments with equal
+/// digests need no key work.
+async fn scan_pairs(s: &Side, d: &Side, total: u32, chosen: &[u32], parallel: usize) -> Result<Scanned> {
+    let mut pairs = futures::stream::iter(chosen.iter().map(|&seg| async move {
+        tokio::try_join!(
+            s.scan_segment(seg as i32, total as i32),
+            d.scan_segment(seg as i32, total as i32)
+        )
     }))
-    .buffer_unordered(opts.parallel.max(1));
-    let (mut sd, mut dd) = (SetDigest::default(), SetDigest::default());
-    let mut equal_segments = 0;
-    let mut found = Found::default();
+    .buffer_unordered(parallel.max(1));
+    let mut out = Scanned {
+        source: SetDigest::default(),
+        destination: SetDigest::default(),
+        equal_segments: 0,
+        found: Found::default(),
+    };
     while let Some(pair) = pairs.next().await {
         let (a, b) = pair?;
         let (x, y) = (SetDigest::of(&a), SetDigest::of(&b));
-        sd.merge(&x);
-        dd.merge(&y);
+        out.source.merge(&x);
+        out.destination.merge(&y);
         if x == y {
-            equal_segments += 1;
+            out.equal_segments += 1;
         } else {
-            diff::merge(&a, &b, &mut found);
+            diff::merge(&a, &b, &mut out.found);
         }
     }
-    drop(pairs);
-    diff::pair_across_segments(&mut found);
+    Ok(out)
+}
+
+/// Every key the scans found different, with the scan's verdict, in key order.
+fn candidates(found: Found) -> Vec<(KeyBytes, Kind)> {
     let mut candidates: Vec<(KeyBytes, Kind)> = found
         .missing
         .into_iter()
@@ -180,106 +266,104 @@ pub async fn verify_table(
         .chain(found.differing.into_iter().map(|k| (k, Kind::Differing)))
         .collect();
     candidates.sort();
+    candidates
+}
 
-    let watch = store.and_then(|st| SyncWatch::new(st, &cfg.source));
-    let sync_running = watch.is_some();
-    let mut rechecked = candidates.len();
-    let (mut in_flight, mut unsettled) = (0, 0);
-    let findings = if sync_running || candidates.len() <= RECHECK_ALL {
-        let settled = settle(
-            &s,
-            &d,
-            candidates.into_iter().map(|(k, _)| k).collect(),
-            watch.as_ref(),
-            opts,
-        )
-        .await?;
-        in_flight = settled.in_flight;
-        unsettled = settled.unsettled;
-        settled.findings
-    } else {
-        // Too many to re-read: keep the scan's verdicts; re-read the examples for their paths.
-        let mut f: Vec<Finding> = candidates
-            .into_iter()
-            .map(|(key, kind)| Finding {
-                key,
-                kind,
-                paths: Vec::new(),
-                shown: None,
-            })
-            .collect();
-        let examples = pick_examples(&f, opts.examples);
-        rechecked = examples.len();
-        let detailed = settle(&s, &d, examples.iter().map(|i| f[*i].key.clone()).collect(), None, opts).await?;
-        for x in detailed.findings {
-            if let Some(slot) = f.iter_mut().find(|y| y.key == x.key) {
-                *slot = x;
-            }
-        }
-        f
-    };
+/// The re-checked candidates.
+struct Rechecked {
+    findings: Vec<Finding>,
+    /// Keys re-read.
+    rechecked: usize,
+    in_flight: usize,
+    unsettled: usize,
+}
 
-    let count = |k: Kind| findings.iter().filter(|f| f.kind == k).count();
-    let mut report = TableReport {
-        table: cfg.source.clone(),
-        destination: cfg.destination.clone(),
-        segments_total: total,
-        segments_compared: chosen.len() as u32,
-        segments_equal: equal_segments,
-        sample: opts.sample,
-        source_items: sd.count,
-        destination_items: dd.count,
-        source_digest: sd.hex(),
-        destination_digest: dd.hex(),
-        missing: count(Kind::Missing),
-        extra: count(Kind::Extra),
-        differing: count(Kind::Differing),
-        examples: pick_examples(&findings, opts.examples)
-            .into_iter()
-            .map(|i| {
-                let f = &findings[i];
-                Example {
-                    kind: f.kind,
-                    key: f
-                        .shown
-                        .clone()
-                        .or_else(|| f.key.to_item(&key_names))
-                        .map(|k| crate::item::json::item_to_json(&k))
-                        .unwrap_or_default(),
-                    paths: f.paths.clone(),
-                }
-            })
-            .collect(),
-        rechecked,
-        in_flight,
-        unsettled,
-        sync_running,
-        repair: None,
-        read_units_source: 0,
-        read_units_destination: 0,
-        seconds: 0.0,
-        equal: findings.is_empty() && unsettled == 0,
-    };
-    if opts.repair && !findings.is_empty() {
-        let keys: Vec<KeyBytes> = findings.iter().map(|f| f.key.clone()).collect();
-        tracing::info!(table = %cfg.source, keys = keys.len(), "repairing from the source");
-        repair::repair(src, dst, cfg, key_names.clone(), &keys).await?;
-        let after = settle(&s, &d, keys.clone(), watch.as_ref(), opts).await?;
-        let left = after.findings;
-        for f in &left {
-            tracing::warn!(table = %cfg.source, key = %f.key.to_item(&key_names).map(|k| display_key(&k)).unwrap_or_default(), "still different after the repair");
-        }
-        report.repair = Some(Repair {
-            keys: keys.len(),
-            remaining: left.len(),
+/// Re-reads the candidates (see [`settle`]); without a running sync and beyond [`RECHECK_ALL`]
+/// candidates, keeps the scan's verdicts and re-reads only the examples, for their paths.
+async fn recheck(
+    s: &Side,
+    d: &Side,
+    candidates: Vec<(KeyBytes, Kind)>,
+    watch: Option<&SyncWatch<'_>>,
+    opts: &VerifyOptions,
+) -> Result<Rechecked> {
+    if watch.is_some() || candidates.len() <= RECHECK_ALL {
+        let rechecked = candidates.len();
+        let keys = candidates.into_iter().map(|(k, _)| k).collect();
+        let settled = settle(s, d, keys, watch, opts).await?;
+        return Ok(Rechecked {
+            findings: settled.findings,
+            rechecked,
+            in_flight: settled.in_flight,
+            unsettled: settled.unsettled,
         });
-        report.unsettled = after.unsettled;
-        report.equal = left.is_empty() && after.unsettled == 0;
     }
-    report.read_units_source = s.read_units.load(Relaxed);
-    report.read_units_destination = d.read_units.load(Relaxed);
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    let mut f: Vec<Finding> = candidates
+        .into_iter()
+        .map(|(key, kind)| Finding {
+            key,
+            kind,
+            paths: Vec::new(),
+            shown: None,
+        })
+        .collect();
+    let examples = pick_examples(&f, opts.examples);
+    let detailed = settle(s, d, examples.iter().map(|i| f[*i].key.clone()).collect(), None, opts).await?;
+    for x in detailed.findings {
+        if let Some(slot) = f.iter_mut().find(|y| y.key == x.key) {
+            *slot = x;
+        }
+    }
+    Ok(Rechecked {
+        findings: f,
+        rechecked: examples.len(),
+        in_flight: 0,
+        unsettled: 0,
+    })
+}
+
+/// Up to `n` findings of each kind, as reported.
+fn examples(findings: &[Finding], key_names: &[String], n: usize) -> Vec<Example> {
+    pick_examples(findings, n)
+        .into_iter()
+        .map(|i| {
+            let f = &findings[i];
+            Example {
+                kind: f.kind,
+                key: f
+                    .shown
+                    .clone()
+                    .or_else(|| f.key.to_item(key_names))
+                    .map(|k| crate::item::json::item_to_json(&k))
+                    .unwrap_or_default(),
+                paths: f.paths.clone(),
+            }
+        })
+        .collect()
+}
+
+/// After a repair: re-checks the repaired keys and records what is left in `report`.
+async fn recheck_repair(
+    s: &Side,
+    d: &Side,
+    keys: Vec<KeyBytes>,
+    watch: Option<&SyncWatch<'_>>,
+    opts: &VerifyOptions,
+    report: &mut TableReport,
+) -> Result<()> {
+    let repaired = keys.len();
+    let after = settle(s, d, keys, watch, opts).await?;
+    let left = after.findings;
+    for f in &left {
+        tracing::warn!(table = %s.table, key = %f.key.to_item(&s.key_names).map(|k| display_key(&k)).unwrap_or_default(), "still different after the repair");
+    }
+    report.repair = Some(Repair {
+        keys: repaired,
+        remaining: left.len(),
+    });
+    report.unsettled = after.unsettled;
+    report.equal = left.is_empty() && after.unsettled == 0;
+    Ok(())
 }
 
 /// Up to `n` findings of each kind, by index.
@@ -313,17 +397,4 @@ fn segments(total: u32, sample: Option<f64>) -> (u32, Vec<u32>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sample_spreads_over_more_segments() {
-        let (t, all) = segments(8, None);
-        assert_eq!((t, all.len()), (8, 8));
-        let (t, some) = segments(8, Some(0.1));
-        assert_eq!(t, 40);
-        assert_eq!(some.len(), 4);
-        assert!(some.iter().all(|s| *s < 40));
-        assert_eq!(segments(8, Some(1.0)).1.len(), 8);
-    }
-}
+mod tests;

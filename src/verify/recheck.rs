@@ -2,6 +2,7 @@
 //! `ferry sync` (seen through the state store it publishes to) so that changes still in flight are
 //! not reported as differences.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::VerifyOptions;
@@ -10,7 +11,7 @@ use super::scan::Side;
 use crate::checkpoint::Store;
 use crate::clock::now_ms;
 use crate::error::Result;
-use crate::item::KeyBytes;
+use crate::item::{Item, KeyBytes};
 
 /// Rounds of re-checks while a sync runs; keys whose source changed in every one are in flight.
 const MAX_ROUNDS: usize = 3;
@@ -57,45 +58,11 @@ pub(super) async fn settle(
         if keys.is_empty() {
             break;
         }
-        let items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&s.key_names)).collect();
-        let mut behind = false;
-        let before = match watch {
-            Some(w) => {
-                let src = index(s.get(items.clone()).await?, &s.key_names);
-                behind = !w.wait_past(now_ms(), opts.recheck_wait).await?;
-                Some(src)
-            }
-            None => None,
-        };
-        let dst = index(d.get(items.clone()).await?, &d.key_names);
-        let after = index(s.get(items).await?, &s.key_names);
-        let mut in_flight = Vec::new();
-        for k in keys {
-            let Some((kind, paths)) = diff::classify(after.get(&k), dst.get(&k)) else {
-                continue;
-            };
-            if behind {
-                unsettled += 1;
-                continue;
-            }
-            let source_moved = before
-                .as_ref()
-                .is_some_and(|b| diff::classify(b.get(&k), after.get(&k)).is_some());
-            if source_moved {
-                in_flight.push(k);
-            } else {
-                let shown = after
-                    .get(&k)
-                    .or(dst.get(&k))
-                    .map(|i| crate::item::key_of(&s.key_names, i));
-                findings.push(Finding {
-                    key: k,
-                    kind,
-                    paths,
-                    shown,
-                });
-            }
-        }
+        let reads = read_round(s, d, &keys, watch, opts).await?;
+        let behind = reads.behind;
+        let (found, in_flight, lagged) = reads.judge(keys, &s.key_names);
+        findings.extend(found);
+        unsettled += lagged;
         keys = in_flight;
         if behind {
             tracing::warn!(table = %s.table, keys = unsettled, wait = ?opts.recheck_wait, "the sync stayed behind the re-check; these keys are not settled");
@@ -113,10 +80,84 @@ pub(super) async fn settle(
     })
 }
 
-fn index(
-    items: Vec<crate::item::Item>,
-    key_names: &[String],
-) -> std::collections::HashMap<KeyBytes, crate::item::Item> {
+type ByKey = HashMap<KeyBytes, Item>;
+
+/// One round's reads of the keys.
+struct Round {
+    /// The source before waiting for the sync (only while one runs).
+    before: Option<ByKey>,
+    dst: ByKey,
+    /// The source after the destination was read.
+    after: ByKey,
+    /// The sync did not get past the moment of the first read in time.
+    behind: bool,
+}
+
+async fn read_round(
+    s: &Side,
+    d: &Side,
+    keys: &[KeyBytes],
+    watch: Option<&SyncWatch<'_>>,
+    opts: &VerifyOptions,
+) -> Result<Round> {
+    let items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&s.key_names)).collect();
+    let mut behind = false;
+    let before = match watch {
+        Some(w) => {
+            let src = index(s.get(items.clone()).await?, &s.key_names);
+            behind = !w.wait_past(now_ms(), opts.recheck_wait).await?;
+            Some(src)
+        }
+        None => None,
+    };
+    let dst = index(d.get(items.clone()).await?, &d.key_names);
+    let after = index(s.get(items).await?, &s.key_names);
+    Ok(Round {
+        before,
+        dst,
+        after,
+        behind,
+    })
+}
+
+impl Round {
+    /// The keys that differ for real, those in flight (their source moved during the round), and
+    /// how many differ but cannot be judged behind a lagging sync.
+    fn judge(&self, keys: Vec<KeyBytes>, key_names: &[String]) -> (Vec<Finding>, Vec<KeyBytes>, usize) {
+        let (mut findings, mut in_flight, mut unsettled) = (Vec::new(), Vec::new(), 0);
+        for k in keys {
+            let Some((kind, paths)) = diff::classify(self.after.get(&k), self.dst.get(&k)) else {
+                continue;
+            };
+            if self.behind {
+                unsettled += 1;
+                continue;
+            }
+            let source_moved = self
+                .before
+                .as_ref()
+                .is_some_and(|b| diff::classify(b.get(&k), self.after.get(&k)).is_some());
+            if source_moved {
+                in_flight.push(k);
+            } else {
+                let shown = self
+                    .after
+                    .get(&k)
+                    .or(self.dst.get(&k))
+                    .map(|i| crate::item::key_of(key_names, i));
+                findings.push(Finding {
+                    key: k,
+                    kind,
+                    paths,
+                    shown,
+                });
+            }
+        }
+        (findings, in_flight, unsettled)
+    }
+}
+
+fn index(items: Vec<Item>, key_names: &[String]) -> ByKey {
     items
         .into_iter()
         .filter_map(|i| KeyBytes::of(key_names, &i).map(|k| (k, i)))

@@ -119,6 +119,18 @@ impl TableReport {
                 ""
             }
         ));
+        self.render_details(&mut s);
+        if let Some(r) = &self.repair {
+            s.push_str(&format!(
+                "  repair: {} keys rewritten from the source, {} still different\n",
+                r.keys, r.remaining
+            ));
+        }
+        s
+    }
+
+    /// The unsettled and in-flight counts, and the example keys.
+    fn render_details(&self, s: &mut String) {
         if self.unsettled > 0 {
             s.push_str(&format!(
                 "  not settled (the sync stayed behind for the whole re-check wait; verify again or raise --recheck-wait): {}\n",
@@ -143,13 +155,6 @@ impl TableReport {
             }
             s.push('\n');
         }
-        if let Some(r) = &self.repair {
-            s.push_str(&format!(
-                "  repair: {} keys rewritten from the source, {} still different\n",
-                r.keys, r.remaining
-            ));
-        }
-        s
     }
 }
 

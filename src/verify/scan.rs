@@ -1,21 +1,96 @@
 //! Reading one side of a comparison: a segment of a parallel scan, reduced to (key, digest)
 //! entries, paced by a read-unit budget; and consistent point reads of single keys for re-checks.
+//! The AWS reads themselves sit behind [`TableReads`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use futures::future::BoxFuture;
 
 use super::digest::{Entry, item_digest};
 use crate::apply::{ApplyIo, DynamoIo, Limiter};
 use crate::error::{Error, Result};
 use crate::item::{Item, KeyBytes};
-use crate::retry::Policy;
+use crate::retry::{Policy, Retrier};
+
+/// One page of a segment scan.
+pub struct Page {
+    pub items: Vec<Item>,
+    /// Read units the endpoint reports for the page, if it does.
+    pub units: Option<f64>,
+    /// Where the next page starts; `None` after the last.
+    pub next: Option<Item>,
+}
+
+/// The reads verify makes of one table, behind a narrow trait so the comparison is tested
+/// against scripted tables. (Repair writes go through the apply path's own seam, [`ApplyIo`].)
+pub trait TableReads: Send + Sync {
+    /// One page of segment `segment` of `total`, from `start` (Scan with ReturnConsumedCapacity).
+    fn scan_page(&self, segment: i32, total: i32, consistent: bool, start: Option<Item>)
+    -> BoxFuture<'_, Result<Page>>;
+    /// Current items for `keys`, read consistently (absent items are not returned).
+    fn get(&self, keys: Vec<Item>) -> BoxFuture<'_, Result<Vec<Item>>>;
+}
+
+/// [`TableReads`] through the SDK.
+pub struct DynamoReads {
+    pub client: aws_sdk_dynamodb::Client,
+    pub table: String,
+    pub key_names: Arc<[String]>,
+}
+
+impl TableReads for DynamoReads {
+    fn scan_page(
+        &self,
+        segment: i32,
+        total: i32,
+        consistent: bool,
+        start: Option<Item>,
+    ) -> BoxFuture<'_, Result<Page>> {
+        Box::pin(async move {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .segment(segment)
+                .total_segments(total)
+                .consistent_read(consistent)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("Scan", e))?;
+            Ok(Page {
+                units: page.consumed_capacity.and_then(|c| c.capacity_units),
+                next: page.last_evaluated_key.filter(|k| !k.is_empty()),
+                items: page.items.unwrap_or_default(),
+            })
+        })
+    }
+
+    fn get(&self, keys: Vec<Item>) -> BoxFuture<'_, Result<Vec<Item>>> {
+        Box::pin(async move {
+            let reader = DynamoIo {
+                destination: self.client.clone(),
+                destination_table: self.table.clone(),
+                source: self.client.clone(),
+                source_table: self.table.clone(),
+                key_names: self.key_names.clone(),
+                // Paid by the caller (verify's own budget).
+                read_limiter: Arc::new(Limiter::new(0)),
+                stop: tokio_util::sync::CancellationToken::new(),
+                stats: Arc::default(),
+            };
+            reader.read_source(keys).await
+        })
+    }
+}
 
 /// One table on one side, as verify reads it.
 #[derive(Clone)]
 pub struct Side {
-    pub client: aws_sdk_dynamodb::Client,
+    pub reads: Arc<dyn TableReads>,
     pub table: String,
     pub key_names: Arc<[String]>,
     /// Strongly consistent scans (twice the read units).
@@ -31,36 +106,21 @@ impl Side {
     pub async fn scan_segment(&self, segment: i32, total: i32) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
+        // A one-off command with no stop to honour: throttles and outages are waited out.
+        let mut retrier = Retrier::new(Policy::DAEMON, format!("scanning {} segment {segment}", self.table));
         loop {
-            let page = crate::retry::retry(
-                Policy::DAEMON,
-                |_| {},
-                || async {
-                    self.client
-                        .scan()
-                        .table_name(&self.table)
-                        .segment(segment)
-                        .total_segments(total)
-                        .consistent_read(self.consistent)
-                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                        .set_exclusive_start_key(start.clone())
-                        .send()
-                        .await
-                        .map_err(|e| Error::from_sdk("Scan", e))
-                },
-            )
-            .await
-            .map_err(|e| e.context(format!("scanning {} segment {segment}", self.table)))?;
-            let items = page.items.unwrap_or_default();
+            let page = retrier
+                .run(|| self.reads.scan_page(segment, total, self.consistent, start.clone()))
+                .await
+                .map_err(|e| e.context(format!("scanning {} segment {segment}", self.table)))?;
             // Pay for the page after reading it: the cost is known only then (1 MB pages at most).
             let units = page
-                .consumed_capacity
-                .and_then(|c| c.capacity_units)
+                .units
                 .map(|u| u.ceil() as u32)
-                .unwrap_or_else(|| self.estimate_units(&items));
+                .unwrap_or_else(|| self.estimate_units(&page.items));
             self.read_units.fetch_add(units as u64, Relaxed);
             self.limiter.acquire(units).await;
-            for item in &items {
+            for item in &page.items {
                 let key = KeyBytes::of(&self.key_names, item).ok_or_else(|| {
                     Error::fatal(format!(
                         "scan of {} returned an item without its key attributes",
@@ -72,7 +132,7 @@ impl Side {
                     digest: item_digest(item),
                 });
             }
-            match page.last_evaluated_key.filter(|k| !k.is_empty()) {
+            match page.next {
                 Some(k) => start = Some(k),
                 None => break,
             }
@@ -94,17 +154,6 @@ impl Side {
         let units = keys.len() as u32;
         self.read_units.fetch_add(units as u64, Relaxed);
         self.limiter.acquire(units).await;
-        let reader = DynamoIo {
-            destination: self.client.clone(),
-            destination_table: self.table.clone(),
-            source: self.client.clone(),
-            source_table: self.table.clone(),
-            key_names: self.key_names.clone(),
-            // Already paid above (verify's own budget).
-            read_limiter: Arc::new(Limiter::new(0)),
-            stop: tokio_util::sync::CancellationToken::new(),
-            stats: Arc::default(),
-        };
-        reader.read_source(keys).await
+        self.reads.get(keys).await
     }
 }

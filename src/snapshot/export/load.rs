@@ -11,10 +11,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::manifest::{DataFile, Export, url};
+use super::objects::{ExportObjects, S3Objects};
 use super::reader::LineReader;
 use crate::apply::{Applier, Change, Op, Ticket};
 use crate::checkpoint::{OrderedAck, SegmentRow, Store};
@@ -53,6 +55,47 @@ type Active = Arc<Mutex<HashMap<usize, Arc<OrderedAck<u64>>>>>;
 impl FileLoader {
     /// Loads every file not yet finished. `true` when all are, `false` when stopped first.
     pub async fn run(self, applier: Applier) -> Result<bool> {
+        let objects = Arc::new(S3Objects(self.s3.clone()));
+        self.run_with(objects, applier).await
+    }
+
+    /// [`FileLoader::run`], reading the files through `objects`.
+    pub(super) async fn run_with(self, objects: Arc<dyn ExportObjects>, applier: Applier) -> Result<bool> {
+        let (todo, done_items) = self.todo()?;
+        self.stats.snapshot_items.store(done_items, Relaxed);
+        let applier = Arc::new(applier);
+        let active: Active = Default::default();
+        let mut tasks = self.spawn_files(todo, &objects, &applier, &active);
+        let mut progress = Report::new(done_items);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut first_err = None;
+        let mut all_done = true;
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    None => break,
+                    Some(Ok(Ok(finished))) => all_done &= finished,
+                    Some(Ok(Err(e))) => { crate::error::keep_first(&mut first_err, e); self.stop.cancel(); }
+                    Some(Err(e)) => { crate::error::keep_first(&mut first_err, Error::fatal(format!("export file task panicked: {e}"))); self.stop.cancel(); }
+                },
+                _ = tick.tick() => { self.flush(&active)?; progress.tick(&self); }
+                _ = applier.failed.cancelled(), if !self.stop.is_cancelled() => { self.stop.cancel(); }
+            }
+        }
+        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared after the load"))?;
+        if let Err(e) = applier.finish().await {
+            crate::error::keep_first(&mut first_err, e);
+        }
+        self.flush(&active)?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(all_done && !self.stop.is_cancelled()),
+        }
+    }
+
+    /// The files not yet finished (by index), and the items of those that are. An export that no
+    /// longer matches what the state store recorded stops the table.
+    fn todo(&self) -> Result<(Vec<(usize, DataFile)>, u64)> {
         let saved: HashMap<i64, SegmentRow> = self
             .store
             .segments(&self.table)?
@@ -80,9 +123,17 @@ impl FileLoader {
         if !todo.is_empty() && todo.len() < self.export.files.len() {
             tracing::info!(table = %self.table, finished = self.export.files.len() - todo.len(), left = todo.len(), "export load: resuming, finished files are skipped");
         }
-        self.stats.snapshot_items.store(done_items, Relaxed);
-        let applier = Arc::new(applier);
-        let active: Active = Default::default();
+        Ok((todo, done_items))
+    }
+
+    /// One task per file, `parallel_files` of them reading at once.
+    fn spawn_files(
+        &self,
+        todo: Vec<(usize, DataFile)>,
+        objects: &Arc<dyn ExportObjects>,
+        applier: &Arc<Applier>,
+        active: &Active,
+    ) -> JoinSet<Result<bool>> {
         let gate = Arc::new(tokio::sync::Semaphore::new(self.parallel_files.max(1)));
         let mut tasks = JoinSet::new();
         for (i, f) in todo {
@@ -90,7 +141,7 @@ impl FileLoader {
                 index: i,
                 file: f,
                 bucket: self.export.bucket.clone(),
-                s3: self.s3.clone(),
+                objects: objects.clone(),
                 key_names: self.key_names.clone(),
                 applier: applier.clone(),
                 stats: self.stats.clone(),
@@ -105,31 +156,7 @@ impl FileLoader {
                 job.run().await
             });
         }
-        let mut progress = Report::new(done_items);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut first_err = None;
-        let mut all_done = true;
-        loop {
-            tokio::select! {
-                joined = tasks.join_next() => match joined {
-                    None => break,
-                    Some(Ok(Ok(finished))) => all_done &= finished,
-                    Some(Ok(Err(e))) => { crate::error::keep_first(&mut first_err, e); self.stop.cancel(); }
-                    Some(Err(e)) => { crate::error::keep_first(&mut first_err, Error::fatal(format!("export file task panicked: {e}"))); self.stop.cancel(); }
-                },
-                _ = tick.tick() => { self.flush(&active)?; progress.tick(&self); }
-                _ = applier.failed.cancelled(), if !self.stop.is_cancelled() => { self.stop.cancel(); }
-            }
-        }
-        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared after the load"))?;
-        if let Err(e) = applier.finish().await {
-            crate::error::keep_first(&mut first_err, e);
-        }
-        self.flush(&active)?;
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(all_done && !self.stop.is_cancelled()),
-        }
+        tasks
     }
 
     /// Saves the durable item count of files in progress (shown by `ferry status`; a restart
@@ -219,7 +246,7 @@ struct FileJob {
     index: usize,
     file: DataFile,
     bucket: String,
-    s3: aws_sdk_s3::Client,
+    objects: Arc<dyn ExportObjects>,
     key_names: Arc<[String]>,
     applier: Arc<Applier>,
     stats: Arc<TableStats>,
@@ -296,30 +323,22 @@ impl FileJob {
     /// the whole file is read and verified, `None` when stopped.
     async fn read_once(&self, ack: &Arc<OrderedAck<u64>>, submitted: &mut u64) -> Result<Option<u64>> {
         let name = url(&self.bucket, &self.file.key);
-        let resp = Retrier::daemon(format!("fetching {name}"), &self.stop, &self.stats)
-            .run(|| async {
-                self.s3
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(&self.file.key)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        let e = Error::from_sdk("GetObject", e);
-                        if matches!(e.code(), Some("NoSuchKey" | "NotFound")) {
-                            Error::fatal(format!("{name}: data file listed by the export is missing"))
-                        } else {
-                            e.context(&name)
-                        }
-                    })
-            })
+        let body = Retrier::daemon(format!("fetching {name}"), &self.stop, &self.stats)
+            .run(|| self.objects.open(&self.bucket, &self.file.key))
             .await?;
-        let mut body = resp.body;
+        let mut body =
+            body.ok_or_else(|| Error::fatal(format!("{name}: data file listed by the export is missing")))?;
         let mut reader = LineReader::new(name.clone());
         let mut seen = 0u64;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk
-                .map_err(|e| Error::retryable(format!("{name}: reading failed after line {}: {e}", reader.line())))?;
+            // (The error keeps its kind: a throttle mid-file is retried as one.)
+            let chunk = chunk.map_err(|e| {
+                let line = reader.line();
+                Error::new(
+                    e.kind(),
+                    format!("{name}: reading failed after line {line}: {}", e.message()),
+                )
+            })?;
             // Small pieces bound what one step decompresses: exports can compress 100:1 or more.
             for piece in chunk.chunks(PIECE) {
                 let items = reader.push(piece)?;
@@ -374,3 +393,7 @@ impl FileJob {
         self.applier.submit_all(changes).await
     }
 }
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

@@ -7,9 +7,10 @@
 
 use serde::Deserialize;
 
+use super::objects::{ExportObjects, S3Objects};
 use super::reader::Expect;
 use crate::error::{Error, Result};
-use crate::retry::{Policy, retry};
+use crate::retry::{Policy, Retrier};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataFile {
@@ -55,9 +56,14 @@ pub fn url(bucket: &str, key: &str) -> String {
 
 /// Reads the manifests of the export in `folder` (falls back to listing `data/`).
 pub async fn locate(s3: &aws_sdk_s3::Client, bucket: &str, folder: &str) -> Result<Export> {
+    locate_in(&S3Objects(s3.clone()), bucket, folder).await
+}
+
+/// [`locate`] through `objects`.
+pub async fn locate_in(objects: &dyn ExportObjects, bucket: &str, folder: &str) -> Result<Export> {
     let summary_key = format!("{folder}manifest-summary.json");
-    let Some(bytes) = get_small(s3, bucket, &summary_key).await? else {
-        let files = list_data(s3, bucket, folder).await?;
+    let Some(bytes) = get_small(objects, bucket, &summary_key).await? else {
+        let files = list_data(objects, bucket, folder).await?;
         if files.is_empty() {
             return Err(Error::fatal(format!(
                 "no export at {}: neither manifest-summary.json nor data files (check export_s3 / export_arn, \
@@ -81,7 +87,7 @@ pub async fn locate(s3: &aws_sdk_s3::Client, bucket: &str, folder: &str) -> Resu
     };
     let summary = parse_summary(&bytes, &url(bucket, &summary_key))?;
     let files_key = summary.1;
-    let files_bytes = get_small(s3, bucket, &files_key).await?.ok_or_else(|| {
+    let files_bytes = get_small(objects, bucket, &files_key).await?.ok_or_else(|| {
         Error::fatal(format!(
             "{} names {} as its manifest-files, which does not exist",
             url(bucket, &summary_key),
@@ -178,56 +184,23 @@ pub fn parse_files(bytes: &[u8], url: &str) -> Result<Vec<DataFile>> {
     Ok(out)
 }
 
-/// A small object (a manifest) whole; `None` when it does not exist.
-async fn get_small(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
-    retry(
-        Policy::DAEMON,
-        |_| {},
-        || async {
-            let resp = match s3.get_object().bucket(bucket).key(key).send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    let e = Error::from_sdk("GetObject", e);
-                    if matches!(e.code(), Some("NoSuchKey" | "NotFound")) {
-                        return Ok(None);
-                    }
-                    return Err(e.context(url(bucket, key)));
-                }
-            };
-            let body = resp
-                .body
-                .collect()
-                .await
-                .map_err(|e| Error::retryable(format!("reading {}: {e}", url(bucket, key))))?;
-            Ok(Some(body.into_bytes().to_vec()))
-        },
-    )
-    .await
+/// A small object (a manifest) whole; `None` when it does not exist. Retried as long as it takes:
+/// a load waits out an S3 outage rather than fail.
+async fn get_small(objects: &dyn ExportObjects, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+    Retrier::new(Policy::DAEMON, format!("reading {}", url(bucket, key)))
+        .run(|| objects.get(bucket, key))
+        .await
 }
 
 /// The only export folder under `<root>AWSDynamoDB/`, when there is exactly one (for endpoints whose
 /// export ARNs do not name the folder, like moto's). Errors when there are several.
 pub async fn single_export_under(s3: &aws_sdk_s3::Client, bucket: &str, root: &str) -> Result<Option<String>> {
+    let objects = S3Objects(s3.clone());
     let prefix = format!("{root}AWSDynamoDB/");
-    let page = retry(
-        Policy::DAEMON,
-        |_| {},
-        || async {
-            s3.list_objects_v2()
-                .bucket(bucket)
-                .prefix(&prefix)
-                .delimiter("/")
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("ListObjectsV2", e).context(url(bucket, &prefix)))
-        },
-    )
-    .await?;
-    let folders: Vec<String> = page
-        .common_prefixes()
-        .iter()
-        .filter_map(|p| p.prefix().map(str::to_string))
-        .collect();
+    let page = Retrier::new(Policy::DAEMON, format!("listing {}", url(bucket, &prefix)))
+        .run(|| objects.list(bucket, &prefix, Some("/"), None))
+        .await?;
+    let folders = page.folders;
     match folders.len() {
         0 => Ok(None),
         1 => Ok(folders.into_iter().next()),
@@ -241,37 +214,21 @@ pub async fn single_export_under(s3: &aws_sdk_s3::Client, bucket: &str, root: &s
 }
 
 /// Every object under `<folder>data/`, by key.
-async fn list_data(s3: &aws_sdk_s3::Client, bucket: &str, folder: &str) -> Result<Vec<DataFile>> {
+async fn list_data(objects: &dyn ExportObjects, bucket: &str, folder: &str) -> Result<Vec<DataFile>> {
     let prefix = format!("{folder}data/");
     let mut files = Vec::new();
     let mut token: Option<String> = None;
+    let mut retrier = Retrier::new(Policy::DAEMON, format!("listing {}", url(bucket, &prefix)));
     loop {
-        let page = retry(
-            Policy::DAEMON,
-            |_| {},
-            || async {
-                s3.list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(&prefix)
-                    .set_continuation_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk("ListObjectsV2", e).context(url(bucket, &prefix)))
-            },
-        )
-        .await?;
-        for o in page.contents() {
-            if let Some(k) = o.key()
-                && !k.ends_with('/')
-            {
-                files.push(DataFile {
-                    key: k.to_string(),
-                    expect: Expect::default(),
-                });
-            }
-        }
-        token = page.next_continuation_token().map(str::to_string);
-        if token.is_none() || page.is_truncated() != Some(true) {
+        let page = retrier
+            .run(|| objects.list(bucket, &prefix, None, token.clone()))
+            .await?;
+        files.extend(page.keys.into_iter().filter(|k| !k.ends_with('/')).map(|key| DataFile {
+            key,
+            expect: Expect::default(),
+        }));
+        token = page.next;
+        if token.is_none() {
             break;
         }
     }

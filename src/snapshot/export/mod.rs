@@ -14,6 +14,7 @@
 pub mod import;
 pub mod load;
 pub mod manifest;
+pub mod objects;
 pub mod reader;
 pub mod request;
 

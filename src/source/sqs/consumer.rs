@@ -32,13 +32,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::MessageSystemAttributeName;
-use tokio::sync::Semaphore;
+use aws_sdk_sqs::types::Message;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::api::{Offloads, QueueApi, SdkOffloads, SdkQueue};
 use super::dead_letter::{self, DeadLetter};
-use super::decode::{Decoder, settle_by_reading};
+use super::decode::{Decoded, Decoder, settle_by_reading};
 use super::inflight::InFlight;
 use super::observe::{observe, publish_queue};
 use super::settle::{Handoff, settle};
@@ -72,6 +74,9 @@ pub struct SqsTask {
 /// What the receivers and settlers share.
 pub(super) struct Shared {
     pub(super) task: SqsTask,
+    /// The queue's calls, and the offloaded records' ([`SqsTask::run`] passes the SDK's).
+    pub(super) api: Arc<dyn QueueApi>,
+    offloads: Arc<dyn Offloads>,
     /// Taken out at shutdown to be finished.
     applier: tokio::sync::RwLock<Option<Applier>>,
     /// The applier's failure signal (a clone, usable without the lock).
@@ -103,15 +108,29 @@ impl SqsTask {
     /// Runs until `stop` or a fatal error; on return, in-flight writes are drained and the
     /// messages they cover deleted.
     pub async fn run(self, applier: Applier) -> Result<()> {
+        let api = Arc::new(SdkQueue(self.sqs.clone()));
+        let offloads = Arc::new(SdkOffloads(self.s3.clone()));
+        self.run_with(api, offloads, applier).await
+    }
+
+    /// [`SqsTask::run`] through `api` and `offloads` instead of the task's SDK clients.
+    pub(super) async fn run_with(
+        self,
+        api: Arc<dyn QueueApi>,
+        offloads: Arc<dyn Offloads>,
+        applier: Applier,
+    ) -> Result<()> {
         if let Some(q) = self.store.queue(&self.table)? {
             self.stats.records_dropped.store(q.dropped.max(0) as u64, Relaxed);
         }
         let receivers = self.queue.receivers;
-        let dl = dead_letter::check(&self.sqs, &self.queue)
+        let dl = dead_letter::check(&*api, &self.queue)
             .await
             .map_err(|e| e.context(format!("table {}", self.table)))?;
         let sh = Arc::new(Shared {
             task: self,
+            api,
+            offloads,
             applier_failed: applier.failed.clone(),
             applier: tokio::sync::RwLock::new(Some(applier)),
             failure: Default::default(),
@@ -145,18 +164,24 @@ impl SqsTask {
             }
         }
         while recv.join_next().await.is_some() {}
-        // Settlers wait for acks; with the receivers gone, the lanes drain what is queued, and
-        // the settlers delete what it covers.
-        sh.settlers.close();
-        sh.settlers.wait().await;
-        let mut first = sh.failure.lock().unwrap().take();
-        let applier = sh.applier.write().await.take().expect("finished once");
-        if let Err(e) = applier.finish().await {
-            first.get_or_insert(e);
-        }
-        let _ = publish_queue(&sh, None, None);
-        first.map_or(Ok(()), Err)
+        drain(&sh).await
     }
+}
+
+/// Once the receivers are gone: the lanes drain what is queued, the settlers (waiting for acks)
+/// delete what it covers, and the first failure of the run is returned.
+async fn drain(sh: &Shared) -> Result<()> {
+    sh.settlers.close();
+    sh.settlers.wait().await;
+    let mut first = sh.failure.lock().unwrap().take();
+    // (Taken once, here: the receivers that submit through it have ended.)
+    if let Some(applier) = sh.applier.write().await.take()
+        && let Err(e) = applier.finish().await
+    {
+        first.get_or_insert(e);
+    }
+    let _ = publish_queue(sh, None, None);
+    first.map_or(Ok(()), Err)
 }
 
 pub(super) fn queue_error(t: &SqsTask, e: Error) -> Error {
@@ -182,113 +207,147 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
         };
         // The visibility timeout runs from some moment during the call: counting from before it
         // is on the safe side.
-        let received_at = tokio::time::Instant::now();
-        let got = t
-            .sqs
-            .receive_message()
-            .queue_url(&t.queue.url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(WAIT_SECONDS)
-            .visibility_timeout(t.queue.visibility_timeout_seconds as i32)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .send()
-            .await;
-        let messages = match got {
-            Ok(out) => {
-                retrier.succeeded();
-                out.messages.unwrap_or_default()
-            }
-            Err(e) => match retrier.backoff(Error::from_sdk("ReceiveMessage", e)).await {
-                Ok(()) => continue,
-                Err(e) if e.is_stopped() => break,
-                Err(e) => return Err(queue_error(t, e)),
-            },
+        let received_at = Instant::now();
+        let Some(messages) = receive(sh, &mut retrier).await? else {
+            break;
         };
         if messages.is_empty() {
             continue;
         }
         t.stats.records_read.fetch_add(messages.len() as u64, Relaxed);
-        // The settler keeps the batch invisible from now on, through decoding, until its writes
-        // are durable; it gets the batch once it is admitted.
-        let (handoff, handed) = tokio::sync::oneshot::channel();
-        let held: Vec<String> = messages
-            .iter()
-            .filter_map(|m| m.receipt_handle().map(str::to_string))
-            .collect();
-        let sh2 = sh.clone();
-        sh.settlers.spawn(async move {
-            let _permit = permit;
-            if let Err(e) = settle(&sh2, held, received_at, handed).await {
-                sh2.fail(e);
-            }
-        });
-        let decoder = Decoder {
-            s3: &t.s3,
-            table: &t.table,
-            queue_url: &t.queue.url,
-            view: t.view,
-            key_names: &t.key_names,
+        let handoff = spawn_settler(sh, &messages, received_at, permit);
+        let decoded = match decode_all(sh, &messages).await {
+            Ok(d) => d,
+            // The batch is never handed over: its settler ends and the messages reappear.
+            Err(e) if e.is_stopped() => break,
+            Err(e) => return Err(e),
         };
-        let mut decoded = Vec::with_capacity(messages.len());
-        for m in &messages {
-            decoded.push(decoder.decode(m).await?);
-        }
         // Admission and submission in one step across receivers: the order keys are admitted in
         // is the order their changes reach the lanes.
         let _turn = sh.submit_turn.lock().await;
-        let half = Duration::from_millis(t.queue.visibility_timeout_seconds as u64 * 500);
-        let late = received_at.elapsed() >= half;
-        if late {
-            tracing::warn!(table = %t.table, waited_ms = received_at.elapsed().as_millis() as u64, "a batch was admitted after half its visibility timeout; settling its changes by reading the source");
-        }
-        let mut slots_in_order = Vec::with_capacity(decoded.len());
-        let mut changes = Vec::new();
-        let mut newest = 0i64;
-        let mut admitted = Vec::new();
-        for mut d in decoded {
-            let applied = !crate::source::before_replay_point(d.change.time_ms, t.replay_from_ms);
-            slots_in_order.push((Some(()), applied));
-            if !applied {
-                t.stats.records_dropped.fetch_add(1, Relaxed);
-                continue;
-            }
-            let in_order = sh.in_flight.admit(&d.change.key, &d.change.seq);
-            admitted.push(d.change.key.clone());
-            if !in_order {
-                tracing::warn!(table = %t.table, seq = %d.change.seq, "a change arrived after a newer one to its key; settling it by reading the source");
-            }
-            if d.redelivered || !in_order || late {
-                settle_by_reading(&mut d.change, &t.key_names);
-            }
-            newest = newest.max(d.change.time_ms);
-            changes.push((slots_in_order.len() as u64 - 1, d.change));
-        }
-        let stats = t.stats.clone();
-        let ack = Arc::new(OrderedAck::with_counter(None, move |n| {
-            stats.records_applied.fetch_add(n, Relaxed);
-        }));
-        let first = ack.register_all(slots_in_order);
-        let changes = changes
-            .into_iter()
-            .map(|(off, c)| Change {
-                key: c.key,
-                op: c.op,
-                ticket: Ticket {
-                    sink: ack.clone(),
-                    index: first + off,
-                },
-            })
-            .collect();
+        let (changes, batch) = admit(sh, decoded, received_at);
         // (Only a settler that has ended drops its end: a failed run, and nothing to settle.)
-        let _ = handoff.send(Handoff {
-            ack,
-            newest_ms: newest,
-            admitted,
-        });
+        let _ = handoff.send(batch);
         match sh.applier.read().await.as_ref() {
             Some(a) => a.submit_all(changes).await?,
             None => return Ok(()),
         }
     }
     Ok(())
+}
+
+/// One ReceiveMessage: `None` once a stop ends its retries; no messages after a failure that
+/// will be retried (the caller loops).
+async fn receive(sh: &Shared, retrier: &mut Retrier) -> Result<Option<Vec<Message>>> {
+    let t = &sh.task;
+    let visibility = t.queue.visibility_timeout_seconds as i32;
+    match sh.api.receive(&t.queue.url, visibility, WAIT_SECONDS).await {
+        Ok(messages) => {
+            retrier.succeeded();
+            Ok(Some(messages))
+        }
+        Err(e) => match retrier.backoff(e).await {
+            Ok(()) => Ok(Some(Vec::new())),
+            Err(e) if e.is_stopped() => Ok(None),
+            Err(e) => Err(queue_error(t, e)),
+        },
+    }
+}
+
+/// Starts the settler of a received batch. It keeps the batch invisible from now on, through
+/// decoding, until its writes are durable; it gets the batch once the batch is admitted.
+fn spawn_settler(
+    sh: &Arc<Shared>,
+    messages: &[Message],
+    received_at: Instant,
+    permit: OwnedSemaphorePermit,
+) -> oneshot::Sender<Handoff> {
+    let (handoff, handed) = oneshot::channel();
+    let held: Vec<String> = messages
+        .iter()
+        .filter_map(|m| m.receipt_handle().map(str::to_string))
+        .collect();
+    let sh2 = sh.clone();
+    sh.settlers.spawn(async move {
+        let _permit = permit;
+        if let Err(e) = settle(&sh2, held, received_at, handed).await {
+            sh2.fail(e);
+        }
+    });
+    handoff
+}
+
+async fn decode_all(sh: &Shared, messages: &[Message]) -> Result<Vec<Decoded>> {
+    let t = &sh.task;
+    let decoder = Decoder {
+        offloads: &*sh.offloads,
+        table: &t.table,
+        queue_url: &t.queue.url,
+        view: t.view,
+        key_names: &t.key_names,
+        stop: &t.stop,
+        stats: &t.stats,
+    };
+    let mut decoded = Vec::with_capacity(messages.len());
+    for m in messages {
+        decoded.push(decoder.decode(m).await?);
+    }
+    Ok(decoded)
+}
+
+/// Admits a decoded batch's keys (see [`InFlight`]) and turns it into the changes to submit, in
+/// received order, and what its settler needs. Records before the replay point are dropped;
+/// redeliveries, changes that arrived after a newer one and late batches are settled by reading
+/// the source.
+fn admit(sh: &Shared, decoded: Vec<Decoded>, received_at: Instant) -> (Vec<Change>, Handoff) {
+    let t = &sh.task;
+    let half = Duration::from_millis(t.queue.visibility_timeout_seconds as u64 * 500);
+    let late = received_at.elapsed() >= half;
+    if late {
+        tracing::warn!(table = %t.table, waited_ms = received_at.elapsed().as_millis() as u64, "a batch was admitted after half its visibility timeout; settling its changes by reading the source");
+    }
+    let mut slots_in_order = Vec::with_capacity(decoded.len());
+    let mut changes = Vec::new();
+    let mut newest = 0i64;
+    let mut admitted = Vec::new();
+    for mut d in decoded {
+        let applied = !crate::source::before_replay_point(d.change.time_ms, t.replay_from_ms);
+        slots_in_order.push((Some(()), applied));
+        if !applied {
+            t.stats.records_dropped.fetch_add(1, Relaxed);
+            continue;
+        }
+        let in_order = sh.in_flight.admit(&d.change.key, &d.change.seq);
+        admitted.push(d.change.key.clone());
+        if !in_order {
+            tracing::warn!(table = %t.table, seq = %d.change.seq, "a change arrived after a newer one to its key; settling it by reading the source");
+        }
+        if d.redelivered || !in_order || late {
+            settle_by_reading(&mut d.change, &t.key_names);
+        }
+        newest = newest.max(d.change.time_ms);
+        changes.push((slots_in_order.len() as u64 - 1, d.change));
+    }
+    let stats = t.stats.clone();
+    let ack = Arc::new(OrderedAck::with_counter(None, move |n| {
+        stats.records_applied.fetch_add(n, Relaxed);
+    }));
+    let first = ack.register_all(slots_in_order);
+    let changes = changes
+        .into_iter()
+        .map(|(off, c)| Change {
+            key: c.key,
+            op: c.op,
+            ticket: Ticket {
+                sink: ack.clone(),
+                index: first + off,
+            },
+        })
+        .collect();
+    let batch = Handoff {
+        ack,
+        newest_ms: newest,
+        admitted,
+    };
+    (changes, batch)
 }

@@ -7,8 +7,12 @@
 
 use aws_sdk_sqs::types::QueueAttributeName;
 
+use super::api::{QueueApi, SdkQueue};
 use crate::config::QueueConfig;
 use crate::error::{Error, Result};
+use crate::retry::{Policy, Retrier};
+
+const REDRIVE: &[QueueAttributeName] = &[QueueAttributeName::RedrivePolicy];
 
 /// A dead-letter queue ferry watches (with `queue_allow_dead_letter`).
 #[derive(Debug, Clone, PartialEq)]
@@ -62,19 +66,12 @@ pub fn judge(queue: &QueueConfig, policy: Option<&str>) -> Result<Option<(String
 
 /// Reads the queue's redrive policy and judges it; resolves the dead-letter queue's URL when the
 /// table opted in. Called by `ferry sync` before anything is written, and by the consumer.
-pub async fn check(sqs: &aws_sdk_sqs::Client, queue: &QueueConfig) -> Result<Option<DeadLetter>> {
-    let attrs = crate::retry::call("GetQueueAttributes", || {
-        sqs.get_queue_attributes()
-            .queue_url(&queue.url)
-            .attribute_names(QueueAttributeName::RedrivePolicy)
-            .send()
-    })
-    .await
-    .map_err(|e| e.context(format!("reading the attributes of queue {}", queue.url)))?;
-    let policy = attrs
-        .attributes()
-        .and_then(|m| m.get(&QueueAttributeName::RedrivePolicy))
-        .map(String::as_str);
+pub async fn check(sqs: &dyn QueueApi, queue: &QueueConfig) -> Result<Option<DeadLetter>> {
+    let attrs = Retrier::new(Policy::STARTUP, "GetQueueAttributes")
+        .run(|| sqs.attributes(&queue.url, REDRIVE))
+        .await
+        .map_err(|e| e.context(format!("reading the attributes of queue {}", queue.url)))?;
+    let policy = attrs.get(&QueueAttributeName::RedrivePolicy).map(String::as_str);
     match judge(queue, policy)? {
         None => Ok(None),
         Some((arn, count)) => resolve(sqs, queue, &arn, count).await.map(Some),
@@ -87,6 +84,7 @@ pub async fn precheck(sqs: &aws_sdk_sqs::Client, t: &crate::config::TableConfig)
     let crate::config::ChangeSource::Sqs(queue) = &t.change_source else {
         return Ok(());
     };
+    let sqs = &SdkQueue(sqs.clone());
     let Some(dl) = check(sqs, queue).await? else {
         return Ok(());
     };
@@ -97,12 +95,7 @@ pub async fn precheck(sqs: &aws_sdk_sqs::Client, t: &crate::config::TableConfig)
 }
 
 /// The dead-letter queue's URL from its ARN (`arn:aws:sqs:<region>:<account>:<name>`).
-pub async fn resolve(
-    sqs: &aws_sdk_sqs::Client,
-    queue: &QueueConfig,
-    arn: &str,
-    count: Option<i64>,
-) -> Result<DeadLetter> {
+pub async fn resolve(sqs: &dyn QueueApi, queue: &QueueConfig, arn: &str, count: Option<i64>) -> Result<DeadLetter> {
     let parts: Vec<&str> = arn.split(':').collect();
     let (account, name) = match parts.as_slice() {
         [_, _, "sqs", _, account, name] => (*account, *name),
@@ -113,21 +106,16 @@ pub async fn resolve(
             )));
         }
     };
-    let out = crate::retry::call("GetQueueUrl", || {
-        sqs.get_queue_url()
-            .queue_name(name)
-            .queue_owner_aws_account_id(account)
-            .send()
-    })
-    .await
-    .map_err(|e| {
-        e.context(format!(
-            "finding the dead-letter queue {arn} of queue {} (the source role needs \
+    let url = Retrier::new(Policy::STARTUP, "GetQueueUrl")
+        .run(|| sqs.queue_url(name, account))
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "finding the dead-letter queue {arn} of queue {} (the source role needs \
              sqs:GetQueueUrl and sqs:GetQueueAttributes on it)",
-            queue.url
-        ))
-    })?;
-    let url = out.queue_url().unwrap_or_default().to_string();
+                queue.url
+            ))
+        })?;
     Ok(DeadLetter {
         arn: arn.to_string(),
         url,
@@ -137,19 +125,15 @@ pub async fn resolve(
 
 /// Messages in the dead-letter queue: waiting, in flight and delayed. `None` on a transient error
 /// (the next poll asks again).
-pub async fn depth(sqs: &aws_sdk_sqs::Client, dl: &DeadLetter) -> Result<Option<i64>> {
-    let out = sqs
-        .get_queue_attributes()
-        .queue_url(&dl.url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await;
-    let out = match out {
-        Ok(o) => o,
+pub async fn depth(sqs: &dyn QueueApi, dl: &DeadLetter) -> Result<Option<i64>> {
+    const COUNTS: &[QueueAttributeName] = &[
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+    ];
+    let attrs = match sqs.attributes(&dl.url, COUNTS).await {
+        Ok(a) => a,
         Err(e) => {
-            let e = Error::from_sdk("GetQueueAttributes", e);
             return if e.is_fatal() {
                 Err(e.context(format!("dead-letter queue {}", dl.url)))
             } else {
@@ -157,15 +141,10 @@ pub async fn depth(sqs: &aws_sdk_sqs::Client, dl: &DeadLetter) -> Result<Option<
             };
         }
     };
-    let attrs = out.attributes();
-    let n = [
-        QueueAttributeName::ApproximateNumberOfMessages,
-        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-        QueueAttributeName::ApproximateNumberOfMessagesDelayed,
-    ]
-    .iter()
-    .filter_map(|k| attrs.and_then(|m| m.get(k)).and_then(|v| v.parse::<i64>().ok()))
-    .sum();
+    let n = COUNTS
+        .iter()
+        .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<i64>().ok()))
+        .sum();
     Ok(Some(n))
 }
 

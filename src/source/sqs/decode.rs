@@ -3,13 +3,19 @@
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::api::Offloads;
 use super::message::{Envelope, Offload};
 use crate::apply::Op;
 use crate::error::{Error, Result};
 use crate::item;
-use crate::retry::Policy;
+use crate::retry::Retrier;
 use crate::source::streams::record::{self, StreamChange, View};
 use crate::source::streams::wire::WireRecord;
+use crate::telemetry::TableStats;
 
 /// One received message, decoded.
 pub struct Decoded {
@@ -20,11 +26,15 @@ pub struct Decoded {
 }
 
 pub struct Decoder<'a> {
-    pub s3: &'a aws_sdk_s3::Client,
+    pub offloads: &'a dyn Offloads,
     pub table: &'a str,
     pub queue_url: &'a str,
     pub view: View,
     pub key_names: &'a [String],
+    /// Ends the retries of an offload fetch.
+    pub stop: &'a CancellationToken,
+    /// Where those retries are reported.
+    pub stats: &'a Arc<TableStats>,
 }
 
 impl Decoder<'_> {
@@ -66,24 +76,17 @@ impl Decoder<'_> {
         })
     }
 
-    /// Reads an offloaded record from S3.
+    /// Reads an offloaded record from S3, retrying until it is read, the table stops (a
+    /// [`Kind::Stopped`](crate::error::Kind) error, passed on as is) or the object is found gone.
     async fn fetch(&self, off: &Offload) -> Result<WireRecord> {
-        let get = || async {
-            let out = self
-                .s3
-                .get_object()
-                .bucket(&off.bucket)
-                .key(&off.key)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("GetObject", e))?;
-            out.body
-                .collect()
-                .await
-                .map(|b| b.into_bytes())
-                .map_err(|e| Error::retryable(format!("reading s3://{}/{}: {e}", off.bucket, off.key)))
-        };
-        let bytes = crate::retry::retry(Policy::DAEMON, |_| {}, get).await.map_err(|e| {
+        let what = format!("fetching s3://{}/{}", off.bucket, off.key);
+        let got = Retrier::daemon(what, self.stop, self.stats)
+            .run(|| self.offloads.get(&off.bucket, &off.key))
+            .await;
+        let bytes = got.map_err(|e| {
+            if e.is_stopped() {
+                return e;
+            }
             let hint = if e.code() == Some("NoSuchKey") {
                 " The forwarder stores a record before sending its pointer: was the object deleted (an S3 \
                  lifecycle rule shorter than the queue's retention)? The change is lost to the buffer: re-run the \
@@ -138,20 +141,25 @@ mod tests {
         super::super::message::inline_body(table, &rec)
     }
 
+    /// No object exists: only inline records decode.
+    struct NoObjects;
+    impl Offloads for NoObjects {
+        fn get<'a>(&'a self, _: &'a str, _: &'a str) -> futures::future::BoxFuture<'a, Result<Vec<u8>>> {
+            Box::pin(async { Err(Error::fatal("no such object")) })
+        }
+    }
+
     async fn decode(m: &Message) -> Result<Decoded> {
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .region(aws_sdk_s3::config::Region::new("us-east-1"))
-                .build(),
-        );
         let names = ["pk".to_string()];
+        let (stop, stats) = (CancellationToken::new(), Arc::default());
         let d = Decoder {
-            s3: &s3,
+            offloads: &NoObjects,
             table: "T",
             queue_url: "http://q/t.fifo",
             view: View::NewImage,
             key_names: &names,
+            stop: &stop,
+            stats: &stats,
         };
         d.decode(m).await
     }

@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::message::{self, BATCH_ENTRIES, BATCH_MAX, INLINE_MAX, Offload};
 use crate::error::{Error, Result};
 use crate::item::{KeyBytes, json::item_from_json};
-use crate::retry::Policy;
+use crate::retry::{Policy, Retrier};
 
 /// One SendMessageBatch entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,50 +108,8 @@ pub async fn forward<S: Sender>(sender: &S, target: &Target, event: &Value) -> R
         let end = batch_end(&out, start);
         let batch = &out[start..end];
         // Offloaded bodies are durable before any pointer to them is sent.
-        let mut sendable = batch.len();
-        for (i, o) in batch.iter().enumerate() {
-            if let Some((off, bytes)) = &o.offload {
-                let r = crate::retry::retry(
-                    Policy::STARTUP,
-                    |_| {},
-                    || sender.put_object(&off.bucket, &off.key, bytes.clone()),
-                )
-                .await;
-                if let Err(e) = r {
-                    tracing::warn!(seq = %o.seq, error = %e, "offloading a record to S3 failed");
-                    sendable = i;
-                    break;
-                }
-                done.offloaded += 1;
-            }
-        }
-        let entries: Vec<Entry> = batch[..sendable]
-            .iter()
-            .enumerate()
-            .map(|(i, o)| Entry {
-                id: i.to_string(),
-                body: o.body.clone(),
-                group: o.group.clone(),
-                dedup: o.dedup.clone(),
-            })
-            .collect();
-        let first_failed = if entries.is_empty() {
-            Some(0)
-        } else {
-            match crate::retry::retry(
-                Policy::STARTUP,
-                |_| {},
-                || sender.send_batch(&target.queue_url, &entries),
-            )
-            .await
-            {
-                Ok(failed) => failed.iter().filter_map(|id| id.parse::<usize>().ok()).min(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "SendMessageBatch failed");
-                    Some(0)
-                }
-            }
-        };
+        let sendable = offload(sender, batch, &mut done).await;
+        let first_failed = send(sender, target, &batch[..sendable]).await;
         match first_failed.or((sendable < batch.len()).then_some(sendable)) {
             Some(i) => {
                 done.sent += i;
@@ -163,6 +121,52 @@ pub async fn forward<S: Sender>(sender: &S, target: &Target, event: &Value) -> R
         start = end;
     }
     Ok(done)
+}
+
+/// Stores the offloaded bodies of `batch` in order; how many of its entries may be sent (those
+/// before the first body that could not be stored).
+async fn offload<S: Sender>(sender: &S, batch: &[Outgoing], done: &mut Forwarded) -> usize {
+    for (i, o) in batch.iter().enumerate() {
+        if let Some((off, bytes)) = &o.offload {
+            let r = Retrier::new(Policy::STARTUP, "PutObject")
+                .run(|| sender.put_object(&off.bucket, &off.key, bytes.clone()))
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(seq = %o.seq, error = %e, "offloading a record to S3 failed");
+                return i;
+            }
+            done.offloaded += 1;
+        }
+    }
+    batch.len()
+}
+
+/// Sends `entries` as one batch; the index of the first that failed, if any (nothing to send
+/// counts as failing at 0).
+async fn send<S: Sender>(sender: &S, target: &Target, entries: &[Outgoing]) -> Option<usize> {
+    let entries: Vec<Entry> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, o)| Entry {
+            id: i.to_string(),
+            body: o.body.clone(),
+            group: o.group.clone(),
+            dedup: o.dedup.clone(),
+        })
+        .collect();
+    if entries.is_empty() {
+        return Some(0);
+    }
+    match Retrier::new(Policy::STARTUP, "SendMessageBatch")
+        .run(|| sender.send_batch(&target.queue_url, &entries))
+        .await
+    {
+        Ok(failed) => failed.iter().filter_map(|id| id.parse::<usize>().ok()).min(),
+        Err(e) => {
+            tracing::warn!(error = %e, "SendMessageBatch failed");
+            Some(0)
+        }
+    }
 }
 
 /// End (exclusive) of the batch starting at `start`: at most 10 entries and [`BATCH_MAX`] bytes,

@@ -10,6 +10,7 @@
 //! message group, the forwarder never lets a group's records overtake each other, and SQS FIFO
 //! hands a group out in order.
 
+pub mod api;
 pub mod consumer;
 pub mod dead_letter;
 pub mod decode;

@@ -9,34 +9,25 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use super::consumer::{Shared, queue_error};
 use super::dead_letter;
 use crate::checkpoint::QueueRow;
-use crate::error::{Error, Result};
+use crate::error::Result;
+
+const OBSERVED: &[QueueAttributeName] = &[
+    QueueAttributeName::ApproximateNumberOfMessages,
+    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    QueueAttributeName::RedrivePolicy,
+];
 
 /// Queue depth, lag and caught-up, once a second; and the dead-letter queue.
 pub(super) async fn observe(sh: &Shared) -> Result<()> {
     let t = &sh.task;
     let asked_at = crate::clock::now_ms();
-    let attrs = t
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&t.queue.url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::RedrivePolicy)
-        .send()
-        .await;
-    let attrs = match attrs {
+    let attrs = match sh.api.attributes(&t.queue.url, OBSERVED).await {
         Ok(a) => a,
         Err(e) => {
-            let e = Error::from_sdk("GetQueueAttributes", e);
             return if e.is_fatal() { Err(queue_error(t, e)) } else { Ok(()) };
         }
     };
-    let get = |k: QueueAttributeName| {
-        attrs
-            .attributes()
-            .and_then(|m| m.get(&k))
-            .and_then(|v| v.parse::<i64>().ok())
-    };
+    let get = |k: QueueAttributeName| attrs.get(&k).and_then(|v| v.parse::<i64>().ok());
     let depth = get(QueueAttributeName::ApproximateNumberOfMessages);
     let in_flight = get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
     t.stats.queue_depth.store(depth.unwrap_or(-1), Relaxed);
@@ -45,10 +36,7 @@ pub(super) async fn observe(sh: &Shared) -> Result<()> {
     // approximate, and a change takes the forwarder's delay to reach the queue: a weaker
     // applied-as-of than a stream's.)
     let idle = depth == Some(0) && in_flight == Some(0) && sh.settlers.is_empty();
-    let policy = attrs
-        .attributes()
-        .and_then(|m| m.get(&QueueAttributeName::RedrivePolicy))
-        .map(String::as_str);
+    let policy = attrs.get(&QueueAttributeName::RedrivePolicy).map(String::as_str);
     let stuck = watch_dead_letter(sh, policy).await;
     // A dead letter means a change is missing: not caught up, whatever the queue says.
     let idle = idle && stuck.is_ok();
@@ -73,7 +61,7 @@ async fn watch_dead_letter(sh: &Shared, policy: Option<&str>) -> Result<()> {
     let dl = match known {
         Some(d) => d,
         None => {
-            let d = match dead_letter::resolve(&t.sqs, &t.queue, &arn, count).await {
+            let d = match dead_letter::resolve(&*sh.api, &t.queue, &arn, count).await {
                 Ok(d) => d,
                 // A transient failure finding the queue: asked again at the next poll.
                 Err(e) if !e.is_fatal() => {
@@ -87,7 +75,7 @@ async fn watch_dead_letter(sh: &Shared, policy: Option<&str>) -> Result<()> {
         }
     };
     // (None: a transient error, asked again at the next poll.)
-    if let Some(n) = dead_letter::depth(&t.sqs, &dl).await? {
+    if let Some(n) = dead_letter::depth(&*sh.api, &dl).await? {
         t.stats.dead_letter_depth.store(n, Relaxed);
         if n > 0 {
             return Err(dead_letter::not_empty(&t.queue.url, &dl, n));

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::consumer::{Shared, SqsTask, queue_error};
+use super::consumer::{Shared, queue_error};
 use crate::checkpoint::OrderedAck;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::item::KeyBytes;
 use crate::retry::Retrier;
 
@@ -44,7 +43,7 @@ pub(super) async fn settle(
                 Ok(b) => break b,
                 Err(_) => return Ok(()),
             },
-            _ = extend.tick() => extend_visibility(t, &receipts).await,
+            _ = extend.tick() => extend_visibility(sh, &receipts).await,
         }
     };
     let r = finish(sh, &batch, &receipts, &mut extend).await;
@@ -60,68 +59,32 @@ async fn finish(sh: &Shared, batch: &Handoff, receipts: &[String], extend: &mut 
             _ = ack.drained() => break,
             // The applier failed: leave the messages for the next run (they reappear).
             _ = sh.applier_failed.cancelled() => return Ok(()),
-            _ = extend.tick() => extend_visibility(t, receipts).await,
+            _ = extend.tick() => extend_visibility(sh, receipts).await,
         }
     }
     if newest_ms > 0 {
         t.stats.newest_applied_ms.fetch_max(newest_ms, Relaxed);
     }
-    let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(r)
-                .build()
-                .expect("id and receipt are set")
-        })
-        .collect();
-    let out = Retrier::daemon(
+    let failed = Retrier::daemon(
         format!("deleting applied messages from {}", t.queue.url),
         &t.stop,
         &t.stats,
     )
-    .run(|| async {
-        t.sqs
-            .delete_message_batch()
-            .queue_url(&t.queue.url)
-            .set_entries(Some(entries.clone()))
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("DeleteMessageBatch", e))
-    })
+    .run(|| sh.api.delete(&t.queue.url, receipts))
     .await
     .map_err(|e| queue_error(t, e))?;
-    for f in out.failed() {
+    for f in failed {
         // Applied but not deleted: it comes back after the visibility timeout and is settled by
         // reading the source again, which is safe; say so rather than stop.
-        tracing::warn!(table = %t.table, code = f.code(), message = f.message(), "a message could not be deleted after its write; it will be redelivered");
+        tracing::warn!(table = %t.table, code = f.code, message = f.message, "a message could not be deleted after its write; it will be redelivered");
     }
     Ok(())
 }
 
-async fn extend_visibility(t: &SqsTask, receipts: &[String]) {
-    let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = receipts
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            ChangeMessageVisibilityBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(r)
-                .visibility_timeout(t.queue.visibility_timeout_seconds as i32)
-                .build()
-                .expect("id and receipt are set")
-        })
-        .collect();
-    let r = t
-        .sqs
-        .change_message_visibility_batch()
-        .queue_url(&t.queue.url)
-        .set_entries(Some(entries))
-        .send()
-        .await;
-    if let Err(e) = r {
-        tracing::warn!(table = %t.table, error = %Error::from_sdk("ChangeMessageVisibilityBatch", e), "extending visibility failed");
+async fn extend_visibility(sh: &Shared, receipts: &[String]) {
+    let t = &sh.task;
+    let visibility = t.queue.visibility_timeout_seconds as i32;
+    if let Err(e) = sh.api.change_visibility(&t.queue.url, receipts, visibility).await {
+        tracing::warn!(table = %t.table, error = %e, "extending visibility failed");
     }
 }

@@ -1,11 +1,14 @@
-//! The consumer against a scripted FIFO queue and offload bucket (a fake at the HTTP seam of the
-//! SQS and S3 clients) and a scripted destination, in paused time: a slow decode (an S3 fetch that
-//! stalls past the visibility timeout) must never end with an older image at the destination.
+//! The consumer against a scripted FIFO queue and offload bucket (a fake at its [`QueueApi`] and
+//! [`Offloads`] seam) and a scripted destination, in paused time.
 //!
-//! The script: key `a` has two queued changes, v=1 (offloaded to S3, whose first fetch stalls for
-//! 10 s) then v=2 (inline); the source's current item has v=2; the visibility timeout is 4 s and
-//! two receivers poll. Like SQS FIFO, the fake hands out nothing of a group while one of its
-//! messages is in flight.
+//! A slow decode (an S3 fetch that stalls past the visibility timeout) must never end with an
+//! older image at the destination. The script: key `a` has two queued changes, v=1 (offloaded to
+//! S3, whose first fetch stalls for 10 s) then v=2 (inline); the source's current item has v=2;
+//! the visibility timeout is 4 s and two receivers poll. Slow writes must not let a batch reappear,
+//! and a throttle storm on receive and delete must lose and reorder nothing.
+//!
+//! [`QueueApi`]: super::api::QueueApi
+//! [`Offloads`]: super::api::Offloads
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +38,8 @@ const QUEUE: &str = "http://sqs.fake/1/t.fifo";
 /// The destination, and the source's current items for reads.
 #[derive(Default)]
 struct Dest {
+    /// Every write batch takes this long.
+    write_delay: Duration,
     items: Mutex<HashMap<String, i64>>,
     /// (key, v) of every put, in order.
     puts: Mutex<Vec<(String, i64)>>,
@@ -51,6 +56,7 @@ fn pk_v(i: &Item) -> (String, Option<i64>) {
 
 impl ApplyIo for Dest {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+        tokio::time::sleep(self.write_delay).await;
         for op in ops {
             let (k, v) = match &op {
                 WriteOp::Put(i) | WriteOp::Delete(i) => pk_v(i),
@@ -90,18 +96,22 @@ impl ApplyIo for Dest {
 }
 
 fn record(v: i64, seq: &str) -> Value {
-    json!({"eventID": format!("e{v}"), "eventName": "MODIFY", "dynamodb": {
-        "Keys": {"pk": {"S": "a"}}, "NewImage": {"pk": {"S": "a"}, "v": {"N": v.to_string()}},
+    record_of("a", v, seq)
+}
+
+fn record_of(key: &str, v: i64, seq: &str) -> Value {
+    json!({"eventID": format!("e{key}{v}"), "eventName": "MODIFY", "dynamodb": {
+        "Keys": {"pk": {"S": key}}, "NewImage": {"pk": {"S": key}, "v": {"N": v.to_string()}},
         "SequenceNumber": seq, "ApproximateCreationDateTime": 1700000000.0 + v as f64}})
 }
 
 struct Run {
     broker: Arc<Mutex<Broker>>,
     dest: Arc<Dest>,
+    stats: Arc<TableStats>,
 }
 
-/// Runs the consumer over the script until the queue is empty, then stops it (a stop drains every
-/// received batch, the stalled one included).
+/// Runs the slow-decode script (see the module doc).
 async fn run(fail_extend: bool) -> Run {
     let offloaded = super::message::pointer_body(
         "T",
@@ -111,56 +121,47 @@ async fn run(fail_extend: bool) -> Run {
         },
         "100",
     );
-    let broker = Arc::new(Mutex::new(Broker {
+    let broker = Broker {
         fail_extend,
         objects: HashMap::from([("k1".to_string(), record(1, "100").to_string())]),
+        stall: HashMap::from([("k1".to_string(), STALL)]),
         queue: vec![
-            Msg {
-                id: "m1".into(),
-                group: "g".into(),
-                body: offloaded,
-                receipt: None,
-                invisible_until: None,
-                receives: 0,
-            },
-            Msg {
-                id: "m2".into(),
-                group: "g".into(),
-                body: super::message::inline_body("T", &record(2, "200")),
-                receipt: None,
-                invisible_until: None,
-                receives: 0,
-            },
+            Msg::new("m1", "g", offloaded),
+            Msg::new("m2", "g", super::message::inline_body("T", &record(2, "200"))),
         ],
         ..Default::default()
-    }));
-    let fake = Fake(broker.clone());
-    let creds = aws_credential_types::Credentials::new("a", "b", None, None, "test");
+    };
+    let dest = Dest {
+        source: HashMap::from([("a".to_string(), 2)]),
+        ..Default::default()
+    };
+    run_script(broker, dest, VISIBILITY).await
+}
+
+/// Clients for the task's SDK fields, never called: the fake stands in for them.
+fn unused_clients() -> (aws_sdk_sqs::Client, aws_sdk_s3::Client) {
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::Config::builder()
             .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
             .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-            .endpoint_url("http://sqs.fake")
-            .credentials_provider(creds.clone())
-            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
-            .http_client(fake.client())
             .build(),
     );
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::Config::builder()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .endpoint_url("http://s3.fake")
-            .force_path_style(true)
-            .credentials_provider(creds)
-            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
-            .http_client(fake.client())
             .build(),
     );
-    let dest = Arc::new(Dest {
-        source: HashMap::from([("a".to_string(), 2)]),
-        ..Default::default()
-    });
+    (sqs, s3)
+}
+
+/// Runs the consumer (two receivers) over `broker` until the queue is empty, then stops it (a
+/// stop drains every received batch).
+async fn run_script(broker: Broker, dest: Dest, visibility: u64) -> Run {
+    let broker = Arc::new(Mutex::new(broker));
+    let fake = Arc::new(Fake(broker.clone()));
+    let dest = Arc::new(dest);
+    let (sqs, s3) = unused_clients();
     let dir = tempfile::tempdir().unwrap();
     let stats = Arc::new(TableStats::default());
     let stop = CancellationToken::new();
@@ -170,7 +171,7 @@ async fn run(fail_extend: bool) -> Run {
         table: "T".into(),
         queue: QueueConfig {
             url: QUEUE.into(),
-            visibility_timeout_seconds: VISIBILITY as u32,
+            visibility_timeout_seconds: visibility as u32,
             receivers: 2,
             allow_dead_letter: false,
         },
@@ -181,9 +182,9 @@ async fn run(fail_extend: bool) -> Run {
         stats: stats.clone(),
         stop: stop.clone(),
     };
-    let applier = Applier::start(dest.clone(), 2, Arc::new(Limiter::new(0)), stats);
-    let running = tokio::spawn(task.run(applier));
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let applier = Applier::start(dest.clone(), 2, Arc::new(Limiter::new(0)), stats.clone());
+    let running = tokio::spawn(task.run_with(fake.clone(), fake, applier));
+    let deadline = Instant::now() + Duration::from_secs(300);
     while !broker.lock().unwrap().queue.is_empty() {
         if running.is_finished() {
             panic!("the consumer stopped early: {:?}", running.await);
@@ -193,7 +194,7 @@ async fn run(fail_extend: bool) -> Run {
     }
     stop.cancel();
     running.await.unwrap().unwrap();
-    Run { broker, dest }
+    Run { broker, dest, stats }
 }
 
 #[tokio::test(start_paused = true)]
@@ -223,4 +224,82 @@ async fn a_change_decoded_after_it_became_visible_again_is_settled_by_reading_th
         "the stale image was written: {puts:?}"
     );
     assert_eq!(r.dest.items.lock().unwrap().get("a"), Some(&2), "{puts:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn visibility_is_extended_while_a_batch_is_slow_to_apply() {
+    // Every write takes 10 s, past the 4 s visibility timeout: only extensions keep the batch
+    // from being handed out again.
+    let queue = ["a", "b", "c"]
+        .iter()
+        .map(|k| {
+            let body = super::message::inline_body("T", &record_of(k, 1, "100"));
+            Msg::new(&format!("m{k}"), k, body)
+        })
+        .collect();
+    let dest = Dest {
+        write_delay: Duration::from_secs(10),
+        ..Default::default()
+    };
+    let r = run_script(
+        Broker {
+            queue,
+            ..Default::default()
+        },
+        dest,
+        VISIBILITY,
+    )
+    .await;
+    let b = r.broker.lock().unwrap();
+    assert!(b.extended > 0, "the slow batch was never extended");
+    assert_eq!(
+        b.late_extends, 0,
+        "an extension came after the visibility timeout ran out"
+    );
+    let mut deleted = b.deleted.clone();
+    deleted.sort();
+    let once: Vec<(String, u32)> = ["ma", "mb", "mc"].iter().map(|m| (m.to_string(), 1)).collect();
+    assert_eq!(deleted, once, "every message received once, then deleted");
+    let mut puts = r.dest.puts.lock().unwrap().clone();
+    puts.sort();
+    assert_eq!(puts, [("a".to_string(), 1), ("b".to_string(), 1), ("c".to_string(), 1)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttle_storm_on_receive_and_delete_loses_and_reorders_nothing() {
+    let mut queue = Vec::new();
+    for v in 1..=5 {
+        let seq = (100 * v).to_string();
+        queue.push(Msg::new(
+            &format!("a{v}"),
+            "a",
+            super::message::inline_body("T", &record_of("a", v, &seq)),
+        ));
+        if v <= 3 {
+            let body = super::message::inline_body("T", &record_of("b", v, &seq));
+            queue.push(Msg::new(&format!("b{v}"), "b", body));
+        }
+    }
+    let broker = Broker {
+        queue,
+        throttle_receives: 12,
+        throttle_deletes: 6,
+        ..Default::default()
+    };
+    let r = run_script(broker, Dest::default(), 30).await;
+    assert!(
+        r.stats.throttles.load(std::sync::atomic::Ordering::Relaxed) >= 18,
+        "the storm was retried"
+    );
+    let b = r.broker.lock().unwrap();
+    assert_eq!(b.deleted.len(), 8, "every message deleted: {:?}", b.deleted);
+    assert!(
+        b.deleted.iter().all(|(_, n)| *n == 1),
+        "nothing redelivered: {:?}",
+        b.deleted
+    );
+    let puts = r.dest.puts.lock().unwrap().clone();
+    let of = |k: &str| -> Vec<i64> { puts.iter().filter(|(p, _)| p == k).map(|(_, v)| *v).collect() };
+    assert_eq!(of("a"), [1, 2, 3, 4, 5], "{puts:?}");
+    assert_eq!(of("b"), [1, 2, 3], "{puts:?}");
 }

@@ -130,6 +130,43 @@ pub fn page_changes(
     Ok((changes, last))
 }
 
+/// Whether the read position is at the shard's tip (see the module docs), and the idle poll
+/// interval there.
+struct Tip {
+    /// A new consumer may start far behind the tip.
+    at_tip: bool,
+    /// Empty pages in a row.
+    empty_run: u32,
+    idle_wait: Duration,
+}
+
+impl Default for Tip {
+    fn default() -> Self {
+        Tip {
+            at_tip: false,
+            empty_run: 0,
+            idle_wait: IDLE_MIN,
+        }
+    }
+}
+
+impl Tip {
+    /// After a page of `got` records (the newest created at `newest`) read at `read_at`, the
+    /// iterator having `moved` or not: `true` when the shard is idle at its tip (poll again after
+    /// [`Tip::idle_wait`]), `false` to read on at once.
+    fn after_page(&mut self, got: usize, newest: Option<i64>, read_at: i64, moved: bool) -> bool {
+        if got > 0 {
+            self.idle_wait = IDLE_MIN;
+            self.empty_run = 0;
+            self.at_tip = newest.is_some_and(|t| t >= read_at - NEAR_TIP.as_millis() as i64);
+            return false;
+        }
+        self.empty_run = self.empty_run.saturating_add(1);
+        self.at_tip |= !moved || self.empty_run >= TIP_PAGES;
+        self.at_tip
+    }
+}
+
 impl<S: StreamApi> ShardConsumer<S> {
     pub async fn run(self) -> Result<Outcome> {
         // Initializing
@@ -142,11 +179,8 @@ impl<S: StreamApi> ShardConsumer<S> {
             _ => None,
         };
         let mut iter = self.open(&last_read).await?;
-        let mut idle_wait = IDLE_MIN;
         let mut retrier = Retrier::daemon(format!("reading shard {}", self.shard_id), &self.stop, &self.stats);
-        // A new consumer may start far behind the tip.
-        let mut at_tip = false;
-        let mut empty_run = 0u32;
+        let mut tip = Tip::default();
         // Processing
         loop {
             if self.stop.is_cancelled() || self.applier.failed.is_cancelled() {
@@ -158,63 +192,24 @@ impl<S: StreamApi> ShardConsumer<S> {
                     retrier.succeeded();
                     p
                 }
-                Err(e) if e.code() == Some("ExpiredIteratorException") => {
-                    iter = self.open(&last_read).await?;
-                    continue;
-                }
-                Err(e) if e.code() == Some("TrimmedDataAccessException") => {
-                    return Err(self.gap(&last_read, e));
-                }
-                Err(e) => match retrier.backoff(e).await {
-                    Ok(()) => continue,
-                    Err(e) if e.is_stopped() => return Ok(Outcome::Stopped),
-                    Err(e) => {
-                        let at = last_read
-                            .as_deref()
-                            .map_or("from its start".into(), |s| format!("after sequence number {s}"));
-                        return Err(e.context(format!("shard {}, reading {at}", self.shard_id)));
-                    }
+                Err(e) => match self.read_failed(e, &mut iter, &last_read, &mut retrier).await? {
+                    Some(outcome) => return Ok(outcome),
+                    None => continue,
                 },
             };
             if let Some(h) = unproven {
-                match page.records.first() {
-                    Some(r) if h.first_record_proves(&r.seq, r.time_ms) => unproven = None,
-                    Some(r) => return Err(self.horizon_gap(h, Some(&r.seq))),
-                    None if page.next.is_none() => return Err(self.horizon_gap(h, None)),
-                    None => {}
-                }
+                unproven = self.prove(h, &page)?;
             }
             let got = page.records.len();
             let newest = page.records.last().map(|r| r.time_ms);
-            let (changes, last) =
-                page_changes(page.records, self.view, &self.key_names, self.replay_from_ms, &self.ack)
-                    .map_err(|e| e.context(format!("table {} shard {}", self.table, self.shard_id)))?;
-            if last.is_some() {
-                last_read = last;
-            }
-            self.stats.records_read.fetch_add(got as u64, Relaxed);
-            self.applier.submit_all(changes).await?;
+            self.submit(page.records, &mut last_read).await?;
             let Some(next) = page.next else {
-                // ShardEnd: done only once everything read is durable.
-                tokio::select! {
-                    _ = self.ack.drained() => return Ok(Outcome::Done),
-                    _ = self.applier.failed.cancelled() => return Ok(Outcome::Stopped),
-                    _ = self.stop.cancelled() => return Ok(Outcome::Stopped),
-                }
+                return Ok(self.shard_end().await);
             };
             let moved = next != iter;
             iter = next;
-            if got > 0 {
-                idle_wait = IDLE_MIN;
-                empty_run = 0;
-                at_tip = newest.is_some_and(|t| t >= read_at - NEAR_TIP.as_millis() as i64);
-                self.idle.store(false, Relaxed);
-                continue;
-            }
-            empty_run = empty_run.saturating_add(1);
-            at_tip |= !moved || empty_run >= TIP_PAGES;
-            if !at_tip {
-                // Possibly far behind: read on at once, claiming nothing.
+            if !tip.after_page(got, newest, read_at, moved) {
+                // Records came, or possibly far behind: read on at once, claiming nothing.
                 self.idle.store(false, Relaxed);
                 continue;
             }
@@ -225,8 +220,70 @@ impl<S: StreamApi> ShardConsumer<S> {
                 self.ack.mark(read_at);
                 self.idle.store(self.ack.outstanding() == 0, Relaxed);
             }
-            self.pause(idle_wait).await;
-            idle_wait = (idle_wait * 2).min(IDLE_MAX);
+            self.pause(tip.idle_wait).await;
+            tip.idle_wait = (tip.idle_wait * 2).min(IDLE_MAX);
+        }
+    }
+
+    /// After a failed GetRecords: re-opens an expired iterator after the last record read, stops
+    /// on a trimmed position (a gap), otherwise backs off. `Some` when the consumer ends, `None`
+    /// to read again.
+    async fn read_failed(
+        &self,
+        e: Error,
+        iter: &mut String,
+        last_read: &Option<String>,
+        retrier: &mut Retrier,
+    ) -> Result<Option<Outcome>> {
+        match e.code() {
+            Some("ExpiredIteratorException") => {
+                *iter = self.open(last_read).await?;
+                return Ok(None);
+            }
+            Some("TrimmedDataAccessException") => return Err(self.gap(last_read, e)),
+            _ => {}
+        }
+        match retrier.backoff(e).await {
+            Ok(()) => Ok(None),
+            Err(e) if e.is_stopped() => Ok(Some(Outcome::Stopped)),
+            Err(e) => {
+                let at = last_read
+                    .as_deref()
+                    .map_or("from its start".into(), |s| format!("after sequence number {s}"));
+                Err(e.context(format!("shard {}, reading {at}", self.shard_id)))
+            }
+        }
+    }
+
+    /// While a gap before the first record is possible: the first record read proves there is
+    /// none (the horizon is settled: `None`), or shows one.
+    fn prove<'h>(&self, h: &'h Horizon, page: &super::api::Page) -> Result<Option<&'h Horizon>> {
+        match page.records.first() {
+            Some(r) if h.first_record_proves(&r.seq, r.time_ms) => Ok(None),
+            Some(r) => Err(self.horizon_gap(h, Some(&r.seq))),
+            None if page.next.is_none() => Err(self.horizon_gap(h, None)),
+            None => Ok(Some(h)),
+        }
+    }
+
+    /// Submits a page's changes; `last_read` moves to its last record.
+    async fn submit(&self, records: Vec<RawRecord>, last_read: &mut Option<String>) -> Result<()> {
+        let got = records.len();
+        let (changes, last) = page_changes(records, self.view, &self.key_names, self.replay_from_ms, &self.ack)
+            .map_err(|e| e.context(format!("table {} shard {}", self.table, self.shard_id)))?;
+        if last.is_some() {
+            *last_read = last;
+        }
+        self.stats.records_read.fetch_add(got as u64, Relaxed);
+        self.applier.submit_all(changes).await
+    }
+
+    /// ShardEnd: done only once everything read is durable.
+    async fn shard_end(&self) -> Outcome {
+        tokio::select! {
+            _ = self.ack.drained() => Outcome::Done,
+            _ = self.applier.failed.cancelled() => Outcome::Stopped,
+            _ = self.stop.cancelled() => Outcome::Stopped,
         }
     }
 

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::Applier;
 use crate::checkpoint::{OrderedAck, ShardRow, Store};
 use crate::error::{Error, Result};
-use crate::retry::Policy;
+use crate::retry::{Policy, Retrier};
 use crate::telemetry::TableStats;
 use api::{StartAt, StreamApi};
 use consumer::{Outcome, Pos, ShardConsumer};
@@ -43,7 +43,8 @@ pub use record::View;
 
 /// Records the shard tree at the capture point (before the snapshot starts).
 pub async fn capture<S: StreamApi>(api: &S, stream_arn: &str, store: &Store, table: &str) -> Result<usize> {
-    let shards = crate::retry::retry(Policy::STARTUP, |_| {}, || api.list_shards(stream_arn))
+    let shards = Retrier::new(Policy::STARTUP, "ListShards")
+        .run(|| api.list_shards(stream_arn))
         .await?
         .shards;
     let rows: Vec<ShardRow> = shards
@@ -78,6 +79,21 @@ pub struct StreamTask<S> {
     pub clock: Clock,
 }
 
+/// Waits for the (stopped) consumers, then for the writes they submitted; the first error.
+async fn drain(mut consumers: JoinSet<(String, Result<Outcome>)>, applier: Arc<Applier>) -> Result<()> {
+    let mut first_err = None;
+    while let Some(joined) = consumers.join_next().await {
+        if let Ok((_, Err(e))) = joined {
+            crate::error::keep_first(&mut first_err, e);
+        }
+    }
+    let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared at shutdown"))?;
+    if let Err(e) = applier.finish().await {
+        crate::error::keep_first(&mut first_err, e);
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
 /// A shard being consumed.
 struct Active {
     row: ShardRow,
@@ -90,17 +106,8 @@ impl<S: StreamApi> StreamTask<S> {
     /// shard's checkpoint is flushed.
     pub async fn run(self, applier: Applier) -> Result<()> {
         let applier = Arc::new(applier);
-        let mut lineage = Lineage::default();
-        let mut rows: HashMap<String, ShardRow> = HashMap::new();
+        let (mut lineage, mut rows) = self.saved_shards()?;
         let mut listed: HashMap<String, Listed> = HashMap::new();
-        for r in self.store.shards(&self.table)? {
-            if r.done {
-                lineage.add_done(&r.shard_id, r.parent_id.as_deref());
-            } else {
-                lineage.add(&r.shard_id, r.parent_id.as_deref());
-            }
-            rows.insert(r.shard_id.clone(), r);
-        }
         let consumers_stop = CancellationToken::new();
         let mut consumers: JoinSet<(String, Result<Outcome>)> = JoinSet::new();
         let mut active: HashMap<String, Active> = HashMap::new();
@@ -131,15 +138,7 @@ impl<S: StreamApi> StreamTask<S> {
                         let (id, outcome) = joined.map_err(|e| Error::fatal(format!("shard consumer panicked: {e}")))?;
                         match outcome? {
                             Outcome::Done => {
-                                let a = active.remove(&id).expect("active shard");
-                                let mut row = shard_row(&a);
-                                row.done = true;
-                                // Durable before any child starts (see module docs).
-                                self.store.put_shards(&self.table, &[row.clone()])?;
-                                rows.insert(id.clone(), row);
-                                lineage.mark_done(&id);
-                                tracing::info!(table = %self.table, shard = %id, "shard finished");
-                                shard_metrics::finished(&self.table, &id);
+                                self.shard_done(&id, &mut active, &mut rows, &mut lineage)?;
                                 let t = self.clock.now_ms();
                                 if self.discover(&mut lineage, &mut rows, &mut listed, listed_at, &mut listing_failing).await? {
                                     listed_at = t;
@@ -157,20 +156,48 @@ impl<S: StreamApi> StreamTask<S> {
         // Shutdown or failure: stop reading, drain writes, flush what is durable.
         consumers_stop.cancel();
         let mut first_err = result.err();
-        while let Some(joined) = consumers.join_next().await {
-            if let Ok((_, Err(e))) = joined {
-                crate::error::keep_first(&mut first_err, e);
-            }
-        }
-        let applier = Arc::try_unwrap(applier).map_err(|_| Error::fatal("apply path still shared at shutdown"))?;
-        if let Err(e) = applier.finish().await {
+        if let Err(e) = drain(consumers, applier).await {
             crate::error::keep_first(&mut first_err, e);
         }
         self.flush(&active, &lineage, listed_at)?;
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// The shard tree as saved, and every shard's row.
+    fn saved_shards(&self) -> Result<(Lineage, HashMap<String, ShardRow>)> {
+        let mut lineage = Lineage::default();
+        let mut rows = HashMap::new();
+        for r in self.store.shards(&self.table)? {
+            if r.done {
+                lineage.add_done(&r.shard_id, r.parent_id.as_deref());
+            } else {
+                lineage.add(&r.shard_id, r.parent_id.as_deref());
+            }
+            rows.insert(r.shard_id.clone(), r);
         }
+        Ok((lineage, rows))
+    }
+
+    /// A shard read to its end with every record durable: recorded done, durably, before any
+    /// child starts (see the module docs).
+    fn shard_done(
+        &self,
+        id: &str,
+        active: &mut HashMap<String, Active>,
+        rows: &mut HashMap<String, ShardRow>,
+        lineage: &mut Lineage,
+    ) -> Result<()> {
+        let a = active
+            .remove(id)
+            .ok_or_else(|| Error::fatal(format!("shard {id} finished but was not being read")))?;
+        let mut row = shard_row(&a);
+        row.done = true;
+        self.store.put_shards(&self.table, &[row.clone()])?;
+        rows.insert(id.to_string(), row);
+        lineage.mark_done(id);
+        tracing::info!(table = %self.table, shard = %id, "shard finished");
+        shard_metrics::finished(&self.table, id);
+        Ok(())
     }
 
     /// Lists shards, records new ones, and fails on a gap: a shard ferry has not finished that is
@@ -207,6 +234,14 @@ impl<S: StreamApi> StreamTask<S> {
             }
             Err(e) => return Err(e),
         };
+        self.check_listing(&listing, rows)?;
+        self.record_new(listing.shards, lineage, rows, listed, since)?;
+        Ok(true)
+    }
+
+    /// Fails on a disabled stream, and on a gap: a shard ferry has not finished that is no longer
+    /// listed.
+    fn check_listing(&self, listing: &api::Listing, rows: &HashMap<String, ShardRow>) -> Result<()> {
         if listing.disabled {
             return Err(Error::fatal(format!(
                 "table {}: stream {} was disabled while ferry was replaying it; changes made since are not \
@@ -214,7 +249,7 @@ impl<S: StreamApi> StreamTask<S> {
                 self.table, self.stream_arn
             )));
         }
-        let shards = listing.shards;
+        let shards = &listing.shards;
         let present: std::collections::HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
         if let Some(lost) = rows
             .values()
@@ -232,6 +267,19 @@ impl<S: StreamApi> StreamTask<S> {
                     .unwrap_or_default()
             )));
         }
+        Ok(())
+    }
+
+    /// Records the shards listed for the first time, with what is known of their birth (created
+    /// after `since`, the previous listing of this run, when there was one).
+    fn record_new(
+        &self,
+        shards: Vec<api::ShardInfo>,
+        lineage: &mut Lineage,
+        rows: &mut HashMap<String, ShardRow>,
+        listed: &mut HashMap<String, Listed>,
+        since: i64,
+    ) -> Result<()> {
         let mut new_rows = Vec::new();
         for s in shards {
             let facts = listed.entry(s.id.clone()).or_default();
@@ -256,7 +304,7 @@ impl<S: StreamApi> StreamTask<S> {
         if !new_rows.is_empty() {
             self.store.put_shards(&self.table, &new_rows)?;
         }
-        Ok(true)
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

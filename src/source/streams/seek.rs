@@ -8,7 +8,7 @@
 
 use super::api::{StartAt, StreamApi};
 use crate::error::Result;
-use crate::retry::Policy;
+use crate::retry::{Policy, Retrier};
 
 /// Where a shard's consumer should resume so that it applies every record at or after T.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,15 +21,15 @@ pub struct Seek {
 
 /// Searches `shard_id` for the first record at or after `t_ms` (`i64::MAX`: the shard's end).
 pub async fn seek<S: StreamApi>(api: &S, stream_arn: &str, shard_id: &str, t_ms: i64) -> Result<Seek> {
-    let mut iter = crate::retry::retry(
-        Policy::DAEMON,
-        |_| {},
-        || api.iterator(stream_arn, shard_id, &StartAt::TrimHorizon),
-    )
-    .await?;
+    // A one-off command's search: retried as long as it takes (GetRecords throttles at five
+    // calls a second per shard), with no table to report to.
+    let mut retrier = Retrier::new(Policy::DAEMON, format!("searching shard {shard_id}"));
+    let mut iter = retrier
+        .run(|| api.iterator(stream_arn, shard_id, &StartAt::TrimHorizon))
+        .await?;
     let mut after: Option<(String, i64)> = None;
     loop {
-        let page = crate::retry::retry(Policy::DAEMON, |_| {}, || api.records(&iter)).await?;
+        let page = retrier.run(|| api.records(&iter)).await?;
         let empty = page.records.is_empty();
         for r in page.records {
             if r.time_ms >= t_ms {

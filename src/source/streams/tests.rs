@@ -2,6 +2,7 @@
 //! a parent that still looks open after its children appear, and a child listed only later.
 //! Proves children wait for parents and every record is applied, in order per key.
 
+mod faults;
 mod long_runs;
 
 use std::collections::HashMap;
@@ -85,6 +86,11 @@ struct Scripted {
     dest: RecordingIo,
     /// Stamps records (ApproximateCreationDateTime) when they are read.
     clock: Clock,
+    /// Every this many GetRecords calls, the iterator has expired (0: never).
+    expire_every: u32,
+    /// GetRecords calls so far, and those still to throttle.
+    record_calls: Mutex<u32>,
+    throttle_records: Mutex<u32>,
 }
 
 impl Scripted {
@@ -96,6 +102,9 @@ impl Scripted {
             polls: Mutex::new(HashMap::new()),
             dest,
             clock: Clock::default(),
+            expire_every: 0,
+            record_calls: Mutex::new(0),
+            throttle_records: Mutex::new(0),
         }
     }
 
@@ -166,6 +175,7 @@ impl StreamApi for Scripted {
     }
 
     async fn records(&self, iterator: &str) -> Result<Page> {
+        faults::inject(self)?;
         let (shard, idx) = iterator.split_once('|').unwrap();
         let idx: usize = idx.parse().unwrap();
         let s = self.shards.iter().find(|s| s.id == shard).unwrap();
@@ -264,24 +274,29 @@ fn task(
     }
 }
 
+/// Runs the stream task over `script` (the tree of [`tree`], replayed from an hour ago) into `io`.
+fn spawn_tree(
+    script: Scripted,
+    io: &RecordingIo,
+    store: &Arc<Store>,
+    stats: &Arc<TableStats>,
+    stop: &CancellationToken,
+) -> (tokio::task::JoinHandle<Result<()>>, Arc<Scripted>) {
+    let replay_from = crate::clock::now_ms() - 3_600_000;
+    let task = task(script, "arn", replay_from, store.clone(), stats.clone(), stop.clone());
+    let api = task.api.clone();
+    let applier = Applier::start(Arc::new(io.clone()), 4, Arc::new(Limiter::new(0)), stats.clone());
+    (tokio::spawn(task.run(applier)), api)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_wait_for_parents_and_every_record_lands_in_order_per_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
     let io = RecordingIo::default();
     let (script, expected) = tree(io.clone());
-    let stats = Arc::new(TableStats::default());
-    let stop = CancellationToken::new();
-    let task = task(
-        script,
-        "arn",
-        crate::clock::now_ms() - 3_600_000,
-        store.clone(),
-        stats.clone(),
-        stop.clone(),
-    );
-    let applier = Applier::start(Arc::new(io.clone()), 4, Arc::new(Limiter::new(0)), stats.clone());
-    let run = tokio::spawn(task.run(applier));
+    let (stats, stop) = (Arc::new(TableStats::default()), CancellationToken::new());
+    let (run, _) = spawn_tree(script, &io, &store, &stats, &stop);
     // Wait on state: every closed shard done, the open ones drained.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -1,22 +1,20 @@
-//! A scripted FIFO queue and offload bucket behind the SQS and S3 clients' HTTP seam, in tokio
-//! time (pauseable): SQS's JSON protocol (by X-Amz-Target) for ReceiveMessage (long poll, one
-//! message per group per call, nothing of a group while one of its messages is in flight),
-//! ChangeMessageVisibilityBatch, DeleteMessageBatch and GetQueueAttributes; S3 GetObject (path
-//! style), whose first fetch of `k1` stalls.
+//! A scripted FIFO queue and offload bucket at the consumer's seam ([`QueueApi`], [`Offloads`]),
+//! in tokio time (pauseable). Like SQS FIFO, ReceiveMessage long-polls, hands out at most one
+//! message per group per call and nothing of a group while one of its messages is in flight; a
+//! receipt handle is valid while it is its message's latest and the message is still in flight.
+//! The script can stall an object's first fetch, fail every visibility extension, and throttle
+//! a number of receives and deletes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_smithy_runtime_api::client::http::{
-    HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector, http_client_fn,
-};
-use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
-use aws_smithy_types::body::SdkBody;
-use serde_json::{Value, json};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use super::STALL;
+use crate::error::{Error, Kind, Result};
+use crate::source::sqs::api::{Attributes, Failed, Offloads, QueueApi};
 
 pub struct Msg {
     pub id: String,
@@ -27,15 +25,42 @@ pub struct Msg {
     pub receives: u32,
 }
 
+impl Msg {
+    pub fn new(id: &str, group: &str, body: String) -> Msg {
+        Msg {
+            id: id.into(),
+            group: group.into(),
+            body,
+            receipt: None,
+            invisible_until: None,
+            receives: 0,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Broker {
     pub queue: Vec<Msg>,
     pub receipts: u64,
     /// ChangeMessageVisibilityBatch answers a server error (extensions never take effect).
     pub fail_extend: bool,
-    /// Fetches of each S3 key so far (the first of `k1` stalls).
+    /// Fetches of each S3 key so far.
     pub fetches: HashMap<String, u32>,
     pub objects: HashMap<String, String>,
+    /// The first fetch of these keys takes this long.
+    pub stall: HashMap<String, Duration>,
+    /// Receives and deletes still to answer with a throttle.
+    pub throttle_receives: u32,
+    pub throttle_deletes: u32,
+    /// Visibility extensions that took effect, and those that came after the receipt expired.
+    pub extended: u32,
+    pub late_extends: u32,
+    /// Receive count of every message at the time it was deleted, by id, in deletion order.
+    pub deleted: Vec<(String, u32)>,
+}
+
+fn throttled(op: &str) -> Error {
+    Error::new(Kind::Throttled, format!("{op}: ThrottlingException: Rate exceeded"))
 }
 
 impl Broker {
@@ -44,7 +69,7 @@ impl Broker {
     }
 
     /// One message per group per call at most (SQS may hand out fewer than it could).
-    fn receive(&mut self, max: usize, visibility: u64) -> Vec<Value> {
+    fn receive(&mut self, max: usize, visibility: u64) -> Vec<Message> {
         let now = Instant::now();
         let blocked: Vec<String> = self
             .queue
@@ -66,130 +91,139 @@ impl Broker {
             m.receives += 1;
             m.receipt = Some(format!("r{}", self.receipts));
             m.invisible_until = Some(now + Duration::from_secs(visibility));
-            out.push(json!({"MessageId": m.id, "ReceiptHandle": m.receipt, "Body": m.body,
-                "Attributes": {"ApproximateReceiveCount": m.receives.to_string()}}));
+            out.push(
+                Message::builder()
+                    .message_id(&m.id)
+                    .set_receipt_handle(m.receipt.clone())
+                    .body(&m.body)
+                    .attributes(
+                        MessageSystemAttributeName::ApproximateReceiveCount,
+                        m.receives.to_string(),
+                    )
+                    .build(),
+            );
         }
         out
     }
 
-    fn entries<'a>(&mut self, body: &'a Value, mut f: impl FnMut(&mut Msg, &'a Value)) -> Value {
+    /// Applies `f` to the in-flight message of every valid receipt; the entries that failed.
+    fn entries(&mut self, receipts: &[String], mut f: impl FnMut(&mut Msg)) -> Vec<Failed> {
         let now = Instant::now();
-        let (mut ok, mut failed) = (Vec::new(), Vec::new());
-        for e in body["Entries"].as_array().unwrap() {
-            let handle = e["ReceiptHandle"].as_str();
-            // A handle is valid while its receipt is the message's latest and still in flight.
-            let at = self.queue.iter().position(|m| m.receipt.as_deref() == handle);
+        let mut failed = Vec::new();
+        for handle in receipts {
+            let at = self.queue.iter().position(|m| m.receipt.as_ref() == Some(handle));
             match at.filter(|i| self.in_flight(&self.queue[*i], now)) {
-                Some(i) => {
-                    f(&mut self.queue[i], e);
-                    ok.push(json!({"Id": e["Id"]}));
-                }
-                None => failed.push(json!({"Id": e["Id"], "SenderFault": true,
-                    "Code": "ReceiptHandleIsInvalid", "Message": "stale receipt"})),
+                Some(i) => f(&mut self.queue[i]),
+                None => failed.push(Failed {
+                    code: "ReceiptHandleIsInvalid".into(),
+                    message: Some("stale receipt".into()),
+                }),
             }
         }
-        json!({"Successful": ok, "Failed": failed})
+        failed
     }
 }
 
-/// The fake SQS (JSON protocol, by X-Amz-Target) and S3 (GetObject, path style).
-#[derive(Clone, Debug)]
+/// The fake queue and bucket, shared with the test that scripts and inspects them.
+#[derive(Clone)]
 pub struct Fake(pub Arc<Mutex<Broker>>);
 
-impl std::fmt::Debug for Broker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Broker")
+impl QueueApi for Fake {
+    fn receive<'a>(&'a self, _: &'a str, visibility: i32, wait: i32) -> BoxFuture<'a, Result<Vec<Message>>> {
+        Box::pin(async move {
+            {
+                let mut b = self.0.lock().unwrap();
+                if b.throttle_receives > 0 {
+                    b.throttle_receives -= 1;
+                    return Err(throttled("ReceiveMessage"));
+                }
+            }
+            let until = Instant::now() + Duration::from_secs(wait as u64);
+            loop {
+                let got = self.0.lock().unwrap().receive(10, visibility as u64);
+                if !got.is_empty() || Instant::now() >= until {
+                    return Ok(got);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+
+    fn change_visibility<'a>(&'a self, _: &'a str, receipts: &'a [String], secs: i32) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut b = self.0.lock().unwrap();
+            if b.fail_extend {
+                return Err(Error::retryable("ChangeMessageVisibilityBatch: InternalError"));
+            }
+            let mut n = 0;
+            let failed = b.entries(receipts, |m| {
+                m.invisible_until = Some(Instant::now() + Duration::from_secs(secs as u64));
+                n += 1;
+            });
+            b.extended += n;
+            b.late_extends += failed.len() as u32;
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(&'a self, _: &'a str, receipts: &'a [String]) -> BoxFuture<'a, Result<Vec<Failed>>> {
+        Box::pin(async move {
+            let mut b = self.0.lock().unwrap();
+            if b.throttle_deletes > 0 {
+                b.throttle_deletes -= 1;
+                return Err(throttled("DeleteMessageBatch"));
+            }
+            let mut gone = Vec::new();
+            let failed = b.entries(receipts, |m| {
+                m.invisible_until = None;
+                gone.push((m.id.clone(), m.receives));
+            });
+            b.queue.retain(|m| !gone.iter().any(|(id, _)| *id == m.id));
+            b.deleted.extend(gone);
+            Ok(failed)
+        })
+    }
+
+    fn attributes<'a>(&'a self, _: &'a str, _: &'a [QueueAttributeName]) -> BoxFuture<'a, Result<Attributes>> {
+        Box::pin(async move {
+            let b = self.0.lock().unwrap();
+            let now = Instant::now();
+            let busy = b.queue.iter().filter(|m| b.in_flight(m, now)).count();
+            Ok(Attributes::from([
+                (
+                    QueueAttributeName::ApproximateNumberOfMessages,
+                    (b.queue.len() - busy).to_string(),
+                ),
+                (
+                    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                    busy.to_string(),
+                ),
+            ]))
+        })
+    }
+
+    fn queue_url<'a>(&'a self, name: &'a str, _: &'a str) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move { Err(Error::fatal(format!("the fake knows no queue {name}"))) })
     }
 }
 
-fn response(status: u16, body: String) -> HttpResponse {
-    HttpResponse::new(status.try_into().unwrap(), SdkBody::from(body))
-}
-
-impl Fake {
-    async fn answer(self, req: HttpRequest) -> HttpResponse {
-        let target = req.headers().get("x-amz-target").map(str::to_string);
-        let body: Value = req
-            .body()
-            .bytes()
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or(Value::Null);
-        let Some(target) = target else {
-            // S3 GetObject: http://s3.fake/<bucket>/<key>
-            let path = req.uri().split('?').next().unwrap_or_default();
-            let key = path.splitn(5, '/').nth(4).unwrap_or_default().to_string();
-            let n = {
+impl Offloads for Fake {
+    fn get<'a>(&'a self, _: &'a str, key: &'a str) -> BoxFuture<'a, Result<Vec<u8>>> {
+        Box::pin(async move {
+            let stall = {
                 let mut b = self.0.lock().unwrap();
-                let n = b.fetches.entry(key.clone()).or_default();
+                let n = b.fetches.entry(key.to_string()).or_default();
                 *n += 1;
-                *n
+                let first = *n == 1;
+                b.stall.get(key).copied().filter(|_| first)
             };
-            if n == 1 && key == "k1" {
-                tokio::time::sleep(STALL).await;
+            if let Some(d) = stall {
+                tokio::time::sleep(d).await;
             }
-            let object = self.0.lock().unwrap().objects.get(&key).cloned();
-            return match object {
-                Some(o) => response(200, o),
-                None => response(404, "<Error><Code>NoSuchKey</Code></Error>".into()),
-            };
-        };
-        let op = target.trim_start_matches("AmazonSQS.");
-        match op {
-            "ReceiveMessage" => {
-                let max = body["MaxNumberOfMessages"].as_u64().unwrap_or(1) as usize;
-                let visibility = body["VisibilityTimeout"].as_u64().unwrap();
-                let wait = Duration::from_secs(body["WaitTimeSeconds"].as_u64().unwrap_or(0));
-                let until = Instant::now() + wait;
-                loop {
-                    let got = self.0.lock().unwrap().receive(max, visibility);
-                    if !got.is_empty() || Instant::now() >= until {
-                        return response(200, json!({ "Messages": got }).to_string());
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-            "ChangeMessageVisibilityBatch" => {
-                let mut b = self.0.lock().unwrap();
-                if b.fail_extend {
-                    return response(500, json!({"__type": "InternalError"}).to_string());
-                }
-                let out = b.entries(&body, |m, e| {
-                    let secs = e["VisibilityTimeout"].as_u64().unwrap();
-                    m.invisible_until = Some(Instant::now() + Duration::from_secs(secs));
-                });
-                response(200, out.to_string())
-            }
-            "DeleteMessageBatch" => {
-                let mut b = self.0.lock().unwrap();
-                let mut gone = Vec::new();
-                let out = b.entries(&body, |m, _| {
-                    m.invisible_until = None;
-                    gone.push(m.id.clone());
-                });
-                b.queue.retain(|m| !gone.contains(&m.id));
-                response(200, out.to_string())
-            }
-            "GetQueueAttributes" => {
-                let b = self.0.lock().unwrap();
-                let now = Instant::now();
-                let busy = b.queue.iter().filter(|m| b.in_flight(m, now)).count();
-                let attrs = json!({"ApproximateNumberOfMessages": (b.queue.len() - busy).to_string(),
-                    "ApproximateNumberOfMessagesNotVisible": busy.to_string()});
-                response(200, json!({ "Attributes": attrs }).to_string())
-            }
-            other => panic!("the fake SQS does not know {other}"),
-        }
-    }
-
-    pub fn client(&self) -> SharedHttpClient {
-        let fake = self.clone();
-        http_client_fn(move |_, _| SharedHttpConnector::new(fake.clone()))
-    }
-}
-
-impl HttpConnector for Fake {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let fake = self.clone();
-        HttpConnectorFuture::new(async move { Ok(fake.answer(request).await) })
+            let object = self.0.lock().unwrap().objects.get(key).cloned();
+            object
+                .map(String::into_bytes)
+                .ok_or_else(|| Error::fatal(format!("GetObject: NoSuchKey: {key}")))
+        })
     }
 }

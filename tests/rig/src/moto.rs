@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use md5::{Digest, Md5};
 
 use super::REGION;
-use crate::item::{Item, json};
+use ferry::item::{Item, json};
 
 /// A running moto server.
 #[derive(Debug, Clone)]

@@ -7,8 +7,9 @@ use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::item::{convert::from_stream_item, json::item_to_json};
-use crate::source::sqs::forwarder::{Sender, Target, forward};
+use crate::convert::from_stream_item;
+use ferry::item::json::item_to_json;
+use ferry::source::sqs::forwarder::{Sender, Target, forward};
 
 /// What a pump did.
 #[derive(Debug, Default, Clone, Copy)]

@@ -1,4 +1,4 @@
-//! Items as ferry handles them: identity of a key, size in write units, and their JSON and canonical forms.
+//! Items as ferry handles them: identity of a key, size in write units, and conversions.
 //!
 //! Keys must have one identity however DynamoDB spells them, because the key decides the apply lane
 //! and the coalescing slot: two spellings of one number ("1.50" and "1.5") in two lanes would let

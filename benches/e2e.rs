@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::StreamViewType;
 use ferry::item::Item;
-use ferry::rig::bench::{self, LagProbe, LagReport, Mix, TABLE};
-use ferry::rig::compare::{Diff, compare};
-use ferry::rig::process::{FerryDir, Running, terminate};
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::bench::{self, LagProbe, LagReport, Mix, TABLE};
+use ferry_rig::compare::{Diff, compare};
+use ferry_rig::process::{FerryDir, Running, terminate};
+use ferry_rig::{Account, DynamoLocal};
 use serde_json::json;
 
 const CEILING_WRITERS: [usize; 4] = [8, 16, 32, 64];
@@ -596,7 +596,7 @@ fn draw(report: &serde_json::Value) {
         })
         .unwrap_or_default();
     let title = report["title"].as_str().unwrap_or("ferry e2e benchmark");
-    let dir = ferry::rig::repo_dir().join("docs/bench");
+    let dir = ferry_rig::repo_dir().join("docs/bench");
     let path = dir.join("e2e.png");
     let res = std::fs::create_dir_all(&dir)
         .map_err(|e| e.to_string())

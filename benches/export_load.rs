@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{PutRequest, StreamViewType, WriteRequest};
 use ferry::item::Item;
-use ferry::rig::bench::peak_rss_kb;
-use ferry::rig::data::{create_table, send_batch, sized_item};
-use ferry::rig::moto::{ExportSpec, Moto, default_credentials, write_export};
-use ferry::rig::process::{FerryDir, terminate};
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::bench::peak_rss_kb;
+use ferry_rig::data::{create_table, send_batch, sized_item};
+use ferry_rig::moto::{ExportSpec, Moto, default_credentials, write_export};
+use ferry_rig::process::{FerryDir, terminate};
+use ferry_rig::{Account, DynamoLocal};
 use futures::StreamExt;
 
 const FILES: u64 = 16;

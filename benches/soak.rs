@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use ferry::rig::compare::{Diff, compare};
-use ferry::rig::data::{create_table, enable_stream, load, rich_item};
-use ferry::rig::process::{FerryDir, Running, terminate};
-use ferry::rig::workload::{Counts, Workload};
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::compare::{Diff, compare};
+use ferry_rig::data::{create_table, enable_stream, load, rich_item};
+use ferry_rig::process::{FerryDir, Running, terminate};
+use ferry_rig::workload::{Counts, Workload};
+use ferry_rig::{Account, DynamoLocal};
 use rand::SeedableRng;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
-use ferry::rig::bench::{self, Change, TABLE};
-use ferry::rig::process::FerryDir;
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::bench::{self, Change, TABLE};
+use ferry_rig::process::FerryDir;
+use ferry_rig::{Account, DynamoLocal};
 
 const LOAD_WRITERS: usize = 16;
 

@@ -5,11 +5,11 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use ferry::rig::compare::compare;
-use ferry::rig::data::{big_item, create_table, load, rich_item};
-use ferry::rig::process::{FerryDir, terminate};
-use ferry::rig::workload::Workload;
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::compare::compare;
+use ferry_rig::data::{big_item, create_table, load, rich_item};
+use ferry_rig::process::{FerryDir, terminate};
+use ferry_rig::workload::Workload;
+use ferry_rig::{Account, DynamoLocal};
 use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 

@@ -15,7 +15,6 @@ pub mod error;
 pub mod item;
 pub mod plan;
 pub mod retry;
-pub mod rig;
 pub mod snapshot;
 pub mod source;
 pub mod status;

@@ -1,41 +1,23 @@
 //! Bad input never half-runs: each case exits non-zero with one clear message, and nothing is
 //! written to the destination (no table created, no item written).
 
-mod common;
-
 use std::process::Output;
 
-use aws_sdk_dynamodb::types::StreamViewType;
-use common::ferry_bin;
-use ferry::rig::data::{create_other_schema_table, create_table, load, rich_item};
-use ferry::rig::process::FerryDir;
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::data::{create_other_schema_table, create_table, load, rich_item};
+use ferry_rig::scenario::Scenario;
+use ferry_rig::{DynamoLocal, ferry_bin};
 use rand::SeedableRng;
 
-struct Case {
-    ferry: FerryDir,
-    src: aws_sdk_dynamodb::Client,
-    dst: aws_sdk_dynamodb::Client,
-    _dir: tempfile::TempDir,
-}
+type Case = Scenario;
 
 /// Source account with an "Orders" table (stream on) holding a few items.
 async fn case(tables: &str) -> Case {
-    let ddb = DynamoLocal::shared();
-    let (sa, da) = (Account::fresh("bsrc"), Account::fresh("bdst"));
-    let src = ddb.client(&sa);
-    let dst = ddb.client(&da);
-    create_table(&src, "Orders", Some(StreamViewType::NewAndOldImages)).await;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    load(&src, "Orders", (0..20).map(|i| rich_item("p", i, &mut rng)).collect()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ferry = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, tables);
-    Case {
-        ferry,
-        src,
-        dst,
-        _dir: dir,
-    }
+    Scenario::setup(ferry_bin!())
+        .accounts("bsrc", "bdst")
+        .items(20, 1)
+        .tables(tables)
+        .build()
+        .await
 }
 
 /// Non-zero exit, exactly one error message containing every `needles`, no panic.
@@ -115,7 +97,7 @@ async fn source_equal_to_destination_is_refused() {
     let c = case("[[table]]\nsource = \"Orders\"\n").await;
     let text = std::fs::read_to_string(&c.ferry.config).unwrap();
     std::fs::write(&c.ferry.config, text.replace("profile = \"dst\"", "profile = \"src\"")).unwrap();
-    let before = ferry::rig::compare::scan_all(&c.src, "Orders").await.unwrap();
+    let before = ferry_rig::compare::scan_all(&c.src, "Orders").await.unwrap();
     assert_refused(
         &sync(&c),
         &[
@@ -123,7 +105,7 @@ async fn source_equal_to_destination_is_refused() {
             "never writes to a source table",
         ],
     );
-    assert_eq!(ferry::rig::compare::scan_all(&c.src, "Orders").await.unwrap(), before);
+    assert_eq!(ferry_rig::compare::scan_all(&c.src, "Orders").await.unwrap(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

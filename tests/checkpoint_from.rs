@@ -2,39 +2,21 @@
 //! capture point; a table that has started already is refused (its position is moved with
 //! `ferry checkpoint set`).
 
-mod common;
-
-use std::time::Duration;
-
-use aws_sdk_dynamodb::types::StreamViewType;
-use common::{ferry_bin, wait_caught_up};
-use ferry::rig::data::{create_table, load, rich_item};
-use ferry::rig::process::{FerryDir, terminate};
-use ferry::rig::{Account, DynamoLocal};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
+use ferry_rig::ferry_bin;
+use ferry_rig::process::terminate;
+use ferry_rig::scenario::Scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn from_sets_the_replay_point_of_a_fresh_start_only() {
-    let ddb = DynamoLocal::shared();
-    let (sa, da) = (Account::fresh("src"), Account::fresh("dst"));
-    let (src, dst) = (ddb.client(&sa), ddb.client(&da));
-    create_table(&src, "Orders", Some(StreamViewType::NewAndOldImages)).await;
-    let mut rng = StdRng::seed_from_u64(9);
-    // In the stream, and within the default replay overlap of a start without --from.
-    load(&src, "Orders", (0..50).map(|i| rich_item("p", i, &mut rng)).collect()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let f = FerryDir::new(
-        &ferry_bin(),
-        dir.path(),
-        ddb,
-        &sa,
-        &da,
-        "[[table]]\nsource = \"Orders\"\nsnapshot = \"none\"\n",
-    );
+    // 50 items in the stream, and within the default replay overlap of a start without --from.
+    let s = Scenario::setup(ferry_bin!())
+        .items(50, 9)
+        .tables("[[table]]\nsource = \"Orders\"\nsnapshot = \"none\"\n")
+        .build()
+        .await;
+    let (dst, f) = (&s.dst, &s.ferry);
     // Everything in the stream is older than --from: nothing is applied.
-    let mut child = f.spawn_sync(&["--from", "2099-01-01T00:00:00Z"]);
-    wait_caught_up(&f, "Orders", Duration::from_secs(120)).await;
+    let mut child = s.sync_caught_up(&["--from", "2099-01-01T00:00:00Z"]).await;
     let n = dst
         .scan()
         .table_name("Orders")

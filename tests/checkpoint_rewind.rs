@@ -4,22 +4,19 @@
 //! DynamoDB Local cuts ApproximateCreationDateTime to the minute, so the rewind goes a minute
 //! further back than the changes it must replay (it replays more, which converges all the same).
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType};
-use common::{ferry_bin, wait_caught_up, wait_equal, wait_for};
-use ferry::rig::compare::compare;
-use ferry::rig::data::{create_table, key_of, load, rich_item};
-use ferry::rig::process::{FerryDir, terminate};
-use ferry::rig::{Account, DynamoLocal};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
+use aws_sdk_dynamodb::types::AttributeValue;
+use ferry_rig::compare::compare;
+use ferry_rig::data::{key_of, load, rich_item};
+use ferry_rig::ferry_bin;
+use ferry_rig::process::{FerryDir, terminate};
+use ferry_rig::scenario::Scenario;
+use ferry_rig::wait::{wait_caught_up, wait_equal, wait_for};
 
 /// Starts `ferry sync` again and waits until this run streams and is caught up (the caught-up flag
 /// in the store is the last run's until this one publishes, hence the wait on its log first).
-async fn restart(f: &FerryDir) -> ferry::rig::process::Running {
+async fn restart(f: &FerryDir) -> ferry_rig::process::Running {
     let child = f.spawn_sync(&[]);
     let log = f
         .dir
@@ -42,30 +39,10 @@ async fn restart(f: &FerryDir) -> ferry::rig::process::Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rewinding_before_damage_makes_the_destination_equal_again() {
-    let ddb = DynamoLocal::shared();
-    let (sa, da) = (Account::fresh("src"), Account::fresh("dst"));
-    let (src, dst) = (ddb.client(&sa), ddb.client(&da));
-    create_table(&src, "Orders", Some(StreamViewType::NewAndOldImages)).await;
-    let mut rng = StdRng::seed_from_u64(3);
-    load(
-        &src,
-        "Orders",
-        (0..400)
-            .map(|i| rich_item(&format!("p{}", i % 13), i, &mut rng))
-            .collect(),
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let f = FerryDir::new(
-        &ferry_bin(),
-        dir.path(),
-        ddb,
-        &sa,
-        &da,
-        "[[table]]\nsource = \"Orders\"\n",
-    );
-    let mut child = f.spawn_sync(&[]);
-    wait_caught_up(&f, "Orders", Duration::from_secs(120)).await;
+    let s = Scenario::setup(ferry_bin!()).items(400, 3).keys("p", 13).build().await;
+    let mut rng = s.rng.clone();
+    let (src, dst, f) = (&s.src, &s.dst, &s.ferry);
+    let mut child = s.sync_caught_up(&[]).await;
 
     // Changes that go through the stream, then damage at the destination.
     let before_changes = SystemTime::now() - Duration::from_secs(60);

@@ -2,20 +2,15 @@
 //! cutover it waits for the lag and the quiet period, verifies, enables deletion protection on the
 //! destination (the source has it), writes its report and leaves `ferry sync` running.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::StreamViewType;
-use common::{ferry_bin, wait_caught_up, wait_for};
-use ferry::rig::compare::compare;
-use ferry::rig::data::{create_table, load, rich_item};
-use ferry::rig::process::{FerryDir, terminate};
-use ferry::rig::workload::Workload;
-use ferry::rig::{Account, DynamoLocal};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
+use ferry_rig::compare::compare;
+use ferry_rig::ferry_bin;
+use ferry_rig::process::terminate;
+use ferry_rig::scenario::Scenario;
+use ferry_rig::wait::wait_for;
+use ferry_rig::workload::Workload;
 use tokio_util::sync::CancellationToken;
 
 async fn deletion_protection(c: &aws_sdk_dynamodb::Client) -> bool {
@@ -32,36 +27,15 @@ async fn deletion_protection(c: &aws_sdk_dynamodb::Client) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cutover_waits_verifies_applies_settings_and_reports() {
-    let ddb = DynamoLocal::shared();
-    let (sa, da) = (Account::fresh("src"), Account::fresh("dst"));
-    let (src, dst) = (ddb.client(&sa), ddb.client(&da));
-    create_table(&src, "Orders", Some(StreamViewType::NewAndOldImages)).await;
+    let s = Scenario::setup(ferry_bin!()).items(800, 5).keys("p", 19).build().await;
+    let (src, dst, f) = (&s.src, &s.dst, &s.ferry);
     src.update_table()
         .table_name("Orders")
         .deletion_protection_enabled(true)
         .send()
         .await
         .unwrap();
-    let mut rng = StdRng::seed_from_u64(5);
-    load(
-        &src,
-        "Orders",
-        (0..800)
-            .map(|i| rich_item(&format!("p{}", i % 19), i, &mut rng))
-            .collect(),
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let f = FerryDir::new(
-        &ferry_bin(),
-        dir.path(),
-        ddb,
-        &sa,
-        &da,
-        "[[table]]\nsource = \"Orders\"\n",
-    );
-    let mut sync = f.spawn_sync(&[]);
-    wait_caught_up(&f, "Orders", Duration::from_secs(120)).await;
+    let mut sync = s.sync_caught_up(&[]).await;
     assert!(
         !deletion_protection(&dst).await,
         "deletion protection waits for the cutover"

@@ -8,20 +8,18 @@
 //! snapshot; Users has no source mapping (its mapping is a row a person adds to lambda-map.csv)
 //! and takes the writes ferry must stream before the cutover may pass.
 
-mod common;
-mod plan_rig;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, KeyType, ScalarAttributeType, StreamViewType};
 use aws_sdk_lambda::types::EventSourcePosition;
-use common::{wait_caught_up, wait_equal};
 use ferry::config::Clients;
 use ferry::discover::settings;
 use ferry::plan::lambda_map::function_name;
-use ferry::rig::moto::Moto;
-use ferry::rig::process::{FerryDir, terminate};
-use plan_rig::{attr, create_function, edit, ferry_dir, key, stream, stream_arn};
+use ferry_rig::ferry_bin;
+use ferry_rig::moto::Moto;
+use ferry_rig::plan::{attr, create_function, edit, ferry_dir, key, stream, stream_arn};
+use ferry_rig::process::{FerryDir, terminate};
+use ferry_rig::wait::{wait_caught_up, wait_equal};
 
 const SRC_REGION: &str = "us-east-1";
 const DST_REGION: &str = "eu-west-1";
@@ -142,7 +140,7 @@ async fn cutover_enables_the_plans_lambda_mappings_after_verify() {
         create_function(&moto.lambda_in(DST_REGION), name, &role).await;
     }
     let work = tempfile::tempdir().unwrap();
-    let f = ferry_dir(work.path(), SRC_REGION, DST_REGION);
+    let f = ferry_dir(&ferry_bin!(), work.path(), SRC_REGION, DST_REGION);
 
     let out = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

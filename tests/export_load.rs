@@ -2,19 +2,18 @@
 //! DynamoDB Local, a real-format export (manifests, MD5s, several gzip'd files) in moto's S3 reused
 //! through `export_s3`, the destination in another DynamoDB Local account.
 
-mod common;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_dynamodb::types::{StreamSpecification, StreamViewType};
-use common::{ferry_bin, wait_caught_up, wait_equal, wait_for};
 use ferry::item::Item;
-use ferry::rig::data::{create_table, rich_item, send_batch, sized_item};
-use ferry::rig::moto::{ExportSpec, Moto, WrittenExport, default_credentials, write_export};
-use ferry::rig::process::FerryDir;
-use ferry::rig::workload::Workload;
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::data::{create_table, rich_item, send_batch, sized_item};
+use ferry_rig::ferry_bin;
+use ferry_rig::moto::{ExportSpec, Moto, WrittenExport, default_credentials, write_export};
+use ferry_rig::process::FerryDir;
+use ferry_rig::wait::{wait_caught_up, wait_equal, wait_for};
+use ferry_rig::workload::Workload;
+use ferry_rig::{Account, DynamoLocal};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio_util::sync::CancellationToken;
@@ -99,7 +98,7 @@ async fn setup(n: u64, files: u64, bucket: &str, table_extra: &str) -> Rig {
         m = moto.endpoint,
         url = export.s3_url(),
     );
-    let ferry = FerryDir::custom(&ferry_bin(), dir.path(), &sa, &da, &config);
+    let ferry = FerryDir::custom(&ferry_bin!(), dir.path(), &sa, &da, &config);
     Rig {
         src,
         dst,

@@ -3,20 +3,19 @@
 //! (`bucket_owner`), loaded into that account by ferry's loader or by ImportTable, then the
 //! source's stream replayed on top.
 
-mod common;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
 };
-use common::{ferry_bin, wait_equal, wait_for};
-use ferry::rig::Account;
-use ferry::rig::data::{load, rich_item};
-use ferry::rig::moto::{Moto, default_credentials, ensure_bucket};
-use ferry::rig::process::FerryDir;
-use ferry::rig::workload::Workload;
+use ferry_rig::Account;
+use ferry_rig::data::{load, rich_item};
+use ferry_rig::ferry_bin;
+use ferry_rig::moto::{Moto, default_credentials, ensure_bucket};
+use ferry_rig::process::FerryDir;
+use ferry_rig::wait::{wait_equal, wait_for};
+use ferry_rig::workload::Workload;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio_util::sync::CancellationToken;
@@ -97,7 +96,7 @@ async fn migrate(table: &str, loader: &str) {
          sse = \"AES256\"\n\n[[table]]\nsource = \"{table}\"\nsnapshot = \"export\"\nloader = \"{loader}\"\n",
         m = moto.endpoint,
     );
-    let ferry = FerryDir::custom(&ferry_bin(), dir.path(), &sa, &da, &config);
+    let ferry = FerryDir::custom(&ferry_bin!(), dir.path(), &sa, &da, &config);
 
     // PITR is off: a clear refusal, and nothing written anywhere.
     let out = ferry.run(&["sync", "-c", "ferry.toml", "--no-progress"]);

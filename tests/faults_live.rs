@@ -1,27 +1,24 @@
-//! A live sync through fault-injecting proxies (tests/common/faults.rs) on both sides: throttles,
+//! A live sync through fault-injecting proxies (`ferry_rig::faults`) on both sides: throttles,
 //! 500s with unknown codes, empty 503s, connection resets, slow answers and partial BatchWriteItem
 //! results during the snapshot and while streaming, then a 3-minute outage of the destination.
 //! ferry must never exit, must show the table as `retrying` in `ferry status --json` and
 //! `/metrics` while the outage lasts, and must end with equal tables. SIGTERM during an outage
 //! (of either side, in either phase) must end it cleanly within 10 s.
 
-mod common;
-#[path = "common/faults_tests.rs"]
-mod proxy_tests;
-
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use common::faults::proxy::FaultProxy;
-use common::faults::{Fault, Rule};
-use common::{ferry_bin, wait_caught_up, wait_equal, wait_for};
-use ferry::rig::bench::{free_port, http_get, metric};
-use ferry::rig::data::{create_table, enable_stream, load, rich_item};
-use ferry::rig::process::{FerryDir, Running, terminate};
-use ferry::rig::workload::{Counts, Workload};
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::bench::{free_port, http_get, metric};
+use ferry_rig::data::{create_table, enable_stream, load, rich_item};
+use ferry_rig::faults::proxy::FaultProxy;
+use ferry_rig::faults::{Fault, Rule};
+use ferry_rig::ferry_bin;
+use ferry_rig::process::{FerryDir, Running, terminate};
+use ferry_rig::wait::{wait_caught_up, wait_equal, wait_for};
+use ferry_rig::workload::{Counts, Workload};
+use ferry_rig::{Account, DynamoLocal};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::Value;
@@ -65,7 +62,7 @@ async fn setup(items: i64, table_toml: &str) -> Rig {
          [state]\npath = \"state/ferry.db\"\n\n{table_toml}\n",
         src_proxy.endpoint, dst_proxy.endpoint
     );
-    let ferry = FerryDir::custom(&ferry_bin(), dir.path(), &sa, &da, &config);
+    let ferry = FerryDir::custom(&ferry_bin!(), dir.path(), &sa, &da, &config);
     Rig {
         src,
         dst,

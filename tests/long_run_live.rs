@@ -5,18 +5,17 @@
 //!
 //! Needs libfaketime (`deploy/local/install.sh faketime`, Debian package `faketime`).
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use common::{ferry_bin, wait_caught_up, wait_equal};
-use ferry::rig::data::{create_table, enable_stream, load, rich_item};
-use ferry::rig::process::{FerryDir, Running, terminate};
-use ferry::rig::workload::Workload;
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::data::{create_table, enable_stream, load, rich_item};
+use ferry_rig::ferry_bin;
+use ferry_rig::process::{FerryDir, Running, terminate};
+use ferry_rig::wait::{wait_caught_up, wait_equal};
+use ferry_rig::workload::Workload;
+use ferry_rig::{Account, DynamoLocal};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio_util::sync::CancellationToken;
@@ -79,7 +78,7 @@ async fn a_sync_restarted_25_h_after_capture_follows_new_shards_to_equal_tables(
     enable_stream(&src, "Orders", StreamViewType::NewAndOldImages).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let ferry = FerryDir::new(
-        &ferry_bin(),
+        &ferry_bin!(),
         dir.path(),
         ddb,
         &sa,

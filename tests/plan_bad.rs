@@ -1,13 +1,11 @@
 //! Bad plans: `ferry plan` and `ferry sync --plan` name the file and line, exit non-zero, and
 //! nothing is created or written.
 
-mod common;
-mod plan_rig;
-
 use aws_sdk_dynamodb::types::{BillingMode, KeyType, ScalarAttributeType, StreamViewType};
 use ferry::discover::settings;
-use ferry::rig::moto::Moto;
-use plan_rig::{attr, edit, ferry_dir, key, stream};
+use ferry_rig::ferry_bin;
+use ferry_rig::moto::Moto;
+use ferry_rig::plan::{attr, edit, ferry_dir, key, stream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_plans_are_refused_with_file_and_line_and_nothing_is_created() {
@@ -26,7 +24,7 @@ async fn bad_plans_are_refused_with_file_and_line_and_nothing_is_created() {
             .unwrap();
     }
     let work = tempfile::tempdir().unwrap();
-    let f = ferry_dir(work.path(), src_region, dst_region);
+    let f = ferry_dir(&ferry_bin!(), work.path(), src_region, dst_region);
     let out = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let again = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);

@@ -4,8 +4,6 @@
 //! no Lambda; it has no tags or PITR either, so the plan records none. With Lambda calls left on
 //! DynamoDB Local itself, discover records no mappings and says why.
 
-mod common;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
@@ -13,14 +11,15 @@ use aws_sdk_dynamodb::types::{
     LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification,
 };
-use common::{ferry_bin, wait_equal, wait_for};
 use ferry::config::Clients;
 use ferry::discover::settings;
 use ferry::plan::Plan;
 use ferry::plan::schema::{Extras, TableSchema};
-use ferry::rig::moto::Moto;
-use ferry::rig::process::FerryDir;
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::ferry_bin;
+use ferry_rig::moto::Moto;
+use ferry_rig::process::FerryDir;
+use ferry_rig::wait::{wait_equal, wait_for};
+use ferry_rig::{Account, DynamoLocal};
 
 fn attr(name: &str, ty: ScalarAttributeType) -> AttributeDefinition {
     AttributeDefinition::builder()
@@ -128,7 +127,7 @@ async fn a_crash_while_building_the_destination_converges_on_rerun() {
     let src_ddb = ddb.client(&src);
     make_source(&src_ddb).await;
     let work = tempfile::tempdir().unwrap();
-    let f = FerryDir::new(&ferry_bin(), work.path(), ddb, &src, &dst, "");
+    let f = FerryDir::new(&ferry_bin!(), work.path(), ddb, &src, &dst, "");
     let mut conf = std::fs::read_to_string(&f.config).unwrap();
     for side in ["source", "destination"] {
         conf.push_str(&format!("\n[{side}.endpoints]\nlambda = \"{}\"\n", moto.endpoint));
@@ -164,7 +163,7 @@ async fn a_crash_while_building_the_destination_converges_on_rerun() {
 
     // Rerun: converges, then replicates new writes.
     let _second = f.spawn_sync(&["--plan", "plan", "--no-progress"]);
-    common::wait_caught_up(&f, "Events", Duration::from_secs(120)).await;
+    ferry_rig::wait::wait_caught_up(&f, "Events", Duration::from_secs(120)).await;
     for i in 200..220 {
         put(&src_ddb, i).await;
     }
@@ -187,9 +186,9 @@ async fn a_crash_while_building_the_destination_converges_on_rerun() {
         label: "destination",
         dynamodb: dst_ddb.clone(),
         streams: ddb.streams_client(&dst),
-        lambda: moto.lambda_in(ferry::rig::REGION),
-        s3: moto.s3_in(ferry::rig::REGION),
-        sqs: moto.sqs_in(ferry::rig::REGION),
+        lambda: moto.lambda_in(ferry_rig::REGION),
+        s3: moto.s3_in(ferry_rig::REGION),
+        sqs: moto.sqs_in(ferry_rig::REGION),
         dynamodb_endpoint: ddb.endpoint.clone(),
     };
     let mut got = described(&dst_clients, "EventsCopy").await;
@@ -206,10 +205,10 @@ async fn discover_with_every_service_on_dynamodb_local_records_no_mappings() {
     let (src, dst) = (Account::fresh("dlsrc"), Account::fresh("dldst"));
     let src_ddb = ddb.client(&src);
     for t in ["Streamed", "AlsoStreamed"] {
-        ferry::rig::data::create_table(&src_ddb, t, Some(StreamViewType::NewImage)).await;
+        ferry_rig::data::create_table(&src_ddb, t, Some(StreamViewType::NewImage)).await;
     }
     let work = tempfile::tempdir().unwrap();
-    let f = FerryDir::new(&ferry_bin(), work.path(), ddb, &src, &dst, "");
+    let f = FerryDir::new(&ferry_bin!(), work.path(), ddb, &src, &dst, "");
     let out = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

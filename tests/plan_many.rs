@@ -1,15 +1,13 @@
 //! Many tables under `--parallel-tables 1`: one bulk load at a time, and a table whose settings
 //! cannot be restored stops alone, named in `ferry status`, while the others stream.
 
-mod common;
-mod plan_rig;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, KeyType, ScalarAttributeType, StreamViewType};
-use common::wait_for;
-use ferry::rig::moto::Moto;
-use plan_rig::{attr, create_function, ferry_dir, key, stream, stream_arn};
+use ferry_rig::ferry_bin;
+use ferry_rig::moto::Moto;
+use ferry_rig::plan::{attr, create_function, ferry_dir, key, stream, stream_arn};
+use ferry_rig::wait::wait_for;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failing_table_does_not_stop_the_others_and_loads_run_one_at_a_time() {
@@ -49,7 +47,7 @@ async fn one_failing_table_does_not_stop_the_others_and_loads_run_one_at_a_time(
         .unwrap();
 
     let work = tempfile::tempdir().unwrap();
-    let f = ferry_dir(work.path(), src_region, dst_region);
+    let f = ferry_dir(&ferry_bin!(), work.path(), src_region, dst_region);
     let out = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = f.run(&["plan", "-c", "ferry.toml", "--plan", "plan"]);
@@ -76,7 +74,7 @@ async fn one_failing_table_does_not_stop_the_others_and_loads_run_one_at_a_time(
         },
     )
     .await;
-    ferry::rig::process::terminate(&sync);
+    ferry_rig::process::terminate(&sync);
     assert!(
         !sync.wait().unwrap().success(),
         "a failed table must make sync exit non-zero"

@@ -2,23 +2,21 @@
 //! deletion protection, Lambda event source mappings). One moto for the file; the source is one
 //! Region and the destination another (moto keeps Regions apart).
 
-mod common;
-mod plan_rig;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, BillingMode, GlobalSecondaryIndex, KeyType, LocalSecondaryIndex, PointInTimeRecoverySpecification,
     Projection, ProjectionType, ScalarAttributeType, StreamViewType, Tag, TimeToLiveSpecification,
 };
-use common::wait_for;
 use ferry::config::Clients;
 use ferry::discover::settings;
 use ferry::plan::schema::TableSchema;
 use ferry::plan::{Plan, lambda, lambda_map::function_name};
-use ferry::rig::moto::Moto;
-use ferry::rig::process::FerryDir;
-use plan_rig::{attr, create_function, described, edit, ferry_dir, key, stream, stream_arn, tp};
+use ferry_rig::ferry_bin;
+use ferry_rig::moto::Moto;
+use ferry_rig::plan::{attr, create_function, described, edit, ferry_dir, key, stream, stream_arn, tp};
+use ferry_rig::process::FerryDir;
+use ferry_rig::wait::wait_for;
 
 /// Orders (GSI + LSI, on-demand, TTL, PITR, tags, deletion protection, one mapping), Users
 /// (provisioned GSI, TTL, tags, one mapping) and Logs (plain), each with a few items.
@@ -229,7 +227,7 @@ async fn sync_until_streaming(f: &FerryDir, run: u32, tables: &[&str]) {
         },
     )
     .await;
-    ferry::rig::process::terminate(&child);
+    ferry_rig::process::terminate(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "sync did not stop cleanly\n{}", f.logs());
 }
@@ -244,7 +242,7 @@ async fn discover_edit_plan_sync_and_converge_after_a_crash() {
         create_function(&moto.lambda_in(dst_region), f, &role).await;
     }
     let work = tempfile::tempdir().unwrap();
-    let f = ferry_dir(work.path(), src_region, dst_region);
+    let f = ferry_dir(&ferry_bin!(), work.path(), src_region, dst_region);
 
     let out = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -2,16 +2,15 @@
 //! stream images (DynamoDB Local writes them `{}`, without their "M"), and `ferry status` right
 //! after the daemon was killed.
 
-mod common;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue as Av, StreamViewType};
-use common::{ferry_bin, wait_equal, wait_for};
 use ferry::item::Item;
-use ferry::rig::data::{create_table, key_of, load};
-use ferry::rig::process::FerryDir;
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::data::{create_table, key_of, load};
+use ferry_rig::ferry_bin;
+use ferry_rig::process::FerryDir;
+use ferry_rig::wait::{wait_equal, wait_for};
+use ferry_rig::{Account, DynamoLocal};
 
 struct Rig {
     src: aws_sdk_dynamodb::Client,
@@ -29,7 +28,7 @@ async fn setup(name: &str, items: Vec<Item>) -> Rig {
     load(&src, name, items).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let table = format!("[[table]]\nsource = \"{name}\"\nscan_segments = 2\n");
-    let ferry = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, &table);
+    let ferry = FerryDir::new(&ferry_bin!(), dir.path(), ddb, &sa, &da, &table);
     Rig {
         src,
         dst: ddb.client(&da),

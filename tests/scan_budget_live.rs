@@ -5,16 +5,15 @@
 //!
 //! `FERRY_SCAN_ITEMS` (default 2,000 items of ~1 KB) makes the table larger for a longer run.
 
-mod common;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use common::{ferry_bin, wait_equal, wait_for};
-use ferry::rig::data::{create_table, load, sized_item};
-use ferry::rig::process::FerryDir;
-use ferry::rig::process::terminate;
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::data::{create_table, load, sized_item};
+use ferry_rig::ferry_bin;
+use ferry_rig::process::FerryDir;
+use ferry_rig::process::terminate;
+use ferry_rig::wait::{wait_equal, wait_for};
+use ferry_rig::{Account, DynamoLocal};
 
 const BUDGET: u32 = 50;
 
@@ -39,7 +38,7 @@ async fn a_snapshot_under_a_read_budget_copies_everything_and_reports_its_reads(
 
     let work = tempfile::tempdir().unwrap();
     let f = FerryDir::new(
-        &ferry_bin(),
+        &ferry_bin!(),
         work.path(),
         ddb,
         &sa,

@@ -3,17 +3,16 @@
 //! `queue_allow_dead_letter = true`, a message in the dead-letter queue shows in `ferry status`
 //! and `/metrics` and stops its table loudly while another table goes on.
 
-mod common;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::StreamViewType;
 use aws_sdk_sqs::types::QueueAttributeName as A;
-use common::{ferry_bin, wait_for};
-use ferry::rig::data::create_table;
-use ferry::rig::moto::Moto;
-use ferry::rig::process::{FerryDir, Running, terminate};
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::data::create_table;
+use ferry_rig::ferry_bin;
+use ferry_rig::moto::Moto;
+use ferry_rig::process::{FerryDir, Running, terminate};
+use ferry_rig::wait::wait_for;
+use ferry_rig::{Account, DynamoLocal};
 
 struct Rig {
     dst: aws_sdk_dynamodb::Client,
@@ -63,7 +62,7 @@ async fn setup(name: &str, opt_in: bool) -> Rig {
          queue_allow_dead_letter = {opt_in}\n\n[[table]]\nsource = \"Other\"\n",
         m = moto.endpoint
     );
-    let ferry = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, &tables);
+    let ferry = FerryDir::new(&ferry_bin!(), dir.path(), ddb, &sa, &da, &tables);
     Rig {
         dst: ddb.client(&da),
         sqs,

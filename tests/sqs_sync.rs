@@ -5,22 +5,21 @@
 //! concurrent receivers at times, and redelivers a group out of order after a visibility timeout:
 //! ferry settles both cases by reading the source; see `source::sqs::inflight`.)
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue as Av, StreamViewType};
-use common::{ferry_bin, wait_caught_up, wait_equal, wait_for};
-use ferry::rig::data::{big_item, create_table, load, rich_item};
-use ferry::rig::moto::Moto;
-use ferry::rig::process::{FerryDir, terminate};
-use ferry::rig::pump::{Pumped, pump};
-use ferry::rig::workload::Workload;
-use ferry::rig::{Account, DynamoLocal};
 use ferry::source::sqs::forwarder::{Entry, SdkSender, Sender, Target};
+use ferry_rig::data::{big_item, create_table, load, rich_item};
+use ferry_rig::ferry_bin;
+use ferry_rig::moto::Moto;
+use ferry_rig::process::{FerryDir, terminate};
+use ferry_rig::pump::{Pumped, pump};
+use ferry_rig::wait::{wait_caught_up, wait_equal, wait_for};
+use ferry_rig::workload::Workload;
+use ferry_rig::{Account, DynamoLocal};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio_util::sync::CancellationToken;
@@ -59,7 +58,7 @@ async fn setup(name: &str, items: i64, receivers: u32, extra_toml: &str) -> Rig 
          queue_url = \"{queue_url}\"\nqueue_visibility_timeout_seconds = 3\nqueue_receivers = {receivers}\n{extra_toml}\n",
         m = moto.endpoint
     );
-    let ferry = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, &tables);
+    let ferry = FerryDir::new(&ferry_bin!(), dir.path(), ddb, &sa, &da, &tables);
     Rig {
         src,
         dst,
@@ -239,7 +238,7 @@ async fn an_oversize_record_goes_through_s3_and_arrives_intact() {
     let get = |c: aws_sdk_dynamodb::Client| async move {
         c.get_item()
             .table_name("Orders")
-            .set_key(Some(ferry::rig::data::key_of("big", 1)))
+            .set_key(Some(ferry_rig::data::key_of("big", 1)))
             .send()
             .await
             .unwrap()

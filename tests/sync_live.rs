@@ -1,51 +1,31 @@
 //! Live migrations on the local rig: two accounts in one DynamoDB Local, `ferry sync` as a child
 //! process, a concurrent random workload, and a full-content comparison at the end.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use common::{ferry_bin, wait_caught_up, wait_equal, wait_for};
-use ferry::rig::data::{big_item, create_table, enable_stream, load, rich_item};
-use ferry::rig::process::{FerryDir, terminate};
-use ferry::rig::workload::{Counts, Workload};
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::DynamoLocal;
+use ferry_rig::ferry_bin;
+use ferry_rig::process::{FerryDir, terminate};
+use ferry_rig::scenario::{Scenario, Stream};
+use ferry_rig::wait::{wait_caught_up, wait_equal, wait_for};
+use ferry_rig::workload::{Counts, Workload};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio_util::sync::CancellationToken;
 
-struct Rig {
-    src: aws_sdk_dynamodb::Client,
-    dst: aws_sdk_dynamodb::Client,
-    ferry: FerryDir,
-    _dir: tempfile::TempDir,
-}
-
 /// A source table "Orders" with `items` rich items plus one ~390 KB item, and a ferry folder. The
 /// stream is turned on after the load, so only the snapshot can copy those items.
-async fn setup(items: i64, table_toml: &str) -> Rig {
-    let ddb = DynamoLocal::shared();
-    let (sa, da) = (Account::fresh("src"), Account::fresh("dst"));
-    let src = ddb.client(&sa);
-    let dst = ddb.client(&da);
-    create_table(&src, "Orders", None).await;
-    let mut rng = StdRng::seed_from_u64(42);
-    let mut seed: Vec<_> = (0..items)
-        .map(|i| rich_item(&format!("seed-{}", i % 97), i, &mut rng))
-        .collect();
-    seed.push(big_item("big", 1, 390, &mut rng));
-    load(&src, "Orders", seed).await;
-    enable_stream(&src, "Orders", StreamViewType::NewAndOldImages).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ferry = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, table_toml);
-    Rig {
-        src,
-        dst,
-        ferry,
-        _dir: dir,
-    }
+async fn setup(items: i64, table_toml: &str) -> Scenario {
+    Scenario::setup(ferry_bin!())
+        .stream(Stream::AfterLoad(StreamViewType::NewAndOldImages))
+        .items(items, 42)
+        .keys("seed-", 97)
+        .big_item()
+        .tables(table_toml)
+        .build()
+        .await
 }
 
 fn phase(f: &FerryDir) -> Option<String> {

@@ -1,47 +1,27 @@
 //! Stream view types and stream set-up: KEYS_ONLY sources (items read back from the source),
 //! a source without a stream (`--enable-streams`), and the Prometheus endpoint.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use common::{ferry_bin, wait_caught_up, wait_equal};
-use ferry::rig::data::{create_table, load, rich_item};
-use ferry::rig::process::{FerryDir, terminate};
-use ferry::rig::workload::Workload;
-use ferry::rig::{Account, DynamoLocal};
-use rand::SeedableRng;
+use ferry_rig::ferry_bin;
+use ferry_rig::process::terminate;
+use ferry_rig::scenario::{Scenario, Stream};
+use ferry_rig::wait::{wait_caught_up, wait_equal};
+use ferry_rig::workload::Workload;
 use tokio_util::sync::CancellationToken;
 
-async fn run_with_workload(
-    view: Option<StreamViewType>,
-    extra: &[&str],
-) -> (FerryDir, tempfile::TempDir, aws_sdk_dynamodb::Client) {
-    let ddb = DynamoLocal::shared();
-    let (sa, da) = (Account::fresh("vsrc"), Account::fresh("vdst"));
-    let src = ddb.client(&sa);
-    let dst = ddb.client(&da);
-    create_table(&src, "Orders", view).await;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    load(
-        &src,
-        "Orders",
-        (0..500)
-            .map(|i| rich_item(&format!("p{}", i % 13), i, &mut rng))
-            .collect(),
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let ferry = FerryDir::new(
-        &ferry_bin(),
-        dir.path(),
-        ddb,
-        &sa,
-        &da,
-        "[[table]]\nsource = \"Orders\"\nscan_segments = 2\n",
-    );
+async fn run_with_workload(view: Option<StreamViewType>, extra: &[&str]) -> Scenario {
+    let s = Scenario::setup(ferry_bin!())
+        .accounts("vsrc", "vdst")
+        .stream(view.map_or(Stream::Off, Stream::AtCreate))
+        .items(500, 3)
+        .keys("p", 13)
+        .tables("[[table]]\nsource = \"Orders\"\nscan_segments = 2\n")
+        .build()
+        .await;
+    let (src, dst, ferry) = (&s.src, &s.dst, &s.ferry);
     let mut child = ferry.spawn_sync(extra);
     let stop = CancellationToken::new();
     let mut wl = Workload::new(src.clone(), "Orders");
@@ -52,8 +32,8 @@ async fn run_with_workload(
     });
     writes.await.unwrap().expect("workload");
     stop.cancel();
-    wait_caught_up(&ferry, "Orders", Duration::from_secs(90)).await;
-    wait_equal(&src, "Orders", &dst, "Orders", Duration::from_secs(60), || ferry.logs()).await;
+    wait_caught_up(ferry, "Orders", Duration::from_secs(90)).await;
+    wait_equal(src, "Orders", dst, "Orders", Duration::from_secs(60), || ferry.logs()).await;
     if let Some(addr) = extra.iter().skip_while(|a| **a != "--metrics").nth(1) {
         let body = http_get(addr, "/metrics");
         assert!(body.contains("ferry_records_applied_total{table=\"Orders\"}"), "{body}");
@@ -71,7 +51,7 @@ async fn run_with_workload(
     }
     terminate(&child);
     assert!(child.wait().unwrap().success(), "{}", ferry.logs());
-    (ferry, dir, src)
+    s
 }
 
 fn http_get(addr: &str, path: &str) -> String {
@@ -95,8 +75,9 @@ async fn enable_streams_adds_a_stream_and_metrics_are_served() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let (_f, _d, src) = run_with_workload(None, &["--enable-streams", "--metrics", &addr]).await;
-    let t = src
+    let s = run_with_workload(None, &["--enable-streams", "--metrics", &addr]).await;
+    let t = s
+        .src
         .describe_table()
         .table_name("Orders")
         .send()

@@ -2,17 +2,16 @@
 //! damaged keys reported, exit non-zero), `--repair`, and a live workload with `ferry sync`
 //! running (in-flight changes are not reported).
 
-mod common;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType};
-use common::{ferry_bin, wait_caught_up, wait_for};
-use ferry::rig::compare::compare;
-use ferry::rig::data::{create_table, key_of, load, rich_item};
-use ferry::rig::process::{FerryDir, terminate};
-use ferry::rig::workload::Workload;
-use ferry::rig::{Account, DynamoLocal};
+use ferry_rig::compare::compare;
+use ferry_rig::data::{create_table, key_of, load, rich_item};
+use ferry_rig::ferry_bin;
+use ferry_rig::process::{FerryDir, terminate};
+use ferry_rig::wait::{wait_caught_up, wait_for};
+use ferry_rig::workload::Workload;
+use ferry_rig::{Account, DynamoLocal};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::Value;
@@ -70,7 +69,7 @@ async fn damage_is_reported_key_by_key_and_repaired() {
     load(&src, "Orders", seed.clone()).await;
     load(&dst, "Orders", seed.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let f = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, TABLE);
+    let f = FerryDir::new(&ferry_bin!(), dir.path(), ddb, &sa, &da, TABLE);
 
     let (code, r) = verify(&f, &[]);
     assert_eq!(code, 0, "{r}");
@@ -148,7 +147,7 @@ async fn in_flight_changes_under_a_live_sync_are_not_reported() {
     create_table(&src, "Orders", Some(StreamViewType::NewAndOldImages)).await;
     load(&src, "Orders", items(1_000)).await;
     let dir = tempfile::tempdir().unwrap();
-    let f = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, TABLE);
+    let f = FerryDir::new(&ferry_bin!(), dir.path(), ddb, &sa, &da, TABLE);
     let mut child = f.spawn_sync(&[]);
     wait_caught_up(&f, "Orders", Duration::from_secs(120)).await;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use ferry::rig::compare::Diff;
+use ferry_rig::compare::Diff;
 use serde_json::{Value, json};
 
 /// Growth allowed after the first window (the limit), for the verdict's words only.

@@ -5,7 +5,6 @@
 //! writes to one item overtake each other.
 
 pub mod canonical;
-pub mod convert;
 pub mod json;
 pub mod number;
 

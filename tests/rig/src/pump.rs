@@ -2,13 +2,16 @@
 //! GetRecords page into the Lambda event a stream trigger delivers, and calls the forwarder with
 //! Lambda's retry rule for `ReportBatchItemFailures` (retry the batch from the reported record).
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodbstreams::Client;
-use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::{Record, Shard, ShardIteratorType};
+use ferry::item::json::item_to_json;
+use ferry::source::sqs::forwarder::{Sender, Target, forward};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::item::{convert::from_stream_item, json::item_to_json};
-use crate::source::sqs::forwarder::{Sender, Target, forward};
+use crate::convert::from_stream_item;
 
 /// What a pump did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -62,8 +65,7 @@ pub async fn pump<S: Sender>(
     stop: CancellationToken,
 ) -> Result<Pumped, String> {
     let mut done = Pumped::default();
-    let mut finished: Vec<String> = Vec::new();
-    let mut iters: std::collections::HashMap<String, Option<String>> = Default::default();
+    let mut reader = ShardReader::default();
     loop {
         let desc = streams
             .describe_stream()
@@ -78,49 +80,11 @@ pub async fn pump<S: Sender>(
         let stopping = stop.is_cancelled();
         let mut all_idle = true;
         for s in &shards {
-            let id = s.shard_id.clone().unwrap_or_default();
-            let parent_pending = s
-                .parent_shard_id
-                .as_ref()
-                .is_some_and(|p| shards.iter().any(|x| x.shard_id.as_ref() == Some(p)) && !finished.contains(p));
-            if finished.contains(&id) || parent_pending {
-                continue;
-            }
-            let it = match iters.get(&id) {
-                Some(Some(it)) => it.clone(),
-                Some(None) => continue,
-                None => streams
-                    .get_shard_iterator()
-                    .stream_arn(stream_arn)
-                    .shard_id(&id)
-                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                    .send()
-                    .await
-                    .map_err(|e| format!("GetShardIterator: {e:?}"))?
-                    .shard_iterator
-                    .ok_or("no shard iterator")?,
-            };
-            let page = streams
-                .get_records()
-                .shard_iterator(&it)
-                .limit(batch as i32)
-                .send()
-                .await
-                .map_err(|e| format!("GetRecords: {e:?}"))?;
-            let records = page.records.unwrap_or_default();
+            let records = reader.read(streams, stream_arn, s, &shards, batch).await?;
             if !records.is_empty() {
                 all_idle = false;
                 let events: Vec<Value> = records.iter().map(|r| lambda_record(r, stream_arn)).collect();
                 invoke(sender, target, events, &mut done).await?;
-            }
-            match page.next_shard_iterator {
-                Some(next) => {
-                    iters.insert(id, Some(next));
-                }
-                None => {
-                    finished.push(id.clone());
-                    iters.insert(id, None);
-                }
             }
         }
         if stopping && all_idle {
@@ -129,6 +93,68 @@ pub async fn pump<S: Sender>(
         if all_idle {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// Where the pump is in each shard.
+#[derive(Default)]
+struct ShardReader {
+    /// Shards read to their end.
+    finished: Vec<String>,
+    /// The next iterator per shard started; `None` once the shard is finished.
+    iters: HashMap<String, Option<String>>,
+}
+
+impl ShardReader {
+    /// The next page of shard `s` (of `shards`), or nothing while its parent is unfinished or
+    /// once it is finished itself.
+    async fn read(
+        &mut self,
+        streams: &Client,
+        stream_arn: &str,
+        s: &Shard,
+        shards: &[Shard],
+        batch: usize,
+    ) -> Result<Vec<Record>, String> {
+        let id = s.shard_id.clone().unwrap_or_default();
+        let parent_pending = s
+            .parent_shard_id
+            .as_ref()
+            .is_some_and(|p| shards.iter().any(|x| x.shard_id.as_ref() == Some(p)) && !self.finished.contains(p));
+        if self.finished.contains(&id) || parent_pending {
+            return Ok(Vec::new());
+        }
+        let it = match self.iters.get(&id) {
+            Some(Some(it)) => it.clone(),
+            Some(None) => return Ok(Vec::new()),
+            None => streams
+                .get_shard_iterator()
+                .stream_arn(stream_arn)
+                .shard_id(&id)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .map_err(|e| format!("GetShardIterator: {e:?}"))?
+                .shard_iterator
+                .ok_or("no shard iterator")?,
+        };
+        let page = streams
+            .get_records()
+            .shard_iterator(&it)
+            .limit(batch as i32)
+            .send()
+            .await
+            .map_err(|e| format!("GetRecords: {e:?}"))?;
+        match page.next_shard_iterator {
+            Some(next) => {
+                self.iters.insert(id, Some(next));
+            }
+            None => {
+                self.finished.push(id.clone());
+                self.iters.insert(id, None);
+            }
+        }
+        Ok(page.records.unwrap_or_default())
     }
 }
 

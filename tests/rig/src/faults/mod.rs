@@ -7,8 +7,7 @@
 //! `X-Amz-Target` header (`DynamoDB_20120810.BatchWriteItem`, `DynamoDBStreams_20120810.GetRecords`).
 //! Requests without one (Lambda, S3...) are forwarded untouched and never faulted.
 //!
-//! Dev-only: used from tests/ (and from benches through `#[path]`), never by the daemon.
-#![allow(dead_code)]
+//! Dev-only: used by the live fault tests, never by the daemon.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,5 @@
-//! Tests of the fault proxy itself (tests/common/faults.rs): each fault reaches the AWS SDK as the
+//! Tests of the fault proxy itself (`ferry_rig::faults`): each fault reaches the AWS SDK as the
 //! error class it stands for, and a partial BatchWriteItem is valid DynamoDB on both legs.
-//! Included by tests/faults_live.rs only (not by every file that uses `common`).
 
 use std::time::Duration;
 
@@ -10,11 +9,11 @@ use aws_sdk_dynamodb::types::{AttributeValue as Av, PutRequest, WriteRequest};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ferry::error::{Error, Kind};
-use ferry::rig::data::create_table;
-use ferry::rig::{Account, DynamoLocal, REGION};
+use ferry_rig::data::create_table;
+use ferry_rig::{Account, DynamoLocal, REGION};
 
-use crate::common::faults::proxy::FaultProxy;
-use crate::common::faults::{Fault, Rule};
+use ferry_rig::faults::proxy::FaultProxy;
+use ferry_rig::faults::{Fault, Rule};
 
 /// A client through `endpoint` with the SDK's own retries off (as ferry builds them), so each call
 /// sees exactly one answer.

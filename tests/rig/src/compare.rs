@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 
-use crate::item::{Item, canonical::canonical, json::item_to_json};
+use ferry::item::{Item, canonical::canonical, json::item_to_json};
 
 /// Every item of `table`, by canonical key.
 pub async fn scan_all(c: &Client, table: &str) -> Result<BTreeMap<String, Value>, String> {
@@ -24,7 +24,7 @@ pub async fn scan_all(c: &Client, table: &str) -> Result<BTreeMap<String, Value>
         for item in page.items.unwrap_or_default() {
             let key = format!(
                 "{}",
-                item_to_json(&crate::item::key_of(&["pk".into(), "sk".into()], &item))
+                item_to_json(&ferry::item::key_of(&["pk".into(), "sk".into()], &item))
             );
             out.insert(key, canonical(&item));
         }

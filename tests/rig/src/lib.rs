@@ -2,17 +2,26 @@
 //! (`deploy/local/start.sh`), one database ("account") per access key id, clients, forced shard
 //! rollovers, test data, a random workload, full-table comparison and a `ferry` child process.
 //!
-//! Used by the integration tests, the live demo and the end-to-end benchmarks. Not used by the
-//! daemon itself.
+//! Also the fault-injecting proxy ([`faults`]), the plan tests' set-up ([`plan`]), polling helpers
+//! ([`wait`]) and the scenario fixture ([`scenario`]): fresh accounts, a table with rich items, a
+//! config, a running sync, caught up.
+//!
+//! A dev-only crate: ferry's integration tests, benches and examples use it (a path
+//! dev-dependency); the product library never links it, and ferry's own unit tests do not use it.
 
 pub mod bench;
 pub mod compare;
+pub mod convert;
 pub mod data;
+pub mod faults;
 pub mod moto;
 mod moto_regions;
 mod moto_sqs;
+pub mod plan;
 pub mod process;
 pub mod pump;
+pub mod scenario;
+pub mod wait;
 pub mod workload;
 
 use std::io::{Read, Write};
@@ -37,7 +46,6 @@ pub const REGION: &str = "us-east-1";
 
 static DDB: OnceLock<DynamoLocal> = OnceLock::new();
 
-/// The repository root (for `deploy/local/*.sh`).
 /// Runs `deploy/local/start.sh <server>` owned by this process (the server stops when it exits)
 /// and returns the `KEY=value` lines it printed.
 pub(crate) fn start_server(server: &str) -> Result<std::collections::HashMap<String, String>, String> {
@@ -59,8 +67,28 @@ pub(crate) fn start_server(server: &str) -> Result<std::collections::HashMap<Str
         .collect())
 }
 
+/// The repository root (for `deploy/local/*.sh` and `docs/`): this crate lives in `tests/rig/`.
 pub fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The `ferry` binary under test: `FERRY_BIN` when set (a binary built apart from a target folder
+/// shared by several checkouts), else `built`, the one cargo built with the calling test.
+pub fn ferry_bin_or(built: &str) -> PathBuf {
+    std::env::var_os("FERRY_BIN")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(built))
+}
+
+/// The `ferry` binary under test, as a `PathBuf` (see [`ferry_bin_or`]). A macro because only
+/// ferry's own integration tests, benches and examples see `CARGO_BIN_EXE_ferry`: `env!` must be
+/// expanded in the caller.
+#[macro_export]
+macro_rules! ferry_bin {
+    () => {
+        $crate::ferry_bin_or(env!("CARGO_BIN_EXE_ferry"))
+    };
 }
 
 impl DynamoLocal {

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use md5::{Digest, Md5};
 
 use super::REGION;
-use crate::item::{Item, json};
+use ferry::item::{Item, json};
 
 /// A running moto server.
 #[derive(Debug, Clone)]
@@ -152,9 +152,9 @@ pub async fn write_export(
         bucket,
         prefix,
         export_id,
-        export_time_ms,
         n,
         files,
+        ..
     } = *spec;
     ensure_bucket(s3, bucket).await?;
     let folder = format!("{}/AWSDynamoDB/{export_id}/", prefix.trim_matches('/'));
@@ -163,13 +163,7 @@ pub async fn write_export(
     let per = n.div_ceil(files.max(1));
     for f in 0..files.max(1) {
         let (lo, hi) = (f * per, ((f + 1) * per).min(n));
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        for i in lo..hi.max(lo) {
-            let line = serde_json::json!({ "Item": json::item_to_json(&item(i)) });
-            gz.write_all(line.to_string().as_bytes()).map_err(|e| e.to_string())?;
-            gz.write_all(b"\n").map_err(|e| e.to_string())?;
-        }
-        let bytes = gz.finish().map_err(|e| e.to_string())?;
+        let bytes = gzip_lines(lo..hi.max(lo), &item)?;
         let key = format!("{folder}data/file-{f:04}.json.gz");
         let md5 = STANDARD.encode(Md5::digest(&bytes));
         put(s3, bucket, &key, bytes).await?;
@@ -187,10 +181,48 @@ pub async fn write_export(
     }
     let files_key = format!("{folder}manifest-files.json");
     put(s3, bucket, &files_key, manifest_files.into_bytes()).await?;
+    let summary = manifest_summary(spec, &files_key);
+    put(
+        s3,
+        bucket,
+        &format!("{folder}manifest-summary.json"),
+        summary.to_string().into_bytes(),
+    )
+    .await?;
+    put(s3, bucket, &format!("{folder}_started"), Vec::new()).await?;
+    Ok(WrittenExport {
+        bucket: bucket.into(),
+        folder,
+        files: keys,
+        items: n,
+    })
+}
+
+/// One data file: a gzip'd `{"Item": ...}` line per item.
+fn gzip_lines(items: std::ops::Range<u64>, item: impl Fn(u64) -> Item) -> Result<Vec<u8>, String> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for i in items {
+        let line = serde_json::json!({ "Item": json::item_to_json(&item(i)) });
+        gz.write_all(line.to_string().as_bytes()).map_err(|e| e.to_string())?;
+        gz.write_all(b"\n").map_err(|e| e.to_string())?;
+    }
+    gz.finish().map_err(|e| e.to_string())
+}
+
+/// `manifest-summary.json` of the export `spec` describes.
+fn manifest_summary(spec: &ExportSpec<'_>, files_key: &str) -> serde_json::Value {
+    let ExportSpec {
+        bucket,
+        prefix,
+        export_id,
+        export_time_ms,
+        n,
+        ..
+    } = *spec;
     let time = humantime::format_rfc3339_millis(
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(export_time_ms as u64),
     );
-    let summary = serde_json::json!({
+    serde_json::json!({
         "version": "2020-06-30",
         "exportArn": format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/rig/export/{export_id}"),
         "startTime": time.to_string(),
@@ -206,20 +238,6 @@ pub async fn write_export(
         "billedSizeBytes": 0,
         "itemCount": n,
         "outputFormat": "DYNAMODB_JSON",
-    });
-    put(
-        s3,
-        bucket,
-        &format!("{folder}manifest-summary.json"),
-        summary.to_string().into_bytes(),
-    )
-    .await?;
-    put(s3, bucket, &format!("{folder}_started"), Vec::new()).await?;
-    Ok(WrittenExport {
-        bucket: bucket.into(),
-        folder,
-        files: keys,
-        items: n,
     })
 }
 

@@ -1,9 +1,11 @@
 //! Set-up shared by the plan tests: ferry folders on moto Regions, table and function builders,
 //! and reading a destination back as a plan schema.
-#![allow(dead_code)]
 
 use std::path::Path;
 
+use crate::moto::Moto;
+use crate::process::FerryDir;
+use crate::{Account, DynamoLocal};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType, StreamSpecification,
     StreamViewType,
@@ -11,21 +13,16 @@ use aws_sdk_dynamodb::types::{
 use ferry::config::Clients;
 use ferry::discover::settings;
 use ferry::plan::schema::{Extras, TableSchema};
-use ferry::rig::moto::Moto;
-use ferry::rig::process::FerryDir;
-use ferry::rig::{Account, DynamoLocal};
 
-use super::common::ferry_bin;
-
-/// A ferry folder whose source and destination are two Regions of the shared moto.
-pub fn ferry_dir(dir: &Path, src_region: &str, dst_region: &str) -> FerryDir {
+/// A ferry folder (running `bin`) whose source and destination are two Regions of the shared moto.
+pub fn ferry_dir(bin: &Path, dir: &Path, src_region: &str, dst_region: &str) -> FerryDir {
     let moto = Moto::shared();
     let as_ddb = DynamoLocal {
         endpoint: moto.endpoint.clone(),
         admin: String::new(),
     };
     let f = FerryDir::between(
-        &ferry_bin(),
+        bin,
         dir,
         (&as_ddb, &Account::fresh("src")),
         (&as_ddb, &Account::fresh("dst")),

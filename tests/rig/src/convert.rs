@@ -1,5 +1,5 @@
 //! The Streams SDK and the DynamoDB SDK each define their own `AttributeValue`. ferry parses
-//! stream pages itself ([`crate::source::streams::wire`]); this conversion serves code that reads
+//! stream pages itself ([`ferry::source::streams::wire`]); this conversion serves code that reads
 //! streams through the SDK (the naive baseline of the benchmarks). Stream images are
 //! moved (not cloned) into the DynamoDB type once, when a record is read.
 
@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use aws_sdk_dynamodbstreams::types::AttributeValue as StreamAv;
 
-use super::Item;
+use ferry::item::Item;
 
 /// Converts a stream image. Fails on an attribute type this SDK version cannot represent, so the
 /// table stops instead of writing an altered item.

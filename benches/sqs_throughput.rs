@@ -1,24 +1,23 @@
-//! A measurement, not a check (ignored by default): how fast the forwarder fills a moto FIFO queue
-//! and `ferry sync` drains it into DynamoDB Local. moto (one Python process) sets the pace here; AWS
-//! figures differ. Run:
-//! `cargo test --release --test sqs_throughput -- --ignored --nocapture`
-//! (`FERRY_SQS_MEASURE_N` changes the record count, default 10,000).
-
-mod common;
+//! A measurement, not a check: how fast the forwarder fills a moto FIFO queue and `ferry sync`
+//! drains it into DynamoDB Local. moto (one Python process) sets the pace here; AWS figures differ.
+//! Prints both rates.
+//!
+//!   cargo bench --bench sqs_throughput                              # N = 10,000 records
+//!   FERRY_SQS_MEASURE_N=2000 cargo bench --bench sqs_throughput     # a quick run
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use common::{ferry_bin, wait_for};
-use ferry::rig::data::create_table;
-use ferry::rig::moto::Moto;
-use ferry::rig::process::{FerryDir, terminate};
-use ferry::rig::{Account, DynamoLocal};
 use ferry::source::sqs::forwarder::{SdkSender, Target, forward};
+use ferry_rig::data::create_table;
+use ferry_rig::ferry_bin;
+use ferry_rig::moto::Moto;
+use ferry_rig::process::{FerryDir, terminate};
+use ferry_rig::wait::wait_for;
+use ferry_rig::{Account, DynamoLocal};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "a measurement; run with --ignored --nocapture"]
-async fn measure_forward_and_drain_rates() {
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
     let n: usize = std::env::var("FERRY_SQS_MEASURE_N")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -66,7 +65,7 @@ async fn measure_forward_and_drain_rates() {
         "[source.endpoints]\nsqs = \"{m}\"\n\n[[table]]\nsource = \"Orders\"\nchange_source = \"sqs\"\nqueue_url = \"{queue_url}\"\n",
         m = moto.endpoint
     );
-    let ferry = FerryDir::new(&ferry_bin(), dir.path(), ddb, &sa, &da, &tables);
+    let ferry = FerryDir::new(&ferry_bin!(), dir.path(), ddb, &sa, &da, &tables);
     std::fs::create_dir_all(dir.path().join("state")).unwrap();
     let store = ferry::checkpoint::Store::open(&dir.path().join("state/ferry.db")).unwrap();
     let mut row = ferry::checkpoint::TableRow::new("Orders", "Orders");

@@ -1,24 +1,11 @@
-//! Helpers shared by the live tests (each test file is its own process with its own DynamoDB
-//! Local, started through deploy/local/start.sh and gone when the process ends).
-#![allow(dead_code)]
-
-pub mod faults;
+//! Polling helpers shared by the live tests (each test file is its own process with its own
+//! DynamoDB Local, started through deploy/local/start.sh and gone when the process ends).
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ferry::rig::compare::{Diff, compare};
-use ferry::rig::process::FerryDir;
-
-/// The `ferry` binary under test: `FERRY_BIN` when set (a binary built apart from a target folder
-/// shared by several checkouts), else the one cargo built with the tests.
-pub fn ferry_bin() -> PathBuf {
-    std::env::var_os("FERRY_BIN")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ferry")))
-}
+use crate::compare::{Diff, compare};
+use crate::process::FerryDir;
 
 /// Polls `check` until it returns `Some`, failing with `what` and `context()` after `timeout`.
 pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, context: impl Fn() -> String, mut check: F) -> T

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_types::Blob;
 use rand::{Rng, RngCore};
 
-use crate::item::Item;
+use ferry::item::Item;
 
 pub const HASH: &str = "pk";
 pub const RANGE: &str = "sk";

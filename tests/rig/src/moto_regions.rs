@@ -65,8 +65,8 @@ impl Moto {
     }
 
     /// ferry's clients for one Region of this moto.
-    pub fn clients(&self, label: &'static str, region: &str) -> crate::config::Clients {
-        crate::config::Clients {
+    pub fn clients(&self, label: &'static str, region: &str) -> ferry::config::Clients {
+        ferry::config::Clients {
             label,
             dynamodb: self.dynamodb_in(region),
             streams: self.streams_in(region),

@@ -107,71 +107,98 @@ impl Workload {
         while !stop.is_cancelled() && limit.is_none_or(|l| done < l) {
             let (pk, sk) = self.pick_key(&mut rng);
             let roll: f64 = rng.random();
-            let c = &self.client;
-            let t = &self.table;
-            let res = if roll < 0.35 {
-                counts.puts.fetch_add(1, Relaxed);
-                c.put_item()
-                    .table_name(t)
-                    .set_item(Some(rich_item(&pk, sk, &mut rng)))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.into_service_error().to_string())
-            } else if roll < 0.60 {
-                counts.updates.fetch_add(1, Relaxed);
-                c.update_item()
-                    .table_name(t)
-                    .set_key(Some(key_of(&pk, sk)))
-                    .update_expression("SET #c = if_not_exists(#c, :zero) + :one, s = :s ADD tags :tag")
-                    .expression_attribute_names("#c", "counter")
-                    .expression_attribute_values(":zero", Av::N("0".into()))
-                    .expression_attribute_values(":one", Av::N("1".into()))
-                    .expression_attribute_values(":s", Av::S(format!("updated-{}", rng.random::<u32>())))
-                    .expression_attribute_values(":tag", Av::Ss(vec![format!("t{}", rng.random_range(0..5))]))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.into_service_error().to_string())
-            } else if roll < 0.70 {
-                counts.conditional.fetch_add(1, Relaxed);
-                let r = c
-                    .put_item()
-                    .table_name(t)
-                    .set_item(Some(rich_item(&pk, sk, &mut rng)))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .send()
-                    .await;
-                conditional(r.map(|_| ()).map_err(|e| e.into_service_error()), &counts)
-            } else if roll < 0.80 {
-                counts.conditional.fetch_add(1, Relaxed);
-                let r = c
-                    .update_item()
-                    .table_name(t)
-                    .set_key(Some(key_of(&pk, sk)))
-                    .update_expression("SET flag = :f REMOVE nothing")
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":f", Av::Bool(rng.random()))
-                    .send()
-                    .await;
-                conditional(r.map(|_| ()).map_err(|e| e.into_service_error()), &counts)
-            } else {
-                counts.deletes.fetch_add(1, Relaxed);
-                c.delete_item()
-                    .table_name(t)
-                    .set_key(Some(key_of(&pk, sk)))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.into_service_error().to_string())
-            };
-            res.map_err(|e| format!("workload write failed: {e}"))?;
+            self.write_one(&pk, sk, roll, &mut rng, &counts)
+                .await
+                .map_err(|e| format!("workload write failed: {e}"))?;
             done += 1;
             if !self.pause.is_zero() {
                 tokio::time::sleep(self.pause).await;
             }
         }
         Ok(())
+    }
+
+    /// One operation on (`pk`, `sk`), chosen by `roll`: 35% puts, 25% updates, 20% conditional
+    /// writes, 20% deletes.
+    async fn write_one(&self, pk: &str, sk: i64, roll: f64, rng: &mut StdRng, counts: &Counts) -> Result<(), String> {
+        if roll < 0.35 {
+            counts.puts.fetch_add(1, Relaxed);
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(rich_item(pk, sk, rng)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.into_service_error().to_string())
+        } else if roll < 0.60 {
+            counts.updates.fetch_add(1, Relaxed);
+            self.update(pk, sk, rng).await
+        } else if roll < 0.80 {
+            counts.conditional.fetch_add(1, Relaxed);
+            self.conditional_write(pk, sk, roll < 0.70, rng, counts).await
+        } else {
+            counts.deletes.fetch_add(1, Relaxed);
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(pk, sk)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.into_service_error().to_string())
+        }
+    }
+
+    async fn update(&self, pk: &str, sk: i64, rng: &mut StdRng) -> Result<(), String> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(pk, sk)))
+            .update_expression("SET #c = if_not_exists(#c, :zero) + :one, s = :s ADD tags :tag")
+            .expression_attribute_names("#c", "counter")
+            .expression_attribute_values(":zero", Av::N("0".into()))
+            .expression_attribute_values(":one", Av::N("1".into()))
+            .expression_attribute_values(":s", Av::S(format!("updated-{}", rng.random::<u32>())))
+            .expression_attribute_values(":tag", Av::Ss(vec![format!("t{}", rng.random_range(0..5))]))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.into_service_error().to_string())
+    }
+
+    /// A put of a new item (`create`) or an update of an existing one, each under a condition
+    /// that may fail (counted, not an error).
+    async fn conditional_write(
+        &self,
+        pk: &str,
+        sk: i64,
+        create: bool,
+        rng: &mut StdRng,
+        counts: &Counts,
+    ) -> Result<(), String> {
+        let c = &self.client;
+        if create {
+            let r = c
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(rich_item(pk, sk, rng)))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            conditional(r.map(|_| ()).map_err(|e| e.into_service_error()), counts)
+        } else {
+            let r = c
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(pk, sk)))
+                .update_expression("SET flag = :f REMOVE nothing")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":f", Av::Bool(rng.random()))
+                .send()
+                .await;
+            conditional(r.map(|_| ()).map_err(|e| e.into_service_error()), counts)
+        }
     }
 }
 

@@ -10,25 +10,7 @@ pub(super) fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&Expor
         errs.at(t.span(), format!("{} needs source = \"<table name>\"", t.name()));
     }
     let destination = t.string(errs, "destination");
-    let snapshot_at = t.string_at(errs, "snapshot");
-    let is_export = matches!(&snapshot_at, Some((s, _)) if s == "export");
-    let snapshot = match snapshot_at {
-        None => Some(Snapshot::Scan),
-        Some((s, _)) if s == "scan" => Some(Snapshot::Scan),
-        Some((s, _)) if s == "none" => Some(Snapshot::None),
-        // Snapshot::Export, with the settings parsed below.
-        Some((s, _)) if s == "export" => None,
-        Some((other, span)) => {
-            errs.at(
-                span,
-                format!(
-                    "snapshot in {} must be \"scan\", \"export\" or \"none\", found {other:?}",
-                    t.name()
-                ),
-            );
-            None
-        }
-    };
+    let (snapshot, is_export) = snapshot_kind(&mut t, errs);
     let scan_segments = t.uint(errs, "scan_segments", 1_000_000);
     if scan_segments == Some(0) {
         errs.at(t.span(), format!("scan_segments in {} must be at least 1", t.name()));
@@ -67,6 +49,31 @@ pub(super) fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&Expor
     })
 }
 
+/// `snapshot = "scan" | "none" | "export"`: the kind, and whether it is an export (whose settings
+/// are parsed apart, so the kind alone is `None` then).
+fn snapshot_kind(t: &mut Obj, errs: &mut Errors) -> (Option<Snapshot>, bool) {
+    let snapshot_at = t.string_at(errs, "snapshot");
+    let is_export = matches!(&snapshot_at, Some((s, _)) if s == "export");
+    let snapshot = match snapshot_at {
+        None => Some(Snapshot::Scan),
+        Some((s, _)) if s == "scan" => Some(Snapshot::Scan),
+        Some((s, _)) if s == "none" => Some(Snapshot::None),
+        // Snapshot::Export, with the settings parsed below.
+        Some((s, _)) if s == "export" => None,
+        Some((other, span)) => {
+            errs.at(
+                span,
+                format!(
+                    "snapshot in {} must be \"scan\", \"export\" or \"none\", found {other:?}",
+                    t.name()
+                ),
+            );
+            None
+        }
+    };
+    (snapshot, is_export)
+}
+
 /// `change_source = "streams" | "sqs"` with its queue settings; queue settings without `"sqs"`
 /// are an error rather than silently unused.
 fn change_source(t: &mut Obj, errs: &mut Errors) -> Option<ChangeSource> {
@@ -103,33 +110,7 @@ fn change_source(t: &mut Obj, errs: &mut Errors) -> Option<ChangeSource> {
             None
         }
         (Some((k, _)), Some((url, span))) if k == "sqs" => {
-            let ok_scheme = url.starts_with("http://") || url.starts_with("https://");
-            if !ok_scheme || !url.ends_with(".fifo") {
-                errs.at(
-                    span,
-                    format!(
-                        "queue_url in {} must be the http(s) URL of a FIFO queue (ending in .fifo), found {url:?}",
-                        t.name()
-                    ),
-                );
-                return None;
-            }
-            if visibility == 0 || receivers == 0 {
-                errs.at(
-                    t.span(),
-                    format!(
-                        "queue_visibility_timeout_seconds and queue_receivers in {} must be at least 1",
-                        t.name()
-                    ),
-                );
-                return None;
-            }
-            Some(ChangeSource::Sqs(QueueConfig {
-                url,
-                visibility_timeout_seconds: visibility as u32,
-                receivers: receivers as u32,
-                allow_dead_letter,
-            }))
+            queue(t, errs, url, span, visibility, receivers, allow_dead_letter)
         }
         (Some((other, span)), _) => {
             errs.at(
@@ -142,6 +123,45 @@ fn change_source(t: &mut Obj, errs: &mut Errors) -> Option<ChangeSource> {
             None
         }
     }
+}
+
+/// The queue of `change_source = "sqs"`: a FIFO queue's URL and settings that can work.
+fn queue(
+    t: &Obj,
+    errs: &mut Errors,
+    url: String,
+    span: std::ops::Range<usize>,
+    visibility: u64,
+    receivers: u64,
+    allow_dead_letter: bool,
+) -> Option<ChangeSource> {
+    let ok_scheme = url.starts_with("http://") || url.starts_with("https://");
+    if !ok_scheme || !url.ends_with(".fifo") {
+        errs.at(
+            span,
+            format!(
+                "queue_url in {} must be the http(s) URL of a FIFO queue (ending in .fifo), found {url:?}",
+                t.name()
+            ),
+        );
+        return None;
+    }
+    if visibility == 0 || receivers == 0 {
+        errs.at(
+            t.span(),
+            format!(
+                "queue_visibility_timeout_seconds and queue_receivers in {} must be at least 1",
+                t.name()
+            ),
+        );
+        return None;
+    }
+    Some(ChangeSource::Sqs(QueueConfig {
+        url,
+        visibility_timeout_seconds: visibility as u32,
+        receivers: receivers as u32,
+        allow_dead_letter,
+    }))
 }
 
 pub(super) fn check_duplicates(tables: &[TableConfig], errs: &mut Errors) {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::checkpoint::Store;
 use crate::clock::{fmt_ms, now_ms};
-use crate::config::{Config, build_clients};
+use crate::config::{Clients, Config, build_clients};
 use crate::error::{Error, Result};
 use crate::status::table_status;
 use crate::verify::{self, VerifyOptions};
@@ -39,12 +39,7 @@ pub struct CutoverOptions {
 pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport> {
     let started_ms = now_ms();
     let t0 = Instant::now();
-    let store = Store::open_existing(&config.state_path)?.ok_or_else(|| {
-        Error::fatal(format!(
-            "no state store at {}: start `ferry sync` first (the cutover needs it running)",
-            config.state_path.display()
-        ))
-    })?;
+    let store = open_store(config)?;
     let src = build_clients("source", &config.source).await?;
     let dst = build_clients("destination", &config.destination).await?;
     let mut report = CutoverReport {
@@ -63,16 +58,7 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
         wait_ready(config, &store, opts).await
     };
     report.timings.wait_seconds = t0.elapsed().as_secs_f64();
-    for t in &config.tables {
-        let st = table_status(&store, &t.source)?;
-        report.tables.push(TableCutover {
-            table: t.source.clone(),
-            destination: t.destination.clone(),
-            lag_seconds: st.as_ref().and_then(|s| s.lag_seconds),
-            records_applied: st.map_or(0, |s| s.records_applied),
-            verify: None,
-        });
-    }
+    report.tables = table_rows(config, &store)?;
     if let Err(e) = waited {
         report.outcome = if opts.dry_run {
             format!("dry run: not ready now: {e}")
@@ -84,20 +70,9 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
 
     if opts.dry_run {
         report.outcome = "dry run".into();
-    } else {
-        let v0 = Instant::now();
-        let mut equal = true;
-        for (i, t) in config.tables.iter().enumerate() {
-            let r = verify::verify_table(&src, &dst, t, Some(&store), &opts.verify).await?;
-            equal &= r.equal;
-            report.tables[i].verify = Some(r);
-        }
-        report.timings.verify_seconds = v0.elapsed().as_secs_f64();
-        if !equal {
-            report.outcome =
-                "stopped: verify did not find the tables equal (nothing was changed; see the tables)".into();
-            return finish(report, config, opts, t0);
-        }
+    } else if !verify_all(config, &src, &dst, &store, opts, &mut report).await? {
+        report.outcome = "stopped: verify did not find the tables equal (nothing was changed; see the tables)".into();
+        return finish(report, config, opts, t0);
     }
 
     let s0 = Instant::now();
@@ -114,6 +89,52 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
         report.outcome = "complete".into();
     }
     finish(report, config, opts, t0)
+}
+
+/// The state store the running daemon publishes to: the cutover cannot proceed without it.
+fn open_store(config: &Config) -> Result<Store> {
+    Store::open_existing(&config.state_path)?.ok_or_else(|| {
+        Error::fatal(format!(
+            "no state store at {}: start `ferry sync` first (the cutover needs it running)",
+            config.state_path.display()
+        ))
+    })
+}
+
+/// One report row per table, with its lag and progress as the daemon last published them.
+fn table_rows(config: &Config, store: &Store) -> Result<Vec<TableCutover>> {
+    let mut rows = Vec::new();
+    for t in &config.tables {
+        let st = table_status(store, &t.source)?;
+        rows.push(TableCutover {
+            table: t.source.clone(),
+            destination: t.destination.clone(),
+            lag_seconds: st.as_ref().and_then(|s| s.lag_seconds),
+            records_applied: st.map_or(0, |s| s.records_applied),
+            verify: None,
+        });
+    }
+    Ok(rows)
+}
+
+/// Verifies every table into its report row; whether all were equal.
+async fn verify_all(
+    config: &Config,
+    src: &Clients,
+    dst: &Clients,
+    store: &Store,
+    opts: &CutoverOptions,
+    report: &mut CutoverReport,
+) -> Result<bool> {
+    let v0 = Instant::now();
+    let mut equal = true;
+    for (i, t) in config.tables.iter().enumerate() {
+        let r = verify::verify_table(src, dst, t, Some(store), &opts.verify).await?;
+        equal &= r.equal;
+        report.tables[i].verify = Some(r);
+    }
+    report.timings.verify_seconds = v0.elapsed().as_secs_f64();
+    Ok(equal)
 }
 
 fn finish(mut report: CutoverReport, config: &Config, opts: &CutoverOptions, t0: Instant) -> Result<CutoverReport> {

@@ -40,26 +40,7 @@ pub async fn check_table(
             t.source, src.label, src.dynamodb_endpoint
         ))
     })?;
-    let view = match source.stream_specification.as_ref().filter(|s| s.stream_enabled) {
-        Some(spec) => {
-            let vt = spec.stream_view_type.clone().unwrap_or(StreamViewType::NewAndOldImages);
-            Some(View::of(vt.as_str()).ok_or_else(|| {
-                Error::fatal(format!(
-                    "source table {:?} has a stream view type ferry cannot read: {vt:?}",
-                    t.source
-                ))
-            })?)
-        }
-        None if opts.enable_streams => None,
-        None => {
-            return Err(Error::fatal(format!(
-                "source table {:?} has no stream enabled; ferry replays changes from DynamoDB Streams. \
-                 Enable one (NEW_AND_OLD_IMAGES or NEW_IMAGE) or run `ferry sync --enable-streams`, which \
-                 enables NEW_AND_OLD_IMAGES (ferry never changes or disables an existing stream).",
-                t.source
-            )));
-        }
-    };
+    let view = stream_view(&source, t, opts)?;
     let destination = describe(dst, &t.destination, Policy::STARTUP).await?;
     if let Some(d) = &destination {
         if same_table(&source, d) {
@@ -88,6 +69,29 @@ pub async fn check_table(
         destination,
         view,
     })
+}
+
+/// How the source's stream is read; `None` when `--enable-streams` will first enable one.
+fn stream_view(source: &TableDescription, t: &TableConfig, opts: CheckOptions) -> Result<Option<View>> {
+    match source.stream_specification.as_ref().filter(|s| s.stream_enabled) {
+        Some(spec) => {
+            let vt = spec.stream_view_type.clone().unwrap_or(StreamViewType::NewAndOldImages);
+            let view = View::of(vt.as_str()).ok_or_else(|| {
+                Error::fatal(format!(
+                    "source table {:?} has a stream view type ferry cannot read: {vt:?}",
+                    t.source
+                ))
+            })?;
+            Ok(Some(view))
+        }
+        None if opts.enable_streams => Ok(None),
+        None => Err(Error::fatal(format!(
+            "source table {:?} has no stream enabled; ferry replays changes from DynamoDB Streams. \
+             Enable one (NEW_AND_OLD_IMAGES or NEW_IMAGE) or run `ferry sync --enable-streams`, which \
+             enables NEW_AND_OLD_IMAGES (ferry never changes or disables an existing stream).",
+            t.source
+        ))),
+    }
 }
 
 /// The same physical table seen through both sides. DynamoDB Local gives every account the same

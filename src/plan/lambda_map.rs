@@ -134,62 +134,7 @@ pub fn read(path: &Path, text: &str, problems: &mut Problems) -> Vec<Mapping> {
             rec: &rec,
             problems,
         };
-        let mut m = Mapping {
-            line,
-            table: cell.text("table"),
-            uuid: cell.text("uuid"),
-            source_function: cell.text("source_function"),
-            destination_function: cell.text("destination_function"),
-            starting_position: cell.text("starting_position"),
-            on_failure_destination: cell.text("on_failure_destination"),
-            ..Mapping::default()
-        };
-        m.skip = match cell.text("action").to_ascii_lowercase().as_str() {
-            "" | "create" => false,
-            "skip" => true,
-            other => {
-                cell.error("action", format!("must be create or skip, found {other:?}"));
-                false
-            }
-        };
-        m.enabled = cell.flag("enabled").unwrap_or(true);
-        m.batch_size = cell.int("batch_size", 1, 10_000);
-        m.batching_window_seconds = cell.int("batching_window_seconds", 0, 300);
-        m.maximum_retry_attempts = cell.int("maximum_retry_attempts", -1, 10_000);
-        m.bisect_batch_on_error = cell.flag("bisect_batch_on_error");
-        m.maximum_record_age_seconds = cell.int("maximum_record_age_seconds", -1, 604_800);
-        m.parallelization_factor = cell.int("parallelization_factor", 1, 10);
-        m.tumbling_window_seconds = cell.int("tumbling_window_seconds", 0, 900);
-        m.function_response_types = cell
-            .text("function_response_types")
-            .split(';')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
-        let filters = cell.text("filter_criteria");
-        if !filters.is_empty() {
-            match serde_json::from_str::<Vec<serde_json::Value>>(&filters) {
-                Ok(f) => m.filter_patterns = f.iter().map(pattern_text).collect(),
-                Err(e) => cell.error(
-                    "filter_criteria",
-                    format!("must be a JSON array of filter patterns like [{{\"eventName\":[\"INSERT\"]}}]: {e}"),
-                ),
-            }
-        }
-        if m.table.is_empty() {
-            cell.error("table", "is empty".into());
-        }
-        if !m.skip && m.destination_function.is_empty() {
-            cell.error(
-                "destination_function",
-                format!(
-                    "is empty for the mapping of {:?} on {:?}: name the destination function, or write skip in action",
-                    m.source_function, m.table
-                ),
-            );
-        }
-        out.push(m);
+        out.push(cell.mapping());
     }
     out
 }
@@ -273,6 +218,77 @@ impl Cell<'_> {
                 let other = other.to_string();
                 self.error(col, format!("must be yes or no, found {other:?}"));
                 None
+            }
+        }
+    }
+}
+
+impl Cell<'_> {
+    /// The row's mapping, every bad cell reported.
+    fn mapping(&mut self) -> Mapping {
+        let mut m = Mapping {
+            line: self.line,
+            table: self.text("table"),
+            uuid: self.text("uuid"),
+            source_function: self.text("source_function"),
+            destination_function: self.text("destination_function"),
+            starting_position: self.text("starting_position"),
+            on_failure_destination: self.text("on_failure_destination"),
+            ..Mapping::default()
+        };
+        m.skip = match self.text("action").to_ascii_lowercase().as_str() {
+            "" | "create" => false,
+            "skip" => true,
+            other => {
+                self.error("action", format!("must be create or skip, found {other:?}"));
+                false
+            }
+        };
+        m.enabled = self.flag("enabled").unwrap_or(true);
+        m.batch_size = self.int("batch_size", 1, 10_000);
+        m.batching_window_seconds = self.int("batching_window_seconds", 0, 300);
+        m.maximum_retry_attempts = self.int("maximum_retry_attempts", -1, 10_000);
+        m.bisect_batch_on_error = self.flag("bisect_batch_on_error");
+        m.maximum_record_age_seconds = self.int("maximum_record_age_seconds", -1, 604_800);
+        m.parallelization_factor = self.int("parallelization_factor", 1, 10);
+        m.tumbling_window_seconds = self.int("tumbling_window_seconds", 0, 900);
+        m.function_response_types = self
+            .text("function_response_types")
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        m.filter_patterns = self.filter_patterns();
+        if m.table.is_empty() {
+            self.error("table", "is empty".into());
+        }
+        if !m.skip && m.destination_function.is_empty() {
+            self.error(
+                "destination_function",
+                format!(
+                    "is empty for the mapping of {:?} on {:?}: name the destination function, or write skip in action",
+                    m.source_function, m.table
+                ),
+            );
+        }
+        m
+    }
+
+    /// The filter_criteria cell: a JSON array of patterns, or none.
+    fn filter_patterns(&mut self) -> Vec<String> {
+        let filters = self.text("filter_criteria");
+        if filters.is_empty() {
+            return Vec::new();
+        }
+        match serde_json::from_str::<Vec<serde_json::Value>>(&filters) {
+            Ok(f) => f.iter().map(pattern_text).collect(),
+            Err(e) => {
+                self.error(
+                    "filter_criteria",
+                    format!("must be a JSON array of filter patterns like [{{\"eventName\":[\"INSERT\"]}}]: {e}"),
+                );
+                Vec::new()
             }
         }
     }

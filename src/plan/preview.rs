@@ -3,13 +3,16 @@
 
 use std::fmt::Write as _;
 
+use aws_sdk_dynamodb::types::TableDescription;
+
 use super::{Plan, PlannedTable};
 use crate::clock::human;
 use crate::config::{Clients, Config, Snapshot, TableConfig};
+use crate::discover::schema::TableSchema;
 use crate::discover::{self, settings};
 use crate::error::{Error, Result};
 use crate::retry::Policy;
-use crate::snapshot::budget;
+use crate::snapshot::budget::{self, ReadBudget};
 
 /// DynamoDB Streams keeps records for 24 hours: a bulk load must finish well within that.
 const RETENTION_HOURS: f64 = 24.0;
@@ -91,13 +94,30 @@ async fn table(
         out.line("FAIL", format!("source table {:?} does not exist", t.source));
         return Ok(());
     };
+    source(out, t, &s, src).await;
+    let scans = tuning.is_none_or(|c| c.snapshot == Snapshot::Scan);
+    let reads = budget::resolve(tuning.and_then(|c| c.max_read_units_per_second), &s);
+    if scans {
+        out.line(
+            "info",
+            budget::describe(s.table_size_bytes.unwrap_or(0).max(0) as u64, &reads),
+        );
+    }
+    destination(out, t, dst).await?;
+    time_budget(out, &s, tuning, scans.then_some(&reads));
+    restore(out, &t.schema);
+    mappings(out, t, dst).await
+}
+
+/// What the source holds and how its changes will be read.
+async fn source(out: &mut Lines, t: &PlannedTable, s: &TableDescription, src: &Clients) {
     let bytes = s.table_size_bytes.unwrap_or(0);
     let items = s.item_count.unwrap_or(0);
     out.line(
         "ok",
         format!("source exists: {items} items, {bytes} bytes (as DynamoDB last counted)"),
     );
-    let (src_keys, plan_keys) = (discover::key_signature(&s), t.schema.key_signature());
+    let (src_keys, plan_keys) = (discover::key_signature(s), t.schema.key_signature());
     if src_keys != plan_keys {
         out.line(
             "FAIL",
@@ -133,16 +153,20 @@ async fn table(
     };
     out.line("info", format!("source PITR {pitr}"));
     out.line("info", "bulk load by parallel scan (no [export] bucket in this config)");
-    let scans = tuning.is_none_or(|c| c.snapshot == Snapshot::Scan);
-    let reads = budget::resolve(tuning.and_then(|c| c.max_read_units_per_second), &s);
-    if scans {
-        out.line("info", budget::describe(bytes.max(0) as u64, &reads));
-    }
-    destination(out, t, dst).await?;
-    let write_s = budget_seconds(bytes, items, tuning);
-    let read_s = budget::expected_seconds(bytes.max(0) as u64, reads.units_per_second).filter(|_| scans);
-    let (est_s, rate) = match read_s.filter(|r| *r > write_s) {
-        Some(r) => (r, format!("the read budget of {} read units/s", reads.units_per_second)),
+}
+
+/// The bulk load's expected duration against the stream's retention; `reads` is the read
+/// budget when the load scans.
+fn time_budget(out: &mut Lines, s: &TableDescription, tuning: Option<&TableConfig>, reads: Option<&ReadBudget>) {
+    let bytes = s.table_size_bytes.unwrap_or(0);
+    let write_s = budget_seconds(bytes, s.item_count.unwrap_or(0), tuning);
+    let read = reads.and_then(|r| {
+        budget::expected_seconds(bytes.max(0) as u64, r.units_per_second)
+            .filter(|s| *s > write_s)
+            .map(|s| (s, r.units_per_second))
+    });
+    let (est_s, rate) = match read {
+        Some((r, units)) => (r, format!("the read budget of {units} read units/s")),
         None => (
             write_s,
             match tuning.filter(|c| c.max_write_units_per_second > 0) {
@@ -166,7 +190,10 @@ async fn table(
             human(est_s)
         ),
     );
-    let sc = &t.schema;
+}
+
+/// The settings applied once the bulk load is done.
+fn restore(out: &mut Lines, sc: &TableSchema) {
     out.line(
         "then",
         format!(
@@ -179,6 +206,10 @@ async fn table(
             sc.stream_view().unwrap_or("off"),
         ),
     );
+}
+
+/// The Lambda mappings to recreate, each checked against the destination's functions.
+async fn mappings(out: &mut Lines, t: &PlannedTable, dst: &Clients) -> Result<()> {
     for m in &t.mappings {
         let f = super::lambda_map::function_name(&m.destination_function);
         let edit = if f != m.source_function {

@@ -6,10 +6,12 @@
 //! after someone changed a setting) converges to the plan. Steps whose plan value is "off" and
 //! whose API the endpoint may lack (tags, PITR) make no call at all.
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     PointInTimeRecoverySpecification, StreamSpecification, StreamViewType, TableClass, TableDescription, Tag,
     TimeToLiveSpecification,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::PlannedTable;
 use super::schema::TableSchema;
@@ -65,13 +67,25 @@ impl Ctx<'_> {
             aws_sdk_dynamodb::operation::update_table::builders::UpdateTableFluentBuilder,
         ) -> aws_sdk_dynamodb::operation::update_table::builders::UpdateTableFluentBuilder,
     ) -> Result<()> {
-        call("UpdateTable", || {
+        let doing = format!("{what} on");
+        self.call("UpdateTable", &doing, || {
             f(self.dst.dynamodb.update_table().table_name(self.name)).send()
         })
-        .await
-        .map_err(|e| e.context(format!("{what} on destination {:?}", self.name)))?;
+        .await?;
         discover::wait_active(self.dst, self.name).await?;
         Ok(())
+    }
+
+    /// One call on the destination under the start-up policy; a failure names the table and
+    /// what was being done to it (`doing` reads before "destination").
+    async fn call<T, E, Fut>(&self, op: &str, doing: &str, send: impl FnMut() -> Fut) -> Result<T>
+    where
+        Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        call(op, send)
+            .await
+            .map_err(|e| e.context(format!("{doing} destination {:?}", self.name)))
     }
 }
 
@@ -133,13 +147,8 @@ impl TtlStep {
     }
 
     async fn set(&self, c: &Ctx<'_>, attr: &str, enabled: bool) -> Result<()> {
-        let spec = built(
-            TimeToLiveSpecification::builder()
-                .attribute_name(attr)
-                .enabled(enabled)
-                .build(),
-        )?;
-        call("UpdateTimeToLive", || {
+        let spec = ttl_spec(attr, enabled)?;
+        c.call("UpdateTimeToLive", "setting TTL on", || {
             c.dst
                 .dynamodb
                 .update_time_to_live()
@@ -147,10 +156,18 @@ impl TtlStep {
                 .time_to_live_specification(spec.clone())
                 .send()
         })
-        .await
-        .map_err(|e| e.context(format!("setting TTL on destination {:?}", c.name)))?;
+        .await?;
         Ok(())
     }
+}
+
+fn ttl_spec(attr: &str, enabled: bool) -> Result<TimeToLiveSpecification> {
+    built(
+        TimeToLiveSpecification::builder()
+            .attribute_name(attr)
+            .enabled(enabled)
+            .build(),
+    )
 }
 
 pub struct PitrStep;
@@ -165,7 +182,7 @@ impl PitrStep {
                 .point_in_time_recovery_enabled(true)
                 .build(),
         )?;
-        call("UpdateContinuousBackups", || {
+        c.call("UpdateContinuousBackups", "enabling PITR on", || {
             c.dst
                 .dynamodb
                 .update_continuous_backups()
@@ -173,8 +190,7 @@ impl PitrStep {
                 .point_in_time_recovery_specification(spec.clone())
                 .send()
         })
-        .await
-        .map_err(|e| e.context(format!("enabling PITR on destination {:?}", c.name)))?;
+        .await?;
         Ok(Some("PITR on".into()))
     }
 }
@@ -204,7 +220,7 @@ impl TagsStep {
             .map(|(k, _)| k.clone())
             .collect();
         if !missing.is_empty() {
-            call("TagResource", || {
+            c.call("TagResource", "tagging", || {
                 c.dst
                     .dynamodb
                     .tag_resource()
@@ -212,11 +228,10 @@ impl TagsStep {
                     .set_tags(Some(missing.clone()))
                     .send()
             })
-            .await
-            .map_err(|e| e.context(format!("tagging destination {:?}", c.name)))?;
+            .await?;
         }
         if !extra.is_empty() {
-            call("UntagResource", || {
+            c.call("UntagResource", "untagging", || {
                 c.dst
                     .dynamodb
                     .untag_resource()
@@ -224,8 +239,7 @@ impl TagsStep {
                     .set_tag_keys(Some(extra.clone()))
                     .send()
             })
-            .await
-            .map_err(|e| e.context(format!("untagging destination {:?}", c.name)))?;
+            .await?;
         }
         Ok((!missing.is_empty() || !extra.is_empty())
             .then(|| format!("tags: {} set, {} removed", missing.len(), extra.len())))

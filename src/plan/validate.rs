@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::Problems;
 use super::lambda_map::{self, Mapping};
 use super::schema::TableSchema;
-use super::tables_csv;
+use super::tables_csv::{self, TableRowPlan};
 use crate::error::{Error, Result};
 
 /// A plan that passed every check.
@@ -65,64 +65,15 @@ impl Plan {
         };
         let rows = tables_csv::read(&tables_path, &text, p);
         let map_path = dir.join("lambda-map.csv");
-        let mappings = if map_path.exists() {
-            read(&map_path, p).map_or_else(Vec::new, |t| lambda_map::read(&map_path, &t, p))
-        } else {
-            Vec::new()
-        };
-        for m in &mappings {
-            if !rows.iter().any(|r| r.source == m.table) {
-                p.push(format!(
-                    "{}:{}: table {:?} is not in tables.csv",
-                    map_path.display(),
-                    m.line,
-                    m.table
-                ));
-            }
-        }
+        let mappings = read_mappings(&map_path, &rows, p);
         for row in rows {
             if !row.moved {
                 plan.skipped.push(row.source);
                 continue;
             }
-            let path = dir.join("schemas").join(format!("{}.json", row.source));
-            let schema = match TableSchema::load(&path) {
-                Ok(s) => s,
-                Err(list) => {
-                    list.into_iter().for_each(|e| p.push(e));
-                    continue;
-                }
-            };
-            if schema.table_name != row.source {
-                p.push(format!(
-                    "{}: TableName {:?} is not the source table {:?} of tables.csv line {} (the destination's \
-                     name belongs in tables.csv)",
-                    path.display(),
-                    schema.table_name,
-                    row.source,
-                    row.line
-                ));
+            if let Some(t) = planned(dir, row, &mappings, &map_path, p) {
+                plan.tables.push(t);
             }
-            let (skipped, mine): (Vec<_>, Vec<_>) = mappings
-                .iter()
-                .filter(|m| m.table == row.source)
-                .cloned()
-                .partition(|m| m.skip);
-            if !mine.is_empty() && schema.stream_view().is_none() {
-                p.push(format!(
-                    "{}:{}: a Lambda mapping needs a stream, but {} has no enabled StreamSpecification",
-                    map_path.display(),
-                    mine[0].line,
-                    path.display()
-                ));
-            }
-            plan.tables.push(PlannedTable {
-                source: row.source,
-                destination: row.destination,
-                schema,
-                mappings: mine,
-                skipped_mappings: skipped,
-            });
         }
         plan
     }
@@ -160,4 +111,73 @@ fn read(path: &Path, p: &mut Problems) -> Option<String> {
             None
         }
     }
+}
+
+/// lambda-map.csv's rows (none when the file is absent), each naming a table of tables.csv.
+fn read_mappings(map_path: &Path, rows: &[TableRowPlan], p: &mut Problems) -> Vec<Mapping> {
+    let mappings = if map_path.exists() {
+        read(map_path, p).map_or_else(Vec::new, |t| lambda_map::read(map_path, &t, p))
+    } else {
+        Vec::new()
+    };
+    for m in &mappings {
+        if !rows.iter().any(|r| r.source == m.table) {
+            p.push(format!(
+                "{}:{}: table {:?} is not in tables.csv",
+                map_path.display(),
+                m.line,
+                m.table
+            ));
+        }
+    }
+    mappings
+}
+
+/// One moved table: its schema file checked against its row, and its Lambda mappings; `None`
+/// when the schema file cannot be read.
+fn planned(
+    dir: &Path,
+    row: TableRowPlan,
+    mappings: &[Mapping],
+    map_path: &Path,
+    p: &mut Problems,
+) -> Option<PlannedTable> {
+    let path = dir.join("schemas").join(format!("{}.json", row.source));
+    let schema = match TableSchema::load(&path) {
+        Ok(s) => s,
+        Err(list) => {
+            list.into_iter().for_each(|e| p.push(e));
+            return None;
+        }
+    };
+    if schema.table_name != row.source {
+        p.push(format!(
+            "{}: TableName {:?} is not the source table {:?} of tables.csv line {} (the destination's \
+             name belongs in tables.csv)",
+            path.display(),
+            schema.table_name,
+            row.source,
+            row.line
+        ));
+    }
+    let (skipped, mine): (Vec<_>, Vec<_>) = mappings
+        .iter()
+        .filter(|m| m.table == row.source)
+        .cloned()
+        .partition(|m| m.skip);
+    if !mine.is_empty() && schema.stream_view().is_none() {
+        p.push(format!(
+            "{}:{}: a Lambda mapping needs a stream, but {} has no enabled StreamSpecification",
+            map_path.display(),
+            mine[0].line,
+            path.display()
+        ));
+    }
+    Some(PlannedTable {
+        source: row.source,
+        destination: row.destination,
+        schema,
+        mappings: mine,
+        skipped_mappings: skipped,
+    })
 }

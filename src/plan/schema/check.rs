@@ -6,41 +6,47 @@ impl TableSchema {
     /// What DynamoDB would refuse, found before anything is created.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        for a in &self.attribute_definitions {
+            one_of(&mut out, "AttributeType", &a.attribute_type, &["S", "N", "B"]);
+        }
+        self.key_problems(&mut out);
+        let projections = self
+            .global_secondary_indexes
+            .iter()
+            .map(|g| &g.projection)
+            .chain(self.local_secondary_indexes.iter().map(|l| &l.projection));
+        for p in projections {
+            one_of(
+                &mut out,
+                "ProjectionType",
+                &p.projection_type,
+                &["ALL", "KEYS_ONLY", "INCLUDE"],
+            );
+        }
+        self.billing_problems(&mut out);
+        self.stream_problems(&mut out);
+        out
+    }
+
+    /// The table's and indexes' key schemas against the attribute definitions, and definitions
+    /// no key uses.
+    fn key_problems(&self, out: &mut Vec<String>) {
         let defined: Vec<&str> = self
             .attribute_definitions
             .iter()
             .map(|a| a.attribute_name.as_str())
             .collect();
-        for a in &self.attribute_definitions {
-            one_of(&mut out, "AttributeType", &a.attribute_type, &["S", "N", "B"]);
-        }
         let mut used = Vec::new();
         let mut keys = |what: &str, ks: &[KeyElement], out: &mut Vec<String>| {
-            if ks.is_empty()
-                || ks.len() > 2
-                || ks[0].key_type != "HASH"
-                || ks.get(1).is_some_and(|k| k.key_type != "RANGE")
-            {
-                out.push(format!(
-                    "{what}: KeySchema must be one HASH key, then at most one RANGE key"
-                ));
-            }
-            for k in ks {
-                if !defined.contains(&k.attribute_name.as_str()) {
-                    out.push(format!(
-                        "{what}: key attribute {:?} is not in AttributeDefinitions",
-                        k.attribute_name
-                    ));
-                }
-                used.push(k.attribute_name.clone());
-            }
+            key_schema_problems(what, ks, &defined, out);
+            used.extend(ks.iter().map(|k| k.attribute_name.clone()));
         };
-        keys("the table", &self.key_schema, &mut out);
+        keys("the table", &self.key_schema, out);
         for g in &self.global_secondary_indexes {
-            keys(&format!("index {:?}", g.index_name), &g.key_schema, &mut out);
+            keys(&format!("index {:?}", g.index_name), &g.key_schema, out);
         }
         for l in &self.local_secondary_indexes {
-            keys(&format!("index {:?}", l.index_name), &l.key_schema, &mut out);
+            keys(&format!("index {:?}", l.index_name), &l.key_schema, out);
             if l.key_schema.first() != self.key_schema.first() {
                 out.push(format!(
                     "index {:?}: a local index must share the table's HASH key",
@@ -55,21 +61,12 @@ impl TableSchema {
                 ));
             }
         }
-        let projections = self
-            .global_secondary_indexes
-            .iter()
-            .map(|g| &g.projection)
-            .chain(self.local_secondary_indexes.iter().map(|l| &l.projection));
-        for p in projections {
-            one_of(
-                &mut out,
-                "ProjectionType",
-                &p.projection_type,
-                &["ALL", "KEYS_ONLY", "INCLUDE"],
-            );
-        }
+    }
+
+    /// Billing mode, provisioned throughput and table class.
+    fn billing_problems(&self, out: &mut Vec<String>) {
         one_of(
-            &mut out,
+            out,
             "BillingMode",
             &self.billing_mode,
             &["PROVISIONED", "PAY_PER_REQUEST"],
@@ -82,18 +79,21 @@ impl TableSchema {
             out.push("ProvisionedThroughput is only allowed with BillingMode PROVISIONED".into());
         }
         one_of(
-            &mut out,
+            out,
             "TableClass",
             &self.table_class,
             &["STANDARD", "STANDARD_INFREQUENT_ACCESS"],
         );
+    }
+
+    fn stream_problems(&self, out: &mut Vec<String>) {
         if let Some(v) = self
             .stream_specification
             .as_ref()
             .and_then(|s| s.stream_view_type.as_ref())
         {
             one_of(
-                &mut out,
+                out,
                 "StreamViewType",
                 v,
                 &["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"],
@@ -106,7 +106,23 @@ impl TableSchema {
         {
             out.push("StreamSpecification: an enabled stream needs StreamViewType".into());
         }
-        out
+    }
+}
+
+/// One key schema: its shape, and that each key attribute is defined.
+fn key_schema_problems(what: &str, ks: &[KeyElement], defined: &[&str], out: &mut Vec<String>) {
+    if ks.is_empty() || ks.len() > 2 || ks[0].key_type != "HASH" || ks.get(1).is_some_and(|k| k.key_type != "RANGE") {
+        out.push(format!(
+            "{what}: KeySchema must be one HASH key, then at most one RANGE key"
+        ));
+    }
+    for k in ks {
+        if !defined.contains(&k.attribute_name.as_str()) {
+            out.push(format!(
+                "{what}: key attribute {:?} is not in AttributeDefinitions",
+                k.attribute_name
+            ));
+        }
     }
 }
 

@@ -82,32 +82,7 @@ pub(super) fn target(obj: &mut Obj, errs: &mut Errors) -> Option<ExportTarget> {
             format!("format in {name} must be \"DYNAMODB_JSON\" (the only format ferry reads), found {format:?}"),
         );
     }
-    let sse = match sse_at {
-        None => {
-            if kms_key_id.is_some() {
-                errs.at(t.span(), format!("kms_key_id in {name} needs sse = \"KMS\""));
-            }
-            None
-        }
-        Some((s, _)) if s == "AES256" => Some(Sse::Aes256),
-        Some((s, span)) if s == "KMS" => match kms_key_id {
-            Some(k) => Some(Sse::Kms(k)),
-            None => {
-                errs.at(
-                    span,
-                    format!("sse = \"KMS\" in {name} needs kms_key_id = \"<key id or ARN>\""),
-                );
-                None
-            }
-        },
-        Some((other, span)) => {
-            errs.at(
-                span,
-                format!("sse in {name} must be \"AES256\" or \"KMS\", found {other:?}"),
-            );
-            None
-        }
-    };
+    let sse = sse(&t, errs, &name, sse_at, kms_key_id);
     if let Some(owner) = &bucket_owner
         && !(owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()))
     {
@@ -133,6 +108,42 @@ pub(super) fn target(obj: &mut Obj, errs: &mut Errors) -> Option<ExportTarget> {
     })
 }
 
+/// `sse = "AES256" | "KMS"` (with `kms_key_id`).
+fn sse(
+    t: &Obj,
+    errs: &mut Errors,
+    name: &str,
+    sse_at: Option<(String, Range<usize>)>,
+    kms_key_id: Option<String>,
+) -> Option<Sse> {
+    match sse_at {
+        None => {
+            if kms_key_id.is_some() {
+                errs.at(t.span(), format!("kms_key_id in {name} needs sse = \"KMS\""));
+            }
+            None
+        }
+        Some((s, _)) if s == "AES256" => Some(Sse::Aes256),
+        Some((s, span)) if s == "KMS" => match kms_key_id {
+            Some(k) => Some(Sse::Kms(k)),
+            None => {
+                errs.at(
+                    span,
+                    format!("sse = \"KMS\" in {name} needs kms_key_id = \"<key id or ARN>\""),
+                );
+                None
+            }
+        },
+        Some((other, span)) => {
+            errs.at(
+                span,
+                format!("sse in {name} must be \"AES256\" or \"KMS\", found {other:?}"),
+            );
+            None
+        }
+    }
+}
+
 /// The per-table export keys (`loader`, `export_arn`, `export_s3`, `export_overlap_seconds`,
 /// `[table.export]`), checked against `snapshot`. `is_export` says `snapshot = "export"`.
 pub(super) fn table_settings(
@@ -143,18 +154,7 @@ pub(super) fn table_settings(
 ) -> Option<ExportConfig> {
     let name = t.name().to_string();
     let own_target = target(t, errs);
-    let loader = match t.string_at(errs, "loader") {
-        None => Some(Loader::Ferry),
-        Some((s, _)) if s == "ferry" => Some(Loader::Ferry),
-        Some((s, _)) if s == "import" => Some(Loader::Import),
-        Some((other, span)) => {
-            errs.at(
-                span,
-                format!("loader in {name} must be \"ferry\" or \"import\", found {other:?}"),
-            );
-            None
-        }
-    };
+    let loader = loader(t, errs, &name);
     let export_arn = t.string(errs, "export_arn");
     let export_s3 = t.string_at(errs, "export_s3");
     // Below the 24 h stream retention, like replay_overlap_seconds.
@@ -177,7 +177,47 @@ pub(super) fn table_settings(
         }
         return None;
     }
-    let source = match (export_arn, export_s3, own_target.or_else(|| default_target.cloned())) {
+    let source = source(
+        t,
+        errs,
+        &name,
+        export_arn,
+        export_s3,
+        own_target.or_else(|| default_target.cloned()),
+    );
+    Some(ExportConfig {
+        source: source?,
+        loader: loader?,
+        overlap_seconds: overlap,
+    })
+}
+
+/// `loader = "ferry" | "import"`.
+fn loader(t: &mut Obj, errs: &mut Errors, name: &str) -> Option<Loader> {
+    match t.string_at(errs, "loader") {
+        None => Some(Loader::Ferry),
+        Some((s, _)) if s == "ferry" => Some(Loader::Ferry),
+        Some((s, _)) if s == "import" => Some(Loader::Import),
+        Some((other, span)) => {
+            errs.at(
+                span,
+                format!("loader in {name} must be \"ferry\" or \"import\", found {other:?}"),
+            );
+            None
+        }
+    }
+}
+
+/// Which export to load: one to reuse (by ARN or S3 folder) or a new one into `target`.
+fn source(
+    t: &Obj,
+    errs: &mut Errors,
+    name: &str,
+    export_arn: Option<String>,
+    export_s3: Option<(String, Range<usize>)>,
+    target: Option<ExportTarget>,
+) -> Option<ExportSource> {
+    match (export_arn, export_s3, target) {
         (Some(_), Some((s3, span)), _) => {
             folder(&s3, span, &name, errs);
             errs.at(t.span(), format!("{name}: set export_arn or export_s3, not both"));
@@ -196,12 +236,7 @@ pub(super) fn table_settings(
             );
             None
         }
-    };
-    Some(ExportConfig {
-        source: source?,
-        loader: loader?,
-        overlap_seconds: overlap,
-    })
+    }
 }
 
 fn folder(s3: &str, span: Range<usize>, name: &str, errs: &mut Errors) -> Option<ExportSource> {

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
@@ -54,10 +54,23 @@ pub(super) fn check_not_newer(c: &Connection, path: &Path) -> Result<i64> {
 }
 
 /// Creates or upgrades the layout (idempotent); WAL so that readers never block the daemon.
+///
+/// The upgrade runs in one immediate transaction that checks the version again once it holds the
+/// write lock: `ferry status` may open a file the daemon is creating at that moment, and two
+/// upgrades adding the same column at once would fail ("duplicate column").
 pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     check_not_newer(conn, path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    if check_not_newer(&tx, path)? < VERSION {
+        upgrade(&tx)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn upgrade(conn: &Connection) -> Result<()> {
     conn.execute_batch(SCHEMA)?;
     // Version 0 grew these columns and tables one by one (state files outlive upgrades).
     add_column(conn, "tables", "applied_as_of_ms", "INTEGER")?;

@@ -108,6 +108,38 @@ mod tests {
     }
 
     #[test]
+    fn processes_opening_a_new_file_at_once_all_get_a_current_store() {
+        // The daemon creates the file while `ferry status` (or a second command) opens it.
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ferry.db");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let openers: Vec<_> = (0..4)
+                .map(|i| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        if i == 0 {
+                            Store::open(&path).map(|_| ())
+                        } else {
+                            Store::open_existing(&path).map(|_| ())
+                        }
+                    })
+                })
+                .collect();
+            for o in openers {
+                if let Err(e) = o.join().unwrap() {
+                    panic!("round {round}: {e}");
+                }
+            }
+            let s = Store::open_existing(&path).unwrap().unwrap();
+            s.put_table(&TableRow::new("A", "B")).unwrap();
+            let conn = s.conn.lock().unwrap();
+            assert_eq!(schema::version(&conn).unwrap(), schema::VERSION);
+        }
+    }
+
+    #[test]
     fn round_trips_tables_segments_and_shards() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("st/ferry.db")).unwrap();

@@ -4,6 +4,7 @@
 //! Shutdown (SIGINT/SIGTERM → `stop`): readers stop, in-flight writes drain, checkpoints flush.
 //! A table that fails stops alone, loudly, with its reason kept in the state store; the others go on.
 
+mod seams;
 mod skew;
 mod steps;
 mod table;

@@ -29,6 +29,8 @@ use crate::checkpoint::{Capture, ExportRow, Lifecycle, Store, TableState};
 use crate::clock::now_ms;
 use crate::config::{Clients, ExportConfig, ExportSource, ExportTarget, Loader, TableConfig};
 use crate::error::{Error, Result};
+use crate::snapshot::Loaded;
+use crate::source::TableContext;
 use crate::telemetry::TableStats;
 use load::{FileLoader, STREAM_RETENTION_MS};
 use manifest::{Export, url};
@@ -82,6 +84,15 @@ pub struct ExportSnapshot {
     pub enable_pitr: bool,
     /// DescribeExport / DescribeImport / PITR polling interval.
     pub poll: Duration,
+}
+
+impl super::BulkLoader for ExportSnapshot {
+    async fn load(self, ctx: &TableContext, life: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
+        Ok(match self.run(life, capture, || ctx.applier()).await? {
+            Some(capture) => Loaded::Complete(capture),
+            None => Loaded::Stopped,
+        })
+    }
 }
 
 impl ExportSnapshot {

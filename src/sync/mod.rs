@@ -8,6 +8,8 @@ mod seams;
 mod skew;
 mod steps;
 mod table;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

@@ -58,6 +58,17 @@ pub(super) struct RunCtx {
 impl TableRun {
     /// Runs the table until it is stopped or fails, recording either in its lifecycle.
     pub async fn run(self) -> Result<()> {
+        let seams = Sdk(SdkTable {
+            src: self.src.clone(),
+            dst: self.dst.clone(),
+            source: self.cfg.source.clone(),
+            destination: self.cfg.destination.clone(),
+        });
+        self.run_with(&seams).await
+    }
+
+    /// [`TableRun::run`] through `seams` instead of the SDK's.
+    pub(super) async fn run_with<S: Seams>(&self, seams: &S) -> Result<()> {
         let mut life = Lifecycle::resume(self.store.clone(), &self.cfg.source, &self.cfg.destination)?;
         // Counters carry over from the last run until this run's first flush.
         let row = life.row();
@@ -67,13 +78,7 @@ impl TableRun {
         self.stats
             .newest_applied_ms
             .store(row.newest_applied_ms.unwrap_or(0), Relaxed);
-        let seams = Sdk(SdkTable {
-            src: self.src.clone(),
-            dst: self.dst.clone(),
-            source: self.cfg.source.clone(),
-            destination: self.cfg.destination.clone(),
-        });
-        let result = self.drive(&seams, &mut life).await;
+        let result = self.drive(seams, &mut life).await;
         match &result {
             // Asked to stop (also while calls were still failing): not the table's failure.
             Ok(()) => life.stop()?,

@@ -100,6 +100,14 @@ impl ExportSnapshot {
         &self.conf
     }
 
+    /// The manifest reads retry until the table stops.
+    fn watch(&self) -> manifest::Watch<'_> {
+        manifest::Watch {
+            stop: &self.stop,
+            stats: &self.stats,
+        }
+    }
+
     /// Exports (or finds the export), loads it, and moves the stream's replay point to the export
     /// time (a `BulkLoading` step of `life`). The capture with that replay point when the load is
     /// complete, `None` when stopped first.
@@ -120,7 +128,7 @@ impl ExportSnapshot {
                 "table {name}: the export's folder is not recorded"
             )));
         };
-        let export = manifest::locate(&self.dst.s3, &bucket, &folder).await?;
+        let export = manifest::locate(&self.dst.s3, &bucket, &folder, self.watch()).await?;
         let export_ms = export.export_time_ms.or(er.export_time_ms).unwrap_or_else(|| {
             tracing::warn!(table = %name, export = %url(&bucket, &folder), "the export names no export time: using the capture point");
             capture_ms
@@ -197,8 +205,10 @@ impl ExportSnapshot {
     /// The folder of a finished export.
     async fn folder_of(&self, d: &request::Described, arn: &str, root: Option<String>) -> Result<String> {
         let folder = request::export_folder(d, arn);
-        if manifest::locate(&self.dst.s3, &d.bucket, &folder).await.is_ok() {
-            return Ok(folder);
+        match manifest::locate(&self.dst.s3, &d.bucket, &folder, self.watch()).await {
+            Ok(_) => return Ok(folder),
+            Err(e) if e.is_stopped() => return Err(e),
+            Err(_) => {}
         }
         // Endpoints whose export ARNs do not name the folder (moto): ferry's own export root
         // holds exactly this one export.
@@ -208,7 +218,7 @@ impl ExportSnapshot {
                 .map(|p| format!("{}/", p.trim_matches('/')))
                 .unwrap_or_default()
         });
-        match manifest::single_export_under(&self.dst.s3, &d.bucket, &root).await? {
+        match manifest::single_export_under(&self.dst.s3, &d.bucket, &root, self.watch()).await? {
             Some(f) => {
                 tracing::info!(table = %self.cfg.source, export = %url(&d.bucket, &f), "the export ARN names no folder: using the only export under its prefix");
                 Ok(f)

@@ -70,6 +70,18 @@ pub trait ChangeSource {
     fn run(self, ctx: &TableContext) -> impl Future<Output = Result<()>> + Send;
 }
 
+impl<S: streams::api::StreamApi> ChangeSource for streams::StreamTask<S> {
+    async fn run(self, ctx: &TableContext) -> Result<()> {
+        streams::StreamTask::run(self, ctx.applier()).await
+    }
+}
+
+impl ChangeSource for sqs::consumer::SqsTask {
+    async fn run(self, ctx: &TableContext) -> Result<()> {
+        sqs::consumer::SqsTask::run(self, ctx.applier()).await
+    }
+}
+
 /// Whether a change is older than the replay point, so already in the snapshot and skipped. A
 /// record without a creation time (0: the field is absent) is never skipped: applying a change
 /// twice converges, skipping one does not.

@@ -2,6 +2,10 @@
 //! state, each ending in a persisted transition, so a run resumes at every step from the state
 //! store.
 //!
+//! The run drives its bulk loader ([`crate::snapshot::BulkLoader`]) and change source
+//! ([`crate::source::ChangeSource`]) alike, over one [`TableContext`], and makes its own AWS calls
+//! through [`super::seams::TableApi`]: [`TableRun::run_with`] takes scripted seams in the tests.
+//!
 //! With `change_source = "sqs"` the capture is the same (T0, the stream's ARN and shard tree: the
 //! forwarder reads that stream, so a replaced stream is still a gap); the replay point is then
 //! the only position ferry keeps, because the queue holds the rest.
@@ -89,7 +93,7 @@ impl TableRun {
     }
 
     /// Steps through the lifecycle; returns when stopped or on an error.
-    pub(super) async fn drive<S: Seams>(&self, seams: &S, life: &mut Lifecycle) -> Result<()> {
+    async fn drive<S: Seams>(&self, seams: &S, life: &mut Lifecycle) -> Result<()> {
         let ctx = self.context();
         let Some(mut slot) = self.wait_for_slot(life).await? else {
             return Ok(());

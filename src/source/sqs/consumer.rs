@@ -49,7 +49,6 @@ use crate::checkpoint::{OrderedAck, Store};
 use crate::config::QueueConfig;
 use crate::error::{Error, Result};
 use crate::retry::Retrier;
-use crate::source::TableContext;
 use crate::source::streams::View;
 use crate::telemetry::TableStats;
 
@@ -102,12 +101,6 @@ impl Shared {
     }
     fn stopping(&self) -> bool {
         self.task.stop.is_cancelled() || self.failed.is_cancelled() || self.applier_failed.is_cancelled()
-    }
-}
-
-impl crate::source::ChangeSource for SqsTask {
-    async fn run(self, ctx: &TableContext) -> Result<()> {
-        SqsTask::run(self, ctx.applier()).await
     }
 }
 

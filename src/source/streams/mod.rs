@@ -33,7 +33,6 @@ use crate::apply::Applier;
 use crate::checkpoint::{OrderedAck, ShardRow, Store};
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
-use crate::source::TableContext;
 use crate::telemetry::TableStats;
 use api::{StartAt, StreamApi};
 use consumer::{Outcome, Pos, ShardConsumer};
@@ -100,12 +99,6 @@ struct Active {
     row: ShardRow,
     ack: Arc<OrderedAck<Pos>>,
     idle: Arc<AtomicBool>,
-}
-
-impl<S: StreamApi> super::ChangeSource for StreamTask<S> {
-    async fn run(self, ctx: &TableContext) -> Result<()> {
-        StreamTask::run(self, ctx.applier()).await
-    }
 }
 
 impl<S: StreamApi> StreamTask<S> {

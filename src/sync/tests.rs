@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{KeySchemaElement, KeyType, StreamSpecification, StreamViewType, TableDescription};
+use aws_sdk_dynamodb::types::{KeySchemaElement, KeyType, StreamSpecification, TableDescription};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
@@ -134,13 +134,7 @@ fn source(stream_arn: &str) -> TableDescription {
                 .build()
                 .unwrap(),
         )
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .unwrap(),
-        )
+        .stream_specification(StreamSpecification::builder().stream_enabled(true).build().unwrap())
         .latest_stream_arn(stream_arn)
         .item_count(10)
         .build()

@@ -1,5 +1,5 @@
 //! Bulk copy of a table's items into the destination, after the capture point is recorded: a
-//! parallel scan ([`scan`]) or a point-in-time export to S3 ([`export`]).
+//! parallel scan ([`scan`]) or a point-in-time export to S3 ([`export`]), each a [`BulkLoader`].
 
 pub mod budget;
 pub mod export;
@@ -9,3 +9,39 @@ pub mod source;
 
 #[cfg(test)]
 mod scan_tests;
+
+use std::future::Future;
+
+use crate::checkpoint::{Capture, Lifecycle};
+use crate::error::Result;
+use crate::source::TableContext;
+
+/// How a bulk load ended without an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded {
+    /// Every item is durable in the destination; changes are replayed from this capture's replay
+    /// point (an export moves it to the export time).
+    Complete(Capture),
+    /// `ctx.stop` came first; the saved positions resume the load.
+    Stopped,
+}
+
+/// Copies every item of the source table, as of about the capture point, into the destination.
+///
+/// Contract:
+/// - **Reads** the table's items (scan pages, or an export's data files), skipping the parts the
+///   state store records as done; it may record its own plan in the lifecycle (`life`) while
+///   `BulkLoading` (an export records its replay point and file count before loading).
+/// - **Order**: none between items; each item is written once per run (a resumed load may write
+///   an item again, which converges).
+/// - **Checkpoints** a segment's or file's position only once every item before it is durable.
+/// - **Returns** [`Loaded::Complete`] when the whole table is durable, [`Loaded::Stopped`] when
+///   `ctx.stop` came first (positions flushed), `Err` on a fatal error (positions flushed).
+pub trait BulkLoader {
+    fn load(
+        self,
+        ctx: &TableContext,
+        life: &mut Lifecycle,
+        capture: Capture,
+    ) -> impl Future<Output = Result<Loaded>> + Send;
+}

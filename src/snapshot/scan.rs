@@ -18,12 +18,14 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::Loaded;
 use super::budget::{self, ReadBudget};
 use super::segment::{SegPos, SegmentReader};
 use super::source::ScanSource;
 use crate::apply::{Applier, Limiter};
-use crate::checkpoint::{OrderedAck, SegmentRow, Store};
+use crate::checkpoint::{Capture, Lifecycle, OrderedAck, SegmentRow, Store};
 use crate::error::{Error, Result};
+use crate::source::TableContext;
 use crate::telemetry::TableStats;
 
 /// Items per segment aimed at when `scan_segments` is not set.
@@ -69,6 +71,16 @@ pub struct ScanTask<S> {
 struct Seg {
     row: SegmentRow,
     ack: Arc<OrderedAck<SegPos>>,
+}
+
+impl<S: ScanSource> super::BulkLoader for ScanTask<S> {
+    /// The scan's positions are its segments' rows; it has nothing to record in the lifecycle.
+    async fn load(self, ctx: &TableContext, _: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
+        Ok(match self.run(ctx.applier()).await? {
+            true => Loaded::Complete(capture),
+            false => Loaded::Stopped,
+        })
+    }
 }
 
 impl<S: ScanSource> ScanTask<S> {

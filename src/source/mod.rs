@@ -1,7 +1,86 @@
-//! Where changes come from: DynamoDB Streams or a FIFO SQS queue that buffers them (`sqs`).
+//! Where changes come from: DynamoDB Streams or a FIFO SQS queue that buffers them (`sqs`), each
+//! a [`ChangeSource`]; and the [`TableContext`] that change sources and bulk loaders
+//! ([`crate::snapshot::BulkLoader`]) are run with.
 
 pub mod sqs;
 pub mod streams;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::Applier;
+use crate::checkpoint::Store;
+use crate::error::Result;
+use crate::telemetry::TableStats;
+
+/// What one table's bulk loader and change source share: which table, its item key, where
+/// positions are saved, its counters, its stop, and how to open the apply path to the destination.
+pub struct TableContext {
+    /// The source table's name (the state store's key).
+    pub table: String,
+    pub key_names: Arc<[String]>,
+    pub store: Arc<Store>,
+    pub stats: Arc<TableStats>,
+    /// The run's stop: cancelled on shutdown.
+    pub stop: CancellationToken,
+    applier: Box<dyn Fn() -> Applier + Send + Sync>,
+}
+
+impl TableContext {
+    pub fn new(
+        table: String,
+        key_names: Arc<[String]>,
+        store: Arc<Store>,
+        stats: Arc<TableStats>,
+        stop: CancellationToken,
+        applier: impl Fn() -> Applier + Send + Sync + 'static,
+    ) -> TableContext {
+        TableContext {
+            table,
+            key_names,
+            store,
+            stats,
+            stop,
+            applier: Box::new(applier),
+        }
+    }
+
+    /// A new apply path to the destination (its lanes start now; finish it to drain them).
+    pub fn applier(&self) -> Applier {
+        (self.applier)()
+    }
+}
+
+/// Hands a table's changes on to the destination, after its bulk load, until stopped.
+///
+/// Contract:
+/// - **Reads** the changes made to the source table since the capture point (a DynamoDB stream's
+///   shards, or the SQS queue a forwarder fills from that stream), dropping those older than the
+///   replay point ([`before_replay_point`]).
+/// - **Order**: changes to one item are applied in the order the source made them (a shard is read
+///   after its parent; an SQS message group is received in order); items are independent.
+/// - **Acknowledges** (saves a shard's position, deletes a message) only what the apply path made
+///   durable, and everything before it, so a restart replays at most what was in flight.
+/// - **Returns** `Ok(())` when `ctx.stop` is cancelled, once in-flight writes are drained and
+///   positions flushed; `Err` on a fatal error (also drained and flushed). It never completes on
+///   its own: a source table always may change.
+pub trait ChangeSource {
+    fn run(self, ctx: &TableContext) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl<S: streams::api::StreamApi> ChangeSource for streams::StreamTask<S> {
+    async fn run(self, ctx: &TableContext) -> Result<()> {
+        streams::StreamTask::run(self, ctx.applier()).await
+    }
+}
+
+impl ChangeSource for sqs::consumer::SqsTask {
+    async fn run(self, ctx: &TableContext) -> Result<()> {
+        sqs::consumer::SqsTask::run(self, ctx.applier()).await
+    }
+}
 
 /// Whether a change is older than the replay point, so already in the snapshot and skipped. A
 /// record without a creation time (0: the field is absent) is never skipped: applying a change

@@ -4,9 +4,12 @@
 //! Shutdown (SIGINT/SIGTERM → `stop`): readers stop, in-flight writes drain, checkpoints flush.
 //! A table that fails stops alone, loudly, with its reason kept in the state store; the others go on.
 
+mod seams;
 mod skew;
 mod steps;
 mod table;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

@@ -1,31 +1,34 @@
-//! The table run's longer steps: recording the capture point, the bulk load (scan or export) and
-//! the change source (stream or SQS buffer).
+//! The table run's longer steps: recording the capture point, building and driving the bulk
+//! loader (scan or export) and the change source (stream or SQS buffer).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::seams::{Bulk, Changes, Seams, TableApi};
 use super::table::{RunCtx, TableRun};
 use crate::checkpoint::{Capture, Lifecycle, TableState};
 use crate::clock::now_ms;
-use crate::config::{ChangeSource, Snapshot};
-use crate::discover::{self, create};
+use crate::config::{self, Snapshot};
+use crate::discover;
 use crate::error::{Error, Result};
 use crate::snapshot::export::{self, ExportSnapshot};
 use crate::snapshot::scan::ScanTask;
 use crate::snapshot::source::SdkScan;
+use crate::snapshot::{BulkLoader, Loaded};
+use crate::source::ChangeSource;
 use crate::source::sqs::consumer::SqsTask;
-use crate::source::streams::{self, StreamTask, View, api::SdkStreams};
+use crate::source::streams::{StreamTask, View, api::SdkStreams};
 
 impl TableRun {
     /// Creates the destination if needed, then records the capture point: T0 and the shard tree,
     /// durably, before a single item is copied. Returns the `Captured` state to persist.
-    pub(super) async fn capture(&self) -> Result<TableState> {
+    pub(super) async fn capture(&self, api: &dyn TableApi) -> Result<TableState> {
         let name = &self.cfg.source;
         if self.checked.destination.is_none() && !export::imports(&self.cfg, &self.checked.source) {
-            self.create_destination().await?;
+            self.create_destination(api).await?;
         }
         let source = if self.checked.view.is_none() {
-            create::enable_stream(&self.src, name).await?
+            api.enable_stream().await?
         } else {
             self.checked.source.clone()
         };
@@ -33,7 +36,7 @@ impl TableRun {
             .latest_stream_arn
             .clone()
             .ok_or_else(|| Error::fatal(format!("source table {name:?} reports no stream ARN")))?;
-        let skew = super::skew::measure(&self.src.dynamodb, name).await;
+        let skew = api.clock_skew().await;
         let widen = super::skew::widen_ms(skew);
         if widen > 0 {
             tracing::warn!(
@@ -45,7 +48,7 @@ impl TableRun {
             );
         }
         let t0 = now_ms();
-        let shards = streams::capture(&SdkStreams(self.src.streams.clone()), &stream_arn, &self.store, name).await?;
+        let shards = api.capture_shards(&stream_arn, &self.store).await?;
         let overlap_start = t0 - (self.cfg.replay_overlap_seconds as i64) * 1000 - widen;
         let replay_from_ms = match (self.from_ms, &self.cfg.snapshot) {
             (Some(from), Snapshot::None) => from,
@@ -65,37 +68,56 @@ impl TableRun {
         })
     }
 
-    async fn create_destination(&self) -> Result<()> {
+    async fn create_destination(&self, api: &dyn TableApi) -> Result<()> {
         let name = &self.cfg.source;
         tracing::info!(table = %name, destination = %self.cfg.destination, "creating destination table");
-        match &self.planned {
-            Some(p) => {
-                let (want, have) = (p.schema.key_signature(), discover::key_signature(&self.checked.source));
-                if want != have {
-                    return Err(Error::fatal(format!(
-                        "the plan's schema of {name} has keys [{want}] but the source has [{have}]: every \
-                         replicated write would fail. Fix schemas/{name}.json."
-                    )));
-                }
-                p.schema.create(&self.dst, &self.cfg.destination).await?
+        if let Some(p) = &self.planned {
+            let (want, have) = (p.schema.key_signature(), discover::key_signature(&self.checked.source));
+            if want != have {
+                return Err(Error::fatal(format!(
+                    "the plan's schema of {name} has keys [{want}] but the source has [{have}]: every \
+                     replicated write would fail. Fix schemas/{name}.json."
+                )));
             }
-            None => create::create_like(&self.dst, &self.cfg.destination, &self.checked.source).await?,
-        };
-        Ok(())
+        }
+        api.create_destination(self.planned.as_ref(), &self.checked.source)
+            .await
     }
 
     /// The bulk load: the capture (its replay point moved to the export time for an export) when
     /// every item is durable, `None` when stopped first.
-    pub(super) async fn bulk_load(
+    pub(super) async fn bulk_load<S: Seams>(
         &self,
+        seams: &S,
         life: &mut Lifecycle,
         ctx: &RunCtx,
         capture: Capture,
         segments: u32,
     ) -> Result<Option<Capture>> {
+        let loader = seams.bulk_loader(self, ctx, segments);
+        match loader.load(&ctx.table, life, capture).await? {
+            Loaded::Complete(capture) => {
+                let what = match self.cfg.snapshot {
+                    Snapshot::Export(_) => "export loaded",
+                    _ => "snapshot finished",
+                };
+                tracing::info!(table = %self.cfg.source, items = self.stats.snapshot_items.load(Relaxed), "{what}");
+                Ok(Some(capture))
+            }
+            Loaded::Stopped => Ok(None),
+        }
+    }
+
+    /// Applies changes from the change source until stopped.
+    pub(super) async fn stream<S: Seams>(&self, seams: &S, ctx: &RunCtx, capture: &Capture) -> Result<()> {
+        seams.change_source(self, ctx, capture).run(&ctx.table).await
+    }
+
+    /// The bulk loader the config asks for: an export's loader or a parallel scan.
+    pub(super) fn bulk_loader(&self, ctx: &RunCtx, segments: u32) -> Bulk {
         let name = &self.cfg.source;
-        let loaded = if let Snapshot::Export(conf) = &self.cfg.snapshot {
-            let snap = ExportSnapshot {
+        if let Snapshot::Export(conf) = &self.cfg.snapshot {
+            return Bulk::Export(ExportSnapshot {
                 cfg: self.cfg.clone(),
                 conf: conf.clone(),
                 src: self.src.clone(),
@@ -104,76 +126,64 @@ impl TableRun {
                 store: self.store.clone(),
                 stats: self.stats.clone(),
                 stop: self.stop.child_token(),
-                key_names: ctx.key_names.clone(),
+                key_names: ctx.table.key_names.clone(),
                 enable_pitr: self.enable_pitr,
                 poll: self.export_poll,
-            };
-            let loaded = snap.run(life, capture, || self.applier(ctx)).await?;
-            tracing::info!(table = %name, items = self.stats.snapshot_items.load(Relaxed), "export loaded");
-            loaded
-        } else {
-            let segments = self.snapshot_segments(segments);
-            tracing::info!(table = %name, segments, "snapshot: parallel scan");
-            let scan = ScanTask {
-                source: Arc::new(SdkScan {
-                    client: self.src.dynamodb.clone(),
-                    table: name.clone(),
-                }),
+            });
+        }
+        let segments = self.snapshot_segments(segments);
+        tracing::info!(table = %name, segments, "snapshot: parallel scan");
+        Bulk::Scan(ScanTask {
+            source: Arc::new(SdkScan {
+                client: self.src.dynamodb.clone(),
                 table: name.clone(),
-                segments,
-                key_names: ctx.key_names.clone(),
-                store: self.store.clone(),
-                stats: self.stats.clone(),
-                stop: self.stop.child_token(),
-                read_limiter: ctx.read_limiter.clone(),
-                read_budget: ctx.read_budget.clone(),
-                table_bytes: self.checked.source.table_size_bytes.unwrap_or(0).max(0) as u64,
-                table_items: self.checked.source.item_count.unwrap_or(0).max(0) as u64,
-            };
-            let loaded = scan.run(self.applier(ctx)).await?.then_some(capture);
-            if loaded.is_some() {
-                tracing::info!(table = %name, items = self.stats.snapshot_items.load(Relaxed), "snapshot finished");
-            }
-            loaded
-        };
-        Ok(loaded)
+            }),
+            table: name.clone(),
+            segments,
+            key_names: ctx.table.key_names.clone(),
+            store: self.store.clone(),
+            stats: self.stats.clone(),
+            stop: self.stop.child_token(),
+            read_limiter: ctx.read_limiter.clone(),
+            read_budget: ctx.read_budget.clone(),
+            table_bytes: self.checked.source.table_size_bytes.unwrap_or(0).max(0) as u64,
+            table_items: self.checked.source.item_count.unwrap_or(0).max(0) as u64,
+        })
     }
 
-    /// Applies changes from the captured stream, or from the SQS buffer, until stopped.
-    pub(super) async fn stream(&self, ctx: &RunCtx, capture: &Capture) -> Result<()> {
+    /// The change source the config names: the captured stream, or the SQS buffer.
+    pub(super) fn change_source(&self, ctx: &RunCtx, capture: &Capture) -> Changes {
         let name = self.cfg.source.clone();
         let view = self.checked.view.unwrap_or(View::NewImage);
         let replay_from_ms = capture.replay_from_ms;
-        if let ChangeSource::Sqs(queue) = &self.cfg.change_source {
+        if let config::ChangeSource::Sqs(queue) = &self.cfg.change_source {
             tracing::info!(table = %name, queue = %queue.url, "applying changes from the SQS buffer");
-            let task = SqsTask {
+            return Changes::Sqs(SqsTask {
                 sqs: self.src.sqs.clone(),
                 s3: self.src.s3.clone(),
                 table: name,
                 queue: queue.clone(),
                 view,
-                key_names: ctx.key_names.clone(),
+                key_names: ctx.table.key_names.clone(),
                 replay_from_ms,
                 store: self.store.clone(),
                 stats: self.stats.clone(),
                 stop: self.stop.clone(),
-            };
-            return task.run(self.applier(ctx)).await;
+            });
         }
         tracing::info!(table = %name, stream = %capture.stream_arn, "streaming changes");
-        let task = StreamTask {
+        Changes::Stream(StreamTask {
             api: Arc::new(SdkStreams(self.src.streams.clone())),
             table: name,
             stream_arn: capture.stream_arn.clone(),
             view,
-            key_names: ctx.key_names.clone(),
+            key_names: ctx.table.key_names.clone(),
             replay_from_ms,
             store: self.store.clone(),
             stats: self.stats.clone(),
             stop: self.stop.clone(),
             list_every: self.list_every,
             clock: Default::default(),
-        };
-        task.run(self.applier(ctx)).await
+        })
     }
 }

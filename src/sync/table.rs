@@ -2,6 +2,10 @@
 //! state, each ending in a persisted transition, so a run resumes at every step from the state
 //! store.
 //!
+//! The run drives its bulk loader ([`crate::snapshot::BulkLoader`]) and change source
+//! ([`crate::source::ChangeSource`]) alike, over one [`TableContext`], and makes its own AWS calls
+//! through [`super::seams::TableApi`]: [`TableRun::run_with`] takes scripted seams in the tests.
+//!
 //! With `change_source = "sqs"` the capture is the same (T0, the stream's ARN and shard tree: the
 //! forwarder reads that stream, so a replaced stream is still a gap); the replay point is then
 //! the only position ferry keeps, because the queue holds the rest.
@@ -13,15 +17,17 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::seams::{Sdk, SdkTable, Seams, TableApi};
 use crate::apply::{Applier, DynamoIo, Limiter};
 use crate::checkpoint::{Lifecycle, Store, TableState};
 use crate::config::{Clients, TableConfig};
 use crate::discover::{self, check::Checked};
 use crate::error::{Error, Result};
 use crate::plan::{PlannedTable, restore};
-use crate::retry::{Policy, Retrier};
+use crate::retry::Retrier;
 use crate::snapshot::budget::{self, ReadBudget};
 use crate::snapshot::scan::segments_for;
+use crate::source::TableContext;
 use crate::telemetry::TableStats;
 
 pub struct TableRun {
@@ -45,10 +51,10 @@ pub struct TableRun {
     pub slots: Option<Arc<Semaphore>>,
 }
 
-/// What every step of one run shares: the item key and the write and read budgets.
+/// What every step of one run shares: the loaders' and sources' table context, and the read
+/// budget.
 pub(super) struct RunCtx {
-    pub key_names: Arc<[String]>,
-    pub limiter: Arc<Limiter>,
+    pub table: TableContext,
     pub read_limiter: Arc<Limiter>,
     pub read_budget: ReadBudget,
 }
@@ -56,6 +62,17 @@ pub(super) struct RunCtx {
 impl TableRun {
     /// Runs the table until it is stopped or fails, recording either in its lifecycle.
     pub async fn run(self) -> Result<()> {
+        let seams = Sdk(SdkTable {
+            src: self.src.clone(),
+            dst: self.dst.clone(),
+            source: self.cfg.source.clone(),
+            destination: self.cfg.destination.clone(),
+        });
+        self.run_with(&seams).await
+    }
+
+    /// [`TableRun::run`] through `seams` instead of the SDK's.
+    pub(super) async fn run_with<S: Seams>(&self, seams: &S) -> Result<()> {
         let mut life = Lifecycle::resume(self.store.clone(), &self.cfg.source, &self.cfg.destination)?;
         // Counters carry over from the last run until this run's first flush.
         let row = life.row();
@@ -65,7 +82,7 @@ impl TableRun {
         self.stats
             .newest_applied_ms
             .store(row.newest_applied_ms.unwrap_or(0), Relaxed);
-        let result = self.drive(&mut life).await;
+        let result = self.drive(seams, &mut life).await;
         match &result {
             // Asked to stop (also while calls were still failing): not the table's failure.
             Ok(()) => life.stop()?,
@@ -76,7 +93,7 @@ impl TableRun {
     }
 
     /// Steps through the lifecycle; returns when stopped or on an error.
-    async fn drive(&self, life: &mut Lifecycle) -> Result<()> {
+    async fn drive<S: Seams>(&self, seams: &S, life: &mut Lifecycle) -> Result<()> {
         let ctx = self.context();
         let Some(mut slot) = self.wait_for_slot(life).await? else {
             return Ok(());
@@ -84,17 +101,17 @@ impl TableRun {
         let mut stream_checked = false;
         loop {
             if let (false, Some(c)) = (stream_checked, life.state().capture()) {
-                self.check_stream_unchanged(&c.stream_arn).await?;
+                self.check_stream_unchanged(seams.api(), &c.stream_arn).await?;
                 stream_checked = true;
             }
             let next = match life.state().clone() {
-                TableState::Creating => self.capture().await?,
+                TableState::Creating => self.capture(seams.api()).await?,
                 TableState::Captured { capture, segments } => match segments {
                     Some(segments) => TableState::BulkLoading { capture, segments },
                     None => TableState::RestoringSettings { capture },
                 },
                 TableState::BulkLoading { capture, segments } => {
-                    match self.bulk_load(life, &ctx, capture, segments).await? {
+                    match self.bulk_load(seams, life, &ctx, capture, segments).await? {
                         Some(capture) if !self.stop.is_cancelled() => TableState::RestoringSettings { capture },
                         _ => return Ok(()), // stopped; resumes from the saved positions
                     }
@@ -104,7 +121,7 @@ impl TableRun {
                     slot.take();
                     TableState::Streaming { capture }
                 }
-                TableState::Streaming { capture } => return self.stream(&ctx, &capture).await,
+                TableState::Streaming { capture } => return self.stream(seams, &ctx, &capture).await,
                 other => {
                     return Err(Error::fatal(format!(
                         "table {}: cannot run from {other:?}",
@@ -118,10 +135,19 @@ impl TableRun {
 
     fn context(&self) -> RunCtx {
         let read_budget = budget::resolve(self.cfg.max_read_units_per_second, &self.checked.source);
+        let key_names: Arc<[String]> = discover::key_names(&self.checked.source).into();
+        let read_limiter = Arc::new(Limiter::new(read_budget.units_per_second));
+        let applier = self.applier(key_names.clone(), read_limiter.clone());
         RunCtx {
-            key_names: discover::key_names(&self.checked.source).into(),
-            limiter: Arc::new(Limiter::new(self.cfg.max_write_units_per_second)),
-            read_limiter: Arc::new(Limiter::new(read_budget.units_per_second)),
+            table: TableContext::new(
+                self.cfg.source.clone(),
+                key_names,
+                self.store.clone(),
+                self.stats.clone(),
+                self.stop.clone(),
+                applier,
+            ),
+            read_limiter,
             read_budget,
         }
     }
@@ -188,14 +214,8 @@ impl TableRun {
     }
 
     /// A different stream than the one captured means changes between them are lost to ferry.
-    async fn check_stream_unchanged(&self, captured: &str) -> Result<()> {
-        let now = discover::describe(&self.src, &self.cfg.source, Policy::DAEMON).await?;
-        let current = now.as_ref().and_then(|t| {
-            t.stream_specification
-                .as_ref()
-                .filter(|s| s.stream_enabled)
-                .and(t.latest_stream_arn.clone())
-        });
+    async fn check_stream_unchanged(&self, api: &dyn TableApi, captured: &str) -> Result<()> {
+        let current = api.current_stream().await?;
         if current.as_deref() != Some(captured) {
             return Err(Error::fatal(format!(
                 "table {}: its stream changed since the capture point (captured {captured}, now {}). Changes \
@@ -208,23 +228,29 @@ impl TableRun {
         Ok(())
     }
 
-    pub(super) fn applier(&self, ctx: &RunCtx) -> Applier {
-        let io = DynamoIo {
-            destination: self.dst.dynamodb.clone(),
-            destination_table: self.cfg.destination.clone(),
-            source: self.src.dynamodb.clone(),
-            source_table: self.cfg.source.clone(),
-            key_names: ctx.key_names.clone(),
-            read_limiter: ctx.read_limiter.clone(),
-            stop: self.stop.clone(),
-            stats: self.stats.clone(),
-        };
-        Applier::start_with_stop(
-            Arc::new(io),
-            self.cfg.write_concurrency as usize,
-            ctx.limiter.clone(),
-            self.stats.clone(),
-            self.stop.clone(),
-        )
+    /// Opens the apply path to the destination, each time called (one per loader or source).
+    fn applier(
+        &self,
+        key_names: Arc<[String]>,
+        read_limiter: Arc<Limiter>,
+    ) -> impl Fn() -> Applier + Send + Sync + 'static {
+        let (dst, src) = (self.dst.dynamodb.clone(), self.src.dynamodb.clone());
+        let (destination, source) = (self.cfg.destination.clone(), self.cfg.source.clone());
+        let (stop, stats) = (self.stop.clone(), self.stats.clone());
+        let lanes = self.cfg.write_concurrency as usize;
+        let limiter = Arc::new(Limiter::new(self.cfg.max_write_units_per_second));
+        move || {
+            let io = DynamoIo {
+                destination: dst.clone(),
+                destination_table: destination.clone(),
+                source: src.clone(),
+                source_table: source.clone(),
+                key_names: key_names.clone(),
+                read_limiter: read_limiter.clone(),
+                stop: stop.clone(),
+                stats: stats.clone(),
+            };
+            Applier::start_with_stop(Arc::new(io), lanes, limiter.clone(), stats.clone(), stop.clone())
+        }
     }
 }

@@ -5,12 +5,16 @@
 //! relative to the bucket root, item count and MD5). An export without manifests (moto writes
 //! none) is read by listing `data/`, with nothing to verify against.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use super::objects::{ExportObjects, S3Objects};
 use super::reader::Expect;
 use crate::error::{Error, Result};
-use crate::retry::{Policy, Retrier};
+use crate::retry::Retrier;
+use crate::telemetry::TableStats;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataFile {
@@ -54,16 +58,30 @@ pub fn url(bucket: &str, key: &str) -> String {
     format!("s3://{bucket}/{key}")
 }
 
+/// Whose stop ends the manifest reads' retries and whose counters they feed: a load waits out an
+/// S3 outage rather than fail, for as long as its table runs.
+#[derive(Clone, Copy)]
+pub struct Watch<'a> {
+    pub stop: &'a CancellationToken,
+    pub stats: &'a Arc<TableStats>,
+}
+
+impl Watch<'_> {
+    fn retrier(&self, what: String) -> Retrier {
+        Retrier::daemon(what, self.stop, self.stats)
+    }
+}
+
 /// Reads the manifests of the export in `folder` (falls back to listing `data/`).
-pub async fn locate(s3: &aws_sdk_s3::Client, bucket: &str, folder: &str) -> Result<Export> {
-    locate_in(&S3Objects(s3.clone()), bucket, folder).await
+pub async fn locate(s3: &aws_sdk_s3::Client, bucket: &str, folder: &str, watch: Watch<'_>) -> Result<Export> {
+    locate_in(&S3Objects(s3.clone()), bucket, folder, watch).await
 }
 
 /// [`locate`] through `objects`.
-pub async fn locate_in(objects: &dyn ExportObjects, bucket: &str, folder: &str) -> Result<Export> {
+pub async fn locate_in(objects: &dyn ExportObjects, bucket: &str, folder: &str, watch: Watch<'_>) -> Result<Export> {
     let summary_key = format!("{folder}manifest-summary.json");
-    let Some(bytes) = get_small(objects, bucket, &summary_key).await? else {
-        let files = list_data(objects, bucket, folder).await?;
+    let Some(bytes) = get_small(objects, bucket, &summary_key, watch).await? else {
+        let files = list_data(objects, bucket, folder, watch).await?;
         if files.is_empty() {
             return Err(Error::fatal(format!(
                 "no export at {}: neither manifest-summary.json nor data files (check export_s3 / export_arn, \
@@ -87,7 +105,7 @@ pub async fn locate_in(objects: &dyn ExportObjects, bucket: &str, folder: &str) 
     };
     let summary = parse_summary(&bytes, &url(bucket, &summary_key))?;
     let files_key = summary.1;
-    let files_bytes = get_small(objects, bucket, &files_key).await?.ok_or_else(|| {
+    let files_bytes = get_small(objects, bucket, &files_key, watch).await?.ok_or_else(|| {
         Error::fatal(format!(
             "{} names {} as its manifest-files, which does not exist",
             url(bucket, &summary_key),
@@ -184,20 +202,27 @@ pub fn parse_files(bytes: &[u8], url: &str) -> Result<Vec<DataFile>> {
     Ok(out)
 }
 
-/// A small object (a manifest) whole; `None` when it does not exist. Retried as long as it takes:
-/// a load waits out an S3 outage rather than fail.
-async fn get_small(objects: &dyn ExportObjects, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
-    Retrier::new(Policy::DAEMON, format!("reading {}", url(bucket, key)))
+/// A small object (a manifest) whole; `None` when it does not exist. Retried until it works or
+/// the table stops.
+async fn get_small(objects: &dyn ExportObjects, bucket: &str, key: &str, watch: Watch<'_>) -> Result<Option<Vec<u8>>> {
+    watch
+        .retrier(format!("reading {}", url(bucket, key)))
         .run(|| objects.get(bucket, key))
         .await
 }
 
 /// The only export folder under `<root>AWSDynamoDB/`, when there is exactly one (for endpoints whose
 /// export ARNs do not name the folder, like moto's). Errors when there are several.
-pub async fn single_export_under(s3: &aws_sdk_s3::Client, bucket: &str, root: &str) -> Result<Option<String>> {
+pub async fn single_export_under(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    root: &str,
+    watch: Watch<'_>,
+) -> Result<Option<String>> {
     let objects = S3Objects(s3.clone());
     let prefix = format!("{root}AWSDynamoDB/");
-    let page = Retrier::new(Policy::DAEMON, format!("listing {}", url(bucket, &prefix)))
+    let page = watch
+        .retrier(format!("listing {}", url(bucket, &prefix)))
         .run(|| objects.list(bucket, &prefix, Some("/"), None))
         .await?;
     let folders = page.folders;
@@ -214,11 +239,11 @@ pub async fn single_export_under(s3: &aws_sdk_s3::Client, bucket: &str, root: &s
 }
 
 /// Every object under `<folder>data/`, by key.
-async fn list_data(objects: &dyn ExportObjects, bucket: &str, folder: &str) -> Result<Vec<DataFile>> {
+async fn list_data(objects: &dyn ExportObjects, bucket: &str, folder: &str, watch: Watch<'_>) -> Result<Vec<DataFile>> {
     let prefix = format!("{folder}data/");
     let mut files = Vec::new();
     let mut token: Option<String> = None;
-    let mut retrier = Retrier::new(Policy::DAEMON, format!("listing {}", url(bucket, &prefix)));
+    let mut retrier = watch.retrier(format!("listing {}", url(bucket, &prefix)));
     loop {
         let page = retrier
             .run(|| objects.list(bucket, &prefix, None, token.clone()))
@@ -239,6 +264,53 @@ async fn list_data(objects: &dyn ExportObjects, bucket: &str, folder: &str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bucket that is down: every call fails, retryably.
+    struct Down;
+
+    impl ExportObjects for Down {
+        fn get<'a>(&'a self, _: &'a str, _: &'a str) -> futures::future::BoxFuture<'a, Result<Option<Vec<u8>>>> {
+            Box::pin(async { Err(Error::retryable("503 Service Unavailable")) })
+        }
+        fn open<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> futures::future::BoxFuture<'a, Result<Option<super::super::objects::Chunks>>> {
+            Box::pin(async { Err(Error::retryable("503 Service Unavailable")) })
+        }
+        fn list<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: Option<&'a str>,
+            _: Option<String>,
+        ) -> futures::future::BoxFuture<'a, Result<super::super::objects::Listing>> {
+            Box::pin(async { Err(Error::retryable("503 Service Unavailable")) })
+        }
+    }
+
+    /// Manifest reads wait out an outage, counted as retries, and end promptly on the table's stop.
+    #[tokio::test(start_paused = true)]
+    async fn manifest_reads_retry_until_the_table_stops() {
+        let (stop, stats) = (CancellationToken::new(), Arc::new(TableStats::default()));
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+            stopper.cancel();
+        });
+        let watch = Watch {
+            stop: &stop,
+            stats: &stats,
+        };
+        let read = locate_in(&Down, "b", "p/AWSDynamoDB/01/", watch);
+        let err = tokio::time::timeout(std::time::Duration::from_secs(660), read)
+            .await
+            .expect("still retrying a minute after the stop")
+            .unwrap_err();
+        assert!(err.is_stopped(), "{err:?}");
+        assert!(stats.retries.load(std::sync::atomic::Ordering::Relaxed) > 1);
+    }
 
     #[test]
     fn reads_the_summary_as_aws_writes_it() {

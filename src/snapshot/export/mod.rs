@@ -29,6 +29,8 @@ use crate::checkpoint::{Capture, ExportRow, Lifecycle, Store, TableState};
 use crate::clock::now_ms;
 use crate::config::{Clients, ExportConfig, ExportSource, ExportTarget, Loader, TableConfig};
 use crate::error::{Error, Result};
+use crate::snapshot::Loaded;
+use crate::source::TableContext;
 use crate::telemetry::TableStats;
 use load::{FileLoader, STREAM_RETENTION_MS};
 use manifest::{Export, url};
@@ -84,9 +86,26 @@ pub struct ExportSnapshot {
     pub poll: Duration,
 }
 
+impl super::BulkLoader for ExportSnapshot {
+    async fn load(self, ctx: &TableContext, life: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
+        Ok(match self.run(life, capture, || ctx.applier()).await? {
+            Some(capture) => Loaded::Complete(capture),
+            None => Loaded::Stopped,
+        })
+    }
+}
+
 impl ExportSnapshot {
     fn conf(&self) -> &ExportConfig {
         &self.conf
+    }
+
+    /// The manifest reads retry until the table stops.
+    fn watch(&self) -> manifest::Watch<'_> {
+        manifest::Watch {
+            stop: &self.stop,
+            stats: &self.stats,
+        }
     }
 
     /// Exports (or finds the export), loads it, and moves the stream's replay point to the export
@@ -109,7 +128,7 @@ impl ExportSnapshot {
                 "table {name}: the export's folder is not recorded"
             )));
         };
-        let export = manifest::locate(&self.dst.s3, &bucket, &folder).await?;
+        let export = manifest::locate(&self.dst.s3, &bucket, &folder, self.watch()).await?;
         let export_ms = export.export_time_ms.or(er.export_time_ms).unwrap_or_else(|| {
             tracing::warn!(table = %name, export = %url(&bucket, &folder), "the export names no export time: using the capture point");
             capture_ms
@@ -186,8 +205,10 @@ impl ExportSnapshot {
     /// The folder of a finished export.
     async fn folder_of(&self, d: &request::Described, arn: &str, root: Option<String>) -> Result<String> {
         let folder = request::export_folder(d, arn);
-        if manifest::locate(&self.dst.s3, &d.bucket, &folder).await.is_ok() {
-            return Ok(folder);
+        match manifest::locate(&self.dst.s3, &d.bucket, &folder, self.watch()).await {
+            Ok(_) => return Ok(folder),
+            Err(e) if e.is_stopped() => return Err(e),
+            Err(_) => {}
         }
         // Endpoints whose export ARNs do not name the folder (moto): ferry's own export root
         // holds exactly this one export.
@@ -197,7 +218,7 @@ impl ExportSnapshot {
                 .map(|p| format!("{}/", p.trim_matches('/')))
                 .unwrap_or_default()
         });
-        match manifest::single_export_under(&self.dst.s3, &d.bucket, &root).await? {
+        match manifest::single_export_under(&self.dst.s3, &d.bucket, &root, self.watch()).await? {
             Some(f) => {
                 tracing::info!(table = %self.cfg.source, export = %url(&d.bucket, &f), "the export ARN names no folder: using the only export under its prefix");
                 Ok(f)

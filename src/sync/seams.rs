@@ -1,0 +1,144 @@
+//! The table run's seams: the AWS calls its own steps make ([`TableApi`]) and the bulk loader and
+//! change source it drives ([`Seams`]). [`Sdk`] is the product's; the lifecycle tests script fakes.
+
+use aws_sdk_dynamodb::types::TableDescription;
+use futures::future::BoxFuture;
+
+use super::table::{RunCtx, TableRun};
+use crate::checkpoint::{Capture, Lifecycle, Store};
+use crate::config::Clients;
+use crate::discover::{self, create};
+use crate::error::Result;
+use crate::plan::PlannedTable;
+use crate::retry::Policy;
+use crate::snapshot::export::ExportSnapshot;
+use crate::snapshot::scan::ScanTask;
+use crate::snapshot::source::SdkScan;
+use crate::snapshot::{BulkLoader, Loaded};
+use crate::source::sqs::consumer::SqsTask;
+use crate::source::streams::{self, StreamTask, api::SdkStreams};
+use crate::source::{ChangeSource, TableContext};
+
+/// The AWS calls of the table run's own steps (creating, capturing, checking the stream).
+pub(super) trait TableApi: Send + Sync {
+    /// The source's current stream ARN; `None` when its stream is off (or the table is gone).
+    fn current_stream(&self) -> BoxFuture<'_, Result<Option<String>>>;
+    /// Creates the destination from the plan's schema, else like the source (`like`).
+    fn create_destination<'a>(
+        &'a self,
+        planned: Option<&'a PlannedTable>,
+        like: &'a TableDescription,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Enables the source's stream; the source's description after.
+    fn enable_stream(&self) -> BoxFuture<'_, Result<TableDescription>>;
+    /// This host's clock minus the source endpoint's (ms), when it could be measured.
+    fn clock_skew(&self) -> BoxFuture<'_, Option<i64>>;
+    /// Saves the stream's shard tree in `store` as captured; how many shards it has.
+    fn capture_shards<'a>(&'a self, stream_arn: &'a str, store: &'a Store) -> BoxFuture<'a, Result<usize>>;
+}
+
+/// What the lifecycle driver calls and drives: the AWS calls, and the loader and source to run.
+pub(super) trait Seams: Send + Sync {
+    type Loader: BulkLoader + Send;
+    type Source: ChangeSource + Send;
+    fn api(&self) -> &dyn TableApi;
+    fn bulk_loader(&self, run: &TableRun, ctx: &RunCtx, segments: u32) -> Self::Loader;
+    fn change_source(&self, run: &TableRun, ctx: &RunCtx, capture: &Capture) -> Self::Source;
+}
+
+/// The SDK's seams: the table's clients, and the loader and change source its config names.
+pub(super) struct Sdk(pub SdkTable);
+
+impl Seams for Sdk {
+    type Loader = Bulk;
+    type Source = Changes;
+    fn api(&self) -> &dyn TableApi {
+        &self.0
+    }
+    fn bulk_loader(&self, run: &TableRun, ctx: &RunCtx, segments: u32) -> Bulk {
+        run.bulk_loader(ctx, segments)
+    }
+    fn change_source(&self, run: &TableRun, ctx: &RunCtx, capture: &Capture) -> Changes {
+        run.change_source(ctx, capture)
+    }
+}
+
+/// [`TableApi`] through the SDK.
+pub(super) struct SdkTable {
+    pub src: Clients,
+    pub dst: Clients,
+    pub source: String,
+    pub destination: String,
+}
+
+impl TableApi for SdkTable {
+    fn current_stream(&self) -> BoxFuture<'_, Result<Option<String>>> {
+        Box::pin(async move {
+            let now = discover::describe(&self.src, &self.source, Policy::DAEMON).await?;
+            Ok(now.and_then(|t| {
+                t.stream_specification
+                    .as_ref()
+                    .filter(|s| s.stream_enabled)
+                    .and(t.latest_stream_arn.clone())
+            }))
+        })
+    }
+
+    fn create_destination<'a>(
+        &'a self,
+        planned: Option<&'a PlannedTable>,
+        like: &'a TableDescription,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            match planned {
+                Some(p) => p.schema.create(&self.dst, &self.destination).await?,
+                None => create::create_like(&self.dst, &self.destination, like).await?,
+            };
+            Ok(())
+        })
+    }
+
+    fn enable_stream(&self) -> BoxFuture<'_, Result<TableDescription>> {
+        Box::pin(create::enable_stream(&self.src, &self.source))
+    }
+
+    fn clock_skew(&self) -> BoxFuture<'_, Option<i64>> {
+        Box::pin(super::skew::measure(&self.src.dynamodb, &self.source))
+    }
+
+    fn capture_shards<'a>(&'a self, stream_arn: &'a str, store: &'a Store) -> BoxFuture<'a, Result<usize>> {
+        Box::pin(async move {
+            streams::capture(&SdkStreams(self.src.streams.clone()), stream_arn, store, &self.source).await
+        })
+    }
+}
+
+/// The bulk loader the config names.
+pub(super) enum Bulk {
+    Scan(ScanTask<SdkScan>),
+    Export(ExportSnapshot),
+}
+
+impl BulkLoader for Bulk {
+    async fn load(self, ctx: &TableContext, life: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
+        match self {
+            Bulk::Scan(t) => t.load(ctx, life, capture).await,
+            Bulk::Export(t) => t.load(ctx, life, capture).await,
+        }
+    }
+}
+
+/// The change source the config names.
+pub(super) enum Changes {
+    Stream(StreamTask<SdkStreams>),
+    Sqs(SqsTask),
+}
+
+impl ChangeSource for Changes {
+    async fn run(self, ctx: &TableContext) -> Result<()> {
+        match self {
+            Changes::Stream(t) => ChangeSource::run(t, ctx).await,
+            Changes::Sqs(t) => ChangeSource::run(t, ctx).await,
+        }
+    }
+}

@@ -7,8 +7,9 @@
 //! lifecycle's `Stopped`, see [`super::lifecycle`]).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
@@ -60,7 +61,7 @@ pub(super) fn check_not_newer(c: &Connection, path: &Path) -> Result<i64> {
 /// upgrades adding the same column at once would fail ("duplicate column").
 pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     check_not_newer(conn, path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    set_wal(conn)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     if check_not_newer(&tx, path)? < VERSION {
@@ -68,6 +69,22 @@ pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// WAL (kept in the file). SQLite answers the switch with "database is locked" at once, without
+/// its busy handler, while another process opens the same new file; wait as the busy timeout would.
+fn set_wal(conn: &Connection) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return r.map(|_| ()).map_err(Error::from),
+        }
+    }
 }
 
 fn upgrade(conn: &Connection) -> Result<()> {

@@ -11,8 +11,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use ferry::apply::write::to_request;
 use ferry::apply::{Applier, ApplyIo, Limiter, WriteOp};
 use ferry::checkpoint::OrderedAck;
+use ferry::discover::View;
 use ferry::item::Item;
-use ferry::source::streams::View;
 use ferry::source::streams::api::{SdkStreams, StreamApi};
 use ferry::source::streams::consumer::{self, Pos};
 use ferry::source::streams::record;

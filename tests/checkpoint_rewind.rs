@@ -49,9 +49,9 @@ async fn rewinding_before_damage_makes_the_destination_equal_again() {
     let changed: Vec<_> = (0..40)
         .map(|i| rich_item(&format!("p{}", i % 13), i, &mut rng))
         .collect();
-    load(&src, "Orders", changed).await;
-    wait_caught_up(&f, "Orders", Duration::from_secs(60)).await;
-    wait_equal(&src, "Orders", &dst, "Orders", Duration::from_secs(60), || f.logs()).await;
+    load(src, "Orders", changed).await;
+    wait_caught_up(f, "Orders", Duration::from_secs(60)).await;
+    wait_equal(src, "Orders", dst, "Orders", Duration::from_secs(60), || f.logs()).await;
 
     let out = f.run(&[
         "checkpoint",
@@ -93,14 +93,14 @@ async fn rewinding_before_damage_makes_the_destination_equal_again() {
             .await
             .unwrap();
     }
-    let damaged = compare(&src, "Orders", &dst, "Orders").await.unwrap();
+    let damaged = compare(src, "Orders", dst, "Orders").await.unwrap();
     assert!(!damaged.is_equal());
 
     // A restart alone repairs nothing: the checkpoint is past those changes.
-    let mut child = restart(&f).await;
+    let mut child = restart(f).await;
     terminate(&child);
     assert!(child.wait().unwrap().success(), "{}", f.logs());
-    assert!(!compare(&src, "Orders", &dst, "Orders").await.unwrap().is_equal());
+    assert!(!compare(src, "Orders", dst, "Orders").await.unwrap().is_equal());
 
     let listed = f.run(&["checkpoint", "list", "-c", "ferry.toml", "--json"]);
     assert!(listed.status.success(), "{listed:?}");
@@ -145,8 +145,8 @@ async fn rewinding_before_damage_makes_the_destination_equal_again() {
         String::from_utf8_lossy(&set.stdout),
         String::from_utf8_lossy(&set.stderr)
     );
-    let mut child = restart(&f).await;
-    wait_equal(&src, "Orders", &dst, "Orders", Duration::from_secs(60), || f.logs()).await;
+    let mut child = restart(f).await;
+    wait_equal(src, "Orders", dst, "Orders", Duration::from_secs(60), || f.logs()).await;
     terminate(&child);
     assert!(child.wait().unwrap().success(), "{}", f.logs());
 }

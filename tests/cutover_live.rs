@@ -37,7 +37,7 @@ async fn cutover_waits_verifies_applies_settings_and_reports() {
         .unwrap();
     let mut sync = s.sync_caught_up(&[]).await;
     assert!(
-        !deletion_protection(&dst).await,
+        !deletion_protection(dst).await,
         "deletion protection waits for the cutover"
     );
 
@@ -45,7 +45,7 @@ async fn cutover_waits_verifies_applies_settings_and_reports() {
     let text = String::from_utf8_lossy(&dry.stdout);
     assert!(dry.status.success(), "{text}\n{}", String::from_utf8_lossy(&dry.stderr));
     assert!(text.contains("would enable"), "{text}");
-    assert!(!deletion_protection(&dst).await, "a dry run changes nothing");
+    assert!(!deletion_protection(dst).await, "a dry run changes nothing");
     assert!(!f.dir.join("state/cutover-report.json").exists());
 
     // Writes run while the cutover starts, and stop during it.
@@ -79,7 +79,7 @@ async fn cutover_waits_verifies_applies_settings_and_reports() {
         Duration::from_secs(30),
         "the workload to write",
         || f.logs(),
-        || async { (!compare(&src, "Orders", &dst, "Orders").await.ok()?.is_equal()).then_some(()) },
+        || async { (!compare(src, "Orders", dst, "Orders").await.ok()?.is_equal()).then_some(()) },
     )
     .await;
     stop.cancel();
@@ -113,8 +113,8 @@ async fn cutover_waits_verifies_applies_settings_and_reports() {
     );
     let md = std::fs::read_to_string(reports.join("cutover-report.md")).unwrap();
     assert!(md.contains("outcome: **complete**"), "{md}");
-    assert!(deletion_protection(&dst).await);
-    assert!(compare(&src, "Orders", &dst, "Orders").await.unwrap().is_equal());
+    assert!(deletion_protection(dst).await);
+    assert!(compare(src, "Orders", dst, "Orders").await.unwrap().is_equal());
 
     // The daemon is still running after the cutover.
     assert!(sync.try_wait().unwrap().is_none(), "ferry sync must keep running");

@@ -2,9 +2,8 @@
 //! where it lives, its export time and its item count, and the ImportTable run when one is used.
 //! Finished data files are kept as snapshot segments (one per file), so `ferry status` shows them.
 
-use rusqlite::{OptionalExtension, params};
-
 use super::Store;
+use super::rows::record;
 use crate::error::Result;
 
 pub(super) const SCHEMA: &str = r#"
@@ -28,46 +27,15 @@ pub struct ExportRow {
     pub import_arn: Option<String>,
 }
 
+record!(ExportRow in "exports", key 0: export_arn, bucket, folder, export_time_ms, items_total, import_arn);
+
 impl Store {
     pub fn export(&self, table: &str) -> Result<Option<ExportRow>> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT export_arn, bucket, folder, export_time_ms, items_total, import_arn FROM exports WHERE tbl = ?1",
-                [table],
-                |r| {
-                    Ok(ExportRow {
-                        export_arn: r.get(0)?,
-                        bucket: r.get(1)?,
-                        folder: r.get(2)?,
-                        export_time_ms: r.get(3)?,
-                        items_total: r.get(4)?,
-                        import_arn: r.get(5)?,
-                    })
-                },
-            )
-            .optional()
-        })
+        self.row(table)
     }
 
     pub fn put_export(&self, table: &str, e: &ExportRow) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO exports (tbl, export_arn, bucket, folder, export_time_ms, items_total, import_arn)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7)
-                 ON CONFLICT(tbl) DO UPDATE SET export_arn=?2, bucket=?3, folder=?4, export_time_ms=?5,
-                   items_total=?6, import_arn=?7",
-                params![
-                    table,
-                    e.export_arn,
-                    e.bucket,
-                    e.folder,
-                    e.export_time_ms,
-                    e.items_total,
-                    e.import_arn
-                ],
-            )
-            .map(|_| ())
-        })
+        self.put_rows(table, std::slice::from_ref(e))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod health;
 pub mod lifecycle;
 pub mod lock;
 mod positions;
+mod rows;
 mod schema;
 pub mod store;
 mod tables;

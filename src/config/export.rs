@@ -219,12 +219,12 @@ fn source(
 ) -> Option<ExportSource> {
     match (export_arn, export_s3, target) {
         (Some(_), Some((s3, span)), _) => {
-            folder(&s3, span, &name, errs);
+            folder(&s3, span, name, errs);
             errs.at(t.span(), format!("{name}: set export_arn or export_s3, not both"));
             None
         }
         (Some(arn), None, _) => Some(ExportSource::Arn(arn)),
-        (None, Some((s3, span)), _) => folder(&s3, span, &name, errs),
+        (None, Some((s3, span)), _) => folder(&s3, span, name, errs),
         (None, None, Some(target)) => Some(ExportSource::New(target)),
         (None, None, None) => {
             errs.at(

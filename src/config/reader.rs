@@ -106,13 +106,10 @@ impl<'t, 'i> Obj<'t, 'i> {
         }
     }
 
-    /// A non-negative integer within `max`.
     /// An integer in `min..=max`; `why` says what the minimum protects.
     pub fn uint_in(&mut self, errs: &mut Errors, key: &'static str, min: u64, max: u64, why: &str) -> Option<u64> {
-        let span = self.get(key).map(|v| v.span());
-        let n = self.uint(errs, key, max)?;
+        let (n, span) = self.uint_at(errs, key, max)?;
         if n < min {
-            let span = span.expect("a value was read");
             errs.at(
                 span,
                 format!("{key} in {} must be at least {min}, found {n}: {why}", self.name),
@@ -122,14 +119,19 @@ impl<'t, 'i> Obj<'t, 'i> {
         Some(n)
     }
 
+    /// A non-negative integer within `max`.
     pub fn uint(&mut self, errs: &mut Errors, key: &'static str, max: u64) -> Option<u64> {
+        self.uint_at(errs, key, max).map(|(n, _)| n)
+    }
+
+    fn uint_at(&mut self, errs: &mut Errors, key: &'static str, max: u64) -> Option<(u64, Range<usize>)> {
         let v = self.get(key)?;
         let parsed = v.get_ref().as_integer().and_then(|i| {
             let s = i.as_str().replace('_', "");
             u64::from_str_radix(s.trim_start_matches('+'), i.radix()).ok()
         });
         match parsed {
-            Some(n) if n <= max => Some(n),
+            Some(n) if n <= max => Some((n, v.span())),
             Some(n) => {
                 errs.at(
                     v.span(),

@@ -2,11 +2,11 @@
 
 use aws_sdk_dynamodb::types::{StreamViewType, TableDescription};
 
+use super::View;
 use super::{describe, key_signature};
 use crate::config::{Clients, TableConfig};
 use crate::error::{Error, Result};
 use crate::retry::{Policy, call};
-use crate::source::streams::View;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CheckOptions {

@@ -4,34 +4,30 @@ pub mod check;
 pub mod create;
 pub mod schema;
 pub mod settings;
+mod view;
+
+pub use view::View;
 
 use aws_sdk_dynamodb::types::{KeyType, TableDescription, TableStatus};
 
 use crate::config::Clients;
 use crate::error::{Error, Result};
-use crate::retry::Policy;
+use crate::retry::{Policy, Retrier};
 
 /// DescribeTable, with `None` for a table that does not exist.
 pub async fn describe(c: &Clients, name: &str, policy: Policy) -> Result<Option<TableDescription>> {
-    let r = crate::retry::retry(
-        policy,
-        |_| {},
-        || async {
-            match c.dynamodb.describe_table().table_name(name).send().await {
-                Ok(out) => Ok(out.table),
-                Err(e) => {
-                    let e = Error::from_sdk("DescribeTable", e);
-                    if e.code() == Some("ResourceNotFoundException") {
-                        Ok(None)
-                    } else {
-                        Err(e)
-                    }
-                }
-            }
+    crate::retry::retry(policy, |_| {}, || describe_once(c, name)).await
+}
+
+/// One DescribeTable; `None` when the table does not exist.
+async fn describe_once(c: &Clients, name: &str) -> Result<Option<TableDescription>> {
+    match c.dynamodb.describe_table().table_name(name).send().await {
+        Ok(out) => Ok(out.table),
+        Err(e) => match Error::from_sdk("DescribeTable", e) {
+            e if e.code() == Some("ResourceNotFoundException") => Ok(None),
+            e => Err(e.context(format!("{} table {name} at {}", c.label, c.dynamodb_endpoint))),
         },
-    )
-    .await;
-    r.map_err(|e| e.context(format!("{} table {name} at {}", c.label, c.dynamodb_endpoint)))
+    }
 }
 
 /// Key attribute names, hash key first.
@@ -58,20 +54,20 @@ pub fn key_signature(t: &TableDescription) -> String {
         .join(", ")
 }
 
-/// Waits until the table and all its indexes are ACTIVE.
+/// Waits until the table and all its indexes are ACTIVE (a table just created may not be
+/// listed yet).
 pub async fn wait_active(c: &Clients, name: &str) -> Result<TableDescription> {
-    for attempt in 0u32.. {
-        if let Some(t) = describe(c, name, Policy::DAEMON).await? {
-            let gsis_active = t
-                .global_secondary_indexes()
-                .iter()
-                .all(|g| g.index_status.as_ref().is_none_or(|s| s.as_str() == "ACTIVE"));
-            if t.table_status == Some(TableStatus::Active) && gsis_active {
-                return Ok(t);
-            }
-        }
-        let wait = std::time::Duration::from_millis((100 * (attempt as u64 + 1)).min(2_000));
-        tokio::time::sleep(wait).await;
-    }
-    unreachable!()
+    let active = |t: Option<TableDescription>| {
+        let t = t.filter(|t| {
+            let indexes = t.global_secondary_indexes().iter();
+            t.table_status == Some(TableStatus::Active)
+                && indexes
+                    .map(|g| g.index_status.as_ref())
+                    .all(|s| s.is_none_or(|s| s.as_str() == "ACTIVE"))
+        });
+        Ok(t)
+    };
+    Retrier::new(Policy::DAEMON, format!("waiting for table {name:?} to be active"))
+        .poll(std::time::Duration::from_millis(500), || describe_once(c, name), active)
+        .await
 }

@@ -113,7 +113,7 @@ mod tests {
         let ack = Arc::new(crate::checkpoint::OrderedAck::new(None));
         let (changes, last) = super::streams::consumer::page_changes(
             records,
-            super::streams::View::NewImage,
+            crate::discover::View::NewImage,
             &["pk".to_string()],
             i64::MAX / 2,
             &ack,

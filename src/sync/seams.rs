@@ -116,7 +116,7 @@ impl TableApi for SdkTable {
 /// The bulk loader the config names.
 pub(super) enum Bulk {
     Scan(ScanTask<SdkScan>),
-    Export(ExportSnapshot),
+    Export(Box<ExportSnapshot>),
 }
 
 impl BulkLoader for Bulk {

@@ -10,6 +10,7 @@ use crate::checkpoint::{Capture, Lifecycle, TableState};
 use crate::clock::now_ms;
 use crate::config::{self, Snapshot};
 use crate::discover;
+use crate::discover::View;
 use crate::error::{Error, Result};
 use crate::snapshot::export::{self, ExportSnapshot};
 use crate::snapshot::scan::ScanTask;
@@ -17,7 +18,7 @@ use crate::snapshot::source::SdkScan;
 use crate::snapshot::{BulkLoader, Loaded};
 use crate::source::ChangeSource;
 use crate::source::sqs::consumer::SqsTask;
-use crate::source::streams::{StreamTask, View, api::SdkStreams};
+use crate::source::streams::{StreamTask, api::SdkStreams};
 
 impl TableRun {
     /// Creates the destination if needed, then records the capture point: T0 and the shard tree,
@@ -117,7 +118,7 @@ impl TableRun {
     pub(super) fn bulk_loader(&self, ctx: &RunCtx, segments: u32) -> Bulk {
         let name = &self.cfg.source;
         if let Snapshot::Export(conf) = &self.cfg.snapshot {
-            return Bulk::Export(ExportSnapshot {
+            return Bulk::Export(Box::new(ExportSnapshot {
                 cfg: self.cfg.clone(),
                 conf: conf.clone(),
                 src: self.src.clone(),
@@ -129,7 +130,7 @@ impl TableRun {
                 key_names: ctx.table.key_names.clone(),
                 enable_pitr: self.enable_pitr,
                 poll: self.export_poll,
-            });
+            }));
         }
         let segments = self.snapshot_segments(segments);
         tracing::info!(table = %name, segments, "snapshot: parallel scan");

@@ -11,11 +11,11 @@ use super::seams::{Seams, TableApi};
 use super::table::{RunCtx, TableRun};
 use crate::checkpoint::{Capture, Lifecycle, Store, TableState};
 use crate::config::{Clients, TableConfig};
+use crate::discover::View;
 use crate::discover::check::Checked;
 use crate::error::Result;
 use crate::plan::PlannedTable;
 use crate::snapshot::{BulkLoader, Loaded};
-use crate::source::streams::View;
 use crate::source::{ChangeSource, TableContext};
 use crate::telemetry::TableStats;
 

@@ -32,7 +32,7 @@ pub struct Found {
 /// Merges two lists sorted by key.
 pub fn merge(src: &[Entry], dst: &[Entry], out: &mut Found) {
     let (mut i, mut j) = (0, 0);
-    while i < src.len() || j < dst.len() {
+    loop {
         match (src.get(i), dst.get(j)) {
             (Some(s), Some(d)) if s.key == d.key => {
                 if s.digest != d.digest {
@@ -53,7 +53,7 @@ pub fn merge(src: &[Entry], dst: &[Entry], out: &mut Found) {
                 out.extra.push(d.clone());
                 j += 1;
             }
-            (None, None) => unreachable!(),
+            (None, None) => return,
         }
     }
 }

@@ -14,143 +14,130 @@ mod from;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct TableSchema {
-    pub table_name: String,
-    pub attribute_definitions: Vec<AttributeDefinition>,
-    pub key_schema: Vec<KeyElement>,
-    /// PROVISIONED or PAY_PER_REQUEST.
-    pub billing_mode: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provisioned_throughput: Option<Throughput>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_demand_throughput: Option<OnDemand>,
-    #[serde(default)]
-    pub global_secondary_indexes: Vec<GlobalIndex>,
-    #[serde(default)]
-    pub local_secondary_indexes: Vec<LocalIndex>,
-    #[serde(default, rename = "SSESpecification", skip_serializing_if = "Option::is_none")]
-    pub sse_specification: Option<Sse>,
-    /// STANDARD or STANDARD_INFREQUENT_ACCESS.
-    #[serde(default = "standard")]
-    pub table_class: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream_specification: Option<Stream>,
-    #[serde(default)]
-    pub deletion_protection_enabled: bool,
-    #[serde(default)]
-    pub tags: Vec<Tag>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_to_live_specification: Option<Ttl>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub point_in_time_recovery_specification: Option<Pitr>,
+/// Every struct of the schema file: CreateTable's field names, and an unknown field is an error
+/// (a misspelt setting in a plan file must not be silently dropped).
+macro_rules! schema_structs {
+    ($($(#[$doc:meta])* pub struct $name:ident $body:tt)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+        pub struct $name $body
+    )*};
+}
+
+schema_structs! {
+    pub struct TableSchema {
+        pub table_name: String,
+        pub attribute_definitions: Vec<AttributeDefinition>,
+        pub key_schema: Vec<KeyElement>,
+        /// PROVISIONED or PAY_PER_REQUEST.
+        pub billing_mode: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub provisioned_throughput: Option<Throughput>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub on_demand_throughput: Option<OnDemand>,
+        #[serde(default)]
+        pub global_secondary_indexes: Vec<GlobalIndex>,
+        #[serde(default)]
+        pub local_secondary_indexes: Vec<LocalIndex>,
+        #[serde(default, rename = "SSESpecification", skip_serializing_if = "Option::is_none")]
+        pub sse_specification: Option<Sse>,
+        /// STANDARD or STANDARD_INFREQUENT_ACCESS.
+        #[serde(default = "standard")]
+        pub table_class: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub stream_specification: Option<Stream>,
+        #[serde(default)]
+        pub deletion_protection_enabled: bool,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub time_to_live_specification: Option<Ttl>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub point_in_time_recovery_specification: Option<Pitr>,
+    }
+
+    pub struct AttributeDefinition {
+        pub attribute_name: String,
+        /// S, N or B.
+        pub attribute_type: String,
+    }
+
+    pub struct KeyElement {
+        pub attribute_name: String,
+        /// HASH or RANGE.
+        pub key_type: String,
+    }
+
+    pub struct Throughput {
+        pub read_capacity_units: i64,
+        pub write_capacity_units: i64,
+    }
+
+    pub struct OnDemand {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub max_read_request_units: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub max_write_request_units: Option<i64>,
+    }
+
+    pub struct Projection {
+        /// ALL, KEYS_ONLY or INCLUDE.
+        pub projection_type: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub non_key_attributes: Vec<String>,
+    }
+
+    pub struct GlobalIndex {
+        pub index_name: String,
+        pub key_schema: Vec<KeyElement>,
+        pub projection: Projection,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub provisioned_throughput: Option<Throughput>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub on_demand_throughput: Option<OnDemand>,
+    }
+
+    pub struct LocalIndex {
+        pub index_name: String,
+        pub key_schema: Vec<KeyElement>,
+        pub projection: Projection,
+    }
+
+    pub struct Sse {
+        #[serde(rename = "Enabled")]
+        pub enabled: bool,
+        /// KMS (AES256 is the default when SSE is off).
+        #[serde(rename = "SSEType", default, skip_serializing_if = "Option::is_none")]
+        pub sse_type: Option<String>,
+        /// A key of the destination account; unset means the AWS-managed key.
+        #[serde(rename = "KMSMasterKeyId", default, skip_serializing_if = "Option::is_none")]
+        pub kms_master_key_id: Option<String>,
+    }
+
+    pub struct Stream {
+        pub stream_enabled: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub stream_view_type: Option<String>,
+    }
+
+    pub struct Tag {
+        pub key: String,
+        pub value: String,
+    }
+
+    pub struct Ttl {
+        pub enabled: bool,
+        pub attribute_name: String,
+    }
+
+    pub struct Pitr {
+        pub point_in_time_recovery_enabled: bool,
+    }
 }
 
 fn standard() -> String {
     "STANDARD".into()
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct AttributeDefinition {
-    pub attribute_name: String,
-    /// S, N or B.
-    pub attribute_type: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct KeyElement {
-    pub attribute_name: String,
-    /// HASH or RANGE.
-    pub key_type: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct Throughput {
-    pub read_capacity_units: i64,
-    pub write_capacity_units: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct OnDemand {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_read_request_units: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_write_request_units: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct Projection {
-    /// ALL, KEYS_ONLY or INCLUDE.
-    pub projection_type: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub non_key_attributes: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct GlobalIndex {
-    pub index_name: String,
-    pub key_schema: Vec<KeyElement>,
-    pub projection: Projection,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provisioned_throughput: Option<Throughput>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_demand_throughput: Option<OnDemand>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct LocalIndex {
-    pub index_name: String,
-    pub key_schema: Vec<KeyElement>,
-    pub projection: Projection,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sse {
-    #[serde(rename = "Enabled")]
-    pub enabled: bool,
-    /// KMS (AES256 is the default when SSE is off).
-    #[serde(rename = "SSEType", default, skip_serializing_if = "Option::is_none")]
-    pub sse_type: Option<String>,
-    /// A key of the destination account; unset means the AWS-managed key.
-    #[serde(rename = "KMSMasterKeyId", default, skip_serializing_if = "Option::is_none")]
-    pub kms_master_key_id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct Stream {
-    pub stream_enabled: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream_view_type: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct Tag {
-    pub key: String,
-    pub value: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct Ttl {
-    pub enabled: bool,
-    pub attribute_name: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct Pitr {
-    pub point_in_time_recovery_enabled: bool,
 }
 
 /// What discover reads besides DescribeTable.

@@ -5,7 +5,6 @@
 //! ImportTable cannot create LSIs, a stream, tags or a table class; tables with LSIs use ferry's
 //! loader instead (decided by [`import_possible`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
@@ -13,15 +12,12 @@ use aws_sdk_dynamodb::types::{
     TableDescription,
 };
 
-use tokio_util::sync::CancellationToken;
-
 use super::manifest::Export;
-use super::request::Progress;
+use super::request::{Look, Poll};
 use crate::config::Clients;
 use crate::discover::schema::{Extras, TableSchema};
 use crate::error::{Error, Result};
 use crate::retry::Retrier;
-use crate::telemetry::TableStats;
 
 /// `Err(reason)` when ImportTable cannot build this table like its source.
 pub fn import_possible(src: &TableDescription) -> std::result::Result<(), String> {
@@ -48,8 +44,7 @@ pub async fn start_import(
     export: &Export,
     bucket_owner: Option<String>,
     token: &str,
-    stop: &CancellationToken,
-    stats: &Arc<TableStats>,
+    mut retrier: Retrier,
 ) -> Result<String> {
     let params = creation_parameters(dest, src)?;
     let source = S3BucketSource::builder()
@@ -58,7 +53,7 @@ pub async fn start_import(
         .s3_key_prefix(format!("{}data/", export.folder))
         .build()
         .map_err(|e| Error::fatal(e.to_string()))?;
-    let out = Retrier::daemon(format!("importing into {dest:?}"), stop, stats)
+    let out = retrier
         .run(|| async {
             dst.dynamodb
                 .import_table()
@@ -77,31 +72,10 @@ pub async fn start_import(
         .ok_or_else(|| Error::fatal("ImportTable returned no import ARN"))
 }
 
-/// One DescribeImport.
-async fn describe_import(dst: &Clients, import_arn: &str) -> Result<ImportTableDescription> {
-    dst.dynamodb
-        .describe_import()
-        .import_arn(import_arn)
-        .send()
-        .await
-        .map_err(|e| Error::from_sdk("DescribeImport", e).context(format!("import {import_arn}")))?
-        .import_table_description
-        .ok_or_else(|| Error::fatal(format!("DescribeImport {import_arn}: no description")))
-}
-
 /// Polls DescribeImport until the import completes, logging processed/imported counts and errors.
 /// Returns the imported item count.
-pub async fn wait_import(
-    dst: &Clients,
-    dest: &str,
-    import_arn: &str,
-    poll: Duration,
-    stop: &CancellationToken,
-    stats: &Arc<TableStats>,
-) -> Result<i64> {
-    let mut progress = Progress::new(Duration::from_secs(10));
-    let judge = |d: ImportTableDescription| {
-        let elapsed = progress.elapsed();
+pub(super) async fn wait_import(dst: &Clients, dest: &str, import_arn: &str, poll: Poll) -> Result<i64> {
+    let judge = |d: ImportTableDescription, elapsed: &str| {
         let (processed, imported, errors) = (d.processed_item_count, d.imported_item_count, d.error_count);
         match d.import_status {
             Some(ImportStatus::Completed) if errors > 0 => Err(Error::fatal(format!(
@@ -110,8 +84,8 @@ pub async fn wait_import(
                  incomplete: delete it and the table's state, fix the export, and run again."
             ))),
             Some(ImportStatus::Completed) => {
-                tracing::info!(table = dest, processed, imported, %elapsed, "import completed");
-                Ok(Some(imported))
+                tracing::info!(table = dest, processed, imported, elapsed, "import completed");
+                Ok(Look::Done(imported))
             }
             Some(s @ (ImportStatus::Failed | ImportStatus::Cancelled | ImportStatus::Cancelling)) => {
                 Err(Error::fatal(format!(
@@ -122,16 +96,22 @@ pub async fn wait_import(
                     d.failure_message.unwrap_or_default()
                 )))
             }
-            _ if progress.due() => {
-                tracing::info!(table = dest, processed, imported, errors, %elapsed, "import in progress");
-                Ok(None)
-            }
-            _ => Ok(None),
+            _ => Ok(Look::Running(format!(
+                "in progress: {processed} items processed, {imported} imported, {errors} errors"
+            ))),
         }
     };
-    Retrier::daemon(format!("waiting for import {import_arn}"), stop, stats)
-        .poll(poll, || describe_import(dst, import_arn), judge)
-        .await
+    let describe = || async {
+        dst.dynamodb
+            .describe_import()
+            .import_arn(import_arn)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeImport", e).context(format!("import {import_arn}")))?
+            .import_table_description
+            .ok_or_else(|| Error::fatal(format!("DescribeImport {import_arn}: no description")))
+    };
+    poll.wait(Duration::from_secs(10), describe, judge).await
 }
 
 #[cfg(test)]

@@ -96,6 +96,11 @@ impl super::BulkLoader for ExportSnapshot {
 }
 
 impl ExportSnapshot {
+    /// A wait for a long-running job of this table's (PITR, the export, the import).
+    fn poller(&self, what: String) -> request::Poll {
+        request::Poll::new(self.poll, what, &self.stop, &self.stats)
+    }
+
     fn conf(&self) -> &ExportConfig {
         &self.conf
     }
@@ -189,7 +194,8 @@ impl ExportSnapshot {
             }
         };
         er.export_arn = Some(arn.clone());
-        let d = request::wait_export(&self.src, name, &arn, self.poll, &self.stop, &self.stats).await?;
+        let poll = self.poller(format!("waiting for export {arn}"));
+        let d = request::wait_export(&self.src, name, &arn, poll).await?;
         let folder = self.folder_of(&d, &arn, root).await?;
         er.bucket = Some(d.bucket);
         er.folder = Some(folder);
@@ -233,7 +239,7 @@ impl ExportSnapshot {
             if !self.enable_pitr {
                 return Err(request::pitr_off_error(name));
             }
-            request::enable_pitr(&self.src, name, self.poll, &self.stop, &self.stats).await?;
+            request::enable_pitr(&self.src, name, self.poller(format!("enabling PITR on {name:?}"))).await?;
         }
         let table_arn = self
             .source
@@ -270,8 +276,11 @@ impl ExportSnapshot {
                     export,
                     owner,
                     &token,
-                    &self.stop,
-                    &self.stats,
+                    crate::retry::Retrier::daemon(
+                        format!("importing into {:?}", self.cfg.destination),
+                        &self.stop,
+                        &self.stats,
+                    ),
                 )
                 .await?;
                 er.import_arn = Some(a.clone());
@@ -280,15 +289,8 @@ impl ExportSnapshot {
                 a
             }
         };
-        let n = import::wait_import(
-            &self.dst,
-            &self.cfg.destination,
-            &arn,
-            self.poll,
-            &self.stop,
-            &self.stats,
-        )
-        .await?;
+        let poll = self.poller(format!("waiting for import {arn}"));
+        let n = import::wait_import(&self.dst, &self.cfg.destination, &arn, poll).await?;
         self.stats
             .snapshot_items
             .store(n.max(0) as u64, std::sync::atomic::Ordering::Relaxed);

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    ExportDescription, ExportFormat, ExportStatus, PointInTimeRecoveryStatus, S3SseAlgorithm,
+    ExportDescription, ExportFormat, ExportStatus, PointInTimeRecoverySpecification, PointInTimeRecoveryStatus,
+    S3SseAlgorithm,
 };
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -49,36 +50,93 @@ pub fn pitr_off_error(table: &str) -> Error {
     ))
 }
 
+/// A wait for a long-running job (PITR being enabled, an export, an import): a look every
+/// `every`, each under the table's stop-aware retrier, and a progress line now and then.
+pub(super) struct Poll {
+    every: Duration,
+    what: String,
+    retrier: Retrier,
+}
+
+/// What one look at a long-running job found.
+pub(super) enum Look<T> {
+    Done(T),
+    /// Still running: what the progress line says about it.
+    Running(String),
+}
+
+impl Poll {
+    pub(super) fn new(every: Duration, what: String, stop: &CancellationToken, stats: &Arc<TableStats>) -> Poll {
+        let retrier = Retrier::daemon(what.clone(), stop, stats);
+        Poll { every, what, retrier }
+    }
+
+    /// Looks (`describe`) until `judge`, given what it saw and the time since the wait began, says
+    /// the job is done or failed; a progress line at most once per `log_every`.
+    pub(super) async fn wait<D, T, F, Fut>(
+        self,
+        log_every: Duration,
+        describe: F,
+        mut judge: impl FnMut(D, &str) -> Result<Look<T>>,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<D>>,
+    {
+        let Poll {
+            every,
+            what,
+            mut retrier,
+        } = self;
+        let mut progress = Progress::new(log_every);
+        let look = |d| {
+            let elapsed = progress.elapsed().to_string();
+            Ok(match judge(d, &elapsed)? {
+                Look::Done(t) => Some(t),
+                Look::Running(detail) => {
+                    if progress.due() {
+                        tracing::info!(%elapsed, "{what}: {detail}");
+                    }
+                    None
+                }
+            })
+        };
+        retrier.poll(every, describe, look).await
+    }
+}
+
 /// Turns PITR on (`--enable-pitr`) and waits until DynamoDB reports it enabled.
-pub async fn enable_pitr(
-    src: &Clients,
-    table: &str,
-    poll: Duration,
-    stop: &CancellationToken,
-    stats: &Arc<TableStats>,
-) -> Result<()> {
-    use aws_sdk_dynamodb::types::PointInTimeRecoverySpecification;
+pub(super) async fn enable_pitr(src: &Clients, table: &str, mut poll: Poll) -> Result<()> {
     let spec = PointInTimeRecoverySpecification::builder()
         .point_in_time_recovery_enabled(true)
         .build()
         .map_err(|e| Error::fatal(e.to_string()))?;
-    let mut r = Retrier::daemon(format!("enabling PITR on {table:?}"), stop, stats);
-    r.run(|| async {
-        src.dynamodb
-            .update_continuous_backups()
-            .table_name(table)
-            .point_in_time_recovery_specification(spec.clone())
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("UpdateContinuousBackups", e).context(format!("enabling PITR on {table:?}")))
-    })
-    .await?;
+    poll.retrier
+        .run(|| async {
+            src.dynamodb
+                .update_continuous_backups()
+                .table_name(table)
+                .point_in_time_recovery_specification(spec.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    Error::from_sdk("UpdateContinuousBackups", e).context(format!("enabling PITR on {table:?}"))
+                })
+        })
+        .await?;
     tracing::info!(
         table,
         "enabled point-in-time recovery on the source (--enable-pitr); waiting until it is active"
     );
-    r.poll(poll, || describe_pitr(src, table), |on| Ok(on.then_some(())))
-        .await
+    let wait = || describe_pitr(src, table);
+    let judge = |on, _: &str| {
+        Ok(if on {
+            Look::Done(())
+        } else {
+            Look::Running("not active yet".into())
+        })
+    };
+    poll.wait(Duration::from_secs(30), wait, judge).await
 }
 
 /// Same table, capture time and target → same token: a rerun (within the token's 8 h) gets the
@@ -147,71 +205,54 @@ pub struct Described {
     pub item_count: Option<i64>,
 }
 
-/// One DescribeExport.
-async fn describe_export(src: &Clients, export_arn: &str) -> Result<ExportDescription> {
-    src.dynamodb
-        .describe_export()
-        .export_arn(export_arn)
-        .send()
-        .await
-        .map_err(|e| Error::from_sdk("DescribeExport", e).context(format!("export {export_arn}")))?
-        .export_description
-        .ok_or_else(|| Error::fatal(format!("DescribeExport {export_arn}: no description")))
-}
-
 /// Polls DescribeExport until the export completes, logging progress and elapsed time.
-pub async fn wait_export(
-    src: &Clients,
-    table: &str,
-    export_arn: &str,
-    poll: Duration,
-    stop: &CancellationToken,
-    stats: &Arc<TableStats>,
-) -> Result<Described> {
-    let mut progress = Progress::new(Duration::from_secs(30));
-    let judge = |d: ExportDescription| {
-        let elapsed = progress.elapsed();
-        match d.export_status {
-            Some(ExportStatus::Completed) => {
-                tracing::info!(table, export = export_arn, items = ?d.item_count, bytes = ?d.billed_size_bytes, %elapsed, "export completed");
-                Ok(Some(Described {
-                    bucket: d
-                        .s3_bucket
-                        .ok_or_else(|| Error::fatal(format!("DescribeExport {export_arn}: no S3 bucket")))?,
-                    prefix: d.s3_prefix,
-                    manifest: d.export_manifest,
-                    export_time_ms: d.export_time.map(|t| t.to_millis().unwrap_or(0)),
-                    item_count: d.item_count,
-                }))
-            }
-            Some(ExportStatus::Failed) => Err(Error::fatal(format!(
-                "export {export_arn} of {table:?} failed: {} {} (fix the cause, e.g. bucket policy or KMS \
-                 grants, then remove the table from the state store to start a new export)",
-                d.failure_code.unwrap_or_default(),
-                d.failure_message.unwrap_or_default()
-            ))),
-            _ if progress.due() => {
-                tracing::info!(table, export = export_arn, %elapsed, "export in progress (DynamoDB reports no per-item progress)");
-                Ok(None)
-            }
-            _ => Ok(None),
+pub(super) async fn wait_export(src: &Clients, table: &str, export_arn: &str, poll: Poll) -> Result<Described> {
+    let judge = |d: ExportDescription, elapsed: &str| match d.export_status {
+        Some(ExportStatus::Completed) => {
+            tracing::info!(table, export = export_arn, items = ?d.item_count, bytes = ?d.billed_size_bytes, elapsed, "export completed");
+            Ok(Look::Done(Described {
+                bucket: d
+                    .s3_bucket
+                    .ok_or_else(|| Error::fatal(format!("DescribeExport {export_arn}: no S3 bucket")))?,
+                prefix: d.s3_prefix,
+                manifest: d.export_manifest,
+                export_time_ms: d.export_time.map(|t| t.to_millis().unwrap_or(0)),
+                item_count: d.item_count,
+            }))
         }
+        Some(ExportStatus::Failed) => Err(Error::fatal(format!(
+            "export {export_arn} of {table:?} failed: {} {} (fix the cause, e.g. bucket policy or KMS \
+                 grants, then remove the table from the state store to start a new export)",
+            d.failure_code.unwrap_or_default(),
+            d.failure_message.unwrap_or_default()
+        ))),
+        _ => Ok(Look::Running(
+            "in progress (DynamoDB reports no per-item progress)".into(),
+        )),
     };
-    Retrier::daemon(format!("waiting for export {export_arn}"), stop, stats)
-        .poll(poll, || describe_export(src, export_arn), judge)
-        .await
+    let describe = || async {
+        src.dynamodb
+            .describe_export()
+            .export_arn(export_arn)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeExport", e).context(format!("export {export_arn}")))?
+            .export_description
+            .ok_or_else(|| Error::fatal(format!("DescribeExport {export_arn}: no description")))
+    };
+    poll.wait(Duration::from_secs(30), describe, judge).await
 }
 
 /// A wait's progress log: the time since it began, and a line at most once per period (the first
 /// at once).
-pub(super) struct Progress {
+struct Progress {
     started: Instant,
     period: Duration,
     last: Option<Instant>,
 }
 
 impl Progress {
-    pub(super) fn new(period: Duration) -> Progress {
+    fn new(period: Duration) -> Progress {
         Progress {
             started: Instant::now(),
             period,
@@ -220,12 +261,12 @@ impl Progress {
     }
 
     /// Whole seconds since the wait began, for people.
-    pub(super) fn elapsed(&self) -> humantime::FormattedDuration {
+    fn elapsed(&self) -> humantime::FormattedDuration {
         humantime::format_duration(Duration::from_secs(self.started.elapsed().as_secs()))
     }
 
     /// Whether to log now; if so, the next line is a period away.
-    pub(super) fn due(&mut self) -> bool {
+    fn due(&mut self) -> bool {
         if self.last.is_some_and(|t| t.elapsed() < self.period) {
             return false;
         }

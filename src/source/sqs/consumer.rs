@@ -47,9 +47,9 @@ use super::settle::{Handoff, settle};
 use crate::apply::{Applier, Change, Ticket};
 use crate::checkpoint::{OrderedAck, Store};
 use crate::config::QueueConfig;
+use crate::discover::View;
 use crate::error::{Error, Result};
 use crate::retry::Retrier;
-use crate::source::streams::View;
 use crate::telemetry::TableStats;
 
 /// Long-poll wait per ReceiveMessage (also the longest a stop waits for a receiver).

@@ -10,10 +10,11 @@ use tokio_util::sync::CancellationToken;
 use super::api::Offloads;
 use super::message::{Envelope, Offload};
 use crate::apply::Op;
+use crate::discover::View;
 use crate::error::{Error, Result};
 use crate::item;
 use crate::retry::Retrier;
-use crate::source::streams::record::{self, StreamChange, View};
+use crate::source::streams::record::{self, StreamChange};
 use crate::source::streams::wire::WireRecord;
 use crate::telemetry::TableStats;
 

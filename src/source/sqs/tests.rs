@@ -26,9 +26,9 @@ use fake::{Broker, Fake, Msg};
 use super::consumer::SqsTask;
 use crate::apply::{Applier, ApplyIo, Limiter, WriteOp};
 use crate::config::QueueConfig;
+use crate::discover::View;
 use crate::error::Result;
 use crate::item::Item;
-use crate::source::streams::View;
 use crate::telemetry::TableStats;
 
 const VISIBILITY: u64 = 4;

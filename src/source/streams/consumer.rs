@@ -32,10 +32,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::{StartAt, StreamApi};
 use super::gap::{Clock, Horizon};
-use super::record::{self, View};
+use super::record;
 use super::wire::RawRecord;
 use crate::apply::{Applier, Change, Ticket};
 use crate::checkpoint::OrderedAck;
+use crate::discover::View;
 use crate::error::{Error, Result};
 use crate::retry::Retrier;
 use crate::telemetry::TableStats;

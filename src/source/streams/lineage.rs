@@ -64,8 +64,8 @@ impl Lineage {
             })
             .map(|(id, _)| id.clone())
             .collect();
-        for id in &ready {
-            self.shards.get_mut(id).expect("listed").state = State::Running;
+        for (_, n) in self.shards.iter_mut().filter(|(id, _)| ready.contains(id)) {
+            n.state = State::Running;
         }
         ready
     }

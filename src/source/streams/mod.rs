@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apply::Applier;
 use crate::checkpoint::{OrderedAck, ShardRow, Store};
+use crate::discover::View;
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
 use crate::telemetry::TableStats;
@@ -39,7 +40,6 @@ use consumer::{Outcome, Pos, ShardConsumer};
 pub use gap::{Clock, RETENTION_MS};
 use gap::{Horizon, Listed, STALE_LISTING_MS, born_after};
 use lineage::Lineage;
-pub use record::View;
 
 /// Records the shard tree at the capture point (before the snapshot starts).
 pub async fn capture<S: StreamApi>(api: &S, stream_arn: &str, store: &Store, table: &str) -> Result<usize> {
@@ -319,7 +319,12 @@ impl<S: StreamApi> StreamTask<S> {
         stop: &CancellationToken,
     ) -> Result<()> {
         for id in lineage.take_ready() {
-            let row = rows.get(&id).cloned().expect("every lineage shard has a row");
+            let row = rows.get(&id).cloned().ok_or_else(|| {
+                Error::fatal(format!(
+                    "table {}: shard {id} has no checkpoint row in the state file",
+                    self.table
+                ))
+            })?;
             // From the trim horizon, the consumer proves that nothing it needs was trimmed.
             let horizon = row.position.is_none().then(|| Horizon {
                 replay_from_ms: self.replay_from_ms,

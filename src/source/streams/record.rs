@@ -1,10 +1,9 @@
 //! From a DynamoDB Streams record to the change ferry applies.
 
-use aws_sdk_dynamodbstreams::types::StreamViewType;
-
 use super::wire::{Event, RawRecord};
 
 use crate::apply::Op;
+use crate::discover::View;
 use crate::error::{Error, Result};
 use crate::item::{self, KeyBytes};
 
@@ -16,26 +15,6 @@ pub struct StreamChange {
     pub time_ms: i64,
     pub key: KeyBytes,
     pub op: Op,
-}
-
-/// How a table's stream view type maps onto operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    /// NEW_IMAGE, NEW_AND_OLD_IMAGES: inserts and modifies carry the full new item.
-    NewImage,
-    /// KEYS_ONLY, OLD_IMAGE: the current item is read from the source before writing.
-    KeysOnly,
-}
-
-impl View {
-    /// From the view type's name (the DynamoDB and Streams SDKs each have their own enum).
-    pub fn of(view_type: &str) -> Option<View> {
-        match StreamViewType::from(view_type) {
-            StreamViewType::NewImage | StreamViewType::NewAndOldImages => Some(View::NewImage),
-            StreamViewType::KeysOnly | StreamViewType::OldImage => Some(View::KeysOnly),
-            _ => None,
-        }
-    }
 }
 
 pub fn parse(rec: RawRecord, view: View, key_names: &[String]) -> Result<StreamChange> {

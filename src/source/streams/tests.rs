@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::{Listing, Page, ShardInfo, StartAt, StreamApi};
 use super::wire::{Event, RawRecord};
-use super::{Clock, StreamTask, View};
+use super::{Clock, StreamTask};
 use crate::apply::{Applier, ApplyIo, Limiter, WriteOp};
 use crate::checkpoint::Store;
+use crate::discover::View;
 use crate::error::Result;
 use crate::item::Item;
 use crate::telemetry::TableStats;

@@ -6,10 +6,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::super::api::{SdkStreams, StartAt, StreamApi};
 use super::super::consumer::{Pos, ShardConsumer};
-use super::super::record::View;
 use super::*;
 use crate::apply::{Applier, ApplyIo, Limiter, WriteOp};
 use crate::checkpoint::OrderedAck;
+use crate::discover::View;
 use crate::error::{Kind, Result};
 use crate::telemetry::TableStats;
 

@@ -14,7 +14,6 @@ use std::future::Future;
 
 use crate::checkpoint::{Capture, Lifecycle};
 use crate::error::Result;
-use crate::source::TableContext;
 
 /// How a bulk load ended without an error.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +21,7 @@ pub enum Loaded {
     /// Every item is durable in the destination; changes are replayed from this capture's replay
     /// point (an export moves it to the export time).
     Complete(Capture),
-    /// `ctx.stop` came first; the saved positions resume the load.
+    /// its context's stop came first; the saved positions resume the load.
     Stopped,
 }
 
@@ -36,12 +35,10 @@ pub enum Loaded {
 ///   an item again, which converges).
 /// - **Checkpoints** a segment's or file's position only once every item before it is durable.
 /// - **Returns** [`Loaded::Complete`] when the whole table is durable, [`Loaded::Stopped`] when
-///   `ctx.stop` came first (positions flushed), `Err` on a fatal error (positions flushed).
+///   its context's stop came first (positions flushed), `Err` on a fatal error (positions flushed).
+///
+/// A loader is built with its table's [`crate::source::TableContext`] (with a stop of its own,
+/// [`crate::source::TableContext::child`]) and opens its apply path from it.
 pub trait BulkLoader {
-    fn load(
-        self,
-        ctx: &TableContext,
-        life: &mut Lifecycle,
-        capture: Capture,
-    ) -> impl Future<Output = Result<Loaded>> + Send;
+    fn load(self, life: &mut Lifecycle, capture: Capture) -> impl Future<Output = Result<Loaded>> + Send;
 }

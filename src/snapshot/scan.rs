@@ -16,17 +16,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use super::Loaded;
 use super::budget::{self, ReadBudget};
 use super::segment::{SegPos, SegmentReader};
 use super::source::ScanSource;
 use crate::apply::{Applier, Limiter};
-use crate::checkpoint::{Capture, Lifecycle, OrderedAck, SegmentRow, Store};
+use crate::checkpoint::{Capture, Lifecycle, OrderedAck, SegmentRow};
 use crate::error::{Error, Result};
 use crate::source::TableContext;
-use crate::telemetry::TableStats;
 
 /// Items per segment aimed at when `scan_segments` is not set.
 const ITEMS_PER_SEGMENT: u64 = 4_000;
@@ -52,14 +50,11 @@ pub fn segments_for(configured: Option<u32>, items: u64) -> u32 {
 
 pub struct ScanTask<S> {
     pub source: Arc<S>,
-    pub table: String,
+    /// The table's context, with a stop of its own ([`TableContext::child`]).
+    pub ctx: TableContext,
     /// TotalSegments, as recorded at the capture point: a resumed scan must split the table the
     /// same way as the run that saved the segments' positions.
     pub segments: u32,
-    pub key_names: Arc<[String]>,
-    pub store: Arc<Store>,
-    pub stats: Arc<TableStats>,
-    pub stop: CancellationToken,
     /// The source's read budget, shared with the apply path's source reads.
     pub read_limiter: Arc<Limiter>,
     pub read_budget: ReadBudget,
@@ -75,8 +70,9 @@ struct Seg {
 
 impl<S: ScanSource> super::BulkLoader for ScanTask<S> {
     /// The scan's positions are its segments' rows; it has nothing to record in the lifecycle.
-    async fn load(self, ctx: &TableContext, _: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
-        Ok(match self.run(ctx.applier()).await? {
+    async fn load(self, _: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
+        let applier = self.ctx.applier();
+        Ok(match self.run(applier).await? {
             true => Loaded::Complete(capture),
             false => Loaded::Stopped,
         })
@@ -90,8 +86,9 @@ impl<S: ScanSource> ScanTask<S> {
     pub async fn run(self, applier: Applier) -> Result<bool> {
         let applier = Arc::new(applier);
         let saved: HashMap<i64, SegmentRow> = self
+            .ctx
             .store
-            .segments(&self.table)?
+            .segments(&self.ctx.table)?
             .into_iter()
             .map(|s| (s.segment, s))
             .collect();
@@ -153,21 +150,21 @@ impl<S: ScanSource> ScanTask<S> {
             if !row.done {
                 let reader = SegmentReader {
                     source: self.source.clone(),
-                    table: self.table.clone(),
+                    table: self.ctx.table.clone(),
                     segment: i as i32,
                     total: self.segments as i32,
                     limit,
                     start: row.last_key.clone(),
                     items_before: row.items,
-                    key_names: self.key_names.clone(),
+                    key_names: self.ctx.key_names.clone(),
                     applier: applier.clone(),
                     ack: ack.clone(),
-                    stop: self.stop.clone(),
+                    stop: self.ctx.stop.clone(),
                     limiter: self.read_limiter.clone(),
                     read_units: read_units.clone(),
-                    stats: self.stats.clone(),
+                    stats: self.ctx.stats.clone(),
                 };
-                let (turns, stop) = (turns.clone(), self.stop.clone());
+                let (turns, stop) = (turns.clone(), self.ctx.stop.clone());
                 tasks.spawn(async move {
                     let _turn = tokio::select! {
                         t = turns.acquire_owned() => t.map_err(|_| Error::fatal("scan turns closed"))?,
@@ -196,13 +193,13 @@ impl<S: ScanSource> ScanTask<S> {
                 joined = tasks.join_next() => match joined {
                     None => break,
                     Some(Ok(Ok(()))) => {}
-                    Some(Ok(Err(e))) => { crate::error::keep_first(&mut first_err, e); self.stop.cancel(); }
-                    Some(Err(e)) => { crate::error::keep_first(&mut first_err, Error::fatal(format!("scan segment panicked: {e}"))); self.stop.cancel(); }
+                    Some(Ok(Err(e))) => { crate::error::keep_first(&mut first_err, e); self.ctx.stop.cancel(); }
+                    Some(Err(e)) => { crate::error::keep_first(&mut first_err, Error::fatal(format!("scan segment panicked: {e}"))); self.ctx.stop.cancel(); }
                 },
                 _ = tick.tick() => { self.flush(segs)?; }
                 // Once stopped, this arm is off: a completed future polled in a loop would spin
                 // (and, on one worker, starve the readers it waits for).
-                _ = applier.failed.cancelled(), if !self.stop.is_cancelled() => { self.stop.cancel(); }
+                _ = applier.failed.cancelled(), if !self.ctx.stop.is_cancelled() => { self.ctx.stop.cancel(); }
             }
         }
         Ok(first_err)
@@ -210,7 +207,7 @@ impl<S: ScanSource> ScanTask<S> {
 
     fn log_read_units(&self, units: u64, secs: f64) {
         tracing::info!(
-            table = %self.table,
+            table = %self.ctx.table,
             read_units = units,
             seconds = secs.round(),
             units_per_second = (units as f64 / secs.max(1.0)).round(),
@@ -230,12 +227,12 @@ impl<S: ScanSource> ScanTask<S> {
         let b = &self.read_budget;
         match budget::expected_seconds(left, b.units_per_second) {
             Some(s) => tracing::info!(
-                table = %self.table,
+                table = %self.ctx.table,
                 budget = b.units_per_second,
                 "snapshot scan: read budget {} units/s ({}): ~{:.0} read units left, expected ~{} (DescribeTable's size, refreshed about every 6 h)",
                 b.units_per_second, b.basis, budget::scan_units(left), crate::clock::human(s)
             ),
-            None => tracing::info!(table = %self.table, "snapshot scan: read budget {}", b.basis),
+            None => tracing::info!(table = %self.ctx.table, "snapshot scan: read budget {}", b.basis),
         }
     }
 
@@ -253,14 +250,14 @@ impl<S: ScanSource> ScanTask<S> {
                     items: p.items,
                 };
                 if row != s.row {
-                    self.store.put_segment(&self.table, &row)?;
+                    self.ctx.store.put_segment(&self.ctx.table, &row)?;
                     s.row = row;
                 }
             }
             all_done &= s.row.done;
             items += s.row.items;
         }
-        self.stats.snapshot_items.store(items as u64, Relaxed);
+        self.ctx.stats.snapshot_items.store(items as u64, Relaxed);
         Ok(all_done)
     }
 }

@@ -20,6 +20,7 @@ use crate::apply::{Applier, ApplyIo, Limiter, WriteOp};
 use crate::checkpoint::Store;
 use crate::error::{Error, Kind, Result};
 use crate::item::{self, Item};
+use crate::source::TableContext;
 use crate::telemetry::TableStats;
 
 const TABLE: &str = "Orders";
@@ -193,12 +194,15 @@ impl Rig {
         let t = &self.table;
         let task = ScanTask {
             source: t.clone(),
-            table: TABLE.to_string(),
+            ctx: TableContext::new(
+                TABLE.into(),
+                key_names(),
+                self.store.clone(),
+                self.stats.clone(),
+                self.stop.clone(),
+                || panic!("the test passes its own apply path"),
+            ),
             segments: t.segments as u32,
-            key_names: key_names(),
-            store: self.store.clone(),
-            stats: self.stats.clone(),
-            stop: self.stop.clone(),
             read_limiter: Arc::new(Limiter::new(read_units_per_second)),
             read_budget: ReadBudget {
                 units_per_second: read_units_per_second,

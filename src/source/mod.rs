@@ -17,6 +17,7 @@ use crate::telemetry::TableStats;
 
 /// What one table's bulk loader and change source share: which table, its item key, where
 /// positions are saved, its counters, its stop, and how to open the apply path to the destination.
+#[derive(Clone)]
 pub struct TableContext {
     /// The source table's name (the state store's key).
     pub table: String,
@@ -25,7 +26,7 @@ pub struct TableContext {
     pub stats: Arc<TableStats>,
     /// The run's stop: cancelled on shutdown.
     pub stop: CancellationToken,
-    applier: Box<dyn Fn() -> Applier + Send + Sync>,
+    applier: Arc<dyn Fn() -> Applier + Send + Sync>,
 }
 
 impl TableContext {
@@ -43,8 +44,32 @@ impl TableContext {
             store,
             stats,
             stop,
-            applier: Box::new(applier),
+            applier: Arc::new(applier),
         }
+    }
+
+    /// The same context with a stop of its own, which this stage may cancel (a loader stops its
+    /// other readers on a first error) and which the run's stop still cancels.
+    pub fn child(&self) -> TableContext {
+        TableContext {
+            stop: self.stop.child_token(),
+            ..self.clone()
+        }
+    }
+
+    /// A context for tests that pass their own apply path to the stage they run.
+    #[cfg(test)]
+    pub fn for_test(
+        table: &str,
+        key_names: &[&str],
+        store: Arc<Store>,
+        stats: Arc<TableStats>,
+        stop: CancellationToken,
+    ) -> TableContext {
+        let key_names: Vec<String> = key_names.iter().map(|k| k.to_string()).collect();
+        TableContext::new(table.into(), key_names.into(), store, stats, stop, || {
+            panic!("this test passes its own apply path")
+        })
     }
 
     /// A new apply path to the destination (its lanes start now; finish it to drain them).
@@ -63,22 +88,26 @@ impl TableContext {
 ///   after its parent; an SQS message group is received in order); items are independent.
 /// - **Acknowledges** (saves a shard's position, deletes a message) only what the apply path made
 ///   durable, and everything before it, so a restart replays at most what was in flight.
-/// - **Returns** `Ok(())` when `ctx.stop` is cancelled, once in-flight writes are drained and
+/// - **Returns** `Ok(())` when its context's stop is cancelled, once in-flight writes are drained and
 ///   positions flushed; `Err` on a fatal error (also drained and flushed). It never completes on
 ///   its own: a source table always may change.
+///
+/// A source is built with its table's [`TableContext`] and opens its apply path from it.
 pub trait ChangeSource {
-    fn run(self, ctx: &TableContext) -> impl Future<Output = Result<()>> + Send;
+    fn run(self) -> impl Future<Output = Result<()>> + Send;
 }
 
 impl<S: streams::api::StreamApi> ChangeSource for streams::StreamTask<S> {
-    async fn run(self, ctx: &TableContext) -> Result<()> {
-        streams::StreamTask::run(self, ctx.applier()).await
+    async fn run(self) -> Result<()> {
+        let applier = self.ctx.applier();
+        streams::StreamTask::run(self, applier).await
     }
 }
 
 impl ChangeSource for sqs::consumer::SqsTask {
-    async fn run(self, ctx: &TableContext) -> Result<()> {
-        sqs::consumer::SqsTask::run(self, ctx.applier()).await
+    async fn run(self) -> Result<()> {
+        let applier = self.ctx.applier();
+        sqs::consumer::SqsTask::run(self, applier).await
     }
 }
 

@@ -15,9 +15,9 @@ use crate::snapshot::export::ExportSnapshot;
 use crate::snapshot::scan::ScanTask;
 use crate::snapshot::source::SdkScan;
 use crate::snapshot::{BulkLoader, Loaded};
+use crate::source::ChangeSource;
 use crate::source::sqs::consumer::SqsTask;
 use crate::source::streams::{self, StreamTask, api::SdkStreams};
-use crate::source::{ChangeSource, TableContext};
 
 /// The AWS calls of the table run's own steps (creating, capturing, checking the stream).
 pub(super) trait TableApi: Send + Sync {
@@ -120,10 +120,10 @@ pub(super) enum Bulk {
 }
 
 impl BulkLoader for Bulk {
-    async fn load(self, ctx: &TableContext, life: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
+    async fn load(self, life: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
         match self {
-            Bulk::Scan(t) => t.load(ctx, life, capture).await,
-            Bulk::Export(t) => t.load(ctx, life, capture).await,
+            Bulk::Scan(t) => t.load(life, capture).await,
+            Bulk::Export(t) => t.load(life, capture).await,
         }
     }
 }
@@ -135,10 +135,10 @@ pub(super) enum Changes {
 }
 
 impl ChangeSource for Changes {
-    async fn run(self, ctx: &TableContext) -> Result<()> {
+    async fn run(self) -> Result<()> {
         match self {
-            Changes::Stream(t) => ChangeSource::run(t, ctx).await,
-            Changes::Sqs(t) => ChangeSource::run(t, ctx).await,
+            Changes::Stream(t) => ChangeSource::run(t).await,
+            Changes::Sqs(t) => ChangeSource::run(t).await,
         }
     }
 }

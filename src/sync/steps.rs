@@ -96,7 +96,7 @@ impl TableRun {
         segments: u32,
     ) -> Result<Option<Capture>> {
         let loader = seams.bulk_loader(self, ctx, segments);
-        match loader.load(&ctx.table, life, capture).await? {
+        match loader.load(life, capture).await? {
             Loaded::Complete(capture) => {
                 let what = match self.cfg.snapshot {
                     Snapshot::Export(_) => "export loaded",
@@ -111,7 +111,7 @@ impl TableRun {
 
     /// Applies changes from the change source until stopped.
     pub(super) async fn stream<S: Seams>(&self, seams: &S, ctx: &RunCtx, capture: &Capture) -> Result<()> {
-        seams.change_source(self, ctx, capture).run(&ctx.table).await
+        seams.change_source(self, ctx, capture).run().await
     }
 
     /// The bulk loader the config asks for: an export's loader or a parallel scan.
@@ -124,10 +124,7 @@ impl TableRun {
                 src: self.src.clone(),
                 dst: self.dst.clone(),
                 source: self.checked.source.clone(),
-                store: self.store.clone(),
-                stats: self.stats.clone(),
-                stop: self.stop.child_token(),
-                key_names: ctx.table.key_names.clone(),
+                ctx: ctx.table.child(),
                 enable_pitr: self.enable_pitr,
                 poll: self.export_poll,
             }));
@@ -139,12 +136,8 @@ impl TableRun {
                 client: self.src.dynamodb.clone(),
                 table: name.clone(),
             }),
-            table: name.clone(),
+            ctx: ctx.table.child(),
             segments,
-            key_names: ctx.table.key_names.clone(),
-            store: self.store.clone(),
-            stats: self.stats.clone(),
-            stop: self.stop.child_token(),
             read_limiter: ctx.read_limiter.clone(),
             read_budget: ctx.read_budget.clone(),
             table_bytes: self.checked.source.table_size_bytes.unwrap_or(0).max(0) as u64,
@@ -162,27 +155,19 @@ impl TableRun {
             return Changes::Sqs(SqsTask {
                 sqs: self.src.sqs.clone(),
                 s3: self.src.s3.clone(),
-                table: name,
+                ctx: ctx.table.clone(),
                 queue: queue.clone(),
                 view,
-                key_names: ctx.table.key_names.clone(),
                 replay_from_ms,
-                store: self.store.clone(),
-                stats: self.stats.clone(),
-                stop: self.stop.clone(),
             });
         }
         tracing::info!(table = %name, stream = %capture.stream_arn, "streaming changes");
         Changes::Stream(StreamTask {
             api: Arc::new(SdkStreams(self.src.streams.clone())),
-            table: name,
+            ctx: ctx.table.clone(),
             stream_arn: capture.stream_arn.clone(),
             view,
-            key_names: ctx.table.key_names.clone(),
             replay_from_ms,
-            store: self.store.clone(),
-            stats: self.stats.clone(),
-            stop: self.stop.clone(),
             list_every: self.list_every,
             clock: Default::default(),
         })

@@ -77,10 +77,11 @@ impl TableApi for Fake {
     }
 }
 
-struct FakeLoader(Arc<Script>, Load);
+struct FakeLoader(Arc<Script>, Load, TableContext);
 
 impl BulkLoader for FakeLoader {
-    async fn load(self, ctx: &TableContext, _: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
+    async fn load(self, _: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
+        let ctx = &self.2;
         self.0.log("load");
         let stored = TableState::read(&ctx.store.table(&ctx.table)?.unwrap())?;
         self.0.stored_at_load.lock().unwrap().push(stored);
@@ -95,10 +96,11 @@ impl BulkLoader for FakeLoader {
 }
 
 /// Streams until stopped (a timer stops it a minute in).
-struct FakeSource(Arc<Script>);
+struct FakeSource(Arc<Script>, TableContext);
 
 impl ChangeSource for FakeSource {
-    async fn run(self, ctx: &TableContext) -> Result<()> {
+    async fn run(self) -> Result<()> {
+        let ctx = &self.1;
         self.0.log("stream");
         let stop = ctx.stop.clone();
         tokio::spawn(async move {
@@ -116,11 +118,11 @@ impl Seams for Fake {
     fn api(&self) -> &dyn TableApi {
         self
     }
-    fn bulk_loader(&self, _: &TableRun, _: &RunCtx, _: u32) -> FakeLoader {
-        FakeLoader(self.script.clone(), self.load)
+    fn bulk_loader(&self, _: &TableRun, ctx: &RunCtx, _: u32) -> FakeLoader {
+        FakeLoader(self.script.clone(), self.load, ctx.table.clone())
     }
-    fn change_source(&self, _: &TableRun, _: &RunCtx, _: &Capture) -> FakeSource {
-        FakeSource(self.script.clone())
+    fn change_source(&self, _: &TableRun, ctx: &RunCtx, _: &Capture) -> FakeSource {
+        FakeSource(self.script.clone(), ctx.table.clone())
     }
 }
 

@@ -22,16 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::TableDescription;
-use tokio_util::sync::CancellationToken;
 
 use crate::apply::Applier;
-use crate::checkpoint::{Capture, ExportRow, Lifecycle, Store, TableState};
+use crate::checkpoint::{Capture, ExportRow, Lifecycle, TableState};
 use crate::clock::now_ms;
 use crate::config::{Clients, ExportConfig, ExportSource, ExportTarget, Loader, TableConfig};
 use crate::error::{Error, Result};
 use crate::snapshot::Loaded;
 use crate::source::TableContext;
-use crate::telemetry::TableStats;
 use load::{FileLoader, STREAM_RETENTION_MS};
 use manifest::{Export, url};
 
@@ -77,17 +75,16 @@ pub struct ExportSnapshot {
     pub src: Clients,
     pub dst: Clients,
     pub source: TableDescription,
-    pub store: Arc<Store>,
-    pub stats: Arc<TableStats>,
-    pub stop: CancellationToken,
-    pub key_names: Arc<[String]>,
+    /// The table's context, with a stop of its own ([`TableContext::child`]).
+    pub ctx: TableContext,
     pub enable_pitr: bool,
     /// DescribeExport / DescribeImport / PITR polling interval.
     pub poll: Duration,
 }
 
 impl super::BulkLoader for ExportSnapshot {
-    async fn load(self, ctx: &TableContext, life: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
+    async fn load(self, life: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
+        let ctx = self.ctx.clone();
         Ok(match self.run(life, capture, || ctx.applier()).await? {
             Some(capture) => Loaded::Complete(capture),
             None => Loaded::Stopped,
@@ -98,7 +95,7 @@ impl super::BulkLoader for ExportSnapshot {
 impl ExportSnapshot {
     /// A wait for a long-running job of this table's (PITR, the export, the import).
     fn poller(&self, what: String) -> request::Poll {
-        request::Poll::new(self.poll, what, &self.stop, &self.stats)
+        request::Poll::new(self.poll, what, &self.ctx.stop, &self.ctx.stats)
     }
 
     fn conf(&self) -> &ExportConfig {
@@ -108,8 +105,8 @@ impl ExportSnapshot {
     /// The manifest reads retry until the table stops.
     fn watch(&self) -> manifest::Watch<'_> {
         manifest::Watch {
-            stop: &self.stop,
-            stats: &self.stats,
+            stop: &self.ctx.stop,
+            stats: &self.ctx.stats,
         }
     }
 
@@ -124,7 +121,7 @@ impl ExportSnapshot {
     ) -> Result<Option<Capture>> {
         let name = self.cfg.source.clone();
         let capture_ms = capture.t0_ms;
-        let er = match self.store.export(&name)? {
+        let er = match self.ctx.store.export(&name)? {
             Some(er) if er.bucket.is_some() && er.folder.is_some() => er,
             er => self.find_or_start(er.unwrap_or_default(), capture_ms).await?,
         };
@@ -143,7 +140,7 @@ impl ExportSnapshot {
             items_total: export.item_count.map(|n| n as i64),
             ..er
         };
-        self.store.put_export(&name, &er)?;
+        self.ctx.store.put_export(&name, &er)?;
         let capture = Capture {
             replay_from_ms: export_ms - self.conf().overlap_seconds as i64 * 1000,
             ..capture
@@ -178,7 +175,7 @@ impl ExportSnapshot {
                 er.bucket = Some(bucket.clone());
                 er.folder = Some(folder.clone());
                 tracing::info!(table = %name, export = %url(bucket, folder), "reusing an existing export (export_s3)");
-                self.store.put_export(name, &er)?;
+                self.ctx.store.put_export(name, &er)?;
                 return Ok(er);
             }
             ExportSource::Arn(arn) => (arn.clone(), None),
@@ -189,7 +186,7 @@ impl ExportSnapshot {
                     None => self.start(target, capture_ms, &root).await?,
                 };
                 er.export_arn = Some(arn.clone());
-                self.store.put_export(name, &er)?;
+                self.ctx.store.put_export(name, &er)?;
                 (arn, Some(root))
             }
         };
@@ -204,7 +201,7 @@ impl ExportSnapshot {
             // ferry asked for the export as of the capture time.
             er.export_time_ms = er.export_time_ms.or(Some(capture_ms));
         }
-        self.store.put_export(name, &er)?;
+        self.ctx.store.put_export(name, &er)?;
         Ok(er)
     }
 
@@ -249,7 +246,16 @@ impl ExportSnapshot {
         let mut t = target.clone();
         t.prefix = Some(root.trim_end_matches('/').to_string());
         let token = request::client_token(&table_arn, capture_ms, &t);
-        let arn = request::start_export(&self.src, &table_arn, capture_ms, &t, &token, &self.stop, &self.stats).await?;
+        let arn = request::start_export(
+            &self.src,
+            &table_arn,
+            capture_ms,
+            &t,
+            &token,
+            &self.ctx.stop,
+            &self.ctx.stats,
+        )
+        .await?;
         tracing::info!(table = %name, export = %arn, bucket = %t.bucket, prefix = %root, "export started");
         Ok(arn)
     }
@@ -278,20 +284,21 @@ impl ExportSnapshot {
                     &token,
                     crate::retry::Retrier::daemon(
                         format!("importing into {:?}", self.cfg.destination),
-                        &self.stop,
-                        &self.stats,
+                        &self.ctx.stop,
+                        &self.ctx.stats,
                     ),
                 )
                 .await?;
                 er.import_arn = Some(a.clone());
-                self.store.put_export(name, er)?;
+                self.ctx.store.put_export(name, er)?;
                 tracing::info!(table = %name, destination = %self.cfg.destination, import = %a, "ImportTable started");
                 a
             }
         };
         let poll = self.poller(format!("waiting for import {arn}"));
         let n = import::wait_import(&self.dst, &self.cfg.destination, &arn, poll).await?;
-        self.stats
+        self.ctx
+            .stats
             .snapshot_items
             .store(n.max(0) as u64, std::sync::atomic::Ordering::Relaxed);
         crate::discover::wait_active(&self.dst, &self.cfg.destination).await?;
@@ -303,10 +310,10 @@ impl ExportSnapshot {
             s3: self.dst.s3.clone(),
             export: Arc::new(export),
             table: self.cfg.source.clone(),
-            key_names: self.key_names.clone(),
-            store: self.store.clone(),
-            stats: self.stats.clone(),
-            stop: self.stop.clone(),
+            key_names: self.ctx.key_names.clone(),
+            store: self.ctx.store.clone(),
+            stats: self.ctx.stats.clone(),
+            stop: self.ctx.stop.clone(),
             parallel_files: PARALLEL_FILES,
             export_time_ms: export_ms,
             report_every: Duration::from_secs(10),

@@ -45,12 +45,12 @@ use super::inflight::InFlight;
 use super::observe::{observe, publish_queue};
 use super::settle::{Handoff, settle};
 use crate::apply::{Applier, Change, Ticket};
-use crate::checkpoint::{OrderedAck, Store};
+use crate::checkpoint::OrderedAck;
 use crate::config::QueueConfig;
 use crate::discover::View;
 use crate::error::{Error, Result};
 use crate::retry::Retrier;
-use crate::telemetry::TableStats;
+use crate::source::TableContext;
 
 /// Long-poll wait per ReceiveMessage (also the longest a stop waits for a receiver).
 const WAIT_SECONDS: i32 = 5;
@@ -60,15 +60,11 @@ const BATCHES_PER_RECEIVER: usize = 4;
 pub struct SqsTask {
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
-    pub table: String,
+    pub ctx: TableContext,
     pub queue: QueueConfig,
     pub view: View,
-    pub key_names: Arc<[String]>,
     /// Records older than this are dropped (already in the snapshot, or before a chosen point).
     pub replay_from_ms: i64,
-    pub store: Arc<Store>,
-    pub stats: Arc<TableStats>,
-    pub stop: CancellationToken,
 }
 
 /// What the receivers and settlers share.
@@ -100,7 +96,7 @@ impl Shared {
         self.failed.cancel();
     }
     fn stopping(&self) -> bool {
-        self.task.stop.is_cancelled() || self.failed.is_cancelled() || self.applier_failed.is_cancelled()
+        self.task.ctx.stop.is_cancelled() || self.failed.is_cancelled() || self.applier_failed.is_cancelled()
     }
 }
 
@@ -120,13 +116,13 @@ impl SqsTask {
         offloads: Arc<dyn Offloads>,
         applier: Applier,
     ) -> Result<()> {
-        if let Some(q) = self.store.queue(&self.table)? {
-            self.stats.records_dropped.store(q.dropped.max(0) as u64, Relaxed);
+        if let Some(q) = self.ctx.store.queue(&self.ctx.table)? {
+            self.ctx.stats.records_dropped.store(q.dropped.max(0) as u64, Relaxed);
         }
         let receivers = self.queue.receivers;
         let dl = dead_letter::check(&*api, &self.queue)
             .await
-            .map_err(|e| e.context(format!("table {}", self.table)))?;
+            .map_err(|e| e.context(format!("table {}", self.ctx.table)))?;
         let sh = Arc::new(Shared {
             task: self,
             api,
@@ -153,7 +149,7 @@ impl SqsTask {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = sh.task.stop.cancelled() => break,
+                _ = sh.task.ctx.stop.cancelled() => break,
                 _ = sh.failed.cancelled() => break,
                 _ = sh.applier_failed.cancelled() => break,
                 _ = tick.tick() => {
@@ -192,18 +188,18 @@ pub(super) fn queue_error(t: &SqsTask, e: Error) -> Error {
         Some("AccessDenied" | "AccessDeniedException") => " (the source role needs the SQS consume statement)",
         _ => "",
     };
-    e.context(format!("table {}: queue {}{hint}", t.table, t.queue.url))
+    e.context(format!("table {}: queue {}{hint}", t.ctx.table, t.queue.url))
 }
 
 async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
     let t = &sh.task;
     let slots = Arc::new(Semaphore::new(BATCHES_PER_RECEIVER));
-    let mut retrier = Retrier::daemon(format!("receiving from {}", t.queue.url), &t.stop, &t.stats);
+    let mut retrier = Retrier::daemon(format!("receiving from {}", t.queue.url), &t.ctx.stop, &t.ctx.stats);
     while !sh.stopping() {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("never closed"),
             _ = sh.failed.cancelled() => break,
-            _ = t.stop.cancelled() => break,
+            _ = t.ctx.stop.cancelled() => break,
         };
         // The visibility timeout runs from some moment during the call: counting from before it
         // is on the safe side.
@@ -214,7 +210,7 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
         if messages.is_empty() {
             continue;
         }
-        t.stats.records_read.fetch_add(messages.len() as u64, Relaxed);
+        t.ctx.stats.records_read.fetch_add(messages.len() as u64, Relaxed);
         let handoff = spawn_settler(sh, &messages, received_at, permit);
         let decoded = match decode_all(sh, &messages).await {
             Ok(d) => d,
@@ -281,12 +277,12 @@ async fn decode_all(sh: &Shared, messages: &[Message]) -> Result<Vec<Decoded>> {
     let t = &sh.task;
     let decoder = Decoder {
         offloads: &*sh.offloads,
-        table: &t.table,
+        table: &t.ctx.table,
         queue_url: &t.queue.url,
         view: t.view,
-        key_names: &t.key_names,
-        stop: &t.stop,
-        stats: &t.stats,
+        key_names: &t.ctx.key_names,
+        stop: &t.ctx.stop,
+        stats: &t.ctx.stats,
     };
     let mut decoded = Vec::with_capacity(messages.len());
     for m in messages {
@@ -304,7 +300,7 @@ fn admit(sh: &Shared, decoded: Vec<Decoded>, received_at: Instant) -> (Vec<Chang
     let half = Duration::from_millis(t.queue.visibility_timeout_seconds as u64 * 500);
     let late = received_at.elapsed() >= half;
     if late {
-        tracing::warn!(table = %t.table, waited_ms = received_at.elapsed().as_millis() as u64, "a batch was admitted after half its visibility timeout; settling its changes by reading the source");
+        tracing::warn!(table = %t.ctx.table, waited_ms = received_at.elapsed().as_millis() as u64, "a batch was admitted after half its visibility timeout; settling its changes by reading the source");
     }
     let mut slots_in_order = Vec::with_capacity(decoded.len());
     let mut changes = Vec::new();
@@ -314,21 +310,21 @@ fn admit(sh: &Shared, decoded: Vec<Decoded>, received_at: Instant) -> (Vec<Chang
         let applied = !crate::source::before_replay_point(d.change.time_ms, t.replay_from_ms);
         slots_in_order.push((Some(()), applied));
         if !applied {
-            t.stats.records_dropped.fetch_add(1, Relaxed);
+            t.ctx.stats.records_dropped.fetch_add(1, Relaxed);
             continue;
         }
         let in_order = sh.in_flight.admit(&d.change.key, &d.change.seq);
         admitted.push(d.change.key.clone());
         if !in_order {
-            tracing::warn!(table = %t.table, seq = %d.change.seq, "a change arrived after a newer one to its key; settling it by reading the source");
+            tracing::warn!(table = %t.ctx.table, seq = %d.change.seq, "a change arrived after a newer one to its key; settling it by reading the source");
         }
         if d.redelivered || !in_order || late {
-            settle_by_reading(&mut d.change, &t.key_names);
+            settle_by_reading(&mut d.change, &t.ctx.key_names);
         }
         newest = newest.max(d.change.time_ms);
         changes.push((slots_in_order.len() as u64 - 1, d.change));
     }
-    let stats = t.stats.clone();
+    let stats = t.ctx.stats.clone();
     let ack = Arc::new(OrderedAck::with_counter(None, move |n| {
         stats.records_applied.fetch_add(n, Relaxed);
     }));

@@ -30,8 +30,8 @@ pub(super) async fn observe(sh: &Shared) -> Result<()> {
     let get = |k: QueueAttributeName| attrs.get(&k).and_then(|v| v.parse::<i64>().ok());
     let depth = get(QueueAttributeName::ApproximateNumberOfMessages);
     let in_flight = get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
-    t.stats.queue_depth.store(depth.unwrap_or(-1), Relaxed);
-    t.stats.queue_in_flight.store(in_flight.unwrap_or(-1), Relaxed);
+    t.ctx.stats.queue_depth.store(depth.unwrap_or(-1), Relaxed);
+    t.ctx.stats.queue_in_flight.store(in_flight.unwrap_or(-1), Relaxed);
     // Empty and nothing of ours pending: every buffered change is applied. (The counts are
     // approximate, and a change takes the forwarder's delay to reach the queue: a weaker
     // applied-as-of than a stream's.)
@@ -40,12 +40,12 @@ pub(super) async fn observe(sh: &Shared) -> Result<()> {
     let stuck = watch_dead_letter(sh, policy).await;
     // A dead letter means a change is missing: not caught up, whatever the queue says.
     let idle = idle && stuck.is_ok();
-    t.stats.caught_up.store(idle, Relaxed);
+    t.ctx.stats.caught_up.store(idle, Relaxed);
     if idle {
-        t.stats.applied_as_of_ms.fetch_max(asked_at, Relaxed);
+        t.ctx.stats.applied_as_of_ms.fetch_max(asked_at, Relaxed);
     }
     publish_queue(sh, depth, in_flight)?;
-    stuck.map_err(|e| e.context(format!("table {}", t.table)))
+    stuck.map_err(|e| e.context(format!("table {}", t.ctx.table)))
 }
 
 /// Judges the queue's current redrive policy (it may be added while ferry runs) and polls the
@@ -54,7 +54,7 @@ async fn watch_dead_letter(sh: &Shared, policy: Option<&str>) -> Result<()> {
     let t = &sh.task;
     let Some((arn, count)) = dead_letter::judge(&t.queue, policy)? else {
         *sh.dead_letter.lock().unwrap() = None;
-        t.stats.dead_letter_depth.store(-1, Relaxed);
+        t.ctx.stats.dead_letter_depth.store(-1, Relaxed);
         return Ok(());
     };
     let known = sh.dead_letter.lock().unwrap().clone().filter(|d| d.arn == arn);
@@ -65,7 +65,7 @@ async fn watch_dead_letter(sh: &Shared, policy: Option<&str>) -> Result<()> {
                 Ok(d) => d,
                 // A transient failure finding the queue: asked again at the next poll.
                 Err(e) if !e.is_fatal() => {
-                    tracing::warn!(table = %t.table, "finding the dead-letter queue failed, will ask again: {e}");
+                    tracing::warn!(table = %t.ctx.table, "finding the dead-letter queue failed, will ask again: {e}");
                     return Ok(());
                 }
                 Err(e) => return Err(e),
@@ -76,7 +76,7 @@ async fn watch_dead_letter(sh: &Shared, policy: Option<&str>) -> Result<()> {
     };
     // (None: a transient error, asked again at the next poll.)
     if let Some(n) = dead_letter::depth(&*sh.api, &dl).await? {
-        t.stats.dead_letter_depth.store(n, Relaxed);
+        t.ctx.stats.dead_letter_depth.store(n, Relaxed);
         if n > 0 {
             return Err(dead_letter::not_empty(&t.queue.url, &dl, n));
         }
@@ -87,14 +87,14 @@ async fn watch_dead_letter(sh: &Shared, policy: Option<&str>) -> Result<()> {
 pub(super) fn publish_queue(sh: &Shared, depth: Option<i64>, in_flight: Option<i64>) -> Result<()> {
     let t = &sh.task;
     let dead_letter_url = sh.dead_letter.lock().unwrap().as_ref().map(|d| d.url.clone());
-    let dead_letter_depth = Some(t.stats.dead_letter_depth.load(Relaxed)).filter(|n| *n >= 0);
-    t.store.put_queue(
-        &t.table,
+    let dead_letter_depth = Some(t.ctx.stats.dead_letter_depth.load(Relaxed)).filter(|n| *n >= 0);
+    t.ctx.store.put_queue(
+        &t.ctx.table,
         &QueueRow {
             queue_url: t.queue.url.clone(),
             depth,
             in_flight,
-            dropped: t.stats.records_dropped.load(Relaxed) as i64,
+            dropped: t.ctx.stats.records_dropped.load(Relaxed) as i64,
             dead_letter_url,
             dead_letter_depth,
         },

@@ -63,12 +63,12 @@ async fn finish(sh: &Shared, batch: &Handoff, receipts: &[String], extend: &mut 
         }
     }
     if newest_ms > 0 {
-        t.stats.newest_applied_ms.fetch_max(newest_ms, Relaxed);
+        t.ctx.stats.newest_applied_ms.fetch_max(newest_ms, Relaxed);
     }
     let failed = Retrier::daemon(
         format!("deleting applied messages from {}", t.queue.url),
-        &t.stop,
-        &t.stats,
+        &t.ctx.stop,
+        &t.ctx.stats,
     )
     .run(|| sh.api.delete(&t.queue.url, receipts))
     .await
@@ -76,7 +76,7 @@ async fn finish(sh: &Shared, batch: &Handoff, receipts: &[String], extend: &mut 
     for f in failed {
         // Applied but not deleted: it comes back after the visibility timeout and is settled by
         // reading the source again, which is safe; say so rather than stop.
-        tracing::warn!(table = %t.table, code = f.code, message = f.message, "a message could not be deleted after its write; it will be redelivered");
+        tracing::warn!(table = %t.ctx.table, code = f.code, message = f.message, "a message could not be deleted after its write; it will be redelivered");
     }
     Ok(())
 }
@@ -85,6 +85,6 @@ async fn extend_visibility(sh: &Shared, receipts: &[String]) {
     let t = &sh.task;
     let visibility = t.queue.visibility_timeout_seconds as i32;
     if let Err(e) = sh.api.change_visibility(&t.queue.url, receipts, visibility).await {
-        tracing::warn!(table = %t.table, error = %e, "extending visibility failed");
+        tracing::warn!(table = %t.ctx.table, error = %e, "extending visibility failed");
     }
 }

@@ -29,6 +29,7 @@ use crate::config::QueueConfig;
 use crate::discover::View;
 use crate::error::Result;
 use crate::item::Item;
+use crate::source::TableContext;
 use crate::telemetry::TableStats;
 
 const VISIBILITY: u64 = 4;
@@ -168,7 +169,13 @@ async fn run_script(broker: Broker, dest: Dest, visibility: u64) -> Run {
     let task = SqsTask {
         sqs,
         s3,
-        table: "T".into(),
+        ctx: TableContext::for_test(
+            "T",
+            &["pk"],
+            Arc::new(crate::checkpoint::Store::open(&dir.path().join("ferry.db")).unwrap()),
+            stats.clone(),
+            stop.clone(),
+        ),
         queue: QueueConfig {
             url: QUEUE.into(),
             visibility_timeout_seconds: visibility as u32,
@@ -176,11 +183,7 @@ async fn run_script(broker: Broker, dest: Dest, visibility: u64) -> Run {
             allow_dead_letter: false,
         },
         view: View::NewImage,
-        key_names: vec!["pk".to_string()].into(),
         replay_from_ms: 0,
-        store: Arc::new(crate::checkpoint::Store::open(&dir.path().join("ferry.db")).unwrap()),
-        stats: stats.clone(),
-        stop: stop.clone(),
     };
     let applier = Applier::start(dest.clone(), 2, Arc::new(Limiter::new(0)), stats.clone());
     let running = tokio::spawn(task.run_with(fake.clone(), fake, applier));

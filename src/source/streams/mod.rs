@@ -34,7 +34,7 @@ use crate::checkpoint::{OrderedAck, ShardRow, Store};
 use crate::discover::View;
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
-use crate::telemetry::TableStats;
+use crate::source::TableContext;
 use api::{StartAt, StreamApi};
 use consumer::{Outcome, Pos, ShardConsumer};
 pub use gap::{Clock, RETENTION_MS};
@@ -65,14 +65,10 @@ pub async fn capture<S: StreamApi>(api: &S, stream_arn: &str, store: &Store, tab
 
 pub struct StreamTask<S> {
     pub api: Arc<S>,
-    pub table: String,
+    pub ctx: TableContext,
     pub stream_arn: String,
     pub view: View,
-    pub key_names: Arc<[String]>,
     pub replay_from_ms: i64,
-    pub store: Arc<Store>,
-    pub stats: Arc<TableStats>,
-    pub stop: CancellationToken,
     /// How often to look for new shards.
     pub list_every: Duration,
     /// Wall-clock time (real unless a test runs it ahead).
@@ -124,7 +120,7 @@ impl<S: StreamApi> StreamTask<S> {
         let result: Result<()> = async {
             loop {
                 tokio::select! {
-                    _ = self.stop.cancelled() => return Ok(()),
+                    _ = self.ctx.stop.cancelled() => return Ok(()),
                     _ = applier.failed.cancelled() => return Ok(()),
                     _ = list_tick.tick() => {
                         let t = self.clock.now_ms();
@@ -167,7 +163,7 @@ impl<S: StreamApi> StreamTask<S> {
     fn saved_shards(&self) -> Result<(Lineage, HashMap<String, ShardRow>)> {
         let mut lineage = Lineage::default();
         let mut rows = HashMap::new();
-        for r in self.store.shards(&self.table)? {
+        for r in self.ctx.store.shards(&self.ctx.table)? {
             if r.done {
                 lineage.add_done(&r.shard_id, r.parent_id.as_deref());
             } else {
@@ -192,11 +188,11 @@ impl<S: StreamApi> StreamTask<S> {
             .ok_or_else(|| Error::fatal(format!("shard {id} finished but was not being read")))?;
         let mut row = shard_row(&a);
         row.done = true;
-        self.store.put_shards(&self.table, &[row.clone()])?;
+        self.ctx.store.put_shards(&self.ctx.table, &[row.clone()])?;
         rows.insert(id.to_string(), row);
         lineage.mark_done(id);
-        tracing::info!(table = %self.table, shard = %id, "shard finished");
-        shard_metrics::finished(&self.table, id);
+        tracing::info!(table = %self.ctx.table, shard = %id, "shard finished");
+        shard_metrics::finished(&self.ctx.table, id);
         Ok(())
     }
 
@@ -214,7 +210,7 @@ impl<S: StreamApi> StreamTask<S> {
         let listing = match self.api.list_shards(&self.stream_arn).await {
             Ok(l) => {
                 if std::mem::take(failing) {
-                    self.stats.health.recovered();
+                    self.ctx.stats.health.recovered();
                 }
                 l
             }
@@ -222,13 +218,13 @@ impl<S: StreamApi> StreamTask<S> {
                 return Err(Error::fatal(format!(
                     "table {}: stream {} no longer exists (disabled or replaced). ferry never replaces a stream; \
                      the changes since the last checkpoint cannot be read. Re-run the table from a fresh snapshot.",
-                    self.table, self.stream_arn
+                    self.ctx.table, self.stream_arn
                 )));
             }
             Err(e) if !e.is_fatal() => {
                 // Listed again at the next tick: the ticks are this call's backoff.
-                tracing::warn!(table = %self.table, error = %e, "listing shards failed; will retry");
-                self.stats.health.failed(e.message(), !*failing);
+                tracing::warn!(table = %self.ctx.table, error = %e, "listing shards failed; will retry");
+                self.ctx.stats.health.failed(e.message(), !*failing);
                 *failing = true;
                 return Ok(false);
             }
@@ -246,7 +242,7 @@ impl<S: StreamApi> StreamTask<S> {
             return Err(Error::fatal(format!(
                 "table {}: stream {} was disabled while ferry was replaying it; changes made since are not \
                  in it. ferry never replaces a stream: re-enable one and re-run the table from a fresh snapshot.",
-                self.table, self.stream_arn
+                self.ctx.table, self.stream_arn
             )));
         }
         let shards = &listing.shards;
@@ -258,7 +254,7 @@ impl<S: StreamApi> StreamTask<S> {
             return Err(Error::fatal(format!(
                 "table {}: gap in stream {}: shard {} disappeared (trimmed after 24 h) before ferry read it to the end{}. \
                  The destination cannot be brought in sync from this stream: re-run the table from a fresh snapshot.",
-                self.table,
+                self.ctx.table,
                 self.stream_arn,
                 lost.shard_id,
                 lost.position
@@ -302,7 +298,7 @@ impl<S: StreamApi> StreamTask<S> {
             }
         }
         if !new_rows.is_empty() {
-            self.store.put_shards(&self.table, &new_rows)?;
+            self.ctx.store.put_shards(&self.ctx.table, &new_rows)?;
         }
         Ok(())
     }
@@ -322,7 +318,7 @@ impl<S: StreamApi> StreamTask<S> {
             let row = rows.get(&id).cloned().ok_or_else(|| {
                 Error::fatal(format!(
                     "table {}: shard {id} has no checkpoint row in the state file",
-                    self.table
+                    self.ctx.table
                 ))
             })?;
             // From the trim horizon, the consumer proves that nothing it needs was trimmed.
@@ -339,7 +335,7 @@ impl<S: StreamApi> StreamTask<S> {
                 seq,
                 time_ms: row.last_record_ms.unwrap_or(0),
             });
-            let stats = self.stats.clone();
+            let stats = self.ctx.stats.clone();
             let ack = Arc::new(OrderedAck::with_counter(committed, move |n| {
                 stats.records_applied.fetch_add(n, Relaxed);
             }));
@@ -348,20 +344,20 @@ impl<S: StreamApi> StreamTask<S> {
                 api: self.api.clone(),
                 stream_arn: self.stream_arn.clone(),
                 shard_id: id.clone(),
-                table: self.table.clone(),
+                table: self.ctx.table.clone(),
                 start,
                 horizon,
                 clock: self.clock.clone(),
                 replay_from_ms: self.replay_from_ms,
                 view: self.view,
-                key_names: self.key_names.clone(),
+                key_names: self.ctx.key_names.clone(),
                 applier: applier.clone(),
                 ack: ack.clone(),
-                stats: self.stats.clone(),
+                stats: self.ctx.stats.clone(),
                 idle: idle.clone(),
                 stop: stop.clone(),
             };
-            tracing::debug!(table = %self.table, shard = %id, "shard consumer starting");
+            tracing::debug!(table = %self.ctx.table, shard = %id, "shard consumer starting");
             let sid = id.clone();
             consumers.spawn(async move { (sid, c.run().await) });
             active.insert(id, Active { row, ack, idle });
@@ -373,15 +369,15 @@ impl<S: StreamApi> StreamTask<S> {
     fn flush(&self, active: &HashMap<String, Active>, lineage: &Lineage, listed_at: i64) -> Result<()> {
         let rows: Vec<ShardRow> = active.values().map(shard_row).collect();
         if !rows.is_empty() {
-            self.store.put_shards(&self.table, &rows)?;
+            self.ctx.store.put_shards(&self.ctx.table, &rows)?;
         }
         let newest = rows.iter().filter_map(|r| r.last_record_ms).max();
         if let Some(n) = newest {
-            self.stats.newest_applied_ms.fetch_max(n, Relaxed);
+            self.ctx.stats.newest_applied_ms.fetch_max(n, Relaxed);
         }
         let (open, _) = lineage.counts();
         let all_idle = active.values().all(|a| a.idle.load(Relaxed)) && open == active.len();
-        self.stats.caught_up.store(all_idle && !active.is_empty(), Relaxed);
+        self.ctx.stats.caught_up.store(all_idle && !active.is_empty(), Relaxed);
         // Every open shard is being read and applied up to its mark: the table is applied up to
         // the oldest mark (and no later than the listing that found all its shards).
         let marks: Option<Vec<i64>> = active.values().map(|a| a.ack.marked()).collect();
@@ -389,10 +385,10 @@ impl<S: StreamApi> StreamTask<S> {
             .filter(|m| !m.is_empty() && open == active.len())
             .and_then(|m| m.into_iter().min())
             .map_or(0, |m| m.min(listed_at));
-        self.stats.applied_as_of_ms.store(as_of, Relaxed);
+        self.ctx.stats.applied_as_of_ms.store(as_of, Relaxed);
         let now = self.clock.now_ms();
         shard_metrics::lags(
-            &self.table,
+            &self.ctx.table,
             active.iter().map(|(id, a)| {
                 let lag = shard_metrics::lag(a.idle.load(Relaxed), a.ack.committed().map(|p| p.time_ms), now);
                 (id.as_str(), lag)

@@ -20,6 +20,7 @@ use crate::checkpoint::Store;
 use crate::discover::View;
 use crate::error::Result;
 use crate::item::Item;
+use crate::source::TableContext;
 use crate::telemetry::TableStats;
 
 /// What the destination received, in order.
@@ -262,14 +263,10 @@ fn task(
 ) -> StreamTask<Scripted> {
     StreamTask {
         api: Arc::new(script),
-        table: "T".into(),
+        ctx: TableContext::for_test("T", &["pk"], store, stats, stop),
         stream_arn: arn.into(),
         view: View::NewImage,
-        key_names: vec!["pk".to_string()].into(),
         replay_from_ms,
-        store,
-        stats,
-        stop,
         list_every: Duration::from_millis(20),
         clock: Clock::default(),
     }

@@ -101,15 +101,7 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
             }
             joined = tables.join_next() => match joined {
                 None => break,
-                Some(Ok((name, Ok(())))) => tracing::info!(table = %name, "table stopped"),
-                // Asked to stop while calls were still failing: not the table's failure.
-                Some(Ok((name, Err(e)))) if e.is_stopped() => tracing::info!(table = %name, "table stopped ({e})"),
-                // The table's lifecycle has recorded the failure.
-                Some(Ok((name, Err(e)))) => {
-                    tracing::error!(table = %name, "table stopped with an error: {e}");
-                    failed.push(format!("table {name}: {e}"));
-                }
-                Some(Err(e)) => failed.push(format!("a table task panicked: {e}")),
+                Some(ended) => table_ended(ended, &mut failed),
             },
             _ = metrics_tick.tick() => {
                 for (name, _, stats) in &all_stats {
@@ -128,6 +120,21 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
         Ok(())
     } else {
         Err(Error::fatal(failed.join("\n")))
+    }
+}
+
+/// Logs how a table run ended; a failure joins `failed`.
+fn table_ended(ended: std::result::Result<(String, Result<()>), tokio::task::JoinError>, failed: &mut Vec<String>) {
+    match ended {
+        Ok((name, Ok(()))) => tracing::info!(table = %name, "table stopped"),
+        // Asked to stop while calls were still failing: not the table's failure.
+        Ok((name, Err(e))) if e.is_stopped() => tracing::info!(table = %name, "table stopped ({e})"),
+        // The table's lifecycle has recorded the failure.
+        Ok((name, Err(e))) => {
+            tracing::error!(table = %name, "table stopped with an error: {e}");
+            failed.push(format!("table {name}: {e}"));
+        }
+        Err(e) => failed.push(format!("a table task panicked: {e}")),
     }
 }
 

@@ -1,0 +1,67 @@
+//! The e2e bench's lag phase: ferry streams while a steady writer runs against the source, and a
+//! probe measures how long each write takes to reach the destination.
+
+use super::*;
+
+pub(super) struct Lag {
+    pub(super) report: LagReport,
+    pub(super) sorted_ms: Vec<f64>,
+    pub(super) per_second: Vec<(u64, f64, f64)>,
+}
+
+pub(super) async fn lag_phase(rig: &Rig, ferry_bin: &Path, args: &Args) -> Result<Lag, String> {
+    let (sa, da) = (Account::fresh("lagsrc"), Account::fresh("lagdst"));
+    let (src, dst) = (rig.src().client(&sa), rig.dst.client(&da));
+    bench::create_plain_table(&src, Some(StreamViewType::NewAndOldImages)).await?;
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let ferry = ferry_dir(ferry_bin, work.path(), rig, &sa, &da);
+    let addr = format!("127.0.0.1:{}", bench::free_port());
+    let child = ferry.spawn_sync(&["--metrics", &addr, "--no-progress"]);
+    wait_streaming(&ferry).await?;
+    say(format!(
+        "lag: ferry is tailing; {} writes/s for {} s over {LAG_KEYS} keys",
+        args.rate, args.lag_secs
+    ));
+    let probe = LagProbe {
+        src: src.clone(),
+        dst: dst.clone(),
+        table: TABLE.into(),
+        rate: args.rate,
+        duration: Duration::from_secs(args.lag_secs),
+        keys: LAG_KEYS,
+        writers: LAG_WRITERS,
+    };
+    let report = probe.run().await;
+    stop(child).await;
+    let report = report.map_err(|e| format!("lag probe: {e}\n{}", ferry.logs()))?;
+    let diff = compare(&src, TABLE, &dst, TABLE).await?;
+    if !diff.is_equal() {
+        return Err(format!(
+            "lag: DESTINATION DIFFERS FROM SOURCE: {diff}\n{}",
+            ferry.logs()
+        ));
+    }
+    say(format!(
+        "lag: {} writes in {:.1} s ({:.0}/s achieved); compare: equal ({diff})",
+        report.writes,
+        report.write_secs,
+        report.writes as f64 / report.write_secs
+    ));
+    Ok(Lag {
+        sorted_ms: bench::sorted_lags_ms(&report.samples),
+        per_second: bench::lag_per_second(&report.samples),
+        report,
+    })
+}
+
+/// Waits until `ferry status` shows the table streaming (its stream position captured).
+async fn wait_streaming(ferry: &FerryDir) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if ferry.table_status(TABLE).is_some_and(|t| t["phase"] == "streaming") {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("ferry never reached the streaming phase\n{}", ferry.logs()))
+}

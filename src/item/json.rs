@@ -45,11 +45,11 @@ pub fn item_from_json(v: &Value) -> Result<Item, String> {
 }
 
 pub fn from_json(v: &Value) -> Result<AttributeValue, String> {
-    let obj = v
-        .as_object()
-        .filter(|o| o.len() == 1)
-        .ok_or("expected an object with one type descriptor")?;
-    let (t, x) = obj.iter().next().expect("one entry");
+    let mut entries = v.as_object().into_iter().flatten();
+    let (t, x) = match (entries.next(), entries.next()) {
+        (Some(entry), None) => entry,
+        _ => return Err("expected an object with one type descriptor".into()),
+    };
     let s = |x: &Value| {
         x.as_str()
             .map(str::to_string)

@@ -26,7 +26,7 @@ mod lag;
 #[path = "e2e/report.rs"]
 mod report;
 use lag::{Lag, lag_phase};
-use report::{draw, json_path, json_report, print_table, write_json};
+use report::{draw, json_report, print_table};
 
 const CEILING_WRITERS: [usize; 4] = [8, 16, 32, 64];
 /// Items of the unmeasured warm-up load (the JVM's JIT) before the ceiling runs.
@@ -104,7 +104,8 @@ fn main() {
     let started = Instant::now();
     if std::env::var_os("FERRY_BENCH_REDRAW").is_some() {
         // Only redraw the chart from the last run's JSON (no measuring).
-        let path = json_path().and_then(|p| std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display())));
+        let path = bench::report_path("e2e")
+            .and_then(|p| std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display())));
         match path.and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
             Ok(report) => draw(&report),
             Err(e) => eprintln!("cannot redraw: {e}"),
@@ -145,7 +146,7 @@ async fn run(args: &Args) -> Result<(), String> {
     );
     print_table(&title, ceiling, &mixes, &lag, args);
     let report = json_report(&title, ceiling, &mixes, &lag, args);
-    write_json(&report)?;
+    bench::write_report("e2e", &report)?;
     draw(&report);
     Ok(())
 }

@@ -101,28 +101,6 @@ pub(super) fn json_report(title: &str, ceiling: f64, mixes: &[MixResult], lag: &
     })
 }
 
-/// `<target dir>/ferry-bench/e2e.json` (the bench runs as `<target>/release/deps/e2e-HASH`).
-pub(super) fn json_path() -> Result<PathBuf, String> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.parent()?.to_path_buf())
-        })
-        .ok_or("cannot find the target directory")?;
-    Ok(target.join("ferry-bench").join("e2e.json"))
-}
-
-pub(super) fn write_json(report: &serde_json::Value) -> Result<(), String> {
-    let path = json_path()?;
-    let dir = path.parent().expect("a file in a folder");
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("wrote {}", path.display());
-    Ok(())
-}
-
 /// The PNG chart, from the JSON report (skipped, with a message, when the font is missing).
 pub(super) fn draw(report: &serde_json::Value) {
     if let Err(e) = register_font(Path::new(FONT)) {

@@ -2,7 +2,6 @@
 //! table and verdict, and `<target>/ferry-bench/soak.json` (figures, windows and every sample).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use ferry_rig::compare::Diff;
 use serde_json::{Value, json};
@@ -184,45 +183,27 @@ pub fn report(args: &Args, run: &Run, end: &End) -> Result<bool, String> {
             "; see incidents"
         }
     );
-    write_json(&json!({
-        "minutes": args.secs / 60.0,
-        "writes_per_second": args.wps,
-        "rollover_secs": args.rollover_secs,
-        "kill_secs": args.kill_secs,
-        "window_secs": args.window_secs,
-        "operations": end.operations,
-        "kills": run.kills.len(),
-        "rollovers": run.rollovers.len(),
-        "windows": ws,
-        "rss_growth_pct": rss,
-        "fd_growth_pct": fds,
-        "catch_up_secs": end.catch_up_s,
-        "compare": end.diff.to_string(),
-        "verify": end.verify,
-        "tables_equal": equal,
-        "incidents": run.incidents,
-        "samples": run.samples,
-    }))?;
+    ferry_rig::bench::write_report(
+        "soak",
+        &json!({
+            "minutes": args.secs / 60.0,
+            "writes_per_second": args.wps,
+            "rollover_secs": args.rollover_secs,
+            "kill_secs": args.kill_secs,
+            "window_secs": args.window_secs,
+            "operations": end.operations,
+            "kills": run.kills.len(),
+            "rollovers": run.rollovers.len(),
+            "windows": ws,
+            "rss_growth_pct": rss,
+            "fd_growth_pct": fds,
+            "catch_up_secs": end.catch_up_s,
+            "compare": end.diff.to_string(),
+            "verify": end.verify,
+            "tables_equal": equal,
+            "incidents": run.incidents,
+            "samples": run.samples,
+        }),
+    )?;
     Ok(equal)
-}
-
-fn json_path() -> Result<PathBuf, String> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.parent()?.to_path_buf())
-        })
-        .ok_or("cannot find the target directory")?;
-    Ok(target.join("ferry-bench").join("soak.json"))
-}
-
-fn write_json(report: &Value) -> Result<(), String> {
-    let path = json_path()?;
-    let dir = path.parent().expect("a file in a folder");
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("wrote {}", path.display());
-    Ok(())
 }

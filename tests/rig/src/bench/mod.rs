@@ -10,12 +10,14 @@ pub mod changes;
 pub mod keys;
 pub mod lag;
 pub mod naive;
+pub mod output;
 pub mod probe;
 
 pub use changes::*;
 pub use keys::*;
 pub use lag::*;
 pub use naive::*;
+pub use output::*;
 pub use probe::*;
 
 /// The table every phase uses (each phase in its own account).

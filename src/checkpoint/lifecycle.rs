@@ -24,7 +24,8 @@
 
 use std::sync::Arc;
 
-use super::store::{Phase, Store, TableRow};
+use super::StateStore;
+use super::store::{Phase, TableRow};
 use crate::error::{Error, Result};
 
 /// The capture point: recorded, with the stream's shard tree, before a single item is copied.
@@ -237,25 +238,24 @@ fn write_capture(row: &mut TableRow, c: &Capture, phase: Phase, segments: Option
 
 /// A table's state and the store it is persisted in: every change of state goes through here.
 pub struct Lifecycle {
-    store: Arc<Store>,
+    store: Arc<dyn StateStore>,
     row: TableRow,
     state: TableState,
 }
 
 impl Lifecycle {
     /// The table's stored state (a new table is `Creating`), moved to its resume point.
-    pub fn resume(store: Arc<Store>, name: &str, destination: &str) -> Result<Lifecycle> {
-        let row = match store.table(name)? {
+    pub async fn resume(store: Arc<dyn StateStore>, name: &str, destination: &str) -> Result<Lifecycle> {
+        let row = match store.table(name).await? {
             Some(row) => row,
             None => {
                 // A new table is listed (as creating) from the start of its first run.
                 let row = TableRow::new(name, destination);
-                store.put_table(&row)?;
+                store.put_table(&row).await?;
                 row
             }
         };
-        let stored =
-            TableState::read(&row).map_err(|e| Error::fatal(format!("state file {}: {e}", store.path.display())))?;
+        let stored = TableState::read(&row).map_err(|e| Error::fatal(format!("{}: {e}", store.location())))?;
         let mut life = Lifecycle {
             store,
             row,
@@ -263,7 +263,7 @@ impl Lifecycle {
         };
         let start = stored.resume_point();
         if stored.halted() {
-            life.transition(start)?;
+            life.transition(start).await?;
         } else {
             // Not an edge: a new run picks the table up where the last one left it.
             life.state = start;
@@ -281,7 +281,7 @@ impl Lifecycle {
     }
 
     /// Moves to `to` if the diagram allows it, and persists the move before returning.
-    pub fn transition(&mut self, to: TableState) -> Result<()> {
+    pub async fn transition(&mut self, to: TableState) -> Result<()> {
         if !self.state.allows(&to) {
             return Err(Error::fatal(format!(
                 "table {}: a move from {} to {} is not a step of the table lifecycle",
@@ -291,24 +291,25 @@ impl Lifecycle {
             )));
         }
         to.write(&mut self.row);
-        self.store.put_table(&self.row)?;
+        self.store.put_table(&self.row).await?;
         self.state = to;
         Ok(())
     }
 
     /// Records that the table stopped on request, where it was.
-    pub fn stop(&mut self) -> Result<()> {
+    pub async fn stop(&mut self) -> Result<()> {
         let at = Box::new(self.state.resume_at());
-        self.transition(TableState::Stopped { at })
+        self.transition(TableState::Stopped { at }).await
     }
 
     /// Records that the table failed, and why; it resumes where it was on the next run.
-    pub fn fail(&mut self, reason: &str) -> Result<()> {
+    pub async fn fail(&mut self, reason: &str) -> Result<()> {
         let at = Box::new(self.state.resume_at());
         self.transition(TableState::Failed {
             reason: reason.to_string(),
             at,
         })
+        .await
     }
 }
 

@@ -2,6 +2,7 @@
 //! versions (`fixtures/state-v0.sqlite`).
 
 use super::*;
+use crate::checkpoint::Store;
 use crate::checkpoint::schema::VERSION;
 
 fn cap(t0: i64) -> Capture {
@@ -121,14 +122,15 @@ fn every_state_reads_back_as_written() {
     }
 }
 
-#[test]
-fn a_lifecycle_persists_each_move_and_refuses_a_skipped_step() {
+#[tokio::test]
+async fn a_lifecycle_persists_each_move_and_refuses_a_skipped_step() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
-    let mut life = Lifecycle::resume(store.clone(), "T", "D").unwrap();
+    let mut life = Lifecycle::resume(store.clone(), "T", "D").await.unwrap();
     assert_eq!(*life.state(), TableState::Creating);
     let err = life
         .transition(TableState::Streaming { capture: cap(5) })
+        .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("from creating to streaming"), "{err}");
@@ -141,21 +143,23 @@ fn a_lifecycle_persists_each_move_and_refuses_a_skipped_step() {
         capture: cap(5),
         segments: Some(8),
     })
+    .await
     .unwrap();
     assert_eq!(store.table("T").unwrap().unwrap().capture_ms, Some(5));
     life.transition(TableState::BulkLoading {
         capture: cap(5),
         segments: 8,
     })
+    .await
     .unwrap();
-    life.stop().unwrap();
+    life.stop().await.unwrap();
     let row = store.table("T").unwrap().unwrap();
     assert_eq!(
         (row.phase, row.stopped_cleanly),
         (Phase::Snapshot, true),
         "status still says snapshot"
     );
-    let mut again = Lifecycle::resume(store.clone(), "T", "D").unwrap();
+    let mut again = Lifecycle::resume(store.clone(), "T", "D").await.unwrap();
     assert_eq!(
         *again.state(),
         TableState::BulkLoading {
@@ -164,7 +168,7 @@ fn a_lifecycle_persists_each_move_and_refuses_a_skipped_step() {
         }
     );
     assert!(!store.table("T").unwrap().unwrap().stopped_cleanly);
-    again.fail("disk full").unwrap();
+    again.fail("disk full").await.unwrap();
     let row = store.table("T").unwrap().unwrap();
     assert_eq!(
         (row.phase.as_str(), row.error.as_deref()),
@@ -178,21 +182,27 @@ fn fixture_copy(dir: &tempfile::TempDir) -> std::path::PathBuf {
     path
 }
 
-#[test]
-fn a_state_file_from_todays_ferry_migrates_and_every_table_resumes_where_it_was() {
+#[tokio::test]
+async fn a_state_file_from_todays_ferry_migrates_and_every_table_resumes_where_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let path = fixture_copy(&dir);
     let store = Arc::new(Store::open(&path).unwrap());
     let version = store.with(|c| c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)));
     assert_eq!(version.unwrap(), VERSION);
-    let at = |name: &str| Lifecycle::resume(store.clone(), name, name).unwrap().state().clone();
+    let at = async |name: &str| {
+        Lifecycle::resume(store.clone(), name, name)
+            .await
+            .unwrap()
+            .state()
+            .clone()
+    };
     let c = |t: &str, replay: i64| Capture {
         stream_arn: format!("arn:aws:dynamodb:us-east-1:111111111111:table/{t}/stream/2026-01-01T00:00:00.000"),
         t0_ms: 1_767_225_600_000,
         replay_from_ms: replay,
     };
     assert_eq!(
-        at("Scanning"),
+        at("Scanning").await,
         TableState::BulkLoading {
             capture: c("Scanning", 1_767_225_300_000),
             segments: 4
@@ -201,7 +211,7 @@ fn a_state_file_from_todays_ferry_migrates_and_every_table_resumes_where_it_was(
     let segs = store.segments("Scanning").unwrap();
     assert_eq!(segs[1].last_key.as_deref(), Some(r#"{"pk":{"S":"k-77"}}"#));
     assert_eq!(
-        at("Streaming"),
+        at("Streaming").await,
         TableState::RestoringSettings {
             capture: c("Streaming", 1_767_225_300_000)
         }
@@ -211,7 +221,7 @@ fn a_state_file_from_todays_ferry_migrates_and_every_table_resumes_where_it_was(
     assert!(shards[0].done && shards[1].parent_id.as_deref() == Some("shardId-0001"));
     assert_eq!(store.table("Streaming").unwrap().unwrap().records_applied, 1234);
     assert_eq!(
-        at("Exporting"),
+        at("Exporting").await,
         TableState::BulkLoading {
             capture: c("Exporting", 1_767_225_480_000),
             segments: 3
@@ -230,9 +240,9 @@ fn a_state_file_from_todays_ferry_migrates_and_every_table_resumes_where_it_was(
         }
     );
     assert_eq!(store.queue("Broken").unwrap().unwrap().dead_letter_depth, Some(2));
-    assert!(matches!(at("Broken"), TableState::RestoringSettings { .. }));
+    assert!(matches!(at("Broken").await, TableState::RestoringSettings { .. }));
     assert_eq!(store.table("Broken").unwrap().unwrap().error, None);
-    assert_eq!(at("Waiting"), TableState::Creating);
+    assert_eq!(at("Waiting").await, TableState::Creating);
     assert_eq!(store.health("Streaming").unwrap().unwrap().for_ms, 4200);
     drop(store);
     // Idempotent: opening again changes nothing.

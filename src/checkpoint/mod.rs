@@ -9,6 +9,7 @@ pub mod lock;
 mod positions;
 mod rows;
 mod schema;
+pub mod state;
 pub mod store;
 mod tables;
 
@@ -17,4 +18,5 @@ pub use exports::ExportRow;
 pub use health::Retrying;
 pub use lifecycle::{Capture, Lifecycle, TableState};
 pub use lock::DaemonLock;
+pub use state::{Progress, StateStore};
 pub use store::{Phase, QueueRow, SegmentRow, ShardRow, Store, TableRow};

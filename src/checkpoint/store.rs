@@ -10,11 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use rusqlite::Connection;
 
 pub use super::positions::{QueueRow, SegmentRow, ShardRow};
 use super::schema;
+use super::state::{Progress, StateStore};
 pub use super::tables::{Phase, TableRow};
+use super::{ExportRow, Retrying};
 
 use crate::error::{Error, Result};
 
@@ -63,6 +66,66 @@ impl Store {
         let conn = self.conn.lock().unwrap();
         f(&conn).map_err(Error::from)
     }
+}
+
+/// The SQLite file as a [`StateStore`]: each call is one short local transaction, run inline.
+impl StateStore for Store {
+    fn location(&self) -> String {
+        format!("state file {}", self.path.display())
+    }
+    fn table<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TableRow>>> {
+        ready(Store::table(self, name))
+    }
+    fn tables(&self) -> BoxFuture<'_, Result<Vec<TableRow>>> {
+        ready(Store::tables(self))
+    }
+    fn put_table<'a>(&'a self, row: &'a TableRow) -> BoxFuture<'a, Result<()>> {
+        ready(Store::put_table(self, row))
+    }
+    fn put_progress<'a>(&'a self, name: &'a str, p: Progress) -> BoxFuture<'a, Result<()>> {
+        ready(Store::put_progress(self, name, p))
+    }
+    fn put_error<'a>(&'a self, name: &'a str, error: &'a str) -> BoxFuture<'a, Result<()>> {
+        ready(Store::put_error(self, name, error))
+    }
+    fn set_replay_from<'a>(&'a self, name: &'a str, ms: i64) -> BoxFuture<'a, Result<bool>> {
+        ready(Store::set_replay_from(self, name, ms))
+    }
+    fn segments<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<SegmentRow>>> {
+        ready(Store::segments(self, table))
+    }
+    fn put_segment<'a>(&'a self, table: &'a str, row: &'a SegmentRow) -> BoxFuture<'a, Result<()>> {
+        ready(Store::put_segment(self, table, row))
+    }
+    fn shards<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<ShardRow>>> {
+        ready(Store::shards(self, table))
+    }
+    fn put_shards<'a>(&'a self, table: &'a str, rows: &'a [ShardRow]) -> BoxFuture<'a, Result<()>> {
+        ready(Store::put_shards(self, table, rows))
+    }
+    fn queue<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Option<QueueRow>>> {
+        ready(Store::queue(self, table))
+    }
+    fn put_queue<'a>(&'a self, table: &'a str, row: &'a QueueRow) -> BoxFuture<'a, Result<()>> {
+        ready(Store::put_queue(self, table, row))
+    }
+    fn export<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Option<ExportRow>>> {
+        ready(Store::export(self, table))
+    }
+    fn put_export<'a>(&'a self, table: &'a str, row: &'a ExportRow) -> BoxFuture<'a, Result<()>> {
+        ready(Store::put_export(self, table, row))
+    }
+    fn health<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Option<Retrying>>> {
+        ready(Store::health(self, table))
+    }
+    fn put_health<'a>(&'a self, table: &'a str, retrying: Option<&'a Retrying>) -> BoxFuture<'a, Result<()>> {
+        ready(Store::put_health(self, table, retrying))
+    }
+}
+
+/// An answer already computed, as the trait's future.
+fn ready<'a, T: Send + 'a>(v: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(v))
 }
 
 /// Creates a new state store file readable by its owner only: it holds item keys. SQLite gives the
@@ -187,13 +250,29 @@ mod tests {
             .unwrap();
         let s = Store::open(&path).unwrap();
         assert_eq!(s.table("A").unwrap().unwrap().applied_as_of_ms, None);
-        s.put_progress("A", 3, Some(10), true, Some(42)).unwrap();
+        s.put_progress(
+            "A",
+            Progress {
+                records_applied: 3,
+                newest_applied_ms: Some(10),
+                caught_up: true,
+                applied_as_of_ms: Some(42),
+            },
+        )
+        .unwrap();
         let t = s.table("A").unwrap().unwrap();
         assert_eq!(
             (t.caught_up, t.applied_as_of_ms, t.records_applied),
             (true, Some(42), 3)
         );
-        s.put_progress("A", 4, None, false, None).unwrap();
+        s.put_progress(
+            "A",
+            Progress {
+                records_applied: 4,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let t = s.table("A").unwrap().unwrap();
         assert_eq!(
             (t.caught_up, t.applied_as_of_ms, t.newest_applied_ms),

@@ -3,6 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::state::Progress;
 use super::store::Store;
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
@@ -154,26 +155,18 @@ impl Store {
         })
     }
 
-    /// Live counters, written by the daemon's publisher only (the table's own writes of its phase
-    /// never touch them, so neither can roll the other back).
-    pub fn put_progress(
-        &self,
-        name: &str,
-        records_applied: i64,
-        newest_applied_ms: Option<i64>,
-        caught_up: bool,
-        applied_as_of_ms: Option<i64>,
-    ) -> Result<()> {
+    /// Live counters ([`Progress`]).
+    pub fn put_progress(&self, name: &str, p: Progress) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "UPDATE tables SET records_applied=?2, newest_applied_ms=COALESCE(?3, newest_applied_ms),
                    caught_up=?4, applied_as_of_ms=?5, updated_ms=?6 WHERE name=?1",
                 params![
                     name,
-                    records_applied,
-                    newest_applied_ms,
-                    caught_up,
-                    applied_as_of_ms,
+                    p.records_applied,
+                    p.newest_applied_ms,
+                    p.caught_up,
+                    p.applied_as_of_ms,
                     now_ms()
                 ],
             )

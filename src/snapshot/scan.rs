@@ -88,7 +88,8 @@ impl<S: ScanSource> ScanTask<S> {
         let saved: HashMap<i64, SegmentRow> = self
             .ctx
             .store
-            .segments(&self.ctx.table)?
+            .segments(&self.ctx.table)
+            .await?
             .into_iter()
             .map(|s| (s.segment, s))
             .collect();
@@ -96,7 +97,7 @@ impl<S: ScanSource> ScanTask<S> {
         let read_units = Arc::new(AtomicU64::new(0));
         let started = tokio::time::Instant::now();
         let (mut segs, tasks) = self.spawn_readers(&saved, &applier, &read_units);
-        self.flush(&mut segs)?;
+        self.flush(&mut segs).await?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut first_err = self.join_readers(tasks, &applier, &mut segs, &mut tick).await?;
         // Every page is read; the writes may still be draining. Progress keeps being saved.
@@ -106,13 +107,13 @@ impl<S: ScanSource> ScanTask<S> {
         let drained = loop {
             tokio::select! {
                 r = &mut finish => break r,
-                _ = tick.tick() => { self.flush(&mut segs)?; }
+                _ = tick.tick() => { self.flush(&mut segs).await?; }
             }
         };
         if let Err(e) = drained {
             crate::error::keep_first(&mut first_err, e);
         }
-        let done = self.flush(&mut segs)?;
+        let done = self.flush(&mut segs).await?;
         self.log_read_units(read_units.load(Relaxed), started.elapsed().as_secs_f64());
         match first_err {
             Some(e) => Err(e),
@@ -196,7 +197,7 @@ impl<S: ScanSource> ScanTask<S> {
                     Some(Ok(Err(e))) => { crate::error::keep_first(&mut first_err, e); self.ctx.stop.cancel(); }
                     Some(Err(e)) => { crate::error::keep_first(&mut first_err, Error::fatal(format!("scan segment panicked: {e}"))); self.ctx.stop.cancel(); }
                 },
-                _ = tick.tick() => { self.flush(segs)?; }
+                _ = tick.tick() => { self.flush(segs).await?; }
                 // Once stopped, this arm is off: a completed future polled in a loop would spin
                 // (and, on one worker, starve the readers it waits for).
                 _ = applier.failed.cancelled(), if !self.ctx.stop.is_cancelled() => { self.ctx.stop.cancel(); }
@@ -238,7 +239,7 @@ impl<S: ScanSource> ScanTask<S> {
 
     /// Persists the durable resume point of each segment that moved; returns whether all
     /// segments are done.
-    fn flush(&self, segs: &mut [Seg]) -> Result<bool> {
+    async fn flush(&self, segs: &mut [Seg]) -> Result<bool> {
         let mut all_done = true;
         let mut items = 0;
         for s in segs.iter_mut() {
@@ -250,7 +251,7 @@ impl<S: ScanSource> ScanTask<S> {
                     items: p.items,
                 };
                 if row != s.row {
-                    self.ctx.store.put_segment(&self.ctx.table, &row)?;
+                    self.ctx.store.put_segment(&self.ctx.table, &row).await?;
                     s.row = row;
                 }
             }

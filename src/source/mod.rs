@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::Applier;
-use crate::checkpoint::Store;
+use crate::checkpoint::StateStore;
 use crate::error::Result;
 use crate::telemetry::TableStats;
 
@@ -22,7 +22,7 @@ pub struct TableContext {
     /// The source table's name (the state store's key).
     pub table: String,
     pub key_names: Arc<[String]>,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn StateStore>,
     pub stats: Arc<TableStats>,
     /// The run's stop: cancelled on shutdown.
     pub stop: CancellationToken,
@@ -33,7 +33,7 @@ impl TableContext {
     pub fn new(
         table: String,
         key_names: Arc<[String]>,
-        store: Arc<Store>,
+        store: Arc<dyn StateStore>,
         stats: Arc<TableStats>,
         stop: CancellationToken,
         applier: impl Fn() -> Applier + Send + Sync + 'static,
@@ -62,7 +62,7 @@ impl TableContext {
     pub fn for_test(
         table: &str,
         key_names: &[&str],
-        store: Arc<Store>,
+        store: Arc<dyn StateStore>,
         stats: Arc<TableStats>,
         stop: CancellationToken,
     ) -> TableContext {

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{DaemonLock, Retrying, Store};
+use crate::checkpoint::{Progress, StateStore};
 use crate::config::{Clients, Config, TableConfig, build_clients};
 use crate::discover::check::{CheckOptions, Checked, check_table};
 use crate::error::{Error, Result};
@@ -71,9 +72,10 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     let src = build_clients("source", &config.source).await?;
     let dst = build_clients("destination", &config.destination).await?;
 
-    let checked = check_all(config, &opts, &store, &src, &dst).await?;
+    let state: Arc<dyn StateStore> = store.clone();
+    let checked = check_all(config, &opts, state.as_ref(), &src, &dst).await?;
 
-    let (mut tables, all_stats) = spawn_tables(checked, &opts, &store, &src, &dst, &stop);
+    let (mut tables, all_stats) = spawn_tables(checked, &opts, &state, &src, &dst, &stop);
     let bars = progress::Progress::new(opts.progress, &all_stats);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Metrics are cheap to publish: keep /metrics within 100 ms of the pipeline's counters.
@@ -109,12 +111,12 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
                 }
             }
             _ = tick.tick() => {
-                publish(&store, &all_stats)?;
+                publish(state.as_ref(), &all_stats).await?;
                 bars.update(|name| status::line(&store, name))?;
             }
         }
     }
-    publish(&store, &all_stats)?;
+    publish(state.as_ref(), &all_stats).await?;
     bars.finish();
     if failed.is_empty() {
         Ok(())
@@ -147,7 +149,7 @@ type Runs = JoinSet<(String, Result<()>)>;
 fn spawn_tables(
     checked: Vec<(TableConfig, Checked)>,
     opts: &SyncOptions,
-    store: &Arc<Store>,
+    store: &Arc<dyn StateStore>,
     src: &Clients,
     dst: &Clients,
     stop: &CancellationToken,
@@ -183,14 +185,14 @@ fn spawn_tables(
 async fn check_all(
     config: &Config,
     opts: &SyncOptions,
-    store: &Store,
+    store: &dyn StateStore,
     src: &Clients,
     dst: &Clients,
 ) -> Result<Vec<(TableConfig, Checked)>> {
     let mut checked = Vec::new();
     let mut problems = Vec::new();
     for t in &config.tables {
-        let resuming = store.table(&t.source)?.is_some_and(|r| r.capture_ms.is_some());
+        let resuming = store.table(&t.source).await?.is_some_and(|r| r.capture_ms.is_some());
         if resuming && opts.from_ms.is_some() {
             problems.push(format!(
                 "table {}: --from applies to a fresh start only; this table has started already \
@@ -223,17 +225,20 @@ async fn check_all(
 }
 
 /// Writes live counters to the state store (for `ferry status`) and to metrics.
-fn publish(store: &Store, all: &[(String, String, Arc<TableStats>)]) -> Result<()> {
+async fn publish(store: &dyn StateStore, all: &[(String, String, Arc<TableStats>)]) -> Result<()> {
     for (name, _, stats) in all {
-        let newest = Some(stats.newest_applied_ms.load(Relaxed)).filter(|n| *n > 0);
-        let records = stats.records_applied.load(Relaxed) as i64;
-        let as_of = Some(stats.applied_as_of_ms.load(Relaxed)).filter(|t| *t > 0);
-        store.put_progress(name, records, newest, stats.caught_up.load(Relaxed), as_of)?;
+        let progress = Progress {
+            records_applied: stats.records_applied.load(Relaxed) as i64,
+            newest_applied_ms: Some(stats.newest_applied_ms.load(Relaxed)).filter(|n| *n > 0),
+            caught_up: stats.caught_up.load(Relaxed),
+            applied_as_of_ms: Some(stats.applied_as_of_ms.load(Relaxed)).filter(|t| *t > 0),
+        };
+        store.put_progress(name, progress).await?;
         let retrying = stats.health.retrying().map(|(d, last_error)| Retrying {
             for_ms: d.as_millis() as i64,
             last_error,
         });
-        store.put_health(name, retrying.as_ref())?;
+        store.put_health(name, retrying.as_ref()).await?;
         metrics::publish(name, stats);
     }
     Ok(())

@@ -5,7 +5,8 @@ use aws_sdk_dynamodb::types::TableDescription;
 use futures::future::BoxFuture;
 
 use super::table::{RunCtx, TableRun};
-use crate::checkpoint::{Capture, Lifecycle, Store};
+use crate::checkpoint::StateStore;
+use crate::checkpoint::{Capture, Lifecycle};
 use crate::config::Clients;
 use crate::discover::{self, create};
 use crate::error::Result;
@@ -34,7 +35,7 @@ pub(super) trait TableApi: Send + Sync {
     /// This host's clock minus the source endpoint's (ms), when it could be measured.
     fn clock_skew(&self) -> BoxFuture<'_, Option<i64>>;
     /// Saves the stream's shard tree in `store` as captured; how many shards it has.
-    fn capture_shards<'a>(&'a self, stream_arn: &'a str, store: &'a Store) -> BoxFuture<'a, Result<usize>>;
+    fn capture_shards<'a>(&'a self, stream_arn: &'a str, store: &'a dyn StateStore) -> BoxFuture<'a, Result<usize>>;
 }
 
 /// What the lifecycle driver calls and drives: the AWS calls, and the loader and source to run.
@@ -106,7 +107,7 @@ impl TableApi for SdkTable {
         Box::pin(super::skew::measure(&self.src.dynamodb, &self.source))
     }
 
-    fn capture_shards<'a>(&'a self, stream_arn: &'a str, store: &'a Store) -> BoxFuture<'a, Result<usize>> {
+    fn capture_shards<'a>(&'a self, stream_arn: &'a str, store: &'a dyn StateStore) -> BoxFuture<'a, Result<usize>> {
         Box::pin(async move {
             streams::capture(&SdkStreams(self.src.streams.clone()), stream_arn, store, &self.source).await
         })

@@ -49,7 +49,7 @@ impl TableRun {
             );
         }
         let t0 = now_ms();
-        let shards = api.capture_shards(&stream_arn, &self.store).await?;
+        let shards = api.capture_shards(&stream_arn, self.store.as_ref()).await?;
         let overlap_start = t0 - (self.cfg.replay_overlap_seconds as i64) * 1000 - widen;
         let replay_from_ms = match (self.from_ms, &self.cfg.snapshot) {
             (Some(from), Snapshot::None) => from,

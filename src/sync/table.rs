@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::seams::{Sdk, SdkTable, Seams, TableApi};
 use crate::apply::{Applier, DynamoIo, Limiter};
-use crate::checkpoint::{Lifecycle, Store, TableState};
+use crate::checkpoint::StateStore;
+use crate::checkpoint::{Lifecycle, TableState};
 use crate::config::{Clients, TableConfig};
 use crate::discover::{self, check::Checked};
 use crate::error::{Error, Result};
@@ -34,7 +35,7 @@ pub struct TableRun {
     pub cfg: TableConfig,
     pub src: Clients,
     pub dst: Clients,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn StateStore>,
     pub stats: Arc<TableStats>,
     pub checked: Checked,
     pub stop: CancellationToken,
@@ -73,7 +74,7 @@ impl TableRun {
 
     /// [`TableRun::run`] through `seams` instead of the SDK's.
     pub(super) async fn run_with<S: Seams>(&self, seams: &S) -> Result<()> {
-        let mut life = Lifecycle::resume(self.store.clone(), &self.cfg.source, &self.cfg.destination)?;
+        let mut life = Lifecycle::resume(self.store.clone(), &self.cfg.source, &self.cfg.destination).await?;
         // Counters carry over from the last run until this run's first flush.
         let row = life.row();
         self.stats
@@ -85,9 +86,9 @@ impl TableRun {
         let result = self.drive(seams, &mut life).await;
         match &result {
             // Asked to stop (also while calls were still failing): not the table's failure.
-            Ok(()) => life.stop()?,
-            Err(e) if e.is_stopped() => life.stop()?,
-            Err(e) => life.fail(&e.to_string())?,
+            Ok(()) => life.stop().await?,
+            Err(e) if e.is_stopped() => life.stop().await?,
+            Err(e) => life.fail(&e.to_string()).await?,
         }
         result
     }
@@ -129,7 +130,7 @@ impl TableRun {
                     )));
                 }
             };
-            life.transition(next)?;
+            life.transition(next).await?;
         }
     }
 
@@ -165,10 +166,11 @@ impl TableRun {
         };
         life.transition(TableState::Queued {
             next: Box::new(state.clone()),
-        })?;
+        })
+        .await?;
         tokio::select! {
             permit = slots.acquire_owned() => {
-                life.transition(state)?;
+                life.transition(state).await?;
                 Ok(Some(permit.ok()))
             }
             _ = self.stop.cancelled() => Ok(None),

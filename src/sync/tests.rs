@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::seams::{Seams, TableApi};
 use super::table::{RunCtx, TableRun};
-use crate::checkpoint::{Capture, Lifecycle, Store, TableState};
+use crate::checkpoint::{Capture, Lifecycle, StateStore, Store, TableState};
 use crate::config::{Clients, TableConfig};
 use crate::discover::View;
 use crate::discover::check::Checked;
@@ -71,7 +71,7 @@ impl TableApi for Fake {
         self.script.log("clock_skew");
         Box::pin(async { Some(0) })
     }
-    fn capture_shards<'a>(&'a self, _: &'a str, _: &'a Store) -> BoxFuture<'a, Result<usize>> {
+    fn capture_shards<'a>(&'a self, _: &'a str, _: &'a dyn StateStore) -> BoxFuture<'a, Result<usize>> {
         self.script.log("capture_shards");
         Box::pin(async { Ok(1) })
     }
@@ -83,7 +83,7 @@ impl BulkLoader for FakeLoader {
     async fn load(self, _: &mut Lifecycle, capture: Capture) -> Result<Loaded> {
         let ctx = &self.2;
         self.0.log("load");
-        let stored = TableState::read(&ctx.store.table(&ctx.table)?.unwrap())?;
+        let stored = TableState::read(&ctx.store.table(&ctx.table).await?.unwrap())?;
         self.0.stored_at_load.lock().unwrap().push(stored);
         Ok(match self.1 {
             Load::Complete => Loaded::Complete(capture),
@@ -251,7 +251,7 @@ async fn a_stop_during_the_bulk_load_leaves_the_table_resumable_in_the_bulk_load
         matches!(&stopped, TableState::Stopped { at } if matches!(**at, TableState::BulkLoading { .. })),
         "{stopped:?}"
     );
-    let life = Lifecycle::resume(store.clone(), "src", "dst").unwrap();
+    let life = Lifecycle::resume(store.clone(), "src", "dst").await.unwrap();
     assert!(
         matches!(life.state(), TableState::BulkLoading { segments: 16, .. }),
         "{:?}",

@@ -19,7 +19,8 @@ use super::manifest::{DataFile, Export, url};
 use super::objects::{ExportObjects, S3Objects};
 use super::reader::LineReader;
 use crate::apply::{Applier, Change, Op, Ticket};
-use crate::checkpoint::{OrderedAck, SegmentRow, Store};
+use crate::checkpoint::StateStore;
+use crate::checkpoint::{OrderedAck, SegmentRow};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::item::KeyBytes;
@@ -38,7 +39,7 @@ pub struct FileLoader {
     pub export: Arc<Export>,
     pub table: String,
     pub key_names: Arc<[String]>,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn StateStore>,
     pub stats: Arc<TableStats>,
     pub stop: CancellationToken,
     /// Files read at once.
@@ -61,7 +62,7 @@ impl FileLoader {
 
     /// [`FileLoader::run`], reading the files through `objects`.
     pub(super) async fn run_with(self, objects: Arc<dyn ExportObjects>, applier: Applier) -> Result<bool> {
-        let (todo, done_items) = self.todo()?;
+        let (todo, done_items) = self.todo().await?;
         self.stats.snapshot_items.store(done_items, Relaxed);
         let applier = Arc::new(applier);
         let active: Active = Default::default();
@@ -78,7 +79,7 @@ impl FileLoader {
                     Some(Ok(Err(e))) => { crate::error::keep_first(&mut first_err, e); self.stop.cancel(); }
                     Some(Err(e)) => { crate::error::keep_first(&mut first_err, Error::fatal(format!("export file task panicked: {e}"))); self.stop.cancel(); }
                 },
-                _ = tick.tick() => { self.flush(&active)?; progress.tick(&self); }
+                _ = tick.tick() => { self.flush(&active).await?; progress.tick(&self); }
                 _ = applier.failed.cancelled(), if !self.stop.is_cancelled() => { self.stop.cancel(); }
             }
         }
@@ -86,7 +87,7 @@ impl FileLoader {
         if let Err(e) = applier.finish().await {
             crate::error::keep_first(&mut first_err, e);
         }
-        self.flush(&active)?;
+        self.flush(&active).await?;
         match first_err {
             Some(e) => Err(e),
             None => Ok(all_done && !self.stop.is_cancelled()),
@@ -95,10 +96,11 @@ impl FileLoader {
 
     /// The files not yet finished (by index), and the items of those that are. An export that no
     /// longer matches what the state store recorded stops the table.
-    fn todo(&self) -> Result<(Vec<(usize, DataFile)>, u64)> {
+    async fn todo(&self) -> Result<(Vec<(usize, DataFile)>, u64)> {
         let saved: HashMap<i64, SegmentRow> = self
             .store
-            .segments(&self.table)?
+            .segments(&self.table)
+            .await?
             .into_iter()
             .map(|s| (s.segment, s))
             .collect();
@@ -161,7 +163,7 @@ impl FileLoader {
 
     /// Saves the durable item count of files in progress (shown by `ferry status`; a restart
     /// reloads such files from their start whatever the count says).
-    fn flush(&self, active: &Active) -> Result<()> {
+    async fn flush(&self, active: &Active) -> Result<()> {
         let list: Vec<(usize, u64)> = active
             .lock()
             .unwrap()
@@ -169,15 +171,17 @@ impl FileLoader {
             .map(|(i, a)| (*i, a.committed_count()))
             .collect();
         for (i, items) in list {
-            self.store.put_segment(
-                &self.table,
-                &SegmentRow {
-                    segment: i as i64,
-                    done: false,
-                    last_key: Some(self.export.files[i].key.clone()),
-                    items: items as i64,
-                },
-            )?;
+            self.store
+                .put_segment(
+                    &self.table,
+                    &SegmentRow {
+                        segment: i as i64,
+                        done: false,
+                        last_key: Some(self.export.files[i].key.clone()),
+                        items: items as i64,
+                    },
+                )
+                .await?;
         }
         Ok(())
     }
@@ -252,7 +256,7 @@ struct FileJob {
     stats: Arc<TableStats>,
     stop: CancellationToken,
     active: Active,
-    store: Arc<Store>,
+    store: Arc<dyn StateStore>,
     table: String,
 }
 
@@ -306,15 +310,17 @@ impl FileJob {
             )));
         }
         self.active.lock().unwrap().remove(&self.index);
-        self.store.put_segment(
-            &self.table,
-            &SegmentRow {
-                segment: self.index as i64,
-                done: true,
-                last_key: Some(self.file.key.clone()),
-                items: items as i64,
-            },
-        )?;
+        self.store
+            .put_segment(
+                &self.table,
+                &SegmentRow {
+                    segment: self.index as i64,
+                    done: true,
+                    last_key: Some(self.file.key.clone()),
+                    items: items as i64,
+                },
+            )
+            .await?;
         tracing::debug!(file = %url(&self.bucket, &self.file.key), items, "export file loaded");
         Ok(true)
     }

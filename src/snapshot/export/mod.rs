@@ -121,7 +121,7 @@ impl ExportSnapshot {
     ) -> Result<Option<Capture>> {
         let name = self.cfg.source.clone();
         let capture_ms = capture.t0_ms;
-        let er = match self.ctx.store.export(&name)? {
+        let er = match self.ctx.store.export(&name).await? {
             Some(er) if er.bucket.is_some() && er.folder.is_some() => er,
             er => self.find_or_start(er.unwrap_or_default(), capture_ms).await?,
         };
@@ -140,7 +140,7 @@ impl ExportSnapshot {
             items_total: export.item_count.map(|n| n as i64),
             ..er
         };
-        self.ctx.store.put_export(&name, &er)?;
+        self.ctx.store.put_export(&name, &er).await?;
         let capture = Capture {
             replay_from_ms: export_ms - self.conf().overlap_seconds as i64 * 1000,
             ..capture
@@ -148,7 +148,8 @@ impl ExportSnapshot {
         life.transition(TableState::BulkLoading {
             capture: capture.clone(),
             segments: export.files.len() as u32,
-        })?;
+        })
+        .await?;
         check_retention(&name, export_ms)?;
         tracing::info!(table = %name, export = %url(&bucket, &folder), files = export.files.len(), items = ?export.item_count, "loading export");
         let loaded = match self.conf().loader {
@@ -175,7 +176,7 @@ impl ExportSnapshot {
                 er.bucket = Some(bucket.clone());
                 er.folder = Some(folder.clone());
                 tracing::info!(table = %name, export = %url(bucket, folder), "reusing an existing export (export_s3)");
-                self.ctx.store.put_export(name, &er)?;
+                self.ctx.store.put_export(name, &er).await?;
                 return Ok(er);
             }
             ExportSource::Arn(arn) => (arn.clone(), None),
@@ -186,7 +187,7 @@ impl ExportSnapshot {
                     None => self.start(target, capture_ms, &root).await?,
                 };
                 er.export_arn = Some(arn.clone());
-                self.ctx.store.put_export(name, &er)?;
+                self.ctx.store.put_export(name, &er).await?;
                 (arn, Some(root))
             }
         };
@@ -201,7 +202,7 @@ impl ExportSnapshot {
             // ferry asked for the export as of the capture time.
             er.export_time_ms = er.export_time_ms.or(Some(capture_ms));
         }
-        self.ctx.store.put_export(name, &er)?;
+        self.ctx.store.put_export(name, &er).await?;
         Ok(er)
     }
 
@@ -290,7 +291,7 @@ impl ExportSnapshot {
                 )
                 .await?;
                 er.import_arn = Some(a.clone());
-                self.ctx.store.put_export(name, er)?;
+                self.ctx.store.put_export(name, er).await?;
                 tracing::info!(table = %name, destination = %self.cfg.destination, import = %a, "ImportTable started");
                 a
             }

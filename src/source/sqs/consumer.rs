@@ -116,7 +116,7 @@ impl SqsTask {
         offloads: Arc<dyn Offloads>,
         applier: Applier,
     ) -> Result<()> {
-        if let Some(q) = self.ctx.store.queue(&self.ctx.table)? {
+        if let Some(q) = self.ctx.store.queue(&self.ctx.table).await? {
             self.ctx.stats.records_dropped.store(q.dropped.max(0) as u64, Relaxed);
         }
         let receivers = self.queue.receivers;
@@ -176,7 +176,7 @@ async fn drain(sh: &Shared) -> Result<()> {
     {
         first.get_or_insert(e);
     }
-    let _ = publish_queue(sh, None, None);
+    let _ = publish_queue(sh, None, None).await;
     first.map_or(Ok(()), Err)
 }
 

@@ -44,7 +44,7 @@ pub(super) async fn observe(sh: &Shared) -> Result<()> {
     if idle {
         t.ctx.stats.applied_as_of_ms.fetch_max(asked_at, Relaxed);
     }
-    publish_queue(sh, depth, in_flight)?;
+    publish_queue(sh, depth, in_flight).await?;
     stuck.map_err(|e| e.context(format!("table {}", t.ctx.table)))
 }
 
@@ -84,19 +84,22 @@ async fn watch_dead_letter(sh: &Shared, policy: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn publish_queue(sh: &Shared, depth: Option<i64>, in_flight: Option<i64>) -> Result<()> {
+pub(super) async fn publish_queue(sh: &Shared, depth: Option<i64>, in_flight: Option<i64>) -> Result<()> {
     let t = &sh.task;
     let dead_letter_url = sh.dead_letter.lock().unwrap().as_ref().map(|d| d.url.clone());
     let dead_letter_depth = Some(t.ctx.stats.dead_letter_depth.load(Relaxed)).filter(|n| *n >= 0);
-    t.ctx.store.put_queue(
-        &t.ctx.table,
-        &QueueRow {
-            queue_url: t.queue.url.clone(),
-            depth,
-            in_flight,
-            dropped: t.ctx.stats.records_dropped.load(Relaxed) as i64,
-            dead_letter_url,
-            dead_letter_depth,
-        },
-    )
+    t.ctx
+        .store
+        .put_queue(
+            &t.ctx.table,
+            &QueueRow {
+                queue_url: t.queue.url.clone(),
+                depth,
+                in_flight,
+                dropped: t.ctx.stats.records_dropped.load(Relaxed) as i64,
+                dead_letter_url,
+                dead_letter_depth,
+            },
+        )
+        .await
 }

@@ -47,7 +47,7 @@ impl<S: StreamApi> StreamTask<S> {
             Err(e) => return Err(e),
         };
         self.check_listing(&listing, rows)?;
-        self.record_new(listing.shards, lineage, rows, listed, since)?;
+        self.record_new(listing.shards, lineage, rows, listed, since).await?;
         Ok(true)
     }
 
@@ -84,7 +84,7 @@ impl<S: StreamApi> StreamTask<S> {
 
     /// Records the shards listed for the first time, with what is known of their birth (created
     /// after `since`, the previous listing of this run, when there was one).
-    fn record_new(
+    async fn record_new(
         &self,
         shards: Vec<api::ShardInfo>,
         lineage: &mut Lineage,
@@ -114,7 +114,7 @@ impl<S: StreamApi> StreamTask<S> {
             }
         }
         if !new_rows.is_empty() {
-            self.ctx.store.put_shards(&self.ctx.table, &new_rows)?;
+            self.ctx.store.put_shards(&self.ctx.table, &new_rows).await?;
         }
         Ok(())
     }

@@ -31,7 +31,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::Applier;
-use crate::checkpoint::{OrderedAck, ShardRow, Store};
+use crate::checkpoint::StateStore;
+use crate::checkpoint::{OrderedAck, ShardRow};
 use crate::discover::View;
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
@@ -43,7 +44,7 @@ use gap::{Horizon, Listed, born_after};
 use lineage::Lineage;
 
 /// Records the shard tree at the capture point (before the snapshot starts).
-pub async fn capture<S: StreamApi>(api: &S, stream_arn: &str, store: &Store, table: &str) -> Result<usize> {
+pub async fn capture<S: StreamApi>(api: &S, stream_arn: &str, store: &dyn StateStore, table: &str) -> Result<usize> {
     let shards = Retrier::new(Policy::STARTUP, "ListShards")
         .run(|| api.list_shards(stream_arn))
         .await?
@@ -60,7 +61,7 @@ pub async fn capture<S: StreamApi>(api: &S, stream_arn: &str, store: &Store, tab
             captured: true,
         })
         .collect();
-    store.put_shards(table, &rows)?;
+    store.put_shards(table, &rows).await?;
     Ok(rows.len())
 }
 
@@ -103,7 +104,7 @@ impl<S: StreamApi> StreamTask<S> {
     /// shard's checkpoint is flushed.
     pub async fn run(self, applier: Applier) -> Result<()> {
         let applier = Arc::new(applier);
-        let (mut lineage, mut rows) = self.saved_shards()?;
+        let (mut lineage, mut rows) = self.saved_shards().await?;
         let mut listed: HashMap<String, Listed> = HashMap::new();
         let consumers_stop = CancellationToken::new();
         let mut consumers: JoinSet<(String, Result<Outcome>)> = JoinSet::new();
@@ -130,12 +131,12 @@ impl<S: StreamApi> StreamTask<S> {
                         }
                         self.start_ready(&mut lineage, &rows, &listed, &mut active, &mut consumers, &applier, &consumers_stop)?;
                     }
-                    _ = flush_tick.tick() => self.flush(&active, &lineage, listed_at)?,
+                    _ = flush_tick.tick() => self.flush(&active, &lineage, listed_at).await?,
                     Some(joined) = consumers.join_next() => {
                         let (id, outcome) = joined.map_err(|e| Error::fatal(format!("shard consumer panicked: {e}")))?;
                         match outcome? {
                             Outcome::Done => {
-                                self.shard_done(&id, &mut active, &mut rows, &mut lineage)?;
+                                self.shard_done(&id, &mut active, &mut rows, &mut lineage).await?;
                                 let t = self.clock.now_ms();
                                 if self.discover(&mut lineage, &mut rows, &mut listed, listed_at, &mut listing_failing).await? {
                                     listed_at = t;
@@ -156,15 +157,15 @@ impl<S: StreamApi> StreamTask<S> {
         if let Err(e) = drain(consumers, applier).await {
             crate::error::keep_first(&mut first_err, e);
         }
-        self.flush(&active, &lineage, listed_at)?;
+        self.flush(&active, &lineage, listed_at).await?;
         first_err.map_or(Ok(()), Err)
     }
 
     /// The shard tree as saved, and every shard's row.
-    fn saved_shards(&self) -> Result<(Lineage, HashMap<String, ShardRow>)> {
+    async fn saved_shards(&self) -> Result<(Lineage, HashMap<String, ShardRow>)> {
         let mut lineage = Lineage::default();
         let mut rows = HashMap::new();
-        for r in self.ctx.store.shards(&self.ctx.table)? {
+        for r in self.ctx.store.shards(&self.ctx.table).await? {
             if r.done {
                 lineage.add_done(&r.shard_id, r.parent_id.as_deref());
             } else {
@@ -177,7 +178,7 @@ impl<S: StreamApi> StreamTask<S> {
 
     /// A shard read to its end with every record durable: recorded done, durably, before any
     /// child starts (see the module docs).
-    fn shard_done(
+    async fn shard_done(
         &self,
         id: &str,
         active: &mut HashMap<String, Active>,
@@ -189,7 +190,7 @@ impl<S: StreamApi> StreamTask<S> {
             .ok_or_else(|| Error::fatal(format!("shard {id} finished but was not being read")))?;
         let mut row = shard_row(&a);
         row.done = true;
-        self.ctx.store.put_shards(&self.ctx.table, &[row.clone()])?;
+        self.ctx.store.put_shards(&self.ctx.table, &[row.clone()]).await?;
         rows.insert(id.to_string(), row);
         lineage.mark_done(id);
         tracing::info!(table = %self.ctx.table, shard = %id, "shard finished");
@@ -260,10 +261,10 @@ impl<S: StreamApi> StreamTask<S> {
     }
 
     /// Persists the checkpoints of active shards and refreshes lag, caught-up and applied-as-of.
-    fn flush(&self, active: &HashMap<String, Active>, lineage: &Lineage, listed_at: i64) -> Result<()> {
+    async fn flush(&self, active: &HashMap<String, Active>, lineage: &Lineage, listed_at: i64) -> Result<()> {
         let rows: Vec<ShardRow> = active.values().map(shard_row).collect();
         if !rows.is_empty() {
-            self.ctx.store.put_shards(&self.ctx.table, &rows)?;
+            self.ctx.store.put_shards(&self.ctx.table, &rows).await?;
         }
         let newest = rows.iter().filter_map(|r| r.last_record_ms).max();
         if let Some(n) = newest {

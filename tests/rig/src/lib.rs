@@ -21,6 +21,7 @@ pub mod plan;
 pub mod process;
 pub mod pump;
 pub mod scenario;
+pub mod state_contract;
 pub mod wait;
 pub mod workload;
 

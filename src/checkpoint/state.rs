@@ -1,0 +1,56 @@
+//! What a migration remembers, behind one trait: each table's lifecycle row and live counters, its
+//! snapshot segments (or export files), its export, its stream shards' checkpoints, its SQS buffer
+//! as last seen and its retry health. [`super::Store`] keeps it in the embedded SQLite file (one
+//! worker); a backend in DynamoDB is what lets several workers share one migration.
+//!
+//! Contract, for every backend (checked by one test suite, `ferry_rig::state_contract`):
+//! - **Durable on return**: a write that returned survives a crash of the writer.
+//! - **In order**: one caller's writes take effect in the order it made them, so a later fact (a
+//!   child shard's checkpoint) never survives a crash that lost an earlier one (its parent's end).
+//! - **Read your writes**: a read sees every write that returned before it began.
+//! - **Whole rows**: `put_*` replaces the row it names (creating it if needed); `put_progress`,
+//!   `put_error` and `set_replay_from` change only their fields of an existing table row.
+//! - **Ordered listings**: tables by name, segments by number, shards by id.
+//! - Nothing written is ever a credential.
+
+use futures::future::BoxFuture;
+
+use super::{ExportRow, QueueRow, Retrying, SegmentRow, ShardRow, TableRow};
+use crate::error::Result;
+
+/// A table's live counters, written by the daemon's publisher only (a table's own writes of its
+/// state never touch them, so neither can roll the other back).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Progress {
+    pub records_applied: i64,
+    /// Kept when `None`.
+    pub newest_applied_ms: Option<i64>,
+    pub caught_up: bool,
+    pub applied_as_of_ms: Option<i64>,
+}
+
+pub trait StateStore: Send + Sync {
+    /// Where the state lives, for messages ("state file /var/lib/ferry/state.db").
+    fn location(&self) -> String;
+
+    fn table<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TableRow>>>;
+    fn tables(&self) -> BoxFuture<'_, Result<Vec<TableRow>>>;
+    fn put_table<'a>(&'a self, row: &'a TableRow) -> BoxFuture<'a, Result<()>>;
+    fn put_progress<'a>(&'a self, name: &'a str, progress: Progress) -> BoxFuture<'a, Result<()>>;
+    /// Marks a table failed with its reason, keeping its positions.
+    fn put_error<'a>(&'a self, name: &'a str, error: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Moves a table's replay point; `false` when the table has no row.
+    fn set_replay_from<'a>(&'a self, name: &'a str, ms: i64) -> BoxFuture<'a, Result<bool>>;
+
+    fn segments<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<SegmentRow>>>;
+    fn put_segment<'a>(&'a self, table: &'a str, row: &'a SegmentRow) -> BoxFuture<'a, Result<()>>;
+    fn shards<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<ShardRow>>>;
+    /// Writes each row whole, in the slice's order.
+    fn put_shards<'a>(&'a self, table: &'a str, rows: &'a [ShardRow]) -> BoxFuture<'a, Result<()>>;
+    fn queue<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Option<QueueRow>>>;
+    fn put_queue<'a>(&'a self, table: &'a str, row: &'a QueueRow) -> BoxFuture<'a, Result<()>>;
+    fn export<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Option<ExportRow>>>;
+    fn put_export<'a>(&'a self, table: &'a str, row: &'a ExportRow) -> BoxFuture<'a, Result<()>>;
+    fn health<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Option<Retrying>>>;
+    fn put_health<'a>(&'a self, table: &'a str, retrying: Option<&'a Retrying>) -> BoxFuture<'a, Result<()>>;
+}

@@ -1,8 +1,8 @@
-//! One way to read and write a table's rows: each row type names its SQL table and columns once
-//! ([`Record`]), and the store builds the SELECT and the upsert from them, so adding a column is
-//! one edit in one place.
+//! One way to read and write a table's rows: each row type names its table and columns once
+//! ([`Record`]), as plain values, and each backend builds its reads and writes from them (the
+//! SQLite file its SELECT and upsert here), so adding a column is one edit in one place.
 
-use rusqlite::types::Value;
+use rusqlite::types::{FromSqlError, Value};
 use rusqlite::{OptionalExtension, Row};
 
 use super::store::Store;
@@ -11,12 +11,22 @@ use crate::error::Result;
 /// A row kept per ferry table (column `tbl`), plus `KEY` more key columns.
 pub(super) trait Record: Sized {
     const TABLE: &'static str;
-    /// The columns after `tbl`, in the order `from_row` reads them and `values` gives them; the
-    /// first `KEY` of them complete the primary key and order the rows.
+    /// The columns after `tbl`, in the order `from_values` reads them and `values` gives them;
+    /// the first `KEY` of them complete the primary key and order the rows.
     const COLUMNS: &'static [&'static str];
     const KEY: usize;
-    fn from_row(r: &Row) -> rusqlite::Result<Self>;
+    /// From one value per column (`Null` for an absent one).
+    fn from_values(v: &[Value]) -> Result<Self, FromSqlError>;
     fn values(&self) -> Vec<Value>;
+}
+
+/// A SQLite row of `R`'s columns as `R`.
+fn from_row<R: Record>(r: &Row) -> rusqlite::Result<R> {
+    let values = (0..R::COLUMNS.len())
+        .map(|i| r.get(i))
+        .collect::<rusqlite::Result<Vec<Value>>>()?;
+    R::from_values(&values)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, e.into()))
 }
 
 /// `record!(Row in "table", key N: field, ...; extra "column" = value)`: a [`Record`] whose columns
@@ -27,9 +37,10 @@ macro_rules! record {
             const TABLE: &'static str = $table;
             const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),+ $(, $col)?];
             const KEY: usize = $key;
-            fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Self> {
+            fn from_values(v: &[rusqlite::types::Value]) -> Result<Self, rusqlite::types::FromSqlError> {
+                use rusqlite::types::{FromSql, ValueRef};
                 let mut column = 0;
-                Ok($ty { $($field: { column += 1; r.get(column - 1)? }),+ })
+                Ok($ty { $($field: { column += 1; FromSql::column_result(ValueRef::from(&v[column - 1]))? }),+ })
             }
             fn values(&self) -> Vec<rusqlite::types::Value> {
                 vec![$(self.$field.clone().into()),+ $(, $val.into())?]
@@ -71,14 +82,14 @@ fn upsert<R: Record>() -> String {
 impl Store {
     /// The one row of `table` (a record without more key columns).
     pub(super) fn row<R: Record>(&self, table: &str) -> Result<Option<R>> {
-        self.with(|c| c.query_row(&select::<R>(), [table], R::from_row).optional())
+        self.with(|c| c.query_row(&select::<R>(), [table], from_row::<R>).optional())
     }
 
     /// All rows of `table`, in key order.
     pub(super) fn rows<R: Record>(&self, table: &str) -> Result<Vec<R>> {
         self.with(|c| {
             c.prepare_cached(&select::<R>())?
-                .query_map([table], R::from_row)?
+                .query_map([table], from_row::<R>)?
                 .collect()
         })
     }

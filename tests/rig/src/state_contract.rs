@@ -116,6 +116,10 @@ async fn failure_and_replay_point(s: &dyn StateStore) {
         !s.set_replay_from("Nope", 5).await.unwrap(),
         "no replay point for a table with no row"
     );
+    s.put_progress("Nope", Progress::default()).await.unwrap();
+    s.put_error("Nope", "disk full").await.unwrap();
+    let created = s.table("Nope").await.unwrap();
+    assert!(created.is_none(), "counters and failures never create a table row");
     assert!(s.set_replay_from("A", 5).await.unwrap());
     assert_eq!(s.table("A").await.unwrap().unwrap().replay_from_ms, Some(5));
 }

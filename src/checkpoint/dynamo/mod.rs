@@ -1,0 +1,469 @@
+//! The state in a DynamoDB table, so that several workers can share one migration: the same rows
+//! as the SQLite file ([`super::StateStore`]), one item each.
+//!
+//! Layout (partition key `pk`, sort key `sk`, both strings):
+//! - `pk = "tables"`, `sk` = the table's name: its lifecycle row and live counters (one partition,
+//!   so listing every table is one query);
+//! - `pk = "<rows>#<table>"` (`segments`, `shards`, `queues`, `exports`, `health`): a table's
+//!   positions, `sk` the row's key (a segment's number zero-padded, a shard's id) or `-`.
+//!
+//! Every read is strongly consistent (read your writes). Every call runs under ferry's one retry
+//! driver with the SDK's retries off: throttles and transient errors are retried forever, with
+//! backoff. ferry creates the table on first use (on-demand, point-in-time recovery on where the
+//! endpoint has it) and refuses a table of another shape.
+
+mod update;
+mod values;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, PutRequest,
+    ScalarAttributeType, TableDescription, TableStatus, WriteRequest,
+};
+use futures::future::BoxFuture;
+use rusqlite::types::Value;
+
+use super::rows::Record;
+use super::state::{Progress, StateStore};
+use super::{ExportRow, Phase, QueueRow, Retrying, SegmentRow, ShardRow, TableRow};
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::retry::{Policy, Retrier};
+use update::Update;
+use values::{Item, Reader, from_av, n, s, sort_key, to_av};
+
+/// The partition of the table rows.
+const TABLES: &str = "tables";
+/// The sort key of a row that is one per table.
+const ONE: &str = "-";
+/// BatchWriteItem's limit.
+const BATCH: usize = 25;
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// Opens the state table `table`, creating it when missing. `client` must have the SDK's
+    /// retries off (ferry's own driver retries).
+    pub async fn open(client: Client, table: &str) -> Result<DynamoStore> {
+        let store = DynamoStore {
+            client,
+            table: table.to_string(),
+        };
+        match store.describe().await? {
+            Some(t) => store.check_shape(&t)?,
+            None => store.create().await?,
+        }
+        Ok(store)
+    }
+
+    fn retrier(&self, what: &str) -> Retrier {
+        Retrier::new(Policy::DAEMON, format!("{what} (state table {})", self.table))
+    }
+
+    /// The state table's description; `None` when it does not exist.
+    async fn describe(&self) -> Result<Option<TableDescription>> {
+        self.retrier("describing")
+            .run(|| async {
+                match self.client.describe_table().table_name(&self.table).send().await {
+                    Ok(out) => Ok(out.table),
+                    Err(e) => match Error::from_sdk("DescribeTable", e) {
+                        e if e.code() == Some("ResourceNotFoundException") => Ok(None),
+                        e => Err(e),
+                    },
+                }
+            })
+            .await
+    }
+
+    fn check_shape(&self, t: &TableDescription) -> Result<()> {
+        let type_of = |name: &str| {
+            let defs = t.attribute_definitions().iter();
+            defs.filter(|d| d.attribute_name() == name)
+                .map(|d| d.attribute_type().as_str())
+                .next()
+        };
+        let shape: Vec<(&str, &str, Option<&str>)> = t
+            .key_schema()
+            .iter()
+            .map(|k| (k.attribute_name(), k.key_type().as_str(), type_of(k.attribute_name())))
+            .collect();
+        if shape == [("pk", "HASH", Some("S")), ("sk", "RANGE", Some("S"))] {
+            return Ok(());
+        }
+        Err(Error::fatal(format!(
+            "state table {} exists with another key schema ({shape:?}); ferry keeps its state in a table keyed \
+             by pk (HASH, string) and sk (RANGE, string). Name another table in [state] table.",
+            self.table
+        )))
+    }
+
+    async fn create(&self) -> Result<()> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let key = |name: &str, t: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(t).build();
+        let request = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk").map_err(|e| Error::fatal(e.to_string()))?)
+            .attribute_definitions(attr("sk").map_err(|e| Error::fatal(e.to_string()))?)
+            .key_schema(key("pk", KeyType::Hash).map_err(|e| Error::fatal(e.to_string()))?)
+            .key_schema(key("sk", KeyType::Range).map_err(|e| Error::fatal(e.to_string()))?);
+        let created = self
+            .retrier("creating")
+            .run(|| async {
+                match request.clone().send().await {
+                    Ok(_) => Ok(true),
+                    // Another worker created it first.
+                    Err(e) => match Error::from_sdk("CreateTable", e) {
+                        e if e.code() == Some("ResourceInUseException") => Ok(false),
+                        e => Err(e),
+                    },
+                }
+            })
+            .await?;
+        let active =
+            |d: Option<TableDescription>| Ok(d.filter(|t| t.table_status == Some(TableStatus::Active)).map(|_| ()));
+        self.retrier("waiting for")
+            .poll(std::time::Duration::from_millis(500), || self.describe(), active)
+            .await?;
+        if created {
+            tracing::info!(table = %self.table, "created the state table");
+            self.enable_pitr().await;
+        }
+        Ok(())
+    }
+
+    /// Point-in-time recovery, so the state can be restored; an endpoint without it (DynamoDB
+    /// Local) is told, not refused.
+    async fn enable_pitr(&self) {
+        let spec = PointInTimeRecoverySpecification::builder()
+            .point_in_time_recovery_enabled(true)
+            .build();
+        let Ok(spec) = spec else { return };
+        let call = self
+            .client
+            .update_continuous_backups()
+            .table_name(&self.table)
+            .point_in_time_recovery_specification(spec)
+            .send()
+            .await;
+        if let Err(e) = call {
+            let e = Error::from_sdk("UpdateContinuousBackups", e);
+            tracing::warn!(table = %self.table, "could not turn on point-in-time recovery for the state table: {e}");
+        }
+    }
+
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>> {
+        self.retrier("reading")
+            .run(|| async {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("GetItem", e))?;
+                Ok(out.item)
+            })
+            .await
+    }
+
+    /// Every item of partition `pk`, in sort key order.
+    async fn query(&self, pk: &str) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .retrier("reading")
+                .run(|| async {
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .key_condition_expression("pk = :pk")
+                        .expression_attribute_values(":pk", s(pk))
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start.clone())
+                        .send()
+                        .await
+                        .map_err(|e| Error::from_sdk("Query", e))
+                })
+                .await?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Applies `update` to an item; with `must_exist`, only to an existing one (`false` when there
+    /// is none).
+    async fn update(&self, pk: &str, sk: &str, update: Update, must_exist: bool) -> Result<bool> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression(update.expression())
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values));
+        if must_exist {
+            request = request.condition_expression("attribute_exists(pk)");
+        }
+        self.retrier("writing")
+            .run(|| async {
+                match request.clone().send().await {
+                    Ok(_) => Ok(true),
+                    Err(e) => match Error::from_sdk("UpdateItem", e) {
+                        e if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+                        e => Err(e),
+                    },
+                }
+            })
+            .await
+    }
+
+    /// Writes whole items, 25 a call, until none is left unprocessed.
+    async fn put_items(&self, items: Vec<Item>) -> Result<()> {
+        for chunk in items.chunks(BATCH) {
+            let mut pending = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder().set_item(Some(item.clone())).build();
+                    put.map(|p| WriteRequest::builder().put_request(p).build())
+                        .map_err(|e| Error::fatal(e.to_string()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut retrier = self.retrier("writing");
+            while !pending.is_empty() {
+                let out = retrier
+                    .run(|| async {
+                        self.client
+                            .batch_write_item()
+                            .request_items(&self.table, pending.clone())
+                            .send()
+                            .await
+                            .map_err(|e| Error::from_sdk("BatchWriteItem", e))
+                    })
+                    .await?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    let e = Error::new(crate::error::Kind::Throttled, "BatchWriteItem left items unprocessed");
+                    retrier.backoff(e).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn partition<R: Record>(table: &str) -> String {
+        format!("{}#{table}", R::TABLE)
+    }
+
+    fn record<R: Record>(&self, item: &Item) -> Result<R> {
+        let what = format!("state table {}", self.table);
+        let values = R::COLUMNS
+            .iter()
+            .map(|c| from_av(item.get(*c)).map_err(|e| Error::fatal(format!("{what}: {} {c}: {e}", R::TABLE))))
+            .collect::<Result<Vec<Value>>>()?;
+        R::from_values(&values).map_err(|e| Error::fatal(format!("{what}: a {} row: {e}", R::TABLE)))
+    }
+
+    async fn row<R: Record>(&self, table: &str) -> Result<Option<R>> {
+        match self.get(&Self::partition::<R>(table), ONE).await? {
+            Some(item) => Ok(Some(self.record(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn rows<R: Record>(&self, table: &str) -> Result<Vec<R>> {
+        let items = self.query(&Self::partition::<R>(table)).await?;
+        items.iter().map(|i| self.record(i)).collect()
+    }
+
+    async fn put_rows<R: Record>(&self, table: &str, rows: &[R]) -> Result<()> {
+        let pk = Self::partition::<R>(table);
+        // One write per key (BatchWriteItem refuses a key twice): the last row of a key wins.
+        let mut by_key = std::collections::BTreeMap::new();
+        for row in rows {
+            let values = row.values();
+            let sk = if R::KEY == 0 {
+                ONE.to_string()
+            } else {
+                sort_key(&values[0])
+            };
+            let mut item: Item = R::COLUMNS
+                .iter()
+                .zip(values)
+                .filter_map(|(c, v)| to_av(v).map(|av| (c.to_string(), av)))
+                .collect();
+            item.insert("pk".into(), s(&pk));
+            item.insert("sk".into(), s(&sk));
+            by_key.insert(sk, item);
+        }
+        self.put_items(by_key.into_values().collect()).await
+    }
+
+    async fn table_row(&self, name: &str) -> Result<Option<TableRow>> {
+        let what = format!("state table {}", self.table);
+        self.get(TABLES, name)
+            .await?
+            .map(|i| values::table_row(&i, &what))
+            .transpose()
+    }
+
+    async fn table_rows(&self) -> Result<Vec<TableRow>> {
+        let what = format!("state table {}", self.table);
+        self.query(TABLES)
+            .await?
+            .iter()
+            .map(|i| values::table_row(i, &what))
+            .collect()
+    }
+
+    /// The state fields of a table row; the counters only when the row is new (the publisher
+    /// owns them afterwards).
+    async fn write_table(&self, t: &TableRow) -> Result<()> {
+        let opt_s = |v: &Option<String>| v.as_ref().map(s);
+        let update = Update::default()
+            .set("destination", s(&t.destination))
+            .set("phase", s(t.phase.as_str()))
+            .set_or_remove("error", opt_s(&t.error))
+            .set_or_remove("stream_arn", opt_s(&t.stream_arn))
+            .set_or_remove("capture_ms", t.capture_ms.map(n))
+            .set_or_remove("replay_from_ms", t.replay_from_ms.map(n))
+            .set("snapshot_segments", n(t.snapshot_segments))
+            .set("snapshot_done", n(t.snapshot_done as i64))
+            .set("stopped_cleanly", n(t.stopped_cleanly as i64))
+            .set("updated_ms", n(now_ms()))
+            .set_if_absent("records_applied", Some(n(t.records_applied)))
+            .set_if_absent("newest_applied_ms", t.newest_applied_ms.map(n))
+            .set_if_absent("caught_up", Some(n(t.caught_up as i64)))
+            .set_if_absent("applied_as_of_ms", t.applied_as_of_ms.map(n));
+        self.update(TABLES, &t.name, update, false).await.map(|_| ())
+    }
+
+    async fn write_progress(&self, name: &str, p: Progress) -> Result<()> {
+        let update = Update::default()
+            .set("records_applied", n(p.records_applied))
+            .set_some("newest_applied_ms", p.newest_applied_ms.map(n))
+            .set("caught_up", n(p.caught_up as i64))
+            .set_or_remove("applied_as_of_ms", p.applied_as_of_ms.map(n))
+            .set("updated_ms", n(now_ms()));
+        self.update(TABLES, name, update, true).await.map(|_| ())
+    }
+
+    async fn write_error(&self, name: &str, error: &str) -> Result<()> {
+        let update = Update::default()
+            .set("phase", s(Phase::Failed.as_str()))
+            .set("error", s(error))
+            .set("stopped_cleanly", n(0))
+            .set("updated_ms", n(now_ms()));
+        self.update(TABLES, name, update, true).await.map(|_| ())
+    }
+
+    async fn write_replay_from(&self, name: &str, ms: i64) -> Result<bool> {
+        let update = Update::default()
+            .set("replay_from_ms", n(ms))
+            .set("updated_ms", n(now_ms()));
+        self.update(TABLES, name, update, true).await
+    }
+
+    async fn read_health(&self, table: &str) -> Result<Option<Retrying>> {
+        let Some(item) = self.get(&format!("health#{table}"), ONE).await? else {
+            return Ok(None);
+        };
+        let what = format!("state table {}", self.table);
+        let r = Reader {
+            item: &item,
+            what: &what,
+        };
+        Ok(match r.opt_num("retrying_ms")? {
+            Some(for_ms) => Some(Retrying {
+                for_ms,
+                last_error: r.opt_text("last_error")?.unwrap_or_default(),
+            }),
+            None => None,
+        })
+    }
+
+    async fn write_health(&self, table: &str, retrying: Option<&Retrying>) -> Result<()> {
+        let update = Update::default()
+            .set_or_remove("retrying_ms", retrying.map(|r| n(r.for_ms)))
+            .set_or_remove("last_error", retrying.map(|r| s(&r.last_error)))
+            .set("updated_ms", n(now_ms()));
+        self.update(&format!("health#{table}"), ONE, update, false)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl StateStore for DynamoStore {
+    fn location(&self) -> String {
+        format!("state table {}", self.table)
+    }
+    fn table<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TableRow>>> {
+        Box::pin(self.table_row(name))
+    }
+    fn tables(&self) -> BoxFuture<'_, Result<Vec<TableRow>>> {
+        Box::pin(self.table_rows())
+    }
+    fn put_table<'a>(&'a self, row: &'a TableRow) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.write_table(row))
+    }
+    fn put_progress<'a>(&'a self, name: &'a str, p: Progress) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.write_progress(name, p))
+    }
+    fn put_error<'a>(&'a self, name: &'a str, error: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.write_error(name, error))
+    }
+    fn set_replay_from<'a>(&'a self, name: &'a str, ms: i64) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.write_replay_from(name, ms))
+    }
+    fn segments<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<SegmentRow>>> {
+        Box::pin(self.rows(table))
+    }
+    fn put_segment<'a>(&'a self, table: &'a str, row: &'a SegmentRow) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.put_rows(table, std::slice::from_ref(row)))
+    }
+    fn shards<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<ShardRow>>> {
+        Box::pin(self.rows(table))
+    }
+    fn put_shards<'a>(&'a self, table: &'a str, rows: &'a [ShardRow]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.put_rows(table, rows))
+    }
+    fn queue<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Option<QueueRow>>> {
+        Box::pin(self.row(table))
+    }
+    fn put_queue<'a>(&'a self, table: &'a str, row: &'a QueueRow) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.put_rows(table, std::slice::from_ref(row)))
+    }
+    fn export<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Option<ExportRow>>> {
+        Box::pin(self.row(table))
+    }
+    fn put_export<'a>(&'a self, table: &'a str, row: &'a ExportRow) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.put_rows(table, std::slice::from_ref(row)))
+    }
+    fn health<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Option<Retrying>>> {
+        Box::pin(self.read_health(table))
+    }
+    fn put_health<'a>(&'a self, table: &'a str, retrying: Option<&'a Retrying>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.write_health(table, retrying))
+    }
+}

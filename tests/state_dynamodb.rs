@@ -1,0 +1,35 @@
+//! The DynamoDB state backend, live on DynamoDB Local (the state table in an account of its own):
+//! it keeps the same contract as the SQLite file, a second worker opening it finds the table ferry
+//! created, and a table of another shape is refused with the reason.
+
+use ferry::checkpoint::StateStore;
+use ferry::checkpoint::dynamo::DynamoStore;
+use ferry_rig::data::create_table;
+use ferry_rig::{Account, DynamoLocal, state_contract};
+
+#[tokio::test]
+async fn the_state_table_keeps_the_contract_and_is_shared_by_every_worker() {
+    let client = DynamoLocal::shared().client(&Account::fresh("state"));
+    let first = DynamoStore::open(client.clone(), "ferry-state").await.unwrap();
+    state_contract::check(&first).await;
+    // A second worker opens the table the first created, and reads what it wrote.
+    let second = DynamoStore::open(client, "ferry-state").await.unwrap();
+    let names: Vec<String> = second.tables().await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["A", "B"]);
+    assert_eq!(second.shards("A").await.unwrap(), first.shards("A").await.unwrap());
+}
+
+#[tokio::test]
+async fn a_state_table_of_another_shape_is_refused() {
+    let client = DynamoLocal::shared().client(&Account::fresh("state"));
+    create_table(&client, "Orders", None).await;
+    let err = DynamoStore::open(client, "Orders")
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("state table Orders") && err.contains("another key schema"),
+        "{err}"
+    );
+}

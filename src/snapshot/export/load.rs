@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::task::JoinSet;
@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::manifest::{DataFile, Export, url};
 use super::objects::{ExportObjects, S3Objects};
+use super::progress::Report;
 use super::reader::LineReader;
 use crate::apply::{Applier, Change, Op, Ticket};
 use crate::checkpoint::StateStore;
 use crate::checkpoint::{OrderedAck, SegmentRow};
-use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::item::KeyBytes;
 use crate::retry::Retrier;
@@ -187,65 +187,6 @@ impl FileLoader {
     }
 }
 
-/// Progress log lines with rate and ETA, and the early warning when the load would outrun the
-/// stream's retention.
-struct Report {
-    started: Instant,
-    items_at_start: u64,
-    last: Instant,
-    warned: bool,
-}
-
-impl Report {
-    fn new(items_at_start: u64) -> Self {
-        Self {
-            started: Instant::now(),
-            items_at_start,
-            last: Instant::now(),
-            warned: false,
-        }
-    }
-
-    fn tick(&mut self, l: &FileLoader) {
-        if self.last.elapsed() < l.report_every {
-            return;
-        }
-        self.last = Instant::now();
-        let done = l.stats.snapshot_items.load(Relaxed);
-        let total = l.export.item_count;
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = (done.saturating_sub(self.items_at_start)) as f64 / secs;
-        let eta = total
-            .filter(|_| rate > 0.0)
-            .map(|t| Duration::from_secs_f64(t.saturating_sub(done) as f64 / rate));
-        let fmt = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
-        tracing::info!(
-            table = %l.table,
-            loaded = done,
-            total = total.map(|t| t.to_string()).unwrap_or_else(|| "unknown".into()),
-            items_per_s = rate as u64,
-            elapsed = %fmt(self.started.elapsed()),
-            eta = %eta.map(fmt).unwrap_or_else(|| "unknown".into()),
-            "export load progress"
-        );
-        let left_ms = l.export_time_ms + STREAM_RETENTION_MS - now_ms();
-        if let Some(eta) = eta
-            && !self.warned
-            && eta.as_millis() as i64 > left_ms
-        {
-            self.warned = true;
-            tracing::warn!(
-                table = %l.table,
-                eta = %fmt(eta),
-                retention_left = %fmt(Duration::from_millis(left_ms.max(0) as u64)),
-                "the export load will likely finish after the source stream trims the records from the export time: \
-                 the table would then stop with a gap. Raise max_write_units_per_second / write_concurrency, or \
-                 start again from a fresh export"
-            );
-        }
-    }
-}
-
 struct FileJob {
     index: usize,
     file: DataFile,
@@ -303,26 +244,26 @@ impl FileJob {
                 return Err(self.applier.error().unwrap_or_else(|| Error::fatal("apply path stopped")));
             }
         }
+        self.finished(&ack, items).await?;
+        Ok(true)
+    }
+
+    /// Records the file loaded, once every one of its `items` is acknowledged.
+    async fn finished(&self, ack: &OrderedAck<u64>, items: u64) -> Result<()> {
+        let name = url(&self.bucket, &self.file.key);
         if ack.committed() != Some(items) {
-            return Err(Error::fatal(format!(
-                "{}: not every item was acknowledged",
-                url(&self.bucket, &self.file.key)
-            )));
+            return Err(Error::fatal(format!("{name}: not every item was acknowledged")));
         }
         self.active.lock().unwrap().remove(&self.index);
-        self.store
-            .put_segment(
-                &self.table,
-                &SegmentRow {
-                    segment: self.index as i64,
-                    done: true,
-                    last_key: Some(self.file.key.clone()),
-                    items: items as i64,
-                },
-            )
-            .await?;
-        tracing::debug!(file = %url(&self.bucket, &self.file.key), items, "export file loaded");
-        Ok(true)
+        let row = SegmentRow {
+            segment: self.index as i64,
+            done: true,
+            last_key: Some(self.file.key.clone()),
+            items: items as i64,
+        };
+        self.store.put_segment(&self.table, &row).await?;
+        tracing::debug!(file = %name, items, "export file loaded");
+        Ok(())
     }
 
     /// Reads the object once from its start; submits items past `submitted`. `Some(items)` when

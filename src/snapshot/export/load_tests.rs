@@ -15,6 +15,7 @@ use md5::Digest;
 use super::*;
 use crate::apply::{ApplyIo, Limiter, WriteOp};
 use crate::checkpoint::Store;
+use crate::clock::now_ms;
 use crate::error::Kind;
 use crate::snapshot::export::manifest::DataFile;
 use crate::snapshot::export::objects::{Chunks, Listing};

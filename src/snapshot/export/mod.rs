@@ -15,6 +15,7 @@ pub mod import;
 pub mod load;
 pub mod manifest;
 pub mod objects;
+mod progress;
 pub mod reader;
 pub mod request;
 

@@ -5,6 +5,7 @@ pub mod ack;
 pub mod dynamo;
 pub mod exports;
 pub mod health;
+pub mod lease;
 pub mod lifecycle;
 pub mod lock;
 mod positions;

@@ -17,10 +17,11 @@ mod update;
 mod values;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, PutRequest, TransactWriteItem, WriteRequest};
 use futures::future::BoxFuture;
 use rusqlite::types::Value;
 
+use super::lease::{Fence, LEASES};
 use super::rows::Record;
 use super::state::{Progress, StateStore};
 use super::{ExportRow, Phase, QueueRow, Retrying, SegmentRow, ShardRow, TableRow};
@@ -36,6 +37,8 @@ const TABLES: &str = "tables";
 const ONE: &str = "-";
 /// BatchWriteItem's limit.
 const BATCH: usize = 25;
+/// TransactWriteItems' limit.
+const TRANSACTION: usize = 100;
 
 pub struct DynamoStore {
     client: Client,
@@ -182,9 +185,10 @@ impl DynamoStore {
         items.iter().map(|i| self.record(i)).collect()
     }
 
-    async fn put_rows<R: Record>(&self, table: &str, rows: &[R]) -> Result<()> {
+    /// Rows of `table` as items, one per key (the last row of a key wins: BatchWriteItem refuses
+    /// a key twice).
+    fn items<R: Record>(&self, table: &str, rows: &[R]) -> Vec<Item> {
         let pk = Self::partition::<R>(table);
-        // One write per key (BatchWriteItem refuses a key twice): the last row of a key wins.
         let mut by_key = std::collections::BTreeMap::new();
         for row in rows {
             let values = row.values();
@@ -202,7 +206,68 @@ impl DynamoStore {
             item.insert("sk".into(), s(&sk));
             by_key.insert(sk, item);
         }
-        self.put_items(by_key.into_values().collect()).await
+        by_key.into_values().collect()
+    }
+
+    async fn put_rows<R: Record>(&self, table: &str, rows: &[R]) -> Result<()> {
+        self.put_items(self.items(table, rows)).await
+    }
+
+    /// Saves shard positions only while `fence` still holds the lease (owner and counter
+    /// unchanged), in one transaction: a worker that lost its lease can never move a checkpoint.
+    /// `false` when the lease was lost (nothing written).
+    pub async fn put_shards_fenced(&self, table: &str, rows: &[ShardRow], fence: &Fence) -> Result<bool> {
+        if rows.len() >= TRANSACTION {
+            return Err(Error::fatal(format!(
+                "{} positions in one fenced write (at most {})",
+                rows.len(),
+                TRANSACTION - 1
+            )));
+        }
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(LEASES))
+            .key("sk", s(&fence.key))
+            .condition_expression("#owner = :me AND #counter = :held")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#counter", "counter")
+            .expression_attribute_values(":me", s(&fence.owner))
+            .expression_attribute_values(":held", n(fence.counter))
+            .build()
+            .map_err(|e| Error::fatal(e.to_string()))?;
+        let mut writes = vec![TransactWriteItem::builder().condition_check(check).build()];
+        for item in self.items(table, rows) {
+            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build();
+            writes.push(
+                TransactWriteItem::builder()
+                    .put(put.map_err(|e| Error::fatal(e.to_string()))?)
+                    .build(),
+            );
+        }
+        self.retrier("saving positions under a lease")
+            .run(|| async {
+                match self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(writes.clone()))
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(e) => match Error::from_sdk("TransactWriteItems", e) {
+                        // The lease's is the only condition: it was lost. Another cancellation (a
+                        // conflicting transaction) is worth another try.
+                        e if e.code() == Some("TransactionCanceledException") => {
+                            match e.message().contains("ConditionalCheckFailed") {
+                                true => Ok(false),
+                                false => Err(Error::retryable(e.message().to_string())),
+                            }
+                        }
+                        e => Err(e),
+                    },
+                }
+            })
+            .await
     }
 
     async fn table_row(&self, name: &str) -> Result<Option<TableRow>> {

@@ -1,0 +1,220 @@
+//! Leases: which worker does which unit of work (a snapshot segment, an export file, a stream
+//! shard, an SQS table), kept in the state table beside the positions and moved only by
+//! DynamoDB's conditional writes, as in the Kinesis Client Library's lease protocol.
+//!
+//! A lease is the item `pk = "leases"`, `sk = <unit>` with an `owner` (absent while free) and a
+//! `counter` that every take, renewal and release adds one to. Each write is conditional on the
+//! counter (and owner) the writer last read or wrote, so two workers can never both believe they
+//! won, and a worker that lost a lease learns it at its next write.
+//!
+//! ```text
+//!             create                 take (counter as read)
+//!   (none) ───────────▶ free ─────────────────────────────────▶ held by W ──┐ renew (owner W,
+//!                        ▲                                        │   ▲      │ counter as held)
+//!                        │  release (owner W, counter as held)    │   └──────┘
+//!                        └────────────────────────────────────────┘
+//!   held by W ── take by V, once the counter stood still a whole lease duration on V's clock ──▶ held by V
+//! ```
+//!
+//! Time is judged only on each worker's own monotonic clock ([`watch`]): V takes W's lease after
+//! seeing its counter unchanged for the lease duration; W sends no write under a lease whose last
+//! renewal was sent more than the lease duration minus a margin ago; and every position a worker
+//! saves under a lease is checked against the lease in the same transaction
+//! ([`super::dynamo::DynamoStore::put_shards_fenced`]), so a worker that stalled past its lease
+//! (a GC pause, SIGSTOP, a partition) can neither write a stale item nor move a checkpoint.
+
+pub mod watch;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::error::{Error, Result};
+use crate::retry::{Policy, Retrier};
+
+/// The partition of the leases in the state table.
+pub const LEASES: &str = "leases";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    pub key: String,
+    /// The worker holding it; `None` while free.
+    pub owner: Option<String>,
+    pub counter: i64,
+}
+
+/// A lease as this worker holds it: what its writes under the lease are conditional on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fence {
+    pub key: String,
+    pub owner: String,
+    pub counter: i64,
+}
+
+/// One worker's view of the leases in the state table `table`.
+pub struct Leases {
+    client: Client,
+    table: String,
+    worker: String,
+}
+
+impl Leases {
+    /// `client` must have the SDK's retries off (ferry's own driver retries).
+    pub fn new(client: Client, table: &str, worker: &str) -> Leases {
+        Leases {
+            client,
+            table: table.to_string(),
+            worker: worker.to_string(),
+        }
+    }
+
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    fn retrier(&self, what: &str) -> Retrier {
+        Retrier::new(Policy::DAEMON, format!("{what} (lease table {})", self.table))
+    }
+
+    /// Every lease, by key (strongly consistent).
+    pub async fn list(&self) -> Result<Vec<Lease>> {
+        let mut leases = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .retrier("listing leases")
+                .run(|| async {
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .key_condition_expression("pk = :pk")
+                        .expression_attribute_values(":pk", Av::S(LEASES.into()))
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start.clone())
+                        .send()
+                        .await
+                        .map_err(|e| Error::from_sdk("Query", e))
+                })
+                .await?;
+            for item in out.items.unwrap_or_default() {
+                leases.push(lease_of(&item, &self.table)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(leases),
+            }
+        }
+    }
+
+    /// Creates `key`'s lease, free, unless it exists.
+    pub async fn create(&self, key: &str) -> Result<()> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", Av::S(LEASES.into()))
+            .item("sk", Av::S(key.into()))
+            .item("counter", Av::N("0".into()))
+            .condition_expression("attribute_not_exists(pk)");
+        self.conditional("creating a lease", || put.clone().send())
+            .await
+            .map(|_| ())
+    }
+
+    /// Takes `lease` as it was read (free, or expired on this worker's clock). `None` when
+    /// another worker wrote it since: the race is lost, nothing changed.
+    pub async fn take(&self, lease: &Lease) -> Result<Option<Fence>> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Av::S(LEASES.into()))
+            .key("sk", Av::S(lease.key.clone()))
+            .update_expression("SET #owner = :me, #counter = :next")
+            .condition_expression("#counter = :read")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#counter", "counter")
+            .expression_attribute_values(":me", Av::S(self.worker.clone()))
+            .expression_attribute_values(":read", Av::N(lease.counter.to_string()))
+            .expression_attribute_values(":next", Av::N((lease.counter + 1).to_string()));
+        let won = self.conditional("taking a lease", || update.clone().send()).await?;
+        Ok(won.then(|| Fence {
+            key: lease.key.clone(),
+            owner: self.worker.clone(),
+            counter: lease.counter + 1,
+        }))
+    }
+
+    /// Renews a held lease; `None` when it was lost (taken by another worker).
+    pub async fn renew(&self, fence: &Fence) -> Result<Option<Fence>> {
+        let next = fence.counter + 1;
+        let won = self
+            .held_write(fence, "SET #counter = :next", next, "renewing a lease")
+            .await?;
+        Ok(won.then(|| Fence {
+            counter: next,
+            ..fence.clone()
+        }))
+    }
+
+    /// Frees a held lease (a graceful hand-off); `false` when it was already lost.
+    pub async fn release(&self, fence: &Fence) -> Result<bool> {
+        let next = fence.counter + 1;
+        self.held_write(fence, "SET #counter = :next REMOVE #owner", next, "releasing a lease")
+            .await
+    }
+
+    /// An update of a lease this worker holds, conditional on owner and counter.
+    async fn held_write(&self, fence: &Fence, expression: &str, next: i64, what: &str) -> Result<bool> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Av::S(LEASES.into()))
+            .key("sk", Av::S(fence.key.clone()))
+            .update_expression(expression)
+            .condition_expression("#owner = :me AND #counter = :held")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#counter", "counter")
+            .expression_attribute_values(":me", Av::S(fence.owner.clone()))
+            .expression_attribute_values(":held", Av::N(fence.counter.to_string()))
+            .expression_attribute_values(":next", Av::N(next.to_string()));
+        self.conditional(what, || update.clone().send()).await
+    }
+
+    /// Sends a conditional write under the retry driver: `false` when its condition failed.
+    async fn conditional<T, E, F, Fut>(&self, what: &str, send: F) -> Result<bool>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.retrier(what)
+            .run(|| async {
+                match send().await {
+                    Ok(_) => Ok(true),
+                    Err(e) => match Error::from_sdk(what, e) {
+                        e if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+                        e => Err(e),
+                    },
+                }
+            })
+            .await
+    }
+}
+
+fn lease_of(item: &std::collections::HashMap<String, Av>, table: &str) -> Result<Lease> {
+    let bad = |what: &str| Error::fatal(format!("lease table {table}: a lease item without {what}"));
+    let key = item.get("sk").and_then(|v| v.as_s().ok()).ok_or_else(|| bad("a key"))?;
+    let counter = item
+        .get("counter")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok());
+    Ok(Lease {
+        key: key.clone(),
+        owner: item.get("owner").and_then(|v| v.as_s().ok()).cloned(),
+        counter: counter.ok_or_else(|| bad("a counter"))?,
+    })
+}

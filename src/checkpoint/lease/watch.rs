@@ -1,0 +1,98 @@
+//! Time in the lease protocol, judged only on this worker's monotonic clock (never a wall clock,
+//! never another host's): when another worker's lease has expired ([`Observed`]), and whether this
+//! worker may still write under a lease it holds ([`Held`]).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// When this worker last saw each lease's counter change. A lease has expired when its counter
+/// has not moved for a whole lease duration as this worker measured it: its holder stopped
+/// renewing (or never existed), whatever the clocks of the two hosts say.
+#[derive(Debug, Default)]
+pub struct Observed {
+    seen: HashMap<String, (i64, Instant)>,
+}
+
+impl Observed {
+    /// Records the counter read at `now`; whether the lease has expired.
+    pub fn expired(&mut self, key: &str, counter: i64, now: Instant, duration: Duration) -> bool {
+        match self.seen.get(key) {
+            Some((c, since)) if *c == counter => now.duration_since(*since) >= duration,
+            _ => {
+                self.seen.insert(key.to_string(), (counter, now));
+                false
+            }
+        }
+    }
+
+    pub fn forget(&mut self, key: &str) {
+        self.seen.remove(key);
+    }
+}
+
+/// A lease this worker holds: the counter its last renewal wrote, and when that renewal was
+/// *sent* (a renewal that took long to answer counts from before it was sent).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Held {
+    pub counter: i64,
+    pub renewed_at: Instant,
+}
+
+impl Held {
+    /// Whether a write under this lease may still be sent at `now`. Another worker may take the
+    /// lease once it has seen the counter still for `duration` on its own clock, which starts
+    /// no earlier than this worker's renewal was sent; so this worker stops writing `margin`
+    /// before a duration has passed since then (the margin covers a write in flight and the
+    /// drift between the two monotonic clocks' rates).
+    pub fn may_write(&self, now: Instant, duration: Duration, margin: Duration) -> bool {
+        now.duration_since(self.renewed_at) + margin < duration
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_lease_expires_only_after_its_counter_stood_still_for_a_whole_duration_on_this_clock() {
+        let t0 = Instant::now();
+        let mut o = Observed::default();
+        assert!(!o.expired("s1", 5, t0, D), "first sight never expires");
+        assert!(!o.expired("s1", 5, t0 + D - Duration::from_millis(1), D));
+        assert!(!o.expired("s1", 6, t0 + D, D), "a renewal restarts the wait");
+        assert!(!o.expired("s1", 6, t0 + D + D - Duration::from_millis(1), D));
+        assert!(o.expired("s1", 6, t0 + D + D, D));
+        o.forget("s1");
+        assert!(!o.expired("s1", 6, t0 + D * 5, D), "forgotten: seen anew");
+    }
+
+    #[test]
+    fn a_holder_stops_writing_a_margin_before_anyone_may_take_its_lease() {
+        let t0 = Instant::now();
+        let h = Held {
+            counter: 3,
+            renewed_at: t0,
+        };
+        let margin = Duration::from_secs(2);
+        assert!(h.may_write(t0, D, margin));
+        assert!(h.may_write(t0 + Duration::from_millis(7_999), D, margin));
+        assert!(
+            !h.may_write(t0 + Duration::from_secs(8), D, margin),
+            "stops before the taker's earliest take"
+        );
+        // The taker's clock starts when it first reads the renewed counter: after the send.
+        let mut taker = Observed::default();
+        let read_at = t0 + Duration::from_millis(1);
+        taker.expired("s", 3, read_at, D);
+        let first_take = read_at + D;
+        assert!(taker.expired("s", 3, first_take, D));
+        assert!(
+            !h.may_write(first_take - margin, D, margin),
+            "no write is sent within a margin of the take"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::checkpoint::{DaemonLock, Store};
+use crate::checkpoint::StateStore;
 use crate::clock::{fmt_ms, now_ms};
 use crate::error::Result;
 
@@ -59,17 +59,16 @@ pub struct Snapshot {
     pub done: bool,
 }
 
-pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
-    let Some(t) = store.table(name)? else {
+pub async fn table_status(store: &dyn StateStore, name: &str) -> Result<Option<TableStatus>> {
+    let Some(t) = store.table(name).await? else {
         return Ok(None);
     };
-    let segs = store.segments(name)?;
-    let shards = store.shards(name)?;
+    let segs = store.segments(name).await?;
+    let shards = store.shards(name).await?;
     let now = now_ms();
-    // The daemon's lock, not how recently it wrote: false the moment its process is gone.
-    let running = DaemonLock::is_held(&store.path)?;
+    let running = store.daemon_running().await?;
     // Only a live daemon's report counts: a killed one left its last word behind.
-    let health = store.health(name)?.filter(|_| running);
+    let health = store.health(name).await?.filter(|_| running);
     let lag = if t.phase.as_str() != "streaming" {
         None
     } else {
@@ -86,7 +85,7 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
             segments_done: segs.iter().filter(|s| s.done).count(),
             segments_total: t.snapshot_segments.max(0) as usize,
             items_copied: segs.iter().map(|s| s.items).sum(),
-            items_total: store.export(name)?.and_then(|e| e.items_total),
+            items_total: store.export(name).await?.and_then(|e| e.items_total),
             done: t.snapshot_done,
         },
         shards_open: shards.iter().filter(|s| !s.done).count(),
@@ -95,7 +94,7 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
         lag_seconds: lag,
         caught_up: t.caught_up,
         applied_as_of: t.applied_as_of_ms.map(fmt_ms),
-        queue: store.queue(name)?.map(|q| QueueStatus {
+        queue: store.queue(name).await?.map(|q| QueueStatus {
             url: q.queue_url,
             depth: q.depth,
             in_flight: q.in_flight,
@@ -110,14 +109,14 @@ pub fn table_status(store: &Store, name: &str) -> Result<Option<TableStatus>> {
 }
 
 /// A table's status on one line (the progress bars' text), or `None` if the store has no such table.
-pub fn line(store: &Store, name: &str) -> Result<Option<String>> {
-    Ok(table_status(store, name)?.map(|s| s.one_line()))
+pub async fn line(store: &dyn StateStore, name: &str) -> Result<Option<String>> {
+    Ok(table_status(store, name).await?.map(|s| s.one_line()))
 }
 
-pub fn all(store: &Store) -> Result<Vec<TableStatus>> {
+pub async fn all(store: &dyn StateStore) -> Result<Vec<TableStatus>> {
     let mut out = Vec::new();
-    for t in store.tables()? {
-        out.extend(table_status(store, &t.name)?);
+    for t in store.tables().await? {
+        out.extend(table_status(store, &t.name).await?);
     }
     Ok(out)
 }

@@ -32,6 +32,8 @@ pub struct Progress {
 pub trait StateStore: Send + Sync {
     /// Where the state lives, for messages ("state file /var/lib/ferry/state.db").
     fn location(&self) -> String;
+    /// Whether a daemon is working on this state now (for `ferry status` and the cutover).
+    fn daemon_running(&self) -> BoxFuture<'_, Result<bool>>;
 
     fn table<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TableRow>>>;
     fn tables(&self) -> BoxFuture<'_, Result<Vec<TableRow>>>;

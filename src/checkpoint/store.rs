@@ -73,6 +73,10 @@ impl StateStore for Store {
     fn location(&self) -> String {
         format!("state file {}", self.path.display())
     }
+    /// The daemon's lock, not how recently it wrote: false the moment its process is gone.
+    fn daemon_running(&self) -> BoxFuture<'_, Result<bool>> {
+        ready(super::DaemonLock::is_held(&self.path))
+    }
     fn table<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TableRow>>> {
         ready(Store::table(self, name))
     }

@@ -24,7 +24,7 @@ pub async fn run(cli: Cli, signals: Signals) -> Result<ExitCode> {
         Command::Sync(args) => sync(args, signals).await,
         Command::Discover { config, out, force } => discover(&config, &out, force).await,
         Command::Plan { config, plan } => preview(&config, &plan).await,
-        Command::Status { config, json } => status(&config, json),
+        Command::Status { config, json } => status(&config, json).await,
         Command::Verify(args) => verify(args).await,
         Command::Checkpoint { command } => super::checkpoint::run(command).await,
         Command::Cutover(args) => cutover(args).await,
@@ -83,10 +83,10 @@ async fn preview(config: &Path, plan: &Path) -> Result<ExitCode> {
     Ok(code(preview.ok))
 }
 
-fn status(config: &Path, json: bool) -> Result<ExitCode> {
+async fn status(config: &Path, json: bool) -> Result<ExitCode> {
     // Only the state path matters here (a plan-driven config may list no tables).
     let config = Config::load_for_plan(config)?;
-    let list = crate::status::all(&existing_store(&config)?)?;
+    let list = crate::status::all(&existing_store(&config)?).await?;
     if json {
         print_json(&list)?;
     } else {

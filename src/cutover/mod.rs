@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::Store;
+use crate::checkpoint::{StateStore, Store};
 use crate::clock::{fmt_ms, now_ms};
 use crate::config::{Clients, Config, build_clients};
 use crate::error::{Error, Result};
@@ -53,12 +53,12 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
     };
 
     let waited = if opts.dry_run {
-        check_once(config, &store, opts).map(|_| ())
+        check_once(config, &store, opts).await.map(|_| ())
     } else {
         wait_ready(config, &store, opts).await
     };
     report.timings.wait_seconds = t0.elapsed().as_secs_f64();
-    report.tables = table_rows(config, &store)?;
+    report.tables = table_rows(config, &store).await?;
     if let Err(e) = waited {
         report.outcome = if opts.dry_run {
             format!("dry run: not ready now: {e}")
@@ -102,10 +102,10 @@ fn open_store(config: &Config) -> Result<Store> {
 }
 
 /// One report row per table, with its lag and progress as the daemon last published them.
-fn table_rows(config: &Config, store: &Store) -> Result<Vec<TableCutover>> {
+async fn table_rows(config: &Config, store: &dyn StateStore) -> Result<Vec<TableCutover>> {
     let mut rows = Vec::new();
     for t in &config.tables {
-        let st = table_status(store, &t.source)?;
+        let st = table_status(store, &t.source).await?;
         rows.push(TableCutover {
             table: t.source.clone(),
             destination: t.destination.clone(),
@@ -122,7 +122,7 @@ async fn verify_all(
     config: &Config,
     src: &Clients,
     dst: &Clients,
-    store: &Store,
+    store: &dyn StateStore,
     opts: &CutoverOptions,
     report: &mut CutoverReport,
 ) -> Result<bool> {
@@ -160,10 +160,10 @@ struct Readiness {
 }
 
 /// One look at every table: running, streaming, lag within the bound.
-fn check_once(config: &Config, store: &Store, opts: &CutoverOptions) -> Result<Readiness> {
+async fn check_once(config: &Config, store: &dyn StateStore, opts: &CutoverOptions) -> Result<Readiness> {
     let mut waiting = Vec::new();
     for t in &config.tables {
-        let Some(st) = table_status(store, &t.source)? else {
+        let Some(st) = table_status(store, &t.source).await? else {
             return Err(Error::fatal(format!(
                 "table {}: not in the state store (has `ferry sync` run?)",
                 t.source
@@ -199,17 +199,17 @@ fn check_once(config: &Config, store: &Store, opts: &CutoverOptions) -> Result<R
 
 /// Polls until every table is within the lag bound and, if asked, nothing new has been applied
 /// for `quiet_for`, or the timeout passes.
-async fn wait_ready(config: &Config, store: &Store, opts: &CutoverOptions) -> Result<()> {
+async fn wait_ready(config: &Config, store: &dyn StateStore, opts: &CutoverOptions) -> Result<()> {
     let deadline = Instant::now() + opts.timeout;
     let mut last_counts: HashMap<String, i64> = HashMap::new();
     let mut quiet_since = Instant::now();
     let mut last_log = Instant::now();
     loop {
-        let r = check_once(config, store, opts)?;
+        let r = check_once(config, store, opts).await?;
         let mut changed = false;
         for t in &config.tables {
-            let n = store.table(&t.source)?.map_or(0, |row| row.records_applied);
-            let caught_up = store.table(&t.source)?.is_some_and(|row| row.caught_up);
+            let n = store.table(&t.source).await?.map_or(0, |row| row.records_applied);
+            let caught_up = store.table(&t.source).await?.is_some_and(|row| row.caught_up);
             changed |= last_counts.insert(t.source.clone(), n) != Some(n) || !caught_up;
         }
         if changed {

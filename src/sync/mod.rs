@@ -112,7 +112,11 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
             }
             _ = tick.tick() => {
                 publish(state.as_ref(), &all_stats).await?;
-                bars.update(|name| status::line(&store, name))?;
+                let mut lines = std::collections::HashMap::new();
+                for name in bars.names() {
+                    lines.insert(name, status::line(state.as_ref(), name).await?);
+                }
+                bars.update(|name| Ok(lines.get(name).cloned().flatten()))?;
             }
         }
     }

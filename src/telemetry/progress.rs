@@ -46,6 +46,11 @@ impl Progress {
     }
 
     /// Redraws every bar with `line(table)`; a table without a line keeps its last one.
+    /// The tables that have a bar.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.bars.iter().map(|(name, _)| name.as_str())
+    }
+
     pub fn update(&self, line: impl Fn(&str) -> Result<Option<String>>) -> Result<()> {
         for (name, bar) in &self.bars {
             if let Some(s) = line(name)? {

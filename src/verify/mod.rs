@@ -33,7 +33,7 @@ use futures::StreamExt;
 use rand::seq::SliceRandom;
 
 use crate::apply::Limiter;
-use crate::checkpoint::Store;
+use crate::checkpoint::{StateStore, Store};
 use crate::config::{Clients, Config, TableConfig, build_clients};
 use crate::error::{Error, Result};
 use crate::item::{KeyBytes, display_key};
@@ -100,7 +100,7 @@ pub async fn run(config: &Config, opts: &VerifyOptions) -> Result<Vec<TableRepor
     let store = Store::open_existing(&config.state_path)?;
     let mut out = Vec::new();
     for t in tables {
-        out.push(verify_table(&src, &dst, t, store.as_ref(), opts).await?);
+        out.push(verify_table(&src, &dst, t, store.as_ref().map(|s| s as &dyn StateStore), opts).await?);
     }
     Ok(out)
 }
@@ -119,7 +119,7 @@ pub async fn verify_table(
     src: &Clients,
     dst: &Clients,
     cfg: &TableConfig,
-    store: Option<&Store>,
+    store: Option<&dyn StateStore>,
     opts: &VerifyOptions,
 ) -> Result<TableReport> {
     let started = Instant::now();
@@ -140,7 +140,10 @@ pub async fn verify_table(
     let wanted = opts
         .segments
         .unwrap_or_else(|| crate::snapshot::scan::segments_for(cfg.scan_segments, items));
-    let watch = store.and_then(|st| SyncWatch::new(st, &cfg.source));
+    let watch = match store {
+        Some(st) => SyncWatch::new(st, &cfg.source).await,
+        None => None,
+    };
     let (mut report, findings) = compare(&s, &d, wanted, watch.as_ref(), opts).await?;
     if opts.repair && !findings.is_empty() {
         let keys: Vec<KeyBytes> = findings.iter().map(|f| f.key.clone()).collect();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::VerifyOptions;
 use super::diff::{self, Kind};
 use super::scan::Side;
-use crate::checkpoint::Store;
+use crate::checkpoint::StateStore;
 use crate::clock::now_ms;
 use crate::error::Result;
 use crate::item::{Item, KeyBytes};
@@ -166,7 +166,7 @@ fn index(items: Vec<Item>, key_names: &[String]) -> ByKey {
 
 /// A running `ferry sync` on the table, seen through the state store it publishes to every second.
 pub(super) struct SyncWatch<'a> {
-    store: &'a Store,
+    store: &'a dyn StateStore,
     table: String,
 }
 
@@ -174,8 +174,8 @@ pub(super) struct SyncWatch<'a> {
 const STALE_MS: i64 = 5_000;
 
 impl<'a> SyncWatch<'a> {
-    pub fn new(store: &'a Store, table: &str) -> Option<Self> {
-        let row = store.table(table).ok()??;
+    pub async fn new(store: &'a dyn StateStore, table: &str) -> Option<Self> {
+        let row = store.table(table).await.ok()??;
         let running = now_ms() - row.updated_ms < STALE_MS && row.phase.as_str() == "streaming";
         running.then(|| SyncWatch {
             store,
@@ -190,12 +190,13 @@ impl<'a> SyncWatch<'a> {
     async fn wait_past(&self, t_ms: i64, max: Duration) -> Result<bool> {
         let deadline = Instant::now() + max;
         loop {
-            let Some(row) = self.store.table(&self.table)? else {
+            let Some(row) = self.store.table(&self.table).await? else {
                 return Ok(true);
             };
             let open: Vec<_> = self
                 .store
-                .shards(&self.table)?
+                .shards(&self.table)
+                .await?
                 .into_iter()
                 .filter(|s| !s.done)
                 .collect();

@@ -368,6 +368,13 @@ impl StateStore for DynamoStore {
     fn location(&self) -> String {
         format!("state table {}", self.table)
     }
+    /// Some worker holds a lease (until the lease is taken over, also a worker that died).
+    fn daemon_running(&self) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async {
+            let leases = self.query(LEASES).await?;
+            Ok(leases.iter().any(|l| l.contains_key("owner")))
+        })
+    }
     fn table<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TableRow>>> {
         Box::pin(self.table_row(name))
     }

@@ -112,11 +112,7 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
             }
             _ = tick.tick() => {
                 publish(state.as_ref(), &all_stats).await?;
-                let mut lines = std::collections::HashMap::new();
-                for name in bars.names() {
-                    lines.insert(name, status::line(state.as_ref(), name).await?);
-                }
-                bars.update(|name| Ok(lines.get(name).cloned().flatten()))?;
+                draw(&bars, state.as_ref()).await?;
             }
         }
     }
@@ -127,6 +123,15 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     } else {
         Err(Error::fatal(failed.join("\n")))
     }
+}
+
+/// Redraws the progress bars from the state store.
+async fn draw(bars: &progress::Progress, state: &dyn StateStore) -> Result<()> {
+    let mut lines = std::collections::HashMap::new();
+    for name in bars.names() {
+        lines.insert(name, status::line(state, name).await?);
+    }
+    bars.update(|name| Ok(lines.get(name).cloned().flatten()))
 }
 
 /// Logs how a table run ended; a failure joins `failed`.

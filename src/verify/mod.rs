@@ -140,10 +140,7 @@ pub async fn verify_table(
     let wanted = opts
         .segments
         .unwrap_or_else(|| crate::snapshot::scan::segments_for(cfg.scan_segments, items));
-    let watch = match store {
-        Some(st) => SyncWatch::new(st, &cfg.source).await,
-        None => None,
-    };
+    let watch = SyncWatch::of(store, &cfg.source).await;
     let (mut report, findings) = compare(&s, &d, wanted, watch.as_ref(), opts).await?;
     if opts.repair && !findings.is_empty() {
         let keys: Vec<KeyBytes> = findings.iter().map(|f| f.key.clone()).collect();

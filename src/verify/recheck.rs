@@ -174,7 +174,9 @@ pub(super) struct SyncWatch<'a> {
 const STALE_MS: i64 = 5_000;
 
 impl<'a> SyncWatch<'a> {
-    pub async fn new(store: &'a dyn StateStore, table: &str) -> Option<Self> {
+    /// The daemon syncing `table`, if one publishes to `store` now.
+    pub async fn of(store: Option<&'a dyn StateStore>, table: &str) -> Option<Self> {
+        let store = store?;
         let row = store.table(table).await.ok()??;
         let running = now_ms() - row.updated_ms < STALE_MS && row.phase.as_str() == "streaming";
         running.then(|| SyncWatch {

@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod coalesce;
+pub mod gate;
 pub mod limit;
 pub mod write;
 

@@ -3,6 +3,7 @@
 //! worker may still write under a lease it holds ([`Held`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -51,6 +52,42 @@ impl Held {
     }
 }
 
+/// A holder's write window, shared by its renewals (each opens it until [`Held::may_write`] would
+/// say no) and its writers (each checks it just before a send). Closed until the first renewal.
+#[derive(Debug)]
+pub struct Window {
+    base: Instant,
+    /// Nanoseconds after `base` until which writes may be sent.
+    until: AtomicU64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            base: Instant::now(),
+            until: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Window {
+    /// After a renewal sent at `sent`: open until `duration` minus `margin` after it (never
+    /// shortened by a renewal that answers late).
+    pub fn renewed(&self, sent: Instant, duration: Duration, margin: Duration) {
+        let until = (sent + duration.saturating_sub(margin)).saturating_duration_since(self.base);
+        self.until.fetch_max(until.as_nanos() as u64, Ordering::SeqCst);
+    }
+
+    /// The lease is lost or being given up: no more writes.
+    pub fn close(&self) {
+        self.until.store(0, Ordering::SeqCst);
+    }
+
+    pub fn is_open(&self, now: Instant) -> bool {
+        (now.saturating_duration_since(self.base).as_nanos() as u64) < self.until.load(Ordering::SeqCst)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +131,26 @@ mod tests {
             !h.may_write(first_take - margin, D, margin),
             "no write is sent within a margin of the take"
         );
+    }
+
+    #[test]
+    fn the_window_opens_with_each_renewal_and_closes_on_its_own_or_when_told() {
+        let w = Window::default();
+        let t0 = w.base + Duration::from_secs(1);
+        let margin = Duration::from_secs(2);
+        assert!(!w.is_open(t0), "closed until the first renewal");
+        w.renewed(t0, D, margin);
+        assert!(w.is_open(t0 + Duration::from_millis(7_999)));
+        assert!(
+            !w.is_open(t0 + Duration::from_secs(8)),
+            "a writer frozen past the window sends nothing"
+        );
+        w.renewed(t0 - Duration::from_secs(5), D, margin);
+        assert!(
+            w.is_open(t0 + Duration::from_millis(7_999)),
+            "a late answer never shortens it"
+        );
+        w.close();
+        assert!(!w.is_open(t0));
     }
 }

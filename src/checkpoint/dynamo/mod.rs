@@ -70,30 +70,7 @@ impl DynamoStore {
 
     /// Every item of partition `pk`, in sort key order.
     async fn query(&self, pk: &str) -> Result<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .retrier("reading")
-                .run(|| async {
-                    self.client
-                        .query()
-                        .table_name(&self.table)
-                        .key_condition_expression("pk = :pk")
-                        .expression_attribute_values(":pk", s(pk))
-                        .consistent_read(true)
-                        .set_exclusive_start_key(start.clone())
-                        .send()
-                        .await
-                        .map_err(|e| Error::from_sdk("Query", e))
-                })
-                .await?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(items),
-            }
-        }
+        query_all(&self.client, &self.table, pk, self.retrier("reading")).await
     }
 
     /// Applies `update` to an item; with `must_exist`, only to an existing one (`false` when there
@@ -268,6 +245,34 @@ impl DynamoStore {
                 }
             })
             .await
+    }
+}
+
+/// Every item of partition `pk` of `table`, in sort key order (strongly consistent; every page
+/// under `retrier`).
+pub(super) async fn query_all(client: &Client, table: &str, pk: &str, mut retrier: Retrier) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let out = retrier
+            .run(|| async {
+                client
+                    .query()
+                    .table_name(table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(pk))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.clone())
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("Query", e))
+            })
+            .await?;
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(items),
+        }
     }
 }
 

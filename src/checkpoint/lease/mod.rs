@@ -31,6 +31,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use super::dynamo::query_all;
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
 
@@ -80,32 +81,8 @@ impl Leases {
 
     /// Every lease, by key (strongly consistent).
     pub async fn list(&self) -> Result<Vec<Lease>> {
-        let mut leases = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .retrier("listing leases")
-                .run(|| async {
-                    self.client
-                        .query()
-                        .table_name(&self.table)
-                        .key_condition_expression("pk = :pk")
-                        .expression_attribute_values(":pk", Av::S(LEASES.into()))
-                        .consistent_read(true)
-                        .set_exclusive_start_key(start.clone())
-                        .send()
-                        .await
-                        .map_err(|e| Error::from_sdk("Query", e))
-                })
-                .await?;
-            for item in out.items.unwrap_or_default() {
-                leases.push(lease_of(&item, &self.table)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(leases),
-            }
-        }
+        let items = query_all(&self.client, &self.table, LEASES, self.retrier("listing leases")).await?;
+        items.iter().map(|item| lease_of(item, &self.table)).collect()
     }
 
     /// Creates `key`'s lease, free, unless it exists.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferry::checkpoint::dynamo::DynamoStore;
 use ferry::checkpoint::lease::Leases;
 use ferry::checkpoint::lease::watch::Observed;
-use ferry::checkpoint::{ShardRow, StateStore};
+use ferry::checkpoint::{ShardRow, StateStore, TableRow};
 use ferry_rig::{Account, DynamoLocal};
 use tokio::time::Instant;
 
@@ -30,7 +30,9 @@ fn position(seq: &str) -> ShardRow {
 #[tokio::test]
 async fn a_lease_has_one_holder_and_a_zombie_can_neither_renew_nor_checkpoint() {
     let client = DynamoLocal::shared().client(&Account::fresh("leases"));
-    let store = DynamoStore::open(client.clone(), TABLE).await.unwrap();
+    // Each worker has its own view of the state table, holding its own leases.
+    let store1 = DynamoStore::open(client.clone(), TABLE).await.unwrap();
+    let store2 = DynamoStore::open(client.clone(), TABLE).await.unwrap();
     let (w1, w2) = (
         Leases::new(client.clone(), TABLE, "w1"),
         Leases::new(client, TABLE, "w2"),
@@ -44,17 +46,15 @@ async fn a_lease_has_one_holder_and_a_zombie_can_neither_renew_nor_checkpoint() 
     let (a, b) = tokio::join!(w1.take(&free), w2.take(&free));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert!(a.is_some() != b.is_some(), "one winner: {a:?} {b:?}");
-    let (winner, loser, fence) = match a {
-        Some(f) => (&w1, &w2, f),
-        None => (&w2, &w1, b.unwrap()),
+    let ((winner, wstore), (loser, lstore), fence) = match a {
+        Some(f) => ((&w1, &store1), (&w2, &store2), f),
+        None => ((&w2, &store2), (&w1, &store1), b.unwrap()),
     };
-    assert!(
-        store
-            .put_shards_fenced("Orders", &[position("100")], &fence)
-            .await
-            .unwrap()
-    );
+    wstore.hold(Some(fence.clone()));
+    wstore.put_shards("Orders", &[position("100")]).await.unwrap();
     let fence = winner.renew(&fence).await.unwrap().expect("the holder renews");
+    wstore.hold(Some(fence.clone()));
+    wstore.put_shards("Orders", &[position("120")]).await.unwrap();
 
     // The holder stalls. The other worker takes the lease only once its counter stood still for a
     // whole lease duration on its own clock.
@@ -69,21 +69,23 @@ async fn a_lease_has_one_holder_and_a_zombie_can_neither_renew_nor_checkpoint() 
     );
     assert!(seen.expired(&held.key, held.counter, t0 + DURATION, DURATION));
     let taken = loser.take(&held).await.unwrap().expect("an expired lease is taken");
-    assert!(
-        store
-            .put_shards_fenced("Orders", &[position("200")], &taken)
-            .await
-            .unwrap()
-    );
+    lstore.hold(Some(taken.clone()));
+    lstore.put_shards("Orders", &[position("200")]).await.unwrap();
 
     // The zombie wakes up: its renewal and its checkpoint are refused, and nothing moved.
     assert_eq!(winner.renew(&fence).await.unwrap(), None, "a lost lease is not renewed");
-    let stale = store
-        .put_shards_fenced("Orders", &[position("150")], &fence)
+    let stale = wstore
+        .put_shards("Orders", &[position("150")])
         .await
-        .unwrap();
-    assert!(!stale, "a checkpoint under a lost lease is refused");
-    let saved = store.shards("Orders").await.unwrap();
+        .unwrap_err()
+        .to_string();
+    assert!(
+        stale.contains("no longer this worker's"),
+        "a checkpoint under a lost lease is refused: {stale}"
+    );
+    let row = wstore.put_table(&TableRow::new("Orders", "Orders")).await.unwrap_err();
+    assert!(row.is_fatal(), "so is any other state write: {row}");
+    let saved = lstore.shards("Orders").await.unwrap();
     assert_eq!(
         saved[0].position.as_deref(),
         Some("200"),

@@ -4,6 +4,7 @@
 
 use ferry::checkpoint::StateStore;
 use ferry::checkpoint::dynamo::DynamoStore;
+use ferry::checkpoint::lease::Leases;
 use ferry_rig::data::create_table;
 use ferry_rig::{Account, DynamoLocal, state_contract};
 
@@ -17,6 +18,19 @@ async fn the_state_table_keeps_the_contract_and_is_shared_by_every_worker() {
     let names: Vec<String> = second.tables().await.unwrap().into_iter().map(|t| t.name).collect();
     assert_eq!(names, ["A", "B"]);
     assert_eq!(second.shards("A").await.unwrap(), first.shards("A").await.unwrap());
+}
+
+/// Under a held lease every write is a transaction with the lease's check: the contract holds
+/// all the same.
+#[tokio::test]
+async fn the_contract_holds_for_writes_under_a_lease() {
+    let client = DynamoLocal::shared().client(&Account::fresh("state"));
+    let store = DynamoStore::open(client.clone(), "ferry-state").await.unwrap();
+    let leases = Leases::new(client, "ferry-state", "w1");
+    leases.create("migration").await.unwrap();
+    let free = leases.list().await.unwrap().remove(0);
+    store.hold(leases.take(&free).await.unwrap());
+    state_contract::check(&store).await;
 }
 
 #[tokio::test]

@@ -12,13 +12,14 @@
 //! backoff. ferry creates the table on first use (on-demand, point-in-time recovery on where the
 //! endpoint has it) and refuses a table of another shape.
 
+mod fence;
 mod setup;
 mod tables;
 mod update;
 mod values;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, PutRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{Put, PutRequest, TransactWriteItem, Update as TxUpdate, WriteRequest};
 use futures::future::BoxFuture;
 use rusqlite::types::Value;
 
@@ -29,7 +30,7 @@ use super::{ExportRow, QueueRow, Retrying, SegmentRow, ShardRow, TableRow};
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
 use update::Update;
-use values::{Item, from_av, n, s, sort_key, to_av};
+use values::{Item, from_av, s, sort_key, to_av};
 
 /// The partition of the table rows.
 const TABLES: &str = "tables";
@@ -43,6 +44,8 @@ const TRANSACTION: usize = 100;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// The lease every write is conditional on, while one is held ([`DynamoStore::hold`]).
+    fence: std::sync::Mutex<Option<Fence>>,
 }
 
 impl DynamoStore {
@@ -76,6 +79,22 @@ impl DynamoStore {
     /// Applies `update` to an item; with `must_exist`, only to an existing one (`false` when there
     /// is none).
     async fn update(&self, pk: &str, sk: &str, update: Update, must_exist: bool) -> Result<bool> {
+        if self.fence().is_some() {
+            let mut write = TxUpdate::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .update_expression(update.expression())
+                .set_expression_attribute_names(Some(update.names))
+                .set_expression_attribute_values(Some(update.values));
+            if must_exist {
+                write = write.condition_expression("attribute_exists(pk)");
+            }
+            let write = write.build().map_err(|e| Error::fatal(e.to_string()))?;
+            return self
+                .transact(vec![TransactWriteItem::builder().update(write).build()])
+                .await;
+        }
         let mut request = self
             .client
             .update_item()
@@ -101,8 +120,26 @@ impl DynamoStore {
             .await
     }
 
-    /// Writes whole items, 25 a call, until none is left unprocessed.
+    /// Writes whole items: under a held lease in transactions, otherwise 25 a call until none is
+    /// left unprocessed.
     async fn put_items(&self, items: Vec<Item>) -> Result<()> {
+        if self.fence().is_some() {
+            for chunk in items.chunks(TRANSACTION - 1) {
+                let puts = chunk
+                    .iter()
+                    .map(|item| {
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(item.clone()))
+                            .build()
+                    })
+                    .map(|p| p.map(|p| TransactWriteItem::builder().put(p).build()))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Error::fatal(e.to_string()))?;
+                self.transact(puts).await?;
+            }
+            return Ok(());
+        }
         for chunk in items.chunks(BATCH) {
             let mut pending = chunk
                 .iter()
@@ -188,63 +225,6 @@ impl DynamoStore {
 
     async fn put_rows<R: Record>(&self, table: &str, rows: &[R]) -> Result<()> {
         self.put_items(self.items(table, rows)).await
-    }
-
-    /// Saves shard positions only while `fence` still holds the lease (owner and counter
-    /// unchanged), in one transaction: a worker that lost its lease can never move a checkpoint.
-    /// `false` when the lease was lost (nothing written).
-    pub async fn put_shards_fenced(&self, table: &str, rows: &[ShardRow], fence: &Fence) -> Result<bool> {
-        if rows.len() >= TRANSACTION {
-            return Err(Error::fatal(format!(
-                "{} positions in one fenced write (at most {})",
-                rows.len(),
-                TRANSACTION - 1
-            )));
-        }
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .key("pk", s(LEASES))
-            .key("sk", s(&fence.key))
-            .condition_expression("#owner = :me AND #counter = :held")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_names("#counter", "counter")
-            .expression_attribute_values(":me", s(&fence.owner))
-            .expression_attribute_values(":held", n(fence.counter))
-            .build()
-            .map_err(|e| Error::fatal(e.to_string()))?;
-        let mut writes = vec![TransactWriteItem::builder().condition_check(check).build()];
-        for item in self.items(table, rows) {
-            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build();
-            writes.push(
-                TransactWriteItem::builder()
-                    .put(put.map_err(|e| Error::fatal(e.to_string()))?)
-                    .build(),
-            );
-        }
-        self.retrier("saving positions under a lease")
-            .run(|| async {
-                match self
-                    .client
-                    .transact_write_items()
-                    .set_transact_items(Some(writes.clone()))
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(true),
-                    Err(e) => match Error::from_sdk("TransactWriteItems", e) {
-                        // The lease's is the only condition: it was lost. Another cancellation (a
-                        // conflicting transaction) is worth another try.
-                        e if e.code() == Some("TransactionCanceledException") => {
-                            match e.message().contains("ConditionalCheckFailed") {
-                                true => Ok(false),
-                                false => Err(Error::retryable(e.message().to_string())),
-                            }
-                        }
-                        e => Err(e),
-                    },
-                }
-            })
-            .await
     }
 }
 

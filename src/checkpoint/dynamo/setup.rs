@@ -17,6 +17,7 @@ impl DynamoStore {
         let store = DynamoStore {
             client,
             table: table.to_string(),
+            fence: Default::default(),
         };
         match store.describe().await? {
             Some(t) => store.check_shape(&t)?,

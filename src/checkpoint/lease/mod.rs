@@ -20,7 +20,7 @@
 //! seeing its counter unchanged for the lease duration; W sends no write under a lease whose last
 //! renewal was sent more than the lease duration minus a margin ago; and every position a worker
 //! saves under a lease is checked against the lease in the same transaction
-//! ([`super::dynamo::DynamoStore::put_shards_fenced`]), so a worker that stalled past its lease
+//! ([`super::dynamo::DynamoStore::hold`]), so a worker that stalled past its lease
 //! (a GC pause, SIGSTOP, a partition) can neither write a stale item nor move a checkpoint.
 
 pub mod watch;

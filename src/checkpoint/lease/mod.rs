@@ -23,6 +23,7 @@
 //! ([`super::dynamo::DynamoStore::hold`]), so a worker that stalled past its lease
 //! (a GC pause, SIGSTOP, a partition) can neither write a stale item nor move a checkpoint.
 
+pub mod keeper;
 pub mod watch;
 
 use aws_sdk_dynamodb::Client;

@@ -103,7 +103,8 @@ mod tests {
             "nothing sent past the window, however long it retries"
         );
         assert!(stats.retries.load(Relaxed) > 0, "the hold shows as retrying");
-        window.renewed(Instant::now(), duration, Duration::from_secs(2));
+        // Renewed, and then kept open longer than the retry's longest backoff (20 s).
+        window.renewed(Instant::now(), Duration::from_secs(60), Duration::from_secs(2));
         writing.await.unwrap().unwrap();
         assert_eq!(io.io.0.load(Relaxed), 2, "sent once a renewal reopened the window");
     }

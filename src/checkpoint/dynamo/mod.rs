@@ -19,7 +19,10 @@ mod update;
 mod values;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{Put, PutRequest, TransactWriteItem, Update as TxUpdate, WriteRequest};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::future::BoxFuture;
 use rusqlite::types::Value;
 
@@ -107,17 +110,7 @@ impl DynamoStore {
         if must_exist {
             request = request.condition_expression("attribute_exists(pk)");
         }
-        self.retrier("writing")
-            .run(|| async {
-                match request.clone().send().await {
-                    Ok(_) => Ok(true),
-                    Err(e) => match Error::from_sdk("UpdateItem", e) {
-                        e if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-                        e => Err(e),
-                    },
-                }
-            })
-            .await
+        conditional(self.retrier("writing"), "UpdateItem", || request.clone().send()).await
     }
 
     /// Writes whole items: under a held lease in transactions, otherwise 25 a call until none is
@@ -226,6 +219,27 @@ impl DynamoStore {
     async fn put_rows<R: Record>(&self, table: &str, rows: &[R]) -> Result<()> {
         self.put_items(self.items(table, rows)).await
     }
+}
+
+/// Sends a conditional write (`op`, for messages) under `retrier`: `false` when its condition
+/// failed.
+pub(super) async fn conditional<T, E, F, Fut>(mut retrier: Retrier, op: &str, send: F) -> Result<bool>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    retrier
+        .run(|| async {
+            match send().await {
+                Ok(_) => Ok(true),
+                Err(e) => match Error::from_sdk(op, e) {
+                    e if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+                    e => Err(e),
+                },
+            }
+        })
+        .await
 }
 
 /// Every item of partition `pk` of `table`, in sort key order (strongly consistent; every page

@@ -58,7 +58,12 @@ impl Keeper {
                 _ = stop.cancelled() => return Ok(Kept::Stopped(fence)),
             }
             let sent = Instant::now();
-            match calls.renew(&fence).await? {
+            // A renewal retries through an outage; a stop must not wait for it.
+            let renewed_to = tokio::select! {
+                r = calls.renew(&fence) => r?,
+                _ = stop.cancelled() => return Ok(Kept::Stopped(fence)),
+            };
+            match renewed_to {
                 Some(next) => {
                     self.window.renewed(sent, self.duration, self.margin);
                     renewed(&next);
@@ -155,6 +160,19 @@ mod tests {
             !k.window.is_open(Instant::now()),
             "a lost lease closes the window at once"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_ends_keeping_even_while_a_renewal_hangs() {
+        let k = keeper();
+        let script = Script(Mutex::new(vec![(Duration::from_secs(3600), true)]));
+        let stop = CancellationToken::new();
+        let stopping = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            stop.cancel();
+        };
+        let (kept, ()) = tokio::join!(k.keep(&script, fence(), |_| {}, &stop), stopping);
+        assert_eq!(kept.unwrap(), Kept::Stopped(fence()));
     }
 
     #[tokio::test(start_paused = true)]

@@ -28,11 +28,8 @@ pub mod watch;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::dynamo::query_all;
+use super::dynamo::{conditional, query_all};
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
 
@@ -96,7 +93,7 @@ impl Leases {
             .item("sk", Av::S(key.into()))
             .item("counter", Av::N("0".into()))
             .condition_expression("attribute_not_exists(pk)");
-        self.conditional("creating a lease", || put.clone().send())
+        conditional(self.retrier("creating a lease"), "PutItem", || put.clone().send())
             .await
             .map(|_| ())
     }
@@ -117,7 +114,7 @@ impl Leases {
             .expression_attribute_values(":me", Av::S(self.worker.clone()))
             .expression_attribute_values(":read", Av::N(lease.counter.to_string()))
             .expression_attribute_values(":next", Av::N((lease.counter + 1).to_string()));
-        let won = self.conditional("taking a lease", || update.clone().send()).await?;
+        let won = conditional(self.retrier("taking a lease"), "UpdateItem", || update.clone().send()).await?;
         Ok(won.then(|| Fence {
             key: lease.key.clone(),
             owner: self.worker.clone(),
@@ -159,27 +156,7 @@ impl Leases {
             .expression_attribute_values(":me", Av::S(fence.owner.clone()))
             .expression_attribute_values(":held", Av::N(fence.counter.to_string()))
             .expression_attribute_values(":next", Av::N(next.to_string()));
-        self.conditional(what, || update.clone().send()).await
-    }
-
-    /// Sends a conditional write under the retry driver: `false` when its condition failed.
-    async fn conditional<T, E, F, Fut>(&self, what: &str, send: F) -> Result<bool>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        self.retrier(what)
-            .run(|| async {
-                match send().await {
-                    Ok(_) => Ok(true),
-                    Err(e) => match Error::from_sdk(what, e) {
-                        e if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-                        e => Err(e),
-                    },
-                }
-            })
-            .await
+        conditional(self.retrier(what), "UpdateItem", || update.clone().send()).await
     }
 }
 

@@ -1,6 +1,6 @@
 //! Time in the lease protocol, judged only on this worker's monotonic clock (never a wall clock,
 //! never another host's): when another worker's lease has expired ([`Observed`]), and whether this
-//! worker may still write under a lease it holds ([`Held`]).
+//! worker may still write under a lease it holds ([`Window`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,27 +33,13 @@ impl Observed {
     }
 }
 
-/// A lease this worker holds: the counter its last renewal wrote, and when that renewal was
-/// *sent* (a renewal that took long to answer counts from before it was sent).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Held {
-    pub counter: i64,
-    pub renewed_at: Instant,
-}
-
-impl Held {
-    /// Whether a write under this lease may still be sent at `now`. Another worker may take the
-    /// lease once it has seen the counter still for `duration` on its own clock, which starts
-    /// no earlier than this worker's renewal was sent; so this worker stops writing `margin`
-    /// before a duration has passed since then (the margin covers a write in flight and the
-    /// drift between the two monotonic clocks' rates).
-    pub fn may_write(&self, now: Instant, duration: Duration, margin: Duration) -> bool {
-        now.duration_since(self.renewed_at) + margin < duration
-    }
-}
-
-/// A holder's write window, shared by its renewals (each opens it until [`Held::may_write`] would
-/// say no) and its writers (each checks it just before a send). Closed until the first renewal.
+/// A holder's write window, shared by its renewals (each opens it) and its writers (each checks it
+/// just before a send). Closed until the first renewal.
+///
+/// Another worker may take the lease once it has seen the counter still for a lease duration on
+/// its own clock, which starts no earlier than this worker's renewal was *sent*. So a renewal sent
+/// at `t` opens the window until `t + duration - margin`: the margin covers a write already on the
+/// wire and the difference in rate between the two hosts' monotonic clocks.
 #[derive(Debug)]
 pub struct Window {
     base: Instant,
@@ -108,32 +94,6 @@ mod tests {
     }
 
     #[test]
-    fn a_holder_stops_writing_a_margin_before_anyone_may_take_its_lease() {
-        let t0 = Instant::now();
-        let h = Held {
-            counter: 3,
-            renewed_at: t0,
-        };
-        let margin = Duration::from_secs(2);
-        assert!(h.may_write(t0, D, margin));
-        assert!(h.may_write(t0 + Duration::from_millis(7_999), D, margin));
-        assert!(
-            !h.may_write(t0 + Duration::from_secs(8), D, margin),
-            "stops before the taker's earliest take"
-        );
-        // The taker's clock starts when it first reads the renewed counter: after the send.
-        let mut taker = Observed::default();
-        let read_at = t0 + Duration::from_millis(1);
-        taker.expired("s", 3, read_at, D);
-        let first_take = read_at + D;
-        assert!(taker.expired("s", 3, first_take, D));
-        assert!(
-            !h.may_write(first_take - margin, D, margin),
-            "no write is sent within a margin of the take"
-        );
-    }
-
-    #[test]
     fn the_window_opens_with_each_renewal_and_closes_on_its_own_or_when_told() {
         let w = Window::default();
         let t0 = w.base + Duration::from_secs(1);
@@ -152,5 +112,23 @@ mod tests {
         );
         w.close();
         assert!(!w.is_open(t0));
+    }
+
+    #[test]
+    fn a_holder_stops_writing_a_margin_before_anyone_may_take_its_lease() {
+        let w = Window::default();
+        let sent = w.base + Duration::from_secs(1);
+        let margin = Duration::from_secs(2);
+        w.renewed(sent, D, margin);
+        // The taker's clock starts when it first reads the renewed counter: after the send.
+        let mut taker = Observed::default();
+        let read_at = sent + Duration::from_millis(1);
+        taker.expired("s", 3, read_at, D);
+        let first_take = read_at + D;
+        assert!(taker.expired("s", 3, first_take, D));
+        assert!(
+            !w.is_open(first_take - margin),
+            "no write is sent within a margin of the take"
+        );
     }
 }

@@ -75,6 +75,11 @@ pub async fn create_table(c: &Client, name: &str, view: Option<StreamViewType>) 
         );
     }
     req.send().await.unwrap_or_else(|e| panic!("CreateTable {name}: {e:?}"));
+    wait_until(c, name, |_| true).await
+}
+
+/// Waits until `name` is ACTIVE and `ready` says so of its description.
+async fn wait_until(c: &Client, name: &str, ready: impl Fn(&TableDescription) -> bool) -> TableDescription {
     loop {
         let t = c
             .describe_table()
@@ -82,9 +87,8 @@ pub async fn create_table(c: &Client, name: &str, view: Option<StreamViewType>) 
             .send()
             .await
             .expect("DescribeTable")
-            .table
-            .expect("table");
-        if t.table_status.as_ref().is_some_and(|s| s.as_str() == "ACTIVE") {
+            .table;
+        if let Some(t) = t.filter(|t| t.table_status.as_ref().is_some_and(|s| s.as_str() == "ACTIVE") && ready(t)) {
             return t;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -106,21 +110,7 @@ pub async fn enable_stream(c: &Client, name: &str, view: StreamViewType) {
         .send()
         .await
         .unwrap_or_else(|e| panic!("UpdateTable {name}: {e:?}"));
-    loop {
-        let t = c
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await
-            .expect("DescribeTable")
-            .table;
-        let ready =
-            t.is_some_and(|t| t.latest_stream_arn.is_some() && t.table_status.is_some_and(|s| s.as_str() == "ACTIVE"));
-        if ready {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_until(c, name, |t| t.latest_stream_arn.is_some()).await;
 }
 
 /// Creates a plain table with another key schema (id S only), for mismatch tests.

@@ -36,6 +36,9 @@ pub struct Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The code of [`Error::lease_lost`] (not an AWS code).
+const LEASE_LOST: &str = "ferry.LeaseLost";
+
 impl Error {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         Self {
@@ -68,6 +71,17 @@ impl Error {
     }
     pub fn is_stopped(&self) -> bool {
         self.kind == Kind::Stopped
+    }
+    /// Another worker took over a lease this worker held: the work under it ends (fatal for that
+    /// work), while the worker itself goes on (back to standby).
+    pub fn lease_lost(message: impl Into<String>) -> Self {
+        Self {
+            code: Some(LEASE_LOST.into()),
+            ..Self::fatal(message)
+        }
+    }
+    pub fn is_lease_lost(&self) -> bool {
+        self.code() == Some(LEASE_LOST)
     }
     /// Prefixes the message with what was being done, keeping kind and code.
     pub fn context(mut self, what: impl fmt::Display) -> Self {

@@ -31,11 +31,15 @@ fn position(seq: &str) -> ShardRow {
 async fn a_lease_has_one_holder_and_a_zombie_can_neither_renew_nor_checkpoint() {
     let client = DynamoLocal::shared().client(&Account::fresh("leases"));
     // Each worker has its own view of the state table, holding its own leases.
-    let store1 = DynamoStore::open(client.clone(), TABLE).await.unwrap();
-    let store2 = DynamoStore::open(client.clone(), TABLE).await.unwrap();
+    let store1 = DynamoStore::open(client.clone(), TABLE, &Default::default())
+        .await
+        .unwrap();
+    let store2 = DynamoStore::open(client.clone(), TABLE, &Default::default())
+        .await
+        .unwrap();
     let (w1, w2) = (
-        Leases::new(client.clone(), TABLE, "w1"),
-        Leases::new(client, TABLE, "w2"),
+        Leases::new(client.clone(), TABLE, "w1", &Default::default()),
+        Leases::new(client, TABLE, "w2", &Default::default()),
     );
     w1.create("Orders/shardId-1").await.unwrap();
     w2.create("Orders/shardId-1").await.unwrap();

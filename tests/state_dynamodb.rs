@@ -11,10 +11,14 @@ use ferry_rig::{Account, DynamoLocal, state_contract};
 #[tokio::test]
 async fn the_state_table_keeps_the_contract_and_is_shared_by_every_worker() {
     let client = DynamoLocal::shared().client(&Account::fresh("state"));
-    let first = DynamoStore::open(client.clone(), "ferry-state").await.unwrap();
+    let first = DynamoStore::open(client.clone(), "ferry-state", &Default::default())
+        .await
+        .unwrap();
     state_contract::check(&first).await;
     // A second worker opens the table the first created, and reads what it wrote.
-    let second = DynamoStore::open(client, "ferry-state").await.unwrap();
+    let second = DynamoStore::open(client, "ferry-state", &Default::default())
+        .await
+        .unwrap();
     let names: Vec<String> = second.tables().await.unwrap().into_iter().map(|t| t.name).collect();
     assert_eq!(names, ["A", "B"]);
     assert_eq!(second.shards("A").await.unwrap(), first.shards("A").await.unwrap());
@@ -25,8 +29,10 @@ async fn the_state_table_keeps_the_contract_and_is_shared_by_every_worker() {
 #[tokio::test]
 async fn the_contract_holds_for_writes_under_a_lease() {
     let client = DynamoLocal::shared().client(&Account::fresh("state"));
-    let store = DynamoStore::open(client.clone(), "ferry-state").await.unwrap();
-    let leases = Leases::new(client, "ferry-state", "w1");
+    let store = DynamoStore::open(client.clone(), "ferry-state", &Default::default())
+        .await
+        .unwrap();
+    let leases = Leases::new(client, "ferry-state", "w1", &Default::default());
     leases.create("migration").await.unwrap();
     let free = leases.list().await.unwrap().remove(0);
     store.hold(leases.take(&free).await.unwrap());
@@ -37,7 +43,7 @@ async fn the_contract_holds_for_writes_under_a_lease() {
 async fn a_state_table_of_another_shape_is_refused() {
     let client = DynamoLocal::shared().client(&Account::fresh("state"));
     create_table(&client, "Orders", None).await;
-    let err = DynamoStore::open(client, "Orders")
+    let err = DynamoStore::open(client, "Orders", &Default::default())
         .await
         .err()
         .expect("refused")

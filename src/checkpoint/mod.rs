@@ -2,6 +2,7 @@
 //! write it ([`lock`]), and where each table is in its life ([`lifecycle`]).
 
 pub mod ack;
+pub mod backend;
 pub mod dynamo;
 pub mod exports;
 pub mod health;

@@ -86,7 +86,7 @@ async fn preview(config: &Path, plan: &Path) -> Result<ExitCode> {
 async fn status(config: &Path, json: bool) -> Result<ExitCode> {
     // Only the state path matters here (a plan-driven config may list no tables).
     let config = Config::load_for_plan(config)?;
-    let list = crate::status::all(&existing_store(&config)?).await?;
+    let list = crate::status::all(existing_store(&config).await?.as_ref()).await?;
     if json {
         print_json(&list)?;
     } else {

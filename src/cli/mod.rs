@@ -10,8 +10,10 @@ pub use commands::{Signals, run};
 
 use std::process::ExitCode;
 
-use crate::checkpoint::Store;
-use crate::config::Config;
+use std::sync::Arc;
+
+use crate::checkpoint::{StateStore, Store, backend};
+use crate::config::{Config, StateConfig};
 use crate::error::{Error, Result};
 
 /// Prints `v` as pretty JSON on stdout.
@@ -21,14 +23,28 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
-/// The state store a daemon wrote; an error naming its path if there is none yet.
-fn existing_store(config: &Config) -> Result<Store> {
-    Store::open_existing(&config.state_path)?.ok_or_else(|| {
-        Error::fatal(format!(
-            "no state store at {} (has `ferry sync` run?)",
-            config.state_path.display()
-        ))
-    })
+/// The state store a daemon wrote; an error naming it if there is none yet.
+async fn existing_store(config: &Config) -> Result<Arc<dyn StateStore>> {
+    backend::existing(&config.state).await?.ok_or_else(|| no_store(config))
+}
+
+/// The SQLite state file a daemon wrote (`ferry checkpoint`, which edits positions under the
+/// file's lock).
+fn sqlite_store(config: &Config) -> Result<Store> {
+    let StateConfig::Sqlite(path) = &config.state else {
+        return Err(Error::fatal(
+            "`ferry checkpoint` works with backend = \"sqlite\" only, for now: with the DynamoDB state \
+             backend, read positions with `ferry status`",
+        ));
+    };
+    Store::open_existing(path)?.ok_or_else(|| no_store(config))
+}
+
+fn no_store(config: &Config) -> Error {
+    Error::fatal(format!(
+        "no {} (has `ferry sync` run?)",
+        backend::describe(&config.state)
+    ))
 }
 
 /// 0 when `ok`, else 1.

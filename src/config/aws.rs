@@ -24,6 +24,32 @@ pub struct Side {
     pub endpoints: Endpoints,
 }
 
+impl Side {
+    /// Each setting of `self`, else `base`'s. A side that names its own `endpoint_url` keeps none
+    /// of `base`'s per-service endpoints: they would win over it.
+    pub fn or(self, base: Side) -> Side {
+        let e = self.endpoints;
+        let b = match self.endpoint_url {
+            Some(_) => Endpoints::default(),
+            None => base.endpoints,
+        };
+        Side {
+            region: self.region.or(base.region),
+            profile: self.profile.or(base.profile),
+            role_arn: self.role_arn.or(base.role_arn),
+            endpoint_url: self.endpoint_url.or(base.endpoint_url),
+            endpoints: Endpoints {
+                dynamodb: e.dynamodb.or(b.dynamodb),
+                streams: e.streams.or(b.streams),
+                s3: e.s3.or(b.s3),
+                sqs: e.sqs.or(b.sqs),
+                lambda: e.lambda.or(b.lambda),
+                sts: e.sts.or(b.sts),
+            },
+        }
+    }
+}
+
 /// Per-service endpoint overrides; each wins over `endpoint_url`.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoints {

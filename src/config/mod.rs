@@ -6,10 +6,12 @@
 mod aws;
 pub mod export;
 mod reader;
+mod state;
 mod table;
 
 pub use aws::{Clients, Side, build_clients};
 pub use export::{ExportConfig, ExportSource, ExportTarget, Loader, Sse};
+pub use state::{DynamoState, StateConfig};
 
 use std::path::{Path, PathBuf};
 
@@ -25,8 +27,8 @@ pub struct Config {
     pub path: PathBuf,
     pub source: Side,
     pub destination: Side,
-    /// The embedded SQLite state store (relative paths are relative to the config file).
-    pub state_path: PathBuf,
+    /// Where the state lives (`[state]`).
+    pub state: StateConfig,
     pub tables: Vec<TableConfig>,
 }
 
@@ -145,13 +147,7 @@ impl Config {
         let mut root = Obj::new(doc.get_ref(), doc.span(), "the top level");
         let source = side(&mut root, &mut errs, "source");
         let destination = side(&mut root, &mut errs, "destination");
-        let mut state_path = PathBuf::from("ferry-state.db");
-        if let Some(mut st) = root.table(&mut errs, "state") {
-            if let Some(p) = st.string(&mut errs, "path") {
-                state_path = PathBuf::from(p);
-            }
-            st.finish(&mut errs);
-        }
+        let mut state = state::state(&mut root, &mut errs, destination.as_ref().unwrap_or(&Side::default()));
         let default_export = export::target(&mut root, &mut errs);
         let mut tables = Vec::new();
         match root.tables(&mut errs, "table") {
@@ -177,20 +173,36 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        if state_path.is_relative() {
-            state_path = base.join(state_path);
+        if let StateConfig::Sqlite(p) = &mut state
+            && p.is_relative()
+        {
+            *p = base.join(&*p);
         }
         Ok(Config {
             path: path.to_path_buf(),
             source: source.unwrap_or_default(),
             destination: destination.unwrap_or_default(),
-            state_path,
+            state,
             tables,
         })
     }
 
     pub fn table(&self, source_name: &str) -> Option<&TableConfig> {
         self.tables.iter().find(|t| t.source == source_name)
+    }
+
+    /// Where ferry keeps its files by default (cutover reports): beside the SQLite state, or
+    /// beside the config file.
+    pub fn home(&self) -> PathBuf {
+        let beside = match &self.state {
+            StateConfig::Sqlite(p) => p.as_path(),
+            StateConfig::Dynamo(_) => self.path.as_path(),
+        };
+        beside
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 }
 
@@ -212,6 +224,13 @@ fn side(root: &mut Obj, errs: &mut Errors, key: &'static str) -> Option<Side> {
         );
         return None;
     };
+    let s = side_keys(&mut t, errs, Side::default());
+    t.finish(errs);
+    Some(s)
+}
+
+/// A side's keys in `t`, each in place of `base`'s.
+fn side_keys(t: &mut Obj, errs: &mut Errors, base: Side) -> Side {
     let mut s = Side {
         region: t.string(errs, "region"),
         profile: t.string(errs, "profile"),
@@ -241,12 +260,11 @@ fn side(root: &mut Obj, errs: &mut Errors, key: &'static str) -> Option<Side> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             errs.at(
                 t.span(),
-                format!("endpoint {url:?} in [{key}] must start with http:// or https://"),
+                format!("endpoint {url:?} in {} must start with http:// or https://", t.name()),
             );
         }
     }
-    t.finish(errs);
-    Some(s)
+    s.or(base)
 }
 
 /// The least replay overlap: stream record times are rounded down (to the second on AWS, to the

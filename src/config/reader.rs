@@ -79,6 +79,11 @@ impl<'t, 'i> Obj<'t, 'i> {
         );
     }
 
+    /// Where `key` stands, if present (it then counts as read).
+    pub fn span_of(&mut self, key: &'static str) -> Option<Range<usize>> {
+        self.get(key).map(|v| v.span())
+    }
+
     pub fn string(&mut self, errs: &mut Errors, key: &'static str) -> Option<String> {
         self.string_at(errs, key).map(|(s, _)| s)
     }

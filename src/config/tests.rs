@@ -43,7 +43,11 @@ fn reads_a_full_config_with_defaults() {
         c.destination.role_arn.as_deref(),
         Some("arn:aws:iam::111111111111:role/ferry-destination")
     );
-    assert_eq!(c.state_path, Path::new("conf/state/ferry.db"));
+    assert!(
+        matches!(&c.state, StateConfig::Sqlite(p) if p == Path::new("conf/state/ferry.db")),
+        "{:?}",
+        c.state
+    );
     assert_eq!(c.tables.len(), 2);
     assert_eq!(c.tables[0].destination, "Orders");
     assert_eq!(c.tables[0].scan_segments, Some(4));
@@ -231,4 +235,90 @@ fn rejects_two_entries_writing_one_destination() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("destination table \"X\" is the target of two"), "{err}");
+}
+
+const SIDES: &str = "[source]\nregion = \"us-east-1\"\n[destination]\nregion = \"eu-west-1\"\nprofile = \"dst\"\n\
+                     endpoint_url = \"http://127.0.0.1:8000\"\n[[table]]\nsource = \"A\"\n";
+
+#[test]
+fn the_dynamodb_state_backend_defaults_to_the_destinations_settings() {
+    let c = parse(&format!("{SIDES}[state]\nbackend = \"dynamodb\"\n")).unwrap();
+    let StateConfig::Dynamo(d) = &c.state else {
+        panic!("{:?}", c.state)
+    };
+    assert_eq!(d.table, "ferry-state");
+    assert_eq!(d.failover, std::time::Duration::from_secs(10));
+    assert_eq!(d.side.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(d.side.profile.as_deref(), Some("dst"));
+    assert_eq!(d.side.endpoint_url.as_deref(), Some("http://127.0.0.1:8000"));
+    assert_eq!(c.home(), Path::new("conf"), "reports go beside the config file");
+}
+
+#[test]
+fn the_dynamodb_state_backend_takes_its_own_account_and_table() {
+    let text = format!(
+        "{SIDES}[state]\nbackend = \"dynamodb\"\ntable = \"mig-state\"\nfailover_seconds = 30\n\
+         profile = \"ops\"\n[state.endpoints]\ndynamodb = \"http://127.0.0.1:9000\"\n"
+    );
+    let c = parse(&text).unwrap();
+    let StateConfig::Dynamo(d) = &c.state else {
+        panic!("{:?}", c.state)
+    };
+    assert_eq!(d.table, "mig-state");
+    assert_eq!(d.failover, std::time::Duration::from_secs(30));
+    assert_eq!(d.side.profile.as_deref(), Some("ops"), "its own key wins");
+    assert_eq!(
+        d.side.region.as_deref(),
+        Some("eu-west-1"),
+        "the rest from the destination"
+    );
+    assert_eq!(d.side.endpoints.dynamodb.as_deref(), Some("http://127.0.0.1:9000"));
+}
+
+#[test]
+fn a_state_that_names_its_own_endpoint_keeps_none_of_the_destinations_per_service_ones() {
+    let text = "[source]\n[destination]\n[destination.endpoints]\ndynamodb = \"http://d:1\"\n[[table]]\nsource = \"A\"\n\
+                [state]\nbackend = \"dynamodb\"\nendpoint_url = \"http://s:2\"\n";
+    let StateConfig::Dynamo(d) = parse(text).unwrap().state else {
+        panic!("not dynamodb")
+    };
+    assert_eq!(d.side.endpoint_url.as_deref(), Some("http://s:2"));
+    assert_eq!(
+        d.side.endpoints.dynamodb, None,
+        "would win over the state's own endpoint"
+    );
+}
+
+#[test]
+fn rejects_state_keys_of_the_other_backend_and_bad_values_all_at_once() {
+    let text = format!(
+        "{SIDES}[state]\nbackend = \"dynamodb\"\npath = \"x.db\"\nfailover_seconds = 1\n\
+         endpoint_url = \"127.0.0.1:9\"\n"
+    );
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("3 problems"), "{err}");
+    has(
+        &err,
+        "conf/ferry.toml:11:8: path in [state] applies to backend = \"sqlite\", and this one is \"dynamodb\"",
+    );
+    has(
+        &err,
+        "conf/ferry.toml:12:20: failover_seconds in [state] must be at least 3, found 1",
+    );
+    has(
+        &err,
+        "endpoint \"127.0.0.1:9\" in [state] must start with http:// or https://",
+    );
+
+    let text = format!("{SIDES}[state]\npath = \"x.db\"\ntable = \"t\"\nbackend = \"etcd\"\n");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("2 problems"), "{err}");
+    has(
+        &err,
+        "conf/ferry.toml:11:9: table in [state] applies to backend = \"dynamodb\", and this one is \"sqlite\"",
+    );
+    has(
+        &err,
+        "conf/ferry.toml:12:11: backend in [state] must be \"sqlite\" or \"dynamodb\", found \"etcd\"",
+    );
 }

@@ -12,9 +12,10 @@ pub mod settings;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{StateStore, Store};
+use crate::checkpoint::{StateStore, backend};
 use crate::clock::{fmt_ms, now_ms};
 use crate::config::{Clients, Config, build_clients};
 use crate::error::{Error, Result};
@@ -39,7 +40,7 @@ pub struct CutoverOptions {
 pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport> {
     let started_ms = now_ms();
     let t0 = Instant::now();
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let src = build_clients("source", &config.source).await?;
     let dst = build_clients("destination", &config.destination).await?;
     let mut report = CutoverReport {
@@ -53,12 +54,12 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
     };
 
     let waited = if opts.dry_run {
-        check_once(config, &store, opts).await.map(|_| ())
+        check_once(config, store.as_ref(), opts).await.map(|_| ())
     } else {
-        wait_ready(config, &store, opts).await
+        wait_ready(config, store.as_ref(), opts).await
     };
     report.timings.wait_seconds = t0.elapsed().as_secs_f64();
-    report.tables = table_rows(config, &store).await?;
+    report.tables = table_rows(config, store.as_ref()).await?;
     if let Err(e) = waited {
         report.outcome = if opts.dry_run {
             format!("dry run: not ready now: {e}")
@@ -70,7 +71,7 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
 
     if opts.dry_run {
         report.outcome = "dry run".into();
-    } else if !verify_all(config, &src, &dst, &store, opts, &mut report).await? {
+    } else if !verify_all(config, &src, &dst, store.as_ref(), opts, &mut report).await? {
         report.outcome = "stopped: verify did not find the tables equal (nothing was changed; see the tables)".into();
         return finish(report, config, opts, t0);
     }
@@ -92,11 +93,11 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
 }
 
 /// The state store the running daemon publishes to: the cutover cannot proceed without it.
-fn open_store(config: &Config) -> Result<Store> {
-    Store::open_existing(&config.state_path)?.ok_or_else(|| {
+async fn open_store(config: &Config) -> Result<Arc<dyn StateStore>> {
+    backend::existing(&config.state).await?.ok_or_else(|| {
         Error::fatal(format!(
-            "no state store at {}: start `ferry sync` first (the cutover needs it running)",
-            config.state_path.display()
+            "no {}: start `ferry sync` first (the cutover needs it running)",
+            backend::describe(&config.state)
         ))
     })
 }
@@ -141,13 +142,7 @@ fn finish(mut report: CutoverReport, config: &Config, opts: &CutoverOptions, t0:
     report.finished = fmt_ms(now_ms());
     report.timings.total_seconds = t0.elapsed().as_secs_f64();
     if !opts.dry_run {
-        let dir = opts.report_dir.clone().unwrap_or_else(|| {
-            config
-                .state_path
-                .parent()
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."))
-        });
+        let dir = opts.report_dir.clone().unwrap_or_else(|| config.home());
         report.write(&dir)?;
     }
     Ok(report)

@@ -2,7 +2,7 @@
 //! plan moves, so `ferry sync -c plan/ferry.toml --plan plan/` runs it as is. Per-table tuning
 //! from the original config is kept.
 
-use crate::config::{Config, Side, Snapshot};
+use crate::config::{Config, Side, Snapshot, StateConfig};
 
 pub fn render(config: &Config, tables: &[(String, String)]) -> String {
     let mut out = format!(
@@ -11,8 +11,20 @@ pub fn render(config: &Config, tables: &[(String, String)]) -> String {
     );
     side(&mut out, "source", &config.source);
     side(&mut out, "destination", &config.destination);
-    let state = std::path::absolute(&config.state_path).unwrap_or_else(|_| config.state_path.clone());
-    out.push_str(&format!("[state]\npath = {}\n", q(&state.display().to_string())));
+    match &config.state {
+        StateConfig::Sqlite(path) => {
+            let state = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            out.push_str(&format!("[state]\npath = {}\n", q(&state.display().to_string())));
+        }
+        StateConfig::Dynamo(d) => {
+            out.push_str(&format!(
+                "[state]\nbackend = \"dynamodb\"\ntable = {}\nfailover_seconds = {}\n",
+                q(&d.table),
+                d.failover.as_secs()
+            ));
+            side_keys(&mut out, "state", &d.side);
+        }
+    }
     for (source, destination) in tables {
         out.push_str(&format!(
             "\n[[table]]\nsource = {}\ndestination = {}\n",
@@ -44,6 +56,12 @@ fn q(s: &str) -> String {
 
 fn side(out: &mut String, name: &str, s: &Side) {
     out.push_str(&format!("[{name}]\n"));
+    side_keys(out, name, s);
+    out.push('\n');
+}
+
+/// A side's settings, under a `[name]` header just written.
+fn side_keys(out: &mut String, name: &str, s: &Side) {
     for (k, v) in [
         ("region", &s.region),
         ("profile", &s.profile),
@@ -72,7 +90,6 @@ fn side(out: &mut String, name: &str, s: &Side) {
             out.push_str(&format!("{k} = {}\n", q(v)));
         }
     }
-    out.push('\n');
 }
 
 #[cfg(test)]
@@ -96,6 +113,29 @@ mod tests {
         assert_eq!(back.tables[0].max_read_units_per_second, Some(7));
         assert_eq!(back.destination.profile.as_deref(), Some("d\"q"));
         assert_eq!(back.source.endpoints.lambda.as_deref(), Some("http://127.0.0.1:1"));
-        assert_eq!(back.state_path, Path::new("/x/ferry-state.db"));
+        assert!(
+            matches!(&back.state, StateConfig::Sqlite(p) if p == Path::new("/x/ferry-state.db")),
+            "{:?}",
+            back.state
+        );
+    }
+
+    #[test]
+    fn the_generated_config_keeps_a_dynamodb_state() {
+        let c = Config::parse(
+            Path::new("/x/ferry.toml"),
+            "[source]\n[destination]\nregion = \"eu-west-1\"\n[[table]]\nsource = \"A\"\n\
+             [state]\nbackend = \"dynamodb\"\ntable = \"s\"\nfailover_seconds = 20\nprofile = \"ops\"\n\
+             [state.endpoints]\ndynamodb = \"http://127.0.0.1:9\"\n",
+        )
+        .unwrap();
+        let text = render(&c, &[("A".into(), "A".into())]);
+        let StateConfig::Dynamo(d) = Config::parse(Path::new("/y/ferry.toml"), &text).unwrap().state else {
+            panic!("{text}")
+        };
+        assert_eq!((d.table.as_str(), d.failover.as_secs()), ("s", 20));
+        assert_eq!(d.side.profile.as_deref(), Some("ops"));
+        assert_eq!(d.side.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(d.side.endpoints.dynamodb.as_deref(), Some("http://127.0.0.1:9"));
     }
 }

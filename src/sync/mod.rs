@@ -10,6 +10,7 @@ mod steps;
 mod table;
 #[cfg(test)]
 mod tests;
+mod worker;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -18,9 +19,10 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::lease::watch::Window;
 use crate::checkpoint::{DaemonLock, Retrying, Store};
 use crate::checkpoint::{Progress, StateStore};
-use crate::config::{Clients, Config, TableConfig, build_clients};
+use crate::config::{Clients, Config, StateConfig, TableConfig, build_clients};
 use crate::discover::check::{CheckOptions, Checked, check_table};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
@@ -67,21 +69,37 @@ impl Default for SyncOptions {
 }
 
 pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) -> Result<()> {
-    let _lock = DaemonLock::acquire(&config.state_path)?;
-    let store = Arc::new(Store::open(&config.state_path)?);
+    match &config.state {
+        StateConfig::Sqlite(path) => {
+            let _lock = DaemonLock::acquire(path)?;
+            let state: Arc<dyn StateStore> = Arc::new(Store::open(path)?);
+            run_tables(config, &opts, &state, None, &stop).await.map(|_| ())
+        }
+        StateConfig::Dynamo(d) => worker::Worker::start(config, &opts, d, &stop).await?.run(&stop).await,
+    }
+}
+
+/// Checks and runs every table until all have ended or `stop` fires. `window`: the migration
+/// lease's write window, with several workers. `Ok(false)` when the stop grace ran out with some
+/// table still busy (its tasks are then abandoned, possibly mid-write).
+async fn run_tables(
+    config: &Config,
+    opts: &SyncOptions,
+    state: &Arc<dyn StateStore>,
+    window: Option<Arc<Window>>,
+    stop: &CancellationToken,
+) -> Result<bool> {
     let src = build_clients("source", &config.source).await?;
     let dst = build_clients("destination", &config.destination).await?;
+    let checked = check_all(config, opts, state.as_ref(), &src, &dst).await?;
 
-    let state: Arc<dyn StateStore> = store.clone();
-    let checked = check_all(config, &opts, state.as_ref(), &src, &dst).await?;
-
-    let (mut tables, all_stats) = spawn_tables(checked, &opts, &state, &src, &dst, &stop);
+    let (mut tables, all_stats) = spawn_tables(checked, opts, state, (&src, &dst), window, stop);
     let bars = progress::Progress::new(opts.progress, &all_stats);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Metrics are cheap to publish: keep /metrics within 100 ms of the pipeline's counters.
     let mut metrics_tick = tokio::time::interval(Duration::from_millis(100));
     metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut failed = Vec::new();
+    let mut ended = Ended::default();
     // After a stop request, how long tables get to drain and flush before ferry exits anyway.
     let grace = tokio::time::sleep(Duration::MAX);
     tokio::pin!(grace);
@@ -99,11 +117,12 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
                     "tables still busy {}s after the stop request (an endpoint keeps failing): exiting without them",
                     STOP_GRACE.as_secs()
                 );
+                ended.abandoned = true;
                 break;
             }
             joined = tables.join_next() => match joined {
                 None => break,
-                Some(ended) => table_ended(ended, &mut failed),
+                Some(one) => ended.add(one),
             },
             _ = metrics_tick.tick() => {
                 for (name, _, stats) in &all_stats {
@@ -118,11 +137,7 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     }
     publish(state.as_ref(), &all_stats).await?;
     bars.finish();
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::fatal(failed.join("\n")))
-    }
+    ended.result()
 }
 
 /// Redraws the progress bars from the state store.
@@ -134,18 +149,44 @@ async fn draw(bars: &progress::Progress, state: &dyn StateStore) -> Result<()> {
     bars.update(|name| Ok(lines.get(name).cloned().flatten()))
 }
 
-/// Logs how a table run ended; a failure joins `failed`.
-fn table_ended(ended: std::result::Result<(String, Result<()>), tokio::task::JoinError>, failed: &mut Vec<String>) {
-    match ended {
-        Ok((name, Ok(()))) => tracing::info!(table = %name, "table stopped"),
-        // Asked to stop while calls were still failing: not the table's failure.
-        Ok((name, Err(e))) if e.is_stopped() => tracing::info!(table = %name, "table stopped ({e})"),
-        // The table's lifecycle has recorded the failure.
-        Ok((name, Err(e))) => {
-            tracing::error!(table = %name, "table stopped with an error: {e}");
-            failed.push(format!("table {name}: {e}"));
+/// How the table runs ended.
+#[derive(Default)]
+struct Ended {
+    failed: Vec<String>,
+    /// Some table's state write found the migration lease taken over.
+    lease_lost: Option<Error>,
+    /// The stop grace ran out with tables still busy.
+    abandoned: bool,
+}
+
+impl Ended {
+    /// Logs how a table run ended; a failure joins `failed`.
+    fn add(&mut self, ended: std::result::Result<(String, Result<()>), tokio::task::JoinError>) {
+        match ended {
+            Ok((name, Ok(()))) => tracing::info!(table = %name, "table stopped"),
+            // Asked to stop while calls were still failing: not the table's failure.
+            Ok((name, Err(e))) if e.is_stopped() => tracing::info!(table = %name, "table stopped ({e})"),
+            // Nothing was recorded (the state refuses this worker's writes): the new holder goes on.
+            Ok((name, Err(e))) if e.is_lease_lost() => {
+                tracing::warn!(table = %name, "table handed over: {e}");
+                self.lease_lost = Some(e);
+            }
+            // The table's lifecycle has recorded the failure.
+            Ok((name, Err(e))) => {
+                tracing::error!(table = %name, "table stopped with an error: {e}");
+                self.failed.push(format!("table {name}: {e}"));
+            }
+            Err(e) => self.failed.push(format!("a table task panicked: {e}")),
         }
-        Err(e) => failed.push(format!("a table task panicked: {e}")),
+    }
+
+    /// `Ok(true)` when every table ended; a lost lease first, then the failures.
+    fn result(self) -> Result<bool> {
+        match self.lease_lost {
+            Some(e) => Err(e),
+            None if self.failed.is_empty() => Ok(!self.abandoned),
+            None => Err(Error::fatal(self.failed.join("\n"))),
+        }
     }
 }
 
@@ -159,8 +200,8 @@ fn spawn_tables(
     checked: Vec<(TableConfig, Checked)>,
     opts: &SyncOptions,
     store: &Arc<dyn StateStore>,
-    src: &Clients,
-    dst: &Clients,
+    (src, dst): (&Clients, &Clients),
+    window: Option<Arc<Window>>,
     stop: &CancellationToken,
 ) -> (Runs, AllStats) {
     let mut tables = JoinSet::new();
@@ -183,6 +224,7 @@ fn spawn_tables(
             export_poll: opts.export_poll,
             planned: opts.plan.as_ref().and_then(|p| p.table(&cfg.source).cloned()),
             slots: slots.clone(),
+            window: window.clone(),
         };
         let name = cfg.source.clone();
         tables.spawn(async move { (name, run.run().await) });

@@ -18,8 +18,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::seams::{Sdk, SdkTable, Seams, TableApi};
+use crate::apply::gate::Gated;
 use crate::apply::{Applier, DynamoIo, Limiter};
 use crate::checkpoint::StateStore;
+use crate::checkpoint::lease::watch::Window;
 use crate::checkpoint::{Lifecycle, TableState};
 use crate::config::{Clients, TableConfig};
 use crate::discover::{self, check::Checked};
@@ -50,6 +52,9 @@ pub struct TableRun {
     pub planned: Option<PlannedTable>,
     /// `--parallel-tables`: a slot is held from create through settings, not while streaming.
     pub slots: Option<Arc<Semaphore>>,
+    /// With several workers: the migration lease's write window; each batch to the destination
+    /// is sent only while it is open ([`crate::apply::gate`]).
+    pub window: Option<Arc<Window>>,
 }
 
 /// What every step of one run shares: the loaders' and sources' table context, and the read
@@ -241,6 +246,7 @@ impl TableRun {
         let (stop, stats) = (self.stop.clone(), self.stats.clone());
         let lanes = self.cfg.write_concurrency as usize;
         let limiter = Arc::new(Limiter::new(self.cfg.max_write_units_per_second));
+        let window = self.window.clone();
         move || {
             let io = DynamoIo {
                 destination: dst.clone(),
@@ -252,7 +258,14 @@ impl TableRun {
                 stop: stop.clone(),
                 stats: stats.clone(),
             };
-            Applier::start_with_stop(Arc::new(io), lanes, limiter.clone(), stats.clone(), stop.clone())
+            let (limiter, stats, stop) = (limiter.clone(), stats.clone(), stop.clone());
+            match &window {
+                None => Applier::start_with_stop(Arc::new(io), lanes, limiter, stats, stop),
+                Some(w) => {
+                    let gated = Gated { io, window: w.clone() };
+                    Applier::start_with_stop(Arc::new(gated), lanes, limiter, stats, stop)
+                }
+            }
         }
     }
 }

@@ -180,6 +180,7 @@ fn table_run(store: &Arc<Store>, stream_arn: &str, fresh: bool) -> TableRun {
         export_poll: Duration::from_secs(1),
         planned: None,
         slots: None,
+        window: None,
     }
 }
 

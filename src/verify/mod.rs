@@ -33,7 +33,7 @@ use futures::StreamExt;
 use rand::seq::SliceRandom;
 
 use crate::apply::Limiter;
-use crate::checkpoint::{StateStore, Store};
+use crate::checkpoint::StateStore;
 use crate::config::{Clients, Config, TableConfig, build_clients};
 use crate::error::{Error, Result};
 use crate::item::{KeyBytes, display_key};
@@ -97,10 +97,10 @@ pub async fn run(config: &Config, opts: &VerifyOptions) -> Result<Vec<TableRepor
     let tables = select(config, opts.table.as_deref())?;
     let src = build_clients("source", &config.source).await?;
     let dst = build_clients("destination", &config.destination).await?;
-    let store = Store::open_existing(&config.state_path)?;
+    let store = crate::checkpoint::backend::existing(&config.state).await?;
     let mut out = Vec::new();
     for t in tables {
-        out.push(verify_table(&src, &dst, t, store.as_ref().map(|s| s as &dyn StateStore), opts).await?);
+        out.push(verify_table(&src, &dst, t, store.as_deref(), opts).await?);
     }
     Ok(out)
 }

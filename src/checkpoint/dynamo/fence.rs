@@ -99,10 +99,13 @@ fn cancelled<R>(e: &SdkError<TransactWriteItemsError, R>) -> Option<Cancelled> {
     })
 }
 
+/// A refused write: logged here, where it happens, whatever its caller then does with the error.
 fn lost(table: &str, fence: &Fence) -> Error {
-    Error::fatal(format!(
+    let e = Error::lease_lost(format!(
         "state table {table}: lease {} is no longer this worker's ({}): another worker took it over, \
          so this one writes no more state under it",
         fence.key, fence.owner
-    ))
+    ));
+    tracing::warn!("a state write was refused: {e}");
+    e
 }

@@ -25,6 +25,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::future::BoxFuture;
 use rusqlite::types::Value;
+use tokio_util::sync::CancellationToken;
 
 use super::lease::{Fence, LEASES};
 use super::rows::Record;
@@ -49,11 +50,13 @@ pub struct DynamoStore {
     table: String,
     /// The lease every write is conditional on, while one is held ([`DynamoStore::hold`]).
     fence: std::sync::Mutex<Option<Fence>>,
+    /// Ends every call's retries (the daemon's stop request).
+    stop: CancellationToken,
 }
 
 impl DynamoStore {
     fn retrier(&self, what: &str) -> Retrier {
-        Retrier::new(Policy::DAEMON, format!("{what} (state table {})", self.table))
+        Retrier::new(Policy::DAEMON, format!("{what} (state table {})", self.table)).stop_on(&self.stop)
     }
 
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>> {

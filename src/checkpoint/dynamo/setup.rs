@@ -7,23 +7,41 @@ use aws_sdk_dynamodb::types::{
     TableDescription, TableStatus,
 };
 
+use tokio_util::sync::CancellationToken;
+
 use super::DynamoStore;
 use crate::error::{Error, Result};
 
 impl DynamoStore {
     /// Opens the state table `table`, creating it when missing. `client` must have the SDK's
     /// retries off (ferry's own driver retries).
-    pub async fn open(client: Client, table: &str) -> Result<DynamoStore> {
-        let store = DynamoStore {
-            client,
-            table: table.to_string(),
-            fence: Default::default(),
-        };
+    pub async fn open(client: Client, table: &str, stop: &CancellationToken) -> Result<DynamoStore> {
+        let store = Self::new(client, table, stop);
         match store.describe().await? {
             Some(t) => store.check_shape(&t)?,
             None => store.create().await?,
         }
         Ok(store)
+    }
+
+    /// Opens the state table `table` if it exists (`ferry status`, `verify`, `cutover`): `None`
+    /// when it does not, and it is never created here.
+    pub async fn open_existing(client: Client, table: &str) -> Result<Option<DynamoStore>> {
+        let store = Self::new(client, table, &CancellationToken::new());
+        match store.describe().await? {
+            Some(t) => store.check_shape(&t).map(|()| Some(store)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every call's retries end on `stop` (a daemon's stop request).
+    fn new(client: Client, table: &str, stop: &CancellationToken) -> DynamoStore {
+        DynamoStore {
+            client,
+            table: table.to_string(),
+            fence: Default::default(),
+            stop: stop.clone(),
+        }
     }
 
     /// The state table's description; `None` when it does not exist.

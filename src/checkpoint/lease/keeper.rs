@@ -63,6 +63,7 @@ impl Keeper {
                 r = calls.renew(&fence) => r?,
                 _ = stop.cancelled() => return Ok(Kept::Stopped(fence)),
             };
+            tracing::debug!(key = %fence.key, took_ms = sent.elapsed().as_millis() as u64, "renewed");
             match renewed_to {
                 Some(next) => {
                     self.window.renewed(sent, self.duration, self.margin);

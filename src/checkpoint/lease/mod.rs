@@ -28,6 +28,7 @@ pub mod watch;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
+use tokio_util::sync::CancellationToken;
 
 use super::dynamo::{conditional, query_all};
 use crate::error::{Error, Result};
@@ -57,15 +58,19 @@ pub struct Leases {
     client: Client,
     table: String,
     worker: String,
+    /// Ends every call's retries (the daemon's stop request).
+    stop: CancellationToken,
 }
 
 impl Leases {
-    /// `client` must have the SDK's retries off (ferry's own driver retries).
-    pub fn new(client: Client, table: &str, worker: &str) -> Leases {
+    /// `client` must have the SDK's retries off (ferry's own driver retries); retries end on
+    /// `stop`.
+    pub fn new(client: Client, table: &str, worker: &str, stop: &CancellationToken) -> Leases {
         Leases {
             client,
             table: table.to_string(),
             worker: worker.to_string(),
+            stop: stop.clone(),
         }
     }
 
@@ -74,7 +79,7 @@ impl Leases {
     }
 
     fn retrier(&self, what: &str) -> Retrier {
-        Retrier::new(Policy::DAEMON, format!("{what} (lease table {})", self.table))
+        Retrier::new(Policy::DAEMON, format!("{what} (lease table {})", self.table)).stop_on(&self.stop)
     }
 
     /// Every lease, by key (strongly consistent).

@@ -7,7 +7,7 @@ mod set;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{CheckpointCommand, existing_store, print_json};
+use super::{CheckpointCommand, print_json, sqlite_store};
 use crate::config::{ChangeSource, Config};
 use crate::error::{Error, Result};
 use set::Target;
@@ -37,7 +37,7 @@ pub(super) async fn run(command: CheckpointCommand) -> Result<ExitCode> {
 
 fn list(config: &Path, json: bool) -> Result<ExitCode> {
     let config = Config::load(config)?;
-    let store = existing_store(&config)?;
+    let store = sqlite_store(&config)?;
     let names: Vec<String> = config.tables.iter().map(|t| t.source.clone()).collect();
     let list = list::list(&store, &names)?;
     if json {
@@ -55,7 +55,7 @@ async fn set(config: &Config, table: &str, target: Target, yes: bool) -> Result<
             config.path.display()
         )));
     };
-    let store = existing_store(config)?;
+    let store = sqlite_store(config)?;
     if matches!(t.change_source, ChangeSource::Sqs(_)) {
         let plan = set::plan_set_queue(&store, table, target)?;
         print!("{}", plan.describe());

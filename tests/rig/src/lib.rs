@@ -176,15 +176,17 @@ impl Account {
 /// Writes an AWS shared config file with one profile per account (for a `ferry` child process).
 pub fn write_profiles(dir: &Path, profiles: &[(&str, &Account)]) -> std::io::Result<PathBuf> {
     let path = dir.join("aws-config");
-    let mut text = String::new();
-    for (name, acct) in profiles {
-        text.push_str(&format!(
-            "[profile {name}]\nregion = {REGION}\naws_access_key_id = {}\naws_secret_access_key = rig-secret\n\n",
-            acct.access_key_id
-        ));
-    }
+    let text: String = profiles.iter().map(|(name, acct)| profile(name, acct)).collect();
     std::fs::write(&path, text)?;
     Ok(path)
+}
+
+/// One profile of an AWS shared config file, for `acct`.
+pub fn profile(name: &str, acct: &Account) -> String {
+    format!(
+        "[profile {name}]\nregion = {REGION}\naws_access_key_id = {}\naws_secret_access_key = rig-secret\n\n",
+        acct.access_key_id
+    )
 }
 
 fn http_post(base: &str, path: &str) -> Result<String, String> {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use super::{Account, DynamoLocal, write_profiles};
+use super::{Account, DynamoLocal, profile, write_profiles};
 
 pub struct FerryDir {
     pub bin: PathBuf,
@@ -66,6 +66,25 @@ impl FerryDir {
         }
     }
 
+    /// Moves the state to a DynamoDB table in `account` (profile "state", on the destination's
+    /// endpoint), so that several `ferry sync` workers can share the migration.
+    pub fn state_in_dynamodb(&self, account: &Account, failover_seconds: u64) {
+        let config = std::fs::read_to_string(&self.config).expect("ferry.toml");
+        let sqlite = "[state]\npath = \"state/ferry.db\"\n";
+        assert!(config.contains(sqlite), "a ferry.toml written by FerryDir::new");
+        let dynamo =
+            format!("[state]\nbackend = \"dynamodb\"\nprofile = \"state\"\nfailover_seconds = {failover_seconds}\n");
+        std::fs::write(&self.config, config.replacen(sqlite, &dynamo, 1)).expect("ferry.toml");
+        let mut profiles = std::fs::read_to_string(&self.aws_config).expect("aws-config");
+        profiles.push_str(&profile("state", account));
+        std::fs::write(&self.aws_config, profiles).expect("aws-config");
+    }
+
+    /// The log of the `n`th `ferry sync` started here (from 1).
+    pub fn log(&self, n: u32) -> String {
+        std::fs::read_to_string(self.dir.join(format!("sync-{n}.log"))).unwrap_or_default()
+    }
+
     /// A `ferry` command with only this folder's AWS profiles visible.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
@@ -123,7 +142,7 @@ impl FerryDir {
     pub fn logs(&self) -> String {
         (1..=self.runs.get())
             .map(|n| {
-                let text = std::fs::read_to_string(self.dir.join(format!("sync-{n}.log"))).unwrap_or_default();
+                let text = self.log(n);
                 let tail: Vec<&str> = text
                     .lines()
                     .rev()
@@ -141,7 +160,14 @@ impl FerryDir {
 
 /// Sends SIGTERM (the operator's stop).
 pub fn terminate(child: &Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    signal(child, "TERM");
+}
+
+/// Sends the signal `name` ("TERM", "STOP", "CONT"...).
+pub fn signal(child: &Child, name: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status();
 }
 
 /// A running `ferry sync`, killed if still running when dropped (a failing test or demo never

@@ -56,7 +56,7 @@ async fn a_lease_has_one_holder_and_a_zombie_can_neither_renew_nor_checkpoint() 
     };
     wstore.hold(Some(fence.clone()));
     wstore.put_shards("Orders", &[position("100")]).await.unwrap();
-    let fence = winner.renew(&fence).await.unwrap().expect("the holder renews");
+    let fence = winner.renew(&fence).await.unwrap().expect("the holder renews").fence;
     wstore.hold(Some(fence.clone()));
     wstore.put_shards("Orders", &[position("120")]).await.unwrap();
 
@@ -105,4 +105,81 @@ async fn a_lease_has_one_holder_and_a_zombie_can_neither_renew_nor_checkpoint() 
     let free = winner.list().await.unwrap().remove(0);
     assert_eq!(free.owner, None);
     assert!(winner.take(&free).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_claimed_lease_is_renewed_as_claimed_until_its_holder_hands_it_over() {
+    let client = DynamoLocal::shared().client(&Account::fresh("claims"));
+    DynamoStore::open(client.clone(), TABLE, &Default::default())
+        .await
+        .unwrap();
+    let (w1, w2) = (
+        Leases::new(client.clone(), TABLE, "w1", &Default::default()),
+        Leases::new(client, TABLE, "w2", &Default::default()),
+    );
+    w1.create("table#Orders").await.unwrap();
+    let fence = w1.take(&w1.list().await.unwrap()[0]).await.unwrap().unwrap();
+    let renewed = w1.renew(&fence).await.unwrap().unwrap();
+    assert!(!renewed.claimed);
+
+    // w2 asks for it: the counter does not move, so the holder keeps renewing while it drains.
+    let held = w2.list().await.unwrap().remove(0);
+    assert!(w2.claim(&held).await.unwrap());
+    let seen = w2.list().await.unwrap().remove(0);
+    assert_eq!((seen.claim.as_deref(), seen.counter), (Some("w2"), held.counter));
+    let renewed = w1.renew(&renewed.fence).await.unwrap().unwrap();
+    assert!(renewed.claimed, "the holder learns of the claim at its next renewal");
+
+    // Released, the lease is free and unclaimed; taken, it is w2's.
+    assert!(w1.release(&renewed.fence).await.unwrap());
+    let free = w2.list().await.unwrap().remove(0);
+    assert_eq!((free.owner.as_deref(), free.claim.as_deref()), (None, None));
+    assert!(!w2.claim(&free).await.unwrap(), "a free lease is taken, not claimed");
+    let taken = w2.take(&free).await.unwrap().expect("taken");
+    assert_eq!(taken.owner, "w2");
+
+    // The registry: a beat registers, beats count up, leaving removes.
+    w1.beat().await.unwrap();
+    w1.beat().await.unwrap();
+    w2.beat().await.unwrap();
+    let beats: Vec<(String, i64)> = w1
+        .workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.worker, b.beats))
+        .collect();
+    assert_eq!(beats, [("w1".to_string(), 2), ("w2".to_string(), 1)]);
+    w1.leave().await.unwrap();
+    assert_eq!(w2.workers().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_state_write_that_races_its_own_renewal_lands_under_the_new_counter() {
+    let client = DynamoLocal::shared().client(&Account::fresh("race"));
+    let store = DynamoStore::open(client.clone(), TABLE, &Default::default())
+        .await
+        .unwrap();
+    let leases = Leases::new(client, TABLE, "w1", &Default::default());
+    leases.create("table#Orders").await.unwrap();
+    let fence = leases.take(&leases.list().await.unwrap()[0]).await.unwrap().unwrap();
+    let store = std::sync::Arc::new(store.fenced(fence.clone()));
+    // The renewal has landed; its answer reaches the keeper (and the fence) only 300 ms later.
+    let renewed = leases.renew(&fence).await.unwrap().unwrap();
+    let late = tokio::spawn({
+        let store = store.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            store.hold(Some(renewed.fence));
+        }
+    });
+    store
+        .put_shards("Orders", &[position("100")])
+        .await
+        .expect("not a lost lease");
+    late.await.unwrap();
+    assert_eq!(
+        store.shards("Orders").await.unwrap()[0].position.as_deref(),
+        Some("100")
+    );
 }

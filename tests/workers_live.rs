@@ -42,14 +42,29 @@ async fn wait_log(f: &FerryDir, n: u32, line: &str, timeout: Duration) -> Durati
     t0.elapsed()
 }
 
+/// Waits until the `n`th worker took Orders over from another worker; how long that took.
+async fn took_over(f: &FerryDir, n: u32) -> Duration {
+    let t0 = Instant::now();
+    let taken = |line: &str| line.contains("holding table Orders (taken from ") && !line.contains("from nobody");
+    wait_for(
+        Duration::from_secs(60),
+        "a takeover",
+        || f.logs(),
+        || async { f.log(n).lines().any(taken).then_some(()) },
+    )
+    .await;
+    t0.elapsed()
+}
+
 fn table_status(f: &FerryDir) -> serde_json::Value {
     f.table_status("Orders").unwrap_or_default()
 }
 
-/// Starts the `n`th worker and waits until it stands by.
+/// Starts the `n`th worker and waits until it has joined (it holds nothing while the others
+/// hold their share).
 async fn standby(f: &FerryDir, n: u32) -> Running {
     let child = f.spawn_sync(&[]);
-    wait_log(f, n, "standby: ", Duration::from_secs(60)).await;
+    wait_log(f, n, "worker started", Duration::from_secs(60)).await;
     child
 }
 
@@ -70,13 +85,7 @@ async fn standbys_take_over_a_killed_holder_mid_snapshot_and_mid_stream_and_a_si
     });
     let f = &rig.ferry;
     let mut first = f.spawn_sync(&[]);
-    wait_log(
-        f,
-        1,
-        "holding the migration (taken from nobody)",
-        Duration::from_secs(60),
-    )
-    .await;
+    wait_log(f, 1, "holding table Orders (taken from nobody", Duration::from_secs(60)).await;
     let mut second = standby(f, 2).await;
     let phase = wait_for(
         Duration::from_secs(60),
@@ -91,7 +100,7 @@ async fn standbys_take_over_a_killed_holder_mid_snapshot_and_mid_stream_and_a_si
     first.kill().expect("kill -9");
     assert_eq!(phase, "snapshot", "killed mid-snapshot\n{}", f.logs());
     first.wait().unwrap();
-    let took = wait_log(f, 2, "holding the migration (taken from ", Duration::from_secs(60)).await;
+    let took = took_over(f, 2).await;
     eprintln!("takeover mid-snapshot after kill -9: {took:?} (failover {FAILOVER_SECONDS} s)");
     assert!(
         took < Duration::from_secs(FAILOVER_SECONDS * 4),
@@ -110,7 +119,7 @@ async fn standbys_take_over_a_killed_holder_mid_snapshot_and_mid_stream_and_a_si
     tokio::time::sleep(Duration::from_secs(2)).await;
     second.kill().expect("kill -9");
     second.wait().unwrap();
-    let took = wait_log(f, 3, "holding the migration (taken from ", Duration::from_secs(60)).await;
+    let took = took_over(f, 3).await;
     eprintln!("takeover mid-stream after kill -9: {took:?}");
 
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -124,14 +133,8 @@ async fn standbys_take_over_a_killed_holder_mid_snapshot_and_mid_stream_and_a_si
     let mut fourth = standby(f, 4).await;
     terminate(&third);
     assert!(third.wait().unwrap().success(), "{}", f.logs());
-    assert!(f.log(3).contains("released the migration's lease"), "{}", f.log(3));
-    wait_log(
-        f,
-        4,
-        "holding the migration (taken from nobody)",
-        Duration::from_secs(30),
-    )
-    .await;
+    assert!(f.log(3).contains("released the lease"), "{}", f.log(3));
+    wait_log(f, 4, "holding table Orders (taken from nobody", Duration::from_secs(30)).await;
     terminate(&fourth);
     assert!(fourth.wait().unwrap().success(), "{}", f.logs());
     assert!(rig.wait_equal(Duration::from_secs(30)).await.is_equal());
@@ -160,7 +163,7 @@ async fn a_holder_frozen_past_its_lease_writes_nothing_stale_when_it_wakes() {
     });
     tokio::time::sleep(Duration::from_secs(3)).await;
     signal(&frozen, "STOP");
-    wait_log(f, 2, "holding the migration (taken from ", Duration::from_secs(60)).await;
+    took_over(f, 2).await;
     // The taker applies newer images of the same keys while the holder is frozen.
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.cancel();
@@ -170,7 +173,7 @@ async fn a_holder_frozen_past_its_lease_writes_nothing_stale_when_it_wakes() {
 
     signal(&frozen, "CONT");
     // Awake, it finds its lease gone: its state writes are refused and it stands by again.
-    wait_log(f, 1, "; back to standby", Duration::from_secs(60)).await;
+    wait_log(f, 1, "table no longer held here", Duration::from_secs(60)).await;
     let log = f.log(1);
     assert!(
         log.contains("is no longer this worker's"),

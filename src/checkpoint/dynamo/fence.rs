@@ -30,6 +30,16 @@ impl DynamoStore {
         *self.fence.lock().unwrap() = fence;
     }
 
+    /// The same state table, with every write fenced by `fence` (one view per held lease).
+    pub fn fenced(&self, fence: Fence) -> DynamoStore {
+        DynamoStore {
+            client: self.client.clone(),
+            table: self.table.clone(),
+            fence: std::sync::Mutex::new(Some(fence)),
+            stop: self.stop.clone(),
+        }
+    }
+
     pub(super) fn fence(&self) -> Option<Fence> {
         self.fence.lock().unwrap().clone()
     }
@@ -60,6 +70,11 @@ impl DynamoStore {
                     Some(Cancelled::Write) => return Ok(false),
                     // Renewed while this was in flight: try again under the new counter.
                     Some(Cancelled::Lease) if self.fence() != Some(fence.clone()) => continue,
+                    // The renewal landed but its answer has not reached the keeper yet: the new
+                    // counter is on its way.
+                    Some(Cancelled::Lease) if self.renewed_since(&fence).await? => {
+                        Error::retryable(format!("lease {} renewed while a state write was in flight", fence.key))
+                    }
                     Some(Cancelled::Lease) => return Err(lost(&self.table, &fence)),
                     Some(Cancelled::Other(why)) => Error::retryable(why),
                     None => Error::from_sdk("TransactWriteItems", e),
@@ -67,6 +82,22 @@ impl DynamoStore {
             };
             retrier.backoff(e).await?;
         }
+    }
+}
+
+impl DynamoStore {
+    /// Whether the lease is still this worker's, renewed past `fence` (only this worker's own
+    /// renewals move the counter while it keeps the owner).
+    async fn renewed_since(&self, fence: &Fence) -> Result<bool> {
+        let Some(item) = self.get(LEASES, &fence.key).await? else {
+            return Ok(false);
+        };
+        let owner = item.get("owner").and_then(|v| v.as_s().ok());
+        let counter = item
+            .get("counter")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok());
+        Ok(owner == Some(&fence.owner) && counter.is_some_and(|c| c > fence.counter))
     }
 }
 

@@ -113,7 +113,8 @@ impl DynamoStore {
         if must_exist {
             request = request.condition_expression("attribute_exists(pk)");
         }
-        conditional(self.retrier("writing"), "UpdateItem", || request.clone().send()).await
+        let sent = conditional(self.retrier("writing"), "UpdateItem", || request.clone().send()).await?;
+        Ok(sent.is_some())
     }
 
     /// Writes whole items: under a held lease in transactions, otherwise 25 a call until none is
@@ -224,9 +225,9 @@ impl DynamoStore {
     }
 }
 
-/// Sends a conditional write (`op`, for messages) under `retrier`: `false` when its condition
-/// failed.
-pub(super) async fn conditional<T, E, F, Fut>(mut retrier: Retrier, op: &str, send: F) -> Result<bool>
+/// Sends a conditional write (`op`, for messages) under `retrier`: its answer, or `None` when its
+/// condition failed.
+pub(super) async fn conditional<T, E, F, Fut>(mut retrier: Retrier, op: &str, send: F) -> Result<Option<T>>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
@@ -235,9 +236,9 @@ where
     retrier
         .run(|| async {
             match send().await {
-                Ok(_) => Ok(true),
+                Ok(out) => Ok(Some(out)),
                 Err(e) => match Error::from_sdk(op, e) {
-                    e if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+                    e if e.code() == Some("ConditionalCheckFailedException") => Ok(None),
                     e => Err(e),
                 },
             }

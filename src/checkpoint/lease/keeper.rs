@@ -12,17 +12,17 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::watch::Window;
-use super::{Fence, Leases};
+use super::{Fence, Leases, Renewed};
 use crate::error::Result;
 
 /// The lease calls the keeper makes (DynamoDB's conditional writes; a script in tests).
 pub trait Renew: Send + Sync {
     /// The renewed lease; `None` when it was taken by another worker.
-    fn renew<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<Option<Fence>>>;
+    fn renew<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<Option<Renewed>>>;
 }
 
 impl Renew for Leases {
-    fn renew<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<Option<Fence>>> {
+    fn renew<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<Option<Renewed>>> {
         Box::pin(Leases::renew(self, fence))
     }
 }
@@ -44,12 +44,12 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    /// Renews `fence` until the lease is lost or `stop` fires; `renewed` gets each new lease.
+    /// Renews `fence` until the lease is lost or `stop` fires; `renewed` gets each renewal.
     pub async fn keep(
         &self,
         calls: &dyn Renew,
         mut fence: Fence,
-        renewed: impl Fn(&Fence),
+        renewed: impl Fn(&Renewed),
         stop: &CancellationToken,
     ) -> Result<Kept> {
         loop {
@@ -68,7 +68,7 @@ impl Keeper {
                 Some(next) => {
                     self.window.renewed(sent, self.duration, self.margin);
                     renewed(&next);
-                    fence = next;
+                    fence = next.fence;
                 }
                 None => {
                     self.window.close();
@@ -92,13 +92,16 @@ mod tests {
     struct Script(Mutex<Vec<(Duration, bool)>>);
 
     impl Renew for Script {
-        fn renew<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<Option<Fence>>> {
+        fn renew<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<Option<Renewed>>> {
             let (delay, kept) = self.0.lock().unwrap().remove(0);
             Box::pin(async move {
                 tokio::time::sleep(delay).await;
-                Ok(kept.then(|| Fence {
-                    counter: fence.counter + 1,
-                    ..fence.clone()
+                Ok(kept.then(|| Renewed {
+                    fence: Fence {
+                        counter: fence.counter + 1,
+                        ..fence.clone()
+                    },
+                    claimed: false,
                 }))
             })
         }
@@ -135,7 +138,7 @@ mod tests {
         let seen = Mutex::new(Vec::new());
         let stop = CancellationToken::new();
         let t0 = Instant::now();
-        let keeping = k.keep(&script, fence(), |f| seen.lock().unwrap().push(f.counter), &stop);
+        let keeping = k.keep(&script, fence(), |r| seen.lock().unwrap().push(r.fence.counter), &stop);
         let watching = async {
             // Open through the prompt renewals (at 3 s and 6 s).
             for s in [1, 4, 7, 9, 10] {

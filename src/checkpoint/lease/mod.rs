@@ -24,10 +24,13 @@
 //! (a GC pause, SIGSTOP, a partition) can neither write a stale item nor move a checkpoint.
 
 pub mod keeper;
+pub mod share;
 pub mod watch;
+mod workers;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+use aws_sdk_dynamodb::types::{AttributeValue as Av, ReturnValue};
 use tokio_util::sync::CancellationToken;
 
 use super::dynamo::{conditional, query_all};
@@ -43,6 +46,17 @@ pub struct Lease {
     /// The worker holding it; `None` while free.
     pub owner: Option<String>,
     pub counter: i64,
+    /// A worker that asked the holder to hand the lease over.
+    pub claim: Option<String>,
+}
+
+/// A renewal's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Renewed {
+    pub fence: Fence,
+    /// Another worker asked for the lease ([`Leases::claim`]): its holder hands it over (drains,
+    /// then releases).
+    pub claimed: bool,
 }
 
 /// A lease as this worker holds it: what its writes under the lease are conditional on.
@@ -103,6 +117,29 @@ impl Leases {
             .map(|_| ())
     }
 
+    /// Asks `lease`'s holder to hand it over (a fair share: see [`Renewed::claimed`]); `false`
+    /// when it has another holder by now. The counter does not move: the holder keeps renewing
+    /// while it drains.
+    pub async fn claim(&self, lease: &Lease) -> Result<bool> {
+        let Some(owner) = &lease.owner else {
+            return Ok(false);
+        };
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Av::S(LEASES.into()))
+            .key("sk", Av::S(lease.key.clone()))
+            .update_expression("SET #claim = :me")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#claim", "claim")
+            .expression_attribute_values(":me", Av::S(self.worker.clone()))
+            .expression_attribute_values(":owner", Av::S(owner.clone()));
+        let sent = conditional(self.retrier("claiming a lease"), "UpdateItem", || update.clone().send()).await?;
+        Ok(sent.is_some())
+    }
+
     /// Takes `lease` as it was read (free, or expired on this worker's clock). `None` when
     /// another worker wrote it since: the race is lost, nothing changed.
     pub async fn take(&self, lease: &Lease) -> Result<Option<Fence>> {
@@ -112,15 +149,16 @@ impl Leases {
             .table_name(&self.table)
             .key("pk", Av::S(LEASES.into()))
             .key("sk", Av::S(lease.key.clone()))
-            .update_expression("SET #owner = :me, #counter = :next")
+            .update_expression("SET #owner = :me, #counter = :next REMOVE #claim")
             .condition_expression("#counter = :read")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#counter", "counter")
+            .expression_attribute_names("#claim", "claim")
             .expression_attribute_values(":me", Av::S(self.worker.clone()))
             .expression_attribute_values(":read", Av::N(lease.counter.to_string()))
             .expression_attribute_values(":next", Av::N((lease.counter + 1).to_string()));
         let won = conditional(self.retrier("taking a lease"), "UpdateItem", || update.clone().send()).await?;
-        Ok(won.then(|| Fence {
+        Ok(won.map(|_| Fence {
             key: lease.key.clone(),
             owner: self.worker.clone(),
             counter: lease.counter + 1,
@@ -128,26 +166,43 @@ impl Leases {
     }
 
     /// Renews a held lease; `None` when it was lost (taken by another worker).
-    pub async fn renew(&self, fence: &Fence) -> Result<Option<Fence>> {
+    pub async fn renew(&self, fence: &Fence) -> Result<Option<Renewed>> {
         let next = fence.counter + 1;
-        let won = self
+        let out = self
             .held_write(fence, "SET #counter = :next", next, "renewing a lease")
             .await?;
-        Ok(won.then(|| Fence {
-            counter: next,
-            ..fence.clone()
+        Ok(out.map(|out| Renewed {
+            fence: Fence {
+                counter: next,
+                ..fence.clone()
+            },
+            claimed: out.attributes.is_some_and(|a| a.contains_key("claim")),
         }))
     }
 
     /// Frees a held lease (a graceful hand-off); `false` when it was already lost.
     pub async fn release(&self, fence: &Fence) -> Result<bool> {
         let next = fence.counter + 1;
-        self.held_write(fence, "SET #counter = :next REMOVE #owner", next, "releasing a lease")
-            .await
+        let out = self
+            .held_write(
+                fence,
+                "SET #counter = :next REMOVE #owner, #claim",
+                next,
+                "releasing a lease",
+            )
+            .await?;
+        Ok(out.is_some())
     }
 
-    /// An update of a lease this worker holds, conditional on owner and counter.
-    async fn held_write(&self, fence: &Fence, expression: &str, next: i64, what: &str) -> Result<bool> {
+    /// An update of a lease this worker holds, conditional on owner and counter: the lease as
+    /// written, or `None` when it was lost.
+    async fn held_write(
+        &self,
+        fence: &Fence,
+        expression: &str,
+        next: i64,
+        what: &str,
+    ) -> Result<Option<UpdateItemOutput>> {
         let update = self
             .client
             .update_item()
@@ -160,7 +215,12 @@ impl Leases {
             .expression_attribute_names("#counter", "counter")
             .expression_attribute_values(":me", Av::S(fence.owner.clone()))
             .expression_attribute_values(":held", Av::N(fence.counter.to_string()))
-            .expression_attribute_values(":next", Av::N(next.to_string()));
+            .expression_attribute_values(":next", Av::N(next.to_string()))
+            .return_values(ReturnValue::AllNew);
+        let update = match expression.contains("#claim") {
+            true => update.expression_attribute_names("#claim", "claim"),
+            false => update,
+        };
         conditional(self.retrier(what), "UpdateItem", || update.clone().send()).await
     }
 }
@@ -175,6 +235,7 @@ fn lease_of(item: &std::collections::HashMap<String, Av>, table: &str) -> Result
     Ok(Lease {
         key: key.clone(),
         owner: item.get("owner").and_then(|v| v.as_s().ok()).cloned(),
+        claim: item.get("claim").and_then(|v| v.as_s().ok()).cloned(),
         counter: counter.ok_or_else(|| bad("a counter"))?,
     })
 }

@@ -1,0 +1,236 @@
+//! One worker of a migration whose state lives in DynamoDB (`[state] backend = "dynamodb"`).
+//! Any number of workers may run on one config; they share the tables through one lease per
+//! table in the state table ([`crate::checkpoint::lease`]). Every round (a fifth of
+//! `failover_seconds`) a worker beats in the worker registry, reads the leases, and takes or
+//! claims its fair share ([`crate::checkpoint::lease::share`]); each table it holds runs in a
+//! [`holding::Holding`]. A worker that dies or freezes stops renewing, and its tables are taken
+//! over once their leases stood still for `failover_seconds` on the taker's own clock.
+//!
+//! ```text
+//!   start ─▶ register, one lease per table ─▶ round: beat, list, take/claim ─┐
+//!                                                ▲                          │ each taken table:
+//!                                                └────── every failover/5 ──┘ a Holding
+//!   stop (SIGTERM) ─▶ leave the registry (the others' share grows at once) ─▶ every Holding
+//!                     drains its table, flushes, and releases its lease ─▶ exit
+//! ```
+
+mod holding;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use tokio::task::{Id, JoinError, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::SyncOptions;
+use crate::checkpoint::dynamo::DynamoStore;
+use crate::checkpoint::lease::share::{self, Act, View};
+use crate::checkpoint::lease::watch::Observed;
+use crate::checkpoint::lease::{Lease, Leases};
+use crate::config::{Config, DynamoState, TableConfig, build_clients};
+use crate::error::Result;
+use holding::Holding;
+
+pub(super) struct Worker {
+    config: Config,
+    opts: SyncOptions,
+    /// The state table, unfenced: each holding writes through its own fenced view.
+    store: Arc<DynamoStore>,
+    leases: Arc<Leases>,
+    failover: Duration,
+    /// Each configured table by its lease's key.
+    tables: BTreeMap<String, TableConfig>,
+}
+
+/// What this worker has seen change, on its own clock: each lease's counter and each worker's
+/// beats.
+#[derive(Default)]
+struct Seen {
+    leases: Observed,
+    beats: Observed,
+}
+
+/// The running holdings, and which table each is.
+#[derive(Default)]
+struct Holdings {
+    tasks: JoinSet<Result<()>>,
+    tables: HashMap<Id, String>,
+}
+
+impl Worker {
+    /// Opens (or creates) the state table and one lease per configured table.
+    pub async fn start(
+        config: &Config,
+        opts: &SyncOptions,
+        state: &DynamoState,
+        stop: &CancellationToken,
+    ) -> Result<Worker> {
+        let clients = build_clients("state", &state.side).await?;
+        let store = Arc::new(DynamoStore::open(clients.dynamodb.clone(), &state.table, stop).await?);
+        // A lease call that hangs is abandoned and tried again well within the lease.
+        let timeouts = TimeoutConfig::builder()
+            .operation_attempt_timeout(state.failover / 4)
+            .build();
+        let lease_client = Client::from_conf(clients.dynamodb.config().to_builder().timeout_config(timeouts).build());
+        let leases = Arc::new(Leases::new(lease_client, &state.table, &worker_id(), stop));
+        let tables: BTreeMap<String, TableConfig> = config
+            .tables
+            .iter()
+            .map(|t| (format!("table#{}", t.source), t.clone()))
+            .collect();
+        for key in tables.keys() {
+            leases.create(key).await?;
+        }
+        tracing::info!(worker = leases.worker(), table = %state.table, "worker started (state in DynamoDB)");
+        Ok(Worker {
+            config: config.clone(),
+            // Several tables' runs come and go: no shared progress bars.
+            opts: SyncOptions {
+                progress: false,
+                ..opts.clone()
+            },
+            store,
+            leases,
+            failover: state.failover,
+            tables,
+        })
+    }
+
+    /// Takes part in the migration until `stop`; an error only when the state table refuses
+    /// this worker for good.
+    pub async fn run(self, stop: &CancellationToken) -> Result<()> {
+        let all = stop.child_token();
+        let mut holdings = Holdings::default();
+        let mut seen = Seen::default();
+        let mut rounds = tokio::time::interval(self.failover / 5);
+        let outcome = loop {
+            tokio::select! {
+                _ = all.cancelled() => break Ok(()),
+                Some(ended) = holdings.tasks.join_next_with_id() => holdings.ended(ended),
+                _ = rounds.tick() => match self.round(&mut seen, &mut holdings, &all).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_stopped() => break Ok(()),
+                    Err(e) => break Err(e),
+                },
+            }
+        };
+        all.cancel();
+        if let Err(e) = self.leases.leave().await {
+            tracing::warn!("could not leave the worker registry (the others see this worker gone later): {e}");
+        }
+        while let Some(ended) = holdings.tasks.join_next_with_id().await {
+            holdings.ended(ended);
+        }
+        outcome
+    }
+
+    /// One round: beat, read the leases, take or claim this worker's share.
+    async fn round(&self, seen: &mut Seen, holdings: &mut Holdings, all: &CancellationToken) -> Result<()> {
+        let me = self.leases.worker();
+        self.leases.beat().await?;
+        let beats = self.leases.workers().await?;
+        let now = Instant::now();
+        let live = beats
+            .iter()
+            .filter(|b| b.worker == me || !seen.beats.expired(&b.worker, b.beats, now, self.failover))
+            .count();
+        let leases: Vec<Lease> = self
+            .leases
+            .list()
+            .await?
+            .into_iter()
+            .filter(|l| self.tables.contains_key(&l.key))
+            .collect();
+        let expired: HashSet<String> = leases
+            .iter()
+            .filter(|l| l.owner.as_deref().is_some_and(|o| o != me))
+            .filter(|l| seen.leases.expired(&l.key, l.counter, now, self.failover))
+            .map(|l| l.key.clone())
+            .collect();
+        let view = View {
+            me,
+            leases: &leases,
+            live,
+            expired: &expired,
+        };
+        let share = view.share();
+        for act in share::plan(&view) {
+            match act {
+                Act::Take(lease) => {
+                    let sent = Instant::now();
+                    let Some(fence) = self.leases.take(&lease).await? else {
+                        continue; // another worker was first
+                    };
+                    seen.leases.forget(&lease.key);
+                    let table = &self.tables[&lease.key];
+                    tracing::info!(
+                        worker = me,
+                        table = %table.source,
+                        "holding table {} (taken from {}; a share is {share} of {} tables over {live} workers)",
+                        table.source,
+                        lease.owner.as_deref().unwrap_or("nobody"),
+                        leases.len()
+                    );
+                    let holding = self.holding(table);
+                    let id = holdings.tasks.spawn(holding.run(fence, sent, all.child_token())).id();
+                    holdings.tables.insert(id, table.source.clone());
+                }
+                Act::Claim(lease) => {
+                    if self.leases.claim(&lease).await? {
+                        tracing::info!(
+                            worker = me,
+                            "asked {} to hand over table {} (a share is {share})",
+                            lease.owner.as_deref().unwrap_or("?"),
+                            self.tables[&lease.key].source
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn holding(&self, table: &TableConfig) -> Holding {
+        Holding {
+            config: Config {
+                tables: vec![table.clone()],
+                ..self.config.clone()
+            },
+            opts: self.opts.clone(),
+            store: self.store.clone(),
+            leases: self.leases.clone(),
+            failover: self.failover,
+        }
+    }
+}
+
+impl Holdings {
+    /// Logs how a holding ended.
+    fn ended(&mut self, ended: std::result::Result<(Id, Result<()>), JoinError>) {
+        let (id, result) = match ended {
+            Ok((id, r)) => (id, r.map_err(|e| e.to_string())),
+            Err(e) => (e.id(), Err(format!("its task panicked: {e}"))),
+        };
+        let table = self.tables.remove(&id).unwrap_or_default();
+        match result {
+            Ok(()) => tracing::info!(table = %table, "table no longer held here"),
+            Err(e) => tracing::warn!(table = %table, "table no longer held here: {e}"),
+        }
+    }
+}
+
+/// This process's name in the lease table: host, process id and a random suffix (a restarted
+/// process is a new worker, and takes over only once the old one's leases run out).
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+}

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::checkpoint::StateStore;
+use crate::checkpoint::lease::table_key;
 use crate::clock::{fmt_ms, now_ms};
 use crate::error::Result;
 
@@ -32,6 +33,17 @@ pub struct TableStatus {
     pub retrying_seconds: Option<f64>,
     /// The error of the last failed attempt, while retrying.
     pub last_error: Option<String>,
+    /// The worker holding the table's lease, with several workers.
+    pub worker: Option<String>,
+}
+
+/// One worker of a migration shared by several.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerStatus {
+    pub worker: String,
+    /// Since its last heartbeat, by its wall clock and this host's (for people, not decisions).
+    pub heartbeat_age_seconds: f64,
+    pub tables: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +117,7 @@ pub async fn table_status(store: &dyn StateStore, name: &str) -> Result<Option<T
         retrying: health.is_some(),
         retrying_seconds: health.as_ref().map(|h| h.for_ms as f64 / 1000.0),
         last_error: health.map(|h| h.last_error),
+        worker: None,
     }))
 }
 
@@ -114,11 +127,36 @@ pub async fn line(store: &dyn StateStore, name: &str) -> Result<Option<String>> 
 }
 
 pub async fn all(store: &dyn StateStore) -> Result<Vec<TableStatus>> {
+    let crew = store.workers().await?.unwrap_or_default();
     let mut out = Vec::new();
     for t in store.tables().await? {
-        out.extend(table_status(store, &t.name).await?);
+        if let Some(mut s) = table_status(store, &t.name).await? {
+            let key = table_key(&t.name);
+            s.worker = crew.leases.iter().find(|l| l.key == key).and_then(|l| l.owner.clone());
+            out.push(s);
+        }
     }
     Ok(out)
+}
+
+/// The workers sharing the migration (none with the embedded store), with the tables each holds.
+pub async fn workers(store: &dyn StateStore) -> Result<Vec<WorkerStatus>> {
+    let crew = store.workers().await?.unwrap_or_default();
+    let now = now_ms();
+    Ok(crew
+        .workers
+        .into_iter()
+        .map(|w| WorkerStatus {
+            heartbeat_age_seconds: (now - w.seen_ms).max(0) as f64 / 1000.0,
+            tables: crew
+                .leases
+                .iter()
+                .filter(|l| l.owner.as_deref() == Some(w.worker.as_str()))
+                .filter_map(|l| l.key.strip_prefix(table_key("").as_str()).map(str::to_string))
+                .collect(),
+            worker: w.worker,
+        })
+        .collect())
 }
 
 impl TableStatus {
@@ -170,14 +208,23 @@ impl TableStatus {
     }
 }
 
-pub fn render(list: &[TableStatus]) -> String {
+pub fn render(list: &[TableStatus], workers: &[WorkerStatus]) -> String {
     if list.is_empty() {
         return "no tables in the state store yet (has `ferry sync` run?)\n".into();
     }
     let running = list.iter().any(|t| t.daemon_running);
     let mut out = format!("daemon: {}\n", if running { "running" } else { "not running" });
+    for w in workers {
+        out.push_str(&format!(
+            "worker {}: {} table(s), last heartbeat {:.1} s ago\n",
+            w.worker,
+            w.tables.len(),
+            w.heartbeat_age_seconds
+        ));
+    }
     for t in list {
-        out.push_str(&format!("{} -> {}: {}\n", t.table, t.destination, t.one_line()));
+        let by = t.worker.as_ref().map(|w| format!(" [{w}]")).unwrap_or_default();
+        out.push_str(&format!("{} -> {}{by}: {}\n", t.table, t.destination, t.one_line()));
     }
     out
 }

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::StreamViewType;
 use ferry_rig::compare::compare;
 use ferry_rig::process::{FerryDir, Running, signal, terminate};
 use ferry_rig::scenario::{Scenario, Stream};
-use ferry_rig::wait::wait_for;
+use ferry_rig::wait::{wait_caught_up, wait_equal, wait_for};
 use ferry_rig::workload::Workload;
 use ferry_rig::{Account, ferry_bin};
 use tokio_util::sync::CancellationToken;
@@ -193,4 +193,170 @@ async fn a_holder_frozen_past_its_lease_writes_nothing_stale_when_it_wakes() {
     terminate(&taker);
     assert!(frozen.wait().unwrap().success(), "{}", f.logs());
     assert!(taker.wait().unwrap().success(), "{}", f.logs());
+}
+
+/// The worker id in the `n`th worker's log.
+fn worker_of(f: &FerryDir, n: u32) -> String {
+    let log = f.log(n);
+    let line = log
+        .lines()
+        .find(|l| l.contains("worker started"))
+        .expect("a started worker");
+    line.split("worker=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string()
+}
+
+/// The worker (1-based, among `workers`) that took `table` last, by log time.
+fn holder_of(f: &FerryDir, workers: u32, table: &str) -> Option<u32> {
+    let needle = format!("holding table {table} (");
+    (1..=workers)
+        .filter_map(|n| {
+            let log = f.log(n);
+            let last = log.lines().filter(|l| l.contains(&needle)).last()?;
+            Some((last.split(' ').next()?.to_string(), n))
+        })
+        .max()
+        .map(|(_, n)| n)
+}
+
+/// Waits until some worker other than `victim` logs a take of `table` from it.
+async fn taken_from(f: &FerryDir, workers: u32, victim: u32, table: &str) -> Duration {
+    let t0 = Instant::now();
+    let needle = format!("holding table {table} (taken from {}", worker_of(f, victim));
+    wait_for(
+        Duration::from_secs(90),
+        &needle,
+        || f.logs(),
+        || async {
+            (1..=workers)
+                .any(|n| n != victim && f.log(n).contains(&needle))
+                .then_some(())
+        },
+    )
+    .await;
+    t0.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_workers_share_thirty_tables_through_kills_and_shard_rollovers() {
+    use ferry_rig::data::{create_table, load, sized_item};
+    use ferry_rig::{DynamoLocal, process::FerryDir as Dir};
+    let ddb = DynamoLocal::shared();
+    let (src_account, dst_account) = (Account::fresh("src"), Account::fresh("dst"));
+    let (src, dst) = (ddb.client(&src_account), ddb.client(&dst_account));
+    let names: Vec<String> = (0..30).map(|i| format!("T{i:02}")).collect();
+    let mut toml = String::new();
+    for (i, name) in names.iter().enumerate() {
+        create_table(&src, name, Some(StreamViewType::NewAndOldImages)).await;
+        let count = if i == 0 { 20_000 } else { 40 };
+        load(
+            &src,
+            name,
+            (0..count)
+                .map(|k| sized_item(&format!("p{}", k % 50), k, 200))
+                .collect(),
+        )
+        .await;
+        toml.push_str(&format!("[[table]]\nsource = \"{name}\"\n"));
+        if i == 0 {
+            // Stretches the big snapshot so that a kill lands in it.
+            toml.push_str("max_write_units_per_second = 1000\n");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = &Dir::new(&ferry_bin!(), dir.path(), ddb, &src_account, &dst_account, &toml);
+    f.state_in_dynamodb(&Account::fresh("state"), FAILOVER_SECONDS);
+
+    let stop = CancellationToken::new();
+    let mut writers = Vec::new();
+    for name in &names[..4] {
+        let mut wl = Workload::new(src.clone(), name);
+        (wl.writers, wl.pause, wl.cold_keys) = (1, Duration::from_millis(20), 300);
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move { wl.run(stop, None).await }));
+    }
+    let mut workers: Vec<Running> = (0..3).map(|_| f.spawn_sync(&[])).collect();
+
+    // Kill -9 the holder of the big table while its snapshot runs.
+    let (victim, phase) = wait_for(
+        Duration::from_secs(90),
+        "the big snapshot under way",
+        || f.logs(),
+        || async {
+            let t = f.table_status("T00")?;
+            (t["snapshot"]["items_copied"].as_i64().unwrap_or(0) > 0)
+                .then(|| holder_of(f, 3, "T00").map(|n| (n, t["phase"].clone())))
+                .flatten()
+        },
+    )
+    .await;
+    workers[victim as usize - 1].kill().unwrap();
+    workers[victim as usize - 1].wait().unwrap();
+    assert_eq!(phase, "snapshot", "killed mid-snapshot\n{}", f.logs());
+    let took = taken_from(f, 3, victim, "T00").await;
+    eprintln!("T00 taken over {took:?} after kill -9 of worker {victim} mid-snapshot");
+    assert!(
+        took < Duration::from_secs(FAILOVER_SECONDS * 4),
+        "{took:?}\n{}",
+        f.logs()
+    );
+
+    // Rollovers while every table streams, then kill -9 one of the two survivors.
+    wait_for(
+        Duration::from_secs(240),
+        "every table streaming",
+        || f.logs(),
+        || async {
+            let all = f.status();
+            let all = all.as_array()?;
+            (all.len() == 30 && all.iter().all(|t| t["phase"] == "streaming")).then_some(())
+        },
+    )
+    .await;
+    // `ferry status` names each table's worker (never the dead one) and lists every worker.
+    let dead = worker_of(f, victim);
+    for t in f.status().as_array().unwrap() {
+        let by = t["worker"].as_str().unwrap_or_else(|| panic!("no worker for {t}"));
+        assert_ne!(by, dead, "{t}");
+    }
+    let text = String::from_utf8(f.run(&["status", "-c", "ferry.toml"]).stdout).unwrap();
+    for n in 1..=3 {
+        assert!(text.contains(&format!("worker {}: ", worker_of(f, n))), "{text}");
+    }
+    assert!(text.contains(&format!("worker {dead}: 0 table(s)")), "{text}");
+    for _ in 0..2 {
+        ddb.rollover().expect("rollover");
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    let second = (1..=3).find(|n| *n != victim).unwrap();
+    let lost: Vec<String> = names
+        .iter()
+        .filter(|t| holder_of(f, 3, t) == Some(second))
+        .cloned()
+        .collect();
+    workers[second as usize - 1].kill().unwrap();
+    workers[second as usize - 1].wait().unwrap();
+    if let Some(t) = lost.first() {
+        let took = taken_from(f, 3, second, t).await;
+        eprintln!(
+            "{t} taken over {took:?} after kill -9 of worker {second} mid-stream ({} tables)",
+            lost.len()
+        );
+    }
+
+    stop.cancel();
+    for w in writers {
+        w.await.unwrap().expect("workload");
+    }
+    for name in &names {
+        wait_caught_up(f, name, Duration::from_secs(180)).await;
+        wait_equal(&src, name, &dst, name, Duration::from_secs(60), || f.logs()).await;
+    }
+    let survivor = (1..=3).find(|n| *n != victim && *n != second).unwrap();
+    let last = &mut workers[survivor as usize - 1];
+    terminate(last);
+    assert!(last.wait().unwrap().success(), "{}", f.logs());
 }

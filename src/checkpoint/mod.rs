@@ -21,5 +21,5 @@ pub use exports::ExportRow;
 pub use health::Retrying;
 pub use lifecycle::{Capture, Lifecycle, TableState};
 pub use lock::DaemonLock;
-pub use state::{Progress, StateStore};
+pub use state::{Crew, Progress, StateStore};
 pub use store::{Phase, QueueRow, SegmentRow, ShardRow, Store, TableRow};

@@ -15,6 +15,8 @@
 
 use futures::future::BoxFuture;
 
+use super::lease::Lease;
+use super::lease::workers::Beat;
 use super::{ExportRow, QueueRow, Retrying, SegmentRow, ShardRow, TableRow};
 use crate::error::Result;
 
@@ -29,11 +31,23 @@ pub struct Progress {
     pub applied_as_of_ms: Option<i64>,
 }
 
+/// The workers of a migration and their leases, as last written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Crew {
+    pub workers: Vec<Beat>,
+    pub leases: Vec<Lease>,
+}
+
 pub trait StateStore: Send + Sync {
     /// Where the state lives, for messages ("state file /var/lib/ferry/state.db").
     fn location(&self) -> String;
     /// Whether a daemon is working on this state now (for `ferry status` and the cutover).
     fn daemon_running(&self) -> BoxFuture<'_, Result<bool>>;
+    /// The workers sharing the migration and the leases they hold, where several may (the
+    /// DynamoDB backend); `None` where one daemon holds everything.
+    fn workers(&self) -> BoxFuture<'_, Result<Option<Crew>>> {
+        Box::pin(async { Ok(None) })
+    }
 
     fn table<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TableRow>>>;
     fn tables(&self) -> BoxFuture<'_, Result<Vec<TableRow>>>;

@@ -86,11 +86,13 @@ async fn preview(config: &Path, plan: &Path) -> Result<ExitCode> {
 async fn status(config: &Path, json: bool) -> Result<ExitCode> {
     // Only the state path matters here (a plan-driven config may list no tables).
     let config = Config::load_for_plan(config)?;
-    let list = crate::status::all(existing_store(&config).await?.as_ref()).await?;
+    let store = existing_store(&config).await?;
+    let list = crate::status::all(store.as_ref()).await?;
     if json {
         print_json(&list)?;
     } else {
-        print!("{}", crate::status::render(&list));
+        let workers = crate::status::workers(store.as_ref()).await?;
+        print!("{}", crate::status::render(&list, &workers));
     }
     Ok(ExitCode::SUCCESS)
 }

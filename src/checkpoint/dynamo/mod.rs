@@ -27,9 +27,10 @@ use futures::future::BoxFuture;
 use rusqlite::types::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::lease::{Fence, LEASES};
+use super::lease::workers::{WORKERS, beat_of};
+use super::lease::{Fence, LEASES, lease_of};
 use super::rows::Record;
-use super::state::{Progress, StateStore};
+use super::state::{Crew, Progress, StateStore};
 use super::{ExportRow, QueueRow, Retrying, SegmentRow, ShardRow, TableRow};
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
@@ -283,6 +284,14 @@ impl StateStore for DynamoStore {
         Box::pin(async {
             let leases = self.query(LEASES).await?;
             Ok(leases.iter().any(|l| l.contains_key("owner")))
+        })
+    }
+    fn workers(&self) -> BoxFuture<'_, Result<Option<Crew>>> {
+        Box::pin(async {
+            let workers = self.query(WORKERS).await?.iter().filter_map(beat_of).collect();
+            let leases = self.query(LEASES).await?;
+            let leases = leases.iter().map(|l| lease_of(l, &self.table)).collect::<Result<_>>()?;
+            Ok(Some(Crew { workers, leases }))
         })
     }
     fn table<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TableRow>>> {

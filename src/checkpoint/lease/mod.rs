@@ -26,7 +26,7 @@
 pub mod keeper;
 pub mod share;
 pub mod watch;
-mod workers;
+pub mod workers;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
@@ -39,6 +39,11 @@ use crate::retry::{Policy, Retrier};
 
 /// The partition of the leases in the state table.
 pub const LEASES: &str = "leases";
+
+/// The key of a table's lease (the unit of work each worker takes).
+pub fn table_key(table: &str) -> String {
+    format!("table#{table}")
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
@@ -225,7 +230,8 @@ impl Leases {
     }
 }
 
-fn lease_of(item: &std::collections::HashMap<String, Av>, table: &str) -> Result<Lease> {
+/// A lease item of the state table `table`.
+pub(crate) fn lease_of(item: &std::collections::HashMap<String, Av>, table: &str) -> Result<Lease> {
     let bad = |what: &str| Error::fatal(format!("lease table {table}: a lease item without {what}"));
     let key = item.get("sk").and_then(|v| v.as_s().ok()).ok_or_else(|| bad("a key"))?;
     let counter = item

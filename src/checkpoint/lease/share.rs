@@ -1,9 +1,9 @@
 //! A fair share of the leases, decided each coordination round from what one worker sees. Each
 //! worker aims at `ceil(leases / live workers)`. It takes free leases, and leases whose holder
-//! stopped renewing, up to its share. When none is left and it holds fewer, it claims one lease
-//! from the worker holding the most, if that one holds at least two more than itself: one claim
-//! at a time (bounded stealing), and the holder hands a claimed lease over only after draining
-//! it, so a lease never has two writers. A lease is never taken from a live holder.
+//! stopped renewing, up to its share. When none is left and it holds fewer, it claims leases from
+//! the most loaded workers, never more than its share and only while each move narrows the gap
+//! (bounded stealing). A holder hands a claimed lease over only after draining it, so a lease
+//! never has two writers, and a lease is never taken from a live holder.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -47,27 +47,38 @@ pub fn plan(v: &View) -> Vec<Act> {
         .take(want)
         .map(|l| Act::Take(l.clone()))
         .collect();
-    if want == 0 || !takes.is_empty() || v.leases.iter().any(|l| l.claim.as_deref() == Some(v.me)) {
+    if want == 0 || !takes.is_empty() {
         return takes;
     }
-    let mut held = BTreeMap::<&str, usize>::new();
-    for o in v.leases.iter().filter_map(|l| l.owner.as_deref()) {
-        *held.entry(o).or_default() += 1;
+    claims(v, share, mine)
+}
+
+/// Claims that bring this worker to its share, each from the worker then holding the most, and
+/// only while that one holds at least two more than this one would (a move must narrow the gap,
+/// or two workers would pass a lease back and forth). Leases this worker claimed already count as
+/// its own.
+fn claims(v: &View, share: usize, mine: usize) -> Vec<Act> {
+    let mut mine = mine + v.leases.iter().filter(|l| l.claim.as_deref() == Some(v.me)).count();
+    let mut held = BTreeMap::<&str, Vec<&Lease>>::new();
+    // A claimed lease is on its way to its claimant: not its holder's any more.
+    for l in v.leases.iter().filter(|l| l.claim.is_none()) {
+        if let Some(o) = l.owner.as_deref().filter(|o| *o != v.me) {
+            held.entry(o).or_default().push(l);
+        }
     }
-    // The most loaded holder (the first by name among equals, so that workers agree).
-    let Some((victim, n)) = held.into_iter().rev().max_by_key(|(_, n)| *n) else {
-        return takes;
-    };
-    // One lease moved must narrow the gap, or two workers would pass it back and forth.
-    if n < mine + 2 || victim == v.me {
-        return takes;
+    let mut acts = Vec::new();
+    while mine < share {
+        // The most loaded holder (the first by name among equals, so that workers agree).
+        let Some((_, leases)) = held.iter_mut().rev().max_by_key(|(_, ls)| ls.len()) else {
+            break;
+        };
+        if leases.len() < mine + 2 {
+            break;
+        }
+        acts.push(Act::Claim(leases.remove(0).clone()));
+        mine += 1;
     }
-    v.leases
-        .iter()
-        .filter(|l| l.owner.as_deref() == Some(victim) && l.claim.is_none())
-        .map(|l| Act::Claim(l.clone()))
-        .take(1)
-        .collect()
+    acts
 }
 
 #[cfg(test)]
@@ -121,6 +132,15 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_that_joins_claims_its_whole_share_at_once_and_no_more() {
+        let leases: Vec<Lease> = (0..6).map(|i| lease(&format!("t{i}"), Some("b"))).collect();
+        assert_eq!(
+            keys(&plan_for("a", &leases, 2, &[])),
+            ["claim t0", "claim t1", "claim t2"]
+        );
+    }
+
+    #[test]
     fn an_underloaded_worker_claims_one_lease_of_the_most_loaded_worker_above_the_share() {
         let leases = vec![
             lease("t0", Some("b")),
@@ -132,7 +152,10 @@ mod tests {
         assert_eq!(keys(&plan_for("a", &leases, 2, &[])), ["claim t0"]);
         let mut claimed = leases.clone();
         claimed[0].claim = Some("a".into());
-        assert!(plan_for("a", &claimed, 2, &[]).is_empty(), "one claim at a time");
+        assert!(
+            plan_for("a", &claimed, 2, &[]).is_empty(),
+            "a lease claimed already counts as this worker's"
+        );
         claimed[0].claim = Some("c".into());
         assert_eq!(
             keys(&plan_for("a", &claimed, 2, &[])),

@@ -8,7 +8,7 @@
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 
 use super::Leases;
-use crate::checkpoint::dynamo::query_all;
+use crate::checkpoint::dynamo::{conditional, query_all};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 
@@ -51,19 +51,25 @@ impl Leases {
     /// Every registered worker (gone ones too, until their items are removed).
     pub async fn workers(&self) -> Result<Vec<Beat>> {
         let items = query_all(&self.client, &self.table, WORKERS, self.retrier("listing workers")).await?;
-        let number = |item: &std::collections::HashMap<String, Av>, name: &str| {
-            item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
-        };
-        Ok(items
-            .iter()
-            .filter_map(|item| {
-                Some(Beat {
-                    worker: item.get("sk")?.as_s().ok()?.clone(),
-                    beats: number(item, "beats")?,
-                    seen_ms: number(item, "seen_ms").unwrap_or(0),
-                })
-            })
-            .collect())
+        Ok(items.iter().filter_map(beat_of).collect())
+    }
+
+    /// Removes a worker gone for long (its beats stood still for many lease durations), unless it
+    /// beat again since it was read.
+    pub async fn forget(&self, gone: &Beat) -> Result<()> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", Av::S(WORKERS.into()))
+            .key("sk", Av::S(gone.worker.clone()))
+            .condition_expression("beats = :read")
+            .expression_attribute_values(":read", Av::N(gone.beats.to_string()));
+        conditional(self.retrier("forgetting a worker"), "DeleteItem", || {
+            delete.clone().send()
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Leaves the registry (a graceful stop): the others count one worker less at once.
@@ -85,4 +91,14 @@ impl Leases {
             })
             .await
     }
+}
+
+/// A worker item (`None` for a malformed one, which is skipped).
+pub(crate) fn beat_of(item: &std::collections::HashMap<String, Av>) -> Option<Beat> {
+    let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+    Some(Beat {
+        worker: item.get("sk")?.as_s().ok()?.clone(),
+        beats: number("beats")?,
+        seen_ms: number("seen_ms").unwrap_or(0),
+    })
 }

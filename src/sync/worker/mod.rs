@@ -30,10 +30,13 @@ use super::SyncOptions;
 use crate::checkpoint::dynamo::DynamoStore;
 use crate::checkpoint::lease::share::{self, Act, View};
 use crate::checkpoint::lease::watch::Observed;
-use crate::checkpoint::lease::{Lease, Leases};
+use crate::checkpoint::lease::{Lease, Leases, table_key};
 use crate::config::{Config, DynamoState, TableConfig, build_clients};
 use crate::error::Result;
 use holding::Holding;
+
+/// A worker whose beats stood still for this many lease durations is removed from the registry.
+const FORGET_AFTER: u32 = 30;
 
 pub(super) struct Worker {
     config: Config,
@@ -80,7 +83,7 @@ impl Worker {
         let tables: BTreeMap<String, TableConfig> = config
             .tables
             .iter()
-            .map(|t| (format!("table#{}", t.source), t.clone()))
+            .map(|t| (table_key(&t.source), t.clone()))
             .collect();
         for key in tables.keys() {
             leases.create(key).await?;
@@ -138,6 +141,17 @@ impl Worker {
             .iter()
             .filter(|b| b.worker == me || !seen.beats.expired(&b.worker, b.beats, now, self.failover))
             .count();
+        // A worker killed long ago leaves its item behind: cleared so that the registry (and
+        // `ferry status`) does not grow with every restart.
+        for gone in beats.iter().filter(|b| b.worker != me) {
+            if seen
+                .beats
+                .expired(&gone.worker, gone.beats, now, self.failover * FORGET_AFTER)
+            {
+                self.leases.forget(gone).await?;
+                seen.beats.forget(&gone.worker);
+            }
+        }
         let leases: Vec<Lease> = self
             .leases
             .list()

@@ -1,5 +1,6 @@
-//! The deploy kit (`deploy/aws/`) against the code: every AWS action ferry calls is allowed by the
-//! policies, the source role can write no item, and `cfn-lint` passes on every template.
+//! The deploy kit (`deploy/`) against the code: every AWS action ferry calls is allowed by the
+//! policies, the source role can write no item, `cfn-lint` passes on every template, and the
+//! Kubernetes examples' `ferry.toml` parses (with the DynamoDB state where replicas share it).
 //!
 //! The list of actions is derived from the code: every `.operation()` call in `src/` whose name is
 //! an operation of an AWS SDK crate in `Cargo.lock` (operation names come from those crates' own
@@ -400,4 +401,30 @@ fn docker_image_builds_where_docker_is_available() {
         "docker build failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The `ferry.toml` embedded in a Kubernetes ConfigMap (the block under `ferry.toml: |`).
+fn embedded_config(manifest: &str) -> String {
+    let text = std::fs::read_to_string(repo().join("deploy/kubernetes").join(manifest)).unwrap();
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("ferry.toml: |"));
+    lines.next().unwrap_or_else(|| panic!("no ferry.toml in {manifest}"));
+    lines
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect()
+}
+
+#[test]
+fn the_kubernetes_examples_carry_a_valid_ferry_toml() {
+    for (manifest, several) in [("ferry.yaml", false), ("ferry-workers.yaml", true)] {
+        let text = embedded_config(manifest);
+        let config = ferry::config::Config::parse(Path::new(manifest), &text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            matches!(config.state, ferry::config::StateConfig::Dynamo(_)),
+            several,
+            "{manifest}: several replicas need the DynamoDB state"
+        );
+    }
 }

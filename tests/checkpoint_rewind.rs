@@ -39,7 +39,21 @@ async fn restart(f: &FerryDir) -> ferry_rig::process::Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rewinding_before_damage_makes_the_destination_equal_again() {
+    rewind(false).await;
+}
+
+/// The same with the state in DynamoDB: the move takes the table's lease, so it is refused while
+/// a worker renews it, and the worker takes the table back from the moved position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rewinding_works_the_same_with_the_state_in_dynamodb() {
+    rewind(true).await;
+}
+
+async fn rewind(state_in_dynamodb: bool) {
     let s = Scenario::setup(ferry_bin!()).items(400, 3).keys("p", 13).build().await;
+    if state_in_dynamodb {
+        s.ferry.state_in_dynamodb(&ferry_rig::Account::fresh("state"), 3);
+    }
     let mut rng = s.rng.clone();
     let (src, dst, f) = (&s.src, &s.dst, &s.ferry);
     let mut child = s.sync_caught_up(&[]).await;

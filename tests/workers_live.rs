@@ -215,7 +215,7 @@ fn holder_of(f: &FerryDir, workers: u32, table: &str) -> Option<u32> {
     (1..=workers)
         .filter_map(|n| {
             let log = f.log(n);
-            let last = log.lines().filter(|l| l.contains(&needle)).next_back()?;
+            let last = log.lines().rfind(|l| l.contains(&needle))?;
             Some((last.split(' ').next()?.to_string(), n))
         })
         .max()

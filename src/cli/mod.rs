@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
-use crate::checkpoint::{StateStore, Store, backend};
-use crate::config::{Config, StateConfig};
+use crate::checkpoint::{StateStore, backend};
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// Prints `v` as pretty JSON on stdout.
@@ -26,18 +26,6 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 /// The state store a daemon wrote; an error naming it if there is none yet.
 async fn existing_store(config: &Config) -> Result<Arc<dyn StateStore>> {
     backend::existing(&config.state).await?.ok_or_else(|| no_store(config))
-}
-
-/// The SQLite state file a daemon wrote (`ferry checkpoint`, which edits positions under the
-/// file's lock).
-fn sqlite_store(config: &Config) -> Result<Store> {
-    let StateConfig::Sqlite(path) = &config.state else {
-        return Err(Error::fatal(
-            "`ferry checkpoint` works with backend = \"sqlite\" only, for now: with the DynamoDB state \
-             backend, read positions with `ferry status`",
-        ));
-    };
-    Store::open_existing(path)?.ok_or_else(|| no_store(config))
 }
 
 fn no_store(config: &Config) -> Error {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::checkpoint::Store;
+use crate::checkpoint::StateStore;
 use crate::clock::fmt_ms;
 use crate::error::Result;
 
@@ -28,12 +28,13 @@ pub struct ShardCheckpoint {
     pub records: i64,
 }
 
-pub fn list(store: &Store, tables: &[String]) -> Result<Vec<TableCheckpoints>> {
+pub async fn list(store: &dyn StateStore, tables: &[String]) -> Result<Vec<TableCheckpoints>> {
     let mut out = Vec::new();
     for name in tables {
-        let Some(t) = store.table(name)? else { continue };
+        let Some(t) = store.table(name).await? else { continue };
         let shards = store
-            .shards(name)?
+            .shards(name)
+            .await?
             .into_iter()
             .map(|s| ShardCheckpoint {
                 shard_id: s.shard_id,

@@ -1,20 +1,21 @@
 //! `ferry checkpoint list | set`: reading ([`list`]) and moving ([`set`]) a table's checkpoints by
 //! hand. The state store only keeps rows; deciding what a move means lives here, with the command.
 
+mod guard;
 mod list;
 mod set;
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{CheckpointCommand, print_json, sqlite_store};
+use super::{CheckpointCommand, existing_store, print_json};
 use crate::config::{ChangeSource, Config};
 use crate::error::{Error, Result};
 use set::Target;
 
 pub(super) async fn run(command: CheckpointCommand) -> Result<ExitCode> {
     match command {
-        CheckpointCommand::List { config, json } => list(&config, json),
+        CheckpointCommand::List { config, json } => list(&config, json).await,
         CheckpointCommand::Set {
             config,
             table,
@@ -35,11 +36,11 @@ pub(super) async fn run(command: CheckpointCommand) -> Result<ExitCode> {
     }
 }
 
-fn list(config: &Path, json: bool) -> Result<ExitCode> {
+async fn list(config: &Path, json: bool) -> Result<ExitCode> {
     let config = Config::load(config)?;
-    let store = sqlite_store(&config)?;
+    let store = existing_store(&config).await?;
     let names: Vec<String> = config.tables.iter().map(|t| t.source.clone()).collect();
-    let list = list::list(&store, &names)?;
+    let list = list::list(store.as_ref(), &names).await?;
     if json {
         print_json(&list)?;
     } else {
@@ -55,29 +56,41 @@ async fn set(config: &Config, table: &str, target: Target, yes: bool) -> Result<
             config.path.display()
         )));
     };
-    let store = sqlite_store(config)?;
-    if matches!(t.change_source, ChangeSource::Sqs(_)) {
-        let plan = set::plan_set_queue(&store, table, target)?;
-        print!("{}", plan.describe());
-        if !yes && !confirm()? {
-            println!("nothing changed");
-            return Ok(ExitCode::FAILURE);
+    // Held from planning to writing: no daemon may run the table meanwhile.
+    let guarded = guard::take(config, table).await?;
+    let store = guarded.store.as_ref();
+    let done = async {
+        if matches!(t.change_source, ChangeSource::Sqs(_)) {
+            let plan = set::plan_set_queue(store, table, target).await?;
+            print!("{}", plan.describe());
+            if !(yes || confirm()?) {
+                return Ok("");
+            }
+            plan.apply(store).await?;
+            return Ok("the next `ferry sync` drops queued records before that point");
         }
-        plan.apply(&store)?;
-        println!("done: the next `ferry sync` drops queued records before that point");
-        return Ok(ExitCode::SUCCESS);
+        let src = crate::config::build_clients("source", &config.source).await?;
+        let api = crate::source::streams::api::SdkStreams(src.streams.clone());
+        let plan = set::plan_set(store, &api, table, target).await?;
+        print!("{}", plan.describe());
+        if !(yes || confirm()?) {
+            return Ok("");
+        }
+        plan.apply(store).await?;
+        Ok::<_, Error>("the next `ferry sync` resumes from there")
     }
-    let src = crate::config::build_clients("source", &config.source).await?;
-    let api = crate::source::streams::api::SdkStreams(src.streams.clone());
-    let plan = set::plan_set(&store, &api, table, target).await?;
-    print!("{}", plan.describe());
-    if !yes && !confirm()? {
-        println!("nothing changed");
-        return Ok(ExitCode::FAILURE);
+    .await;
+    guarded.release().await;
+    match done? {
+        "" => {
+            println!("nothing changed");
+            Ok(ExitCode::FAILURE)
+        }
+        next => {
+            println!("done: {next}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
-    plan.apply(&store)?;
-    println!("done: the next `ferry sync` resumes from there");
-    Ok(ExitCode::SUCCESS)
 }
 
 fn confirm() -> Result<bool> {

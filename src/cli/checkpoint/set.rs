@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::checkpoint::{DaemonLock, ShardRow, Store, TableRow};
+use crate::checkpoint::{ShardRow, StateStore, TableRow};
 use crate::clock::fmt_ms;
 use crate::error::{Error, Result};
 use crate::source::streams::api::StreamApi;
@@ -29,15 +29,13 @@ pub struct SetPlan {
     pub table: TableRow,
     pub target: Target,
     pub shards: Vec<ShardRow>,
-    /// Held from planning to writing: no daemon may run on the table meanwhile.
-    _lock: DaemonLock,
 }
 
-/// Computes the new position of every shard. Refused while a daemon holds the state store, before
-/// the snapshot is finished, and when the target lies in a shard that has been trimmed away.
-pub async fn plan_set<S: StreamApi>(store: &Store, api: &S, table: &str, target: Target) -> Result<SetPlan> {
-    let lock = lock_for_move(store)?;
-    let row = stored_table(store, table)?;
+/// Computes the new position of every shard (the caller keeps daemons off the table: see
+/// [`super::guard`]). Refused before the snapshot is finished, and when the target lies in a
+/// shard that has been trimmed away.
+pub async fn plan_set<S: StreamApi>(store: &dyn StateStore, api: &S, table: &str, target: Target) -> Result<SetPlan> {
+    let row = stored_table(store, table).await?;
     let arn = match (&row.stream_arn, row.snapshot_done) {
         (Some(arn), true) => arn.clone(),
         _ => {
@@ -53,7 +51,7 @@ pub async fn plan_set<S: StreamApi>(store: &Store, api: &S, table: &str, target:
         Target::TrimHorizon => i64::MIN,
         Target::Latest => i64::MAX,
     };
-    let saved = store.shards(table)?;
+    let saved = store.shards(table).await?;
     let mut rows = trimmed_rows(table, &saved, &present, target, t_ms)?;
     for s in &listed {
         let found = if target == Target::TrimHorizon {
@@ -85,18 +83,11 @@ pub async fn plan_set<S: StreamApi>(store: &Store, api: &S, table: &str, target:
         table: row,
         target,
         shards,
-        _lock: lock,
     })
 }
 
-/// The daemon's lock, held by the move: refused while `ferry sync` runs.
-fn lock_for_move(store: &Store) -> Result<DaemonLock> {
-    DaemonLock::acquire(&store.path)
-        .map_err(|e| Error::fatal(format!("{e}: stop `ferry sync` before moving a checkpoint")))
-}
-
-fn stored_table(store: &Store, table: &str) -> Result<TableRow> {
-    store.table(table)?.ok_or_else(|| {
+async fn stored_table(store: &dyn StateStore, table: &str) -> Result<TableRow> {
+    store.table(table).await?.ok_or_else(|| {
         Error::fatal(format!(
             "table {table:?} is not in the state store (has `ferry sync` run?)"
         ))
@@ -176,7 +167,7 @@ impl SetPlan {
 
     /// Writes the new positions. Stream records older than the target are no longer taken as
     /// covered by the snapshot (a rewind must replay them).
-    pub fn apply(mut self, store: &Store) -> Result<()> {
+    pub async fn apply(mut self, store: &dyn StateStore) -> Result<()> {
         let from = match self.target {
             Target::At(t) => t,
             Target::TrimHorizon => 0,
@@ -184,8 +175,8 @@ impl SetPlan {
         };
         self.table.replay_from_ms = Some(self.table.replay_from_ms.map_or(from, |r| r.min(from)));
         self.table.error = None;
-        store.put_shards(&self.table.name, &self.shards)?;
-        store.put_table(&self.table)?;
+        store.put_shards(&self.table.name, &self.shards).await?;
+        store.put_table(&self.table).await?;
         Ok(())
     }
 }
@@ -197,13 +188,10 @@ impl SetPlan {
 pub struct QueueSetPlan {
     pub table: String,
     pub replay_from_ms: i64,
-    /// Held from planning to writing: no daemon may run on the table meanwhile.
-    _lock: DaemonLock,
 }
 
-pub fn plan_set_queue(store: &Store, table: &str, target: Target) -> Result<QueueSetPlan> {
-    let lock = lock_for_move(store)?;
-    stored_table(store, table)?;
+pub async fn plan_set_queue(store: &dyn StateStore, table: &str, target: Target) -> Result<QueueSetPlan> {
+    stored_table(store, table).await?;
     let replay_from_ms = match target {
         Target::At(t) => t,
         Target::TrimHorizon => 0,
@@ -212,7 +200,6 @@ pub fn plan_set_queue(store: &Store, table: &str, target: Target) -> Result<Queu
     Ok(QueueSetPlan {
         table: table.to_string(),
         replay_from_ms,
-        _lock: lock,
     })
 }
 
@@ -226,8 +213,8 @@ impl QueueSetPlan {
         )
     }
 
-    pub fn apply(self, store: &Store) -> Result<()> {
-        store.set_replay_from(&self.table, self.replay_from_ms)?;
+    pub async fn apply(self, store: &dyn StateStore) -> Result<()> {
+        store.set_replay_from(&self.table, self.replay_from_ms).await?;
         Ok(())
     }
 }

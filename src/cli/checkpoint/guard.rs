@@ -1,0 +1,145 @@
+//! Keeping daemons off a table while `ferry checkpoint set` moves it. With the SQLite state, the
+//! file's daemon lock. With the DynamoDB state, the table's lease, taken by this command as a
+//! worker of its own (when free, or once its holder stopped renewing it for `failover_seconds`)
+//! and renewed until the move is written: every write of the move is fenced by it, and the workers
+//! take the table back, from the moved position, once it is released.
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::super::no_store;
+use crate::checkpoint::dynamo::DynamoStore;
+use crate::checkpoint::lease::keeper::{Keeper, Kept};
+use crate::checkpoint::lease::watch::{Observed, Window};
+use crate::checkpoint::lease::{Fence, Leases, table_key};
+use crate::checkpoint::{DaemonLock, StateStore, Store};
+use crate::config::{Config, DynamoState, StateConfig, build_clients};
+use crate::error::{Error, Result};
+
+const STOP_SYNC: &str = "stop `ferry sync` before moving a checkpoint";
+
+/// The state store, while no daemon may run the table.
+pub struct Guarded {
+    pub store: Arc<dyn StateStore>,
+    guard: Guard,
+}
+
+enum Guard {
+    File {
+        _lock: DaemonLock,
+    },
+    Lease {
+        leases: Arc<Leases>,
+        keeping: JoinHandle<Result<Kept>>,
+        stop: CancellationToken,
+    },
+}
+
+/// Takes `table` away from every daemon, or says which one runs it.
+pub async fn take(config: &Config, table: &str) -> Result<Guarded> {
+    match &config.state {
+        StateConfig::Sqlite(path) => {
+            let lock = DaemonLock::acquire(path).map_err(|e| Error::fatal(format!("{e}: {STOP_SYNC}")))?;
+            let store = Store::open_existing(path)?.ok_or_else(|| no_store(config))?;
+            Ok(Guarded {
+                store: Arc::new(store),
+                guard: Guard::File { _lock: lock },
+            })
+        }
+        StateConfig::Dynamo(d) => take_lease(config, d, table).await,
+    }
+}
+
+async fn take_lease(config: &Config, d: &DynamoState, table: &str) -> Result<Guarded> {
+    let clients = build_clients("state", &d.side).await?;
+    let base = DynamoStore::open_existing(clients.dynamodb.clone(), &d.table)
+        .await?
+        .ok_or_else(|| no_store(config))?;
+    let me = format!("checkpoint-{}", std::process::id());
+    let leases = Arc::new(Leases::new(clients.dynamodb, &d.table, &me, &CancellationToken::new()));
+    let key = table_key(table);
+    leases.create(&key).await?;
+    let (fence, sent) = when_idle(&leases, &key, table, d.failover).await?;
+    let store = Arc::new(base.fenced(fence.clone()));
+    let margin = d.failover / 5;
+    let window = Arc::new(Window::default());
+    window.renewed(sent, d.failover, margin);
+    let keeper = Keeper {
+        duration: d.failover,
+        margin,
+        window,
+    };
+    let stop = CancellationToken::new();
+    let keeping = tokio::spawn({
+        let (leases, store, stop) = (leases.clone(), store.clone(), stop.clone());
+        async move {
+            let renewed = |r: &crate::checkpoint::lease::Renewed| store.hold(Some(r.fence.clone()));
+            keeper.keep(leases.as_ref(), fence, renewed, &stop).await
+        }
+    });
+    Ok(Guarded {
+        store,
+        guard: Guard::Lease { leases, keeping, stop },
+    })
+}
+
+/// Takes the lease `key` once no worker renews it: free at once, or after watching its counter
+/// stand still for `failover` (a worker killed without a hand-off). A live worker's lease is
+/// refused, naming the worker.
+async fn when_idle(leases: &Leases, key: &str, table: &str, failover: std::time::Duration) -> Result<(Fence, Instant)> {
+    let mut seen = Observed::default();
+    let mut watched = None;
+    loop {
+        let lease = leases.list().await?.into_iter().find(|l| l.key == key);
+        let lease = lease.ok_or_else(|| Error::fatal(format!("the lease of table {table} vanished")))?;
+        if let Some(owner) = &lease.owner
+            && !seen.expired(key, lease.counter, Instant::now(), failover)
+        {
+            match watched {
+                Some(counter) if counter != lease.counter => {
+                    return Err(Error::fatal(format!(
+                        "table {table} is held by worker {owner}, which is running: {STOP_SYNC} (every worker)"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    eprintln!(
+                        "table {table} is held by worker {owner}: waiting up to {} s to see whether it still runs",
+                        failover.as_secs()
+                    );
+                    watched = Some(lease.counter);
+                }
+            }
+            tokio::time::sleep(failover / 5).await;
+            continue;
+        }
+        let sent = Instant::now();
+        return match leases.take(&lease).await? {
+            Some(fence) => Ok((fence, sent)),
+            None => Err(Error::fatal(format!(
+                "a worker took table {table} meanwhile: {STOP_SYNC}"
+            ))),
+        };
+    }
+}
+
+impl Guarded {
+    /// Lets daemons run the table again.
+    pub async fn release(self) {
+        let Guard::Lease { leases, keeping, stop } = self.guard else {
+            return;
+        };
+        stop.cancel();
+        if let Ok(Ok(Kept::Stopped(fence))) = keeping.await
+            && let Err(e) = leases.release(&fence).await
+        {
+            tracing::warn!(
+                "could not release the lease of {} (it runs out instead): {e}",
+                fence.key
+            );
+        }
+    }
+}

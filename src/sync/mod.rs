@@ -100,6 +100,7 @@ async fn run_tables(
     let mut metrics_tick = tokio::time::interval(Duration::from_millis(100));
     metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut ended = Ended::default();
+    let mut published = Published::new();
     // After a stop request, how long tables get to drain and flush before ferry exits anyway.
     let grace = tokio::time::sleep(Duration::MAX);
     tokio::pin!(grace);
@@ -130,12 +131,12 @@ async fn run_tables(
                 }
             }
             _ = tick.tick() => {
-                publish(state.as_ref(), &all_stats).await?;
+                publish(state.as_ref(), &all_stats, &mut published).await?;
                 draw(&bars, state.as_ref()).await?;
             }
         }
     }
-    publish(state.as_ref(), &all_stats).await?;
+    publish(state.as_ref(), &all_stats, &mut published).await?;
     bars.finish();
     ended.result()
 }
@@ -276,7 +277,15 @@ async fn check_all(
 }
 
 /// Writes live counters to the state store (for `ferry status`) and to metrics.
-async fn publish(store: &dyn StateStore, all: &[(String, String, Arc<TableStats>)]) -> Result<()> {
+/// What [`publish`] last wrote for each table: it writes only what changed since, so an idle
+/// table costs no state writes (a write to the DynamoDB state is a paid transaction).
+type Published = std::collections::HashMap<String, (Progress, Option<Retrying>)>;
+
+async fn publish(
+    store: &dyn StateStore,
+    all: &[(String, String, Arc<TableStats>)],
+    last: &mut Published,
+) -> Result<()> {
     for (name, _, stats) in all {
         let progress = Progress {
             records_applied: stats.records_applied.load(Relaxed) as i64,
@@ -284,12 +293,18 @@ async fn publish(store: &dyn StateStore, all: &[(String, String, Arc<TableStats>
             caught_up: stats.caught_up.load(Relaxed),
             applied_as_of_ms: Some(stats.applied_as_of_ms.load(Relaxed)).filter(|t| *t > 0),
         };
-        store.put_progress(name, progress).await?;
         let retrying = stats.health.retrying().map(|(d, last_error)| Retrying {
             for_ms: d.as_millis() as i64,
             last_error,
         });
-        store.put_health(name, retrying.as_ref()).await?;
+        let before = last.get(name);
+        if before.is_none_or(|(p, _)| *p != progress) {
+            store.put_progress(name, progress).await?;
+        }
+        if before.is_none_or(|(_, r)| *r != retrying) {
+            store.put_health(name, retrying.as_ref()).await?;
+        }
+        last.insert(name.clone(), (progress, retrying));
         metrics::publish(name, stats);
     }
     Ok(())

@@ -24,6 +24,7 @@
 //! (a GC pause, SIGSTOP, a partition) can neither write a stale item nor move a checkpoint.
 
 pub mod keeper;
+pub mod keeping;
 pub mod share;
 pub mod watch;
 pub mod workers;

@@ -6,14 +6,13 @@
 
 use std::sync::Arc;
 
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::super::no_store;
 use crate::checkpoint::dynamo::DynamoStore;
-use crate::checkpoint::lease::keeper::{Keeper, Kept};
-use crate::checkpoint::lease::watch::{Observed, Window};
+use crate::checkpoint::lease::keeping::Keeping;
+use crate::checkpoint::lease::watch::Observed;
 use crate::checkpoint::lease::{Fence, Leases, table_key};
 use crate::checkpoint::{DaemonLock, StateStore, Store};
 use crate::config::{Config, DynamoState, StateConfig, build_clients};
@@ -28,14 +27,8 @@ pub struct Guarded {
 }
 
 enum Guard {
-    File {
-        _lock: DaemonLock,
-    },
-    Lease {
-        leases: Arc<Leases>,
-        keeping: JoinHandle<Result<Kept>>,
-        stop: CancellationToken,
-    },
+    File { _lock: DaemonLock },
+    Lease(Keeping),
 }
 
 /// Takes `table` away from every daemon, or says which one runs it.
@@ -62,27 +55,12 @@ async fn take_lease(config: &Config, d: &DynamoState, table: &str) -> Result<Gua
     let leases = Arc::new(Leases::new(clients.dynamodb, &d.table, &me, &CancellationToken::new()));
     let key = table_key(table);
     leases.create(&key).await?;
-    let (fence, sent) = when_idle(&leases, &key, table, d.failover).await?;
-    let store = Arc::new(base.fenced(fence.clone()));
-    let margin = d.failover / 5;
-    let window = Arc::new(Window::default());
-    window.renewed(sent, d.failover, margin);
-    let keeper = Keeper {
-        duration: d.failover,
-        margin,
-        window,
-    };
-    let stop = CancellationToken::new();
-    let keeping = tokio::spawn({
-        let (leases, store, stop) = (leases.clone(), store.clone(), stop.clone());
-        async move {
-            let renewed = |r: &crate::checkpoint::lease::Renewed| store.hold(Some(r.fence.clone()));
-            keeper.keep(leases.as_ref(), fence, renewed, &stop).await
-        }
-    });
+    let taken = when_idle(&leases, &key, table, d.failover).await?;
+    // A claim is ignored: the move is short, and a worker takes the table once it is released.
+    let keeping = Keeping::start(leases, &base, taken, d.failover, |_| {});
     Ok(Guarded {
-        store,
-        guard: Guard::Lease { leases, keeping, stop },
+        store: keeping.store.clone(),
+        guard: Guard::Lease(keeping),
     })
 }
 
@@ -129,17 +107,8 @@ async fn when_idle(leases: &Leases, key: &str, table: &str, failover: std::time:
 impl Guarded {
     /// Lets daemons run the table again.
     pub async fn release(self) {
-        let Guard::Lease { leases, keeping, stop } = self.guard else {
-            return;
-        };
-        stop.cancel();
-        if let Ok(Ok(Kept::Stopped(fence))) = keeping.await
-            && let Err(e) = leases.release(&fence).await
-        {
-            tracing::warn!(
-                "could not release the lease of {} (it runs out instead): {e}",
-                fence.key
-            );
+        if let Guard::Lease(keeping) = self.guard {
+            keeping.finish(true).await;
         }
     }
 }

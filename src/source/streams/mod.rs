@@ -95,6 +95,9 @@ async fn drain(mut consumers: JoinSet<(String, Result<Outcome>)>, applier: Arc<A
 /// A shard being consumed.
 struct Active {
     row: ShardRow,
+    /// The row as last written: a flush skips a shard whose row has not moved since (an idle
+    /// table writes nothing).
+    written: Option<ShardRow>,
     ack: Arc<OrderedAck<Pos>>,
     idle: Arc<AtomicBool>,
 }
@@ -131,7 +134,7 @@ impl<S: StreamApi> StreamTask<S> {
                         }
                         self.start_ready(&mut lineage, &rows, &listed, &mut active, &mut consumers, &applier, &consumers_stop)?;
                     }
-                    _ = flush_tick.tick() => self.flush(&active, &lineage, listed_at).await?,
+                    _ = flush_tick.tick() => self.flush(&mut active, &lineage, listed_at).await?,
                     Some(joined) = consumers.join_next() => {
                         let (id, outcome) = joined.map_err(|e| Error::fatal(format!("shard consumer panicked: {e}")))?;
                         match outcome? {
@@ -157,7 +160,7 @@ impl<S: StreamApi> StreamTask<S> {
         if let Err(e) = drain(consumers, applier).await {
             crate::error::keep_first(&mut first_err, e);
         }
-        self.flush(&active, &lineage, listed_at).await?;
+        self.flush(&mut active, &lineage, listed_at).await?;
         first_err.map_or(Ok(()), Err)
     }
 
@@ -255,16 +258,35 @@ impl<S: StreamApi> StreamTask<S> {
             tracing::debug!(table = %self.ctx.table, shard = %id, "shard consumer starting");
             let sid = id.clone();
             consumers.spawn(async move { (sid, c.run().await) });
-            active.insert(id, Active { row, ack, idle });
+            active.insert(
+                id,
+                Active {
+                    row,
+                    written: None,
+                    ack,
+                    idle,
+                },
+            );
         }
         Ok(())
     }
 
     /// Persists the checkpoints of active shards and refreshes lag, caught-up and applied-as-of.
-    async fn flush(&self, active: &HashMap<String, Active>, lineage: &Lineage, listed_at: i64) -> Result<()> {
+    async fn flush(&self, active: &mut HashMap<String, Active>, lineage: &Lineage, listed_at: i64) -> Result<()> {
         let rows: Vec<ShardRow> = active.values().map(shard_row).collect();
-        if !rows.is_empty() {
-            self.ctx.store.put_shards(&self.ctx.table, &rows).await?;
+        let moved: Vec<ShardRow> = active
+            .values()
+            .zip(&rows)
+            .filter(|(a, row)| a.written.as_ref() != Some(*row))
+            .map(|(_, row)| row.clone())
+            .collect();
+        if !moved.is_empty() {
+            self.ctx.store.put_shards(&self.ctx.table, &moved).await?;
+            for row in moved {
+                if let Some(a) = active.get_mut(&row.shard_id) {
+                    a.written = Some(row);
+                }
+            }
         }
         let newest = rows.iter().filter_map(|r| r.last_record_ms).max();
         if let Some(n) = newest {

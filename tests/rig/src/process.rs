@@ -69,11 +69,20 @@ impl FerryDir {
     /// Moves the state to a DynamoDB table in `account` (profile "state", on the destination's
     /// endpoint), so that several `ferry sync` workers can share the migration.
     pub fn state_in_dynamodb(&self, account: &Account, failover_seconds: u64) {
+        self.state_in_dynamodb_via(account, failover_seconds, None);
+    }
+
+    /// [`FerryDir::state_in_dynamodb`], reaching the state table through `endpoint` when given (a
+    /// counting proxy).
+    pub fn state_in_dynamodb_via(&self, account: &Account, failover_seconds: u64, endpoint: Option<&str>) {
         let config = std::fs::read_to_string(&self.config).expect("ferry.toml");
         let sqlite = "[state]\npath = \"state/ferry.db\"\n";
         assert!(config.contains(sqlite), "a ferry.toml written by FerryDir::new");
-        let dynamo =
+        let mut dynamo =
             format!("[state]\nbackend = \"dynamodb\"\nprofile = \"state\"\nfailover_seconds = {failover_seconds}\n");
+        if let Some(url) = endpoint {
+            dynamo.push_str(&format!("endpoint_url = \"{url}\"\n"));
+        }
         std::fs::write(&self.config, config.replacen(sqlite, &dynamo, 1)).expect("ferry.toml");
         let mut profiles = std::fs::read_to_string(&self.aws_config).expect("aws-config");
         profiles.push_str(&profile("state", account));

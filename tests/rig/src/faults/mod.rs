@@ -175,6 +175,10 @@ impl Faults {
     pub fn forwarded(&self, op: &str) -> u64 {
         self.state().forwarded.get(op).copied().unwrap_or(0)
     }
+    /// Requests forwarded upstream, by operation.
+    pub fn forwarded_all(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state().forwarded.iter().map(|(op, n)| (op.clone(), *n)).collect()
+    }
     /// Every count, for failure messages.
     pub fn report(&self) -> String {
         let s = self.state();

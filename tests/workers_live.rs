@@ -129,12 +129,21 @@ async fn standbys_take_over_a_killed_holder_mid_snapshot_and_mid_stream_and_a_si
     rig.wait_equal(Duration::from_secs(90)).await;
 
     // A graceful stop releases the lease: the next standby takes it without waiting out the
-    // failover time.
+    // failover time, and resumes exactly where the flushed checkpoint says (nothing replayed).
+    let applied = table_status(f)["records_applied"].as_i64().unwrap();
     let mut fourth = standby(f, 4).await;
     terminate(&third);
     assert!(third.wait().unwrap().success(), "{}", f.logs());
     assert!(f.log(3).contains("released the lease"), "{}", f.log(3));
     wait_log(f, 4, "holding table Orders (taken from nobody", Duration::from_secs(30)).await;
+    wait_log(f, 4, "streaming changes", Duration::from_secs(30)).await;
+    rig.wait_caught_up(Duration::from_secs(60)).await;
+    assert_eq!(
+        table_status(f)["records_applied"].as_i64().unwrap(),
+        applied,
+        "the new holder applied no record again\n{}",
+        f.logs()
+    );
     terminate(&fourth);
     assert!(fourth.wait().unwrap().success(), "{}", f.logs());
     assert!(rig.wait_equal(Duration::from_secs(30)).await.is_equal());

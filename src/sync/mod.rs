@@ -79,8 +79,8 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
     }
 }
 
-/// Checks and runs every table until all have ended or `stop` fires. `window`: the migration
-/// lease's write window, with several workers. `Ok(false)` when the stop grace ran out with some
+/// Checks and runs every table until all have ended or `stop` fires. `window`: with several
+/// workers, the write window of the lease the tables run under. `Ok(false)` when the stop grace ran out with some
 /// table still busy (its tasks are then abandoned, possibly mid-write).
 async fn run_tables(
     config: &Config,
@@ -154,7 +154,7 @@ async fn draw(bars: &progress::Progress, state: &dyn StateStore) -> Result<()> {
 #[derive(Default)]
 struct Ended {
     failed: Vec<String>,
-    /// Some table's state write found the migration lease taken over.
+    /// Some table's state write found its lease taken over.
     lease_lost: Option<Error>,
     /// The stop grace ran out with tables still busy.
     abandoned: bool,

@@ -52,7 +52,7 @@ pub struct TableRun {
     pub planned: Option<PlannedTable>,
     /// `--parallel-tables`: a slot is held from create through settings, not while streaming.
     pub slots: Option<Arc<Semaphore>>,
-    /// With several workers: the migration lease's write window; each batch to the destination
+    /// With several workers: the table lease's write window; each batch to the destination
     /// is sent only while it is open ([`crate::apply::gate`]).
     pub window: Option<Arc<Window>>,
 }

@@ -18,6 +18,11 @@ use tokio_util::sync::CancellationToken;
 const FAILOVER_SECONDS: u64 = 6;
 
 async fn setup(items: i64, table_toml: &str) -> Scenario {
+    setup_via(items, table_toml, None).await
+}
+
+/// [`setup`], with the state table reached through `endpoint` (a fault proxy) when given.
+async fn setup_via(items: i64, table_toml: &str, endpoint: Option<&str>) -> Scenario {
     let rig = Scenario::setup(ferry_bin!())
         .stream(Stream::AfterLoad(StreamViewType::NewAndOldImages))
         .items(items, 11)
@@ -25,7 +30,8 @@ async fn setup(items: i64, table_toml: &str) -> Scenario {
         .tables(table_toml)
         .build()
         .await;
-    rig.ferry.state_in_dynamodb(&Account::fresh("state"), FAILOVER_SECONDS);
+    rig.ferry
+        .state_in_dynamodb_via(&Account::fresh("state"), FAILOVER_SECONDS, endpoint);
     rig
 }
 
@@ -368,4 +374,42 @@ async fn three_workers_share_thirty_tables_through_kills_and_shard_rollovers() {
     let last = &mut workers[survivor as usize - 1];
     terminate(last);
     assert!(last.wait().unwrap().success(), "{}", f.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outage_of_the_state_table_longer_than_a_lease_moves_no_table_and_loses_no_write() {
+    let proxy = ferry_rig::faults::proxy::FaultProxy::start(&ferry_rig::DynamoLocal::shared().endpoint).await;
+    let rig = setup_via(300, "[[table]]\nsource = \"Orders\"\n", Some(&proxy.endpoint)).await;
+    let f = &rig.ferry;
+    let mut holder = f.spawn_sync(&[]);
+    rig.wait_caught_up(Duration::from_secs(120)).await;
+    let mut idle = standby(f, 2).await;
+    let stop = CancellationToken::new();
+    let mut wl = Workload::new(rig.src.clone(), "Orders");
+    (wl.writers, wl.pause) = (2, Duration::from_millis(20));
+    let writes = tokio::spawn({
+        let stop = stop.clone();
+        async move { wl.run(stop, None).await }
+    });
+
+    // No worker can renew or look for three lease durations; then each holder's renewal lands
+    // before anyone has watched a whole lease duration afresh.
+    let outage = Duration::from_secs(FAILOVER_SECONDS * 3);
+    proxy.outage_for(outage);
+    tokio::time::sleep(outage + Duration::from_secs(FAILOVER_SECONDS * 2)).await;
+    assert!(
+        !f.log(2).contains("holding table Orders"),
+        "the idle worker took the table\n{}",
+        f.logs()
+    );
+    assert!(!f.log(1).contains("no longer held here"), "{}", f.logs());
+
+    stop.cancel();
+    writes.await.unwrap().expect("workload");
+    rig.wait_caught_up(Duration::from_secs(120)).await;
+    rig.wait_equal(Duration::from_secs(60)).await;
+    terminate(&holder);
+    terminate(&idle);
+    assert!(holder.wait().unwrap().success(), "{}", f.logs());
+    assert!(idle.wait().unwrap().success(), "{}", f.logs());
 }

@@ -80,6 +80,7 @@ pub struct Leases {
     worker: String,
     /// Ends every call's retries (the daemon's stop request).
     stop: CancellationToken,
+    policy: Policy,
 }
 
 impl Leases {
@@ -91,7 +92,15 @@ impl Leases {
             table: table.to_string(),
             worker: worker.to_string(),
             stop: stop.clone(),
+            policy: Policy::DAEMON,
         }
+    }
+
+    /// Retries at most `cap` apart: after an outage of the state table, a renewal must land
+    /// well within the lease duration, or another worker would take a lease whose holder lives.
+    pub fn retrying_within(mut self, cap: std::time::Duration) -> Leases {
+        self.policy.cap = cap;
+        self
     }
 
     pub fn worker(&self) -> &str {
@@ -99,7 +108,7 @@ impl Leases {
     }
 
     fn retrier(&self, what: &str) -> Retrier {
-        Retrier::new(Policy::DAEMON, format!("{what} (lease table {})", self.table)).stop_on(&self.stop)
+        Retrier::new(self.policy, format!("{what} (lease table {})", self.table)).stop_on(&self.stop)
     }
 
     /// Every lease, by key (strongly consistent).

@@ -52,7 +52,9 @@ async fn take_lease(config: &Config, d: &DynamoState, table: &str) -> Result<Gua
         .await?
         .ok_or_else(|| no_store(config))?;
     let me = format!("checkpoint-{}", std::process::id());
-    let leases = Arc::new(Leases::new(clients.dynamodb, &d.table, &me, &CancellationToken::new()));
+    let leases =
+        Leases::new(clients.dynamodb, &d.table, &me, &CancellationToken::new()).retrying_within(d.failover / 5);
+    let leases = Arc::new(leases);
     let key = table_key(table);
     leases.create(&key).await?;
     let taken = when_idle(&leases, &key, table, d.failover).await?;

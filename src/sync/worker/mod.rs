@@ -50,11 +50,30 @@ pub(super) struct Worker {
 }
 
 /// What this worker has seen change, on its own clock: each lease's counter and each worker's
-/// beats.
+/// beats, and when it last looked.
 #[derive(Default)]
 struct Seen {
     leases: Observed,
     beats: Observed,
+    looked: Option<Instant>,
+}
+
+impl Seen {
+    /// Called at each look. A counter that stood still across a gap in looking still proves its
+    /// holder did not renew, so taking then is safe; but after an outage of the state table every
+    /// holder looks silent at once (none could renew), and taking would shuffle every table. So
+    /// after a gap longer than a lease duration, watching starts afresh: the holders' renewals,
+    /// retried at most a fifth of it apart, land first.
+    fn look(&mut self, now: Instant, failover: Duration) {
+        if self.looked.is_some_and(|t| now.duration_since(t) > failover) {
+            tracing::info!(
+                "no look at the leases for {:?}: watching them afresh",
+                now.duration_since(self.looked.unwrap_or(now))
+            );
+            *self = Seen::default();
+        }
+        self.looked = Some(now);
+    }
 }
 
 /// The running holdings, and which table each is.
@@ -79,7 +98,8 @@ impl Worker {
             .operation_attempt_timeout(state.failover / 4)
             .build();
         let lease_client = Client::from_conf(clients.dynamodb.config().to_builder().timeout_config(timeouts).build());
-        let leases = Arc::new(Leases::new(lease_client, &state.table, &worker_id(), stop));
+        let leases = Leases::new(lease_client, &state.table, &worker_id(), stop).retrying_within(state.failover / 5);
+        let leases = Arc::new(leases);
         let tables: BTreeMap<String, TableConfig> = config
             .tables
             .iter()
@@ -137,6 +157,7 @@ impl Worker {
         self.leases.beat().await?;
         let beats = self.leases.workers().await?;
         let now = Instant::now();
+        seen.look(now, self.failover);
         let live = beats
             .iter()
             .filter(|b| b.worker == me || !seen.beats.expired(&b.worker, b.beats, now, self.failover))

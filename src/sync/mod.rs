@@ -73,27 +73,45 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
         StateConfig::Sqlite(path) => {
             let _lock = DaemonLock::acquire(path)?;
             let state: Arc<dyn StateStore> = Arc::new(Store::open(path)?);
-            run_tables(config, &opts, &state, None, &stop).await.map(|_| ())
+            let shared = Shared {
+                window: None,
+                slots: Shared::slots(&opts),
+            };
+            run_tables(config, &opts, &state, &shared, &stop).await.map(|_| ())
         }
         StateConfig::Dynamo(d) => worker::Worker::start(config, &opts, d, &stop).await?.run(&stop).await,
     }
 }
 
-/// Checks and runs every table until all have ended or `stop` fires. `window`: with several
-/// workers, the write window of the lease the tables run under. `Ok(false)` when the stop grace ran out with some
-/// table still busy (its tasks are then abandoned, possibly mid-write).
+/// What the table runs of one process share, beyond the state store.
+#[derive(Clone, Default)]
+pub(super) struct Shared {
+    /// With several workers: the write window of the lease the tables run under.
+    pub window: Option<Arc<Window>>,
+    /// `--parallel-tables`: slots for create, bulk load and settings, one set per process.
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl Shared {
+    pub fn slots(opts: &SyncOptions) -> Option<Arc<tokio::sync::Semaphore>> {
+        opts.parallel_tables.map(|n| Arc::new(tokio::sync::Semaphore::new(n)))
+    }
+}
+
+/// Checks and runs every table until all have ended or `stop` fires. `Ok(false)` when the stop
+/// grace ran out with some table still busy (its tasks are then abandoned, possibly mid-write).
 async fn run_tables(
     config: &Config,
     opts: &SyncOptions,
     state: &Arc<dyn StateStore>,
-    window: Option<Arc<Window>>,
+    shared: &Shared,
     stop: &CancellationToken,
 ) -> Result<bool> {
     let src = build_clients("source", &config.source).await?;
     let dst = build_clients("destination", &config.destination).await?;
     let checked = check_all(config, opts, state.as_ref(), &src, &dst).await?;
 
-    let (mut tables, all_stats) = spawn_tables(checked, opts, state, (&src, &dst), window, stop);
+    let (mut tables, all_stats) = spawn_tables(checked, opts, state, (&src, &dst), shared, stop);
     let bars = progress::Progress::new(opts.progress, &all_stats);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Metrics are cheap to publish: keep /metrics within 100 ms of the pipeline's counters.
@@ -202,12 +220,11 @@ fn spawn_tables(
     opts: &SyncOptions,
     store: &Arc<dyn StateStore>,
     (src, dst): (&Clients, &Clients),
-    window: Option<Arc<Window>>,
+    shared: &Shared,
     stop: &CancellationToken,
 ) -> (Runs, AllStats) {
     let mut tables = JoinSet::new();
     let mut all_stats = Vec::new();
-    let slots = opts.parallel_tables.map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
     for (cfg, c) in checked {
         let stats = Arc::new(TableStats::default());
         all_stats.push((cfg.source.clone(), cfg.destination.clone(), stats.clone()));
@@ -224,8 +241,8 @@ fn spawn_tables(
             enable_pitr: opts.enable_pitr,
             export_poll: opts.export_poll,
             planned: opts.plan.as_ref().and_then(|p| p.table(&cfg.source).cloned()),
-            slots: slots.clone(),
-            window: window.clone(),
+            slots: shared.slots.clone(),
+            window: shared.window.clone(),
         };
         let name = cfg.source.clone();
         tables.spawn(async move { (name, run.run().await) });

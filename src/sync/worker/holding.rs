@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +25,7 @@ use crate::checkpoint::lease::keeping::Keeping;
 use crate::checkpoint::lease::{Fence, Leases};
 use crate::config::Config;
 use crate::error::Result;
-use crate::sync::{SyncOptions, run_tables};
+use crate::sync::{Shared, SyncOptions, run_tables};
 
 pub(super) struct Holding {
     /// The config with this table only.
@@ -34,6 +35,8 @@ pub(super) struct Holding {
     pub store: Arc<DynamoStore>,
     pub leases: Arc<Leases>,
     pub failover: Duration,
+    /// `--parallel-tables`, shared by every table this worker holds.
+    pub slots: Option<Arc<Semaphore>>,
 }
 
 impl Holding {
@@ -53,13 +56,11 @@ impl Holding {
         // Renewals go on while the table drains: only then is the lease released.
         let mut keeping = Keeping::start(self.leases.clone(), &self.store, (fence, sent), self.failover, on_claim);
         let state: Arc<dyn StateStore> = keeping.store.clone();
-        let running = run_tables(
-            &self.config,
-            &self.opts,
-            &state,
-            Some(keeping.window.clone()),
-            &run_stop,
-        );
+        let shared = Shared {
+            window: Some(keeping.window.clone()),
+            slots: self.slots.clone(),
+        };
+        let running = run_tables(&self.config, &self.opts, &state, &shared, &run_stop);
         tokio::pin!(running);
         let ran = tokio::select! {
             lost = keeping.lost() => {

@@ -22,11 +22,12 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
+use tokio::sync::Semaphore;
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::SyncOptions;
+use super::{Shared, SyncOptions};
 use crate::checkpoint::dynamo::DynamoStore;
 use crate::checkpoint::lease::share::{self, Act, View};
 use crate::checkpoint::lease::watch::Observed;
@@ -47,6 +48,7 @@ pub(super) struct Worker {
     failover: Duration,
     /// Each configured table by its lease's key.
     tables: BTreeMap<String, TableConfig>,
+    slots: Option<Arc<Semaphore>>,
 }
 
 /// What this worker has seen change, on its own clock: each lease's counter and each worker's
@@ -120,6 +122,7 @@ impl Worker {
             leases,
             failover: state.failover,
             tables,
+            slots: Shared::slots(opts),
         })
     }
 
@@ -239,6 +242,7 @@ impl Worker {
             store: self.store.clone(),
             leases: self.leases.clone(),
             failover: self.failover,
+            slots: self.slots.clone(),
         }
     }
 }

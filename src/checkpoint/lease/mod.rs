@@ -31,6 +31,7 @@ pub mod workers;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue as Av, ReturnValue};
 use tokio_util::sync::CancellationToken;
 
@@ -140,11 +141,7 @@ impl Leases {
             return Ok(false);
         };
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", Av::S(LEASES.into()))
-            .key("sk", Av::S(lease.key.clone()))
+            .update(&lease.key)
             .update_expression("SET #claim = :me")
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")
@@ -159,11 +156,7 @@ impl Leases {
     /// another worker wrote it since: the race is lost, nothing changed.
     pub async fn take(&self, lease: &Lease) -> Result<Option<Fence>> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", Av::S(LEASES.into()))
-            .key("sk", Av::S(lease.key.clone()))
+            .update(&lease.key)
             .update_expression("SET #owner = :me, #counter = :next REMOVE #claim")
             .condition_expression("#counter = :read")
             .expression_attribute_names("#owner", "owner")
@@ -209,6 +202,15 @@ impl Leases {
         Ok(out.is_some())
     }
 
+    /// An update of the lease `key`.
+    fn update(&self, key: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Av::S(LEASES.into()))
+            .key("sk", Av::S(key.into()))
+    }
+
     /// An update of a lease this worker holds, conditional on owner and counter: the lease as
     /// written, or `None` when it was lost.
     async fn held_write(
@@ -219,11 +221,7 @@ impl Leases {
         what: &str,
     ) -> Result<Option<UpdateItemOutput>> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", Av::S(LEASES.into()))
-            .key("sk", Av::S(fence.key.clone()))
+            .update(&fence.key)
             .update_expression(expression)
             .condition_expression("#owner = :me AND #counter = :held")
             .expression_attribute_names("#owner", "owner")

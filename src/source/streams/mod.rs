@@ -102,6 +102,17 @@ struct Active {
     idle: Arc<AtomicBool>,
 }
 
+impl Active {
+    fn new(row: ShardRow, ack: Arc<OrderedAck<Pos>>, idle: Arc<AtomicBool>) -> Active {
+        Active {
+            row,
+            written: None,
+            ack,
+            idle,
+        }
+    }
+}
+
 impl<S: StreamApi> StreamTask<S> {
     /// Runs until `stop` or a fatal error; on return, in-flight writes are drained and every
     /// shard's checkpoint is flushed.
@@ -258,15 +269,7 @@ impl<S: StreamApi> StreamTask<S> {
             tracing::debug!(table = %self.ctx.table, shard = %id, "shard consumer starting");
             let sid = id.clone();
             consumers.spawn(async move { (sid, c.run().await) });
-            active.insert(
-                id,
-                Active {
-                    row,
-                    written: None,
-                    ack,
-                    idle,
-                },
-            );
+            active.insert(id, Active::new(row, ack, idle));
         }
         Ok(())
     }

@@ -158,24 +158,7 @@ impl Worker {
     async fn round(&self, seen: &mut Seen, holdings: &mut Holdings, all: &CancellationToken) -> Result<()> {
         let me = self.leases.worker();
         self.leases.beat().await?;
-        let beats = self.leases.workers().await?;
-        let now = Instant::now();
-        seen.look(now, self.failover);
-        let live = beats
-            .iter()
-            .filter(|b| b.worker == me || !seen.beats.expired(&b.worker, b.beats, now, self.failover))
-            .count();
-        // A worker killed long ago leaves its item behind: cleared so that the registry (and
-        // `ferry status`) does not grow with every restart.
-        for gone in beats.iter().filter(|b| b.worker != me) {
-            if seen
-                .beats
-                .expired(&gone.worker, gone.beats, now, self.failover * FORGET_AFTER)
-            {
-                self.leases.forget(gone).await?;
-                seen.beats.forget(&gone.worker);
-            }
-        }
+        let live = self.live_workers(seen).await?;
         let leases: Vec<Lease> = self
             .leases
             .list()
@@ -183,6 +166,7 @@ impl Worker {
             .into_iter()
             .filter(|l| self.tables.contains_key(&l.key))
             .collect();
+        let now = Instant::now();
         let expired: HashSet<String> = leases
             .iter()
             .filter(|l| l.owner.as_deref().is_some_and(|o| o != me))
@@ -195,7 +179,11 @@ impl Worker {
             live,
             expired: &expired,
         };
-        let share = view.share();
+        let why = format!(
+            "a share is {} of {} tables over {live} workers",
+            view.share(),
+            leases.len()
+        );
         for act in share::plan(&view) {
             match act {
                 Act::Take(lease) => {
@@ -205,31 +193,45 @@ impl Worker {
                     };
                     seen.leases.forget(&lease.key);
                     let table = &self.tables[&lease.key];
-                    tracing::info!(
-                        worker = me,
-                        table = %table.source,
-                        "holding table {} (taken from {}; a share is {share} of {} tables over {live} workers)",
-                        table.source,
-                        lease.owner.as_deref().unwrap_or("nobody"),
-                        leases.len()
-                    );
-                    let holding = self.holding(table);
-                    let id = holdings.tasks.spawn(holding.run(fence, sent, all.child_token())).id();
+                    let from = lease.owner.as_deref().unwrap_or("nobody");
+                    tracing::info!(worker = me, table = %table.source, "holding table {} (taken from {from}; {why})", table.source);
+                    let id = holdings
+                        .tasks
+                        .spawn(self.holding(table).run(fence, sent, all.child_token()))
+                        .id();
                     holdings.tables.insert(id, table.source.clone());
                 }
-                Act::Claim(lease) => {
-                    if self.leases.claim(&lease).await? {
-                        tracing::info!(
-                            worker = me,
-                            "asked {} to hand over table {} (a share is {share})",
-                            lease.owner.as_deref().unwrap_or("?"),
-                            self.tables[&lease.key].source
-                        );
-                    }
+                Act::Claim(lease) if self.leases.claim(&lease).await? => {
+                    let (owner, table) = (lease.owner.as_deref().unwrap_or("?"), &self.tables[&lease.key].source);
+                    tracing::info!(worker = me, "asked {owner} to hand over table {table} ({why})");
                 }
+                Act::Claim(_) => {} // it changed hands meanwhile
             }
         }
         Ok(())
+    }
+
+    /// How many workers are alive (this one included), by their beats on this worker's clock. A
+    /// worker killed long ago leaves its item behind: it is cleared, so that the registry (and
+    /// `ferry status`) does not grow with every restart.
+    async fn live_workers(&self, seen: &mut Seen) -> Result<usize> {
+        let me = self.leases.worker();
+        let beats = self.leases.workers().await?;
+        let now = Instant::now();
+        seen.look(now, self.failover);
+        let mut live = 0;
+        for b in &beats {
+            if b.worker == me || !seen.beats.expired(&b.worker, b.beats, now, self.failover) {
+                live += 1;
+            } else if seen
+                .beats
+                .expired(&b.worker, b.beats, now, self.failover * FORGET_AFTER)
+            {
+                self.leases.forget(b).await?;
+                seen.beats.forget(&b.worker);
+            }
+        }
+        Ok(live)
     }
 
     fn holding(&self, table: &TableConfig) -> Holding {

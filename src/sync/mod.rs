@@ -303,7 +303,7 @@ async fn publish(
     all: &[(String, String, Arc<TableStats>)],
     last: &mut Published,
 ) -> Result<()> {
-    for (name, _, stats) in all {
+    for (name, _, stats) in all.iter().filter(|(_, _, s)| s.resumed.load(Relaxed)) {
         let progress = Progress {
             records_applied: stats.records_applied.load(Relaxed) as i64,
             newest_applied_ms: Some(stats.newest_applied_ms.load(Relaxed)).filter(|n| *n > 0),

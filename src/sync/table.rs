@@ -88,6 +88,7 @@ impl TableRun {
         self.stats
             .newest_applied_ms
             .store(row.newest_applied_ms.unwrap_or(0), Relaxed);
+        self.stats.resumed.store(true, Relaxed);
         let result = self.drive(seams, &mut life).await;
         match &result {
             // Asked to stop (also while calls were still failing): not the table's failure.

@@ -304,3 +304,25 @@ async fn a_changed_stream_fails_the_table_with_guidance_and_persists_why() {
     assert_eq!(reason, msg);
     assert!(matches!(*at, TableState::BulkLoading { .. }), "{at:?}");
 }
+
+#[tokio::test]
+async fn counters_are_published_only_once_the_run_loaded_the_saved_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ferry.db")).unwrap();
+    let mut row = crate::checkpoint::TableRow::new("Orders", "Orders");
+    row.records_applied = 6_091;
+    StateStore::put_table(&store, &row).await.unwrap();
+    let stats = Arc::new(TableStats::default());
+    let all = vec![("Orders".to_string(), "Orders".to_string(), stats.clone())];
+    let mut published = super::Published::new();
+    let applied = |store: &Store| store.table("Orders").unwrap().unwrap().records_applied;
+
+    // A tick before the run loaded its counters would write fresh zeros over the saved ones.
+    super::publish(&store, &all, &mut published).await.unwrap();
+    assert_eq!(applied(&store), 6_091);
+    stats.records_applied.store(6_091, std::sync::atomic::Ordering::Relaxed);
+    stats.resumed.store(true, std::sync::atomic::Ordering::Relaxed);
+    stats.records_applied.fetch_add(9, std::sync::atomic::Ordering::Relaxed);
+    super::publish(&store, &all, &mut published).await.unwrap();
+    assert_eq!(applied(&store), 6_100);
+}

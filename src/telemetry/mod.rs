@@ -13,6 +13,9 @@ pub use health::Health;
 /// metrics exporter and the progress display. Monotonic except where noted.
 #[derive(Debug)]
 pub struct TableStats {
+    /// Set once the run has loaded the counters the last run saved: published before, the fresh
+    /// zeros would overwrite them.
+    pub resumed: AtomicBool,
     /// Stream records (or snapshot items) whose writes are durable.
     pub records_applied: AtomicU64,
     /// Items written to the destination (after coalescing).
@@ -52,6 +55,7 @@ pub struct TableStats {
 impl Default for TableStats {
     fn default() -> Self {
         Self {
+            resumed: AtomicBool::new(false),
             records_applied: AtomicU64::new(0),
             items_written: AtomicU64::new(0),
             write_units: AtomicU64::new(0),

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 
 use super::DynamoStore;
 use super::values::{n, s};
-use crate::checkpoint::lease::{Fence, LEASES};
+use crate::checkpoint::lease::{Fence, LEASES, lease_of};
 use crate::error::{Error, Result};
 
 /// What a transaction's cancellation says, by the reason of each of its items.
@@ -92,12 +92,8 @@ impl DynamoStore {
         let Some(item) = self.get(LEASES, &fence.key).await? else {
             return Ok(false);
         };
-        let owner = item.get("owner").and_then(|v| v.as_s().ok());
-        let counter = item
-            .get("counter")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<i64>().ok());
-        Ok(owner == Some(&fence.owner) && counter.is_some_and(|c| c > fence.counter))
+        let lease = lease_of(&item, &self.table)?;
+        Ok(lease.owner.as_ref() == Some(&fence.owner) && lease.counter > fence.counter)
     }
 }
 

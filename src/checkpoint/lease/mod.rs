@@ -241,15 +241,20 @@ impl Leases {
 /// A lease item of the state table `table`.
 pub(crate) fn lease_of(item: &std::collections::HashMap<String, Av>, table: &str) -> Result<Lease> {
     let bad = |what: &str| Error::fatal(format!("lease table {table}: a lease item without {what}"));
-    let key = item.get("sk").and_then(|v| v.as_s().ok()).ok_or_else(|| bad("a key"))?;
-    let counter = item
-        .get("counter")
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok());
     Ok(Lease {
-        key: key.clone(),
-        owner: item.get("owner").and_then(|v| v.as_s().ok()).cloned(),
-        claim: item.get("claim").and_then(|v| v.as_s().ok()).cloned(),
-        counter: counter.ok_or_else(|| bad("a counter"))?,
+        key: text(item, "sk").ok_or_else(|| bad("a key"))?,
+        owner: text(item, "owner"),
+        claim: text(item, "claim"),
+        counter: number(item, "counter").ok_or_else(|| bad("a counter"))?,
     })
+}
+
+/// A string attribute of a lease or worker item.
+fn text(item: &std::collections::HashMap<String, Av>, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// A number attribute of a lease or worker item.
+fn number(item: &std::collections::HashMap<String, Av>, name: &str) -> Option<i64> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
 }

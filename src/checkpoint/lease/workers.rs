@@ -7,7 +7,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 
-use super::Leases;
+use super::{Leases, number, text};
 use crate::checkpoint::dynamo::{conditional, query_all};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
@@ -95,10 +95,9 @@ impl Leases {
 
 /// A worker item (`None` for a malformed one, which is skipped).
 pub(crate) fn beat_of(item: &std::collections::HashMap<String, Av>) -> Option<Beat> {
-    let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
     Some(Beat {
-        worker: item.get("sk")?.as_s().ok()?.clone(),
-        beats: number("beats")?,
-        seen_ms: number("seen_ms").unwrap_or(0),
+        worker: text(item, "sk")?,
+        beats: number(item, "beats")?,
+        seen_ms: number(item, "seen_ms").unwrap_or(0),
     })
 }

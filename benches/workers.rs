@@ -5,6 +5,8 @@
 //! 2. what the state table costs while the tables stream: calls per table per hour by operation,
 //!    counted by a proxy in front of the state endpoint, and the write and read units they come to
 //!    (items under 1 KB: a write 1 unit, a transactional write 2 per item; a consistent read 1).
+//!    Each table on DynamoDB Local streams from one open shard, so a table's figure is its table
+//!    lease and coordination plus one shard's lease and positions.
 //!
 //!   cargo bench --bench workers                                         # 12 tables x 4,000 items
 //!   FERRY_WORKERS_TABLES=6 FERRY_WORKERS_ITEMS=1000 cargo bench --bench workers   # a quick run
@@ -135,8 +137,8 @@ async fn streaming_costs(
         of("UpdateItem") + of("PutItem") + of("DeleteItem") + of("BatchWriteItem") + 4.0 * of("TransactWriteItems");
     let reads = of("Query") + of("GetItem");
     for (op, n) in &calls {
-        println!("state table, per table per hour: {op} {n:.0}");
+        println!("state table, per table (one open shard) per hour: {op} {n:.0}");
     }
-    println!("state table, per table per hour: ~{writes:.0} write units, ~{reads:.0} read units");
+    println!("state table, per table (one open shard) per hour: ~{writes:.0} write units, ~{reads:.0} read units");
     serde_json::json!({"calls": calls, "write_units": writes, "read_units": reads})
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::checkpoint::StateStore;
-use crate::checkpoint::lease::table_key;
+use crate::checkpoint::lease::{Unit, table_key};
 use crate::clock::{fmt_ms, now_ms};
 use crate::error::Result;
 
@@ -35,6 +35,8 @@ pub struct TableStatus {
     pub last_error: Option<String>,
     /// The worker holding the table's lease, with several workers.
     pub worker: Option<String>,
+    /// With several workers: the worker reading each open shard, by shard.
+    pub shard_workers: std::collections::BTreeMap<String, String>,
 }
 
 /// One worker of a migration shared by several.
@@ -43,7 +45,10 @@ pub struct WorkerStatus {
     pub worker: String,
     /// Since its last heartbeat, by its wall clock and this host's (for people, not decisions).
     pub heartbeat_age_seconds: f64,
+    /// The tables whose lease it holds (it runs their lifecycle).
     pub tables: Vec<String>,
+    /// The stream shards it reads, as `table/shard`.
+    pub shards: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +123,7 @@ pub async fn table_status(store: &dyn StateStore, name: &str) -> Result<Option<T
         retrying_seconds: health.as_ref().map(|h| h.for_ms as f64 / 1000.0),
         last_error: health.map(|h| h.last_error),
         worker: None,
+        shard_workers: Default::default(),
     }))
 }
 
@@ -133,6 +139,13 @@ pub async fn all(store: &dyn StateStore) -> Result<Vec<TableStatus>> {
         if let Some(mut s) = table_status(store, &t.name).await? {
             let key = table_key(&t.name);
             s.worker = crew.leases.iter().find(|l| l.key == key).and_then(|l| l.owner.clone());
+            for l in &crew.leases {
+                if let (Some(Unit::Shard { table, shard }), Some(owner)) = (Unit::of(&l.key), &l.owner)
+                    && table == t.name
+                {
+                    s.shard_workers.insert(shard.to_string(), owner.clone());
+                }
+            }
             out.push(s);
         }
     }
@@ -146,15 +159,25 @@ pub async fn workers(store: &dyn StateStore) -> Result<Vec<WorkerStatus>> {
     Ok(crew
         .workers
         .into_iter()
-        .map(|w| WorkerStatus {
-            heartbeat_age_seconds: (now - w.seen_ms).max(0) as f64 / 1000.0,
-            tables: crew
+        .map(|w| {
+            let held = crew
                 .leases
                 .iter()
                 .filter(|l| l.owner.as_deref() == Some(w.worker.as_str()))
-                .filter_map(|l| l.key.strip_prefix(table_key("").as_str()).map(str::to_string))
-                .collect(),
-            worker: w.worker,
+                .filter_map(|l| Unit::of(&l.key));
+            let (mut tables, mut shards) = (Vec::new(), Vec::new());
+            for unit in held {
+                match unit {
+                    Unit::Table(t) => tables.push(t.to_string()),
+                    Unit::Shard { table, shard } => shards.push(format!("{table}/{shard}")),
+                }
+            }
+            WorkerStatus {
+                heartbeat_age_seconds: (now - w.seen_ms).max(0) as f64 / 1000.0,
+                tables,
+                shards,
+                worker: w.worker,
+            }
         })
         .collect())
 }
@@ -216,9 +239,10 @@ pub fn render(list: &[TableStatus], workers: &[WorkerStatus]) -> String {
     let mut out = format!("daemon: {}\n", if running { "running" } else { "not running" });
     for w in workers {
         out.push_str(&format!(
-            "worker {}: {} table(s), last heartbeat {:.1} s ago\n",
+            "worker {}: {} table(s), {} shard(s), last heartbeat {:.1} s ago\n",
             w.worker,
             w.tables.len(),
+            w.shards.len(),
             w.heartbeat_age_seconds
         ));
     }

@@ -1,7 +1,8 @@
 //! Several `ferry sync` workers sharing one migration through the DynamoDB state backend (the
 //! state table in a third account of DynamoDB Local): a standby takes over a holder killed with
-//! -9, a holder frozen past its lease writes nothing stale when it wakes, and a SIGTERM hands the
-//! migration over at once.
+//! -9, a holder frozen past its lease writes nothing stale when it wakes, a SIGTERM hands the
+//! migration over at once, and a table's shards, read by other workers than the table's, survive
+//! their reader's kill and a rollover.
 
 use std::time::{Duration, Instant};
 
@@ -188,7 +189,7 @@ async fn a_holder_frozen_past_its_lease_writes_nothing_stale_when_it_wakes() {
 
     signal(&frozen, "CONT");
     // Awake, it finds its lease gone: its state writes are refused and it stands by again.
-    wait_log(f, 1, "table no longer held here", Duration::from_secs(60)).await;
+    wait_log(f, 1, "table Orders: no longer held here", Duration::from_secs(60)).await;
     let log = f.log(1);
     assert!(
         log.contains("is no longer this worker's"),
@@ -342,6 +343,20 @@ async fn three_workers_share_thirty_tables_through_kills_and_shard_rollovers() {
         assert!(text.contains(&format!("worker {}: ", worker_of(f, n))), "{text}");
     }
     assert!(text.contains(&format!("worker {dead}: 0 table(s)")), "{text}");
+    // A table's shards are a fair share of their own: some are read by another worker than the
+    // one holding their table.
+    let split = f
+        .status()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            let readers = t["shard_workers"].as_object().cloned().unwrap_or_default();
+            readers.values().any(|w| *w != t["worker"])
+        })
+        .count();
+    eprintln!("{split} of 30 tables have a shard read by another worker than their own");
+    assert!(split > 0, "{}", f.logs());
     for _ in 0..2 {
         ddb.rollover().expect("rollover");
         tokio::time::sleep(Duration::from_millis(800)).await;
@@ -412,4 +427,118 @@ async fn an_outage_of_the_state_table_longer_than_a_lease_moves_no_table_and_los
     terminate(&idle);
     assert!(holder.wait().unwrap().success(), "{}", f.logs());
     assert!(idle.wait().unwrap().success(), "{}", f.logs());
+}
+
+/// Which worker reads each open shard of `table` (from `ferry status --json`).
+fn shard_readers(f: &FerryDir, table: &str) -> Vec<String> {
+    let t = f.table_status(table).unwrap_or_default();
+    let readers = t["shard_workers"].as_object().cloned().unwrap_or_default();
+    readers
+        .values()
+        .filter_map(|w| w.as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shard_read_by_another_worker_than_its_tables_survives_that_workers_kill_and_a_rollover() {
+    use ferry_rig::data::{create_table, load, sized_item};
+    use ferry_rig::{DynamoLocal, process::FerryDir as Dir};
+    let ddb = DynamoLocal::shared();
+    let (src_account, dst_account) = (Account::fresh("src"), Account::fresh("dst"));
+    let (src, dst) = (ddb.client(&src_account), ddb.client(&dst_account));
+    let names = ["Alpha", "Bravo"];
+    let mut toml = String::new();
+    for name in names {
+        create_table(&src, name, Some(StreamViewType::NewAndOldImages)).await;
+        load(
+            &src,
+            name,
+            (0..200).map(|k| sized_item(&format!("p{}", k % 20), k, 100)).collect(),
+        )
+        .await;
+        toml.push_str(&format!("[[table]]\nsource = \"{name}\"\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = &Dir::new(&ferry_bin!(), dir.path(), ddb, &src_account, &dst_account, &toml);
+    f.state_in_dynamodb(&Account::fresh("state"), FAILOVER_SECONDS);
+
+    // Alone, the first worker holds both tables and reads both shards.
+    let mut first = f.spawn_sync(&[]);
+    for name in names {
+        wait_caught_up(f, name, Duration::from_secs(120)).await;
+    }
+    let one = worker_of(f, 1);
+    wait_for(
+        Duration::from_secs(30),
+        "both shards read by the first worker",
+        || f.logs(),
+        || async { names.iter().all(|t| shard_readers(f, t) == [one.clone()]).then_some(()) },
+    )
+    .await;
+    // A second worker claims one table (the first by name); a claim must narrow the gap, so the
+    // table's shard stays where it is: table Alpha is coordinated by one worker, read by the other.
+    let mut second = standby(f, 2).await;
+    let two = worker_of(f, 2);
+    wait_log(f, 2, "holding table Alpha (taken from nobody", Duration::from_secs(60)).await;
+    let a = f.table_status("Alpha").unwrap();
+    assert_eq!(a["worker"], two.as_str(), "{a}");
+    assert_eq!(shard_readers(f, "Alpha"), std::slice::from_ref(&one), "{a}");
+
+    let stop = CancellationToken::new();
+    let mut writers = Vec::new();
+    for name in names {
+        let mut wl = Workload::new(src.clone(), name);
+        (wl.writers, wl.pause, wl.cold_keys) = (1, Duration::from_millis(20), 100);
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move { wl.run(stop, None).await }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The reader of both shards dies: the survivor takes table Bravo and both shards once their leases
+    // stood still for the failover time.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let t0 = Instant::now();
+    wait_for(
+        Duration::from_secs(60),
+        "every lease on the survivor",
+        || f.logs(),
+        || async {
+            let all = names.iter().all(|t| {
+                f.table_status(t).is_some_and(|s| s["worker"] == two.as_str()) && shard_readers(f, t) == [two.clone()]
+            });
+            all.then_some(())
+        },
+    )
+    .await;
+    let took = t0.elapsed();
+    eprintln!("shards taken over {took:?} after kill -9 of their reader (failover {FAILOVER_SECONDS} s)");
+    assert!(
+        took < Duration::from_secs(FAILOVER_SECONDS * 4),
+        "{took:?}\n{}",
+        f.logs()
+    );
+
+    // A rollover while writes go on: each table's child is offered only once its parent is done.
+    ddb.rollover().expect("rollover");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.cancel();
+    for w in writers {
+        w.await.unwrap().expect("workload");
+    }
+    for name in names {
+        wait_caught_up(f, name, Duration::from_secs(120)).await;
+        wait_equal(&src, name, &dst, name, Duration::from_secs(120), || f.logs()).await;
+        let t = f.table_status(name).unwrap();
+        assert!(
+            t["shards_done"].as_u64().unwrap() >= 1,
+            "the rollover finished a shard: {t}"
+        );
+        assert_eq!(
+            shard_readers(f, name).len(),
+            t["shards_open"].as_u64().unwrap() as usize,
+            "a finished shard's lease is gone: {t}"
+        );
+    }
+    terminate(&second);
+    assert!(second.wait().unwrap().success(), "{}", f.logs());
 }

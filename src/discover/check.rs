@@ -72,7 +72,7 @@ pub async fn check_table(
 }
 
 /// How the source's stream is read; `None` when `--enable-streams` will first enable one.
-fn stream_view(source: &TableDescription, t: &TableConfig, opts: CheckOptions) -> Result<Option<View>> {
+pub fn stream_view(source: &TableDescription, t: &TableConfig, opts: CheckOptions) -> Result<Option<View>> {
     match source.stream_specification.as_ref().filter(|s| s.stream_enabled) {
         Some(spec) => {
             let vt = spec.stream_view_type.clone().unwrap_or(StreamViewType::NewAndOldImages);

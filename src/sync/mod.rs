@@ -26,6 +26,7 @@ use crate::config::{Clients, Config, StateConfig, TableConfig, build_clients};
 use crate::discover::check::{CheckOptions, Checked, check_table};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
+use crate::source::streams::coordinate::ShardLeasing;
 use crate::status;
 use crate::telemetry::{TableStats, metrics, progress};
 
@@ -74,8 +75,8 @@ pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) ->
             let _lock = DaemonLock::acquire(path)?;
             let state: Arc<dyn StateStore> = Arc::new(Store::open(path)?);
             let shared = Shared {
-                window: None,
                 slots: Shared::slots(&opts),
+                ..Shared::default()
             };
             run_tables(config, &opts, &state, &shared, &stop).await.map(|_| ())
         }
@@ -90,6 +91,8 @@ pub(super) struct Shared {
     pub window: Option<Arc<Window>>,
     /// `--parallel-tables`: slots for create, bulk load and settings, one set per process.
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// With several workers (one table per run): its shard leases.
+    pub shards: Option<Arc<dyn ShardLeasing>>,
 }
 
 impl Shared {
@@ -243,6 +246,7 @@ fn spawn_tables(
             planned: opts.plan.as_ref().and_then(|p| p.table(&cfg.source).cloned()),
             slots: shared.slots.clone(),
             window: shared.window.clone(),
+            shards: shared.shards.clone(),
         };
         let name = cfg.source.clone();
         tables.spawn(async move { (name, run.run().await) });

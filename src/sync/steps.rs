@@ -170,6 +170,7 @@ impl TableRun {
             replay_from_ms,
             list_every: self.list_every,
             clock: Default::default(),
+            leasing: self.shards.clone(),
         })
     }
 }

@@ -31,6 +31,7 @@ use crate::retry::Retrier;
 use crate::snapshot::budget::{self, ReadBudget};
 use crate::snapshot::scan::segments_for;
 use crate::source::TableContext;
+use crate::source::streams::coordinate::ShardLeasing;
 use crate::telemetry::TableStats;
 
 pub struct TableRun {
@@ -55,6 +56,9 @@ pub struct TableRun {
     /// With several workers: the table lease's write window; each batch to the destination
     /// is sent only while it is open ([`crate::apply::gate`]).
     pub window: Option<Arc<Window>>,
+    /// With several workers: the table's shards are leased to them, and its stream is
+    /// coordinated here ([`crate::source::streams::coordinate`]).
+    pub shards: Option<Arc<dyn ShardLeasing>>,
 }
 
 /// What every step of one run shares: the loaders' and sources' table context, and the read
@@ -242,30 +246,69 @@ impl TableRun {
         key_names: Arc<[String]>,
         read_limiter: Arc<Limiter>,
     ) -> impl Fn() -> Applier + Send + Sync + 'static {
-        let (dst, src) = (self.dst.dynamodb.clone(), self.src.dynamodb.clone());
-        let (destination, source) = (self.cfg.destination.clone(), self.cfg.source.clone());
-        let (stop, stats) = (self.stop.clone(), self.stats.clone());
-        let lanes = self.cfg.write_concurrency as usize;
-        let limiter = Arc::new(Limiter::new(self.cfg.max_write_units_per_second));
-        let window = self.window.clone();
-        move || {
-            let io = DynamoIo {
-                destination: dst.clone(),
-                destination_table: destination.clone(),
-                source: src.clone(),
-                source_table: source.clone(),
-                key_names: key_names.clone(),
-                read_limiter: read_limiter.clone(),
-                stop: stop.clone(),
-                stats: stats.clone(),
-            };
-            let (limiter, stats, stop) = (limiter.clone(), stats.clone(), stop.clone());
-            match &window {
-                None => Applier::start_with_stop(Arc::new(io), lanes, limiter, stats, stop),
-                Some(w) => {
-                    let gated = Gated { io, window: w.clone() };
-                    Applier::start_with_stop(Arc::new(gated), lanes, limiter, stats, stop)
-                }
+        let parts = ApplyParts::new(&self.cfg, (&self.src, &self.dst), key_names, read_limiter, &self.stats);
+        let (window, stop) = (self.window.clone(), self.stop.clone());
+        move || parts.open(window.as_ref(), &stop)
+    }
+}
+
+/// What a table's apply paths are opened from: one write budget per table and process.
+#[derive(Clone)]
+pub(super) struct ApplyParts {
+    dst: aws_sdk_dynamodb::Client,
+    src: aws_sdk_dynamodb::Client,
+    destination: String,
+    source: String,
+    key_names: Arc<[String]>,
+    read_limiter: Arc<Limiter>,
+    limiter: Arc<Limiter>,
+    lanes: usize,
+    stats: Arc<TableStats>,
+}
+
+impl ApplyParts {
+    pub fn new(
+        cfg: &TableConfig,
+        (src, dst): (&Clients, &Clients),
+        key_names: Arc<[String]>,
+        read_limiter: Arc<Limiter>,
+        stats: &Arc<TableStats>,
+    ) -> ApplyParts {
+        ApplyParts {
+            dst: dst.dynamodb.clone(),
+            src: src.dynamodb.clone(),
+            destination: cfg.destination.clone(),
+            source: cfg.source.clone(),
+            key_names,
+            read_limiter,
+            limiter: Arc::new(Limiter::new(cfg.max_write_units_per_second)),
+            lanes: cfg.write_concurrency as usize,
+            stats: stats.clone(),
+        }
+    }
+
+    pub fn key_names(&self) -> Arc<[String]> {
+        self.key_names.clone()
+    }
+
+    /// A new apply path, its batches held to `window` when one is given.
+    pub fn open(&self, window: Option<&Arc<Window>>, stop: &CancellationToken) -> Applier {
+        let io = DynamoIo {
+            destination: self.dst.clone(),
+            destination_table: self.destination.clone(),
+            source: self.src.clone(),
+            source_table: self.source.clone(),
+            key_names: self.key_names.clone(),
+            read_limiter: self.read_limiter.clone(),
+            stop: stop.clone(),
+            stats: self.stats.clone(),
+        };
+        let (limiter, stats, stop) = (self.limiter.clone(), self.stats.clone(), stop.clone());
+        match window {
+            None => Applier::start_with_stop(Arc::new(io), self.lanes, limiter, stats, stop),
+            Some(w) => {
+                let gated = Gated { io, window: w.clone() };
+                Applier::start_with_stop(Arc::new(gated), self.lanes, limiter, stats, stop)
             }
         }
     }

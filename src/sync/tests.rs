@@ -181,6 +181,7 @@ fn table_run(store: &Arc<Store>, stream_arn: &str, fresh: bool) -> TableRun {
         planned: None,
         slots: None,
         window: None,
+        shards: None,
     }
 }
 

@@ -12,20 +12,23 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::watch::Window;
-use super::{Fence, Leases, Renewed};
+use super::{Fence, Leases, Mark, Renewed};
 use crate::error::Result;
 
 /// The lease calls the keeper makes (DynamoDB's conditional writes; a script in tests).
 pub trait Renew: Send + Sync {
-    /// The renewed lease; `None` when it was taken by another worker.
-    fn renew<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<Option<Renewed>>>;
+    /// The renewed lease (recording `mark`); `None` when it was taken by another worker.
+    fn renew<'a>(&'a self, fence: &'a Fence, mark: Option<Mark>) -> BoxFuture<'a, Result<Option<Renewed>>>;
 }
 
 impl Renew for Leases {
-    fn renew<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<Option<Renewed>>> {
-        Box::pin(Leases::renew(self, fence))
+    fn renew<'a>(&'a self, fence: &'a Fence, mark: Option<Mark>) -> BoxFuture<'a, Result<Option<Renewed>>> {
+        Box::pin(Leases::renew_marked(self, fence, mark))
     }
 }
+
+/// Where the work under a lease leaves its latest [`Mark`] for the next renewal to record.
+pub type Marks = Arc<std::sync::Mutex<Option<Mark>>>;
 
 /// How keeping a lease ended.
 #[derive(Debug, PartialEq)]
@@ -41,6 +44,8 @@ pub struct Keeper {
     /// How long before a taker's earliest take this worker stops writing.
     pub margin: Duration,
     pub window: Arc<Window>,
+    /// What each renewal records (a shard's progress), if anything.
+    pub marks: Option<Marks>,
 }
 
 impl Keeper {
@@ -60,7 +65,7 @@ impl Keeper {
             let sent = Instant::now();
             // A renewal retries through an outage; a stop must not wait for it.
             let renewed_to = tokio::select! {
-                r = calls.renew(&fence) => r?,
+                r = calls.renew(&fence, self.mark()) => r?,
                 _ = stop.cancelled() => return Ok(Kept::Stopped(fence)),
             };
             tracing::debug!(key = %fence.key, took_ms = sent.elapsed().as_millis() as u64, "renewed");
@@ -77,6 +82,10 @@ impl Keeper {
             }
         }
     }
+
+    fn mark(&self) -> Option<Mark> {
+        self.marks.as_ref().and_then(|m| *m.lock().unwrap())
+    }
 }
 
 #[cfg(test)]
@@ -92,7 +101,7 @@ mod tests {
     struct Script(Mutex<Vec<(Duration, bool)>>);
 
     impl Renew for Script {
-        fn renew<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<Option<Renewed>>> {
+        fn renew<'a>(&'a self, fence: &'a Fence, _: Option<Mark>) -> BoxFuture<'a, Result<Option<Renewed>>> {
             let (delay, kept) = self.0.lock().unwrap().remove(0);
             Box::pin(async move {
                 tokio::time::sleep(delay).await;
@@ -122,6 +131,7 @@ mod tests {
             duration: D,
             margin: MARGIN,
             window,
+            marks: None,
         }
     }
 

@@ -10,7 +10,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::keeper::{Keeper, Kept};
+use super::keeper::{Keeper, Kept, Marks};
+use super::shards::Done;
 use super::watch::Window;
 use super::{Fence, Leases, Renewed};
 use crate::checkpoint::dynamo::DynamoStore;
@@ -28,13 +29,14 @@ pub struct Keeping {
 
 impl Keeping {
     /// Keeps `fence`, taken at `sent`, over a lease duration `duration`; `on_claim` runs at each
-    /// renewal that finds another worker's claim.
+    /// renewal that finds another worker's claim; each renewal records the latest of `marks`.
     pub fn start(
         leases: Arc<Leases>,
         base: &DynamoStore,
         (fence, sent): (Fence, Instant),
         duration: Duration,
         on_claim: impl Fn(&Fence) + Send + Sync + 'static,
+        marks: Option<Marks>,
     ) -> Keeping {
         // Writes stop this long before another worker may take the lease (see Window).
         let margin = duration / 5;
@@ -45,6 +47,7 @@ impl Keeping {
             duration,
             margin,
             window: window.clone(),
+            marks,
         };
         let stop = CancellationToken::new();
         let task = tokio::spawn({
@@ -83,19 +86,38 @@ impl Keeping {
         }
     }
 
-    /// Stops renewing and closes the window; with `release`, frees the lease for the next holder
-    /// (only when no write under it can still be in flight).
-    pub async fn finish(self, release: bool) {
+    /// Stops renewing, closes the window, and ends the lease as `end` says.
+    pub async fn finish(self, end: End) {
         self.stop.cancel();
         let kept = self.task.await;
         self.window.close();
-        let (true, Ok(Ok(Kept::Stopped(fence)))) = (release, kept) else {
+        let Ok(Ok(Kept::Stopped(fence))) = kept else {
             return;
         };
-        match self.leases.release(&fence).await {
-            Ok(true) => tracing::info!(worker = self.leases.worker(), lease = %fence.key, "released the lease"),
+        let (what, ended) = match &end {
+            End::RunOut => return,
+            End::Release => ("released the lease", self.leases.release(&fence).await),
+            End::Done(done) => ("the shard is finished", self.leases.end_done(&fence, done).await),
+            End::Failed(why) => ("the shard failed", self.leases.end_failed(&fence, why).await),
+        };
+        match ended {
+            Ok(true) => tracing::info!(worker = self.leases.worker(), lease = %fence.key, "{what}"),
             Ok(false) => {}
-            Err(e) => tracing::warn!(lease = %fence.key, "could not release the lease (it runs out instead): {e}"),
+            Err(e) => tracing::warn!(lease = %fence.key, "could not end the lease (it runs out instead): {e}"),
         }
     }
+}
+
+/// How a kept lease ends.
+#[derive(Debug)]
+pub enum End {
+    /// Freed for the next holder: only when no write under it can still be in flight.
+    Release,
+    /// Left to run out (writes may still be in flight): another worker takes it after a lease
+    /// duration.
+    RunOut,
+    /// A shard read to its end (its row says done).
+    Done(Done),
+    /// A shard that cannot go on: never taken again; its table fails.
+    Failed(String),
 }

@@ -25,6 +25,7 @@
 
 pub mod keeper;
 pub mod keeping;
+pub mod shards;
 pub mod share;
 pub mod watch;
 pub mod workers;
@@ -38,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use super::dynamo::{conditional, query_all};
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
+pub use shards::{Mark, Unit, shard_key};
 
 /// The partition of the leases in the state table.
 pub const LEASES: &str = "leases";
@@ -47,7 +49,7 @@ pub fn table_key(table: &str) -> String {
     format!("table#{table}")
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Lease {
     pub key: String,
     /// The worker holding it; `None` while free.
@@ -55,6 +57,15 @@ pub struct Lease {
     pub counter: i64,
     /// A worker that asked the holder to hand the lease over.
     pub claim: Option<String>,
+    /// A shard's lease: what its holder reported and how it ended ([`shards`]).
+    pub shard: shards::ShardLease,
+}
+
+impl Lease {
+    /// Whether the work under it is over (a finished or failed shard): never taken again.
+    pub fn ended(&self) -> bool {
+        self.shard.done.is_some() || self.shard.failed.is_some()
+    }
 }
 
 /// A renewal's answer.
@@ -175,9 +186,22 @@ impl Leases {
 
     /// Renews a held lease; `None` when it was lost (taken by another worker).
     pub async fn renew(&self, fence: &Fence) -> Result<Option<Renewed>> {
+        self.renew_marked(fence, None).await
+    }
+
+    /// [`Leases::renew`], recording how far the work under the lease got (a shard's [`Mark`],
+    /// read by the table's coordinator: it costs no write of its own).
+    pub async fn renew_marked(&self, fence: &Fence, mark: Option<Mark>) -> Result<Option<Renewed>> {
         let next = fence.counter + 1;
+        let (expression, values) = match mark {
+            Some(m) => {
+                let (set, values) = m.set();
+                (format!("SET #counter = :next, {set}"), values)
+            }
+            None => ("SET #counter = :next".to_string(), vec![]),
+        };
         let out = self
-            .held_write(fence, "SET #counter = :next", next, "renewing a lease")
+            .held_write(fence, (&expression, values), next, "renewing a lease")
             .await?;
         Ok(out.map(|out| Renewed {
             fence: Fence {
@@ -194,7 +218,7 @@ impl Leases {
         let out = self
             .held_write(
                 fence,
-                "SET #counter = :next REMOVE #owner, #claim",
+                ("SET #counter = :next REMOVE #owner, #claim", vec![]),
                 next,
                 "releasing a lease",
             )
@@ -211,16 +235,16 @@ impl Leases {
             .key("sk", Av::S(key.into()))
     }
 
-    /// An update of a lease this worker holds, conditional on owner and counter: the lease as
-    /// written, or `None` when it was lost.
+    /// An update of a lease this worker holds (an expression and its values beyond `:next`),
+    /// conditional on owner and counter: the lease as written, or `None` when it was lost.
     async fn held_write(
         &self,
         fence: &Fence,
-        expression: &str,
+        (expression, values): (&str, Vec<(&str, Av)>),
         next: i64,
         what: &str,
     ) -> Result<Option<UpdateItemOutput>> {
-        let update = self
+        let mut update = self
             .update(&fence.key)
             .update_expression(expression)
             .condition_expression("#owner = :me AND #counter = :held")
@@ -230,10 +254,12 @@ impl Leases {
             .expression_attribute_values(":held", Av::N(fence.counter.to_string()))
             .expression_attribute_values(":next", Av::N(next.to_string()))
             .return_values(ReturnValue::AllNew);
-        let update = match expression.contains("#claim") {
-            true => update.expression_attribute_names("#claim", "claim"),
-            false => update,
-        };
+        if expression.contains("#claim") {
+            update = update.expression_attribute_names("#claim", "claim");
+        }
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
         conditional(self.retrier(what), "UpdateItem", || update.clone().send()).await
     }
 }
@@ -246,6 +272,7 @@ pub(crate) fn lease_of(item: &std::collections::HashMap<String, Av>, table: &str
         owner: text(item, "owner"),
         claim: text(item, "claim"),
         counter: number(item, "counter").ok_or_else(|| bad("a counter"))?,
+        shard: shards::ShardLease::of(item),
     })
 }
 

@@ -90,7 +90,7 @@ mod tests {
             key: key.into(),
             owner: owner.map(str::to_string),
             counter: 1,
-            claim: None,
+            ..Lease::default()
         }
     }
 

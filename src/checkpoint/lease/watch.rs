@@ -31,6 +31,13 @@ impl Observed {
     pub fn forget(&mut self, key: &str) {
         self.seen.remove(key);
     }
+
+    /// Forgets every lease not in `listed` (a finished shard's lease is removed: over weeks of
+    /// shard rollovers, this keeps the map at the leases that exist).
+    pub fn keep_only<'a>(&mut self, listed: impl IntoIterator<Item = &'a str>) {
+        let listed: std::collections::HashSet<&str> = listed.into_iter().collect();
+        self.seen.retain(|k, _| listed.contains(k.as_str()));
+    }
 }
 
 /// A holder's write window, shared by its renewals (each opens it) and its writers (each checks it

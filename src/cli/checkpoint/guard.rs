@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::super::no_store;
 use crate::checkpoint::dynamo::DynamoStore;
-use crate::checkpoint::lease::keeping::Keeping;
+use crate::checkpoint::lease::keeping::{End, Keeping};
 use crate::checkpoint::lease::watch::Observed;
-use crate::checkpoint::lease::{Fence, Leases, table_key};
+use crate::checkpoint::lease::{Fence, Leases, Unit, table_key};
 use crate::checkpoint::{DaemonLock, StateStore, Store};
 use crate::config::{Config, DynamoState, StateConfig, build_clients};
 use crate::error::{Error, Result};
@@ -59,7 +59,11 @@ async fn take_lease(config: &Config, d: &DynamoState, table: &str) -> Result<Gua
     leases.create(&key).await?;
     let taken = when_idle(&leases, &key, table, d.failover).await?;
     // A claim is ignored: the move is short, and a worker takes the table once it is released.
-    let keeping = Keeping::start(leases, &base, taken, d.failover, |_| {});
+    let keeping = Keeping::start(leases.clone(), &base, taken, d.failover, |_| {}, None);
+    if let Err(e) = clear_shards(&leases, table, d.failover).await {
+        keeping.finish(End::Release).await;
+        return Err(e);
+    }
     Ok(Guarded {
         store: keeping.store.clone(),
         guard: Guard::Lease(keeping),
@@ -81,13 +85,15 @@ async fn when_idle(leases: &Leases, key: &str, table: &str, failover: std::time:
             match watched {
                 Some(counter) if counter != lease.counter => {
                     return Err(Error::fatal(format!(
-                        "table {table} is held by worker {owner}, which is running: {STOP_SYNC} (every worker)"
+                        "{} is held by worker {owner}, which is running: {STOP_SYNC} (every worker)",
+                        Unit::label(key)
                     )));
                 }
                 Some(_) => {}
                 None => {
                     eprintln!(
-                        "table {table} is held by worker {owner}: waiting up to {} s to see whether it still runs",
+                        "{} is held by worker {owner}: waiting up to {} s to see whether it still runs",
+                        Unit::label(key),
                         failover.as_secs()
                     );
                     watched = Some(lease.counter);
@@ -106,11 +112,32 @@ async fn when_idle(leases: &Leases, key: &str, table: &str, failover: std::time:
     }
 }
 
+/// Removes the table's shard leases (none may be renewed: every worker must be stopped), so
+/// that no reader resumes from a position the move replaces; the table's next coordinator offers
+/// the shards again from the moved rows.
+async fn clear_shards(leases: &Leases, table: &str, failover: std::time::Duration) -> Result<()> {
+    let keys: Vec<String> = leases
+        .list()
+        .await?
+        .into_iter()
+        .filter(|l| matches!(Unit::of(&l.key), Some(Unit::Shard { table: t, .. }) if t == table))
+        .map(|l| l.key)
+        .collect();
+    let cleared = keys.iter().map(|key| async move {
+        let (fence, _) = when_idle(leases, key, table, failover).await?;
+        leases.remove_held(&fence).await
+    });
+    for cleared in futures::future::join_all(cleared).await {
+        cleared?;
+    }
+    Ok(())
+}
+
 impl Guarded {
     /// Lets daemons run the table again.
     pub async fn release(self) {
         if let Guard::Lease(keeping) = self.guard {
-            keeping.finish(true).await;
+            keeping.finish(End::Release).await;
         }
     }
 }

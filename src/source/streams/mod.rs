@@ -10,10 +10,15 @@
 //!
 //! Caught-up (what `applied_as_of`, `ferry status` and verify's waits rely on) means every open
 //! shard's consumer has read to its shard's tip ([`consumer`]), not merely seen an empty page.
+//!
+//! With several workers the same task coordinates instead of reading ([`coordinate`]): each
+//! ready shard becomes a lease, read by whichever worker holds it ([`leased`]).
 
 pub mod api;
 pub mod consumer;
+pub mod coordinate;
 pub mod gap;
+pub mod leased;
 pub mod lineage;
 mod listing;
 pub mod record;
@@ -75,6 +80,9 @@ pub struct StreamTask<S> {
     pub list_every: Duration,
     /// Wall-clock time (real unless a test runs it ahead).
     pub clock: Clock,
+    /// With several workers: the shards are leased to them, and this task coordinates
+    /// ([`coordinate`]) instead of reading.
+    pub leasing: Option<Arc<dyn coordinate::ShardLeasing>>,
 }
 
 /// Waits for the (stopped) consumers, then for the writes they submitted; the first error.
@@ -117,6 +125,16 @@ impl<S: StreamApi> StreamTask<S> {
     /// Runs until `stop` or a fatal error; on return, in-flight writes are drained and every
     /// shard's checkpoint is flushed.
     pub async fn run(self, applier: Applier) -> Result<()> {
+        let Some(leasing) = self.leasing.clone() else {
+            return self.read(applier).await;
+        };
+        let coordinated = self.coordinate(leasing.as_ref()).await;
+        applier.finish().await?;
+        coordinated
+    }
+
+    /// Reads every shard here, through `applier`.
+    async fn read(self, applier: Applier) -> Result<()> {
         let applier = Arc::new(applier);
         let (mut lineage, mut rows) = self.saved_shards().await?;
         let mut listed: HashMap<String, Listed> = HashMap::new();
@@ -224,54 +242,72 @@ impl<S: StreamApi> StreamTask<S> {
         stop: &CancellationToken,
     ) -> Result<()> {
         for id in lineage.take_ready() {
-            let row = rows.get(&id).cloned().ok_or_else(|| {
-                Error::fatal(format!(
-                    "table {}: shard {id} has no checkpoint row in the state file",
-                    self.ctx.table
-                ))
-            })?;
-            // From the trim horizon, the consumer proves that nothing it needs was trimmed.
-            let horizon = row.position.is_none().then(|| Horizon {
-                replay_from_ms: self.replay_from_ms,
+            let row = rows.get(&id).cloned().ok_or_else(|| self.no_row(&id))?;
+            let facts = Listed {
                 born_after_ms: born_after(&id, rows, listed),
                 first_seq: listed.get(&id).and_then(|l| l.first_seq.clone()),
-            });
-            let start = match &row.position {
-                Some(seq) => StartAt::After(seq.clone()),
-                None => StartAt::TrimHorizon,
             };
-            let committed = row.position.clone().map(|seq| Pos {
-                seq,
-                time_ms: row.last_record_ms.unwrap_or(0),
-            });
-            let stats = self.ctx.stats.clone();
-            let ack = Arc::new(OrderedAck::with_counter(committed, move |n| {
-                stats.records_applied.fetch_add(n, Relaxed);
-            }));
-            let idle = Arc::new(AtomicBool::new(false));
-            let c = ShardConsumer {
-                api: self.api.clone(),
-                stream_arn: self.stream_arn.clone(),
-                shard_id: id.clone(),
-                table: self.ctx.table.clone(),
-                start,
-                horizon,
-                clock: self.clock.clone(),
-                replay_from_ms: self.replay_from_ms,
-                view: self.view,
-                key_names: self.ctx.key_names.clone(),
-                applier: applier.clone(),
-                ack: ack.clone(),
-                stats: self.ctx.stats.clone(),
-                idle: idle.clone(),
-                stop: stop.clone(),
-            };
+            let (c, a) = self.launch(row, &facts, applier, stop);
             tracing::debug!(table = %self.ctx.table, shard = %id, "shard consumer starting");
             let sid = id.clone();
             consumers.spawn(async move { (sid, c.run().await) });
-            active.insert(id, Active::new(row, ack, idle));
+            active.insert(id, a);
         }
         Ok(())
+    }
+
+    fn no_row(&self, id: &str) -> Error {
+        Error::fatal(format!(
+            "table {}: shard {id} has no checkpoint row in the state file",
+            self.ctx.table
+        ))
+    }
+
+    /// A consumer of `row`'s shard, resuming after its saved position (or, from the trim
+    /// horizon, first proving from `facts` that nothing it needs was trimmed), and its [`Active`].
+    fn launch(
+        &self,
+        row: ShardRow,
+        facts: &Listed,
+        applier: &Arc<Applier>,
+        stop: &CancellationToken,
+    ) -> (ShardConsumer<S>, Active) {
+        let horizon = row.position.is_none().then(|| Horizon {
+            replay_from_ms: self.replay_from_ms,
+            born_after_ms: facts.born_after_ms,
+            first_seq: facts.first_seq.clone(),
+        });
+        let start = match &row.position {
+            Some(seq) => StartAt::After(seq.clone()),
+            None => StartAt::TrimHorizon,
+        };
+        let committed = row.position.clone().map(|seq| Pos {
+            seq,
+            time_ms: row.last_record_ms.unwrap_or(0),
+        });
+        let stats = self.ctx.stats.clone();
+        let ack = Arc::new(OrderedAck::with_counter(committed, move |n| {
+            stats.records_applied.fetch_add(n, Relaxed);
+        }));
+        let idle = Arc::new(AtomicBool::new(false));
+        let c = ShardConsumer {
+            api: self.api.clone(),
+            stream_arn: self.stream_arn.clone(),
+            shard_id: row.shard_id.clone(),
+            table: self.ctx.table.clone(),
+            start,
+            horizon,
+            clock: self.clock.clone(),
+            replay_from_ms: self.replay_from_ms,
+            view: self.view,
+            key_names: self.ctx.key_names.clone(),
+            applier: applier.clone(),
+            ack: ack.clone(),
+            stats: self.ctx.stats.clone(),
+            idle: idle.clone(),
+            stop: stop.clone(),
+        };
+        (c, Active::new(row, ack, idle))
     }
 
     /// Persists the checkpoints of active shards and refreshes lag, caught-up and applied-as-of.

@@ -3,6 +3,7 @@
 //! Proves children wait for parents and every record is applied, in order per key.
 
 mod faults;
+mod leased;
 mod long_runs;
 
 use std::collections::HashMap;
@@ -269,6 +270,7 @@ fn task(
         replay_from_ms,
         list_every: Duration::from_millis(20),
         clock: Clock::default(),
+        leasing: None,
     }
 }
 

@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::StateStore;
 use crate::checkpoint::dynamo::DynamoStore;
-use crate::checkpoint::lease::keeping::Keeping;
+use crate::checkpoint::lease::keeping::{End, Keeping};
 use crate::checkpoint::lease::{Fence, Leases};
 use crate::config::Config;
 use crate::error::Result;
+use crate::source::streams::coordinate::ShardLeasing;
 use crate::sync::{Shared, SyncOptions, run_tables};
 
 pub(super) struct Holding {
@@ -37,6 +38,8 @@ pub(super) struct Holding {
     pub failover: Duration,
     /// `--parallel-tables`, shared by every table this worker holds.
     pub slots: Option<Arc<Semaphore>>,
+    /// The table's shard leases, which its stream's coordinator offers and watches.
+    pub shards: Arc<dyn ShardLeasing>,
 }
 
 impl Holding {
@@ -54,11 +57,19 @@ impl Holding {
             }
         };
         // Renewals go on while the table drains: only then is the lease released.
-        let mut keeping = Keeping::start(self.leases.clone(), &self.store, (fence, sent), self.failover, on_claim);
+        let mut keeping = Keeping::start(
+            self.leases.clone(),
+            &self.store,
+            (fence, sent),
+            self.failover,
+            on_claim,
+            None,
+        );
         let state: Arc<dyn StateStore> = keeping.store.clone();
         let shared = Shared {
             window: Some(keeping.window.clone()),
             slots: self.slots.clone(),
+            shards: Some(self.shards.clone()),
         };
         let running = run_tables(&self.config, &self.opts, &state, &shared, &run_stop);
         tokio::pin!(running);
@@ -81,7 +92,11 @@ impl Holding {
         }
         // Released only when no task of the table is left that could still send a write;
         // otherwise the lease runs out, and the window closed before that.
-        keeping.finish(matches!(ran, Ok(true))).await;
+        let end = match &ran {
+            Ok(true) => End::Release,
+            _ => End::RunOut,
+        };
+        keeping.finish(end).await;
         ran.map(|_| ())
     }
 }

@@ -1,20 +1,24 @@
 //! One worker of a migration whose state lives in DynamoDB (`[state] backend = "dynamodb"`).
-//! Any number of workers may run on one config; they share the tables through one lease per
-//! table in the state table ([`crate::checkpoint::lease`]). Every round (a fifth of
+//! Any number of workers may run on one config; they share the work through leases in the state
+//! table ([`crate::checkpoint::lease`]): one per table (its lifecycle, and once it streams, the
+//! coordination of its stream) and one per stream shard. Every round (a fifth of
 //! `failover_seconds`) a worker beats in the worker registry, reads the leases, and takes or
-//! claims its fair share ([`crate::checkpoint::lease::share`]); each table it holds runs in a
-//! [`holding::Holding`]. A worker that dies or freezes stops renewing, and its tables are taken
-//! over once their leases stood still for `failover_seconds` on the taker's own clock.
+//! claims its fair share of the tables and of each table's shards
+//! ([`crate::checkpoint::lease::share`]); each table it holds runs in a [`holding::Holding`],
+//! each shard in a [`shard::ShardHolding`]. A worker that dies or freezes stops renewing, and its
+//! leases are taken over once they stood still for `failover_seconds` on the taker's own clock.
 //!
 //! ```text
 //!   start ─▶ register, one lease per table ─▶ round: beat, list, take/claim ─┐
 //!                                                ▲                          │ each taken table:
-//!                                                └────── every failover/5 ──┘ a Holding
-//!   stop (SIGTERM) ─▶ leave the registry (the others' share grows at once) ─▶ every Holding
-//!                     drains its table, flushes, and releases its lease ─▶ exit
+//!                                                └────── every failover/5 ──┘ a Holding; each
+//!                                                                             shard: a ShardHolding
+//!   stop (SIGTERM) ─▶ leave the registry (the others' share grows at once) ─▶ every holding
+//!                     drains, flushes, and releases its lease ─▶ exit
 //! ```
 
 mod holding;
+mod shard;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -31,10 +35,11 @@ use super::{Shared, SyncOptions};
 use crate::checkpoint::dynamo::DynamoStore;
 use crate::checkpoint::lease::share::{self, Act, View};
 use crate::checkpoint::lease::watch::Observed;
-use crate::checkpoint::lease::{Lease, Leases, table_key};
+use crate::checkpoint::lease::{Lease, Leases, Unit, table_key};
 use crate::config::{Config, DynamoState, TableConfig, build_clients};
 use crate::error::Result;
 use holding::Holding;
+use shard::{Kit, ShardHolding, TableShards};
 
 /// A worker whose beats stood still for this many lease durations is removed from the registry.
 const FORGET_AFTER: u32 = 30;
@@ -48,6 +53,11 @@ pub(super) struct Worker {
     failover: Duration,
     /// Each configured table by its lease's key.
     tables: BTreeMap<String, TableConfig>,
+    /// What this worker needs to read each configured table's shards, by table.
+    kits: HashMap<String, Arc<Kit>>,
+    /// Every lease as the last round listed it (each held table's coordinator reads its
+    /// shards' reports here).
+    latest: tokio::sync::watch::Sender<Arc<Vec<Lease>>>,
     slots: Option<Arc<Semaphore>>,
 }
 
@@ -78,11 +88,11 @@ impl Seen {
     }
 }
 
-/// The running holdings, and which table each is.
+/// The running holdings, and which lease each holds.
 #[derive(Default)]
 struct Holdings {
     tasks: JoinSet<Result<()>>,
-    tables: HashMap<Id, String>,
+    keys: HashMap<Id, String>,
 }
 
 impl Worker {
@@ -110,6 +120,18 @@ impl Worker {
         for key in tables.keys() {
             leases.create(key).await?;
         }
+        let src = build_clients("source", &config.source).await?;
+        let dst = build_clients("destination", &config.destination).await?;
+        let kits = config
+            .tables
+            .iter()
+            .map(|t| {
+                (
+                    t.source.clone(),
+                    Arc::new(Kit::new(t.clone(), (src.clone(), dst.clone()))),
+                )
+            })
+            .collect();
         tracing::info!(worker = leases.worker(), table = %state.table, "worker started (state in DynamoDB)");
         Ok(Worker {
             config: config.clone(),
@@ -122,6 +144,8 @@ impl Worker {
             leases,
             failover: state.failover,
             tables,
+            kits,
+            latest: tokio::sync::watch::Sender::new(Arc::default()),
             slots: Shared::slots(opts),
         })
     }
@@ -154,18 +178,44 @@ impl Worker {
         outcome
     }
 
-    /// One round: beat, read the leases, take or claim this worker's share.
+    /// One round: beat, read the leases, take or claim this worker's share of the tables and of
+    /// each table's shards (a share of each, so that one table's shards spread too).
     async fn round(&self, seen: &mut Seen, holdings: &mut Holdings, all: &CancellationToken) -> Result<()> {
-        let me = self.leases.worker();
         self.leases.beat().await?;
         let live = self.live_workers(seen).await?;
-        let leases: Vec<Lease> = self
-            .leases
-            .list()
-            .await?
-            .into_iter()
-            .filter(|l| self.tables.contains_key(&l.key))
-            .collect();
+        let listed = self.leases.list().await?;
+        seen.leases.keep_only(listed.iter().map(|l| l.key.as_str()));
+        self.latest.send_replace(Arc::new(listed.clone()));
+        // `None`: the table leases; `Some(t)`: table t's shards (ended ones are no work).
+        let mut groups = BTreeMap::<Option<String>, Vec<Lease>>::new();
+        for l in listed {
+            let group = match Unit::of(&l.key) {
+                Some(Unit::Table(_)) if self.tables.contains_key(&l.key) => None,
+                Some(Unit::Shard { table, .. }) if self.kits.contains_key(table) && !l.ended() => {
+                    Some(table.to_string())
+                }
+                _ => continue,
+            };
+            groups.entry(group).or_default().push(l);
+        }
+        for (group, leases) in groups {
+            let what = group.map_or("tables".to_string(), |t| format!("shards of {t}"));
+            self.share(&what, &leases, live, seen, holdings, all).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes or claims this worker's share of one group of leases.
+    async fn share(
+        &self,
+        what: &str,
+        leases: &[Lease],
+        live: usize,
+        seen: &mut Seen,
+        holdings: &mut Holdings,
+        all: &CancellationToken,
+    ) -> Result<()> {
+        let me = self.leases.worker();
         let now = Instant::now();
         let expired: HashSet<String> = leases
             .iter()
@@ -175,39 +225,63 @@ impl Worker {
             .collect();
         let view = View {
             me,
-            leases: &leases,
+            leases,
             live,
             expired: &expired,
         };
         let why = format!(
-            "a share is {} of {} tables over {live} workers",
+            "a share is {} of {} {what} over {live} workers",
             view.share(),
             leases.len()
         );
         for act in share::plan(&view) {
             match act {
-                Act::Take(lease) => {
-                    let sent = Instant::now();
-                    let Some(fence) = self.leases.take(&lease).await? else {
-                        continue; // another worker was first
-                    };
-                    seen.leases.forget(&lease.key);
-                    let table = &self.tables[&lease.key];
-                    let from = lease.owner.as_deref().unwrap_or("nobody");
-                    tracing::info!(worker = me, table = %table.source, "holding table {} (taken from {from}; {why})", table.source);
-                    let id = holdings
-                        .tasks
-                        .spawn(self.holding(table).run(fence, sent, all.child_token()))
-                        .id();
-                    holdings.tables.insert(id, table.source.clone());
-                }
+                Act::Take(lease) => self.take(lease, &why, seen, holdings, all).await?,
                 Act::Claim(lease) if self.leases.claim(&lease).await? => {
-                    let (owner, table) = (lease.owner.as_deref().unwrap_or("?"), &self.tables[&lease.key].source);
-                    tracing::info!(worker = me, "asked {owner} to hand over table {table} ({why})");
+                    let owner = lease.owner.as_deref().unwrap_or("?");
+                    tracing::info!(
+                        worker = me,
+                        "asked {owner} to hand over {} ({why})",
+                        Unit::label(&lease.key)
+                    );
                 }
                 Act::Claim(_) => {} // it changed hands meanwhile
             }
         }
+        Ok(())
+    }
+
+    /// Takes `lease` as read and runs its work, unless another worker was first.
+    async fn take(
+        &self,
+        lease: Lease,
+        why: &str,
+        seen: &mut Seen,
+        holdings: &mut Holdings,
+        all: &CancellationToken,
+    ) -> Result<()> {
+        let sent = Instant::now();
+        let Some(fence) = self.leases.take(&lease).await? else {
+            return Ok(());
+        };
+        seen.leases.forget(&lease.key);
+        let from = lease.owner.as_deref().unwrap_or("nobody");
+        let me = self.leases.worker();
+        tracing::info!(
+            worker = me,
+            "holding {} (taken from {from}; {why})",
+            Unit::label(&lease.key)
+        );
+        let key = lease.key.clone();
+        let task = match self.tables.get(&lease.key) {
+            Some(table) => holdings
+                .tasks
+                .spawn(self.holding(table).run(fence, sent, all.child_token())),
+            None => holdings
+                .tasks
+                .spawn(self.shard(lease)?.run(fence, sent, all.child_token())),
+        };
+        holdings.keys.insert(task.id(), key);
         Ok(())
     }
 
@@ -245,7 +319,28 @@ impl Worker {
             leases: self.leases.clone(),
             failover: self.failover,
             slots: self.slots.clone(),
+            shards: Arc::new(TableShards {
+                table: table.source.clone(),
+                leases: self.leases.clone(),
+                latest: self.latest.subscribe(),
+            }),
         }
+    }
+
+    fn shard(&self, lease: Lease) -> Result<ShardHolding> {
+        let table = Unit::of(&lease.key).map(|u| u.table().to_string()).unwrap_or_default();
+        let kit = self
+            .kits
+            .get(&table)
+            .cloned()
+            .ok_or_else(|| crate::error::Error::fatal(format!("lease {} names no configured table", lease.key)))?;
+        Ok(ShardHolding {
+            kit,
+            lease,
+            store: self.store.clone(),
+            leases: self.leases.clone(),
+            failover: self.failover,
+        })
     }
 }
 
@@ -256,10 +351,10 @@ impl Holdings {
             Ok((id, r)) => (id, r.map_err(|e| e.to_string())),
             Err(e) => (e.id(), Err(format!("its task panicked: {e}"))),
         };
-        let table = self.tables.remove(&id).unwrap_or_default();
+        let what = Unit::label(&self.keys.remove(&id).unwrap_or_default());
         match result {
-            Ok(()) => tracing::info!(table = %table, "table no longer held here"),
-            Err(e) => tracing::warn!(table = %table, "table no longer held here: {e}"),
+            Ok(()) => tracing::info!("{what}: no longer held here"),
+            Err(e) => tracing::warn!("{what}: no longer held here: {e}"),
         }
     }
 }

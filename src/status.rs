@@ -49,6 +49,8 @@ pub struct WorkerStatus {
     pub tables: Vec<String>,
     /// The stream shards it reads, as `table/shard`.
     pub shards: Vec<String>,
+    /// The snapshot segments it copies, as `table/segment`.
+    pub segments: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,17 +167,19 @@ pub async fn workers(store: &dyn StateStore) -> Result<Vec<WorkerStatus>> {
                 .iter()
                 .filter(|l| l.owner.as_deref() == Some(w.worker.as_str()))
                 .filter_map(|l| Unit::of(&l.key));
-            let (mut tables, mut shards) = (Vec::new(), Vec::new());
+            let (mut tables, mut shards, mut segments) = (Vec::new(), Vec::new(), Vec::new());
             for unit in held {
                 match unit {
                     Unit::Table(t) => tables.push(t.to_string()),
                     Unit::Shard { table, shard } => shards.push(format!("{table}/{shard}")),
+                    Unit::Segment { table, segment } => segments.push(format!("{table}/{segment}")),
                 }
             }
             WorkerStatus {
                 heartbeat_age_seconds: (now - w.seen_ms).max(0) as f64 / 1000.0,
                 tables,
                 shards,
+                segments,
                 worker: w.worker,
             }
         })
@@ -239,9 +243,10 @@ pub fn render(list: &[TableStatus], workers: &[WorkerStatus]) -> String {
     let mut out = format!("daemon: {}\n", if running { "running" } else { "not running" });
     for w in workers {
         out.push_str(&format!(
-            "worker {}: {} table(s), {} shard(s), last heartbeat {:.1} s ago\n",
+            "worker {}: {} table(s), {} segment(s), {} shard(s), last heartbeat {:.1} s ago\n",
             w.worker,
             w.tables.len(),
+            w.segments.len(),
             w.shards.len(),
             w.heartbeat_age_seconds
         ));

@@ -22,6 +22,7 @@ use super::budget::{self, ReadBudget};
 use super::segment::{SegPos, SegmentReader};
 use super::source::ScanSource;
 use crate::apply::{Applier, Limiter};
+use crate::checkpoint::lease::units::Offers;
 use crate::checkpoint::{Capture, Lifecycle, OrderedAck, SegmentRow};
 use crate::error::{Error, Result};
 use crate::source::TableContext;
@@ -61,6 +62,11 @@ pub struct ScanTask<S> {
     /// DescribeTable's TableSizeBytes and ItemCount, for page sizes and the expected time.
     pub table_bytes: u64,
     pub table_items: u64,
+    /// Reads this segment only (the holder of its lease, with several workers).
+    pub only: Option<i64>,
+    /// With several workers: the segments are leased to them, and this task coordinates
+    /// ([`super::spread`]) instead of reading.
+    pub leasing: Option<Arc<dyn Offers>>,
 }
 
 struct Seg {
@@ -84,6 +90,10 @@ impl<S: ScanSource> ScanTask<S> {
     /// when stopped first (progress is saved either way). Returns promptly on a stop or on the
     /// first failure (of a segment or of the apply path); no reader outlives it.
     pub async fn run(self, applier: Applier) -> Result<bool> {
+        if let Some(leasing) = self.leasing.clone() {
+            applier.finish().await?;
+            return self.coordinate(leasing.as_ref()).await;
+        }
         let applier = Arc::new(applier);
         let saved: HashMap<i64, SegmentRow> = self
             .ctx
@@ -93,7 +103,9 @@ impl<S: ScanSource> ScanTask<S> {
             .into_iter()
             .map(|s| (s.segment, s))
             .collect();
-        self.log_expected_time(saved.values().map(|r| r.items.max(0) as u64).sum());
+        if self.only.is_none() {
+            self.log_expected_time(saved.values().map(|r| r.items.max(0) as u64).sum());
+        }
         let read_units = Arc::new(AtomicU64::new(0));
         let started = tokio::time::Instant::now();
         let (mut segs, tasks) = self.spawn_readers(&saved, &applier, &read_units);
@@ -129,9 +141,7 @@ impl<S: ScanSource> ScanTask<S> {
         applier: &Arc<Applier>,
         read_units: &Arc<AtomicU64>,
     ) -> (Vec<Seg>, JoinSet<Result<()>>) {
-        let pending = (0..self.segments as i64)
-            .filter(|i| !saved.get(i).is_some_and(|r| r.done))
-            .count();
+        let pending = self.mine().filter(|i| !saved.get(i).is_some_and(|r| r.done)).count();
         let limit = budget::page_limit(
             self.read_budget.units_per_second,
             pending.min(SEGMENTS_AT_ONCE),
@@ -140,7 +150,7 @@ impl<S: ScanSource> ScanTask<S> {
         let mut segs = Vec::new();
         let mut tasks = JoinSet::new();
         let turns = Arc::new(tokio::sync::Semaphore::new(SEGMENTS_AT_ONCE));
-        for i in 0..self.segments as i64 {
+        for i in self.mine() {
             let row = saved.get(&i).cloned().unwrap_or(SegmentRow {
                 segment: i,
                 done: false,
@@ -204,6 +214,12 @@ impl<S: ScanSource> ScanTask<S> {
             }
         }
         Ok(first_err)
+    }
+
+    /// The segments this task reads: all, or its one.
+    fn mine(&self) -> impl Iterator<Item = i64> + use<S> {
+        let only = self.only;
+        (0..self.segments as i64).filter(move |i| only.is_none_or(|o| o == *i))
     }
 
     fn log_read_units(&self, units: u64, secs: f64) {

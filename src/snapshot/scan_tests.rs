@@ -210,6 +210,8 @@ impl Rig {
             },
             table_bytes: t.item_bytes() * (t.segments * t.per_segment) as u64,
             table_items: (t.segments * t.per_segment) as u64,
+            only: None,
+            leasing: None,
         };
         let applier = Applier::start(self.dest.clone(), lanes, Arc::new(Limiter::new(0)), self.stats.clone());
         (task, applier)
@@ -381,3 +383,5 @@ async fn slow_pages_do_not_bank_budget_for_a_burst() {
         "busiest 30 s read {busiest} units after slow pages"
     );
 }
+
+mod spread;

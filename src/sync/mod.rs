@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::lease::units::Offers;
 use crate::checkpoint::lease::watch::Window;
 use crate::checkpoint::{DaemonLock, Retrying, Store};
 use crate::checkpoint::{Progress, StateStore};
@@ -26,7 +27,6 @@ use crate::config::{Clients, Config, StateConfig, TableConfig, build_clients};
 use crate::discover::check::{CheckOptions, Checked, check_table};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::source::streams::coordinate::ShardLeasing;
 use crate::status;
 use crate::telemetry::{TableStats, metrics, progress};
 
@@ -91,8 +91,9 @@ pub(super) struct Shared {
     pub window: Option<Arc<Window>>,
     /// `--parallel-tables`: slots for create, bulk load and settings, one set per process.
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
-    /// With several workers (one table per run): its shard leases.
-    pub shards: Option<Arc<dyn ShardLeasing>>,
+    /// With several workers (one table per run): its shard and snapshot segment leases.
+    pub shards: Option<Arc<dyn Offers>>,
+    pub segments: Option<Arc<dyn Offers>>,
 }
 
 impl Shared {
@@ -247,6 +248,7 @@ fn spawn_tables(
             slots: shared.slots.clone(),
             window: shared.window.clone(),
             shards: shared.shards.clone(),
+            segments: shared.segments.clone(),
         };
         let name = cfg.source.clone();
         tables.spawn(async move { (name, run.run().await) });

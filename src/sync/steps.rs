@@ -142,6 +142,8 @@ impl TableRun {
             read_budget: ctx.read_budget.clone(),
             table_bytes: self.checked.source.table_size_bytes.unwrap_or(0).max(0) as u64,
             table_items: self.checked.source.item_count.unwrap_or(0).max(0) as u64,
+            only: None,
+            leasing: self.segments.clone(),
         })
     }
 

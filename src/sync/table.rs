@@ -21,6 +21,7 @@ use super::seams::{Sdk, SdkTable, Seams, TableApi};
 use crate::apply::gate::Gated;
 use crate::apply::{Applier, DynamoIo, Limiter};
 use crate::checkpoint::StateStore;
+use crate::checkpoint::lease::units::Offers;
 use crate::checkpoint::lease::watch::Window;
 use crate::checkpoint::{Lifecycle, TableState};
 use crate::config::{Clients, TableConfig};
@@ -31,7 +32,6 @@ use crate::retry::Retrier;
 use crate::snapshot::budget::{self, ReadBudget};
 use crate::snapshot::scan::segments_for;
 use crate::source::TableContext;
-use crate::source::streams::coordinate::ShardLeasing;
 use crate::telemetry::TableStats;
 
 pub struct TableRun {
@@ -58,7 +58,10 @@ pub struct TableRun {
     pub window: Option<Arc<Window>>,
     /// With several workers: the table's shards are leased to them, and its stream is
     /// coordinated here ([`crate::source::streams::coordinate`]).
-    pub shards: Option<Arc<dyn ShardLeasing>>,
+    pub shards: Option<Arc<dyn Offers>>,
+    /// With several workers: the snapshot scan's segments are leased to them, and the scan is
+    /// coordinated here.
+    pub segments: Option<Arc<dyn Offers>>,
 }
 
 /// What every step of one run shares: the loaders' and sources' table context, and the read
@@ -284,6 +287,14 @@ impl ApplyParts {
             limiter: Arc::new(Limiter::new(cfg.max_write_units_per_second)),
             lanes: cfg.write_concurrency as usize,
             stats: stats.clone(),
+        }
+    }
+
+    /// The same parts, their write budget shared with other workers as `share` says.
+    pub fn shared(self, budget: u32, share: Arc<crate::apply::limit::Share>) -> ApplyParts {
+        ApplyParts {
+            limiter: Arc::new(Limiter::new(budget).with_share(share)),
+            ..self
         }
     }
 

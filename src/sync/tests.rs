@@ -182,6 +182,7 @@ fn table_run(store: &Arc<Store>, stream_arn: &str, fresh: bool) -> TableRun {
         slots: None,
         window: None,
         shards: None,
+        segments: None,
     }
 }
 

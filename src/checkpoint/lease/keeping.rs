@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::keeper::{Keeper, Kept, Marks};
-use super::shards::Done;
+use super::units::Done;
 use super::watch::Window;
 use super::{Fence, Leases, Renewed};
 use crate::checkpoint::dynamo::DynamoStore;
@@ -97,8 +97,11 @@ impl Keeping {
         let (what, ended) = match &end {
             End::RunOut => return,
             End::Release => ("released the lease", self.leases.release(&fence).await),
-            End::Done(done) => ("the shard is finished", self.leases.end_done(&fence, done).await),
-            End::Failed(why) => ("the shard failed", self.leases.end_failed(&fence, why).await),
+            End::Done(done) => (
+                "finished: the lease says done",
+                self.leases.end_done(&fence, done).await,
+            ),
+            End::Failed(why) => ("failed: the lease says so", self.leases.end_failed(&fence, why).await),
         };
         match ended {
             Ok(true) => tracing::info!(worker = self.leases.worker(), lease = %fence.key, "{what}"),
@@ -116,8 +119,8 @@ pub enum End {
     /// Left to run out (writes may still be in flight): another worker takes it after a lease
     /// duration.
     RunOut,
-    /// A shard read to its end (its row says done).
+    /// A unit finished (its row says done).
     Done(Done),
-    /// A shard that cannot go on: never taken again; its table fails.
+    /// A unit that cannot go on: never taken again; its table fails.
     Failed(String),
 }

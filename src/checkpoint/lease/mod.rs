@@ -25,8 +25,8 @@
 
 pub mod keeper;
 pub mod keeping;
-pub mod shards;
 pub mod share;
+pub mod units;
 pub mod watch;
 pub mod workers;
 
@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use super::dynamo::{conditional, query_all};
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
-pub use shards::{Mark, Unit, shard_key};
+pub use units::{Mark, Unit, segment_key, shard_key};
 
 /// The partition of the leases in the state table.
 pub const LEASES: &str = "leases";
@@ -57,14 +57,14 @@ pub struct Lease {
     pub counter: i64,
     /// A worker that asked the holder to hand the lease over.
     pub claim: Option<String>,
-    /// A shard's lease: what its holder reported and how it ended ([`shards`]).
-    pub shard: shards::ShardLease,
+    /// A shard's or segment's lease: what its holder reported and how it ended ([`units`]).
+    pub unit: units::UnitLease,
 }
 
 impl Lease {
-    /// Whether the work under it is over (a finished or failed shard): never taken again.
+    /// Whether the work under it is over (a finished or failed unit): never taken again.
     pub fn ended(&self) -> bool {
-        self.shard.done.is_some() || self.shard.failed.is_some()
+        self.unit.done.is_some() || self.unit.failed.is_some()
     }
 }
 
@@ -272,7 +272,7 @@ pub(crate) fn lease_of(item: &std::collections::HashMap<String, Av>, table: &str
         owner: text(item, "owner"),
         claim: text(item, "claim"),
         counter: number(item, "counter").ok_or_else(|| bad("a counter"))?,
-        shard: shards::ShardLease::of(item),
+        unit: units::UnitLease::of(item),
     })
 }
 

@@ -60,7 +60,7 @@ async fn take_lease(config: &Config, d: &DynamoState, table: &str) -> Result<Gua
     let taken = when_idle(&leases, &key, table, d.failover).await?;
     // A claim is ignored: the move is short, and a worker takes the table once it is released.
     let keeping = Keeping::start(leases.clone(), &base, taken, d.failover, |_| {}, None);
-    if let Err(e) = clear_shards(&leases, table, d.failover).await {
+    if let Err(e) = clear_units(&leases, table, d.failover).await {
         keeping.finish(End::Release).await;
         return Err(e);
     }
@@ -112,15 +112,18 @@ async fn when_idle(leases: &Leases, key: &str, table: &str, failover: std::time:
     }
 }
 
-/// Removes the table's shard leases (none may be renewed: every worker must be stopped), so
-/// that no reader resumes from a position the move replaces; the table's next coordinator offers
-/// the shards again from the moved rows.
-async fn clear_shards(leases: &Leases, table: &str, failover: std::time::Duration) -> Result<()> {
+/// Removes the table's shard and segment leases (none may be renewed: every worker must be
+/// stopped), so that no reader resumes from a position the move replaces; the table's next
+/// coordinator offers the units again from the moved rows.
+async fn clear_units(leases: &Leases, table: &str, failover: std::time::Duration) -> Result<()> {
     let keys: Vec<String> = leases
         .list()
         .await?
         .into_iter()
-        .filter(|l| matches!(Unit::of(&l.key), Some(Unit::Shard { table: t, .. }) if t == table))
+        .filter(|l| match Unit::of(&l.key) {
+            Some(Unit::Shard { table: t, .. } | Unit::Segment { table: t, .. }) => t == table,
+            _ => false,
+        })
         .map(|l| l.key)
         .collect();
     let cleared = keys.iter().map(|key| async move {

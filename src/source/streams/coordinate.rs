@@ -1,7 +1,7 @@
 //! A table's stream when its shards are leased to several workers (the DynamoDB state): the
 //! holder of the table's lease coordinates and reads no record itself. It lists the stream and
 //! records new shards as [`super::StreamTask`] does (the same gap checks), offers each shard once
-//! it is ready (its parents finished) as a lease of its own ([`ShardLeasing`]), and learns from
+//! it is ready (its parents finished) as a lease of its own ([`Offers`]), and learns from
 //! the leases what their holders report: a finished shard (its children are then offered), a
 //! failed one (the table fails with the shard's reason), and how far each is applied, from which
 //! it keeps the table's caught-up, applied-as-of and counters.
@@ -13,26 +13,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-
 use super::StreamTask;
 use super::api::StreamApi;
 use super::gap::{Listed, born_after};
 use super::lineage::Lineage;
 use crate::checkpoint::ShardRow;
-use crate::checkpoint::lease::shards::{Mark, ShardLease};
+use crate::checkpoint::lease::units::{Mark, Offers};
 use crate::error::{Error, Result};
-
-/// The table's side of its shard leases.
-///
-/// Contract: `offer` creates a shard's lease unless it exists (offering twice is harmless);
-/// `reports` is the table's shard leases as the worker last listed them (strongly consistent,
-/// at most a coordination round old), by shard id; `remove_done` deletes a finished shard's lease.
-pub trait ShardLeasing: Send + Sync {
-    fn offer<'a>(&'a self, shard: &'a str, facts: &'a Listed) -> BoxFuture<'a, Result<()>>;
-    fn reports(&self) -> HashMap<String, ShardLease>;
-    fn remove_done<'a>(&'a self, shard: &'a str) -> BoxFuture<'a, Result<()>>;
-}
 
 /// What the coordinator knows of the shard tree.
 #[derive(Default)]
@@ -52,7 +39,7 @@ struct Board {
 
 impl<S: StreamApi> StreamTask<S> {
     /// Coordinates the table's shard leases until stopped, or until a shard fails.
-    pub(super) async fn coordinate(&self, leasing: &dyn ShardLeasing) -> Result<()> {
+    pub(super) async fn coordinate(&self, leasing: &dyn Offers) -> Result<()> {
         let (lineage, rows) = self.saved_shards().await?;
         // The table's counter is what it was plus what the shards applied since.
         let loaded = self.ctx.stats.records_applied.load(Relaxed) as i64;
@@ -85,7 +72,7 @@ impl<S: StreamApi> StreamTask<S> {
 
     /// Takes in what the holders reported: a failure ends the table; a finished shard is recorded
     /// (its row is done already) and its lease removed.
-    async fn absorb(&self, leasing: &dyn ShardLeasing, b: &mut Board) -> Result<()> {
+    async fn absorb(&self, leasing: &dyn Offers, b: &mut Board) -> Result<()> {
         for (id, lease) in leasing.reports() {
             if let Some(why) = &lease.failed {
                 return Err(Error::fatal(format!(
@@ -117,7 +104,7 @@ impl<S: StreamApi> StreamTask<S> {
     }
 
     /// Offers every shard whose parents are finished.
-    async fn offer_ready(&self, leasing: &dyn ShardLeasing, b: &mut Board) -> Result<()> {
+    async fn offer_ready(&self, leasing: &dyn Offers, b: &mut Board) -> Result<()> {
         for id in b.lineage.take_ready() {
             if !b.rows.contains_key(&id) {
                 return Err(self.no_row(&id));
@@ -126,7 +113,9 @@ impl<S: StreamApi> StreamTask<S> {
                 born_after_ms: born_after(&id, &b.rows, &b.listed),
                 first_seq: b.listed.get(&id).and_then(|l| l.first_seq.clone()),
             };
-            leasing.offer(&id, &facts).await?;
+            leasing
+                .offer(&id, facts.born_after_ms, facts.first_seq.as_deref())
+                .await?;
             tracing::debug!(table = %self.ctx.table, shard = %id, "shard offered to the workers");
             b.offered.insert(id, None);
         }

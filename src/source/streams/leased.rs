@@ -1,5 +1,5 @@
 //! One shard read under a lease of its own, by whichever worker holds the lease
-//! ([`crate::checkpoint::lease::shards`]): the shard's consumer, its row flushed every second
+//! ([`crate::checkpoint::lease::units`]): the shard's consumer, its row flushed every second
 //! through the state view fenced by the shard's lease, and its progress left in a [`Marks`] cell
 //! that the lease's renewals report to the table's coordinator ([`super::coordinate`]).
 //!
@@ -22,7 +22,7 @@ use super::gap::Listed;
 use super::{Active, StreamTask, drain, shard_metrics, shard_row};
 use crate::apply::Applier;
 use crate::checkpoint::lease::keeper::Marks;
-use crate::checkpoint::lease::shards::{Done, Mark};
+use crate::checkpoint::lease::units::{Done, Mark};
 use crate::error::{Error, Result};
 
 pub struct ShardRun<S> {

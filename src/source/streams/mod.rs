@@ -82,7 +82,7 @@ pub struct StreamTask<S> {
     pub clock: Clock,
     /// With several workers: the shards are leased to them, and this task coordinates
     /// ([`coordinate`]) instead of reading.
-    pub leasing: Option<Arc<dyn coordinate::ShardLeasing>>,
+    pub leasing: Option<Arc<dyn crate::checkpoint::lease::units::Offers>>,
 }
 
 /// Waits for the (stopped) consumers, then for the writes they submitted; the first error.

@@ -22,10 +22,10 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::StateStore;
 use crate::checkpoint::dynamo::DynamoStore;
 use crate::checkpoint::lease::keeping::{End, Keeping};
+use crate::checkpoint::lease::units::Offers;
 use crate::checkpoint::lease::{Fence, Leases};
 use crate::config::Config;
 use crate::error::Result;
-use crate::source::streams::coordinate::ShardLeasing;
 use crate::sync::{Shared, SyncOptions, run_tables};
 
 pub(super) struct Holding {
@@ -38,8 +38,9 @@ pub(super) struct Holding {
     pub failover: Duration,
     /// `--parallel-tables`, shared by every table this worker holds.
     pub slots: Option<Arc<Semaphore>>,
-    /// The table's shard leases, which its stream's coordinator offers and watches.
-    pub shards: Arc<dyn ShardLeasing>,
+    /// The table's shard and snapshot segment leases, which its coordinators offer and watch.
+    pub shards: Arc<dyn Offers>,
+    pub segments: Arc<dyn Offers>,
 }
 
 impl Holding {
@@ -70,6 +71,7 @@ impl Holding {
             window: Some(keeping.window.clone()),
             slots: self.slots.clone(),
             shards: Some(self.shards.clone()),
+            segments: Some(self.segments.clone()),
         };
         let running = run_tables(&self.config, &self.opts, &state, &shared, &run_stop);
         tokio::pin!(running);

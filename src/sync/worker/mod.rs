@@ -1,24 +1,25 @@
 //! One worker of a migration whose state lives in DynamoDB (`[state] backend = "dynamodb"`).
 //! Any number of workers may run on one config; they share the work through leases in the state
-//! table ([`crate::checkpoint::lease`]): one per table (its lifecycle, and once it streams, the
-//! coordination of its stream) and one per stream shard. Every round (a fifth of
-//! `failover_seconds`) a worker beats in the worker registry, reads the leases, and takes or
-//! claims its fair share of the tables and of each table's shards
-//! ([`crate::checkpoint::lease::share`]); each table it holds runs in a [`holding::Holding`],
-//! each shard in a [`shard::ShardHolding`]. A worker that dies or freezes stops renewing, and its
+//! table ([`crate::checkpoint::lease`]): one per table (its lifecycle, and the coordination of its
+//! scan and its stream), one per snapshot segment while it is scanned, one per stream shard while
+//! it streams. Every round (a fifth of `failover_seconds`) a worker beats in the worker registry,
+//! reads the leases, and takes or claims its fair share of the tables and of each table's
+//! segments and shards ([`crate::checkpoint::lease::share`]); each table it holds runs in a
+//! [`holding::Holding`], each segment or shard in a [`unit::UnitHolding`]. A worker that dies or freezes stops renewing, and its
 //! leases are taken over once they stood still for `failover_seconds` on the taker's own clock.
 //!
 //! ```text
 //!   start ─▶ register, one lease per table ─▶ round: beat, list, take/claim ─┐
 //!                                                ▲                          │ each taken table:
 //!                                                └────── every failover/5 ──┘ a Holding; each
-//!                                                                             shard: a ShardHolding
+//!                                                                  segment or shard: a UnitHolding
 //!   stop (SIGTERM) ─▶ leave the registry (the others' share grows at once) ─▶ every holding
 //!                     drains, flushes, and releases its lease ─▶ exit
 //! ```
 
 mod holding;
-mod shard;
+mod kit;
+mod unit;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -35,11 +36,12 @@ use super::{Shared, SyncOptions};
 use crate::checkpoint::dynamo::DynamoStore;
 use crate::checkpoint::lease::share::{self, Act, View};
 use crate::checkpoint::lease::watch::Observed;
-use crate::checkpoint::lease::{Lease, Leases, Unit, table_key};
+use crate::checkpoint::lease::{Fence, Lease, Leases, Unit, table_key};
 use crate::config::{Config, DynamoState, TableConfig, build_clients};
 use crate::error::Result;
 use holding::Holding;
-use shard::{Kit, ShardHolding, TableShards};
+use kit::Kit;
+use unit::{Kind, TableUnits, UnitHolding};
 
 /// A worker whose beats stood still for this many lease durations is removed from the registry.
 const FORGET_AFTER: u32 = 30;
@@ -53,7 +55,7 @@ pub(super) struct Worker {
     failover: Duration,
     /// Each configured table by its lease's key.
     tables: BTreeMap<String, TableConfig>,
-    /// What this worker needs to read each configured table's shards, by table.
+    /// What this worker needs to work on each configured table's units, by table.
     kits: HashMap<String, Arc<Kit>>,
     /// Every lease as the last round listed it (each held table's coordinator reads its
     /// shards' reports here).
@@ -87,6 +89,9 @@ impl Seen {
         self.looked = Some(now);
     }
 }
+
+/// A lease this worker just took: as read, as held, and when the take was sent.
+type Taken = (Lease, Fence, Instant);
 
 /// The running holdings, and which lease each holds.
 #[derive(Default)]
@@ -186,35 +191,55 @@ impl Worker {
         let listed = self.leases.list().await?;
         seen.leases.keep_only(listed.iter().map(|l| l.key.as_str()));
         self.latest.send_replace(Arc::new(listed.clone()));
-        // `None`: the table leases; `Some(t)`: table t's shards (ended ones are no work).
-        let mut groups = BTreeMap::<Option<String>, Vec<Lease>>::new();
+        // `None`: the table leases; `Some((kind, t))`: table t's shards or segments (ended ones
+        // are no work).
+        let mut groups = BTreeMap::<Option<(Kind, String)>, Vec<Lease>>::new();
         for l in listed {
             let group = match Unit::of(&l.key) {
                 Some(Unit::Table(_)) if self.tables.contains_key(&l.key) => None,
                 Some(Unit::Shard { table, .. }) if self.kits.contains_key(table) && !l.ended() => {
-                    Some(table.to_string())
+                    Some((Kind::Shards, table.to_string()))
+                }
+                Some(Unit::Segment { table, .. }) if self.kits.contains_key(table) && !l.ended() => {
+                    Some((Kind::Segments, table.to_string()))
                 }
                 _ => continue,
             };
             groups.entry(group).or_default().push(l);
         }
         for (group, leases) in groups {
-            let what = group.map_or("tables".to_string(), |t| format!("shards of {t}"));
-            self.share(&what, &leases, live, seen, holdings, all).await?;
+            let what = match &group {
+                None => "tables".to_string(),
+                Some((Kind::Shards, t)) => format!("shards of {t}"),
+                Some((Kind::Segments, t)) => format!("segments of {t}"),
+            };
+            let won = self.share(&what, &leases, live, seen).await?;
+            // Budgets are shared before the new holdings spend any.
+            if let Some((kind, table)) = &group {
+                let mine = leases
+                    .iter()
+                    .filter(|l| l.owner.as_deref() == Some(self.leases.worker()));
+                self.set_share(*kind, table, mine.count() + won.len(), leases.len());
+            }
+            for (lease, fence, sent) in won {
+                self.spawn(lease, fence, sent, holdings, all)?;
+            }
         }
         Ok(())
     }
 
-    /// Takes or claims this worker's share of one group of leases.
-    async fn share(
-        &self,
-        what: &str,
-        leases: &[Lease],
-        live: usize,
-        seen: &mut Seen,
-        holdings: &mut Holdings,
-        all: &CancellationToken,
-    ) -> Result<()> {
+    /// This worker's part of `table`'s budgets: `mine` of the `all` units of that kind.
+    fn set_share(&self, kind: Kind, table: &str, mine: usize, all: usize) {
+        let Some(kit) = self.kits.get(table) else { return };
+        let share = match kind {
+            Kind::Shards => &kit.shard_share,
+            Kind::Segments => &kit.segment_share,
+        };
+        share.set(mine, all);
+    }
+
+    /// Takes or claims this worker's share of one group of leases; the leases taken.
+    async fn share(&self, what: &str, leases: &[Lease], live: usize, seen: &mut Seen) -> Result<Vec<Taken>> {
         let me = self.leases.worker();
         let now = Instant::now();
         let expired: HashSet<String> = leases
@@ -234,9 +259,10 @@ impl Worker {
             view.share(),
             leases.len()
         );
+        let mut won = Vec::new();
         for act in share::plan(&view) {
             match act {
-                Act::Take(lease) => self.take(lease, &why, seen, holdings, all).await?,
+                Act::Take(lease) => won.extend(self.take(lease, &why, seen).await?),
                 Act::Claim(lease) if self.leases.claim(&lease).await? => {
                     let owner = lease.owner.as_deref().unwrap_or("?");
                     tracing::info!(
@@ -248,21 +274,14 @@ impl Worker {
                 Act::Claim(_) => {} // it changed hands meanwhile
             }
         }
-        Ok(())
+        Ok(won)
     }
 
-    /// Takes `lease` as read and runs its work, unless another worker was first.
-    async fn take(
-        &self,
-        lease: Lease,
-        why: &str,
-        seen: &mut Seen,
-        holdings: &mut Holdings,
-        all: &CancellationToken,
-    ) -> Result<()> {
+    /// Takes `lease` as read, unless another worker was first.
+    async fn take(&self, lease: Lease, why: &str, seen: &mut Seen) -> Result<Option<Taken>> {
         let sent = Instant::now();
         let Some(fence) = self.leases.take(&lease).await? else {
-            return Ok(());
+            return Ok(None);
         };
         seen.leases.forget(&lease.key);
         let from = lease.owner.as_deref().unwrap_or("nobody");
@@ -272,6 +291,18 @@ impl Worker {
             "holding {} (taken from {from}; {why})",
             Unit::label(&lease.key)
         );
+        Ok(Some((lease, fence, sent)))
+    }
+
+    /// Runs the work under a lease just taken.
+    fn spawn(
+        &self,
+        lease: Lease,
+        fence: Fence,
+        sent: Instant,
+        holdings: &mut Holdings,
+        all: &CancellationToken,
+    ) -> Result<()> {
         let key = lease.key.clone();
         let task = match self.tables.get(&lease.key) {
             Some(table) => holdings
@@ -279,7 +310,7 @@ impl Worker {
                 .spawn(self.holding(table).run(fence, sent, all.child_token())),
             None => holdings
                 .tasks
-                .spawn(self.shard(lease)?.run(fence, sent, all.child_token())),
+                .spawn(self.unit(lease)?.run(fence, sent, all.child_token())),
         };
         holdings.keys.insert(task.id(), key);
         Ok(())
@@ -319,22 +350,28 @@ impl Worker {
             leases: self.leases.clone(),
             failover: self.failover,
             slots: self.slots.clone(),
-            shards: Arc::new(TableShards {
-                table: table.source.clone(),
-                leases: self.leases.clone(),
-                latest: self.latest.subscribe(),
-            }),
+            shards: self.units(table, Kind::Shards),
+            segments: self.units(table, Kind::Segments),
         }
     }
 
-    fn shard(&self, lease: Lease) -> Result<ShardHolding> {
+    fn units(&self, table: &TableConfig, kind: Kind) -> Arc<TableUnits> {
+        Arc::new(TableUnits {
+            table: table.source.clone(),
+            kind,
+            leases: self.leases.clone(),
+            latest: self.latest.subscribe(),
+        })
+    }
+
+    fn unit(&self, lease: Lease) -> Result<UnitHolding> {
         let table = Unit::of(&lease.key).map(|u| u.table().to_string()).unwrap_or_default();
         let kit = self
             .kits
             .get(&table)
             .cloned()
             .ok_or_else(|| crate::error::Error::fatal(format!("lease {} names no configured table", lease.key)))?;
-        Ok(ShardHolding {
+        Ok(UnitHolding {
             kit,
             lease,
             store: self.store.clone(),

@@ -4,42 +4,12 @@
 //! failed, and how far the table is applied. The scripted stream itself asserts that no child is
 //! opened before its parent's records are applied.
 
-use std::collections::BTreeMap;
-
-use futures::future::BoxFuture;
-
-use super::super::coordinate::ShardLeasing;
 use super::super::gap::Listed;
 use super::super::leased::ShardRun;
 use super::*;
 use crate::checkpoint::lease::keeper::Marks;
-use crate::checkpoint::lease::shards::{Done, ShardLease};
-
-/// The lease table as the coordinator sees it: each shard's lease and the worker holding it.
-#[derive(Default)]
-struct Board(Mutex<BTreeMap<String, (Option<usize>, ShardLease)>>);
-
-impl ShardLeasing for Board {
-    fn offer<'a>(&'a self, shard: &'a str, facts: &'a Listed) -> BoxFuture<'a, Result<()>> {
-        let lease = ShardLease {
-            born_after_ms: facts.born_after_ms,
-            first_seq: facts.first_seq.clone(),
-            ..ShardLease::default()
-        };
-        self.0.lock().unwrap().entry(shard.into()).or_insert((None, lease));
-        Box::pin(async { Ok(()) })
-    }
-
-    fn reports(&self) -> HashMap<String, ShardLease> {
-        let board = self.0.lock().unwrap();
-        board.iter().map(|(id, (_, l))| (id.clone(), l.clone())).collect()
-    }
-
-    fn remove_done<'a>(&'a self, shard: &'a str) -> BoxFuture<'a, Result<()>> {
-        self.0.lock().unwrap().remove(shard);
-        Box::pin(async { Ok(()) })
-    }
-}
+use crate::checkpoint::lease::units::fake::Board;
+use crate::checkpoint::lease::units::{Done, UnitLease};
 
 type Reads = tokio::task::JoinSet<(String, Result<Option<Done>>)>;
 
@@ -69,7 +39,7 @@ async fn workers(
                 held.remove(&id);
                 let mut b = board.0.lock().unwrap();
                 let lease = b.get_mut(&id).unwrap();
-                *lease = (None, ShardLease { done: Some(done), ..lease.1.clone() });
+                *lease = (None, UnitLease { done: Some(done), ..lease.1.clone() });
             }
             _ = tick.tick() => {
                 let mut b = board.0.lock().unwrap();

@@ -1,25 +1,27 @@
-//! Shard leases: while a table streams with the DynamoDB state, each of its shards is a lease of
-//! its own, so that the shards of one table spread over the workers as KCL spreads a stream's.
+//! Leases below the table: while a table bulk-loads by scan, each snapshot segment is a lease of
+//! its own, and while it streams, each stream shard; so the work of one table spreads over the
+//! workers, as KCL spreads a stream's shards.
 //!
-//! The table's coordinator (the holder of the table's lease, [`crate::source::streams`]) offers a
-//! shard once it is ready, its parents finished: it creates the shard's lease, free, with what the
-//! shard's reader needs to prove that nothing it reads from the trim horizon was trimmed. The
-//! holder reports in each renewal how far the shard is applied (a [`Mark`]: no write of its own),
-//! and ends the lease when the shard is read to its end (after the shard's row says so, durably)
-//! or when it fails. An ended lease is never taken again; the coordinator removes a finished one
-//! once it has offered the children.
+//! The table's coordinator (the holder of the table's lease: [`crate::source::streams`] and
+//! [`crate::snapshot::scan`]) offers a unit through [`Offers`] once it may start (a shard once its
+//! parents are finished): it creates the unit's lease, free, with what a shard's reader needs to
+//! prove that nothing it reads from the trim horizon was trimmed. The holder reports in each
+//! renewal how far a shard is applied (a [`Mark`]: no write of its own), and ends the lease when
+//! the unit is finished (after the unit's row says so, durably) or when it fails. An ended lease
+//! is never taken again; the coordinator removes a finished one once it has taken it in.
 //!
 //! ```text
-//!   offered (free) ──take──▶ held ──renew, with the mark──┐
-//!                             │ ▲                         │
-//!                             │ └─────────────────────────┘
-//!                             ├── read to SHARD_END, row done ──▶ done ──coordinator──▶ removed
+//!   offered (free) ──take──▶ held ──renew (a shard: with its mark)──┐
+//!                             │ ▲                                   │
+//!                             │ └───────────────────────────────────┘
+//!                             ├── finished, its row done ──▶ done ──coordinator──▶ removed
 //!                             └── an error retrying cannot fix ──▶ failed (the table fails)
 //! ```
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
+use futures::future::BoxFuture;
 
 use super::{Fence, LEASES, Leases, number, text};
 use crate::checkpoint::dynamo::conditional;
@@ -30,17 +32,44 @@ pub fn shard_key(table: &str, shard: &str) -> String {
     format!("shard#{table}#{shard}")
 }
 
+/// The key of a snapshot segment's lease.
+pub fn segment_key(table: &str, segment: &str) -> String {
+    format!("segment#{table}#{segment}")
+}
+
+/// The seam between a table's coordinator and the leases of its units (one kind of unit each).
+///
+/// Contract: `offer` creates a unit's lease unless it exists (offering twice is harmless);
+/// `reports` is the table's leases of that kind as the worker last listed them (strongly
+/// consistent, at most a coordination round old), by unit id; `remove_done` deletes a finished
+/// unit's lease.
+pub trait Offers: Send + Sync {
+    fn offer<'a>(
+        &'a self,
+        id: &'a str,
+        born_after_ms: Option<i64>,
+        first_seq: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>>;
+    fn reports(&self) -> HashMap<String, UnitLease>;
+    fn remove_done<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
+}
+
 /// The unit of work a lease key names (`#` cannot occur in a table's name).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Unit<'a> {
     Table(&'a str),
     Shard { table: &'a str, shard: &'a str },
+    Segment { table: &'a str, segment: &'a str },
 }
 
 impl Unit<'_> {
     pub fn of(key: &str) -> Option<Unit<'_>> {
         if let Some(table) = key.strip_prefix("table#") {
             return Some(Unit::Table(table));
+        }
+        if let Some(rest) = key.strip_prefix("segment#") {
+            let (table, segment) = rest.split_once('#')?;
+            return Some(Unit::Segment { table, segment });
         }
         let (table, shard) = key.strip_prefix("shard#")?.split_once('#')?;
         Some(Unit::Shard { table, shard })
@@ -51,13 +80,14 @@ impl Unit<'_> {
         match Unit::of(key) {
             Some(Unit::Table(t)) => format!("table {t}"),
             Some(Unit::Shard { table, shard }) => format!("shard {shard} of table {table}"),
+            Some(Unit::Segment { table, segment }) => format!("snapshot segment {segment} of table {table}"),
             None => format!("lease {key}"),
         }
     }
 
     pub fn table(&self) -> &str {
         match self {
-            Unit::Table(t) | Unit::Shard { table: t, .. } => t,
+            Unit::Table(t) | Unit::Shard { table: t, .. } | Unit::Segment { table: t, .. } => t,
         }
     }
 }
@@ -92,18 +122,19 @@ impl Mark {
     }
 }
 
-/// A shard read to its end: its last applied position (none for an empty shard).
+/// A finished unit: a shard read to its end, with its last applied position (none for an empty
+/// shard), or a copied segment.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Done {
     pub seq: Option<String>,
     pub time_ms: Option<i64>,
-    /// Records applied from the shard.
+    /// Records applied from the shard, items copied from the segment.
     pub records: i64,
 }
 
-/// What a shard's lease carries beyond owner and counter.
+/// What a unit's lease carries beyond owner and counter.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ShardLease {
+pub struct UnitLease {
     /// Created after this time (from the coordinator's listings).
     pub born_after_ms: Option<i64>,
     /// The shard's first sequence number, from the listing.
@@ -114,10 +145,10 @@ pub struct ShardLease {
     pub failed: Option<String>,
 }
 
-impl ShardLease {
-    pub(super) fn of(item: &HashMap<String, Av>) -> ShardLease {
+impl UnitLease {
+    pub(super) fn of(item: &HashMap<String, Av>) -> UnitLease {
         let flag = |name: &str| item.get(name).and_then(|v| v.as_bool().ok()).copied();
-        ShardLease {
+        UnitLease {
             born_after_ms: number(item, "born_after_ms"),
             first_seq: text(item, "first_seq"),
             mark: number(item, "applied_ms").map(|applied_ms| Mark {
@@ -137,8 +168,8 @@ impl ShardLease {
 }
 
 impl Leases {
-    /// Offers a ready shard: creates its lease, free, unless it exists.
-    pub async fn offer_shard(&self, key: &str, born_after_ms: Option<i64>, first_seq: Option<&str>) -> Result<()> {
+    /// Offers a unit that may start: creates its lease, free, unless it exists.
+    pub async fn offer(&self, key: &str, born_after_ms: Option<i64>, first_seq: Option<&str>) -> Result<()> {
         let mut put = self
             .client
             .put_item()
@@ -153,13 +184,15 @@ impl Leases {
         if let Some(f) = first_seq {
             put = put.item("first_seq", Av::S(f.into()));
         }
-        conditional(self.retrier("offering a shard"), "PutItem", || put.clone().send())
-            .await
-            .map(|_| ())
+        conditional(self.retrier("offering a unit of work"), "PutItem", || {
+            put.clone().send()
+        })
+        .await
+        .map(|_| ())
     }
 
-    /// Ends a held shard lease as read to its end at `done` (written only after the shard's row
-    /// says done); `false` when the lease was lost first.
+    /// Ends a held lease as finished at `done` (written only after the unit's row says done);
+    /// `false` when the lease was lost first.
     pub async fn end_done(&self, fence: &Fence, done: &Done) -> Result<bool> {
         let mut set = vec!["done = :true", "records = :records"];
         let mut values = vec![(":true", Av::Bool(true)), (":records", Av::N(done.records.to_string()))];
@@ -174,7 +207,7 @@ impl Leases {
         self.end(fence, &set.join(", "), values).await
     }
 
-    /// Ends a held shard lease as failed for `why`; `false` when the lease was lost first.
+    /// Ends a held lease as failed for `why`; `false` when the lease was lost first.
     pub async fn end_failed(&self, fence: &Fence, why: &str) -> Result<bool> {
         self.end(fence, "failed = :why", vec![(":why", Av::S(why.into()))])
             .await
@@ -183,12 +216,12 @@ impl Leases {
     async fn end(&self, fence: &Fence, set: &str, values: Vec<(&str, Av)>) -> Result<bool> {
         let expression = format!("SET #counter = :next, {set} REMOVE #owner, #claim");
         let out = self
-            .held_write(fence, (&expression, values), fence.counter + 1, "ending a shard lease")
+            .held_write(fence, (&expression, values), fence.counter + 1, "ending a lease")
             .await?;
         Ok(out.is_some())
     }
 
-    /// Removes a finished shard's lease (its children are offered).
+    /// Removes a finished unit's lease (its coordinator has taken it in).
     pub async fn remove_done(&self, key: &str) -> Result<()> {
         let delete = self
             .client
@@ -198,15 +231,15 @@ impl Leases {
             .key("sk", Av::S(key.into()))
             .condition_expression("done = :true")
             .expression_attribute_values(":true", Av::Bool(true));
-        conditional(self.retrier("removing a finished shard's lease"), "DeleteItem", || {
+        conditional(self.retrier("removing a finished unit's lease"), "DeleteItem", || {
             delete.clone().send()
         })
         .await
         .map(|_| ())
     }
 
-    /// Removes a lease this worker holds (`ferry checkpoint set` clears a table's shard leases:
-    /// the table's coordinator offers the shards again from the moved positions).
+    /// Removes a lease this worker holds (`ferry checkpoint set` clears a table's unit leases:
+    /// the table's coordinator offers the units again from the moved positions).
     pub async fn remove_held(&self, fence: &Fence) -> Result<bool> {
         let delete = self
             .client
@@ -221,6 +254,48 @@ impl Leases {
             .expression_attribute_values(":held", Av::N(fence.counter.to_string()));
         let out = conditional(self.retrier("removing a lease"), "DeleteItem", || delete.clone().send()).await?;
         Ok(out.is_some())
+    }
+}
+
+/// A lease table for tests of the coordinators: each unit's lease and the worker holding it.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Mutex;
+
+    use futures::future::BoxFuture;
+
+    use super::{Offers, UnitLease};
+    use crate::error::Result;
+
+    #[derive(Default)]
+    pub struct Board(pub Mutex<BTreeMap<String, (Option<usize>, UnitLease)>>);
+
+    impl Offers for Board {
+        fn offer<'a>(
+            &'a self,
+            id: &'a str,
+            born_after_ms: Option<i64>,
+            first_seq: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<()>> {
+            let lease = UnitLease {
+                born_after_ms,
+                first_seq: first_seq.map(str::to_string),
+                ..UnitLease::default()
+            };
+            self.0.lock().unwrap().entry(id.into()).or_insert((None, lease));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn reports(&self) -> HashMap<String, UnitLease> {
+            let board = self.0.lock().unwrap();
+            board.iter().map(|(id, (_, l))| (id.clone(), l.clone())).collect()
+        }
+
+        fn remove_done<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+            self.0.lock().unwrap().remove(id);
+            Box::pin(async { Ok(()) })
+        }
     }
 }
 
@@ -240,6 +315,13 @@ mod tests {
             })
         );
         assert_eq!(Unit::of(&key).unwrap().table(), "orders");
+        assert_eq!(
+            Unit::of(&segment_key("orders", "7")),
+            Some(Unit::Segment {
+                table: "orders",
+                segment: "7"
+            })
+        );
         assert_eq!(Unit::of("migration"), None);
         assert_eq!(Unit::of("shard#orders"), None, "a shard key names its shard");
     }

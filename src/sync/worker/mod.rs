@@ -17,6 +17,7 @@
 //!                     drains, flushes, and releases its lease ─▶ exit
 //! ```
 
+mod books;
 mod holding;
 mod kit;
 mod unit;
@@ -28,17 +29,16 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use tokio::sync::Semaphore;
-use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Shared, SyncOptions};
 use crate::checkpoint::dynamo::DynamoStore;
 use crate::checkpoint::lease::share::{self, Act, View};
-use crate::checkpoint::lease::watch::Observed;
 use crate::checkpoint::lease::{Fence, Lease, Leases, Unit, table_key};
 use crate::config::{Config, DynamoState, TableConfig, build_clients};
 use crate::error::Result;
+use books::{Holdings, Seen};
 use holding::Holding;
 use kit::Kit;
 use unit::{Kind, TableUnits, UnitHolding};
@@ -63,42 +63,8 @@ pub(super) struct Worker {
     slots: Option<Arc<Semaphore>>,
 }
 
-/// What this worker has seen change, on its own clock: each lease's counter and each worker's
-/// beats, and when it last looked.
-#[derive(Default)]
-struct Seen {
-    leases: Observed,
-    beats: Observed,
-    looked: Option<Instant>,
-}
-
-impl Seen {
-    /// Called at each look. A counter that stood still across a gap in looking still proves its
-    /// holder did not renew, so taking then is safe; but after an outage of the state table every
-    /// holder looks silent at once (none could renew), and taking would shuffle every table. So
-    /// after a gap longer than a lease duration, watching starts afresh: the holders' renewals,
-    /// retried at most a fifth of it apart, land first.
-    fn look(&mut self, now: Instant, failover: Duration) {
-        if self.looked.is_some_and(|t| now.duration_since(t) > failover) {
-            tracing::info!(
-                "no look at the leases for {:?}: watching them afresh",
-                now.duration_since(self.looked.unwrap_or(now))
-            );
-            *self = Seen::default();
-        }
-        self.looked = Some(now);
-    }
-}
-
 /// A lease this worker just took: as read, as held, and when the take was sent.
 type Taken = (Lease, Fence, Instant);
-
-/// The running holdings, and which lease each holds.
-#[derive(Default)]
-struct Holdings {
-    tasks: JoinSet<Result<()>>,
-    keys: HashMap<Id, String>,
-}
 
 impl Worker {
     /// Opens (or creates) the state table and one lease per configured table.
@@ -378,21 +344,6 @@ impl Worker {
             leases: self.leases.clone(),
             failover: self.failover,
         })
-    }
-}
-
-impl Holdings {
-    /// Logs how a holding ended.
-    fn ended(&mut self, ended: std::result::Result<(Id, Result<()>), JoinError>) {
-        let (id, result) = match ended {
-            Ok((id, r)) => (id, r.map_err(|e| e.to_string())),
-            Err(e) => (e.id(), Err(format!("its task panicked: {e}"))),
-        };
-        let what = Unit::label(&self.keys.remove(&id).unwrap_or_default());
-        match result {
-            Ok(()) => tracing::info!("{what}: no longer held here"),
-            Err(e) => tracing::warn!("{what}: no longer held here: {e}"),
-        }
     }
 }
 

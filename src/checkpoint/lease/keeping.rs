@@ -111,6 +111,18 @@ impl Keeping {
     }
 }
 
+/// A claim handler that stops the work under the lease (`stop`), once: the holder then drains
+/// and flushes the `what` (a table, a unit) and releases the lease.
+pub fn hand_over(stop: &CancellationToken, what: &'static str) -> impl Fn(&Fence) + Send + Sync + 'static {
+    let stop = stop.clone();
+    move |f: &Fence| {
+        if !stop.is_cancelled() {
+            tracing::info!(lease = %f.key, "another worker asked for this {what}: handing it over");
+            stop.cancel();
+        }
+    }
+}
+
 /// How a kept lease ends.
 #[derive(Debug)]
 pub enum End {

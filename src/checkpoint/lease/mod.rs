@@ -131,17 +131,7 @@ impl Leases {
 
     /// Creates `key`'s lease, free, unless it exists.
     pub async fn create(&self, key: &str) -> Result<()> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", Av::S(LEASES.into()))
-            .item("sk", Av::S(key.into()))
-            .item("counter", Av::N("0".into()))
-            .condition_expression("attribute_not_exists(pk)");
-        conditional(self.retrier("creating a lease"), "PutItem", || put.clone().send())
-            .await
-            .map(|_| ())
+        self.offer(key, None, None).await
     }
 
     /// Asks `lease`'s holder to hand it over (a fair share: see [`Renewed::claimed`]); `false`

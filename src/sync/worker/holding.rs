@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::StateStore;
 use crate::checkpoint::dynamo::DynamoStore;
-use crate::checkpoint::lease::keeping::{End, Keeping};
+use crate::checkpoint::lease::keeping::{End, Keeping, hand_over};
 use crate::checkpoint::lease::units::Offers;
 use crate::checkpoint::lease::{Fence, Leases};
 use crate::config::Config;
@@ -48,15 +48,7 @@ impl Holding {
     /// (an error for which [`Error::is_lease_lost`] holds).
     pub async fn run(self, fence: Fence, sent: Instant, stop: CancellationToken) -> Result<()> {
         let run_stop = stop.child_token();
-        let on_claim = {
-            let run_stop = run_stop.clone();
-            move |f: &Fence| {
-                if !run_stop.is_cancelled() {
-                    tracing::info!(lease = %f.key, "another worker asked for this table: handing it over");
-                    run_stop.cancel();
-                }
-            }
-        };
+        let on_claim = hand_over(&run_stop, "table");
         // Renewals go on while the table drains: only then is the lease released.
         let mut keeping = Keeping::start(
             self.leases.clone(),

@@ -25,7 +25,7 @@ use super::kit::{Kit, Ready};
 use crate::checkpoint::StateStore;
 use crate::checkpoint::dynamo::DynamoStore;
 use crate::checkpoint::lease::keeper::Marks;
-use crate::checkpoint::lease::keeping::{End, Keeping};
+use crate::checkpoint::lease::keeping::{End, Keeping, hand_over};
 use crate::checkpoint::lease::units::{Done, Offers, UnitLease};
 use crate::checkpoint::lease::watch::Window;
 use crate::checkpoint::lease::{Fence, Lease, Leases, Unit, segment_key, shard_key};
@@ -59,15 +59,7 @@ impl UnitHolding {
     /// or the lease's loss.
     pub async fn run(self, fence: Fence, sent: Instant, stop: CancellationToken) -> Result<()> {
         let run_stop = stop.child_token();
-        let on_claim = {
-            let run_stop = run_stop.clone();
-            move |f: &Fence| {
-                if !run_stop.is_cancelled() {
-                    tracing::info!(lease = %f.key, "another worker asked for this unit: handing it over");
-                    run_stop.cancel();
-                }
-            }
-        };
+        let on_claim = hand_over(&run_stop, "unit");
         let marks = Marks::default();
         let taken = (fence, sent);
         let mut keeping = Keeping::start(

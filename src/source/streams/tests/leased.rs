@@ -91,26 +91,58 @@ fn reader(api: &Arc<Scripted>, store: &Arc<Store>, stop: &CancellationToken) -> 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shards_leased_to_two_workers_apply_every_record_in_order_and_parents_first() {
+/// The coordinator of the scripted tree, running over a lease board, and what it writes to.
+struct Coordinated {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    io: RecordingIo,
+    /// Every key's last value in the tree.
+    expected: HashMap<String, Option<i64>>,
+    stats: Arc<TableStats>,
+    stop: CancellationToken,
+    board: Arc<Board>,
+    api: Arc<Scripted>,
+    run: tokio::task::JoinHandle<Result<()>>,
+}
+
+fn coordinate() -> Coordinated {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
     let io = RecordingIo::default();
     let (script, expected) = tree(io.clone());
     let (stats, stop) = (Arc::new(TableStats::default()), CancellationToken::new());
     let board = Arc::new(Board::default());
-    let mut coordinator = task(
-        script,
-        "arn",
-        crate::clock::now_ms() - 3_600_000,
-        store.clone(),
-        stats.clone(),
-        stop.clone(),
-    );
+    let replay_from = crate::clock::now_ms() - 3_600_000;
+    let mut coordinator = task(script, "arn", replay_from, store.clone(), stats.clone(), stop.clone());
     coordinator.leasing = Some(board.clone());
     let api = coordinator.api.clone();
     let unused = Applier::start(Arc::new(io.clone()), 1, Arc::new(Limiter::new(0)), stats.clone());
-    let coordinating = tokio::spawn(coordinator.run(unused));
+    Coordinated {
+        run: tokio::spawn(coordinator.run(unused)),
+        _dir: dir,
+        store,
+        io,
+        expected,
+        stats,
+        stop,
+        board,
+        api,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_leased_to_two_workers_apply_every_record_in_order_and_parents_first() {
+    let Coordinated {
+        _dir,
+        store,
+        io,
+        expected,
+        stats,
+        stop,
+        board,
+        api,
+        run: coordinating,
+    } = coordinate();
     let pool = tokio::spawn(workers(board.clone(), api, io.clone(), store.clone(), stop.clone()));
 
     // Wait on state: the four closed shards finished, every key at its last value, and the table
@@ -158,23 +190,12 @@ async fn shards_leased_to_two_workers_apply_every_record_in_order_and_parents_fi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_that_failed_on_its_worker_fails_the_table_with_its_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
-    let io = RecordingIo::default();
-    let (script, _) = tree(io.clone());
-    let (stats, stop) = (Arc::new(TableStats::default()), CancellationToken::new());
-    let board = Arc::new(Board::default());
-    let mut coordinator = task(
-        script,
-        "arn",
-        crate::clock::now_ms() - 3_600_000,
-        store,
-        stats.clone(),
-        stop,
-    );
-    coordinator.leasing = Some(board.clone());
-    let unused = Applier::start(Arc::new(io), 1, Arc::new(Limiter::new(0)), stats);
-    let coordinating = tokio::spawn(coordinator.run(unused));
+    let Coordinated {
+        _dir,
+        board,
+        run: coordinating,
+        ..
+    } = coordinate();
     // The root is offered; its holder then reports it failed.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !board.0.lock().unwrap().contains_key("root") {

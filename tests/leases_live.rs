@@ -183,3 +183,40 @@ async fn a_state_write_that_races_its_own_renewal_lands_under_the_new_counter() 
         Some("100")
     );
 }
+
+/// A stop abandons a renewal in flight, which may still land after the keeper handed back the
+/// lease as it last knew it: the end (here "done", as for a finished snapshot segment) is then
+/// written under the counter read back, not silently dropped (which left the lease with its
+/// holder and the table's scan waiting for it forever).
+#[tokio::test]
+async fn a_lease_ends_even_when_a_renewal_abandoned_at_the_stop_landed_first() {
+    use ferry::checkpoint::lease::keeping::{End, Keeping};
+    use ferry::checkpoint::lease::units::Done;
+    use std::sync::Arc;
+    let client = DynamoLocal::shared().client(&Account::fresh("leases"));
+    let store = DynamoStore::open(client.clone(), TABLE, &Default::default())
+        .await
+        .unwrap();
+    let leases = Arc::new(Leases::new(client, TABLE, "w1", &Default::default()));
+    leases.create("segment#Orders#3").await.unwrap();
+    let free = leases.list().await.unwrap().remove(0);
+    let fence = leases.take(&free).await.unwrap().unwrap();
+    let keeping = Keeping::start(
+        leases.clone(),
+        &store,
+        (fence.clone(), Instant::now()),
+        DURATION,
+        |_| {},
+        None,
+    );
+    // The renewal that was on the wire when the keeper stopped lands: the counter moves on.
+    leases.renew(&fence).await.unwrap().expect("still held");
+    let done = Done {
+        records: 7,
+        ..Done::default()
+    };
+    keeping.finish(End::Done(done)).await;
+    let lease = leases.read("segment#Orders#3").await.unwrap().unwrap();
+    assert_eq!(lease.owner, None, "{lease:?}");
+    assert_eq!(lease.unit.done.map(|d| d.records), Some(7), "ended done");
+}

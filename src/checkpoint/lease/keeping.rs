@@ -94,19 +94,34 @@ impl Keeping {
         let Ok(Ok(Kept::Stopped(fence))) = kept else {
             return;
         };
-        let (what, ended) = match &end {
-            End::RunOut => return,
-            End::Release => ("released the lease", self.leases.release(&fence).await),
-            End::Done(done) => (
-                "finished: the lease says done",
-                self.leases.end_done(&fence, done).await,
-            ),
-            End::Failed(why) => ("failed: the lease says so", self.leases.end_failed(&fence, why).await),
-        };
-        match ended {
-            Ok(true) => tracing::info!(worker = self.leases.worker(), lease = %fence.key, "{what}"),
-            Ok(false) => {}
+        if matches!(end, End::RunOut) {
+            return;
+        }
+        match end_lease(&self.leases, fence.clone(), &end).await {
+            Ok(true) => tracing::info!(worker = self.leases.worker(), lease = %fence.key, "{}", end.said()),
+            Ok(false) => tracing::info!(lease = %fence.key, "the lease was taken over before it could end"),
             Err(e) => tracing::warn!(lease = %fence.key, "could not end the lease (it runs out instead): {e}"),
+        }
+    }
+}
+
+/// Writes `end` under `fence`. A stop abandons a renewal in flight, which may still land and
+/// move the counter: a refused end is retried under the counter read back while the lease is
+/// still this worker's (only its own writes move it then). `false` once it is another's.
+async fn end_lease(leases: &Leases, mut fence: Fence, end: &End) -> Result<bool> {
+    loop {
+        let ended = match end {
+            End::RunOut => return Ok(false),
+            End::Release => leases.release(&fence).await?,
+            End::Done(done) => leases.end_done(&fence, done).await?,
+            End::Failed(why) => leases.end_failed(&fence, why).await?,
+        };
+        if ended {
+            return Ok(true);
+        }
+        match leases.read(&fence.key).await? {
+            Some(l) if l.owner.as_ref() == Some(&fence.owner) && l.counter > fence.counter => fence.counter = l.counter,
+            _ => return Ok(false),
         }
     }
 }
@@ -135,4 +150,16 @@ pub enum End {
     Done(Done),
     /// A unit that cannot go on: never taken again; its table fails.
     Failed(String),
+}
+
+impl End {
+    /// What the log says once the lease ended so.
+    fn said(&self) -> &'static str {
+        match self {
+            End::Release => "released the lease",
+            End::Done(_) => "finished: the lease says done",
+            End::Failed(_) => "failed: the lease says so",
+            End::RunOut => "left the lease to run out",
+        }
+    }
 }

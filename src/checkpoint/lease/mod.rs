@@ -129,6 +129,27 @@ impl Leases {
         items.iter().map(|item| lease_of(item, &self.table)).collect()
     }
 
+    /// One lease, read consistently; `None` when there is none.
+    pub async fn read(&self, key: &str) -> Result<Option<Lease>> {
+        let item = self
+            .retrier("reading a lease")
+            .run(|| async {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", Av::S(LEASES.into()))
+                    .key("sk", Av::S(key.into()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("GetItem", e))?;
+                Ok(out.item)
+            })
+            .await?;
+        item.map(|i| lease_of(&i, &self.table)).transpose()
+    }
+
     /// Creates `key`'s lease, free, unless it exists.
     pub async fn create(&self, key: &str) -> Result<()> {
         self.offer(key, None, None).await

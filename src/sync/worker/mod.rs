@@ -160,7 +160,15 @@ impl Worker {
         // `None`: the table leases; `Some((kind, t))`: table t's shards or segments (ended ones
         // are no work).
         let mut groups = BTreeMap::<Option<(Kind, String)>, Vec<Lease>>::new();
-        for l in listed {
+        let running: HashSet<&String> = holdings.keys.values().collect();
+        for mut l in listed {
+            // A unit's lease still this worker's that nothing here works on any more (its end
+            // could not be written) is as good as free: no write under it can be in flight. (A
+            // table's lease is left to run out on purpose after a failure: not this.)
+            let unit = !matches!(Unit::of(&l.key), Some(Unit::Table(_)));
+            if unit && l.owner.as_deref() == Some(self.leases.worker()) && !running.contains(&l.key) {
+                l.owner = None;
+            }
             let group = match Unit::of(&l.key) {
                 Some(Unit::Table(_)) if self.tables.contains_key(&l.key) => None,
                 Some(Unit::Shard { table, .. }) if self.kits.contains_key(table) && !l.ended() => {

@@ -49,7 +49,8 @@ pub struct WorkerStatus {
     pub tables: Vec<String>,
     /// The stream shards it reads, as `table/shard`.
     pub shards: Vec<String>,
-    /// The snapshot segments it copies, as `table/segment`.
+    /// The snapshot segments it copies, as `table/segment`, and the export files it loads, as
+    /// `table/file N`.
     pub segments: Vec<String>,
 }
 
@@ -173,6 +174,7 @@ pub async fn workers(store: &dyn StateStore) -> Result<Vec<WorkerStatus>> {
                     Unit::Table(t) => tables.push(t.to_string()),
                     Unit::Shard { table, shard } => shards.push(format!("{table}/{shard}")),
                     Unit::Segment { table, segment } => segments.push(format!("{table}/{segment}")),
+                    Unit::File { table, file } => segments.push(format!("{table}/file {file}")),
                 }
             }
             WorkerStatus {
@@ -243,7 +245,7 @@ pub fn render(list: &[TableStatus], workers: &[WorkerStatus]) -> String {
     let mut out = format!("daemon: {}\n", if running { "running" } else { "not running" });
     for w in workers {
         out.push_str(&format!(
-            "worker {}: {} table(s), {} segment(s), {} shard(s), last heartbeat {:.1} s ago\n",
+            "worker {}: {} table(s), {} load part(s), {} shard(s), last heartbeat {:.1} s ago\n",
             w.worker,
             w.tables.len(),
             w.segments.len(),

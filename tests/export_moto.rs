@@ -65,8 +65,9 @@ async fn create_source(c: &aws_sdk_dynamodb::Client, name: &str) {
         .expect("CreateTable");
 }
 
-/// Runs one migration from moto's default account into DST_ACCOUNT with `loader`.
-async fn migrate(table: &str, loader: &str) {
+/// Runs one migration from moto's default account into DST_ACCOUNT with `loader`, by `workers`
+/// workers (several: the state in a DynamoDB table in DST_ACCOUNT, the export's files leased).
+async fn migrate(table: &str, loader: &str, workers: usize) {
     let moto = Moto::shared();
     let src = moto.dynamodb(default_credentials());
     let dst_creds = moto
@@ -92,24 +93,23 @@ async fn migrate(table: &str, loader: &str) {
     let config = format!(
         "[source]\nprofile = \"src\"\nendpoint_url = \"{m}\"\n\n\
          [destination]\nprofile = \"dst\"\nendpoint_url = \"{m}\"\nrole_arn = \"arn:aws:iam::{DST_ACCOUNT}:role/ferry-dst\"\n\n\
-         [state]\npath = \"state/ferry.db\"\n\n[export]\nbucket = \"{bucket}\"\nprefix = \"exports\"\nbucket_owner = \"{DST_ACCOUNT}\"\n\
+         {state}\n\n[export]\nbucket = \"{bucket}\"\nprefix = \"exports\"\nbucket_owner = \"{DST_ACCOUNT}\"\n\
          sse = \"AES256\"\n\n[[table]]\nsource = \"{table}\"\nsnapshot = \"export\"\nloader = \"{loader}\"\n",
         m = moto.endpoint,
+        state = match workers {
+            1 => "[state]\npath = \"state/ferry.db\"",
+            _ => "[state]\nbackend = \"dynamodb\"\nfailover_seconds = 3",
+        },
     );
     let ferry = FerryDir::custom(&ferry_bin!(), dir.path(), &sa, &da, &config);
 
-    // PITR is off: a clear refusal, and nothing written anywhere.
-    let out = ferry.run(&["sync", "-c", "ferry.toml", "--no-progress"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("point-in-time recovery off") && stderr.contains("--enable-pitr"),
-        "{stderr}"
-    );
-    let tables = dst.list_tables().send().await.unwrap();
-    assert!(!tables.table_names().contains(&table.to_string()));
-
-    let _child = ferry.spawn_sync(&["--enable-pitr"]);
+    let _children: Vec<_> = match workers {
+        1 => {
+            refused_without_pitr(&ferry, &dst, table).await;
+            vec![ferry.spawn_sync(&["--enable-pitr"])]
+        }
+        n => (0..n).map(|_| ferry.spawn_sync(&["--enable-pitr"])).collect(),
+    };
     // Changes while the export is made and loaded: only the stream carries them.
     let during = Workload::new(src.clone(), table);
     let during = tokio::spawn(async move { during.run(CancellationToken::new(), Some(200)).await });
@@ -156,16 +156,40 @@ async fn migrate(table: &str, loader: &str) {
         assert_eq!(d.global_secondary_indexes()[0].index_name(), Some("by_group"));
     } else {
         let s = &ferry.table_status(table).unwrap()["snapshot"];
+        assert_eq!(
+            logs.contains(&format!("holding export file 0 of table {table}")),
+            workers > 1,
+            "{logs}"
+        );
         assert!(s["items_copied"].as_i64().unwrap() >= 300, "{s}");
     }
 }
 
+/// PITR is off: a clear refusal, and nothing written anywhere.
+async fn refused_without_pitr(ferry: &FerryDir, dst: &aws_sdk_dynamodb::Client, table: &str) {
+    let out = ferry.run(&["sync", "-c", "ferry.toml", "--no-progress"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("point-in-time recovery off") && stderr.contains("--enable-pitr"),
+        "{stderr}"
+    );
+    let tables = dst.list_tables().send().await.unwrap();
+    assert!(!tables.table_names().contains(&table.to_string()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn export_and_ferry_loader_into_another_account_then_stream() {
-    migrate("OrdersF", "ferry").await;
+    migrate("OrdersF", "ferry", 1).await;
+}
+
+/// Two workers: the export's data files are leases of their own, loaded by whichever holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_load_an_exports_files_under_their_own_leases_then_stream() {
+    migrate("OrdersW", "ferry", 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn export_and_import_table_into_another_account_then_stream() {
-    migrate("OrdersI", "import").await;
+    migrate("OrdersI", "import", 1).await;
 }

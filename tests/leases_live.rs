@@ -163,7 +163,7 @@ async fn a_state_write_that_races_its_own_renewal_lands_under_the_new_counter() 
     let leases = Leases::new(client, TABLE, "w1", &Default::default());
     leases.create("table#Orders").await.unwrap();
     let fence = leases.take(&leases.list().await.unwrap()[0]).await.unwrap().unwrap();
-    let store = std::sync::Arc::new(store.fenced(fence.clone()));
+    let store = std::sync::Arc::new(store.fenced(fence.clone()).0);
     // The renewal has landed; its answer reaches the keeper (and the fence) only 300 ms later.
     let renewed = leases.renew(&fence).await.unwrap().unwrap();
     let late = tokio::spawn({
@@ -219,4 +219,32 @@ async fn a_lease_ends_even_when_a_renewal_abandoned_at_the_stop_landed_first() {
     let lease = leases.read("segment#Orders#3").await.unwrap().unwrap();
     assert_eq!(lease.owner, None, "{lease:?}");
     assert_eq!(lease.unit.done.map(|d| d.records), Some(7), "ended done");
+}
+
+/// A write whose answer was lost (an attempt timeout on a loaded endpoint) may have landed; its
+/// retry is then refused by its own condition. A take, renewal or release read back as landed is
+/// this worker's, not a lost lease (a keeper that took its own renewal for a loss stopped
+/// renewing, and its unit's state writes waited forever for a counter that never came).
+#[tokio::test]
+async fn a_lease_write_retried_after_it_landed_is_not_taken_for_a_loss() {
+    let client = DynamoLocal::shared().client(&Account::fresh("leases"));
+    DynamoStore::open(client.clone(), TABLE, &Default::default())
+        .await
+        .unwrap();
+    let (w1, w2) = (
+        Leases::new(client.clone(), TABLE, "w1", &Default::default()),
+        Leases::new(client, TABLE, "w2", &Default::default()),
+    );
+    w1.create("shard#Orders#s1").await.unwrap();
+    let free = w1.list().await.unwrap().remove(0);
+    let fence = w1.take(&free).await.unwrap().expect("taken");
+    assert_eq!(w1.take(&free).await.unwrap(), Some(fence.clone()), "the take landed");
+    assert_eq!(w2.take(&free).await.unwrap(), None, "another worker's take still loses");
+    let renewed = w1.renew(&fence).await.unwrap().expect("renewed").fence;
+    let again = w1.renew(&fence).await.unwrap().expect("the renewal landed: still held");
+    assert_eq!(again.fence, renewed);
+    assert!(w1.release(&renewed).await.unwrap());
+    assert!(w1.release(&renewed).await.unwrap(), "the release landed");
+    let lease = w1.read("shard#Orders#s1").await.unwrap().unwrap();
+    assert_eq!((lease.owner, lease.counter), (None, renewed.counter + 1));
 }

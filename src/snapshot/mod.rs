@@ -6,7 +6,7 @@ pub mod export;
 pub mod scan;
 mod segment;
 pub mod source;
-mod spread;
+pub mod spread;
 
 #[cfg(test)]
 mod scan_tests;

@@ -94,6 +94,7 @@ pub(super) struct Shared {
     /// With several workers (one table per run): its shard and snapshot segment leases.
     pub shards: Option<Arc<dyn Offers>>,
     pub segments: Option<Arc<dyn Offers>>,
+    pub files: Option<Arc<dyn Offers>>,
 }
 
 impl Shared {
@@ -249,6 +250,7 @@ fn spawn_tables(
             window: shared.window.clone(),
             shards: shared.shards.clone(),
             segments: shared.segments.clone(),
+            files: shared.files.clone(),
         };
         let name = cfg.source.clone();
         tables.spawn(async move { (name, run.run().await) });

@@ -127,6 +127,7 @@ impl TableRun {
                 ctx: ctx.table.child(),
                 enable_pitr: self.enable_pitr,
                 poll: self.export_poll,
+                files: self.files.clone(),
             }));
         }
         let segments = self.snapshot_segments(segments);

@@ -59,9 +59,10 @@ pub struct TableRun {
     /// With several workers: the table's shards are leased to them, and its stream is
     /// coordinated here ([`crate::source::streams::coordinate`]).
     pub shards: Option<Arc<dyn Offers>>,
-    /// With several workers: the snapshot scan's segments are leased to them, and the scan is
-    /// coordinated here.
+    /// With several workers: the snapshot scan's segments, or the export's data files, are
+    /// leased to them, and the load is coordinated here.
     pub segments: Option<Arc<dyn Offers>>,
+    pub files: Option<Arc<dyn Offers>>,
 }
 
 /// What every step of one run shares: the loaders' and sources' table context, and the read

@@ -183,6 +183,7 @@ fn table_run(store: &Arc<Store>, stream_arn: &str, fresh: bool) -> TableRun {
         window: None,
         shards: None,
         segments: None,
+        files: None,
     }
 }
 

@@ -8,6 +8,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 
+use tokio_util::sync::CancellationToken;
+
 use super::DynamoStore;
 use super::values::{n, s};
 use crate::checkpoint::lease::{Fence, LEASES, lease_of};
@@ -30,14 +32,17 @@ impl DynamoStore {
         *self.fence.lock().unwrap() = fence;
     }
 
-    /// The same state table, with every write fenced by `fence` (one view per held lease).
-    pub fn fenced(&self, fence: Fence) -> DynamoStore {
-        DynamoStore {
+    /// The same state table, with every write fenced by `fence` (one view per held lease). Its
+    /// retries end on the returned token too (a lost lease ends them: no write can land).
+    pub fn fenced(&self, fence: Fence) -> (DynamoStore, CancellationToken) {
+        let stop = self.stop.child_token();
+        let store = DynamoStore {
             client: self.client.clone(),
             table: self.table.clone(),
             fence: std::sync::Mutex::new(Some(fence)),
-            stop: self.stop.clone(),
-        }
+            stop: stop.clone(),
+        };
+        (store, stop)
     }
 
     pub(super) fn fence(&self) -> Option<Fence> {

@@ -22,6 +22,8 @@ pub struct Keeping {
     pub window: Arc<Window>,
     /// The state, with every write fenced by the lease as last renewed.
     pub store: Arc<DynamoStore>,
+    /// Ends the retries of the state writes under the lease once it is lost.
+    writes: CancellationToken,
     leases: Arc<Leases>,
     task: JoinHandle<Result<Kept>>,
     stop: CancellationToken,
@@ -42,7 +44,8 @@ impl Keeping {
         let margin = duration / 5;
         let window = Arc::new(Window::default());
         window.renewed(sent, duration, margin);
-        let store = Arc::new(base.fenced(fence.clone()));
+        let (store, writes) = base.fenced(fence.clone());
+        let store = Arc::new(store);
         let keeper = Keeper {
             duration,
             margin,
@@ -65,6 +68,7 @@ impl Keeping {
         Keeping {
             window,
             store,
+            writes,
             leases,
             task,
             stop,
@@ -76,6 +80,7 @@ impl Keeping {
     pub async fn lost(&mut self) -> Error {
         let kept = (&mut self.task).await;
         self.window.close();
+        self.writes.cancel();
         match kept {
             Ok(Ok(_)) => Error::lease_lost(format!(
                 "worker {}: another worker took over the lease",

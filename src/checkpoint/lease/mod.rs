@@ -31,7 +31,6 @@ pub mod watch;
 pub mod workers;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue as Av, ReturnValue};
 use tokio_util::sync::CancellationToken;
@@ -39,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use super::dynamo::{conditional, query_all};
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
-pub use units::{Mark, Unit, segment_key, shard_key};
+pub use units::{Mark, Unit, file_key, segment_key, shard_key};
 
 /// The partition of the leases in the state table.
 pub const LEASES: &str = "leases";
@@ -187,12 +186,27 @@ impl Leases {
             .expression_attribute_values(":me", Av::S(self.worker.clone()))
             .expression_attribute_values(":read", Av::N(lease.counter.to_string()))
             .expression_attribute_values(":next", Av::N((lease.counter + 1).to_string()));
-        let won = conditional(self.retrier("taking a lease"), "UpdateItem", || update.clone().send()).await?;
-        Ok(won.map(|_| Fence {
+        let sent = conditional(self.retrier("taking a lease"), "UpdateItem", || update.clone().send()).await?;
+        let won = match sent {
+            Some(_) => true,
+            None => self
+                .landed(&lease.key, Some(&self.worker), lease.counter + 1)
+                .await?
+                .is_some(),
+        };
+        Ok(won.then(|| Fence {
             key: lease.key.clone(),
             owner: self.worker.clone(),
             counter: lease.counter + 1,
         }))
+    }
+
+    /// After a refused write that should have left the lease `key` with `owner` at `counter`: the
+    /// lease, when it shows exactly that. An attempt whose answer was lost (a timeout) may have
+    /// landed, and then its retry is refused; only this worker's own write leaves its lease so.
+    async fn landed(&self, key: &str, owner: Option<&str>, counter: i64) -> Result<Option<Lease>> {
+        let lease = self.read(key).await?;
+        Ok(lease.filter(|l| l.owner.as_deref() == owner && l.counter == counter))
     }
 
     /// Renews a held lease; `None` when it was lost (taken by another worker).
@@ -211,15 +225,15 @@ impl Leases {
             }
             None => ("SET #counter = :next".to_string(), vec![]),
         };
-        let out = self
+        let held = self
             .held_write(fence, (&expression, values), next, "renewing a lease")
             .await?;
-        Ok(out.map(|out| Renewed {
+        Ok(held.map(|lease| Renewed {
             fence: Fence {
                 counter: next,
                 ..fence.clone()
             },
-            claimed: out.attributes.is_some_and(|a| a.contains_key("claim")),
+            claimed: lease.claim.is_some(),
         }))
     }
 
@@ -247,14 +261,15 @@ impl Leases {
     }
 
     /// An update of a lease this worker holds (an expression and its values beyond `:next`),
-    /// conditional on owner and counter: the lease as written, or `None` when it was lost.
+    /// conditional on owner and counter: the lease as written, or `None` when it was lost. A write
+    /// that removes the owner ends the lease.
     async fn held_write(
         &self,
         fence: &Fence,
         (expression, values): (&str, Vec<(&str, Av)>),
         next: i64,
         what: &str,
-    ) -> Result<Option<UpdateItemOutput>> {
+    ) -> Result<Option<Lease>> {
         let mut update = self
             .update(&fence.key)
             .update_expression(expression)
@@ -271,7 +286,22 @@ impl Leases {
         for (name, value) in values {
             update = update.expression_attribute_values(name, value);
         }
-        conditional(self.retrier(what), "UpdateItem", || update.clone().send()).await
+        match conditional(self.retrier(what), "UpdateItem", || update.clone().send()).await? {
+            Some(out) => match out.attributes {
+                Some(a) => lease_of(&a, &self.table).map(Some),
+                // ALL_NEW always answers the item; a written lease is this one in any case.
+                None => Ok(Some(Lease {
+                    key: fence.key.clone(),
+                    counter: next,
+                    ..Lease::default()
+                })),
+            },
+            None => {
+                let ends = expression.contains("REMOVE #owner");
+                let owner = (!ends).then_some(fence.owner.as_str());
+                self.landed(&fence.key, owner, next).await
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
-//! Leases below the table: while a table bulk-loads by scan, each snapshot segment is a lease of
-//! its own, and while it streams, each stream shard; so the work of one table spreads over the
-//! workers, as KCL spreads a stream's shards.
+//! Leases below the table: while a table bulk-loads, each segment of its scan or each data file
+//! of its export is a lease of its own, and while it streams, each stream shard; so the work of
+//! one table spreads over the workers, as KCL spreads a stream's shards.
 //!
 //! The table's coordinator (the holder of the table's lease: [`crate::source::streams`] and
 //! [`crate::snapshot::scan`]) offers a unit through [`Offers`] once it may start (a shard once its
@@ -37,6 +37,11 @@ pub fn segment_key(table: &str, segment: &str) -> String {
     format!("segment#{table}#{segment}")
 }
 
+/// The key of an export data file's lease (the file's index in the export's manifest).
+pub fn file_key(table: &str, file: &str) -> String {
+    format!("file#{table}#{file}")
+}
+
 /// The seam between a table's coordinator and the leases of its units (one kind of unit each).
 ///
 /// Contract: `offer` creates a unit's lease unless it exists (offering twice is harmless);
@@ -60,6 +65,7 @@ pub enum Unit<'a> {
     Table(&'a str),
     Shard { table: &'a str, shard: &'a str },
     Segment { table: &'a str, segment: &'a str },
+    File { table: &'a str, file: &'a str },
 }
 
 impl Unit<'_> {
@@ -71,6 +77,10 @@ impl Unit<'_> {
             let (table, segment) = rest.split_once('#')?;
             return Some(Unit::Segment { table, segment });
         }
+        if let Some(rest) = key.strip_prefix("file#") {
+            let (table, file) = rest.split_once('#')?;
+            return Some(Unit::File { table, file });
+        }
         let (table, shard) = key.strip_prefix("shard#")?.split_once('#')?;
         Some(Unit::Shard { table, shard })
     }
@@ -81,13 +91,17 @@ impl Unit<'_> {
             Some(Unit::Table(t)) => format!("table {t}"),
             Some(Unit::Shard { table, shard }) => format!("shard {shard} of table {table}"),
             Some(Unit::Segment { table, segment }) => format!("snapshot segment {segment} of table {table}"),
+            Some(Unit::File { table, file }) => format!("export file {file} of table {table}"),
             None => format!("lease {key}"),
         }
     }
 
     pub fn table(&self) -> &str {
         match self {
-            Unit::Table(t) | Unit::Shard { table: t, .. } | Unit::Segment { table: t, .. } => t,
+            Unit::Table(t)
+            | Unit::Shard { table: t, .. }
+            | Unit::Segment { table: t, .. }
+            | Unit::File { table: t, .. } => t,
         }
     }
 }
@@ -320,6 +334,13 @@ mod tests {
             Some(Unit::Segment {
                 table: "orders",
                 segment: "7"
+            })
+        );
+        assert_eq!(
+            Unit::of(&file_key("orders", "2")),
+            Some(Unit::File {
+                table: "orders",
+                file: "2"
             })
         );
         assert_eq!(Unit::of("migration"), None);

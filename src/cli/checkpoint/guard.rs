@@ -121,7 +121,9 @@ async fn clear_units(leases: &Leases, table: &str, failover: std::time::Duration
         .await?
         .into_iter()
         .filter(|l| match Unit::of(&l.key) {
-            Some(Unit::Shard { table: t, .. } | Unit::Segment { table: t, .. }) => t == table,
+            Some(Unit::Shard { table: t, .. } | Unit::Segment { table: t, .. } | Unit::File { table: t, .. }) => {
+                t == table
+            }
             _ => false,
         })
         .map(|l| l.key)

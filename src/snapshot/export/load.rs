@@ -21,10 +21,12 @@ use super::progress::Report;
 use super::reader::LineReader;
 use crate::apply::{Applier, Change, Op, Ticket};
 use crate::checkpoint::StateStore;
+use crate::checkpoint::lease::units::Offers;
 use crate::checkpoint::{OrderedAck, SegmentRow};
 use crate::error::{Error, Result};
 use crate::item::KeyBytes;
 use crate::retry::Retrier;
+use crate::snapshot::spread::Spread;
 use crate::telemetry::TableStats;
 
 /// Stream records are kept 24 h; records from the export time on must still be there at hand-off.
@@ -48,6 +50,11 @@ pub struct FileLoader {
     pub export_time_ms: i64,
     /// How often progress (items/s, ETA) is logged.
     pub report_every: Duration,
+    /// Loads this file only (the holder of its lease, with several workers).
+    pub only: Option<usize>,
+    /// With several workers: the files are leased to them, and this loader coordinates
+    /// ([`crate::snapshot::spread`]) instead of loading.
+    pub leasing: Option<Arc<dyn Offers>>,
 }
 
 /// A file being loaded: its acknowledger says how many of its items are durable.
@@ -63,6 +70,17 @@ impl FileLoader {
     /// [`FileLoader::run`], reading the files through `objects`.
     pub(super) async fn run_with(self, objects: Arc<dyn ExportObjects>, applier: Applier) -> Result<bool> {
         let (todo, done_items) = self.todo().await?;
+        if let Some(offers) = &self.leasing {
+            applier.finish().await?;
+            let spread = Spread {
+                table: &self.table,
+                part: "export file",
+                stats: &self.stats,
+                stop: &self.stop,
+            };
+            let pending = todo.iter().map(|(i, _)| i.to_string()).collect();
+            return spread.run(offers.as_ref(), pending, done_items as i64).await;
+        }
         self.stats.snapshot_items.store(done_items, Relaxed);
         let applier = Arc::new(applier);
         let active: Active = Default::default();
@@ -119,10 +137,11 @@ impl FileLoader {
                     )));
                 }
                 Some(s) if s.done => done_items += s.items as u64,
+                _ if self.only.is_some_and(|o| o != i) => {}
                 _ => todo.push((i, f.clone())),
             }
         }
-        if !todo.is_empty() && todo.len() < self.export.files.len() {
+        if self.only.is_none() && !todo.is_empty() && todo.len() < self.export.files.len() {
             tracing::info!(table = %self.table, finished = self.export.files.len() - todo.len(), left = todo.len(), "export load: resuming, finished files are skipped");
         }
         Ok((todo, done_items))

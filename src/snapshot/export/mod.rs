@@ -25,6 +25,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::TableDescription;
 
 use crate::apply::Applier;
+use crate::checkpoint::lease::units::Offers;
 use crate::checkpoint::{Capture, ExportRow, Lifecycle, TableState};
 use crate::clock::now_ms;
 use crate::config::{Clients, ExportConfig, ExportSource, ExportTarget, Loader, TableConfig};
@@ -81,6 +82,8 @@ pub struct ExportSnapshot {
     pub enable_pitr: bool,
     /// DescribeExport / DescribeImport / PITR polling interval.
     pub poll: Duration,
+    /// With several workers: the data files are leased to them ([`crate::snapshot::spread`]).
+    pub files: Option<Arc<dyn Offers>>,
 }
 
 impl super::BulkLoader for ExportSnapshot {
@@ -319,6 +322,8 @@ impl ExportSnapshot {
             parallel_files: PARALLEL_FILES,
             export_time_ms: export_ms,
             report_every: Duration::from_secs(10),
+            only: None,
+            leasing: self.files.clone(),
         }
         .run(applier)
         .await

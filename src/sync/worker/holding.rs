@@ -41,6 +41,7 @@ pub(super) struct Holding {
     /// The table's shard and snapshot segment leases, which its coordinators offer and watch.
     pub shards: Arc<dyn Offers>,
     pub segments: Arc<dyn Offers>,
+    pub files: Arc<dyn Offers>,
 }
 
 impl Holding {
@@ -64,6 +65,7 @@ impl Holding {
             slots: self.slots.clone(),
             shards: Some(self.shards.clone()),
             segments: Some(self.segments.clone()),
+            files: Some(self.files.clone()),
         };
         let running = run_tables(&self.config, &self.opts, &state, &shared, &run_stop);
         tokio::pin!(running);

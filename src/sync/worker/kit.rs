@@ -26,8 +26,8 @@ pub(super) struct Kit {
     pub clients: (Clients, Clients),
     /// This worker's part of the table's budgets while it streams: its shards, of all.
     pub shard_share: Arc<Share>,
-    /// ... and while it is scanned: its segments, of all.
-    pub segment_share: Arc<Share>,
+    /// ... and while it is loaded: its scan segments or export files, of all.
+    pub load_share: Arc<Share>,
     ready: OnceCell<Arc<Ready>>,
 }
 
@@ -40,7 +40,7 @@ pub(super) struct Ready {
     pub segments: u32,
     /// The stream's apply path (its write budget shared by shards).
     pub stream: ApplyParts,
-    /// The scan's apply path and read budget (shared by segments).
+    /// The bulk load's apply path (shared by segments or files) and the scan's read budget.
     pub scan: ApplyParts,
     pub scan_reads: Arc<Limiter>,
     pub read_budget: ReadBudget,
@@ -53,7 +53,7 @@ impl Kit {
             cfg,
             clients,
             shard_share: Arc::default(),
-            segment_share: Arc::default(),
+            load_share: Arc::default(),
             ready: OnceCell::new(),
         }
     }
@@ -84,7 +84,7 @@ impl Kit {
         let clients = (&self.clients.0, &self.clients.1);
         let writes = self.cfg.max_write_units_per_second;
         let stream = ApplyParts::new(&self.cfg, clients, key_names.clone(), reads(&self.shard_share), &stats);
-        let scan_reads = reads(&self.segment_share);
+        let scan_reads = reads(&self.load_share);
         let scan = ApplyParts::new(&self.cfg, clients, key_names, scan_reads.clone(), &stats);
         Ok(Arc::new(Ready {
             segments: row.map_or(0, |r| r.snapshot_segments.max(0) as u32),
@@ -93,7 +93,7 @@ impl Kit {
             stream_arn,
             replay_from_ms,
             stream: stream.shared(writes, self.shard_share.clone()),
-            scan: scan.shared(writes, self.segment_share.clone()),
+            scan: scan.shared(writes, self.load_share.clone()),
             scan_reads,
             read_budget,
             stats,

@@ -18,6 +18,7 @@
 //! ```
 
 mod books;
+mod file;
 mod holding;
 mod kit;
 mod unit;
@@ -177,6 +178,9 @@ impl Worker {
                 Some(Unit::Segment { table, .. }) if self.kits.contains_key(table) && !l.ended() => {
                     Some((Kind::Segments, table.to_string()))
                 }
+                Some(Unit::File { table, .. }) if self.kits.contains_key(table) && !l.ended() => {
+                    Some((Kind::Files, table.to_string()))
+                }
                 _ => continue,
             };
             groups.entry(group).or_default().push(l);
@@ -186,6 +190,7 @@ impl Worker {
                 None => "tables".to_string(),
                 Some((Kind::Shards, t)) => format!("shards of {t}"),
                 Some((Kind::Segments, t)) => format!("segments of {t}"),
+                Some((Kind::Files, t)) => format!("export files of {t}"),
             };
             let won = self.share(&what, &leases, live, seen).await?;
             // Budgets are shared before the new holdings spend any.
@@ -207,7 +212,7 @@ impl Worker {
         let Some(kit) = self.kits.get(table) else { return };
         let share = match kind {
             Kind::Shards => &kit.shard_share,
-            Kind::Segments => &kit.segment_share,
+            Kind::Segments | Kind::Files => &kit.load_share,
         };
         share.set(mine, all);
     }
@@ -326,6 +331,7 @@ impl Worker {
             slots: self.slots.clone(),
             shards: self.units(table, Kind::Shards),
             segments: self.units(table, Kind::Segments),
+            files: self.units(table, Kind::Files),
         }
     }
 

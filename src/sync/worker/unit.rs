@@ -28,7 +28,7 @@ use crate::checkpoint::lease::keeper::Marks;
 use crate::checkpoint::lease::keeping::{End, Keeping, hand_over};
 use crate::checkpoint::lease::units::{Done, Offers, UnitLease};
 use crate::checkpoint::lease::watch::Window;
-use crate::checkpoint::lease::{Fence, Lease, Leases, Unit, segment_key, shard_key};
+use crate::checkpoint::lease::{Fence, Lease, Leases, Unit, file_key, segment_key, shard_key};
 use crate::error::{Error, Result};
 use crate::snapshot::scan::ScanTask;
 use crate::snapshot::source::SdkScan;
@@ -47,11 +47,11 @@ pub(super) struct UnitHolding {
 }
 
 /// What a unit's work runs with: its state fenced by its lease, its window, its stop.
-struct Held {
-    store: Arc<DynamoStore>,
-    window: Arc<Window>,
-    marks: Marks,
-    stop: CancellationToken,
+pub(super) struct Held {
+    pub store: Arc<DynamoStore>,
+    pub window: Arc<Window>,
+    pub marks: Marks,
+    pub stop: CancellationToken,
 }
 
 impl UnitHolding {
@@ -103,13 +103,19 @@ impl UnitHolding {
         match Unit::of(&self.lease.key) {
             Some(Unit::Shard { table, shard }) => self.read_shard(&ready, table, shard, held).await,
             Some(Unit::Segment { table, segment }) => {
-                let segment = segment
-                    .parse()
-                    .map_err(|_| Error::fatal(format!("lease {}: no segment number", self.lease.key)))?;
-                copy_segment(&ready, &self.kit, table, segment, held).await
+                copy_segment(&ready, &self.kit, table, self.number(segment)?, held).await
+            }
+            Some(Unit::File { table, file }) => {
+                super::file::load_file(&ready, &self.kit, table, self.number(file)? as usize, held).await
             }
             _ => Err(Error::fatal(format!("{} is no unit's lease", self.lease.key))),
         }
+    }
+
+    /// A segment's or file's number, from the lease's key.
+    fn number(&self, id: &str) -> Result<i64> {
+        id.parse()
+            .map_err(|_| Error::fatal(format!("lease {}: no part number", self.lease.key)))
     }
 
     async fn read_shard(&self, ready: &Ready, table: &str, shard: &str, held: Held) -> Result<Option<Done>> {
@@ -176,7 +182,12 @@ async fn copy_segment(ready: &Ready, kit: &Kit, table: &str, segment: i64, held:
 }
 
 /// A unit's table context: its state fenced by its lease, its writes held to its window.
-fn context(table: &str, ready: &Ready, apply: &super::super::table::ApplyParts, held: &Held) -> TableContext {
+pub(super) fn context(
+    table: &str,
+    ready: &Ready,
+    apply: &super::super::table::ApplyParts,
+    held: &Held,
+) -> TableContext {
     let store: Arc<dyn StateStore> = held.store.clone();
     let (apply, window, stop) = (apply.clone(), held.window.clone(), held.stop.clone());
     let key_names = apply.key_names();
@@ -198,6 +209,7 @@ pub(super) type Latest = watch::Receiver<Arc<Vec<Lease>>>;
 pub(super) enum Kind {
     Shards,
     Segments,
+    Files,
 }
 
 /// One table's units of one kind, as its coordinator sees them.
@@ -213,6 +225,7 @@ impl TableUnits {
         match self.kind {
             Kind::Shards => shard_key(&self.table, id),
             Kind::Segments => segment_key(&self.table, id),
+            Kind::Files => file_key(&self.table, id),
         }
     }
 }
@@ -233,6 +246,7 @@ impl Offers for TableUnits {
         let mine = |l: &Lease| match (Unit::of(&l.key)?, self.kind) {
             (Unit::Shard { table, shard: id }, Kind::Shards)
             | (Unit::Segment { table, segment: id }, Kind::Segments)
+            | (Unit::File { table, file: id }, Kind::Files)
                 if table == self.table =>
             {
                 Some((id.to_string(), l.unit.clone()))

@@ -189,13 +189,7 @@ async fn a_holder_frozen_past_its_lease_writes_nothing_stale_when_it_wakes() {
 
     signal(&frozen, "CONT");
     // Awake, it finds its lease gone: its state writes are refused and it stands by again.
-    wait_log(
-        f,
-        1,
-        "worker: table Orders: no longer held here",
-        Duration::from_secs(60),
-    )
-    .await;
+    wait_log(f, 1, ": table Orders: no longer held here", Duration::from_secs(60)).await;
     let log = f.log(1);
     assert!(
         log.contains("is no longer this worker's"),

@@ -56,7 +56,8 @@ pub struct Lease {
     pub counter: i64,
     /// A worker that asked the holder to hand the lease over.
     pub claim: Option<String>,
-    /// A shard's or segment's lease: what its holder reported and how it ended ([`units`]).
+    /// A unit's lease (a segment, file or shard): what its holder reported and how it ended
+    /// ([`units`]).
     pub unit: units::UnitLease,
 }
 

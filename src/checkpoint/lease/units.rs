@@ -3,7 +3,7 @@
 //! one table spreads over the workers, as KCL spreads a stream's shards.
 //!
 //! The table's coordinator (the holder of the table's lease: [`crate::source::streams`] and
-//! [`crate::snapshot::scan`]) offers a unit through [`Offers`] once it may start (a shard once its
+//! [`crate::snapshot::spread`]) offers a unit through [`Offers`] once it may start (a shard once its
 //! parents are finished): it creates the unit's lease, free, with what a shard's reader needs to
 //! prove that nothing it reads from the trim horizon was trimmed. The holder reports in each
 //! renewal how far a shard is applied (a [`Mark`]: no write of its own), and ends the lease when
@@ -85,7 +85,7 @@ impl Unit<'_> {
         Some(Unit::Shard { table, shard })
     }
 
-    /// For people: "table T" or "shard S of table T".
+    /// For people: "table T", "shard S of table T", "snapshot segment 3 of table T"...
     pub fn label(key: &str) -> String {
         match Unit::of(key) {
             Some(Unit::Table(t)) => format!("table {t}"),
@@ -137,7 +137,7 @@ impl Mark {
 }
 
 /// A finished unit: a shard read to its end, with its last applied position (none for an empty
-/// shard), or a copied segment.
+/// shard), or a loaded segment or file.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Done {
     pub seq: Option<String>,

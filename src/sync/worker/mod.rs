@@ -1,18 +1,19 @@
 //! One worker of a migration whose state lives in DynamoDB (`[state] backend = "dynamodb"`).
 //! Any number of workers may run on one config; they share the work through leases in the state
 //! table ([`crate::checkpoint::lease`]): one per table (its lifecycle, and the coordination of its
-//! scan and its stream), one per snapshot segment while it is scanned, one per stream shard while
-//! it streams. Every round (a fifth of `failover_seconds`) a worker beats in the worker registry,
-//! reads the leases, and takes or claims its fair share of the tables and of each table's
-//! segments and shards ([`crate::checkpoint::lease::share`]); each table it holds runs in a
-//! [`holding::Holding`], each segment or shard in a [`unit::UnitHolding`]. A worker that dies or freezes stops renewing, and its
-//! leases are taken over once they stood still for `failover_seconds` on the taker's own clock.
+//! bulk load and its stream), one per scan segment or export file while it is loaded, one per
+//! stream shard while it streams. Every round (a fifth of `failover_seconds`) a worker beats in
+//! the worker registry, reads the leases, and takes or claims its fair share of the tables and of
+//! each table's units ([`crate::checkpoint::lease::share`]); each table it holds runs in a
+//! [`holding::Holding`], each unit in a [`unit::UnitHolding`]. A worker that dies or freezes stops
+//! renewing, and its leases are taken over once they stood still for `failover_seconds` on the
+//! taker's own clock.
 //!
 //! ```text
 //!   start ─▶ register, one lease per table ─▶ round: beat, list, take/claim ─┐
 //!                                                ▲                          │ each taken table:
 //!                                                └────── every failover/5 ──┘ a Holding; each
-//!                                                                  segment or shard: a UnitHolding
+//!                                                                  unit: a UnitHolding
 //!   stop (SIGTERM) ─▶ leave the registry (the others' share grows at once) ─▶ every holding
 //!                     drains, flushes, and releases its lease ─▶ exit
 //! ```
@@ -151,14 +152,14 @@ impl Worker {
     }
 
     /// One round: beat, read the leases, take or claim this worker's share of the tables and of
-    /// each table's shards (a share of each, so that one table's shards spread too).
+    /// each table's units of each kind (a share of each, so that one table's work spreads too).
     async fn round(&self, seen: &mut Seen, holdings: &mut Holdings, all: &CancellationToken) -> Result<()> {
         self.leases.beat().await?;
         let live = self.live_workers(seen).await?;
         let listed = self.leases.list().await?;
         seen.leases.keep_only(listed.iter().map(|l| l.key.as_str()));
         self.latest.send_replace(Arc::new(listed.clone()));
-        // `None`: the table leases; `Some((kind, t))`: table t's shards or segments (ended ones
+        // `None`: the table leases; `Some((kind, t))`: table t's units of that kind (ended ones
         // are no work).
         let mut groups = BTreeMap::<Option<(Kind, String)>, Vec<Lease>>::new();
         let running: HashSet<&String> = holdings.keys.values().collect();

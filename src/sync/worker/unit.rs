@@ -1,12 +1,13 @@
 //! One unit of a table held by this worker under its own lease
-//! ([`crate::checkpoint::lease::units`]): a stream shard, or a snapshot segment. And the table's
-//! side of those leases ([`TableUnits`], for the table's coordinators). Whichever worker holds the
-//! table's lease offers the units; any worker, that one included, may hold them.
+//! ([`crate::checkpoint::lease::units`]): a stream shard, a snapshot segment, or an export data
+//! file ([`super::file`]). And the table's side of those leases ([`TableUnits`], for the table's
+//! coordinators). Whichever worker holds the table's lease offers the units; any worker, that one
+//! included, may hold them.
 //!
 //! ```text
 //!   taken ─▶ working ── stop, or a claim ─▶ drained, row flushed ─▶ released
 //!              │
-//!              ├── finished (a shard at SHARD_END, a segment copied), every write applied
+//!              ├── finished (a shard at SHARD_END, a segment or file loaded), every write applied
 //!              │     ─▶ row done ─▶ lease ended "done"
 //!              ├── the lease lost ─▶ window closed, work stopped, nothing released
 //!              └── an error retrying cannot fix ─▶ lease ended "failed" (the table fails)

@@ -27,6 +27,18 @@ fn position(seq: &str) -> ShardRow {
     }
 }
 
+/// Two workers' views of the state table in a fresh account (the table created).
+async fn two_workers(account: &str) -> (Leases, Leases) {
+    let client = DynamoLocal::shared().client(&Account::fresh(account));
+    DynamoStore::open(client.clone(), TABLE, &Default::default())
+        .await
+        .unwrap();
+    (
+        Leases::new(client.clone(), TABLE, "w1", &Default::default()),
+        Leases::new(client, TABLE, "w2", &Default::default()),
+    )
+}
+
 #[tokio::test]
 async fn a_lease_has_one_holder_and_a_zombie_can_neither_renew_nor_checkpoint() {
     let client = DynamoLocal::shared().client(&Account::fresh("leases"));
@@ -109,14 +121,7 @@ async fn a_lease_has_one_holder_and_a_zombie_can_neither_renew_nor_checkpoint() 
 
 #[tokio::test]
 async fn a_claimed_lease_is_renewed_as_claimed_until_its_holder_hands_it_over() {
-    let client = DynamoLocal::shared().client(&Account::fresh("claims"));
-    DynamoStore::open(client.clone(), TABLE, &Default::default())
-        .await
-        .unwrap();
-    let (w1, w2) = (
-        Leases::new(client.clone(), TABLE, "w1", &Default::default()),
-        Leases::new(client, TABLE, "w2", &Default::default()),
-    );
+    let (w1, w2) = two_workers("claims").await;
     w1.create("table#Orders").await.unwrap();
     let fence = w1.take(&w1.list().await.unwrap()[0]).await.unwrap().unwrap();
     let renewed = w1.renew(&fence).await.unwrap().unwrap();
@@ -227,14 +232,7 @@ async fn a_lease_ends_even_when_a_renewal_abandoned_at_the_stop_landed_first() {
 /// renewing, and its unit's state writes waited forever for a counter that never came).
 #[tokio::test]
 async fn a_lease_write_retried_after_it_landed_is_not_taken_for_a_loss() {
-    let client = DynamoLocal::shared().client(&Account::fresh("leases"));
-    DynamoStore::open(client.clone(), TABLE, &Default::default())
-        .await
-        .unwrap();
-    let (w1, w2) = (
-        Leases::new(client.clone(), TABLE, "w1", &Default::default()),
-        Leases::new(client, TABLE, "w2", &Default::default()),
-    );
+    let (w1, w2) = two_workers("leases").await;
     w1.create("shard#Orders#s1").await.unwrap();
     let free = w1.list().await.unwrap().remove(0);
     let fence = w1.take(&free).await.unwrap().expect("taken");

@@ -118,34 +118,23 @@ fn export_file() -> (Vec<u8>, Expect) {
     (bytes, expect)
 }
 
-struct Loaded {
-    result: Result<bool>,
-    dest: Arc<Dest>,
-    stats: Arc<TableStats>,
-    done: Option<SegmentRow>,
-}
-
-async fn load(bucket: Arc<Bucket>, expect: Expect) -> Loaded {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("ferry.db")).unwrap());
-    let stats = Arc::new(TableStats::default());
+/// A loader of table "T" from an export of `files` (ITEMS items each), read through a fake
+/// bucket (its S3 client is never called), saving into `store`.
+fn loader(files: Vec<DataFile>, store: &Arc<Store>, stats: &Arc<TableStats>) -> FileLoader {
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::Config::builder()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .build(),
     );
-    let loader = FileLoader {
+    FileLoader {
         s3,
         export: Arc::new(Export {
             bucket: "b".into(),
             folder: "f/".into(),
             export_time_ms: Some(now_ms()),
-            item_count: Some(ITEMS as u64),
-            files: vec![DataFile {
-                key: KEY.into(),
-                expect,
-            }],
+            item_count: Some((files.len() * ITEMS) as u64),
+            files,
         }),
         table: "T".into(),
         key_names: vec!["pk".to_string()].into(),
@@ -157,7 +146,25 @@ async fn load(bucket: Arc<Bucket>, expect: Expect) -> Loaded {
         report_every: Duration::from_secs(3600),
         only: None,
         leasing: None,
-    };
+    }
+}
+
+struct Loaded {
+    result: Result<bool>,
+    dest: Arc<Dest>,
+    stats: Arc<TableStats>,
+    done: Option<SegmentRow>,
+}
+
+async fn load(bucket: Arc<Bucket>, expect: Expect) -> Loaded {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("ferry.db")).unwrap());
+    let stats = Arc::new(TableStats::default());
+    let files = vec![DataFile {
+        key: KEY.into(),
+        expect,
+    }];
+    let loader = loader(files, &store, &stats);
     let dest = Arc::new(Dest::default());
     let applier = Applier::start(dest.clone(), 2, Arc::new(Limiter::new(0)), stats.clone());
     let result = loader.run_with(bucket, applier).await;
@@ -254,12 +261,6 @@ async fn export_files_leased_to_workers_are_each_loaded_once_and_the_load_waits_
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("ferry.db")).unwrap());
     let stats = Arc::new(TableStats::default());
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .build(),
-    );
     let files: Vec<DataFile> = (0..3)
         .map(|i| DataFile {
             key: format!("f/data/{i}.json.gz"),
@@ -267,24 +268,9 @@ async fn export_files_leased_to_workers_are_each_loaded_once_and_the_load_waits_
         })
         .collect();
     let loader = |only: Option<usize>, leasing: Option<Arc<Board>>| FileLoader {
-        s3: s3.clone(),
-        export: Arc::new(Export {
-            bucket: "b".into(),
-            folder: "f/".into(),
-            export_time_ms: Some(now_ms()),
-            item_count: Some(3 * ITEMS as u64),
-            files: files.clone(),
-        }),
-        table: "T".into(),
-        key_names: vec!["pk".to_string()].into(),
-        store: store.clone(),
-        stats: stats.clone(),
-        stop: CancellationToken::new(),
-        parallel_files: 4,
-        export_time_ms: now_ms(),
-        report_every: Duration::from_secs(3600),
         only,
         leasing: leasing.map(|b| b as Arc<dyn crate::checkpoint::lease::units::Offers>),
+        ..loader(files.clone(), &store, &stats)
     };
     let dest = Arc::new(Dest::default());
     let applier = || Applier::start(dest.clone(), 2, Arc::new(Limiter::new(0)), stats.clone());

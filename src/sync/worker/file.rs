@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::kit::{Kit, Ready};
-use super::unit::{Held, context};
+use super::unit::{Held, context, part_done};
 use crate::checkpoint::lease::units::Done;
 use crate::error::{Error, Result};
 use crate::snapshot::export::load::FileLoader;
@@ -44,17 +44,6 @@ pub(super) async fn load_file(ready: &Ready, kit: &Kit, table: &str, file: usize
         only: Some(file),
         leasing: None,
     };
-    if !loader.run(ctx.applier()).await? {
-        return Ok(None);
-    }
-    let row = ctx
-        .store
-        .segments(table)
-        .await?
-        .into_iter()
-        .find(|r| r.segment == file as i64);
-    Ok(Some(Done {
-        records: row.map_or(0, |r| r.items),
-        ..Done::default()
-    }))
+    let loaded = loader.run(ctx.applier()).await?;
+    part_done(&ctx, loaded, file as i64).await
 }

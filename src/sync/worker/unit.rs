@@ -166,19 +166,21 @@ async fn copy_segment(ready: &Ready, kit: &Kit, table: &str, segment: i64, held:
         only: Some(segment),
         leasing: None,
     };
-    if !task.run(ctx.applier()).await? {
+    let loaded = task.run(ctx.applier()).await?;
+    part_done(&ctx, loaded, segment).await
+}
+
+/// A bulk-load part (a segment, a file) that ran: `Some` with its item count when it is loaded
+/// (its row done), `None` when it stopped first.
+pub(super) async fn part_done(ctx: &TableContext, loaded: bool, part: i64) -> Result<Option<Done>> {
+    if !loaded {
         return Ok(None);
     }
-    let row = ctx
-        .store
-        .segments(table)
-        .await?
-        .into_iter()
-        .find(|r| r.segment == segment);
+    let rows = ctx.store.segments(&ctx.table).await?;
+    let row = rows.into_iter().find(|r| r.segment == part);
     Ok(Some(Done {
-        seq: None,
-        time_ms: None,
         records: row.map_or(0, |r| r.items),
+        ..Done::default()
     }))
 }
 

@@ -20,6 +20,7 @@ pub mod source;
 pub mod status;
 pub mod sync;
 pub mod telemetry;
+pub mod transform;
 pub mod verify;
 
 pub use error::{Error, Kind, Result};

@@ -11,7 +11,7 @@ pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Size of a change as the batch limit counts it.
 pub fn op_bytes(op: &Op) -> usize {
     match op {
-        Op::Put(i) => item::size_of(i),
+        Op::Put(i) | Op::Load(i) => item::size_of(i),
         Op::Delete(k) | Op::Fetch(k) => item::size_of(k),
     }
 }

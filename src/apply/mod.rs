@@ -28,8 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::AckSink;
 use crate::error::{Error, Result};
-use crate::item::{Item, KeyBytes};
+use crate::item::{Item, KeyBytes, display_key};
 use crate::telemetry::TableStats;
+use crate::transform::{Shaped, Transform};
 pub use limit::Limiter;
 pub use write::{ApplyIo, DynamoIo, WriteOp};
 
@@ -38,6 +39,9 @@ pub use write::{ApplyIo, DynamoIo, WriteOp};
 pub enum Op {
     /// Write this full item.
     Put(Item),
+    /// Write this item of the bulk load (scan or export): a put, except that an item the table's
+    /// transform filters out is skipped rather than deleted ([`crate::transform::Transform::load`]).
+    Load(Item),
     /// Delete the item with these key attributes.
     Delete(Item),
     /// Make the destination match the source's current item for these key attributes (stream
@@ -85,18 +89,21 @@ pub struct Applier {
 }
 
 impl Applier {
-    /// An apply path that is never asked to stop (tests, benches).
+    /// An apply path that copies items unchanged and is never asked to stop (tests, benches).
     pub fn start<I: ApplyIo>(io: Arc<I>, lanes: usize, limiter: Arc<Limiter>, stats: Arc<TableStats>) -> Applier {
-        Self::start_with_stop(io, lanes, limiter, stats, CancellationToken::new())
+        let transform = Arc::new(Transform::identity(io.key_names().into()));
+        Self::start_with_stop(io, lanes, limiter, stats, transform, CancellationToken::new())
     }
 
-    /// The daemon's apply path: a write still failing when `stop` fires gives up (unacknowledged,
-    /// so the next run redoes it) instead of holding the shutdown until the destination is back.
+    /// The daemon's apply path: every change is shaped by `transform` on its way out, and a
+    /// write still failing when `stop` fires gives up (unacknowledged, so the next run redoes it)
+    /// instead of holding the shutdown until the destination is back.
     pub fn start_with_stop<I: ApplyIo>(
         io: Arc<I>,
         lanes: usize,
         limiter: Arc<Limiter>,
         stats: Arc<TableStats>,
+        transform: Arc<Transform>,
         stop: CancellationToken,
     ) -> Applier {
         let failure = Arc::new(Mutex::new(None));
@@ -112,6 +119,7 @@ impl Applier {
                     failure: failure.clone(),
                     failed: failed.clone(),
                     stop: stop.clone(),
+                    transform: transform.clone(),
                 };
                 tasks.spawn(lane.run(rx));
                 tx
@@ -212,6 +220,7 @@ struct Lane<I> {
     failure: Arc<Mutex<Option<Error>>>,
     failed: CancellationToken,
     stop: CancellationToken,
+    transform: Arc<Transform>,
 }
 
 impl<I: ApplyIo> Lane<I> {
@@ -248,16 +257,18 @@ impl<I: ApplyIo> Lane<I> {
             let mut fetch = Vec::new();
             // Released when this batch is done with (written or failed).
             let mut _permits = Vec::with_capacity(entries.len());
+            let mut shaped = Ok(());
             for e in entries {
                 tickets.extend(e.tickets);
                 _permits.extend(e.permit);
                 match e.op {
-                    Op::Put(i) => ops.push(WriteOp::Put(i)),
-                    Op::Delete(k) => ops.push(WriteOp::Delete(k)),
                     Op::Fetch(k) => fetch.push(k),
+                    op if shaped.is_ok() => shaped = self.shape(&e.key, op, &mut ops),
+                    _ => {}
                 }
             }
             let result = async {
+                shaped?;
                 if !fetch.is_empty() {
                     ops.extend(self.resolve(fetch).await?);
                 }
@@ -275,21 +286,40 @@ impl<I: ApplyIo> Lane<I> {
         }
     }
 
-    /// Turns "read it from the source" into a put of the current item, or a delete if it is gone.
+    /// The write a change makes at the destination, through the table's transform.
+    fn shape(&self, key: &KeyBytes, op: Op, ops: &mut Vec<WriteOp>) -> Result<()> {
+        match self.transform.shape(op).map_err(|why| self.unappliable(key, why))? {
+            Shaped::Put(i) => ops.push(WriteOp::Put(i)),
+            Shaped::Delete(k) => ops.push(WriteOp::Delete(k)),
+            Shaped::Skip => {}
+        }
+        Ok(())
+    }
+
+    fn unappliable(&self, key: &KeyBytes, why: String) -> Error {
+        let names = self.transform.source_keys();
+        let key = key.to_item(names).map(|k| display_key(&k)).unwrap_or_default();
+        Error::fatal(format!("cannot apply the change of key {key} to {}: {why}", self.io.destination()))
+    }
+
+    /// Turns "read it from the source" into a put of the current item, or a delete if it is gone
+    /// (shaped like any other change).
     async fn resolve(&self, keys: Vec<Item>) -> Result<Vec<WriteOp>> {
-        let names = self.io.key_names().to_vec();
+        let names = self.transform.source_keys().clone();
         let found = self.io.read_source(keys.clone()).await?;
         let mut by_key: HashMap<KeyBytes, Item> = found
             .into_iter()
             .filter_map(|i| KeyBytes::of(&names, &i).map(|k| (k, i)))
             .collect();
-        Ok(keys
-            .into_iter()
-            .map(|k| match KeyBytes::of(&names, &k).and_then(|kb| by_key.remove(&kb)) {
-                Some(item) => WriteOp::Put(item),
-                None => WriteOp::Delete(k),
-            })
-            .collect())
+        let mut ops = Vec::with_capacity(keys.len());
+        for k in keys {
+            let kb = KeyBytes::of(&names, &k);
+            match kb.as_ref().and_then(|kb| by_key.remove(kb)) {
+                Some(item) => self.shape(kb.as_ref().expect("found by key"), Op::Put(item), &mut ops)?,
+                None => ops.push(WriteOp::Delete(self.transform.key(k))),
+            }
+        }
+        Ok(ops)
     }
 }
 
@@ -365,7 +395,10 @@ pub mod test_support {
     }
 
     pub fn change(k: &str, op: Op, index: u64) -> Change {
-        let key = KeyBytes::of(&["pk".to_string()], &key_item(k)).unwrap();
+        change_with_key(KeyBytes::of(&["pk".to_string()], &key_item(k)).unwrap(), op, index)
+    }
+
+    pub fn change_with_key(key: KeyBytes, op: Op, index: u64) -> Change {
         Change {
             key,
             op,

@@ -226,7 +226,8 @@ async fn a_stop_during_an_outage_ends_the_writes_without_acknowledging_them() {
     let stats = Arc::new(TableStats::default());
     let stop = CancellationToken::new();
     let ack = Arc::new(OrderedAck::new(None));
-    let applier = Applier::start_with_stop(io.clone(), 2, Arc::new(Limiter::new(0)), stats.clone(), stop.clone());
+    let shape = Arc::new(crate::transform::Transform::identity(io.key_names().into()));
+    let applier = Applier::start_with_stop(io.clone(), 2, Arc::new(Limiter::new(0)), stats.clone(), shape, stop.clone());
     submit_keys(&applier, &ack, &["a", "b"]).await;
     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
     stop.cancel();

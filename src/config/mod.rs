@@ -8,6 +8,7 @@ pub mod export;
 mod reader;
 mod state;
 mod table;
+mod transform;
 
 pub use aws::{Clients, Side, build_clients};
 pub use export::{ExportConfig, ExportSource, ExportTarget, Loader, Sse};
@@ -85,6 +86,8 @@ pub struct TableConfig {
     /// ApproximateCreationDateTime (AWS: 1 s, DynamoDB Local: 1 min).
     pub replay_overlap_seconds: u64,
     pub change_source: ChangeSource,
+    /// What each item becomes on the way ([`crate::transform`]); empty copies items unchanged.
+    pub transform: crate::transform::Spec,
 }
 
 impl TableConfig {
@@ -108,6 +111,7 @@ impl TableConfig {
             write_concurrency: 16,
             replay_overlap_seconds: 300,
             change_source: ChangeSource::Streams,
+            transform: Default::default(),
         }
     }
 }
@@ -276,3 +280,5 @@ pub(crate) const OVERLAP_WHY: &str = "stream record times are rounded down (to t
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transform_tests;

@@ -24,8 +24,19 @@ impl<'a> Errors<'a> {
     }
 
     pub fn at(&mut self, span: Range<usize>, msg: impl std::fmt::Display) {
-        let (line, col) = line_col(self.src, span.start);
-        self.list.push(format!("{}:{line}:{col}: {msg}", self.file));
+        let place = self.place(span.start);
+        self.list.push(format!("{place}: {msg}"));
+    }
+
+    /// `file:line:col` of a byte offset, for problems found after reading.
+    pub fn place(&self, offset: usize) -> String {
+        let (line, col) = line_col(self.src, offset);
+        format!("{}:{line}:{col}", self.file)
+    }
+
+    /// The source text itself.
+    pub fn src(&self) -> &'a str {
+        self.src
     }
 }
 
@@ -61,6 +72,11 @@ impl<'t, 'i> Obj<'t, 'i> {
     }
     pub fn span(&self) -> Range<usize> {
         self.span.clone()
+    }
+
+    /// A value of any type (it then counts as read), for readers of their own.
+    pub fn raw(&mut self, key: &'static str) -> Option<&'t Spanned<DeValue<'i>>> {
+        self.get(key)
     }
 
     fn get(&mut self, key: &'static str) -> Option<&'t Spanned<DeValue<'i>>> {

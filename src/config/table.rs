@@ -30,6 +30,20 @@ pub(super) fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&Expor
         .unwrap_or(300);
     let export = export::table_settings(&mut t, errs, is_export, default_export);
     let change_source = change_source(&mut t, errs);
+    let transform_at = t.span_of("transform");
+    let transform = super::transform::read(&mut t, errs);
+    if let (Some(span), Some(e)) = (transform_at, &export)
+        && !transform.is_empty()
+        && e.loader == super::Loader::Import
+    {
+        errs.at(
+            span,
+            format!(
+                "{} has a transform, and loader = \"import\" cannot transform (ImportTable writes the export's items as they are): use loader = \"ferry\"",
+                t.name()
+            ),
+        );
+    }
     t.finish(errs);
     let source = source?;
     let change_source = change_source?;
@@ -46,6 +60,7 @@ pub(super) fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&Expor
         write_concurrency: lanes as u32,
         replay_overlap_seconds: overlap,
         change_source,
+        transform,
     })
 }
 

@@ -118,7 +118,7 @@ impl<S: ScanSource> SegmentReader<S> {
             };
             changes.push(Change {
                 key,
-                op: Op::Put(item),
+                op: Op::Load(item),
                 ticket,
             });
         }

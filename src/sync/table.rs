@@ -33,6 +33,7 @@ use crate::snapshot::budget::{self, ReadBudget};
 use crate::snapshot::scan::segments_for;
 use crate::source::TableContext;
 use crate::telemetry::TableStats;
+use crate::transform::Transform;
 
 pub struct TableRun {
     pub cfg: TableConfig,
@@ -268,6 +269,7 @@ pub(super) struct ApplyParts {
     limiter: Arc<Limiter>,
     lanes: usize,
     stats: Arc<TableStats>,
+    transform: Arc<Transform>,
 }
 
 impl ApplyParts {
@@ -283,11 +285,12 @@ impl ApplyParts {
             src: src.dynamodb.clone(),
             destination: cfg.destination.clone(),
             source: cfg.source.clone(),
-            key_names,
             read_limiter,
             limiter: Arc::new(Limiter::new(cfg.max_write_units_per_second)),
             lanes: cfg.write_concurrency as usize,
             stats: stats.clone(),
+            transform: Arc::new(Transform::new(cfg.transform.clone(), key_names.clone())),
+            key_names,
         }
     }
 
@@ -316,11 +319,12 @@ impl ApplyParts {
             stats: self.stats.clone(),
         };
         let (limiter, stats, stop) = (self.limiter.clone(), self.stats.clone(), stop.clone());
+        let shape = self.transform.clone();
         match window {
-            None => Applier::start_with_stop(Arc::new(io), self.lanes, limiter, stats, stop),
+            None => Applier::start_with_stop(Arc::new(io), self.lanes, limiter, stats, shape, stop),
             Some(w) => {
                 let gated = Gated { io, window: w.clone() };
-                Applier::start_with_stop(Arc::new(gated), self.lanes, limiter, stats, stop)
+                Applier::start_with_stop(Arc::new(gated), self.lanes, limiter, stats, shape, stop)
             }
         }
     }

@@ -348,7 +348,7 @@ impl FileJob {
             })?;
             changes.push(Change {
                 key,
-                op: Op::Put(item),
+                op: Op::Load(item),
                 ticket: Ticket {
                     sink: ack.clone(),
                     index: first + i as u64,

@@ -114,7 +114,7 @@ impl Decoder<'_> {
 /// out-of-order redelivery), and the current item is correct whatever the order.
 pub fn settle_by_reading(change: &mut StreamChange, key_names: &[String]) {
     let keys = match &change.op {
-        Op::Put(image) => item::key_of(key_names, image),
+        Op::Put(image) | Op::Load(image) => item::key_of(key_names, image),
         Op::Delete(k) | Op::Fetch(k) => k.clone(),
     };
     change.op = Op::Fetch(keys);

@@ -1,0 +1,262 @@
+//! The `filter` of a transform: a CEL expression over the source item, bound as `item`
+//! (`item.tenant == "acme" && has(item.active)`).
+//!
+//! CEL (cel.dev) because it is made for exactly this: a side-effect-free predicate over data,
+//! always terminating, with a written spec, and the same syntax people know from IAM conditions,
+//! Kubernetes and Envoy. Evaluated through the `cel` crate (cel-rust).
+//!
+//! DynamoDB values reach CEL as: S → string, N → int when it is a whole number within 64 bits,
+//! else double, B → bytes, BOOL → bool, NULL → null, L and the sets → lists, M → map.
+//! Only the attributes the expression reads are converted, so a wide item costs no more than the
+//! attributes the filter looks at.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use cel::common::ast::{Expr, IdedExpr, LiteralValue};
+use cel::objects::{Key, Map};
+use cel::{Context, Env, Program, Value};
+
+use crate::item::Item;
+
+/// The name the item has inside the expression.
+pub const ITEM: &str = "item";
+
+/// A compiled filter; shared by every lane of a table.
+pub struct Filter {
+    program: Program,
+    env: Arc<Env>,
+    /// Top-level attributes the expression reads; `None` when it uses the item as a whole.
+    reads: Option<Vec<String>>,
+    pub source: String,
+}
+
+/// A compile problem, at a line and column inside the expression (1-based).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Filter({:?})", self.source)
+    }
+}
+
+impl Filter {
+    /// Compiles `source`, or says everything wrong with it. The parser recurses deeply on
+    /// nested input, so it runs on a thread with a stack of its own.
+    pub fn compile(source: &str) -> Result<Filter, Vec<Problem>> {
+        let text = source.to_string();
+        let parsed = std::thread::Builder::new()
+            .name("ferry-cel-compile".into())
+            .stack_size(256 << 20)
+            .spawn(move || Program::compile(&text).map_err(|e| problems_of(&e)))
+            .expect("a compile thread starts")
+            .join()
+            .unwrap_or_else(|_| {
+                Err(vec![Problem {
+                    line: 1,
+                    col: 1,
+                    message: "the expression is nested too deeply to compile".into(),
+                }])
+            })?;
+        let mut walk = Walk::default();
+        walk.visit(parsed.expression(), &mut Vec::new());
+        let mut problems = Vec::new();
+        for name in &walk.unknown {
+            problems.push(at_start(format!(
+                "unknown name {name:?}: the item is {ITEM:?} (write {ITEM}.{name} for its attribute)"
+            )));
+        }
+        if let Some(kind) = not_boolean(parsed.expression()) {
+            problems.push(at_start(format!("a filter must return true or false, this returns {kind}")));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Filter {
+            program: parsed,
+            env: Arc::new(Env::stdlib()),
+            reads: (!walk.whole).then(|| walk.reads.into_iter().collect()),
+            source: source.to_string(),
+        })
+    }
+
+    /// Whether `item` passes. An evaluation error (an attribute read that the item lacks, a
+    /// comparison of mismatched types) or a result that is not a bool is the item's problem:
+    /// the caller stops the table naming the key, as for any record that cannot be applied.
+    pub fn matches(&self, item: &Item) -> Result<bool, String> {
+        let value = match &self.reads {
+            Some(names) => Map {
+                map: Arc::new(
+                    names
+                        .iter()
+                        .filter_map(|n| item.get(n).map(|v| (key(n), to_cel(v))))
+                        .collect(),
+                ),
+            },
+            None => Map {
+                map: Arc::new(item.iter().map(|(n, v)| (key(n), to_cel(v))).collect()),
+            },
+        };
+        let mut ctx = Context::with_env(self.env.clone());
+        ctx.add_variable_from_value(ITEM, Value::Map(value));
+        match self.program.execute(&ctx) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!(
+                "the filter {:?} returned {other:?}, not true or false",
+                self.source
+            )),
+            Err(e) => Err(format!(
+                "the filter {:?} failed on this item: {e} (use has({ITEM}.<name>) for attributes that may be missing)",
+                self.source
+            )),
+        }
+    }
+
+    /// The top-level attributes the filter reads (`None`: the whole item).
+    pub fn reads(&self) -> Option<&[String]> {
+        self.reads.as_deref()
+    }
+}
+
+fn at_start(message: String) -> Problem {
+    Problem { line: 1, col: 1, message }
+}
+
+fn problems_of(e: &cel::ParseErrors) -> Vec<Problem> {
+    e.errors
+        .iter()
+        .map(|p| Problem {
+            line: p.pos.0.max(1) as usize,
+            col: p.pos.1.max(1) as usize,
+            message: p.msg.clone(),
+        })
+        .collect()
+}
+
+fn key(name: &str) -> Key {
+    Key::String(Arc::new(name.to_string()))
+}
+
+/// A DynamoDB value as CEL sees it (see the module docs).
+pub fn to_cel(v: &AttributeValue) -> Value {
+    let list = |vs: Vec<Value>| Value::List(Arc::new(vs));
+    match v {
+        AttributeValue::S(s) => Value::String(Arc::new(s.clone())),
+        AttributeValue::N(n) => number(n),
+        AttributeValue::B(b) => Value::Bytes(Arc::new(b.as_ref().to_vec())),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Ss(v) => list(v.iter().map(|s| Value::String(Arc::new(s.clone()))).collect()),
+        AttributeValue::Ns(v) => list(v.iter().map(|n| number(n)).collect()),
+        AttributeValue::Bs(v) => list(v.iter().map(|b| Value::Bytes(Arc::new(b.as_ref().to_vec()))).collect()),
+        AttributeValue::L(v) => list(v.iter().map(to_cel).collect()),
+        AttributeValue::M(m) => Value::Map(Map {
+            map: Arc::new(m.iter().map(|(k, v)| (key(k), to_cel(v))).collect::<HashMap<_, _>>()),
+        }),
+        _ => Value::Null,
+    }
+}
+
+fn number(n: &str) -> Value {
+    match n.parse::<i64>() {
+        Ok(i) => Value::Int(i),
+        Err(_) => Value::Float(n.parse::<f64>().unwrap_or(f64::NAN)),
+    }
+}
+
+/// What the expression reads of the item, and names it uses that are not there.
+#[derive(Default)]
+struct Walk {
+    reads: BTreeSet<String>,
+    /// The item is used as a whole (passed to a function, iterated, compared).
+    whole: bool,
+    unknown: BTreeSet<String>,
+}
+
+impl Walk {
+    /// `bound`: comprehension variables in scope.
+    fn visit(&mut self, e: &IdedExpr, bound: &mut Vec<String>) {
+        match &e.expr {
+            Expr::Select(s) if is_item(&s.operand, bound) => {
+                self.reads.insert(s.field.clone());
+            }
+            Expr::Call(c) if c.func_name == "_[_]" && c.args.len() == 2 && is_item(&c.args[0], bound) => {
+                match &c.args[1].expr {
+                    Expr::Literal(LiteralValue::String(s)) => {
+                        self.reads.insert(s.inner().to_string());
+                    }
+                    _ => {
+                        self.whole = true;
+                        self.visit(&c.args[1], bound);
+                    }
+                }
+            }
+            Expr::Ident(name) if name == ITEM && !bound.contains(name) => self.whole = true,
+            Expr::Ident(name) if !name.starts_with('@') && !bound.contains(name) => {
+                self.unknown.insert(name.clone());
+            }
+            Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+            Expr::Select(s) => self.visit(&s.operand, bound),
+            Expr::Call(c) => {
+                c.target.iter().for_each(|t| self.visit(t, bound));
+                c.args.iter().for_each(|a| self.visit(a, bound));
+            }
+            Expr::List(l) => l.elements.iter().for_each(|x| self.visit(x, bound)),
+            Expr::Map(m) => m.entries.iter().for_each(|x| self.visit_entry(&x.expr, bound)),
+            Expr::Struct(s) => s.entries.iter().for_each(|x| self.visit_entry(&x.expr, bound)),
+            Expr::Comprehension(c) => {
+                self.visit(&c.iter_range, bound);
+                self.visit(&c.accu_init, bound);
+                let n = bound.len();
+                bound.push(c.iter_var.clone());
+                bound.extend(c.iter_var2.clone());
+                bound.push(c.accu_var.clone());
+                for x in [&c.loop_cond, &c.loop_step, &c.result] {
+                    self.visit(x, bound);
+                }
+                bound.truncate(n);
+            }
+        }
+    }
+
+    fn visit_entry(&mut self, e: &cel::common::ast::EntryExpr, bound: &mut Vec<String>) {
+        match e {
+            cel::common::ast::EntryExpr::StructField(f) => self.visit(&f.value, bound),
+            cel::common::ast::EntryExpr::MapEntry(m) => {
+                self.visit(&m.key, bound);
+                self.visit(&m.value, bound);
+            }
+        }
+    }
+}
+
+fn is_item(e: &IdedExpr, bound: &[String]) -> bool {
+    matches!(&e.expr, Expr::Ident(n) if n == ITEM && !bound.iter().any(|b| b == ITEM))
+}
+
+/// What the expression certainly returns when that is not a bool (`None`: a bool, or not known
+/// before it runs; the run then checks).
+fn not_boolean(e: &IdedExpr) -> Option<&'static str> {
+    match &e.expr {
+        Expr::Literal(LiteralValue::Boolean(_)) => None,
+        Expr::Literal(LiteralValue::Null) => Some("null"),
+        Expr::Literal(LiteralValue::String(_)) => Some("a string"),
+        Expr::Literal(LiteralValue::Bytes(_)) => Some("bytes"),
+        Expr::Literal(_) => Some("a number"),
+        Expr::List(_) => Some("a list"),
+        Expr::Map(_) => Some("a map"),
+        Expr::Call(c) => match c.func_name.as_str() {
+            "_+_" | "_-_" | "_*_" | "_/_" | "_%_" | "-_" => Some("a value computed by arithmetic"),
+            "size" | "int" | "uint" | "double" | "string" | "bytes" => Some("a value that is not a bool"),
+            "_?_:_" if c.args.len() == 3 => not_boolean(&c.args[1]).and(not_boolean(&c.args[2])),
+            _ => None,
+        },
+        _ => None,
+    }
+}

@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::types::{StreamViewType, TableDescription};
 
 use super::View;
-use super::{describe, key_signature};
+use super::{describe, key_signature, key_signature_as};
 use crate::config::{Clients, TableConfig};
 use crate::error::{Error, Result};
 use crate::retry::{Policy, call};
@@ -41,6 +41,7 @@ pub async fn check_table(
         ))
     })?;
     let view = stream_view(&source, t, opts)?;
+    transform_fits(&source, t)?;
     let destination = describe(dst, &t.destination, Policy::STARTUP).await?;
     if let Some(d) = &destination {
         if same_table(&source, d) {
@@ -49,10 +50,11 @@ pub async fn check_table(
                 t.source, src.dynamodb_endpoint
             )));
         }
-        let (s_keys, d_keys) = (key_signature(&source), key_signature(d));
+        let (s_keys, d_keys) = (key_signature_as(&source, |n| t.transform.renamed(n)), key_signature(d));
         if s_keys != d_keys {
+            let renamed = if t.transform.is_empty() { "" } else { " (keys named as the transform renames them)" };
             return Err(Error::fatal(format!(
-                "destination table {:?} exists with another key schema: source has [{s_keys}], destination has [{d_keys}]",
+                "destination table {:?} exists with another key schema: source has [{s_keys}]{renamed}, destination has [{d_keys}]",
                 t.destination
             )));
         }
@@ -69,6 +71,24 @@ pub async fn check_table(
         destination,
         view,
     })
+}
+
+/// The table's transform must keep its key and index keys whole (every problem at once).
+fn transform_fits(source: &TableDescription, t: &TableConfig) -> Result<()> {
+    if t.transform.is_empty() {
+        return Ok(());
+    }
+    let schema = super::schema::TableSchema::from_description(source, &Default::default());
+    let problems = crate::transform::check::against_table(&t.transform, &schema, &t.source);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::fatal(format!(
+        "the transform of {:?} cannot work on this table ({} problems):\n  {}",
+        t.source,
+        problems.len(),
+        problems.join("\n  ")
+    )))
 }
 
 /// How the source's stream is read; `None` when `--enable-streams` will first enable one.

@@ -39,6 +39,11 @@ pub fn key_names(t: &TableDescription) -> Vec<String> {
 
 /// "pk (S, HASH), sk (N, RANGE)" for messages and comparison.
 pub fn key_signature(t: &TableDescription) -> String {
+    key_signature_as(t, |n| n)
+}
+
+/// [`key_signature`] with the key attributes named as `name` says (a transform's renames).
+pub fn key_signature_as<'a>(t: &'a TableDescription, name: impl Fn(&'a str) -> &'a str) -> String {
     let mut ks: Vec<_> = t.key_schema().iter().collect();
     ks.sort_by_key(|k| if k.key_type == KeyType::Hash { 0 } else { 1 });
     ks.iter()
@@ -48,7 +53,7 @@ pub fn key_signature(t: &TableDescription) -> String {
                 .iter()
                 .find(|a| a.attribute_name == k.attribute_name)
                 .map_or("?".to_string(), |a| a.attribute_type.as_str().to_string());
-            format!("{} ({ty}, {})", k.attribute_name, k.key_type.as_str())
+            format!("{} ({ty}, {})", name(&k.attribute_name), k.key_type.as_str())
         })
         .collect::<Vec<_>>()
         .join(", ")

@@ -95,6 +95,11 @@ async fn table(
         return Ok(());
     };
     source(out, t, &s, src).await;
+    let shaped = match tuning.filter(|c| !c.transform.is_empty()) {
+        Some(c) => transform(out, t, &c.transform),
+        None => t.clone(),
+    };
+    let t = &shaped;
     let scans = tuning.is_none_or(|c| c.snapshot == Snapshot::Scan);
     let reads = budget::resolve(tuning.and_then(|c| c.max_read_units_per_second), &s);
     if scans {
@@ -107,6 +112,38 @@ async fn table(
     time_budget(out, &s, tuning, scans.then_some(&reads));
     restore(out, &t.schema);
     mappings(out, t, dst).await
+}
+
+/// The table's transform, its problems on this table, and the destination it makes; returns
+/// the table as the destination will be.
+fn transform(out: &mut Lines, t: &PlannedTable, spec: &crate::transform::Spec) -> PlannedTable {
+    for step in spec.describe() {
+        out.line("info", format!("transform: {step}"));
+    }
+    for problem in crate::transform::check::against_table(spec, &t.schema, &t.source) {
+        out.line("FAIL", problem);
+    }
+    let shaped = t.shaped(spec);
+    let indexes: Vec<String> = shaped
+        .schema
+        .global_secondary_indexes
+        .iter()
+        .map(|g| (&g.index_name, &g.key_schema))
+        .chain(shaped.schema.local_secondary_indexes.iter().map(|l| (&l.index_name, &l.key_schema)))
+        .map(|(name, keys)| {
+            let keys: Vec<_> = keys.iter().map(|k| k.attribute_name.as_str()).collect();
+            format!("{name} ({})", keys.join(", "))
+        })
+        .collect();
+    out.line(
+        "info",
+        format!(
+            "destination after the transform: keys [{}], indexes [{}]",
+            shaped.schema.key_signature(),
+            indexes.join("; ")
+        ),
+    );
+    shaped
 }
 
 /// What the source holds and how its changes will be read.

@@ -45,9 +45,50 @@ pub fn render(config: &Config, tables: &[(String, String)]) -> String {
                 "max_write_units_per_second = {}\nwrite_concurrency = {}\nreplay_overlap_seconds = {}\n",
                 t.max_write_units_per_second, t.write_concurrency, t.replay_overlap_seconds
             ));
+            transform(&mut out, &t.transform);
         }
     }
     out
+}
+
+/// `[table.transform]` as read, so the plan's config keeps it.
+fn transform(out: &mut String, t: &crate::transform::Spec) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    if t.is_empty() {
+        return;
+    }
+    out.push_str("[table.transform]\n");
+    if !t.rename.is_empty() {
+        let pairs: Vec<_> = t
+            .rename
+            .iter()
+            .map(|(from, to)| format!("{} = {}", q(&from.value.to_string()), q(&to.to_string())))
+            .collect();
+        out.push_str(&format!("rename = {{ {} }}\n", pairs.join(", ")));
+    }
+    if !t.drop.is_empty() {
+        let paths: Vec<_> = t.drop.iter().map(|d| q(&d.value.to_string())).collect();
+        out.push_str(&format!("drop = [{}]\n", paths.join(", ")));
+    }
+    if !t.set.is_empty() {
+        let pairs: Vec<_> = t
+            .set
+            .iter()
+            .map(|(p, v)| {
+                let v = match v {
+                    AttributeValue::S(s) => q(s),
+                    AttributeValue::N(n) => n.clone(),
+                    AttributeValue::Bool(b) => b.to_string(),
+                    other => q(&format!("{other:?}")),
+                };
+                format!("{} = {v}", q(&p.value.to_string()))
+            })
+            .collect();
+        out.push_str(&format!("set = {{ {} }}\n", pairs.join(", ")));
+    }
+    if let Some(f) = &t.filter {
+        out.push_str(&format!("filter = {}\n", q(&f.value.source)));
+    }
 }
 
 fn q(s: &str) -> String {
@@ -102,7 +143,9 @@ mod tests {
         let c = Config::parse(
             Path::new("/x/ferry.toml"),
             "[source]\nregion = \"us-east-1\"\n[source.endpoints]\nlambda = \"http://127.0.0.1:1\"\n\
-             [destination]\nprofile = \"d\\\"q\"\n[[table]]\nsource = \"A\"\nscan_segments = 3\nmax_read_units_per_second = 7\n",
+             [destination]\nprofile = \"d\\\"q\"\n[[table]]\nsource = \"A\"\nscan_segments = 3\nmax_read_units_per_second = 7\n\
+             [table.transform]\nrename = { sk = \"sort\", \"m.`a.b`\" = \"c\" }\ndrop = [\"x\"]\n\
+             set = { from = \"eu\", n = 1.5, ok = true }\nfilter = 'item.t == \"a\\\"b\"'\n",
         )
         .unwrap();
         let text = render(&c, &[("A".into(), "A2".into()), ("B".into(), "B".into())]);
@@ -111,6 +154,9 @@ mod tests {
         assert_eq!(back.tables[0].destination, "A2");
         assert_eq!(back.tables[0].scan_segments, Some(3));
         assert_eq!(back.tables[0].max_read_units_per_second, Some(7));
+        let (a, b) = (&c.tables[0].transform, &back.tables[0].transform);
+        assert_eq!(a.describe(), b.describe(), "the transform survives:\n{text}");
+        assert_eq!(b.describe().len(), 7);
         assert_eq!(back.destination.profile.as_deref(), Some("d\"q"));
         assert_eq!(back.source.endpoints.lambda.as_deref(), Some("http://127.0.0.1:1"));
         assert!(

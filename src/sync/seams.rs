@@ -70,6 +70,8 @@ pub(super) struct SdkTable {
     pub dst: Clients,
     pub source: String,
     pub destination: String,
+    /// The destination's schema follows the table's transform (renamed key and index keys).
+    pub transform: crate::transform::Spec,
 }
 
 impl TableApi for SdkTable {
@@ -92,8 +94,9 @@ impl TableApi for SdkTable {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             match planned {
+                // Already shaped by the transform when the run took it from the plan.
                 Some(p) => p.schema.create(&self.dst, &self.destination).await?,
-                None => create::create_like(&self.dst, &self.destination, like).await?,
+                None => create::create_like(&self.dst, &self.destination, like, &self.transform).await?,
             };
             Ok(())
         })

@@ -82,6 +82,7 @@ impl TableRun {
             dst: self.dst.clone(),
             source: self.cfg.source.clone(),
             destination: self.cfg.destination.clone(),
+            transform: self.cfg.transform.clone(),
         });
         self.run_with(&seams).await
     }

@@ -268,3 +268,69 @@ proptest! {
         }
     }
 }
+
+fn schema() -> crate::discover::schema::TableSchema {
+    serde_json::from_value(serde_json::json!({
+        "TableName": "Orders",
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+            {"AttributeName": "gk", "AttributeType": "S"},
+            {"AttributeName": "lk", "AttributeType": "S"}
+        ],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [{
+            "IndexName": "byG",
+            "KeySchema": [{"AttributeName": "gk", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["a", "secret"]}
+        }],
+        "LocalSecondaryIndexes": [{
+            "IndexName": "byL",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "lk", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"}
+        }],
+        "TimeToLiveSpecification": {"Enabled": true, "AttributeName": "expires"}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn the_destination_schema_follows_key_index_and_ttl_renames() {
+    let s = spec(&[("sk", "sort"), ("gk", "g"), ("a", "alpha"), ("expires", "ttl")], &["secret"], &[], None);
+    assert!(check::against_table(&s, &schema(), "Orders").is_empty());
+    let d = check::schema(&s, &schema());
+    assert_eq!(d.key_signature(), "pk (S, HASH), sort (N, RANGE)");
+    assert_eq!(d.global_secondary_indexes[0].key_schema[0].attribute_name, "g");
+    assert_eq!(d.global_secondary_indexes[0].projection.non_key_attributes, ["alpha"]);
+    assert_eq!(d.local_secondary_indexes[0].key_schema[1].attribute_name, "lk");
+    assert_eq!(d.ttl_attribute(), Some("ttl"));
+    let defined: Vec<_> = d.attribute_definitions.iter().map(|a| a.attribute_name.as_str()).collect();
+    assert_eq!(defined, ["pk", "sort", "g", "lk"]);
+}
+
+#[test]
+fn transforms_that_break_a_key_or_an_index_are_refused_together() {
+    let s = spec(
+        &[("sk", "m.sort"), ("x", "pk"), ("pk", "lk"), ("other.y", "gk")],
+        &["gk", "lk.z"],
+        &[("pk", Av::S("c".into()))],
+        None,
+    );
+    let problems = check::against_table(&s, &schema(), "Orders");
+    for want in [
+        "cannot drop gk, it is a key of index byG",
+        "cannot drop lk.z, it is a key of index byL",
+        "sk is a key attribute: it can only be renamed to another top-level name, not m.sort",
+        "renaming pk onto lk, an existing key attribute",
+        "renaming other.y onto gk, an existing key attribute",
+    ] {
+        assert!(problems.iter().any(|p| p.contains(want)), "missing {want:?} in {problems:#?}");
+    }
+    assert!(problems.iter().all(|p| p.starts_with("ferry.toml:1:1: Orders: ")), "{problems:#?}");
+    // x → pk while pk moves away to lk is fine for pk, but pk lands on lk; and set pk hits the key.
+    let s = spec(&[("x", "pk"), ("pk", "id")], &[], &[("id", Av::S("c".into()))], None);
+    let problems = check::against_table(&s, &schema(), "Orders");
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].contains("cannot set id, it is part of the table's key"));
+}

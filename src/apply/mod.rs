@@ -299,7 +299,10 @@ impl<I: ApplyIo> Lane<I> {
     fn unappliable(&self, key: &KeyBytes, why: String) -> Error {
         let names = self.transform.source_keys();
         let key = key.to_item(names).map(|k| display_key(&k)).unwrap_or_default();
-        Error::fatal(format!("cannot apply the change of key {key} to {}: {why}", self.io.destination()))
+        Error::fatal(format!(
+            "cannot apply the change of key {key} to {}: {why}",
+            self.io.destination()
+        ))
     }
 
     /// Turns "read it from the source" into a put of the current item, or a delete if it is gone

@@ -66,6 +66,10 @@ pub async fn write_all<I: ApplyIo>(
     stats: &Arc<TableStats>,
     stop: &CancellationToken,
 ) -> Result<()> {
+    if ops.is_empty() {
+        // A batch whose every change was skipped by the transform: nothing to send.
+        return Ok(());
+    }
     let mut pending = ops;
     let mut retrier: Option<Retrier> = None;
     loop {

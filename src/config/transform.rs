@@ -28,7 +28,10 @@ pub(super) fn read(t: &mut Obj, errs: &mut Errors) -> Spec {
         return Spec::default();
     };
     let Some(table) = v.get_ref().as_table() else {
-        errs.at(v.span(), format!("transform in {} must be a table ([table.transform])", t.name()));
+        errs.at(
+            v.span(),
+            format!("transform in {} must be a table ([table.transform])", t.name()),
+        );
         return Spec::default();
     };
     let name = format!("[table.transform] of {}", t.name());
@@ -36,12 +39,16 @@ pub(super) fn read(t: &mut Obj, errs: &mut Errors) -> Spec {
     let mut spec = Spec::default();
     if let Some(v) = o.raw("rename") {
         for (path, value) in entries(errs, v, &name, "rename") {
-            let to = value
-                .get_ref()
-                .as_str()
-                .and_then(|s| Path::parse(s).map_err(|e| errs.at(value.span(), format!("rename in {name}: {e}"))).ok());
+            let to = value.get_ref().as_str().and_then(|s| {
+                Path::parse(s)
+                    .map_err(|e| errs.at(value.span(), format!("rename in {name}: {e}")))
+                    .ok()
+            });
             if value.get_ref().as_str().is_none() {
-                errs.at(value.span(), format!("rename in {name} maps a path to a new path (a string)"));
+                errs.at(
+                    value.span(),
+                    format!("rename in {name} maps a path to a new path (a string)"),
+                );
             }
             if let (Some(from), Some(to)) = (path, to) {
                 spec.rename.push((from, to));
@@ -55,7 +62,10 @@ pub(super) fn read(t: &mut Obj, errs: &mut Errors) -> Spec {
         for (path, value) in entries(errs, v, &name, "set") {
             let av = constant(value.get_ref());
             if av.is_none() {
-                errs.at(value.span(), format!("set in {name} takes a string, number or true/false"));
+                errs.at(
+                    value.span(),
+                    format!("set in {name} takes a string, number or true/false"),
+                );
             }
             if let (Some(p), Some(av)) = (path, av) {
                 spec.set.push((p, av));
@@ -78,7 +88,10 @@ fn entries<'t, 'i>(
     what: &str,
 ) -> Vec<(Option<At<Path>>, &'t Spanned<DeValue<'i>>)> {
     let Some(table) = v.get_ref().as_table() else {
-        errs.at(v.span(), format!("{what} in {name} must be a table: {what} = {{ old = \"new\" }}"));
+        errs.at(
+            v.span(),
+            format!("{what} in {name} must be a table: {what} = {{ old = \"new\" }}"),
+        );
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -119,7 +132,10 @@ fn path_at(errs: &mut Errors, text: &str, span: Range<usize>, name: &str, what: 
 
 fn drops(errs: &mut Errors, v: &Spanned<DeValue>, name: &str) -> Vec<At<Path>> {
     let Some(arr) = v.get_ref().as_array() else {
-        errs.at(v.span(), format!("drop in {name} must be a list of paths: drop = [\"ssn\"]"));
+        errs.at(
+            v.span(),
+            format!("drop in {name} must be a list of paths: drop = [\"ssn\"]"),
+        );
         return Vec::new();
     };
     arr.iter()
@@ -142,7 +158,11 @@ fn constant(v: &DeValue) -> Option<AttributeValue> {
     }
     let number = v
         .as_integer()
-        .and_then(|i| i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok().map(|n| n.to_string()))
+        .and_then(|i| {
+            i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+                .ok()
+                .map(|n| n.to_string())
+        })
         .or_else(|| v.as_float().map(|f| f.as_str().replace('_', "")));
     // As written (DynamoDB keeps a number's value, not its spelling); inf and nan are no numbers.
     number
@@ -153,7 +173,10 @@ fn constant(v: &DeValue) -> Option<AttributeValue> {
 /// The filter, compiled; its problems placed at their line and column in the file.
 fn filter(errs: &mut Errors, v: &Spanned<DeValue>, name: &str) -> Option<At<Arc<Filter>>> {
     let Some(source) = v.get_ref().as_str() else {
-        errs.at(v.span(), format!("filter in {name} must be a string (a CEL expression)"));
+        errs.at(
+            v.span(),
+            format!("filter in {name} must be a string (a CEL expression)"),
+        );
         return None;
     };
     match Filter::compile(source) {
@@ -175,7 +198,12 @@ fn filter(errs: &mut Errors, v: &Spanned<DeValue>, name: &str) -> Option<At<Arc<
 /// literal starts at `start`. Escapes make it approximate, which is fine for pointing.
 fn offset_in_string(src: &str, start: usize, line: usize, col: usize) -> usize {
     let lit = &src[start.min(src.len())..];
-    let mut at = start + if lit.starts_with("\"\"\"") || lit.starts_with("'''") { 3 } else { 1 };
+    let mut at = start
+        + if lit.starts_with("\"\"\"") || lit.starts_with("'''") {
+            3
+        } else {
+            1
+        };
     if lit.starts_with("\"\"\"\n") || lit.starts_with("'''\n") {
         at += 1; // the newline after a multi-line string's opening delimiter is not part of it
     }

@@ -24,7 +24,11 @@ filter = 'item.tenant == "acme" && has(item.active)'
     );
     let c = parse(&text).unwrap();
     let t = &c.tables[0].transform;
-    let renames: Vec<_> = t.rename.iter().map(|(f, to)| (f.value.to_string(), to.to_string())).collect();
+    let renames: Vec<_> = t
+        .rename
+        .iter()
+        .map(|(f, to)| (f.value.to_string(), to.to_string()))
+        .collect();
     assert_eq!(
         renames,
         [("deep.a", "b"), ("profile.email", "profile.mail"), ("sk", "sort_key")]
@@ -78,6 +82,9 @@ colour = "red"
 fn a_filter_that_is_not_a_predicate_is_refused() {
     let text = format!("{HEAD}[[table]]\nsource = \"T\"\ntransform = {{ filter = \"tenant + 1\" }}\n");
     let err = parse(&text).unwrap_err().to_string();
-    assert!(err.contains("conf/ferry.toml:7:25: filter in [table.transform] of [[table]] #1: unknown name \"tenant\""), "{err}");
+    assert!(
+        err.contains("conf/ferry.toml:7:25: filter in [table.transform] of [[table]] #1: unknown name \"tenant\""),
+        "{err}"
+    );
     assert!(err.contains("must return true or false"), "{err}");
 }

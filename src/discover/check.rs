@@ -52,7 +52,11 @@ pub async fn check_table(
         }
         let (s_keys, d_keys) = (key_signature_as(&source, |n| t.transform.renamed(n)), key_signature(d));
         if s_keys != d_keys {
-            let renamed = if t.transform.is_empty() { "" } else { " (keys named as the transform renames them)" };
+            let renamed = if t.transform.is_empty() {
+                ""
+            } else {
+                " (keys named as the transform renames them)"
+            };
             return Err(Error::fatal(format!(
                 "destination table {:?} exists with another key schema: source has [{s_keys}]{renamed}, destination has [{d_keys}]",
                 t.destination

@@ -13,9 +13,16 @@ use crate::transform::Spec;
 
 /// CreateTable for `name` like `src`, through the one table model, its keys and index keys
 /// named as `transform` renames them.
-pub async fn create_like(dst: &Clients, name: &str, src: &TableDescription, transform: &Spec) -> Result<TableDescription> {
+pub async fn create_like(
+    dst: &Clients,
+    name: &str,
+    src: &TableDescription,
+    transform: &Spec,
+) -> Result<TableDescription> {
     let source = TableSchema::from_description(src, &Extras::default());
-    crate::transform::check::schema(transform, &source).create(dst, name).await
+    crate::transform::check::schema(transform, &source)
+        .create(dst, name)
+        .await
 }
 
 /// Enables a NEW_AND_OLD_IMAGES stream on a source without one (only with `--enable-streams`).

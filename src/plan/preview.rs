@@ -129,7 +129,13 @@ fn transform(out: &mut Lines, t: &PlannedTable, spec: &crate::transform::Spec) -
         .global_secondary_indexes
         .iter()
         .map(|g| (&g.index_name, &g.key_schema))
-        .chain(shaped.schema.local_secondary_indexes.iter().map(|l| (&l.index_name, &l.key_schema)))
+        .chain(
+            shaped
+                .schema
+                .local_secondary_indexes
+                .iter()
+                .map(|l| (&l.index_name, &l.key_schema)),
+        )
         .map(|(name, keys)| {
             let keys: Vec<_> = keys.iter().map(|k| k.attribute_name.as_str()).collect();
             format!("{name} ({})", keys.join(", "))

@@ -13,10 +13,16 @@ pub fn spec(s: &Spec) -> Vec<String> {
     for (i, (from, to)) in s.rename.iter().enumerate() {
         for (from2, to2) in &s.rename[..i] {
             if overlap(&from.value, &from2.value) {
-                out.push(format!("{}: {} is renamed twice (also by rename of {})", from.at, from.value, from2.value));
+                out.push(format!(
+                    "{}: {} is renamed twice (also by rename of {})",
+                    from.at, from.value, from2.value
+                ));
             }
             if overlap(to, to2) {
-                out.push(format!("{}: two renames onto {to} (also {} → {to2})", from.at, from2.value));
+                out.push(format!(
+                    "{}: two renames onto {to} (also {} → {to2})",
+                    from.at, from2.value
+                ));
             }
         }
         for d in &s.drop {
@@ -51,7 +57,11 @@ pub fn against_table(s: &Spec, schema: &TableSchema, table: &str) -> Vec<String>
     let index_keys: Vec<(&str, &str)> = schema
         .global_secondary_indexes
         .iter()
-        .flat_map(|g| g.key_schema.iter().map(move |k| (g.index_name.as_str(), k.attribute_name.as_str())))
+        .flat_map(|g| {
+            g.key_schema
+                .iter()
+                .map(move |k| (g.index_name.as_str(), k.attribute_name.as_str()))
+        })
         .chain(schema.local_secondary_indexes.iter().flat_map(|l| {
             l.key_schema
                 .iter()
@@ -62,9 +72,15 @@ pub fn against_table(s: &Spec, schema: &TableSchema, table: &str) -> Vec<String>
     for d in &s.drop {
         let root = d.value.root();
         if keys.contains(&root) {
-            out.push(format!("{}: {table}: cannot drop {}, it is part of the table's key", d.at, d.value));
+            out.push(format!(
+                "{}: {table}: cannot drop {}, it is part of the table's key",
+                d.at, d.value
+            ));
         } else if let Some((index, _)) = index_keys.iter().find(|(_, k)| *k == root) {
-            out.push(format!("{}: {table}: cannot drop {}, it is a key of index {index}", d.at, d.value));
+            out.push(format!(
+                "{}: {table}: cannot drop {}, it is a key of index {index}",
+                d.at, d.value
+            ));
         }
     }
     for (from, to) in &s.rename {
@@ -86,7 +102,10 @@ pub fn against_table(s: &Spec, schema: &TableSchema, table: &str) -> Vec<String>
     let dest_keys: Vec<&str> = keys.iter().map(|k| s.renamed(k)).collect();
     for (p, _) in &s.set {
         if dest_keys.contains(&p.value.root()) {
-            out.push(format!("{}: {table}: cannot set {}, it is part of the table's key", p.at, p.value));
+            out.push(format!(
+                "{}: {table}: cannot set {}, it is part of the table's key",
+                p.at, p.value
+            ));
         }
     }
     out
@@ -97,12 +116,16 @@ pub fn against_table(s: &Spec, schema: &TableSchema, table: &str) -> Vec<String>
 pub fn schema(s: &Spec, source: &TableSchema) -> TableSchema {
     let mut out = source.clone();
     let name = |n: &mut String| *n = s.renamed(n).to_string();
-    out.attribute_definitions.iter_mut().for_each(|a| name(&mut a.attribute_name));
+    out.attribute_definitions
+        .iter_mut()
+        .for_each(|a| name(&mut a.attribute_name));
     out.key_schema.iter_mut().for_each(|k| name(&mut k.attribute_name));
     let dropped = |n: &String| s.drop.iter().any(|d| d.value.is_top() && d.value.root() == n);
     let project = |p: &mut crate::discover::schema::Projection| {
         p.non_key_attributes.retain(|n| !dropped(n));
-        p.non_key_attributes.iter_mut().for_each(|n| *n = s.renamed(n).to_string());
+        p.non_key_attributes
+            .iter_mut()
+            .for_each(|n| *n = s.renamed(n).to_string());
     };
     for g in &mut out.global_secondary_indexes {
         g.key_schema.iter_mut().for_each(|k| name(&mut k.attribute_name));

@@ -73,7 +73,9 @@ impl Filter {
             )));
         }
         if let Some(kind) = not_boolean(parsed.expression()) {
-            problems.push(at_start(format!("a filter must return true or false, this returns {kind}")));
+            problems.push(at_start(format!(
+                "a filter must return true or false, this returns {kind}"
+            )));
         }
         if !problems.is_empty() {
             return Err(problems);
@@ -125,7 +127,11 @@ impl Filter {
 }
 
 fn at_start(message: String) -> Problem {
-    Problem { line: 1, col: 1, message }
+    Problem {
+        line: 1,
+        col: 1,
+        message,
+    }
 }
 
 fn problems_of(e: &cel::ParseErrors) -> Vec<Problem> {

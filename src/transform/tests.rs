@@ -44,11 +44,17 @@ fn every_type() -> Item {
         ("null".to_string(), Av::Null(true)),
         ("ss".to_string(), Av::Ss(vec!["x".into(), "y".into()])),
         ("ns".to_string(), Av::Ns(vec!["1".into(), "2.5".into()])),
-        ("bs".to_string(), Av::Bs(vec![Blob::new(vec![1u8]), Blob::new(vec![2u8])])),
+        (
+            "bs".to_string(),
+            Av::Bs(vec![Blob::new(vec![1u8]), Blob::new(vec![2u8])]),
+        ),
         ("l".to_string(), Av::L(vec![s("x"), Av::N("3".into())])),
         (
             "m".to_string(),
-            Av::M(HashMap::from([("inner".to_string(), s("v")), ("deep".to_string(), Av::M(HashMap::new()))])),
+            Av::M(HashMap::from([
+                ("inner".to_string(), s("v")),
+                ("deep".to_string(), Av::M(HashMap::new())),
+            ])),
         ),
     ])
 }
@@ -61,7 +67,11 @@ fn rename_and_drop_carry_every_attribute_type_unchanged() {
         let renamed = format!("new_{name}");
         let t = Transform::new(spec(&[(name, &renamed)], &[], &[], None), keys());
         let out = t.item(source.clone()).unwrap().unwrap();
-        assert_eq!(out.get(&renamed), source.get(name), "{name} keeps its value under its new name");
+        assert_eq!(
+            out.get(&renamed),
+            source.get(name),
+            "{name} keeps its value under its new name"
+        );
         assert!(!out.contains_key(name));
         assert_eq!(out.len(), source.len());
 
@@ -76,7 +86,12 @@ fn rename_and_drop_carry_every_attribute_type_unchanged() {
 #[test]
 fn nested_paths_move_between_maps_and_missing_ones_change_nothing() {
     let t = Transform::new(
-        spec(&[("m.inner", "moved.to.here")], &["m.deep", "m.absent", "nope.x"], &[], None),
+        spec(
+            &[("m.inner", "moved.to.here")],
+            &["m.deep", "m.absent", "nope.x"],
+            &[],
+            None,
+        ),
         keys(),
     );
     let out = t.item(every_type()).unwrap().unwrap();
@@ -153,7 +168,11 @@ fn the_filter_sees_every_type_and_decides_put_delete_or_skip() {
             (want, got) => panic!("{f}: expected match={want}, got {got:?}"),
         }
         let loaded = t.load(every_type()).unwrap();
-        assert_eq!(loaded == Shaped::Skip, !want, "{f}: a bulk load skips items outside the filter");
+        assert_eq!(
+            loaded == Shaped::Skip,
+            !want,
+            "{f}: a bulk load skips items outside the filter"
+        );
     }
 }
 
@@ -297,7 +316,12 @@ fn schema() -> crate::discover::schema::TableSchema {
 
 #[test]
 fn the_destination_schema_follows_key_index_and_ttl_renames() {
-    let s = spec(&[("sk", "sort"), ("gk", "g"), ("a", "alpha"), ("expires", "ttl")], &["secret"], &[], None);
+    let s = spec(
+        &[("sk", "sort"), ("gk", "g"), ("a", "alpha"), ("expires", "ttl")],
+        &["secret"],
+        &[],
+        None,
+    );
     assert!(check::against_table(&s, &schema(), "Orders").is_empty());
     let d = check::schema(&s, &schema());
     assert_eq!(d.key_signature(), "pk (S, HASH), sort (N, RANGE)");
@@ -305,7 +329,11 @@ fn the_destination_schema_follows_key_index_and_ttl_renames() {
     assert_eq!(d.global_secondary_indexes[0].projection.non_key_attributes, ["alpha"]);
     assert_eq!(d.local_secondary_indexes[0].key_schema[1].attribute_name, "lk");
     assert_eq!(d.ttl_attribute(), Some("ttl"));
-    let defined: Vec<_> = d.attribute_definitions.iter().map(|a| a.attribute_name.as_str()).collect();
+    let defined: Vec<_> = d
+        .attribute_definitions
+        .iter()
+        .map(|a| a.attribute_name.as_str())
+        .collect();
     assert_eq!(defined, ["pk", "sort", "g", "lk"]);
 }
 
@@ -325,9 +353,15 @@ fn transforms_that_break_a_key_or_an_index_are_refused_together() {
         "renaming pk onto lk, an existing key attribute",
         "renaming other.y onto gk, an existing key attribute",
     ] {
-        assert!(problems.iter().any(|p| p.contains(want)), "missing {want:?} in {problems:#?}");
+        assert!(
+            problems.iter().any(|p| p.contains(want)),
+            "missing {want:?} in {problems:#?}"
+        );
     }
-    assert!(problems.iter().all(|p| p.starts_with("ferry.toml:1:1: Orders: ")), "{problems:#?}");
+    assert!(
+        problems.iter().all(|p| p.starts_with("ferry.toml:1:1: Orders: ")),
+        "{problems:#?}"
+    );
     // x → pk while pk moves away to lk is fine for pk, but pk lands on lk; and set pk hits the key.
     let s = spec(&[("x", "pk"), ("pk", "id")], &[], &[("id", Av::S("c".into()))], None);
     let problems = check::against_table(&s, &schema(), "Orders");

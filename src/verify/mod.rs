@@ -38,6 +38,7 @@ use crate::config::{Clients, Config, TableConfig, build_clients};
 use crate::error::{Error, Result};
 use crate::item::{KeyBytes, display_key};
 use crate::retry::Policy;
+use crate::transform::Transform;
 use diff::{Found, Kind};
 use digest::SetDigest;
 pub use recheck::Finding;
@@ -124,7 +125,8 @@ pub async fn verify_table(
 ) -> Result<TableReport> {
     let started = Instant::now();
     let (key_names, items) = describe_both(src, dst, cfg).await?;
-    let side = |c: &Clients, table: &str| Side {
+    let shape = Arc::new(Transform::new(cfg.transform.clone(), key_names.clone()));
+    let side = |c: &Clients, table: &str, key_names: &Arc<[String]>| Side {
         reads: Arc::new(DynamoReads {
             client: c.dynamodb.clone(),
             table: table.to_string(),
@@ -135,8 +137,14 @@ pub async fn verify_table(
         consistent: opts.consistent,
         limiter: Arc::new(Limiter::new(opts.read_units_per_second)),
         read_units: Arc::new(AtomicU64::new(0)),
+        shape: None,
     };
-    let (s, d) = (side(src, &cfg.source), side(dst, &cfg.destination));
+    let s = Side {
+        // The source as the destination should hold it.
+        shape: (!shape.is_identity()).then(|| shape.clone()),
+        ..side(src, &cfg.source, &key_names)
+    };
+    let d = side(dst, &cfg.destination, shape.dest_keys());
     let wanted = opts
         .segments
         .unwrap_or_else(|| crate::snapshot::scan::segments_for(cfg.scan_segments, items));
@@ -203,7 +211,7 @@ async fn compare(
         missing: count(Kind::Missing),
         extra: count(Kind::Extra),
         differing: count(Kind::Differing),
-        examples: examples(&findings, &s.key_names, opts.examples),
+        examples: examples(&findings, &d.key_names, opts.examples),
         rechecked: checked.rechecked,
         in_flight: checked.in_flight,
         unsettled: checked.unsettled,

@@ -60,7 +60,7 @@ pub(super) async fn settle(
         }
         let reads = read_round(s, d, &keys, watch, opts).await?;
         let behind = reads.behind;
-        let (found, in_flight, lagged) = reads.judge(keys, &s.key_names);
+        let (found, in_flight, lagged) = reads.judge(keys, &d.key_names);
         findings.extend(found);
         unsettled += lagged;
         keys = in_flight;
@@ -100,18 +100,20 @@ async fn read_round(
     watch: Option<&SyncWatch<'_>>,
     opts: &VerifyOptions,
 ) -> Result<Round> {
+    // The same keys under each side's names (a transform may rename key attributes).
     let items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&s.key_names)).collect();
+    let d_items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&d.key_names)).collect();
     let mut behind = false;
     let before = match watch {
         Some(w) => {
-            let src = index(s.get(items.clone()).await?, &s.key_names);
+            let src = index(s.get(items.clone()).await?, s.item_keys());
             behind = !w.wait_past(now_ms(), opts.recheck_wait).await?;
             Some(src)
         }
         None => None,
     };
-    let dst = index(d.get(items.clone()).await?, &d.key_names);
-    let after = index(s.get(items).await?, &s.key_names);
+    let dst = index(d.get(d_items).await?, d.item_keys());
+    let after = index(s.get(items).await?, s.item_keys());
     Ok(Round {
         before,
         dst,

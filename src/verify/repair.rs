@@ -14,6 +14,7 @@ use crate::config::{Clients, TableConfig};
 use crate::error::{Error, Result};
 use crate::item::KeyBytes;
 use crate::telemetry::TableStats;
+use crate::transform::Transform;
 
 pub async fn repair(
     src: &Clients,
@@ -36,11 +37,15 @@ pub async fn repair(
         stop: tokio_util::sync::CancellationToken::new(),
         stats: Arc::default(),
     };
-    let applier = Applier::start(
+    // Shaped by the table's transform like every other write: a key the filter now leaves out
+    // is deleted.
+    let applier = Applier::start_with_stop(
         Arc::new(io),
         cfg.write_concurrency as usize,
         Arc::new(Limiter::new(cfg.max_write_units_per_second)),
         Arc::new(TableStats::default()),
+        Arc::new(Transform::new(cfg.transform.clone(), key_names.clone())),
+        tokio_util::sync::CancellationToken::new(),
     );
     let ack: Arc<OrderedAck<()>> = Arc::new(OrderedAck::new(None));
     let first = ack.register_all(keys.iter().map(|_| (None, true)));

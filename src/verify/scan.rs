@@ -13,6 +13,7 @@ use crate::apply::{ApplyIo, DynamoIo, Limiter};
 use crate::error::{Error, Result};
 use crate::item::{Item, KeyBytes};
 use crate::retry::{Policy, Retrier};
+use crate::transform::Transform;
 
 /// One page of a segment scan.
 pub struct Page {
@@ -99,6 +100,9 @@ pub struct Side {
     pub limiter: Arc<Limiter>,
     /// Read units spent, for the report.
     pub read_units: Arc<AtomicU64>,
+    /// The source side of a table with a transform: every item read is compared as the
+    /// destination should hold it (shaped, or left out by the filter).
+    pub shape: Option<Arc<Transform>>,
 }
 
 impl Side {
@@ -120,17 +124,19 @@ impl Side {
                 .unwrap_or_else(|| self.estimate_units(&page.items));
             self.read_units.fetch_add(units as u64, Relaxed);
             self.limiter.acquire(units).await;
-            for item in &page.items {
-                let key = KeyBytes::of(&self.key_names, item).ok_or_else(|| {
+            for item in page.items {
+                let key = KeyBytes::of(&self.key_names, &item).ok_or_else(|| {
                     Error::fatal(format!(
                         "scan of {} returned an item without its key attributes",
                         self.table
                     ))
                 })?;
-                out.push(Entry {
-                    key,
-                    digest: item_digest(item),
-                });
+                if let Some(item) = self.shaped(item)? {
+                    out.push(Entry {
+                        key,
+                        digest: item_digest(&item),
+                    });
+                }
             }
             match page.next {
                 Some(k) => start = Some(k),
@@ -149,11 +155,35 @@ impl Side {
         if self.consistent { units } else { units.div_ceil(2) }
     }
 
-    /// Current items for `keys`, with strongly consistent reads (absent items are not returned).
+    /// Current items for `keys`, with strongly consistent reads (absent items are not returned),
+    /// as [`Side::shaped`] makes them.
     pub async fn get(&self, keys: Vec<Item>) -> Result<Vec<Item>> {
         let units = keys.len() as u32;
         self.read_units.fetch_add(units as u64, Relaxed);
         self.limiter.acquire(units).await;
-        self.reads.get(keys).await
+        let items = self.reads.get(keys).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.extend(self.shaped(item)?);
+        }
+        Ok(out)
+    }
+
+    /// An item as it is compared: through the transform on the source side (`None`: the filter
+    /// leaves it out, so the destination must not hold it).
+    fn shaped(&self, item: Item) -> Result<Option<Item>> {
+        let Some(shape) = &self.shape else {
+            return Ok(Some(item));
+        };
+        let key = crate::item::display_key(&crate::item::key_of(&self.key_names, &item));
+        shape
+            .item(item)
+            .map_err(|why| Error::fatal(format!("the transform of {} fails on key {key}: {why}", self.table)))
+    }
+
+    /// Key attribute names of the items this side returns (the destination's, through a
+    /// transform).
+    pub fn item_keys(&self) -> &[String] {
+        self.shape.as_ref().map_or(&self.key_names, |t| t.dest_keys())
     }
 }

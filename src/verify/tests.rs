@@ -103,6 +103,7 @@ fn side(name: &str, table: Arc<FakeTable>) -> Side {
         reads: table,
         table: name.into(),
         key_names: vec!["pk".to_string()].into(),
+        shape: None,
         consistent: false,
         limiter: Arc::new(Limiter::new(0)),
         read_units: Arc::default(),
@@ -184,4 +185,40 @@ fn a_sample_spreads_over_more_segments() {
     assert_eq!(some.len(), 4);
     assert!(some.iter().all(|s| *s < 40));
     assert_eq!(segments(8, Some(1.0)).1.len(), 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_filtered_source_is_compared_as_the_destination_should_hold_it() {
+    use crate::transform::{At, Filter, Spec, Transform};
+    let spec = Spec {
+        filter: Some(At {
+            value: Arc::new(Filter::compile("item.v % 2 == 1").unwrap()),
+            at: "ferry.toml:1:1".into(),
+        }),
+        ..Spec::default()
+    };
+    let odd: Vec<_> = ROWS.iter().copied().filter(|(_, v)| v % 2 == 1).collect();
+    let mut s = side("S", Arc::new(FakeTable::with(ROWS)));
+    s.shape = Some(Arc::new(Transform::new(spec, s.key_names.clone())));
+    let d = side("D", Arc::new(FakeTable::with(&odd)));
+    let (r, findings) = compare(&s, &d, 4, None, &VerifyOptions::default()).await.unwrap();
+    assert!(r.equal && findings.is_empty(), "{findings:?}");
+    assert_eq!(
+        (r.source_items, r.destination_items),
+        (4, 4),
+        "the left-out items are not counted"
+    );
+
+    // An item the filter leaves out, found at the destination, is extra; a kept one gone, missing.
+    let mut damaged = odd.clone();
+    damaged.retain(|(k, _)| *k != "c");
+    damaged.push(("b", 2));
+    let d = side("D", Arc::new(FakeTable::with(&damaged)));
+    let (r, findings) = compare(&s, &d, 4, None, &VerifyOptions::default()).await.unwrap();
+    let kinds: Vec<_> = findings
+        .iter()
+        .map(|f| (f.kind, pk(&f.key.to_item(&["pk".to_string()]).unwrap())))
+        .collect();
+    assert_eq!(kinds, [(Kind::Extra, "b".into()), (Kind::Missing, "c".into())]);
+    assert!(!r.equal);
 }

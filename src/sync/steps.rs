@@ -73,7 +73,13 @@ impl TableRun {
         let name = &self.cfg.source;
         tracing::info!(table = %name, destination = %self.cfg.destination, "creating destination table");
         if let Some(p) = &self.planned {
-            let (want, have) = (p.schema.key_signature(), discover::key_signature(&self.checked.source));
+            // The planned schema is already the destination's: compare the source's keys as the
+            // transform renames them.
+            let rename = |n| self.cfg.transform.renamed(n);
+            let (want, have) = (
+                p.schema.key_signature(),
+                discover::key_signature_as(&self.checked.source, rename),
+            );
             if want != have {
                 return Err(Error::fatal(format!(
                     "the plan's schema of {name} has keys [{want}] but the source has [{have}]: every \

@@ -126,6 +126,10 @@ pub fn schema(s: &Spec, source: &TableSchema) -> TableSchema {
         p.non_key_attributes
             .iter_mut()
             .for_each(|n| *n = s.renamed(n).to_string());
+        if p.projection_type == "INCLUDE" && p.non_key_attributes.is_empty() {
+            // Every included attribute is dropped; DynamoDB refuses INCLUDE with none.
+            p.projection_type = "KEYS_ONLY".into();
+        }
     };
     for g in &mut out.global_secondary_indexes {
         g.key_schema.iter_mut().for_each(|k| name(&mut k.attribute_name));

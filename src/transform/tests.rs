@@ -335,6 +335,14 @@ fn the_destination_schema_follows_key_index_and_ttl_renames() {
         .map(|a| a.attribute_name.as_str())
         .collect();
     assert_eq!(defined, ["pk", "sort", "g", "lk"]);
+    let s = spec(&[], &["a", "secret"], &[], None);
+    let d = check::schema(&s, &schema());
+    let p = &d.global_secondary_indexes[0].projection;
+    assert_eq!(
+        (p.projection_type.as_str(), p.non_key_attributes.len()),
+        ("KEYS_ONLY", 0),
+        "nothing left to include"
+    );
 }
 
 #[test]

@@ -10,7 +10,19 @@ use ferry::item::{Item, canonical::canonical, json::item_to_json};
 
 /// Every item of `table`, by canonical key.
 pub async fn scan_all(c: &Client, table: &str) -> Result<BTreeMap<String, Value>, String> {
-    let mut out = BTreeMap::new();
+    Ok(scan_items(c, table)
+        .await?
+        .into_iter()
+        .map(|item| {
+            let key = item_to_json(&ferry::item::key_of(&["pk".into(), "sk".into()], &item)).to_string();
+            (key, canonical(&item))
+        })
+        .collect())
+}
+
+/// Every item of `table`, read consistently.
+pub async fn scan_items(c: &Client, table: &str) -> Result<Vec<Item>, String> {
+    let mut out = Vec::new();
     let mut start: Option<Item> = None;
     loop {
         let page = c
@@ -21,13 +33,7 @@ pub async fn scan_all(c: &Client, table: &str) -> Result<BTreeMap<String, Value>
             .send()
             .await
             .map_err(|e| format!("Scan {table}: {e:?}"))?;
-        for item in page.items.unwrap_or_default() {
-            let key = format!(
-                "{}",
-                item_to_json(&ferry::item::key_of(&["pk".into(), "sk".into()], &item))
-            );
-            out.insert(key, canonical(&item));
-        }
+        out.extend(page.items.unwrap_or_default());
         match page.last_evaluated_key.filter(|k| !k.is_empty()) {
             Some(k) => start = Some(k),
             None => return Ok(out),

@@ -5,14 +5,11 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use ferry_rig::Account;
 use ferry_rig::data::{load, rich_item};
 use ferry_rig::ferry_bin;
-use ferry_rig::moto::{Moto, default_credentials, ensure_bucket};
+use ferry_rig::moto::{Moto, create_streamed_table, default_credentials, ensure_bucket};
 use ferry_rig::process::FerryDir;
 use ferry_rig::wait::{wait_equal, wait_for};
 use ferry_rig::workload::Workload;
@@ -21,49 +18,6 @@ use rand::rngs::StdRng;
 use tokio_util::sync::CancellationToken;
 
 const DST_ACCOUNT: &str = "111111111111";
-
-async fn create_source(c: &aws_sdk_dynamodb::Client, name: &str) {
-    let key = |n: &str, t| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let attr = |n: &str, t| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(t)
-            .build()
-            .unwrap()
-    };
-    c.create_table()
-        .table_name(name)
-        .attribute_definitions(attr("pk", ScalarAttributeType::S))
-        .attribute_definitions(attr("sk", ScalarAttributeType::N))
-        .attribute_definitions(attr("group", ScalarAttributeType::S))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("by_group")
-                .key_schema(key("group", KeyType::Hash))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("CreateTable");
-}
 
 /// Runs one migration from moto's default account into DST_ACCOUNT with `loader`, by `workers`
 /// workers (several: the state in a DynamoDB table in DST_ACCOUNT, the export's files leased).
@@ -77,7 +31,7 @@ async fn migrate(table: &str, loader: &str, workers: usize) {
     let dst = moto.dynamodb(dst_creds.clone());
     let bucket = format!("ferry-dst-{}", table.to_lowercase());
     ensure_bucket(&moto.s3(dst_creds), &bucket).await.expect("bucket");
-    create_source(&src, table).await;
+    create_streamed_table(&src, table).await;
     let mut rng = StdRng::seed_from_u64(7);
     load(
         &src,

@@ -7,16 +7,21 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue as Av, StreamViewType};
 use ferry::item::canonical::canonical;
 use ferry::item::{Item, json::item_to_json};
-use ferry_rig::DynamoLocal;
 use ferry_rig::compare::scan_items;
+use ferry_rig::data::{load, rich_item};
 use ferry_rig::ferry_bin;
+use ferry_rig::moto::{Moto, create_streamed_table, default_credentials, ensure_bucket};
 use ferry_rig::process::{FerryDir, terminate};
 use ferry_rig::scenario::{Scenario, Stream};
 use ferry_rig::wait::{wait_caught_up, wait_for};
 use ferry_rig::workload::Workload;
+use ferry_rig::{Account, DynamoLocal};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -60,16 +65,24 @@ fn key(i: &Item, sort: &str) -> String {
     item_to_json(&k).to_string()
 }
 
+/// A source table, its transformed copy, and the ferry folder that copies it.
+struct Pair<'a> {
+    src: &'a Client,
+    dst: &'a Client,
+    table: &'a str,
+    ferry: &'a FerryDir,
+}
+
 /// The transformed source against the destination: keys missing, extra and differing.
-async fn diff(rig: &Scenario) -> (usize, Vec<String>) {
-    let want: BTreeMap<String, Value> = scan_items(&rig.src, "Orders")
+async fn diff(p: &Pair<'_>) -> (usize, Vec<String>) {
+    let want: BTreeMap<String, Value> = scan_items(p.src, p.table)
         .await
         .unwrap()
         .into_iter()
         .filter_map(expected)
         .map(|i| (key(&i, "sort"), canonical(&i)))
         .collect();
-    let have: BTreeMap<String, Value> = scan_items(&rig.dst, "Orders")
+    let have: BTreeMap<String, Value> = scan_items(p.dst, p.table)
         .await
         .unwrap()
         .into_iter()
@@ -88,10 +101,10 @@ async fn diff(rig: &Scenario) -> (usize, Vec<String>) {
     (want.len(), wrong)
 }
 
-async fn wait_transformed_equal(rig: &Scenario) -> usize {
+async fn wait_transformed_equal(p: &Pair<'_>) -> usize {
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let (n, wrong) = diff(rig).await;
+        let (n, wrong) = diff(p).await;
         if wrong.is_empty() {
             return n;
         }
@@ -100,7 +113,7 @@ async fn wait_transformed_equal(rig: &Scenario) -> usize {
                 "the destination never matched the transformed source: {} keys, e.g. {:?}\n{}",
                 wrong.len(),
                 &wrong[..wrong.len().min(5)],
-                rig.ferry.logs()
+                p.ferry.logs()
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -191,7 +204,13 @@ async fn a_transformed_copy_survives_kills_and_rollovers_and_verify_judges_it() 
     stop.cancel();
     writes.await.unwrap().expect("workload");
     wait_caught_up(&rig.ferry, "Orders", Duration::from_secs(120)).await;
-    let kept = wait_transformed_equal(&rig).await;
+    let pair = Pair {
+        src: &rig.src,
+        dst: &rig.dst,
+        table: "Orders",
+        ferry: &rig.ferry,
+    };
+    let kept = wait_transformed_equal(&pair).await;
     let all = scan_items(&rig.src, "Orders").await.unwrap().len();
     assert!(
         kept > 500 && kept < all,
@@ -253,17 +272,23 @@ async fn a_transformed_copy_survives_kills_and_rollovers_and_verify_judges_it() 
     terminate(&child);
     assert!(child.wait().unwrap().success(), "{}", rig.ferry.logs());
 
-    let (code, r) = verify(&rig.ferry, &[]);
+    verify_damage_and_repair(&pair, kept - 1).await;
+}
+
+/// `ferry verify` judges the transformed copy equal, then names exactly the keys damaged by
+/// hand, and `--repair` mends them through the transform.
+async fn verify_damage_and_repair(p: &Pair<'_>, kept: usize) {
+    let (code, r) = verify(&p.ferry, &[]);
     assert_eq!(code, 0, "the transformed copy verifies equal: {r}");
-    assert_eq!(r["source_items"].as_u64(), Some(kept as u64 - 1), "{r}");
+    assert_eq!(r["source_items"].as_u64(), Some(kept as u64), "{r}");
 
     // Damage by hand: one kept item changed, one deleted, and one the filter leaves out written
     // in the destination's shape.
-    let dst_items = scan_items(&rig.dst, "Orders").await.unwrap();
+    let dst_items = scan_items(p.dst, p.table).await.unwrap();
     let mut changed = dst_items[0].clone();
     changed.insert("text".into(), Av::S("tampered".into()));
     let gone = dst_items[1].clone();
-    let outsider = scan_items(&rig.src, "Orders")
+    let outsider = scan_items(p.src, p.table)
         .await
         .unwrap()
         .into_iter()
@@ -277,23 +302,23 @@ async fn a_transformed_copy_survives_kills_and_rollovers_and_verify_judges_it() 
     .unwrap();
     outsider.insert("flag".into(), Av::Bool(false));
     for item in [changed.clone(), outsider.clone()] {
-        rig.dst
+        p.dst
             .put_item()
-            .table_name("Orders")
+            .table_name(p.table)
             .set_item(Some(item))
             .send()
             .await
             .unwrap();
     }
-    rig.dst
+    p.dst
         .delete_item()
-        .table_name("Orders")
+        .table_name(p.table)
         .key("pk", gone["pk"].clone())
         .key("sort", gone["sort"].clone())
         .send()
         .await
         .unwrap();
-    let (code, r) = verify(&rig.ferry, &[]);
+    let (code, r) = verify(&p.ferry, &[]);
     assert_eq!(code, 3, "{r}");
     assert_eq!(
         (r["missing"].as_u64(), r["extra"].as_u64(), r["differing"].as_u64()),
@@ -304,8 +329,90 @@ async fn a_transformed_copy_survives_kills_and_rollovers_and_verify_judges_it() 
     assert_eq!(examples(&r, "extra"), [label(&outsider)]);
     assert_eq!(examples(&r, "differing"), [label(&changed)]);
 
-    let (code, r) = verify(&rig.ferry, &["--repair"]);
+    let (code, r) = verify(&p.ferry, &["--repair"]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["repair"]["keys"], 3, "{r}");
-    assert!(diff(&rig).await.1.is_empty(), "repaired through the transform");
+    assert!(diff(p).await.1.is_empty(), "repaired through the transform");
+}
+
+/// The same transform with `snapshot = "export"` on moto: the export's files are loaded by ferry's
+/// loader through the same transform (ImportTable is refused: it cannot transform), kill -9
+/// lands in the load, and the stream carries the changes made meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_export_loaded_by_ferry_goes_through_the_same_transform() {
+    const DST_ACCOUNT: &str = "111111111111";
+    let (table, bucket) = ("OrdersT", "ferry-dst-orderst");
+    let moto = Moto::shared();
+    let src = moto.dynamodb(default_credentials());
+    let dst_creds = moto
+        .assume(DST_ACCOUNT, default_credentials())
+        .await
+        .expect("assume role");
+    let dst = moto.dynamodb(dst_creds.clone());
+    ensure_bucket(&moto.s3(dst_creds), bucket).await.expect("bucket");
+    create_streamed_table(&src, table).await;
+    let mut rng = StdRng::seed_from_u64(11);
+    let items = (0..600)
+        .map(|i| rich_item(&format!("m-{}", i % 13), i, &mut rng))
+        .collect();
+    load(&src, table, items).await;
+
+    let transform = &TABLE[TABLE.find("[table.transform]").unwrap()..];
+    let config = |loader: &str| {
+        format!(
+            "[source]\nprofile = \"src\"\nendpoint_url = \"{m}\"\n\n\
+             [destination]\nprofile = \"dst\"\nendpoint_url = \"{m}\"\nrole_arn = \"arn:aws:iam::{DST_ACCOUNT}:role/ferry-dst\"\n\n\
+             [state]\npath = \"state/ferry.db\"\n\n[export]\nbucket = \"{bucket}\"\nprefix = \"exports\"\n\
+             bucket_owner = \"{DST_ACCOUNT}\"\n\n[[table]]\nsource = \"{table}\"\nsnapshot = \"export\"\nloader = \"{loader}\"\n{transform}",
+            m = moto.endpoint,
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sa, da) = (Account::fresh("tsrc"), Account::fresh("tdst"));
+    let ferry = FerryDir::custom(&ferry_bin!(), dir.path(), &sa, &da, &config("import"));
+    let out = ferry.run(&["sync", "-c", "ferry.toml", "--no-progress"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("loader = \"import\" cannot transform"),
+        "{stderr}"
+    );
+    std::fs::write(dir.path().join("ferry.toml"), config("ferry")).unwrap();
+
+    let during = Workload::new(src.clone(), table);
+    let during = tokio::spawn(async move { during.run(CancellationToken::new(), Some(300)).await });
+    let mut child = ferry.spawn_sync(&["--enable-pitr"]);
+    wait_for(
+        Duration::from_secs(120),
+        "the export's load",
+        || ferry.logs(),
+        || async {
+            let t = ferry.table_status(table)?;
+            (t["snapshot"]["items_copied"].as_i64().unwrap_or(0) > 0 || t["phase"] == "streaming").then_some(())
+        },
+    )
+    .await;
+    child.kill().expect("kill -9");
+    child.wait().unwrap();
+    let mut child = ferry.spawn_sync(&["--enable-pitr"]);
+    wait_for(
+        Duration::from_secs(120),
+        "streaming",
+        || ferry.logs(),
+        || async { (ferry.table_status(table)?["phase"] == "streaming").then_some(()) },
+    )
+    .await;
+    during.await.unwrap().expect("workload during the load");
+    wait_caught_up(&ferry, table, Duration::from_secs(120)).await;
+    let pair = Pair {
+        src: &src,
+        dst: &dst,
+        table,
+        ferry: &ferry,
+    };
+    let kept = wait_transformed_equal(&pair).await;
+    assert!(kept > 100, "{kept}");
+    assert!(ferry.logs().contains("export started"));
+    terminate(&child);
+    assert!(child.wait().unwrap().success(), "{}", ferry.logs());
+    verify_damage_and_repair(&pair, kept).await;
 }

@@ -18,6 +18,7 @@ use ferry::source::streams::consumer::{self, Pos};
 use ferry::source::streams::record;
 use ferry::source::streams::wire::RawRecord;
 use ferry::telemetry::TableStats;
+use ferry::transform::{At, Filter, Path, Spec, Transform};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -114,6 +115,26 @@ impl ApplyIo for NoIo {
     }
 }
 
+/// rename sk → sort and m.a → m.alpha, drop tags, keep items with a non-negative n and a map m.
+fn transform() -> Spec {
+    let at = |p: &str| At {
+        value: Path::parse(p).unwrap(),
+        at: "bench".into(),
+    };
+    Spec {
+        rename: vec![
+            (at("sk"), Path::parse("sort").unwrap()),
+            (at("m.a"), Path::parse("m.alpha").unwrap()),
+        ],
+        drop: vec![at("tags")],
+        set: Vec::new(),
+        filter: Some(At {
+            value: Arc::new(Filter::compile("item.n >= 0 && has(item.m)").unwrap()),
+            at: "bench".into(),
+        }),
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -153,27 +174,38 @@ fn bench(c: &mut Criterion) {
             )
         });
 
-        // The whole path on one core: parse → changes → lanes (coalesce, batch, requests) → acks.
-        let stats = Arc::new(TableStats::default());
-        let applier = rt.block_on(async {
-            Applier::start(
-                Arc::new(NoIo(keys.clone())),
-                16,
-                Arc::new(Limiter::new(0)),
-                stats.clone(),
-            )
-        });
-        let ack = Arc::new(OrderedAck::<Pos>::new(None));
-        g.bench_function(BenchmarkId::new("full_path_one_core", mix), |b| {
-            b.to_async(&rt).iter(|| async {
-                // What a shard consumer does with each page.
-                let page = get_page(&streams).await;
-                let (changes, _) = consumer::page_changes(page, View::NewImage, &keys, 0, &ack).unwrap();
-                applier.submit_all(changes).await.unwrap();
-                ack.drained().await;
-            })
-        });
-        drop(applier);
+        // The whole path on one core: parse → changes → lanes (coalesce, shape, batch, requests)
+        // → acks; without a transform, and with a rename (of the sort key and a nested entry), a
+        // drop and a filter that every item passes (so both write the same number of items).
+        for (name, transform) in [
+            ("full_path_one_core", Spec::default()),
+            ("full_path_one_core_transformed", transform()),
+        ] {
+            let stats = Arc::new(TableStats::default());
+            let shape = Arc::new(Transform::new(transform, keys.clone().into()));
+            let applier = rt.block_on(async {
+                let io = Arc::new(NoIo(keys.clone()));
+                Applier::start_with_stop(
+                    io,
+                    16,
+                    Arc::new(Limiter::new(0)),
+                    stats.clone(),
+                    shape,
+                    Default::default(),
+                )
+            });
+            let ack = Arc::new(OrderedAck::<Pos>::new(None));
+            g.bench_function(BenchmarkId::new(name, mix), |b| {
+                b.to_async(&rt).iter(|| async {
+                    // What a shard consumer does with each page.
+                    let page = get_page(&streams).await;
+                    let (changes, _) = consumer::page_changes(page, View::NewImage, &keys, 0, &ack).unwrap();
+                    applier.submit_all(changes).await.unwrap();
+                    ack.drained().await;
+                })
+            });
+            drop(applier);
+        }
     }
     g.finish();
 }

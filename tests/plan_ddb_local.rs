@@ -198,7 +198,8 @@ async fn a_crash_while_building_the_destination_converges_on_rerun() {
 
 /// DynamoDB Local has no Lambda and answers Lambda calls with HTTP 500 InternalFailure. With every
 /// service of the source on it (one `endpoint_url`), discover records no mappings, says why in a
-/// warning, and succeeds.
+/// warning, and succeeds. A table's transform is shown with the keys it makes and its problems,
+/// kept in the plan's ferry.toml, and `ferry plan` fails on them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discover_with_every_service_on_dynamodb_local_records_no_mappings() {
     let ddb = DynamoLocal::shared();
@@ -208,10 +209,35 @@ async fn discover_with_every_service_on_dynamodb_local_records_no_mappings() {
         ferry_rig::data::create_table(&src_ddb, t, Some(StreamViewType::NewImage)).await;
     }
     let work = tempfile::tempdir().unwrap();
-    let f = FerryDir::new(&ferry_bin!(), work.path(), ddb, &src, &dst, "");
+    let transform =
+        "[[table]]\nsource = \"Streamed\"\n[table.transform]\nrename = { sk = \"sort\" }\ndrop = [\"label\"]\n";
+    let f = FerryDir::new(&ferry_bin!(), work.path(), ddb, &src, &dst, transform);
     let out = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "Streamed: rename sk → sort",
+        "Streamed: drop label",
+        "Streamed: PROBLEM ferry.toml:",
+        "cannot drop label, it is a key of index by_label",
+        "Streamed: the destination's keys will be [pk (S, HASH), sort (N, RANGE)]",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    let out = f.run(&["plan", "-c", "plan/ferry.toml", "--plan", "plan"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "a transform that breaks an index fails the plan:\n{stdout}"
+    );
+    for want in [
+        "info  transform: rename sk → sort",
+        "FAIL  plan/ferry.toml:",
+        "destination after the transform: keys [pk (S, HASH), sort (N, RANGE)], indexes [by_group (group, sort); by_label (pk, label)]",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
     assert!(
         stderr.contains(&format!(
             "the Lambda endpoint {} is also the DynamoDB endpoint",

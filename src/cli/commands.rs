@@ -64,6 +64,9 @@ async fn discover(config: &Path, out: &Path, force: bool) -> Result<ExitCode> {
         out.display(),
         out.display()
     );
+    for line in &d.transforms {
+        println!("  {line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -17,6 +17,9 @@ use crate::retry::Policy;
 pub struct Discovered {
     pub tables: usize,
     pub mappings: usize,
+    /// For each table the config transforms: its steps, the destination it makes, and its
+    /// problems on the discovered table.
+    pub transforms: Vec<String>,
 }
 
 /// Writes `out/` from the source side. An existing plan is kept unless `force`: it may hold a
@@ -57,7 +60,31 @@ pub async fn run(config: &Config, out: &Path, force: bool) -> Result<Discovered>
     Ok(Discovered {
         tables: names.len(),
         mappings: mappings.len(),
+        transforms: schemas.iter().flat_map(|s| transform_lines(config, s)).collect(),
     })
+}
+
+/// What the config's transform of `schema`'s table does (schema files keep the source's shape;
+/// the transform applies when the destination is created).
+fn transform_lines(config: &Config, schema: &TableSchema) -> Vec<String> {
+    let Some(t) = config.table(&schema.table_name).filter(|t| !t.transform.is_empty()) else {
+        return Vec::new();
+    };
+    let name = &schema.table_name;
+    let mut out: Vec<String> = t
+        .transform
+        .describe()
+        .into_iter()
+        .map(|s| format!("{name}: {s}"))
+        .collect();
+    let problems = crate::transform::check::against_table(&t.transform, schema, name);
+    out.extend(problems.into_iter().map(|p| format!("{name}: PROBLEM {p}")));
+    let d = crate::transform::check::schema(&t.transform, schema);
+    out.push(format!(
+        "{name}: the destination's keys will be [{}]",
+        d.key_signature()
+    ));
+    out
 }
 
 async fn table(src: &Clients, name: &str, lambda: &mut Lambda) -> Result<(TableInfo, TableSchema, Vec<Mapping>)> {

@@ -7,14 +7,21 @@
 //!
 //! DynamoDB values reach CEL as: S → string, N → int when it is a whole number within 64 bits,
 //! else double, B → bytes, BOOL → bool, NULL → null, L and the sets → lists, M → map.
-//! Only the attributes the expression reads are converted, so a wide item costs no more than the
-//! attributes the filter looks at.
+//! Speed: before it runs, the expression's reads of the item (`item.a`, `item["a"]`, `has(item.a)`)
+//! are rewritten into variables of their own, which a resolver answers from the item when (and
+//! only if) evaluation reaches them. No map of the item is built, and `has()` converts nothing.
+//! An expression that uses the item as a whole (`size(item)`) gets it as a map instead.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use cel::common::ast::{Expr, IdedExpr, LiteralValue};
+use cel::common::ast::{
+    CallExpr, EntryExpr, Expr, IdedEntryExpr, IdedExpr, ListExpr, LiteralValue, MapEntryExpr, MapExpr, SelectExpr,
+    StructExpr, StructFieldExpr,
+};
+use cel::common::value::CowVal;
+use cel::context::VariableResolver;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, Program, Value};
 
@@ -25,7 +32,8 @@ pub const ITEM: &str = "item";
 
 /// A compiled filter; shared by every lane of a table.
 pub struct Filter {
-    program: Program,
+    /// The expression, its reads of the item rewritten (see the module docs).
+    expr: IdedExpr,
     env: Arc<Env>,
     /// Top-level attributes the expression reads; `None` when it uses the item as a whole.
     reads: Option<Vec<String>>,
@@ -80,8 +88,12 @@ impl Filter {
         if !problems.is_empty() {
             return Err(problems);
         }
+        let expr = match walk.whole {
+            true => parsed.expression().clone(),
+            false => rewrite(parsed.expression(), &mut Vec::new()),
+        };
         Ok(Filter {
-            program: parsed,
+            expr,
             env: Arc::new(Env::stdlib()),
             reads: (!walk.whole).then(|| walk.reads.into_iter().collect()),
             source: source.to_string(),
@@ -92,26 +104,28 @@ impl Filter {
     /// comparison of mismatched types) or a result that is not a bool is the item's problem:
     /// the caller stops the table naming the key, as for any record that cannot be applied.
     pub fn matches(&self, item: &Item) -> Result<bool, String> {
-        let value = match &self.reads {
-            Some(names) => Map {
-                map: Arc::new(
-                    names
-                        .iter()
-                        .filter_map(|n| item.get(n).map(|v| (key(n), to_cel(v))))
-                        .collect(),
-                ),
-            },
-            None => Map {
-                map: Arc::new(item.iter().map(|(n, v)| (key(n), to_cel(v))).collect()),
-            },
-        };
+        let row = Row(item);
         let mut ctx = Context::with_env(self.env.clone());
-        ctx.add_variable_from_value(ITEM, Value::Map(value));
-        match self.program.execute(&ctx) {
+        match &self.reads {
+            Some(_) => ctx.set_variable_resolver(&row),
+            None => ctx.add_variable_from_value(
+                ITEM,
+                Value::Map(Map {
+                    map: Arc::new(item.iter().map(|(n, v)| (key(n), to_cel(v))).collect()),
+                }),
+            ),
+        }
+        match ctx.resolve(&self.expr) {
             Ok(Value::Bool(b)) => Ok(b),
             Ok(other) => Err(format!(
                 "the filter {:?} returned {other:?}, not true or false",
                 self.source
+            )),
+            Err(cel::ExecutionError::UndeclaredReference(name)) if name.starts_with(ATTR) => Err(format!(
+                "the filter {:?} reads {ITEM}.{}, which this item lacks (test it with has({ITEM}.{}) first)",
+                self.source,
+                &name[ATTR.len()..],
+                &name[ATTR.len()..]
             )),
             Err(e) => Err(format!(
                 "the filter {:?} failed on this item: {e} (use has({ITEM}.<name>) for attributes that may be missing)",
@@ -124,6 +138,94 @@ impl Filter {
     pub fn reads(&self) -> Option<&[String]> {
         self.reads.as_deref()
     }
+}
+
+/// The variable a read of attribute `name` becomes; a has() test of it is [`HAS`]. The prefixes
+/// hold a character no identifier can, so no name in the expression meets them.
+const ATTR: &str = "\u{1}attr:";
+const HAS: &str = "\u{1}has:";
+
+/// Answers the rewritten reads from one item, converting an attribute only when it is read.
+struct Row<'a>(&'a Item);
+
+impl VariableResolver for Row<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let value = if let Some(name) = variable.strip_prefix(HAS) {
+            Value::Bool(self.0.contains_key(name))
+        } else {
+            to_cel(self.0.get(variable.strip_prefix(ATTR)?)?)
+        };
+        value.try_into().ok().map(CowVal::Owned)
+    }
+}
+
+/// The expression with its reads of the item (outside comprehensions that rebind `item`)
+/// replaced by [`ATTR`] and [`HAS`] variables.
+fn rewrite(e: &IdedExpr, bound: &mut Vec<String>) -> IdedExpr {
+    let with = |expr| IdedExpr { id: e.id, expr };
+    match &e.expr {
+        Expr::Select(s) if is_item(&s.operand, bound) => {
+            let prefix = if s.test { HAS } else { ATTR };
+            with(Expr::Ident(format!("{prefix}{}", s.field)))
+        }
+        Expr::Call(c) if c.func_name == "_[_]" && c.args.len() == 2 && is_item(&c.args[0], bound) => {
+            match &c.args[1].expr {
+                Expr::Literal(LiteralValue::String(s)) => with(Expr::Ident(format!("{ATTR}{}", s.inner()))),
+                _ => e.clone(), // a computed name means the item is used whole: not rewritten
+            }
+        }
+        Expr::Select(s) => with(Expr::Select(SelectExpr {
+            operand: Box::new(rewrite(&s.operand, bound)),
+            ..s.clone()
+        })),
+        Expr::Call(c) => with(Expr::Call(CallExpr {
+            func_name: c.func_name.clone(),
+            target: c.target.as_ref().map(|t| Box::new(rewrite(t, bound))),
+            args: c.args.iter().map(|a| rewrite(a, bound)).collect(),
+        })),
+        Expr::List(l) => with(Expr::List(ListExpr {
+            elements: l.elements.iter().map(|x| rewrite(x, bound)).collect(),
+            ..l.clone()
+        })),
+        Expr::Comprehension(c) => {
+            let (range, init) = (rewrite(&c.iter_range, bound), rewrite(&c.accu_init, bound));
+            let n = bound.len();
+            bound.push(c.iter_var.clone());
+            bound.extend(c.iter_var2.clone());
+            bound.push(c.accu_var.clone());
+            let mut out = (**c).clone();
+            out.iter_range = range;
+            out.accu_init = init;
+            out.loop_cond = rewrite(&c.loop_cond, bound);
+            out.loop_step = rewrite(&c.loop_step, bound);
+            out.result = rewrite(&c.result, bound);
+            bound.truncate(n);
+            with(Expr::Comprehension(Box::new(out)))
+        }
+        Expr::Map(m) => with(Expr::Map(MapExpr {
+            entries: m.entries.iter().map(|x| rewrite_entry(x, bound)).collect(),
+        })),
+        Expr::Struct(st) => with(Expr::Struct(StructExpr {
+            type_name: st.type_name.clone(),
+            entries: st.entries.iter().map(|x| rewrite_entry(x, bound)).collect(),
+        })),
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => e.clone(),
+    }
+}
+
+fn rewrite_entry(e: &IdedEntryExpr, bound: &mut Vec<String>) -> IdedEntryExpr {
+    let expr = match &e.expr {
+        EntryExpr::StructField(f) => EntryExpr::StructField(StructFieldExpr {
+            value: rewrite(&f.value, bound),
+            ..f.clone()
+        }),
+        EntryExpr::MapEntry(m) => EntryExpr::MapEntry(MapEntryExpr {
+            key: rewrite(&m.key, bound),
+            value: rewrite(&m.value, bound),
+            optional: m.optional,
+        }),
+    };
+    IdedEntryExpr { id: e.id, expr }
 }
 
 fn at_start(message: String) -> Problem {
@@ -231,10 +333,10 @@ impl Walk {
         }
     }
 
-    fn visit_entry(&mut self, e: &cel::common::ast::EntryExpr, bound: &mut Vec<String>) {
+    fn visit_entry(&mut self, e: &EntryExpr, bound: &mut Vec<String>) {
         match e {
-            cel::common::ast::EntryExpr::StructField(f) => self.visit(&f.value, bound),
-            cel::common::ast::EntryExpr::MapEntry(m) => {
+            EntryExpr::StructField(f) => self.visit(&f.value, bound),
+            EntryExpr::MapEntry(m) => {
                 self.visit(&m.key, bound);
                 self.visit(&m.value, bound);
             }

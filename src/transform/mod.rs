@@ -29,7 +29,9 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use filter::Filter;
+use path::Blocked;
 pub use path::Path;
+use smallvec::SmallVec;
 
 use crate::item::Item;
 
@@ -98,6 +100,8 @@ pub struct Transform {
     dest_keys: Arc<[String]>,
     /// Top-level key renames (source name, destination name).
     key_renames: Vec<(String, String)>,
+    /// Nothing to do: every change passes through untouched (the common case, kept cheap).
+    identity: bool,
 }
 
 impl Transform {
@@ -112,6 +116,7 @@ impl Transform {
             .map(|(a, b)| (a.clone(), b.clone()))
             .collect();
         Transform {
+            identity: spec.is_empty(),
             spec,
             source_keys,
             dest_keys,
@@ -125,7 +130,7 @@ impl Transform {
     }
 
     pub fn is_identity(&self) -> bool {
-        self.spec.is_empty()
+        self.identity
     }
 
     pub fn spec(&self) -> &Spec {
@@ -143,37 +148,48 @@ impl Transform {
 
     /// The destination's item for a source item; `None` when the filter leaves it out. An `Err`
     /// says why this item cannot be transformed (the caller names the key).
-    pub fn item(&self, mut item: Item) -> Result<Option<Item>, String> {
-        if let Some(f) = &self.spec.filter
-            && !f.value.matches(&item)?
-        {
+    pub fn item(&self, item: Item) -> Result<Option<Item>, String> {
+        if !self.passes(&item)? {
             return Ok(None);
         }
+        self.reshape(item).map(Some)
+    }
+
+    /// Whether the filter keeps `item` (true without a filter).
+    fn passes(&self, item: &Item) -> Result<bool, String> {
+        match &self.spec.filter {
+            Some(f) => f.value.matches(item),
+            None => Ok(true),
+        }
+    }
+
+    /// Drop, rename, set: the destination's item for a source item the filter keeps.
+    fn reshape(&self, mut item: Item) -> Result<Item, String> {
         for d in &self.spec.drop {
             d.value.take(&mut item);
         }
-        let moved: Vec<_> = self
+        // All taken before any is put, so renames can swap names.
+        let moved: SmallVec<[_; 8]> = self
             .spec
             .rename
             .iter()
             .filter_map(|(from, to)| from.value.take(&mut item).map(|v| (from, to, v)))
             .collect();
         for (from, to, v) in moved {
-            if to.exists(&item) {
-                return Err(format!(
+            to.put_new(&mut item, v).map_err(|why| match why {
+                Blocked::Taken => format!(
                     "renaming {} onto {to}: the item already has {to} (drop it first if it should go)",
                     from.value
-                ));
-            }
-            to.put(&mut item, v)
-                .map_err(|_| format!("renaming {} onto {to}: a step of {to} is not a map", from.value))?;
+                ),
+                Blocked::NotAMap => format!("renaming {} onto {to}: a step of {to} is not a map", from.value),
+            })?;
         }
         for (p, v) in &self.spec.set {
             p.value
                 .put(&mut item, v.clone())
                 .map_err(|_| format!("setting {}: a step on the way is not a map", p.value))?;
         }
-        Ok(Some(item))
+        Ok(item)
     }
 
     /// The destination's key for a source key.
@@ -192,11 +208,10 @@ impl Transform {
         if self.is_identity() {
             return Ok(Shaped::Put(item));
         }
-        let key = crate::item::key_of(&self.source_keys, &item);
-        Ok(match self.item(item)? {
-            Some(i) => Shaped::Put(i),
-            None => Shaped::Delete(self.key(key)),
-        })
+        if !self.passes(&item)? {
+            return Ok(Shaped::Delete(self.key(crate::item::key_of(&self.source_keys, &item))));
+        }
+        self.reshape(item).map(Shaped::Put)
     }
 
     /// A bulk-loaded item: as [`Transform::put`], but one outside the filter is skipped, which

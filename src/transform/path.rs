@@ -110,23 +110,51 @@ impl Path {
         value.is_some()
     }
 
-    /// Puts `value` at this path, making the maps on the way where they are missing. Returns the
-    /// value back when a step on the way is there but not a map.
-    pub fn put(&self, item: &mut Item, value: AttributeValue) -> Result<(), AttributeValue> {
-        let (last, parents) = self.0.split_last().expect("a path is never empty");
+    /// Puts `value` at this path, making the maps on the way where they are missing. Fails when
+    /// a step on the way is there but not a map.
+    pub fn put(&self, item: &mut Item, value: AttributeValue) -> Result<(), Blocked> {
+        self.parent(item)?.insert(self.last().clone(), value);
+        Ok(())
+    }
+
+    /// As [`Path::put`], but fails rather than replace a value already there.
+    pub fn put_new(&self, item: &mut Item, value: AttributeValue) -> Result<(), Blocked> {
+        match self.parent(item)?.entry(self.last().clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(Blocked::Taken),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(value);
+                Ok(())
+            }
+        }
+    }
+
+    fn last(&self) -> &String {
+        self.0.last().expect("a path is never empty")
+    }
+
+    /// The map that holds this path's last name, made where missing.
+    fn parent<'a>(&self, item: &'a mut Item) -> Result<&'a mut Item, Blocked> {
         let mut map = item;
-        for name in parents {
+        for name in &self.0[..self.0.len() - 1] {
             let slot = map
                 .entry(name.clone())
                 .or_insert_with(|| AttributeValue::M(Default::default()));
             map = match slot {
                 AttributeValue::M(m) => m,
-                _ => return Err(value),
+                _ => return Err(Blocked::NotAMap),
             };
         }
-        map.insert(last.clone(), value);
-        Ok(())
+        Ok(map)
     }
+}
+
+/// Why a value could not be put at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    /// A step on the way holds something other than a map.
+    NotAMap,
+    /// The path already holds a value.
+    Taken,
 }
 
 impl fmt::Display for Path {
@@ -177,6 +205,13 @@ mod tests {
         assert_eq!(Path::parse("l.x").unwrap().take(&mut item), None, "a list is not a map");
         Path::parse("n.b.c").unwrap().put(&mut item, s("2")).unwrap();
         assert!(Path::parse("n.b.c").unwrap().exists(&item));
-        assert_eq!(Path::parse("l.y").unwrap().put(&mut item, s("3")), Err(s("3")));
+        assert_eq!(
+            Path::parse("l.y").unwrap().put(&mut item, s("3")),
+            Err(Blocked::NotAMap)
+        );
+        assert_eq!(
+            Path::parse("n.b.c").unwrap().put_new(&mut item, s("4")),
+            Err(Blocked::Taken)
+        );
     }
 }

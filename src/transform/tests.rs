@@ -198,7 +198,16 @@ fn bad_filters_are_refused_with_a_position() {
     let item = every_type();
     assert!(f.matches(&item).unwrap_err().contains("not true or false"));
     let f = Filter::compile("item.missing == 1").unwrap();
-    assert!(f.matches(&item).unwrap_err().contains("has(item.<name>)"));
+    let e = f.matches(&item).unwrap_err();
+    assert!(
+        e.contains("reads item.missing, which this item lacks (test it with has(item.missing)"),
+        "{e}"
+    );
+    let f = Filter::compile("size(item) > 100 || item['missing'] == 1").unwrap();
+    assert!(
+        f.matches(&item).unwrap_err().contains("has(item.<name>)"),
+        "the whole-item path says so too"
+    );
 }
 
 #[test]

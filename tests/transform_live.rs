@@ -278,7 +278,7 @@ async fn a_transformed_copy_survives_kills_and_rollovers_and_verify_judges_it() 
 /// `ferry verify` judges the transformed copy equal, then names exactly the keys damaged by
 /// hand, and `--repair` mends them through the transform.
 async fn verify_damage_and_repair(p: &Pair<'_>, kept: usize) {
-    let (code, r) = verify(&p.ferry, &[]);
+    let (code, r) = verify(p.ferry, &[]);
     assert_eq!(code, 0, "the transformed copy verifies equal: {r}");
     assert_eq!(r["source_items"].as_u64(), Some(kept as u64), "{r}");
 
@@ -318,7 +318,7 @@ async fn verify_damage_and_repair(p: &Pair<'_>, kept: usize) {
         .send()
         .await
         .unwrap();
-    let (code, r) = verify(&p.ferry, &[]);
+    let (code, r) = verify(p.ferry, &[]);
     assert_eq!(code, 3, "{r}");
     assert_eq!(
         (r["missing"].as_u64(), r["extra"].as_u64(), r["differing"].as_u64()),
@@ -329,7 +329,7 @@ async fn verify_damage_and_repair(p: &Pair<'_>, kept: usize) {
     assert_eq!(examples(&r, "extra"), [label(&outsider)]);
     assert_eq!(examples(&r, "differing"), [label(&changed)]);
 
-    let (code, r) = verify(&p.ferry, &["--repair"]);
+    let (code, r) = verify(p.ferry, &["--repair"]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["repair"]["keys"], 3, "{r}");
     assert!(diff(p).await.1.is_empty(), "repaired through the transform");

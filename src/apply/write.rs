@@ -50,7 +50,8 @@ pub trait ApplyIo: Send + Sync + 'static {
     /// Reads the current source items for `keys` with strongly consistent reads; absent items are
     /// simply not returned. Used for KEYS_ONLY and OLD_IMAGE streams, which carry no new image.
     fn read_source(&self, keys: Vec<Item>) -> impl Future<Output = Result<Vec<Item>>> + Send;
-    /// Key attribute names of the table, hash key first.
+    /// Key attribute names of the destination table, hash key first (they name the key of a
+    /// write that fails; a transform may rename them from the source's).
     fn key_names(&self) -> &[String];
     /// The destination table's name, for messages.
     fn destination(&self) -> &str;

@@ -314,7 +314,7 @@ impl ApplyParts {
             destination_table: self.destination.clone(),
             source: self.src.clone(),
             source_table: self.source.clone(),
-            key_names: self.key_names.clone(),
+            key_names: self.transform.dest_keys().clone(),
             read_limiter: self.read_limiter.clone(),
             stop: stop.clone(),
             stats: self.stats.clone(),

@@ -25,6 +25,7 @@ use cel::context::VariableResolver;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, Program, Value};
 
+use super::fast::Fast;
 use crate::item::Item;
 
 /// The name the item has inside the expression.
@@ -34,9 +35,14 @@ pub const ITEM: &str = "item";
 pub struct Filter {
     /// The expression, its reads of the item rewritten (see the module docs).
     expr: IdedExpr,
+    /// As written, evaluated over the item bound as a map: the reference the rewrite and the fast
+    /// path are tested against.
+    original: IdedExpr,
     env: Arc<Env>,
     /// Top-level attributes the expression reads; `None` when it uses the item as a whole.
     reads: Option<Vec<String>>,
+    /// The native form of the expression, where it has one ([`super::fast`]).
+    fast: Option<Fast>,
     pub source: String,
 }
 
@@ -93,7 +99,9 @@ impl Filter {
             false => rewrite(parsed.expression(), &mut Vec::new()),
         };
         Ok(Filter {
+            fast: (!walk.whole).then(|| Fast::of(&expr)).flatten(),
             expr,
+            original: parsed.expression().clone(),
             env: Arc::new(Env::stdlib()),
             reads: (!walk.whole).then(|| walk.reads.into_iter().collect()),
             source: source.to_string(),
@@ -104,34 +112,64 @@ impl Filter {
     /// comparison of mismatched types) or a result that is not a bool is the item's problem:
     /// the caller stops the table naming the key, as for any record that cannot be applied.
     pub fn matches(&self, item: &Item) -> Result<bool, String> {
+        match self.fast_answer(item) {
+            Some(answer) => Ok(answer),
+            None => self.interpret(item),
+        }
+    }
+
+    /// The fast path's answer, where it has one.
+    pub fn fast_answer(&self, item: &Item) -> Option<bool> {
+        self.fast.as_ref().and_then(|f| f.eval(item))
+    }
+
+    /// [`Filter::matches`] through the CEL interpreter alone.
+    pub fn interpret(&self, item: &Item) -> Result<bool, String> {
+        self.run(item, self.reads.is_none())
+    }
+
+    /// The expression as written, over the whole item as a map (tests compare the rest with it).
+    pub fn interpret_as_written(&self, item: &Item) -> Result<bool, String> {
+        self.run(item, true)
+    }
+
+    fn run(&self, item: &Item, whole: bool) -> Result<bool, String> {
         let row = Row(item);
         let mut ctx = Context::with_env(self.env.clone());
-        match &self.reads {
-            Some(_) => ctx.set_variable_resolver(&row),
-            None => ctx.add_variable_from_value(
-                ITEM,
-                Value::Map(Map {
-                    map: Arc::new(item.iter().map(|(n, v)| (key(n), to_cel(v))).collect()),
-                }),
-            ),
-        }
-        match ctx.resolve(&self.expr) {
+        let expr = match whole {
+            false => {
+                ctx.set_variable_resolver(&row);
+                &self.expr
+            }
+            true => {
+                let map = item.iter().map(|(n, v)| (key(n), to_cel(v))).collect();
+                ctx.add_variable_from_value(ITEM, Value::Map(Map { map: Arc::new(map) }));
+                &self.original
+            }
+        };
+        match ctx.resolve(expr) {
             Ok(Value::Bool(b)) => Ok(b),
             Ok(other) => Err(format!(
                 "the filter {:?} returned {other:?}, not true or false",
                 self.source
             )),
-            Err(cel::ExecutionError::UndeclaredReference(name)) if name.starts_with(ATTR) => Err(format!(
-                "the filter {:?} reads {ITEM}.{}, which this item lacks (test it with has({ITEM}.{}) first)",
-                self.source,
-                &name[ATTR.len()..],
-                &name[ATTR.len()..]
-            )),
+            Err(cel::ExecutionError::UndeclaredReference(name)) if name.starts_with(ATTR) || name.starts_with(HAS) => {
+                let path = name.trim_start_matches(ATTR).trim_start_matches(HAS).replace(SEP, ".");
+                Err(format!(
+                    "the filter {:?} reads {ITEM}.{path}, which this item lacks or holds in no map (test with has() first)",
+                    self.source
+                ))
+            }
             Err(e) => Err(format!(
                 "the filter {:?} failed on this item: {e} (use has({ITEM}.<name>) for attributes that may be missing)",
                 self.source
             )),
         }
+    }
+
+    /// Whether the fast path can answer this filter (for some items at least).
+    pub fn is_fast(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// The top-level attributes the filter reads (`None`: the whole item).
@@ -140,20 +178,47 @@ impl Filter {
     }
 }
 
-/// The variable a read of attribute `name` becomes; a has() test of it is [`HAS`]. The prefixes
-/// hold a character no identifier can, so no name in the expression meets them.
-const ATTR: &str = "\u{1}attr:";
-const HAS: &str = "\u{1}has:";
+/// The variable a read of the path `a.b` becomes is `ATTR` + `a` SEP `b`; a has() test of it,
+/// `HAS` + the same. The prefixes hold a character no identifier can, so no name in the expression
+/// meets them; a filter naming an attribute that holds SEP is run on the whole item instead.
+pub(super) const ATTR: &str = "\u{1}attr:";
+pub(super) const HAS: &str = "\u{1}has:";
+pub(super) const SEP: char = '\0';
 
-/// Answers the rewritten reads from one item, converting an attribute only when it is read.
+/// The value at a rewritten path; `None` when it, or a map on the way, is missing, or a step on
+/// the way is not a map (each an error in CEL).
+pub(super) fn at_path<'a>(item: &'a Item, path: &str) -> Option<&'a AttributeValue> {
+    let mut names = path.split(SEP);
+    let mut v = item.get(names.next()?)?;
+    for name in names {
+        v = match v {
+            AttributeValue::M(m) => m.get(name)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// has() of a rewritten path: whether its last name is in the map holding it; `None` when that
+/// map is not there (an error in CEL).
+pub(super) fn has_path(item: &Item, path: &str) -> Option<bool> {
+    match path.rsplit_once(SEP) {
+        None => Some(item.contains_key(path)),
+        Some((parent, last)) => match at_path(item, parent)? {
+            AttributeValue::M(m) => Some(m.contains_key(last)),
+            _ => None,
+        },
+    }
+}
+
+/// Answers the rewritten reads from one item, converting a value only when it is read.
 struct Row<'a>(&'a Item);
 
 impl VariableResolver for Row<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
-        let value = if let Some(name) = variable.strip_prefix(HAS) {
-            Value::Bool(self.0.contains_key(name))
-        } else {
-            to_cel(self.0.get(variable.strip_prefix(ATTR)?)?)
+        let value = match variable.strip_prefix(HAS) {
+            Some(path) => Value::Bool(has_path(self.0, path)?),
+            None => to_cel(at_path(self.0, variable.strip_prefix(ATTR)?)?),
         };
         value.try_into().ok().map(CowVal::Owned)
     }
@@ -174,10 +239,20 @@ fn rewrite(e: &IdedExpr, bound: &mut Vec<String>) -> IdedExpr {
                 _ => e.clone(), // a computed name means the item is used whole: not rewritten
             }
         }
-        Expr::Select(s) => with(Expr::Select(SelectExpr {
-            operand: Box::new(rewrite(&s.operand, bound)),
-            ..s.clone()
-        })),
+        Expr::Select(s) => {
+            let operand = rewrite(&s.operand, bound);
+            // A read below a rewritten read is a longer path.
+            if let Expr::Ident(n) = &operand.expr
+                && let Some(path) = n.strip_prefix(ATTR)
+            {
+                let prefix = if s.test { HAS } else { ATTR };
+                return with(Expr::Ident(format!("{prefix}{path}{SEP}{}", s.field)));
+            }
+            with(Expr::Select(SelectExpr {
+                operand: Box::new(operand),
+                ..s.clone()
+            }))
+        }
         Expr::Call(c) => with(Expr::Call(CallExpr {
             func_name: c.func_name.clone(),
             target: c.target.as_ref().map(|t| Box::new(rewrite(t, bound))),
@@ -290,6 +365,12 @@ struct Walk {
 impl Walk {
     /// `bound`: comprehension variables in scope.
     fn visit(&mut self, e: &IdedExpr, bound: &mut Vec<String>) {
+        let holds_sep = match &e.expr {
+            Expr::Select(s) => s.field.contains(SEP),
+            Expr::Literal(LiteralValue::String(s)) => s.inner().contains(SEP),
+            _ => false,
+        };
+        self.whole |= holds_sep;
         match &e.expr {
             Expr::Select(s) if is_item(&s.operand, bound) => {
                 self.reads.insert(s.field.clone());

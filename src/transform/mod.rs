@@ -21,6 +21,7 @@
 //! maps source names to destination names; `set` names destination attributes).
 
 pub mod check;
+mod fast;
 pub mod filter;
 pub mod path;
 

@@ -180,6 +180,7 @@ fn the_filter_sees_every_type_and_decides_put_delete_or_skip() {
 fn a_filter_reads_only_the_attributes_it_names_unless_it_uses_the_whole_item() {
     let f = Filter::compile("item.a == 1 && has(item.b) && item['c d'] == 'x' && item.l.all(v, v > 0)").unwrap();
     assert_eq!(f.reads().unwrap(), ["a", "b", "c d", "l"]);
+    assert_eq!(Filter::compile("item.m.x == 1").unwrap().reads().unwrap(), ["m"]);
     assert_eq!(Filter::compile("size(item) > 2").unwrap().reads(), None);
 }
 
@@ -199,10 +200,12 @@ fn bad_filters_are_refused_with_a_position() {
     assert!(f.matches(&item).unwrap_err().contains("not true or false"));
     let f = Filter::compile("item.missing == 1").unwrap();
     let e = f.matches(&item).unwrap_err();
-    assert!(
-        e.contains("reads item.missing, which this item lacks (test it with has(item.missing)"),
-        "{e}"
-    );
+    assert!(e.contains("reads item.missing, which this item lacks"), "{e}");
+    let e = Filter::compile("item.m.nope.deeper == 1")
+        .unwrap()
+        .matches(&item)
+        .unwrap_err();
+    assert!(e.contains("reads item.m.nope.deeper, which this item lacks"), "{e}");
     let f = Filter::compile("size(item) > 100 || item['missing'] == 1").unwrap();
     assert!(
         f.matches(&item).unwrap_err().contains("has(item.<name>)"),
@@ -384,4 +387,121 @@ fn transforms_that_break_a_key_or_an_index_are_refused_together() {
     let problems = check::against_table(&s, &schema(), "Orders");
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(problems[0].contains("cannot set id, it is part of the table's key"));
+}
+
+/// Filters over `a` and `b` in the fast path's shapes, and some outside it.
+fn filter_source() -> impl Strategy<Value = String> {
+    let attr = prop_oneof![
+        Just("item.a"),
+        Just("item.b"),
+        Just("item['a']"),
+        Just("item.m.a"),
+        Just("item['m'].a")
+    ];
+    let lit = prop_oneof![
+        Just("'x'".to_string()),
+        Just("'y'".to_string()),
+        Just("true".to_string()),
+        Just("false".to_string()),
+        prop_oneof![Just(-3i64), Just(0), Just(2)].prop_map(|i| i.to_string()),
+        prop_oneof![Just(-3i64), Just(0), Just(2)].prop_map(|i| i.to_string()),
+        prop_oneof![Just(-3i64), Just(0), Just(2)].prop_map(|i| i.to_string()),
+        Just("2.5".to_string()),
+        Just("null".to_string()),
+        Just("3u".to_string()),
+    ];
+    let op = prop_oneof![Just("=="), Just("!="), Just("<"), Just("<="), Just(">"), Just(">=")];
+    let leaf = prop_oneof![
+        (attr.clone(), op, lit, any::<bool>()).prop_map(|(a, o, l, flip)| if flip {
+            format!("{l} {o} {a}")
+        } else {
+            format!("{a} {o} {l}")
+        }),
+        prop_oneof![
+            Just("has(item.a)"),
+            Just("has(item.b)"),
+            Just("has(item.m.a)"),
+            Just("true"),
+            Just("false")
+        ]
+        .prop_map(str::to_string),
+        attr.clone().prop_map(|a| format!("size(string({a})) > 0")),
+        attr.prop_map(str::to_string),
+    ];
+    leaf.prop_recursive(3, 12, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(x, y)| format!("({x}) && ({y})")),
+            (inner.clone(), inner.clone()).prop_map(|(x, y)| format!("({x}) || ({y})")),
+            inner.prop_map(|x| format!("!({x})")),
+        ]
+    })
+}
+
+fn value() -> impl Strategy<Value = Option<Av>> {
+    prop_oneof![
+        Just(None),
+        prop_oneof![Just("x"), Just("y"), Just("")].prop_map(|s| Some(Av::S(s.into()))),
+        prop_oneof![Just("0"), Just("-3"), Just("2")].prop_map(|n| Some(Av::N(n.into()))),
+        prop_oneof![Just("0"), Just("-3"), Just("2")].prop_map(|n| Some(Av::N(n.into()))),
+        prop_oneof![Just("+2"), Just("2.5"), Just("1E1"), Just("99999999999999999999")]
+            .prop_map(|n| Some(Av::N(n.into()))),
+        any::<bool>().prop_map(|b| Some(Av::Bool(b))),
+        Just(Some(Av::Null(true))),
+        Just(Some(Av::L(vec![Av::S("x".into())]))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3_000))]
+    /// Wherever the fast path answers, it answers what the interpreter answers.
+    #[test]
+    fn the_fast_path_agrees_with_the_interpreter(
+        src in filter_source(),
+        a in value(),
+        b in value(),
+        m in prop_oneof![
+            Just(None),
+            Just(Some(Av::S("x".into()))),
+            value().prop_map(|v| Some(Av::M(v.map(|v| ("a".to_string(), v)).into_iter().collect()))),
+        ],
+    ) {
+        let f = Filter::compile(&src).unwrap();
+        let mut item = Item::from([("pk".to_string(), Av::S("k".into()))]);
+        item.extend(a.map(|v| ("a".to_string(), v)));
+        item.extend(b.map(|v| ("b".to_string(), v)));
+        item.extend(m.map(|v| ("m".to_string(), v)));
+        // The reference: CEL on the expression as written, the item bound as a map.
+        let reference = f.interpret_as_written(&item);
+        if let Some(fast) = f.fast_answer(&item) {
+            prop_assert_eq!(Ok(fast), reference.clone(), "fast path: {}", src);
+        }
+        match (f.interpret(&item), reference) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "rewritten reads: {}", src),
+            (Err(_), Err(_)) => {}
+            (a, b) => prop_assert!(false, "rewritten reads: {} gave {:?}, as written {:?}", src, a, b),
+        }
+    }
+}
+
+#[test]
+fn common_filters_take_the_fast_path() {
+    let item = every_type();
+    for (f, want) in [
+        ("has(item.s) && item.s == 'text'", true),
+        ("item.sk >= 0 && has(item.m)", true),
+        ("!(item.bool == true) || 3 < item.sk", false),
+    ] {
+        let f = Filter::compile(f).unwrap();
+        assert!(f.is_fast(), "{f:?}");
+        assert_eq!(f.fast_answer(&item), Some(want), "{f:?}");
+    }
+    // Outside what the fast path knows for this item: the interpreter answers.
+    assert_eq!(
+        Filter::compile("item.n > 0").unwrap().fast_answer(&item),
+        None,
+        "n is -12.5, not an int"
+    );
+    for f in ["item.tenant.startsWith('a')", "item.n > 2.5", "size(item) > 1"] {
+        assert!(!Filter::compile(f).unwrap().is_fast(), "{f}");
+    }
 }

@@ -26,12 +26,13 @@ pub async fn repair(
     if keys.is_empty() {
         return Ok(());
     }
+    let shape = Arc::new(Transform::new(cfg.transform.clone(), key_names.clone()));
     let io = DynamoIo {
         destination: dst.dynamodb.clone(),
         destination_table: cfg.destination.clone(),
         source: src.dynamodb.clone(),
         source_table: cfg.source.clone(),
-        key_names: key_names.clone(),
+        key_names: shape.dest_keys().clone(),
         // Repair re-reads a few keys: no budget.
         read_limiter: Arc::new(Limiter::new(0)),
         stop: tokio_util::sync::CancellationToken::new(),
@@ -44,7 +45,7 @@ pub async fn repair(
         cfg.write_concurrency as usize,
         Arc::new(Limiter::new(cfg.max_write_units_per_second)),
         Arc::new(TableStats::default()),
-        Arc::new(Transform::new(cfg.transform.clone(), key_names.clone())),
+        shape,
         tokio_util::sync::CancellationToken::new(),
     );
     let ack: Arc<OrderedAck<()>> = Arc::new(OrderedAck::new(None));

@@ -12,12 +12,12 @@ use aws_sdk_dynamodb::types::{AttributeValue as Av, StreamViewType};
 use ferry::item::canonical::canonical;
 use ferry::item::{Item, json::item_to_json};
 use ferry_rig::compare::scan_items;
-use ferry_rig::data::{load, rich_item};
+use ferry_rig::data::{describe, load, rich_item};
 use ferry_rig::ferry_bin;
 use ferry_rig::moto::{Moto, create_streamed_table, default_credentials, ensure_bucket};
 use ferry_rig::process::{FerryDir, terminate};
 use ferry_rig::scenario::{Scenario, Stream};
-use ferry_rig::wait::{wait_caught_up, wait_for};
+use ferry_rig::wait::{wait_caught_up, wait_for, wait_phase};
 use ferry_rig::workload::Workload;
 use ferry_rig::{Account, DynamoLocal};
 use rand::SeedableRng;
@@ -120,15 +120,6 @@ async fn wait_transformed_equal(p: &Pair<'_>) -> usize {
     }
 }
 
-fn verify(f: &FerryDir, extra: &[&str]) -> (i32, Value) {
-    let mut args = vec!["verify", "-c", "ferry.toml", "--json"];
-    args.extend_from_slice(extra);
-    let out = f.run(&args);
-    let json = serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), json[0].clone())
-}
-
 fn examples(r: &Value, kind: &str) -> Vec<String> {
     let mut v: Vec<String> = r["examples"]
         .as_array()
@@ -187,13 +178,7 @@ async fn a_transformed_copy_survives_kills_and_rollovers_and_verify_judges_it() 
     child.kill().expect("kill -9");
     child.wait().unwrap();
     let mut child = rig.ferry.spawn_sync(&[]);
-    wait_for(
-        Duration::from_secs(120),
-        "streaming",
-        || rig.ferry.logs(),
-        || async { (rig.ferry.table_status("Orders")?["phase"] == "streaming").then_some(()) },
-    )
-    .await;
+    wait_phase(&rig.ferry, "Orders", "streaming", Duration::from_secs(120)).await;
     ddb.rollover().expect("rollover");
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     child.kill().expect("kill -9");
@@ -218,15 +203,7 @@ async fn a_transformed_copy_survives_kills_and_rollovers_and_verify_judges_it() 
     );
 
     // The destination was created in the transform's shape: renamed sort key and index key.
-    let d = rig
-        .dst
-        .describe_table()
-        .table_name("Orders")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let d = describe(&rig.dst, "Orders").await;
     let names = |ks: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
         ks.iter().map(|k| k.attribute_name.clone()).collect::<Vec<_>>()
     };
@@ -278,7 +255,7 @@ async fn a_transformed_copy_survives_kills_and_rollovers_and_verify_judges_it() 
 /// `ferry verify` judges the transformed copy equal, then names exactly the keys damaged by
 /// hand, and `--repair` mends them through the transform.
 async fn verify_damage_and_repair(p: &Pair<'_>, kept: usize) {
-    let (code, r) = verify(p.ferry, &[]);
+    let (code, r) = p.ferry.verify(&[]);
     assert_eq!(code, 0, "the transformed copy verifies equal: {r}");
     assert_eq!(r["source_items"].as_u64(), Some(kept as u64), "{r}");
 
@@ -318,7 +295,7 @@ async fn verify_damage_and_repair(p: &Pair<'_>, kept: usize) {
         .send()
         .await
         .unwrap();
-    let (code, r) = verify(p.ferry, &[]);
+    let (code, r) = p.ferry.verify(&[]);
     assert_eq!(code, 3, "{r}");
     assert_eq!(
         (r["missing"].as_u64(), r["extra"].as_u64(), r["differing"].as_u64()),
@@ -329,7 +306,7 @@ async fn verify_damage_and_repair(p: &Pair<'_>, kept: usize) {
     assert_eq!(examples(&r, "extra"), [label(&outsider)]);
     assert_eq!(examples(&r, "differing"), [label(&changed)]);
 
-    let (code, r) = verify(p.ferry, &["--repair"]);
+    let (code, r) = p.ferry.verify(&["--repair"]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["repair"]["keys"], 3, "{r}");
     assert!(diff(p).await.1.is_empty(), "repaired through the transform");
@@ -394,13 +371,7 @@ async fn an_export_loaded_by_ferry_goes_through_the_same_transform() {
     child.kill().expect("kill -9");
     child.wait().unwrap();
     let mut child = ferry.spawn_sync(&["--enable-pitr"]);
-    wait_for(
-        Duration::from_secs(120),
-        "streaming",
-        || ferry.logs(),
-        || async { (ferry.table_status(table)?["phase"] == "streaming").then_some(()) },
-    )
-    .await;
+    wait_phase(&ferry, table, "streaming", Duration::from_secs(120)).await;
     during.await.unwrap().expect("workload during the load");
     wait_caught_up(&ferry, table, Duration::from_secs(120)).await;
     let pair = Pair {

@@ -27,17 +27,7 @@ fn items(n: i64) -> Vec<ferry::item::Item> {
 }
 
 fn verify(f: &FerryDir, extra: &[&str]) -> (i32, Value) {
-    let mut args = vec!["verify", "-c", "ferry.toml", "--json"];
-    args.extend_from_slice(extra);
-    let out = f.run(&args);
-    let code = out.status.code().unwrap_or(-1);
-    let json = serde_json::from_slice::<Value>(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "verify printed no JSON ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (code, json[0].clone())
+    f.verify(extra)
 }
 
 fn example_keys(r: &Value, kind: &str) -> Vec<String> {

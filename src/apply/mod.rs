@@ -251,32 +251,8 @@ impl<I: ApplyIo> Lane<I> {
             if self.failed.is_cancelled() {
                 return;
             }
-            let entries = batch::take(&mut pending);
-            let mut tickets = Vec::with_capacity(entries.len());
-            let mut ops = Vec::with_capacity(entries.len());
-            let mut fetch = Vec::new();
-            // Released when this batch is done with (written or failed).
-            let mut _permits = Vec::with_capacity(entries.len());
-            let mut shaped = Ok(());
-            for e in entries {
-                tickets.extend(e.tickets);
-                _permits.extend(e.permit);
-                match e.op {
-                    Op::Fetch(k) => fetch.push(k),
-                    op if shaped.is_ok() => shaped = self.shape(&e.key, op, &mut ops),
-                    _ => {}
-                }
-            }
-            let result = async {
-                shaped?;
-                if !fetch.is_empty() {
-                    ops.extend(self.resolve(fetch).await?);
-                }
-                write::write_all(&*self.io, ops, &self.limiter, &self.stats, &self.stop).await
-            }
-            .await;
-            match result {
-                Ok(()) => ack_grouped(tickets),
+            match self.write_batch(batch::take(&mut pending)).await {
+                Ok(tickets) => ack_grouped(tickets),
                 Err(e) => {
                     self.failure.lock().unwrap().get_or_insert(e);
                     self.failed.cancel();
@@ -284,6 +260,28 @@ impl<I: ApplyIo> Lane<I> {
                 }
             }
         }
+    }
+
+    /// Shapes and writes one batch; returns its tickets once every write is durable.
+    async fn write_batch(&self, entries: Vec<coalesce::Entry>) -> Result<Vec<Ticket>> {
+        let mut tickets = Vec::with_capacity(entries.len());
+        let mut ops = Vec::with_capacity(entries.len());
+        let mut fetch = Vec::new();
+        // Released when this batch is done with (written or failed).
+        let mut _permits = Vec::with_capacity(entries.len());
+        for e in entries {
+            tickets.extend(e.tickets);
+            _permits.extend(e.permit);
+            match e.op {
+                Op::Fetch(k) => fetch.push(k),
+                op => self.shape(&e.key, op, &mut ops)?,
+            }
+        }
+        if !fetch.is_empty() {
+            ops.extend(self.resolve(fetch).await?);
+        }
+        write::write_all(&*self.io, ops, &self.limiter, &self.stats, &self.stop).await?;
+        Ok(tickets)
     }
 
     /// The write a change makes at the destination, through the table's transform.
@@ -342,76 +340,9 @@ fn ack_grouped(tickets: Vec<Ticket>) {
 }
 
 #[cfg(test)]
-pub mod test_support {
-    use super::*;
-    use aws_sdk_dynamodb::types::AttributeValue;
+pub mod test_support;
 
-    struct NoAck;
-    impl AckSink for NoAck {
-        fn ack_all(&self, _: &[u64]) {}
-    }
-
-    pub fn key_item(k: &str) -> Item {
-        Item::from([("pk".to_string(), AttributeValue::S(k.to_string()))])
-    }
-
-    pub fn put(v: usize) -> Op {
-        Op::Put(Item::from([("v".to_string(), AttributeValue::N(v.to_string()))]))
-    }
-
-    pub fn big_put(v: usize, bytes: usize) -> Op {
-        Op::Put(Item::from([
-            ("v".to_string(), AttributeValue::N(v.to_string())),
-            ("blob".to_string(), AttributeValue::S("x".repeat(bytes))),
-        ]))
-    }
-
-    /// The parts of [`ApplyIo`] a write-only fake leaves alone: a table keyed by `pk`, named "dest".
-    macro_rules! write_only {
-        () => {
-            async fn read_source(&self, _: Vec<$crate::item::Item>) -> $crate::error::Result<Vec<$crate::item::Item>> {
-                unreachable!("a write-only fake")
-            }
-            fn key_names(&self) -> &[String] {
-                static K: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-                K.get_or_init(|| vec!["pk".to_string()])
-            }
-            fn destination(&self) -> &str {
-                "dest"
-            }
-        };
-    }
-    pub(crate) use write_only;
-
-    /// A put of `{pk: k, v: v}` taking its place `index` in `sink`.
-    pub fn put_change(k: &str, v: usize, sink: Arc<dyn AckSink>, index: u64) -> Change {
-        let item = Item::from([
-            ("pk".to_string(), AttributeValue::S(k.to_string())),
-            ("v".to_string(), AttributeValue::N(v.to_string())),
-        ]);
-        let key = KeyBytes::of(&["pk".to_string()], &item).unwrap();
-        Change {
-            key,
-            op: Op::Put(item),
-            ticket: Ticket { sink, index },
-        }
-    }
-
-    pub fn change(k: &str, op: Op, index: u64) -> Change {
-        change_with_key(KeyBytes::of(&["pk".to_string()], &key_item(k)).unwrap(), op, index)
-    }
-
-    pub fn change_with_key(key: KeyBytes, op: Op, index: u64) -> Change {
-        Change {
-            key,
-            op,
-            ticket: Ticket {
-                sink: Arc::new(NoAck),
-                index,
-            },
-        }
-    }
-}
-
+#[cfg(test)]
+mod shape_tests;
 #[cfg(test)]
 mod tests;

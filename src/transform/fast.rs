@@ -10,7 +10,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use cel::common::ast::{Expr, IdedExpr, LiteralValue};
 
-use super::filter::{ATTR, HAS, at_path, has_path};
+use super::expr::{ATTR, HAS, at_path, has_path};
 use crate::item::Item;
 
 /// A filter in the fast path's terms, built from the rewritten expression.

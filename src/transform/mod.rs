@@ -21,6 +21,7 @@
 //! maps source names to destination names; `set` names destination attributes).
 
 pub mod check;
+mod expr;
 mod fast;
 pub mod filter;
 pub mod path;
@@ -239,5 +240,7 @@ impl Transform {
     }
 }
 
+#[cfg(test)]
+mod fast_tests;
 #[cfg(test)]
 mod tests;

@@ -26,13 +26,12 @@ pub mod report;
 pub mod scan;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rand::seq::SliceRandom;
 
-use crate::apply::Limiter;
 use crate::checkpoint::StateStore;
 use crate::config::{Clients, Config, TableConfig, build_clients};
 use crate::error::{Error, Result};
@@ -44,7 +43,7 @@ use digest::SetDigest;
 pub use recheck::Finding;
 use recheck::{SyncWatch, settle};
 use report::{Example, Repair, TableReport};
-use scan::{DynamoReads, Side};
+use scan::Side;
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -126,19 +125,7 @@ pub async fn verify_table(
     let started = Instant::now();
     let (key_names, items) = describe_both(src, dst, cfg).await?;
     let shape = Arc::new(Transform::new(cfg.transform.clone(), key_names.clone()));
-    let side = |c: &Clients, table: &str, key_names: &Arc<[String]>| Side {
-        reads: Arc::new(DynamoReads {
-            client: c.dynamodb.clone(),
-            table: table.to_string(),
-            key_names: key_names.clone(),
-        }),
-        table: table.to_string(),
-        key_names: key_names.clone(),
-        consistent: opts.consistent,
-        limiter: Arc::new(Limiter::new(opts.read_units_per_second)),
-        read_units: Arc::new(AtomicU64::new(0)),
-        shape: None,
-    };
+    let side = |c: &Clients, table: &str, keys: &Arc<[String]>| Side::of(c, table, keys, opts);
     let s = Side {
         // The source as the destination should hold it.
         shape: (!shape.is_identity()).then(|| shape.clone()),

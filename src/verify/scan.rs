@@ -106,6 +106,23 @@ pub struct Side {
 }
 
 impl Side {
+    /// `table` read through the SDK, with verify's options.
+    pub fn of(c: &crate::config::Clients, table: &str, key_names: &Arc<[String]>, opts: &super::VerifyOptions) -> Side {
+        Side {
+            reads: Arc::new(DynamoReads {
+                client: c.dynamodb.clone(),
+                table: table.to_string(),
+                key_names: key_names.clone(),
+            }),
+            table: table.to_string(),
+            key_names: key_names.clone(),
+            consistent: opts.consistent,
+            limiter: Arc::new(Limiter::new(opts.read_units_per_second)),
+            read_units: Arc::new(AtomicU64::new(0)),
+            shape: None,
+        }
+    }
+
     /// Every item of segment `segment` of `total`, as sorted entries.
     pub async fn scan_segment(&self, segment: i32, total: i32) -> Result<Vec<Entry>> {
         let mut out = Vec::new();

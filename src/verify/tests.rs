@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 
 use super::scan::{Page, TableReads};
 use super::*;
+use crate::apply::Limiter;
 use crate::error::Kind as ErrorKind;
 use crate::item::Item;
 

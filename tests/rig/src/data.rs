@@ -227,3 +227,11 @@ pub async fn send_batch(c: &Client, table: &str, mut reqs: Vec<WriteRequest>) ->
     }
     Ok(())
 }
+
+/// The table's description (it must exist).
+pub async fn describe(c: &Client, table: &str) -> aws_sdk_dynamodb::types::TableDescription {
+    let out = c.describe_table().table_name(table).send().await;
+    out.unwrap_or_else(|e| panic!("DescribeTable {table}: {e:?}"))
+        .table
+        .expect("a described table")
+}

@@ -134,6 +134,20 @@ impl FerryDir {
     }
 
     /// `ferry status --json`, parsed.
+    /// `ferry verify -c ferry.toml --json <extra>`: its exit code and the first table's report.
+    pub fn verify(&self, extra: &[&str]) -> (i32, serde_json::Value) {
+        let mut args = vec!["verify", "-c", "ferry.toml", "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let json = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "verify printed no JSON ({e}); stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), json[0].clone())
+    }
+
     pub fn status(&self) -> serde_json::Value {
         let out = self.run(&["status", "-c", "ferry.toml", "--json"]);
         if !out.status.success() {

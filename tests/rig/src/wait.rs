@@ -25,6 +25,17 @@ where
     }
 }
 
+/// Waits until `ferry status` shows `table` in `phase`.
+pub async fn wait_phase(f: &FerryDir, table: &str, phase: &str, timeout: Duration) {
+    wait_for(
+        timeout,
+        &format!("{table} in phase {phase}"),
+        || f.logs(),
+        || async { (f.table_status(table)?["phase"] == phase).then_some(()) },
+    )
+    .await
+}
+
 /// Waits until the destination equals the source (the sync keeps converging meanwhile).
 pub async fn wait_equal(
     src: &aws_sdk_dynamodb::Client,

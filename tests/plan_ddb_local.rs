@@ -225,6 +225,11 @@ async fn discover_with_every_service_on_dynamodb_local_records_no_mappings() {
     ] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }
+    let schema = std::fs::read_to_string(f.dir.join("plan/schemas/Streamed.json")).unwrap();
+    assert!(
+        schema.contains("\"AttributeName\": \"sort\""),
+        "the schema file is the destination's:\n{schema}"
+    );
     let out = f.run(&["plan", "-c", "plan/ferry.toml", "--plan", "plan"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -38,9 +38,13 @@ pub async fn run(config: &Config, out: &Path, force: bool) -> Result<Discovered>
     let mut schemas = Vec::new();
     let mut mappings = Vec::new();
     let mut lambda = Lambda::Unknown(lambda_on_dynamodb_endpoint(&config.source));
+    let mut transforms = Vec::new();
     for name in &names {
         let (info, schema, maps) = table(&src, name, &mut lambda).await?;
         infos.push(info);
+        // The schema file is the destination's: in the shape the config's transform gives it.
+        let (schema, lines) = transformed(config, schema);
+        transforms.extend(lines);
         schemas.push(schema);
         mappings.extend(maps);
     }
@@ -60,15 +64,15 @@ pub async fn run(config: &Config, out: &Path, force: bool) -> Result<Discovered>
     Ok(Discovered {
         tables: names.len(),
         mappings: mappings.len(),
-        transforms: schemas.iter().flat_map(|s| transform_lines(config, s)).collect(),
+        transforms,
     })
 }
 
-/// What the config's transform of `schema`'s table does (schema files keep the source's shape;
-/// the transform applies when the destination is created).
-fn transform_lines(config: &Config, schema: &TableSchema) -> Vec<String> {
+/// The destination's schema for a source table under the config's transform, and lines saying
+/// what the transform does, the keys it makes, and its problems on the table.
+fn transformed(config: &Config, schema: TableSchema) -> (TableSchema, Vec<String>) {
     let Some(t) = config.table(&schema.table_name).filter(|t| !t.transform.is_empty()) else {
-        return Vec::new();
+        return (schema, Vec::new());
     };
     let name = &schema.table_name;
     let mut out: Vec<String> = t
@@ -77,14 +81,14 @@ fn transform_lines(config: &Config, schema: &TableSchema) -> Vec<String> {
         .into_iter()
         .map(|s| format!("{name}: {s}"))
         .collect();
-    let problems = crate::transform::check::against_table(&t.transform, schema, name);
+    let problems = crate::transform::check::against_table(&t.transform, &schema, name);
     out.extend(problems.into_iter().map(|p| format!("{name}: PROBLEM {p}")));
-    let d = crate::transform::check::schema(&t.transform, schema);
+    let d = crate::transform::check::schema(&t.transform, &schema);
     out.push(format!(
         "{name}: the destination's keys will be [{}]",
         d.key_signature()
     ));
-    out
+    (d, out)
 }
 
 async fn table(src: &Clients, name: &str, lambda: &mut Lambda) -> Result<(TableInfo, TableSchema, Vec<Mapping>)> {

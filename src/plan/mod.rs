@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! plan/tables.csv            one row per source table; edit `move` and `destination`
-//! plan/schemas/<table>.json  how to rebuild each table (CreateTable's field names)
+//! plan/schemas/<table>.json  how to rebuild each table (CreateTable's field names), in the shape
+//!                            the config's transform gives the destination
 //! plan/lambda-map.csv        one row per event source mapping; edit `destination_function`/`action`
 //! plan/ferry.toml            the config with a [[table]] list for the plan, for `ferry sync -c`
 //! ```

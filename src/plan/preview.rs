@@ -94,12 +94,11 @@ async fn table(
         out.line("FAIL", format!("source table {:?} does not exist", t.source));
         return Ok(());
     };
-    source(out, t, &s, src).await;
-    let shaped = match tuning.filter(|c| !c.transform.is_empty()) {
-        Some(c) => transform(out, t, &c.transform),
-        None => t.clone(),
-    };
-    let t = &shaped;
+    let spec = tuning.map(|c| c.transform.clone()).unwrap_or_default();
+    source(out, t, &s, src, &spec).await;
+    if !spec.is_empty() {
+        transform(out, t, &spec, &s);
+    }
     let scans = tuning.is_none_or(|c| c.snapshot == Snapshot::Scan);
     let reads = budget::resolve(tuning.and_then(|c| c.max_read_units_per_second), &s);
     if scans {
@@ -114,24 +113,23 @@ async fn table(
     mappings(out, t, dst).await
 }
 
-/// The table's transform, its problems on this table, and the destination it makes; returns
-/// the table as the destination will be.
-fn transform(out: &mut Lines, t: &PlannedTable, spec: &crate::transform::Spec) -> PlannedTable {
+/// The table's transform, its problems on the source table, and the destination the plan's
+/// schema file makes (discover wrote it in the transform's shape).
+fn transform(out: &mut Lines, t: &PlannedTable, spec: &crate::transform::Spec, s: &TableDescription) {
     for step in spec.describe() {
         out.line("info", format!("transform: {step}"));
     }
-    for problem in crate::transform::check::against_table(spec, &t.schema, &t.source) {
+    let source = TableSchema::from_description(s, &Default::default());
+    for problem in crate::transform::check::against_table(spec, &source, &t.source) {
         out.line("FAIL", problem);
     }
-    let shaped = t.shaped(spec);
-    let indexes: Vec<String> = shaped
+    let indexes: Vec<String> = t
         .schema
         .global_secondary_indexes
         .iter()
         .map(|g| (&g.index_name, &g.key_schema))
         .chain(
-            shaped
-                .schema
+            t.schema
                 .local_secondary_indexes
                 .iter()
                 .map(|l| (&l.index_name, &l.key_schema)),
@@ -145,27 +143,33 @@ fn transform(out: &mut Lines, t: &PlannedTable, spec: &crate::transform::Spec) -
         "info",
         format!(
             "destination after the transform: keys [{}], indexes [{}]",
-            shaped.schema.key_signature(),
+            t.schema.key_signature(),
             indexes.join("; ")
         ),
     );
-    shaped
 }
 
 /// What the source holds and how its changes will be read.
-async fn source(out: &mut Lines, t: &PlannedTable, s: &TableDescription, src: &Clients) {
+async fn source(out: &mut Lines, t: &PlannedTable, s: &TableDescription, src: &Clients, spec: &crate::transform::Spec) {
     let bytes = s.table_size_bytes.unwrap_or(0);
     let items = s.item_count.unwrap_or(0);
     out.line(
         "ok",
         format!("source exists: {items} items, {bytes} bytes (as DynamoDB last counted)"),
     );
-    let (src_keys, plan_keys) = (discover::key_signature(s), t.schema.key_signature());
+    // The schema file is the destination's: the source's keys as the transform names them.
+    let src_keys = discover::key_signature_as(s, |n| spec.renamed(n));
+    let plan_keys = t.schema.key_signature();
     if src_keys != plan_keys {
+        let renamed = if spec.is_empty() {
+            ""
+        } else {
+            " (named as the transform renames them)"
+        };
         out.line(
             "FAIL",
             format!(
-                "schemas/{}.json has keys [{plan_keys}], the source has [{src_keys}]",
+                "schemas/{}.json has keys [{plan_keys}], the source has [{src_keys}]{renamed}: run discover again or edit the file",
                 t.source
             ),
         );

@@ -34,15 +34,6 @@ impl PlannedTable {
     pub fn renamed(&self) -> bool {
         self.source != self.destination
     }
-
-    /// This table with its schema as `transform` makes the destination (schema files keep the
-    /// source's shape, so one file serves whatever transform the config sets).
-    pub fn shaped(&self, transform: &crate::transform::Spec) -> PlannedTable {
-        PlannedTable {
-            schema: crate::transform::check::schema(transform, &self.schema),
-            ..self.clone()
-        }
-    }
 }
 
 impl Plan {

@@ -245,11 +245,7 @@ fn spawn_tables(
             from_ms: opts.from_ms,
             enable_pitr: opts.enable_pitr,
             export_poll: opts.export_poll,
-            planned: opts
-                .plan
-                .as_ref()
-                .and_then(|p| p.table(&cfg.source))
-                .map(|p| p.shaped(&cfg.transform)),
+            planned: opts.plan.as_ref().and_then(|p| p.table(&cfg.source).cloned()),
             slots: shared.slots.clone(),
             window: shared.window.clone(),
             shards: shared.shards.clone(),

@@ -94,7 +94,8 @@ impl TableApi for SdkTable {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             match planned {
-                // Already shaped by the transform when the run took it from the plan.
+                // The plan's schema file is the destination's (discover wrote it in the
+                // transform's shape; `ferry plan` and the create step check its keys).
                 Some(p) => p.schema.create(&self.dst, &self.destination).await?,
                 None => create::create_like(&self.dst, &self.destination, like, &self.transform).await?,
             };

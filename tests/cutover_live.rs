@@ -51,10 +51,7 @@ async fn cutover_waits_verifies_applies_settings_and_reports() {
     // Writes run while the cutover starts, and stop during it.
     let stop = CancellationToken::new();
     let wl = Workload::new(src.clone(), "Orders");
-    let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
-    });
+    let writes = wl.spawn(stop.clone());
     let reports = f.dir.join("reports");
     let cutover = f
         .command(&[

@@ -127,10 +127,7 @@ async fn loads_an_export_survives_kill_9_and_replays_changes_made_during_and_aft
     let stop = CancellationToken::new();
     let mut wl = Workload::new(rig.src.clone(), "Orders");
     wl.pause = Duration::from_millis(5);
-    let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
-    });
+    let writes = wl.spawn(stop.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let mut child = rig.ferry.spawn_sync(&[]);

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use ferry_rig::Account;
 use ferry_rig::data::{load, rich_item};
 use ferry_rig::ferry_bin;
-use ferry_rig::moto::{Moto, create_streamed_table, default_credentials, ensure_bucket};
+use ferry_rig::moto::Moto;
 use ferry_rig::process::FerryDir;
 use ferry_rig::wait::{wait_equal, wait_for};
 use ferry_rig::workload::Workload;
@@ -23,15 +23,8 @@ const DST_ACCOUNT: &str = "111111111111";
 /// workers (several: the state in a DynamoDB table in DST_ACCOUNT, the export's files leased).
 async fn migrate(table: &str, loader: &str, workers: usize) {
     let moto = Moto::shared();
-    let src = moto.dynamodb(default_credentials());
-    let dst_creds = moto
-        .assume(DST_ACCOUNT, default_credentials())
-        .await
-        .expect("assume role");
-    let dst = moto.dynamodb(dst_creds.clone());
     let bucket = format!("ferry-dst-{}", table.to_lowercase());
-    ensure_bucket(&moto.s3(dst_creds), &bucket).await.expect("bucket");
-    create_streamed_table(&src, table).await;
+    let (src, dst) = moto.cross_account(DST_ACCOUNT, table, &bucket).await;
     let mut rng = StdRng::seed_from_u64(7);
     load(
         &src,

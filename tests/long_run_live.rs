@@ -39,10 +39,7 @@ async fn writes_and_rollovers(src: &aws_sdk_dynamodb::Client, ddb: &DynamoLocal,
     let stop = CancellationToken::new();
     let mut wl = Workload::new(src.clone(), "Orders");
     wl.pause = Duration::from_millis(2);
-    let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
-    });
+    let writes = wl.spawn(stop.clone());
     for _ in 0..rollovers {
         tokio::time::sleep(Duration::from_millis(700)).await;
         ddb.rollover().expect("rollover");

@@ -132,10 +132,7 @@ async fn sqs_buffer_converges_under_a_random_workload_with_kill_9_restarts_and_f
     let stop = CancellationToken::new();
     let mut wl = Workload::new(rig.src.clone(), "Orders");
     wl.pause = Duration::from_millis(3);
-    let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
-    });
+    let writes = wl.spawn(stop.clone());
     // Kills at random points of the snapshot, then while the queue is drained.
     let mut rng = StdRng::seed_from_u64(std::process::id() as u64);
     for _ in 0..2 {

@@ -122,10 +122,7 @@ async fn kill_9_at_random_points_loses_nothing_and_progress_carries_over() {
     let stop = CancellationToken::new();
     let mut wl = Workload::new(rig.src.clone(), "Orders");
     wl.pause = Duration::from_millis(5);
-    let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
-    });
+    let writes = wl.spawn(stop.clone());
     let mut rng = StdRng::seed_from_u64(std::process::id() as u64);
     let mut last_items = 0i64;
     let mut last_applied = 0i64;
@@ -218,10 +215,7 @@ async fn forced_shard_rollovers_during_writes_are_followed_in_lineage_order() {
     let stop = CancellationToken::new();
     let mut wl = Workload::new(rig.src.clone(), "Orders");
     wl.pause = Duration::from_millis(2);
-    let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
-    });
+    let writes = wl.spawn(stop.clone());
     ddb.rollover().expect("rollover before the sync");
     let mut child = rig.ferry.spawn_sync(&[]);
     for _ in 0..5 {

@@ -14,7 +14,7 @@ use ferry::item::{Item, json::item_to_json};
 use ferry_rig::compare::scan_items;
 use ferry_rig::data::{describe, load, rich_item};
 use ferry_rig::ferry_bin;
-use ferry_rig::moto::{Moto, create_streamed_table, default_credentials, ensure_bucket};
+use ferry_rig::moto::Moto;
 use ferry_rig::process::{FerryDir, terminate};
 use ferry_rig::scenario::{Scenario, Stream};
 use ferry_rig::wait::{wait_caught_up, wait_for, wait_phase};
@@ -121,21 +121,7 @@ async fn wait_transformed_equal(p: &Pair<'_>) -> usize {
 }
 
 fn examples(r: &Value, kind: &str) -> Vec<String> {
-    let mut v: Vec<String> = r["examples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .map(|e| {
-            format!(
-                "{}/{}",
-                e["key"]["pk"]["S"].as_str().unwrap(),
-                e["key"]["sort"]["N"].as_str().unwrap()
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    ferry_rig::process::example_keys(r, kind, "sort")
 }
 
 fn label(i: &Item) -> String {
@@ -158,10 +144,7 @@ async fn a_transformed_copy_survives_kills_and_rollovers_and_verify_judges_it() 
     let stop = CancellationToken::new();
     let mut wl = Workload::new(rig.src.clone(), "Orders");
     wl.pause = Duration::from_millis(3);
-    let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
-    });
+    let writes = wl.spawn(stop.clone());
 
     // kill -9 in the middle of the snapshot, then once while streaming, with rollovers between.
     let mut child = rig.ferry.spawn_sync(&[]);
@@ -320,14 +303,7 @@ async fn an_export_loaded_by_ferry_goes_through_the_same_transform() {
     const DST_ACCOUNT: &str = "111111111111";
     let (table, bucket) = ("OrdersT", "ferry-dst-orderst");
     let moto = Moto::shared();
-    let src = moto.dynamodb(default_credentials());
-    let dst_creds = moto
-        .assume(DST_ACCOUNT, default_credentials())
-        .await
-        .expect("assume role");
-    let dst = moto.dynamodb(dst_creds.clone());
-    ensure_bucket(&moto.s3(dst_creds), bucket).await.expect("bucket");
-    create_streamed_table(&src, table).await;
+    let (src, dst) = moto.cross_account(DST_ACCOUNT, table, bucket).await;
     let mut rng = StdRng::seed_from_u64(11);
     let items = (0..600)
         .map(|i| rich_item(&format!("m-{}", i % 13), i, &mut rng))

@@ -26,26 +26,8 @@ fn items(n: i64) -> Vec<ferry::item::Item> {
         .collect()
 }
 
-fn verify(f: &FerryDir, extra: &[&str]) -> (i32, Value) {
-    f.verify(extra)
-}
-
 fn example_keys(r: &Value, kind: &str) -> Vec<String> {
-    let mut v: Vec<String> = r["examples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .map(|e| {
-            format!(
-                "{}/{}",
-                e["key"]["pk"]["S"].as_str().unwrap(),
-                e["key"]["sk"]["N"].as_str().unwrap()
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    ferry_rig::process::example_keys(r, kind, "sk")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -61,7 +43,7 @@ async fn damage_is_reported_key_by_key_and_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let f = FerryDir::new(&ferry_bin!(), dir.path(), ddb, &sa, &da, TABLE);
 
-    let (code, r) = verify(&f, &[]);
+    let (code, r) = f.verify(&[]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["equal"], true);
     assert_eq!(r["source_items"], 1_500);
@@ -89,7 +71,7 @@ async fn damage_is_reported_key_by_key_and_repaired() {
     extra.insert("s".into(), AttributeValue::S("not in the source".into()));
     load(&dst, "Orders", vec![changed, deep, extra]).await;
 
-    let (code, r) = verify(&f, &[]);
+    let (code, r) = f.verify(&[]);
     assert_eq!(code, 3, "{r}");
     assert_eq!(
         (r["missing"].as_u64(), r["extra"].as_u64(), r["differing"].as_u64()),
@@ -115,13 +97,13 @@ async fn damage_is_reported_key_by_key_and_repaired() {
     assert_eq!(paths, ["deep.n", "s"]);
     assert_ne!(r["source_digest"], r["destination_digest"]);
 
-    let (code, r) = verify(&f, &["--repair"]);
+    let (code, r) = f.verify(&["--repair"]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["repair"]["keys"], 6);
     assert_eq!(r["repair"]["remaining"], 0);
     let diff = compare(&src, "Orders", &dst, "Orders").await.unwrap();
     assert!(diff.is_equal(), "{diff}");
-    let (code, r) = verify(&f, &["--sample", "0.5"]);
+    let (code, r) = f.verify(&["--sample", "0.5"]);
     assert_eq!(code, 0, "{r}");
     assert!(
         r["source_items"].as_u64().unwrap() < 1_500,
@@ -144,10 +126,7 @@ async fn in_flight_changes_under_a_live_sync_are_not_reported() {
     let stop = CancellationToken::new();
     let mut wl = Workload::new(src.clone(), "Orders");
     wl.pause = Duration::from_millis(5);
-    let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
-    });
+    let writes = wl.spawn(stop.clone());
     // Until the workload has made the tables differ.
     wait_for(
         Duration::from_secs(30),
@@ -163,7 +142,7 @@ async fn in_flight_changes_under_a_live_sync_are_not_reported() {
     // keys (the scans saw changes in flight): none may be reported.
     let mut rechecked = false;
     for _ in 0..10 {
-        let (code, r) = verify(&f, &[]);
+        let (code, r) = f.verify(&[]);
         assert_eq!(r["sync_running"], true, "{r}");
         assert_eq!(code, 0, "in-flight keys were reported: {r}\n{}", f.logs());
         assert_eq!(
@@ -185,7 +164,7 @@ async fn in_flight_changes_under_a_live_sync_are_not_reported() {
     // With no time for the sync to catch up, keys behind it are neither equal nor different.
     let mut unsettled_seen = false;
     for _ in 0..10 {
-        let (code, r) = verify(&f, &["--recheck-wait", "0s"]);
+        let (code, r) = f.verify(&["--recheck-wait", "0s"]);
         assert_ne!(code, 3, "a lagging sync is no proof of a difference: {r}");
         assert_eq!(
             (r["missing"].as_u64(), r["extra"].as_u64(), r["differing"].as_u64()),

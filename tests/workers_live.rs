@@ -86,10 +86,7 @@ async fn standbys_take_over_a_killed_holder_mid_snapshot_and_mid_stream_and_a_si
     let stop = CancellationToken::new();
     let mut wl = Workload::new(rig.src.clone(), "Orders");
     wl.pause = Duration::from_millis(10);
-    let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
-    });
+    let writes = wl.spawn(stop.clone());
     let f = &rig.ferry;
     let mut first = f.spawn_sync(&[]);
     wait_log(f, 1, "holding table Orders (taken from nobody", Duration::from_secs(60)).await;
@@ -173,10 +170,7 @@ async fn a_holder_frozen_past_its_lease_writes_nothing_stale_when_it_wakes() {
     let stop = CancellationToken::new();
     let mut wl = Workload::new(rig.src.clone(), "Orders");
     (wl.cold_keys, wl.writers, wl.pause) = (50, 2, Duration::from_millis(20));
-    let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
-    });
+    let writes = wl.spawn(stop.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
     signal(&frozen, "STOP");
     took_over(f, 2).await;
@@ -415,10 +409,7 @@ async fn an_outage_of_the_state_table_longer_than_a_lease_moves_no_table_and_los
     let stop = CancellationToken::new();
     let mut wl = Workload::new(rig.src.clone(), "Orders");
     (wl.writers, wl.pause) = (2, Duration::from_millis(20));
-    let writes = tokio::spawn({
-        let stop = stop.clone();
-        async move { wl.run(stop, None).await }
-    });
+    let writes = wl.spawn(stop.clone());
 
     // No worker can renew or look for three lease durations; then each holder's renewal lands
     // before anyone has watched a whole lease duration afresh.

@@ -4,6 +4,7 @@ use aws_sdk_dynamodb::types::AttributeValue as Av;
 use proptest::prelude::*;
 
 use super::Filter;
+use super::filter::{ITEM, item_map};
 use super::tests::every_type;
 use crate::item::Item;
 
@@ -69,6 +70,18 @@ fn value() -> impl Strategy<Value = Option<Av>> {
     ]
 }
 
+/// CEL on `src` as written, over the item bound as a map: what the rewritten reads and the fast
+/// path must agree with.
+fn as_written(src: &str, item: &Item) -> Result<bool, String> {
+    let program = cel::Program::compile(src).map_err(|e| e.to_string())?;
+    let mut ctx = cel::Context::default();
+    ctx.add_variable_from_value(ITEM, item_map(item));
+    match program.execute(&ctx) {
+        Ok(cel::Value::Bool(b)) => Ok(b),
+        other => Err(format!("{other:?}")),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3_000))]
     /// Wherever the fast path answers, it answers what the interpreter answers.
@@ -89,7 +102,7 @@ proptest! {
         item.extend(b.map(|v| ("b".to_string(), v)));
         item.extend(m.map(|v| ("m".to_string(), v)));
         // The reference: CEL on the expression as written, the item bound as a map.
-        let reference = f.interpret_as_written(&item);
+        let reference = as_written(&src, &item);
         if let Some(fast) = f.fast_answer(&item) {
             prop_assert_eq!(Ok(fast), reference.clone(), "fast path: {}", src);
         }

@@ -31,9 +31,6 @@ pub const ITEM: &str = "item";
 pub struct Filter {
     /// The expression, its reads of the item rewritten (see the module docs).
     expr: IdedExpr,
-    /// As written, evaluated over the item bound as a map: the reference the rewrite and the fast
-    /// path are tested against.
-    original: IdedExpr,
     env: Arc<Env>,
     /// Top-level attributes the expression reads; `None` when it uses the item as a whole.
     reads: Option<Vec<String>>,
@@ -97,7 +94,6 @@ impl Filter {
         Ok(Filter {
             fast: (!walk.whole).then(|| Fast::of(&expr)).flatten(),
             expr,
-            original: parsed.expression().clone(),
             env: Arc::new(Env::stdlib()),
             reads: (!walk.whole).then(|| walk.reads.into_iter().collect()),
             source: source.to_string(),
@@ -121,29 +117,13 @@ impl Filter {
 
     /// [`Filter::matches`] through the CEL interpreter alone.
     pub fn interpret(&self, item: &Item) -> Result<bool, String> {
-        self.run(item, self.reads.is_none())
-    }
-
-    /// The expression as written, over the whole item as a map (tests compare the rest with it).
-    pub fn interpret_as_written(&self, item: &Item) -> Result<bool, String> {
-        self.run(item, true)
-    }
-
-    fn run(&self, item: &Item, whole: bool) -> Result<bool, String> {
         let row = Row(item);
         let mut ctx = Context::with_env(self.env.clone());
-        let expr = match whole {
-            false => {
-                ctx.set_variable_resolver(&row);
-                &self.expr
-            }
-            true => {
-                let map = item.iter().map(|(n, v)| (key(n), to_cel(v))).collect();
-                ctx.add_variable_from_value(ITEM, Value::Map(Map { map: Arc::new(map) }));
-                &self.original
-            }
-        };
-        match ctx.resolve(expr) {
+        match self.reads {
+            Some(_) => ctx.set_variable_resolver(&row),
+            None => ctx.add_variable_from_value(ITEM, item_map(item)),
+        }
+        match ctx.resolve(&self.expr) {
             Ok(Value::Bool(b)) => Ok(b),
             Ok(other) => Err(format!(
                 "the filter {:?} returned {other:?}, not true or false",
@@ -191,6 +171,12 @@ fn problems_of(e: &cel::ParseErrors) -> Vec<Problem> {
             message: p.msg.clone(),
         })
         .collect()
+}
+
+/// The whole item as a CEL map.
+pub fn item_map(item: &Item) -> Value {
+    let map = item.iter().map(|(n, v)| (key(n), to_cel(v))).collect();
+    Value::Map(Map { map: Arc::new(map) })
 }
 
 fn key(name: &str) -> Key {

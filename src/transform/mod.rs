@@ -102,8 +102,6 @@ pub struct Transform {
     dest_keys: Arc<[String]>,
     /// Top-level key renames (source name, destination name).
     key_renames: Vec<(String, String)>,
-    /// Nothing to do: every change passes through untouched (the common case, kept cheap).
-    identity: bool,
 }
 
 impl Transform {
@@ -118,7 +116,6 @@ impl Transform {
             .map(|(a, b)| (a.clone(), b.clone()))
             .collect();
         Transform {
-            identity: spec.is_empty(),
             spec,
             source_keys,
             dest_keys,
@@ -132,7 +129,7 @@ impl Transform {
     }
 
     pub fn is_identity(&self) -> bool {
-        self.identity
+        self.spec.is_empty()
     }
 
     pub fn spec(&self) -> &Spec {

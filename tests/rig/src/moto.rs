@@ -89,6 +89,23 @@ impl Moto {
             .await
             .map_err(|e| format!("AssumeRole in {account}: {e:?}"))
     }
+
+    /// A cross-account move's two sides: `table` created (streamed) in the default account, and
+    /// DynamoDB of `account` with its `bucket` for exports.
+    pub async fn cross_account(
+        &self,
+        account: &str,
+        table: &str,
+        bucket: &str,
+    ) -> (aws_sdk_dynamodb::Client, aws_sdk_dynamodb::Client) {
+        let src = self.dynamodb(default_credentials());
+        let dst_creds = self.assume(account, default_credentials()).await.expect("assume role");
+        ensure_bucket(&self.s3(dst_creds.clone()), bucket)
+            .await
+            .expect("bucket");
+        create_streamed_table(&src, table).await;
+        (src, self.dynamodb(dst_creds))
+    }
 }
 
 /// Plain credentials for moto's default account.

@@ -218,3 +218,24 @@ impl Drop for Running {
         }
     }
 }
+
+/// The example keys of `kind` (missing, extra, differing) in a verify report, as `pk/<sort>`
+/// sorted, where the sort key attribute is named `sort`.
+pub fn example_keys(report: &serde_json::Value, kind: &str, sort: &str) -> Vec<String> {
+    let mut v: Vec<String> = report["examples"]
+        .as_array()
+        .expect("examples")
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| {
+            let key = &e["key"];
+            format!(
+                "{}/{}",
+                key["pk"]["S"].as_str().unwrap(),
+                key[sort]["N"].as_str().unwrap()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}

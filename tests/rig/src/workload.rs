@@ -59,6 +59,11 @@ impl Workload {
     }
 
     /// Runs until `stop` is cancelled or `max_ops` operations were made (per writer share).
+    /// Runs the workload in the background until `stop`.
+    pub fn spawn(self, stop: CancellationToken) -> tokio::task::JoinHandle<Result<Arc<Counts>, String>> {
+        tokio::spawn(async move { self.run(stop, None).await })
+    }
+
     pub async fn run(&self, stop: CancellationToken, max_ops: Option<u64>) -> Result<Arc<Counts>, String> {
         let counts = Arc::new(Counts::default());
         self.run_counting(stop, max_ops, counts.clone()).await?;

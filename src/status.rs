@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::checkpoint::StateStore;
 use crate::checkpoint::lease::{Unit, table_key};
+use crate::checkpoint::{Direction, StateStore};
 use crate::clock::{fmt_ms, now_ms};
 use crate::error::Result;
 
@@ -33,10 +33,23 @@ pub struct TableStatus {
     pub retrying_seconds: Option<f64>,
     /// The error of the last failed attempt, while retrying.
     pub last_error: Option<String>,
+    /// Which way the pair replicates: "forward" (source → destination) or "reverse" (after
+    /// `ferry cutover --switch`).
+    pub direction: Direction,
+    /// Every switch of direction, oldest first.
+    pub switches: Vec<SwitchStatus>,
     /// The worker holding the table's lease, with several workers.
     pub worker: Option<String>,
     /// With several workers: the worker reading each open shard, by shard.
     pub shard_workers: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SwitchStatus {
+    /// The direction entered.
+    pub direction: Direction,
+    pub at: String,
+    pub at_ms: i64,
 }
 
 /// One worker of a migration shared by several.
@@ -125,6 +138,16 @@ pub async fn table_status(store: &dyn StateStore, name: &str) -> Result<Option<T
         retrying: health.is_some(),
         retrying_seconds: health.as_ref().map(|h| h.for_ms as f64 / 1000.0),
         last_error: health.map(|h| h.last_error),
+        direction: t.direction,
+        switches: t
+            .switches
+            .iter()
+            .map(|p| SwitchStatus {
+                direction: p.direction,
+                at: p.at(),
+                at_ms: p.at_ms,
+            })
+            .collect(),
         worker: None,
         shard_workers: Default::default(),
     }))
@@ -255,7 +278,14 @@ pub fn render(list: &[TableStatus], workers: &[WorkerStatus]) -> String {
     }
     for t in list {
         let by = t.worker.as_ref().map(|w| format!(" [{w}]")).unwrap_or_default();
-        out.push_str(&format!("{} -> {}{by}: {}\n", t.table, t.destination, t.one_line()));
+        let arrow = match t.direction {
+            Direction::Forward => format!("{} -> {}", t.table, t.destination),
+            Direction::Reverse => format!("{} <- {} (direction: reverse)", t.table, t.destination),
+        };
+        out.push_str(&format!("{arrow}{by}: {}\n", t.one_line()));
+        for p in &t.switches {
+            out.push_str(&format!("  switched to {} at {}\n", p.direction.as_str(), p.at));
+        }
     }
     out
 }

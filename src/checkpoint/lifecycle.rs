@@ -11,7 +11,11 @@
 //!    Captured or BulkLoading)   RestoringSettings{capture} ◀─────────────────┘
 //!                                           │ (the plan's settings, every run)
 //!                                           ▼
-//!                                 Streaming{capture}
+//!                                 Streaming{capture} ◀──────────────┐ the other table's stream
+//!                                           │ switch (drained)     │ captured
+//!                                           ▼                      │
+//!                                 Switching{at, replay_from} ──────┘
+//!                                 (the row's direction flipped in the same write)
 //!
 //!   any of the above ─▶ Failed{reason, at}   (an error; `at` is where it resumes)
 //!                   ─▶ Stopped{at}          (asked to stop)
@@ -25,6 +29,7 @@
 use std::sync::Arc;
 
 use super::StateStore;
+use super::direction::{Direction, SwitchPoint};
 use super::store::{Phase, TableRow};
 use crate::error::{Error, Result};
 
@@ -64,6 +69,12 @@ pub enum TableState {
     Streaming {
         capture: Capture,
     },
+    /// The pair switched direction at `at_ms` (S); the new direction replays the other table's
+    /// stream from `replay_from_ms`, once its shard tree is captured.
+    Switching {
+        at_ms: i64,
+        replay_from_ms: i64,
+    },
     Failed {
         reason: String,
         at: Box<TableState>,
@@ -92,7 +103,7 @@ impl TableState {
             TableState::Queued { next: at } | TableState::Failed { at, .. } | TableState::Stopped { at } => {
                 at.capture()
             }
-            TableState::Creating => None,
+            TableState::Creating | TableState::Switching { .. } => None,
             TableState::Captured { capture, .. }
             | TableState::BulkLoading { capture, .. }
             | TableState::RestoringSettings { capture }
@@ -108,6 +119,7 @@ impl TableState {
             TableState::BulkLoading { .. } => "bulk loading",
             TableState::RestoringSettings { .. } => "restoring settings",
             TableState::Streaming { .. } => "streaming",
+            TableState::Switching { .. } => "switching",
             TableState::Failed { .. } => "failed",
             TableState::Stopped { .. } => "stopped",
         }
@@ -130,6 +142,7 @@ impl TableState {
             (Captured { segments: None, .. }, RestoringSettings { .. }) => true,
             (BulkLoading { .. }, BulkLoading { .. } | RestoringSettings { .. }) => true,
             (RestoringSettings { .. }, Streaming { .. }) => true,
+            (Streaming { .. }, Switching { .. }) | (Switching { .. }, Streaming { .. }) => true,
             _ => false,
         }
     }
@@ -172,6 +185,11 @@ impl TableState {
             }
             TableState::RestoringSettings { capture } => write_capture(row, capture, Phase::Settings, None),
             TableState::Streaming { capture } => write_capture(row, capture, Phase::Streaming, None),
+            TableState::Switching { at_ms, replay_from_ms } => {
+                row.phase = Phase::Switching;
+                (row.stream_arn, row.capture_ms, row.replay_from_ms) = (None, Some(*at_ms), Some(*replay_from_ms));
+                row.snapshot_done = true;
+            }
         }
     }
 
@@ -192,7 +210,17 @@ impl TableState {
             Some(capture) if row.snapshot_done => TableState::Streaming { capture },
             Some(capture) => TableState::BulkLoading { capture, segments },
         };
+        let switching = || TableState::Switching {
+            at_ms: row.capture_ms.unwrap_or(0),
+            replay_from_ms: row.replay_from_ms.or(row.capture_ms).unwrap_or(0),
+        };
         let state = match (row.phase, capture) {
+            // Stopped or failed while switching: the stream is not captured yet.
+            (Phase::Switching, _) => switching(),
+            (Phase::Failed, None) if row.snapshot_done && row.capture_ms.is_some() => TableState::Failed {
+                reason: row.error.clone().unwrap_or_default(),
+                at: Box::new(switching()),
+            },
             (Phase::Failed, c) => TableState::Failed {
                 reason: row.error.clone().unwrap_or_default(),
                 at: Box::new(progress(c)),
@@ -294,6 +322,28 @@ impl Lifecycle {
         self.store.put_table(&self.row).await?;
         self.state = to;
         Ok(())
+    }
+
+    /// Switches the pair to `to` at `at_ms` (S), from `Streaming`: the row's direction and switch
+    /// points change in the same write as the state, so a restart runs the new direction, from
+    /// `Switching`.
+    pub async fn switch(&mut self, to: Direction, at_ms: i64, replay_from_ms: i64) -> Result<()> {
+        if to == self.row.direction {
+            return Err(Error::fatal(format!(
+                "table {}: already replicates {} ({})",
+                self.row.name,
+                to.as_str(),
+                to.arrow()
+            )));
+        }
+        let before = self.row.clone();
+        self.row.direction = to;
+        self.row.switches.push(SwitchPoint { direction: to, at_ms });
+        let moved = self.transition(TableState::Switching { at_ms, replay_from_ms }).await;
+        if moved.is_err() {
+            self.row = before;
+        }
+        moved
     }
 
     /// Records that the table stopped on request, where it was.

@@ -33,6 +33,10 @@ fn samples() -> Vec<TableState> {
         },
         RestoringSettings { capture: c.clone() },
         Streaming { capture: c.clone() },
+        Switching {
+            at_ms: 2_000_000,
+            replay_from_ms: 1_700_000,
+        },
     ];
     let mut all = running.clone();
     for s in &running {
@@ -72,6 +76,7 @@ fn drawn(from: &TableState, to: &TableState) -> bool {
         (Captured { segments: None, .. }, RestoringSettings { .. }) => true,
         (BulkLoading { .. }, BulkLoading { .. } | RestoringSettings { .. }) => true,
         (RestoringSettings { .. }, Streaming { .. }) => true,
+        (Streaming { .. }, Switching { .. }) | (Switching { .. }, Streaming { .. }) => true,
         _ => false,
     }
 }
@@ -174,6 +179,59 @@ async fn a_lifecycle_persists_each_move_and_refuses_a_skipped_step() {
         (row.phase.as_str(), row.error.as_deref()),
         ("stopped", Some("disk full"))
     );
+}
+
+#[tokio::test]
+async fn a_switch_flips_the_direction_in_the_same_write_and_keeps_a_pending_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
+    let mut life = Lifecycle::resume(store.clone(), "T", "D").await.unwrap();
+    let err = life.switch(Direction::Reverse, 9, 8).await.unwrap_err().to_string();
+    assert!(err.contains("from creating to switching"), "{err}");
+    let row = store.table("T").unwrap().unwrap();
+    assert_eq!(
+        (row.direction, row.switches.len()),
+        (Direction::Forward, 0),
+        "nothing changed"
+    );
+    for to in [
+        TableState::Captured {
+            capture: cap(5),
+            segments: None,
+        },
+        TableState::RestoringSettings { capture: cap(5) },
+        TableState::Streaming { capture: cap(5) },
+    ] {
+        life.transition(to).await.unwrap();
+    }
+    let asked = crate::checkpoint::SwitchRequest {
+        to: Direction::Reverse,
+        asked_ms: 7,
+    };
+    store.request_switch("T", asked).unwrap();
+    life.switch(Direction::Reverse, 9, 8).await.unwrap();
+    let row = store.table("T").unwrap().unwrap();
+    assert_eq!(row.direction, Direction::Reverse);
+    assert_eq!(
+        row.switches,
+        vec![SwitchPoint {
+            direction: Direction::Reverse,
+            at_ms: 9
+        }]
+    );
+    assert_eq!(row.switch_request, Some(asked), "a whole-row write keeps the request");
+    let err = life.switch(Direction::Reverse, 10, 9).await.unwrap_err().to_string();
+    assert!(err.contains("already replicates reverse"), "{err}");
+    // A restart resumes the switch where it was: the other stream not yet captured.
+    let again = Lifecycle::resume(store.clone(), "T", "D").await.unwrap();
+    assert_eq!(
+        *again.state(),
+        TableState::Switching {
+            at_ms: 9,
+            replay_from_ms: 8
+        }
+    );
+    assert_eq!(again.row().direction, Direction::Reverse);
 }
 
 fn fixture_copy(dir: &tempfile::TempDir) -> std::path::PathBuf {

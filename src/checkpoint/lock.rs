@@ -14,7 +14,23 @@ pub struct DaemonLock {
 
 impl DaemonLock {
     pub fn acquire(state_path: &Path) -> Result<DaemonLock> {
-        let lock_path = lock_path(state_path);
+        Self::acquire_at(state_path, DAEMON, "another ferry daemon is running on")
+    }
+
+    /// The lock a `cutover --switch` or `rollback` holds while it waits for its switch: the daemon
+    /// carries out a switch request only while it is held, so a command that died (kill -9,
+    /// timeout) never leaves a switch behind that nobody would announce.
+    pub fn acquire_switch(state_path: &Path) -> Result<DaemonLock> {
+        Self::acquire_at(state_path, SWITCH, "another ferry cutover or rollback is switching")
+    }
+
+    /// Whether a command waits for a switch on this state store now.
+    pub fn switch_awaited(state_path: &Path) -> Result<bool> {
+        held(&lock_path(state_path, SWITCH))
+    }
+
+    fn acquire_at(state_path: &Path, suffix: &str, taken: &str) -> Result<DaemonLock> {
+        let lock_path = lock_path(state_path, suffix);
         if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -32,7 +48,7 @@ impl DaemonLock {
             }
         }
         Err(Error::fatal(format!(
-            "another ferry daemon is running on the state store {} (lock {} is held)",
+            "{taken} the state store {} (lock {} is held)",
             state_path.display(),
             lock_path.display()
         )))
@@ -41,24 +57,31 @@ impl DaemonLock {
     /// Whether a daemon holds the lock on this state store now: false as soon as its process has
     /// ended, however it ended. Probes with a shared lock, released at once; never creates a file.
     pub fn is_held(state_path: &Path) -> Result<bool> {
-        let file = match std::fs::File::open(lock_path(state_path)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e.into()),
-        };
-        match file.try_lock_shared() {
-            Ok(()) => Ok(false), // released when `file` closes
-            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
-            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-        }
+        held(&lock_path(state_path, DAEMON))
+    }
+}
+
+/// Probes a lock file with a shared lock, released at once.
+fn held(path: &Path) -> Result<bool> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(false), // released when `file` closes
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }
 }
 
 const PROBE_TRIES: u32 = 20;
+const DAEMON: &str = ".lock";
+const SWITCH: &str = ".switch.lock";
 
-fn lock_path(state_path: &Path) -> PathBuf {
+fn lock_path(state_path: &Path, suffix: &str) -> PathBuf {
     let mut p = state_path.as_os_str().to_owned();
-    p.push(".lock");
+    p.push(suffix);
     PathBuf::from(p)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod ack;
 pub mod backend;
+pub mod direction;
 pub mod dynamo;
 pub mod exports;
 pub mod health;
@@ -17,6 +18,7 @@ pub mod store;
 mod tables;
 
 pub use ack::{AckSink, OrderedAck};
+pub use direction::{Direction, SwitchPoint, SwitchRequest};
 pub use exports::ExportRow;
 pub use health::Retrying;
 pub use lifecycle::{Capture, Lifecycle, TableState};

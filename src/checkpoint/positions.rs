@@ -75,4 +75,8 @@ impl Store {
     pub fn put_shards(&self, table: &str, rows: &[ShardRow]) -> Result<()> {
         self.put_rows(table, rows)
     }
+
+    pub fn clear_shards(&self, table: &str) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM shards WHERE tbl = ?1", [table]).map(|_| ()))
+    }
 }

@@ -4,7 +4,8 @@
 //!
 //! Versions: 0 is every file written before the version existed (its columns were added one by
 //! one, so a version-0 file may lack the later ones); 1 adds `tables.stopped_cleanly` (the
-//! lifecycle's `Stopped`, see [`super::lifecycle`]).
+//! lifecycle's `Stopped`, see [`super::lifecycle`]); 2 adds the pair's direction, its switch points
+//! and a pending switch request (see [`super::direction`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 use crate::error::{Error, Result};
 
 /// The layout this ferry writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// The layout of version 0 as first written; later columns are added by [`upgrade`].
 pub(super) const SCHEMA: &str = r#"
@@ -97,6 +98,11 @@ fn upgrade(conn: &Connection) -> Result<()> {
     conn.execute_batch(super::health::SCHEMA)?;
     // Version 1.
     add_column(conn, "tables", "stopped_cleanly", "INTEGER NOT NULL DEFAULT 0")?;
+    // Version 2.
+    add_column(conn, "tables", "direction", "TEXT NOT NULL DEFAULT 'forward'")?;
+    add_column(conn, "tables", "switches", "TEXT")?;
+    add_column(conn, "tables", "switch_to", "TEXT")?;
+    add_column(conn, "tables", "switch_asked_ms", "INTEGER")?;
     conn.pragma_update(None, "user_version", VERSION)?;
     Ok(())
 }

@@ -9,12 +9,14 @@
 //!   child shard's checkpoint) never survives a crash that lost an earlier one (its parent's end).
 //! - **Read your writes**: a read sees every write that returned before it began.
 //! - **Whole rows**: `put_*` replaces the row it names (creating it if needed); `put_progress`,
-//!   `put_error` and `set_replay_from` change only their fields of an existing table row.
+//!   `put_error`, `set_replay_from` and `request_switch` change only their fields of an existing
+//!   table row, and `put_table` leaves the switch request as it is.
 //! - **Ordered listings**: tables by name, segments by number, shards by id.
 //! - Nothing written is ever a credential.
 
 use futures::future::BoxFuture;
 
+use super::direction::SwitchRequest;
 use super::lease::Lease;
 use super::lease::workers::Beat;
 use super::{ExportRow, QueueRow, Retrying, SegmentRow, ShardRow, TableRow};
@@ -49,12 +51,24 @@ pub trait StateStore: Send + Sync {
         Box::pin(async { Ok(None) })
     }
 
+    /// Whether the command that asked for a switch (`cutover --switch`, `rollback`) still waits
+    /// for it. The daemon carries out a request only then, so a command that died never leaves
+    /// behind a switch that nobody would announce. `false` where switching is not supported.
+    fn switch_awaited(&self) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async { Ok(false) })
+    }
+
     fn table<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TableRow>>>;
     fn tables(&self) -> BoxFuture<'_, Result<Vec<TableRow>>>;
     fn put_table<'a>(&'a self, row: &'a TableRow) -> BoxFuture<'a, Result<()>>;
     fn put_progress<'a>(&'a self, name: &'a str, progress: Progress) -> BoxFuture<'a, Result<()>>;
     /// Marks a table failed with its reason, keeping its positions.
     fn put_error<'a>(&'a self, name: &'a str, error: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Asks the daemon running a pair to switch its direction (only that field changes); `false`
+    /// when the table has no row.
+    fn request_switch<'a>(&'a self, name: &'a str, request: SwitchRequest) -> BoxFuture<'a, Result<bool>>;
+    /// Removes a table's shard rows: its positions in a stream it no longer reads (a switch).
+    fn clear_shards<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<()>>;
     /// Moves a table's replay point; `false` when the table has no row.
     fn set_replay_from<'a>(&'a self, name: &'a str, ms: i64) -> BoxFuture<'a, Result<bool>>;
 

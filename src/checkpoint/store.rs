@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use rusqlite::Connection;
 
+use super::direction::SwitchRequest;
 pub use super::positions::{QueueRow, SegmentRow, ShardRow};
 use super::schema;
 use super::state::{Progress, StateStore};
@@ -77,6 +78,9 @@ impl StateStore for Store {
     fn daemon_running(&self) -> BoxFuture<'_, Result<bool>> {
         ready(super::DaemonLock::is_held(&self.path))
     }
+    fn switch_awaited(&self) -> BoxFuture<'_, Result<bool>> {
+        ready(super::DaemonLock::switch_awaited(&self.path))
+    }
     fn table<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<TableRow>>> {
         ready(Store::table(self, name))
     }
@@ -94,6 +98,12 @@ impl StateStore for Store {
     }
     fn set_replay_from<'a>(&'a self, name: &'a str, ms: i64) -> BoxFuture<'a, Result<bool>> {
         ready(Store::set_replay_from(self, name, ms))
+    }
+    fn request_switch<'a>(&'a self, name: &'a str, r: SwitchRequest) -> BoxFuture<'a, Result<bool>> {
+        ready(Store::request_switch(self, name, r))
+    }
+    fn clear_shards<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<()>> {
+        ready(Store::clear_shards(self, table))
     }
     fn segments<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<SegmentRow>>> {
         ready(Store::segments(self, table))

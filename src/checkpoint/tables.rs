@@ -3,6 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::direction::{self, Direction, SwitchPoint, SwitchRequest};
 use super::state::Progress;
 use super::store::Store;
 use crate::clock::now_ms;
@@ -18,6 +19,9 @@ pub enum Phase {
     /// Restoring the plan's settings (TTL, PITR, tags, stream, Lambda mappings) after the bulk load.
     Settings,
     Streaming,
+    /// Switching direction: the new direction's switch point is recorded (the row's direction
+    /// is already the new one), its stream's shard tree not yet captured.
+    Switching,
     /// Failed: the row's `error` says why. Shown (and stored) as "stopped", as ferry always has.
     Failed,
 }
@@ -30,6 +34,7 @@ impl Phase {
             Phase::Snapshot => "snapshot",
             Phase::Settings => "settings",
             Phase::Streaming => "streaming",
+            Phase::Switching => "switching",
             Phase::Failed => "stopped",
         }
     }
@@ -42,6 +47,7 @@ impl Phase {
             Phase::Snapshot,
             Phase::Settings,
             Phase::Streaming,
+            Phase::Switching,
             Phase::Failed,
         ]
         .into_iter()
@@ -79,6 +85,13 @@ pub struct TableRow {
     pub applied_as_of_ms: Option<i64>,
     /// Last time a daemon wrote this row: tells `status` whether one is running.
     pub updated_ms: i64,
+    /// Which way the pair replicates now ([`Direction`]); only the daemon running it flips it.
+    pub direction: Direction,
+    /// Every switch of direction, oldest first.
+    pub switches: Vec<SwitchPoint>,
+    /// A switch asked for and not yet carried out (or carried out: then `to` is `direction`).
+    /// Written only by [`super::StateStore::request_switch`]: a whole-row write keeps it.
+    pub switch_request: Option<SwitchRequest>,
 }
 
 impl TableRow {
@@ -99,6 +112,9 @@ impl TableRow {
             caught_up: false,
             applied_as_of_ms: None,
             updated_ms: now_ms(),
+            direction: Direction::Forward,
+            switches: Vec::new(),
+            switch_request: None,
         }
     }
 }
@@ -129,11 +145,11 @@ impl Store {
             c.execute(
                 "INSERT INTO tables (name, destination, phase, error, stream_arn, capture_ms, replay_from_ms,
                    snapshot_segments, snapshot_done, records_applied, newest_applied_ms, caught_up, updated_ms,
-                   stopped_cleanly)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)
+                   stopped_cleanly, direction, switches)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)
                  ON CONFLICT(name) DO UPDATE SET destination=?2, phase=?3, error=?4, stream_arn=?5,
                    capture_ms=?6, replay_from_ms=?7, snapshot_segments=?8, snapshot_done=?9, updated_ms=?13,
-                   stopped_cleanly=?14",
+                   stopped_cleanly=?14, direction=?15, switches=?16",
                 params![
                     t.name,
                     t.destination,
@@ -148,7 +164,9 @@ impl Store {
                     t.newest_applied_ms,
                     t.caught_up,
                     now_ms(),
-                    t.stopped_cleanly
+                    t.stopped_cleanly,
+                    t.direction.as_str(),
+                    direction::switches_to_text(&t.switches)
                 ],
             )
             .map(|_| ())
@@ -185,6 +203,17 @@ impl Store {
         })
     }
 
+    /// Records a switch request (see [`SwitchRequest`]); `false` when the table has no row.
+    pub fn request_switch(&self, name: &str, r: SwitchRequest) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tables SET switch_to=?2, switch_asked_ms=?3 WHERE name=?1",
+                params![name, r.to.as_str(), r.asked_ms],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
     /// Moves a table's replay point: changes older than `ms` are dropped from then on. The hook
     /// for `ferry checkpoint set --at` / `ferry sync --from` on an SQS change source, where the
     /// replay point is the only position (the queue itself holds the rest).
@@ -206,7 +235,14 @@ fn table_from_row(r: &rusqlite::Row) -> rusqlite::Result<TableRow> {
         let why = format!("table {name}: unknown state {tag:?} (written by another ferry version?)");
         rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, why.into())
     })?;
+    let bad = |e: Error| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into());
+    let switches: Option<String> = r.get("switches")?;
+    let to: Option<String> = r.get("switch_to")?;
+    let dir: String = r.get("direction")?;
     Ok(TableRow {
+        direction: direction::direction_from_text(&name, Some(&dir)).map_err(bad)?,
+        switches: direction::switches_from_text(&name, switches.as_deref()).map_err(bad)?,
+        switch_request: direction::request_from_parts(&name, to.as_deref(), r.get("switch_asked_ms")?).map_err(bad)?,
         name,
         destination: r.get("destination")?,
         phase,

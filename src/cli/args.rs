@@ -57,6 +57,10 @@ pub enum Command {
     /// Wait until the destination is caught up (and the source quiet), verify, apply the deferred
     /// destination settings and write a cutover report. The daemon keeps running.
     Cutover(CutoverArgs),
+    /// After `ferry cutover --switch`: wait until the reverse direction is caught up and the
+    /// destination quiet, verify, and switch back to replicating the source onto the destination.
+    /// Prints `rolled back:` when the application may write to the source again.
+    Rollback(RollbackArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,6 +100,11 @@ pub enum CheckpointCommand {
 pub struct SyncArgs {
     #[arg(short, long, default_value = "ferry.toml")]
     pub config: PathBuf,
+    /// Run the reverse direction (destination → source), as `ferry cutover --switch` left it:
+    /// refused for any table that was not switched. Without it, each table runs the way its
+    /// state says.
+    #[arg(long)]
+    pub reverse: bool,
     /// Enable a NEW_AND_OLD_IMAGES stream on source tables that have none. An existing stream
     /// is never changed or disabled.
     #[arg(long)]
@@ -165,24 +174,53 @@ pub struct VerifyArgs {
 // The options of `ferry cutover` (no doc comment: clap would take it as the command's about).
 #[derive(Args, Debug)]
 pub struct CutoverArgs {
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    /// Then switch: once the source is quiet and verified, ferry stops forward replication and
+    /// replicates the destination back onto the source (the old table stays a live fallback;
+    /// `ferry rollback` returns). Needs `ferry sync` running; prints `switched:` when the
+    /// application may write to the destination.
+    #[arg(long)]
+    pub switch: bool,
+    /// The plan folder `ferry sync --plan` followed: its Lambda mappings are enabled.
+    #[arg(long, value_name = "DIR")]
+    pub plan: Option<PathBuf>,
+}
+
+// The options of `ferry rollback`.
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+// What `cutover` and `rollback` share.
+#[derive(Args, Debug)]
+pub struct WaitArgs {
     #[arg(short, long, default_value = "ferry.toml")]
     pub config: PathBuf,
     /// Largest replication lag accepted, per table.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub max_lag: std::time::Duration,
-    /// Also wait until no new change has arrived for this long (stop writes to the source first).
+    /// Also wait until no new change has arrived for this long (stop the application's writes
+    /// first).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub quiet_for: Option<std::time::Duration>,
     /// Give up after this long.
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
-    /// Where to write cutover-report.md and cutover-report.json (default: next to the state store).
+    /// Where to write the report (default: next to the state store).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
     /// Show what would be done, change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// The plan folder `ferry sync --plan` followed: its Lambda mappings are enabled.
-    #[arg(long, value_name = "DIR")]
-    pub plan: Option<PathBuf>,
+    /// With a switch: enable a NEW_AND_OLD_IMAGES stream on the table the new direction reads
+    /// when it has none.
+    #[arg(long)]
+    pub enable_streams: bool,
+    /// With a switch: run this command (through `sh -c`) once it is done, with FERRY_DIRECTION
+    /// and FERRY_SWITCH_AT set (e.g. the deploy that points the application at the other table).
+    #[arg(long, value_name = "CMD")]
+    pub then: Option<String>,
 }

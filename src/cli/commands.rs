@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::args::{CutoverArgs, SyncArgs, VerifyArgs};
+use super::args::{CutoverArgs, RollbackArgs, SyncArgs, VerifyArgs, WaitArgs};
 use super::{Cli, Command, code, existing_store, print_json};
+use crate::checkpoint::Direction;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::verify::report::Verdict;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli, signals: Signals) -> Result<ExitCode> {
         Command::Verify(args) => verify(args).await,
         Command::Checkpoint { command } => super::checkpoint::run(command).await,
         Command::Cutover(args) => cutover(args).await,
+        Command::Rollback(args) => rollback(args).await,
     }
 }
 
@@ -47,6 +49,7 @@ async fn sync(args: SyncArgs, signals: Signals) -> Result<ExitCode> {
         enable_pitr: args.enable_pitr,
         plan,
         parallel_tables: args.parallel_tables.map(|n| n as usize),
+        direction: args.reverse.then_some(Direction::Reverse),
         ..Default::default()
     };
     crate::sync::run(&config, opts, stop).await?;
@@ -130,19 +133,45 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode> {
 }
 
 async fn cutover(args: CutoverArgs) -> Result<ExitCode> {
-    let (config, plan) = load_with_plan(&args.config, args.plan)?;
+    let (config, plan) = load_with_plan(&args.wait.config, args.plan)?;
+    let to = args.switch.then_some(Direction::Reverse);
+    switch_and_report(&config, args.wait, plan, to).await
+}
+
+async fn rollback(args: RollbackArgs) -> Result<ExitCode> {
+    let config = Config::load(&args.wait.config)?;
+    switch_and_report(&config, args.wait, None, Some(Direction::Forward)).await
+}
+
+/// The cutover (with a switch to `to`, if any): its report printed, then what to do now.
+async fn switch_and_report(
+    config: &Config,
+    wait: WaitArgs,
+    plan: Option<Arc<crate::plan::Plan>>,
+    to: Option<Direction>,
+) -> Result<ExitCode> {
     let opts = crate::cutover::CutoverOptions {
-        max_lag: args.max_lag,
-        quiet_for: args.quiet_for,
-        timeout: args.timeout,
-        report_dir: args.report_dir,
-        dry_run: args.dry_run,
+        max_lag: wait.max_lag,
+        quiet_for: wait.quiet_for,
+        timeout: wait.timeout,
+        report_dir: wait.report_dir,
+        dry_run: wait.dry_run,
         verify: Default::default(),
         plan,
+        switch: to,
+        enable_streams: wait.enable_streams,
+        then: wait.then,
     };
-    let report = crate::cutover::run(&config, &opts).await?;
+    let report = crate::cutover::run(config, &opts).await?;
     print!("{}", report.markdown());
-    Ok(code(report.ok()))
+    let Some(switch) = report.switch.as_ref().filter(|_| report.ok()) else {
+        return Ok(code(report.ok()));
+    };
+    println!("{}", crate::cutover::switch::announce(switch));
+    if let Some(cmd) = &opts.then {
+        crate::cutover::switch::run_then(cmd, switch)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// An RFC 3339 time as milliseconds since the epoch.

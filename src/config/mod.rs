@@ -99,6 +99,25 @@ impl TableConfig {
         }
     }
 
+    /// The pair the other way round, for the reverse direction (after `ferry cutover --switch`):
+    /// the destination's stream is read and the source written. No snapshot: the reverse direction
+    /// starts from the switch point. A transform is refused: in general it cannot be undone.
+    pub fn reversed(&self) -> Result<TableConfig> {
+        if !self.transform.is_empty() {
+            return Err(Error::fatal(format!(
+                "table {}: a table with a [table.transform] cannot replicate in reverse (a transform                  cannot be undone in general)",
+                self.source
+            )));
+        }
+        Ok(TableConfig {
+            source: self.destination.clone(),
+            destination: self.source.clone(),
+            snapshot: Snapshot::None,
+            change_source: ChangeSource::Streams,
+            ..self.clone()
+        })
+    }
+
     /// A table with every tuning knob at its default (as when ferry.toml sets none).
     pub fn with_defaults(source: &str, destination: &str) -> TableConfig {
         TableConfig {

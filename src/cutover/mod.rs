@@ -6,22 +6,26 @@
 //! 2. verify every table (a difference stops the cutover: nothing is changed);
 //! 3. enable the destination's deferred settings;
 //! 4. write the report (Markdown and JSON). The daemon is left running.
+//!
+//! With `--switch` (and as `ferry rollback`), it then has the daemon switch the pairs' direction
+//! ([`switch`]) before reporting, so the old table stays a live fallback.
 
 pub mod report;
 pub mod settings;
+pub mod switch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{StateStore, backend};
+use crate::checkpoint::{Direction, StateStore, backend};
 use crate::clock::{fmt_ms, now_ms};
 use crate::config::{Clients, Config, build_clients};
 use crate::error::{Error, Result};
 use crate::status::table_status;
 use crate::verify::{self, VerifyOptions};
-use report::{CutoverReport, TableCutover, Timings};
+use report::{CutoverReport, TableCutover};
 
 #[derive(Debug, Clone)]
 pub struct CutoverOptions {
@@ -34,6 +38,12 @@ pub struct CutoverOptions {
     pub verify: VerifyOptions,
     /// The plan `ferry sync --plan` followed: its Lambda mappings are enabled at cutover.
     pub plan: Option<std::sync::Arc<crate::plan::Plan>>,
+    /// `--switch` (reverse) or `ferry rollback` (forward): the direction to switch the pairs to.
+    pub switch: Option<Direction>,
+    /// `--enable-streams`: turn on the stream the new direction reads where it is off.
+    pub enable_streams: bool,
+    /// `--then`: a command to run once the switch is done.
+    pub then: Option<String>,
 }
 
 /// Runs the cutover; the report is written (except in a dry run) whether it completes or stops.
@@ -43,14 +53,12 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
     let store = open_store(config).await?;
     let src = build_clients("source", &config.source).await?;
     let dst = build_clients("destination", &config.destination).await?;
-    let mut report = CutoverReport {
-        started: fmt_ms(started_ms),
-        finished: String::new(),
-        dry_run: opts.dry_run,
-        outcome: String::new(),
-        tables: Vec::new(),
-        settings: Vec::new(),
-        timings: Timings::default(),
+    let rollback = opts.switch == Some(Direction::Forward);
+    let mut report = CutoverReport::new(fmt_ms(started_ms), opts.dry_run, rollback);
+    let flags = (opts.enable_streams, opts.dry_run);
+    let _switching = match opts.switch {
+        Some(to) => Some(switch::prepare(config, store.as_ref(), (&src, &dst), to, flags).await?),
+        None => None,
     };
 
     let waited = if opts.dry_run {
@@ -77,19 +85,38 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
     }
 
     let s0 = Instant::now();
-    for t in &config.tables {
-        report
-            .settings
-            .extend(settings::deletion_protection(&src, &dst, t, opts.dry_run).await?);
+    // Rolling back enables nothing: the source's settings were never deferred.
+    if opts.switch != Some(Direction::Forward) {
+        report.settings = enable_settings(config, (&src, &dst), opts).await?;
     }
-    report
-        .settings
-        .extend(settings::enable_lambda_mappings(config, &dst, opts.plan.as_deref(), opts.dry_run).await?);
     report.timings.settings_seconds = s0.elapsed().as_secs_f64();
+    if let (Some(to), false) = (opts.switch, opts.dry_run) {
+        match switch::carry_out(config, store.as_ref(), to, opts.timeout).await {
+            Ok(s) => report.switch = Some(s),
+            Err(e) => {
+                report.outcome = format!("stopped: {e}");
+                return finish(report, config, opts, t0);
+            }
+        }
+    }
     if !opts.dry_run {
         report.outcome = "complete".into();
     }
     finish(report, config, opts, t0)
+}
+
+/// The destination's deferred settings: deletion protection, the plan's Lambda mappings.
+async fn enable_settings(
+    config: &Config,
+    (src, dst): (&Clients, &Clients),
+    opts: &CutoverOptions,
+) -> Result<Vec<settings::SettingApplied>> {
+    let mut applied = Vec::new();
+    for t in &config.tables {
+        applied.extend(settings::deletion_protection(src, dst, t, opts.dry_run).await?);
+    }
+    applied.extend(settings::enable_lambda_mappings(config, dst, opts.plan.as_deref(), opts.dry_run).await?);
+    Ok(applied)
 }
 
 /// The state store the running daemon publishes to: the cutover cannot proceed without it.

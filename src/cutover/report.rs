@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::settings::SettingApplied;
+use super::switch::SwitchReport;
 use crate::error::{Error, Result};
 use crate::verify::report::TableReport;
 
@@ -18,6 +19,11 @@ pub struct CutoverReport {
     pub tables: Vec<TableCutover>,
     pub settings: Vec<SettingApplied>,
     pub timings: Timings,
+    /// `--switch` / `ferry rollback`: the direction entered and each table's switch point.
+    pub switch: Option<SwitchReport>,
+    /// `ferry rollback`'s report (its files are its own, so the cutover's stay).
+    #[serde(skip)]
+    pub rollback: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,14 +45,30 @@ pub struct Timings {
 }
 
 impl CutoverReport {
+    /// A report begun at `started`, with nothing checked yet.
+    pub fn new(started: String, dry_run: bool, rollback: bool) -> CutoverReport {
+        CutoverReport {
+            started,
+            finished: String::new(),
+            dry_run,
+            outcome: String::new(),
+            tables: Vec::new(),
+            settings: Vec::new(),
+            timings: Timings::default(),
+            switch: None,
+            rollback,
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.outcome == "complete" || self.outcome == "dry run"
     }
 
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# ferry cutover report\n\n- outcome: **{}**\n- started: {}\n- finished: {}\n\
+            "# ferry {} report\n\n- outcome: **{}**\n- started: {}\n- finished: {}\n\
              - waited {:.1}s, verified in {:.1}s, settings in {:.1}s, {:.1}s in all\n\n",
+            if self.rollback { "rollback" } else { "cutover" },
             self.outcome,
             self.started,
             self.finished,
@@ -85,15 +107,34 @@ impl CutoverReport {
         for x in &self.settings {
             s.push_str(&format!("- {}: {}: {}\n", x.table, x.setting, x.action));
         }
-        s.push_str("\n`ferry sync` keeps running: stop it once the applications use the destination.\n");
+        match &self.switch {
+            None => s.push_str("\n`ferry sync` keeps running: stop it once the applications use the destination.\n"),
+            Some(sw) => {
+                s.push_str(&format!("\n## Switch\n\nferry now replicates {}:\n\n", sw.to.arrow()));
+                for t in &sw.tables {
+                    s.push_str(&format!("- {}: from {} (S)\n", t.table, t.at));
+                }
+                s.push_str(&format!("\n{}\n", super::switch::announce(sw)));
+            }
+        }
         s
     }
 
-    /// Writes `cutover-report.md` and `cutover-report.json` into `dir`.
+    /// The report's file name: a rollback's is its own, so the cutover's stays.
+    fn name(&self) -> &'static str {
+        match self.rollback {
+            true => "rollback-report",
+            false => "cutover-report",
+        }
+    }
+
+    /// Writes `cutover-report.md` and `cutover-report.json` (a rollback: `rollback-report.*`)
+    /// into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::fatal(format!("cannot create {}: {e}", dir.display())))?;
         let json = serde_json::to_string_pretty(self).map_err(|e| Error::fatal(e.to_string()))?;
-        for (name, text) in [("cutover-report.md", self.markdown()), ("cutover-report.json", json)] {
+        let (md, js) = (format!("{}.md", self.name()), format!("{}.json", self.name()));
+        for (name, text) in [(md.as_str(), self.markdown()), (js.as_str(), json)] {
             let path = dir.join(name);
             // Write then rename: a report is never half-written.
             let tmp = dir.join(format!(".{name}.tmp"));

@@ -4,9 +4,11 @@
 //! Shutdown (SIGINT/SIGTERM → `stop`): readers stop, in-flight writes drain, checkpoints flush.
 //! A table that fails stops alone, loudly, with its reason kept in the state store; the others go on.
 
+mod pair;
 mod seams;
 mod skew;
 mod steps;
+mod switch;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -22,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::lease::units::Offers;
 use crate::checkpoint::lease::watch::Window;
 use crate::checkpoint::{DaemonLock, Retrying, Store};
-use crate::checkpoint::{Progress, StateStore};
+use crate::checkpoint::{Direction, Progress, StateStore};
 use crate::config::{Clients, Config, StateConfig, TableConfig, build_clients};
 use crate::discover::check::{CheckOptions, Checked, check_table};
 use crate::error::{Error, Result};
@@ -52,6 +54,9 @@ pub struct SyncOptions {
     pub plan: Option<Arc<Plan>>,
     /// At most this many tables in create/bulk load/settings at once (`--parallel-tables`).
     pub parallel_tables: Option<usize>,
+    /// `--reverse`: the direction the operator means to run; a table whose row says otherwise is
+    /// refused. `None`: each table in the direction its row says.
+    pub direction: Option<Direction>,
 }
 
 impl Default for SyncOptions {
@@ -65,6 +70,7 @@ impl Default for SyncOptions {
             export_poll: Duration::from_secs(5),
             plan: None,
             parallel_tables: None,
+            direction: None,
         }
     }
 }
@@ -72,15 +78,39 @@ impl Default for SyncOptions {
 pub async fn run(config: &Config, opts: SyncOptions, stop: CancellationToken) -> Result<()> {
     match &config.state {
         StateConfig::Sqlite(path) => {
-            let _lock = DaemonLock::acquire(path)?;
             let state: Arc<dyn StateStore> = Arc::new(Store::open(path)?);
+            // Before the lock: the refusal names the direction even while another daemon runs.
+            if let Some(want) = opts.direction {
+                check_intent(config, state.as_ref(), want).await?;
+            }
+            let _lock = DaemonLock::acquire(path)?;
             let shared = Shared {
                 slots: Shared::slots(&opts),
                 ..Shared::default()
             };
             run_tables(config, &opts, &state, &shared, &stop).await.map(|_| ())
         }
+        StateConfig::Dynamo(_) if opts.direction.is_some() => Err(Error::fatal(
+            "--reverse needs the SQLite state: switching direction is not supported with [state] in DynamoDB yet",
+        )),
         StateConfig::Dynamo(d) => worker::Worker::start(config, &opts, d, &stop).await?.run(&stop).await,
+    }
+}
+
+/// `ferry sync --reverse`: every table's row must say that direction (every refusal at once).
+async fn check_intent(config: &Config, state: &dyn StateStore, want: Direction) -> Result<()> {
+    let running = state.daemon_running().await?;
+    let mut problems = Vec::new();
+    for t in &config.tables {
+        let row = state.table(&t.source).await?;
+        let have = row.map_or(Direction::Forward, |r| r.direction);
+        if let Err(e) = switch::check_direction(&t.source, have, want, running) {
+            problems.push(e.to_string());
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(Error::fatal(problems.join("\n"))),
     }
 }
 
@@ -219,9 +249,9 @@ type AllStats = Vec<(String, String, Arc<TableStats>)>;
 /// Each table's run, ending with its name and how it ended.
 type Runs = JoinSet<(String, Result<()>)>;
 
-/// Starts one [`table::TableRun`] per checked table.
+/// Starts one [`pair::Pair`] run per checked table, in the direction its row says.
 fn spawn_tables(
-    checked: Vec<(TableConfig, Checked)>,
+    checked: Vec<Checking>,
     opts: &SyncOptions,
     store: &Arc<dyn StateStore>,
     (src, dst): (&Clients, &Clients),
@@ -230,33 +260,28 @@ fn spawn_tables(
 ) -> (Runs, AllStats) {
     let mut tables = JoinSet::new();
     let mut all_stats = Vec::new();
-    for (cfg, c) in checked {
+    for (cfg, direction, c) in checked {
         let stats = Arc::new(TableStats::default());
         all_stats.push((cfg.source.clone(), cfg.destination.clone(), stats.clone()));
-        let run = table::TableRun {
-            cfg: cfg.clone(),
+        let pair = pair::Pair {
+            planned: opts.plan.as_ref().and_then(|p| p.table(&cfg.source).cloned()),
+            cfg,
             src: src.clone(),
             dst: dst.clone(),
             store: store.clone(),
             stats,
-            checked: c,
-            stop: stop.child_token(),
-            list_every: opts.list_every,
-            from_ms: opts.from_ms,
-            enable_pitr: opts.enable_pitr,
-            export_poll: opts.export_poll,
-            planned: opts.plan.as_ref().and_then(|p| p.table(&cfg.source).cloned()),
-            slots: shared.slots.clone(),
-            window: shared.window.clone(),
-            shards: shared.shards.clone(),
-            segments: shared.segments.clone(),
-            files: shared.files.clone(),
+            opts: opts.clone(),
+            shared: shared.clone(),
+            stop: stop.clone(),
         };
-        let name = cfg.source.clone();
-        tables.spawn(async move { (name, run.run().await) });
+        let name = pair.cfg.source.clone();
+        tables.spawn(async move { (name, pair.run(direction, c).await) });
     }
     (tables, all_stats)
 }
+
+/// A table, the direction its row says, and its checks for that direction.
+type Checking = (TableConfig, Direction, Checked);
 
 /// Every precondition of every table, before anything is written anywhere: all problems at once.
 async fn check_all(
@@ -265,11 +290,21 @@ async fn check_all(
     store: &dyn StateStore,
     src: &Clients,
     dst: &Clients,
-) -> Result<Vec<(TableConfig, Checked)>> {
+) -> Result<Vec<Checking>> {
     let mut checked = Vec::new();
     let mut problems = Vec::new();
     for t in &config.tables {
-        let resuming = store.table(&t.source).await?.is_some_and(|r| r.capture_ms.is_some());
+        let row = store.table(&t.source).await?;
+        let direction = row.as_ref().map_or(Direction::Forward, |r| r.direction);
+        if direction == Direction::Reverse {
+            tracing::info!(table = %t.source, "replicating in reverse ({}) since `ferry cutover --switch`", direction.arrow());
+            match pair::check_reverse(src, dst, t, opts.checks).await {
+                Ok(c) => checked.push((t.clone(), direction, c)),
+                Err(e) => problems.push(format!("table {}: {e}", t.source)),
+            }
+            continue;
+        }
+        let resuming = row.is_some_and(|r| r.capture_ms.is_some());
         if resuming && opts.from_ms.is_some() {
             problems.push(format!(
                 "table {}: --from applies to a fresh start only; this table has started already \
@@ -290,7 +325,7 @@ async fn check_all(
             Err(e) => Err(e),
         };
         match ok {
-            Ok(c) => checked.push((t.clone(), c)),
+            Ok(c) => checked.push((t.clone(), direction, c)),
             Err(e) => problems.push(format!("table {}: {e}", t.source)),
         }
     }

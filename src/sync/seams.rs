@@ -66,6 +66,8 @@ impl Seams for Sdk {
 
 /// [`TableApi`] through the SDK.
 pub(super) struct SdkTable {
+    /// The pair's name in the state store.
+    pub key: String,
     pub src: Clients,
     pub dst: Clients,
     pub source: String,
@@ -112,9 +114,9 @@ impl TableApi for SdkTable {
     }
 
     fn capture_shards<'a>(&'a self, stream_arn: &'a str, store: &'a dyn StateStore) -> BoxFuture<'a, Result<usize>> {
-        Box::pin(async move {
-            streams::capture(&SdkStreams(self.src.streams.clone()), stream_arn, store, &self.source).await
-        })
+        Box::pin(
+            async move { streams::capture(&SdkStreams(self.src.streams.clone()), stream_arn, store, &self.key).await },
+        )
     }
 }
 

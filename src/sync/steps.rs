@@ -16,7 +16,6 @@ use crate::snapshot::export::{self, ExportSnapshot};
 use crate::snapshot::scan::ScanTask;
 use crate::snapshot::source::SdkScan;
 use crate::snapshot::{BulkLoader, Loaded};
-use crate::source::ChangeSource;
 use crate::source::sqs::consumer::SqsTask;
 use crate::source::streams::{StreamTask, api::SdkStreams};
 
@@ -113,11 +112,6 @@ impl TableRun {
             }
             Loaded::Stopped => Ok(None),
         }
-    }
-
-    /// Applies changes from the change source until stopped.
-    pub(super) async fn stream<S: Seams>(&self, seams: &S, ctx: &RunCtx, capture: &Capture) -> Result<()> {
-        seams.change_source(self, ctx, capture).run().await
     }
 
     /// The bulk loader the config asks for: an export's loader or a parallel scan.

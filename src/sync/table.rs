@@ -18,12 +18,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::seams::{Sdk, SdkTable, Seams, TableApi};
+use super::switch::Streamed;
 use crate::apply::gate::Gated;
 use crate::apply::{Applier, DynamoIo, Limiter};
 use crate::checkpoint::StateStore;
 use crate::checkpoint::lease::units::Offers;
 use crate::checkpoint::lease::watch::Window;
-use crate::checkpoint::{Lifecycle, TableState};
+use crate::checkpoint::{Direction, Lifecycle, TableState};
 use crate::config::{Clients, TableConfig};
 use crate::discover::{self, check::Checked};
 use crate::error::{Error, Result};
@@ -36,6 +37,10 @@ use crate::telemetry::TableStats;
 use crate::transform::Transform;
 
 pub struct TableRun {
+    /// The pair's name in the state store: the forward source's, whichever way this run goes.
+    pub key: String,
+    /// Which way this run replicates; `cfg`, `src` and `dst` are already the right way round.
+    pub direction: Direction,
     pub cfg: TableConfig,
     pub src: Clients,
     pub dst: Clients,
@@ -66,6 +71,15 @@ pub struct TableRun {
     pub files: Option<Arc<dyn Offers>>,
 }
 
+/// How a run ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Asked to stop: the daemon is shutting down.
+    Stopped,
+    /// The pair switched direction (persisted as `Switching`): run the other way now.
+    Switched,
+}
+
 /// What every step of one run shares: the loaders' and sources' table context, and the read
 /// budget.
 pub(super) struct RunCtx {
@@ -75,9 +89,11 @@ pub(super) struct RunCtx {
 }
 
 impl TableRun {
-    /// Runs the table until it is stopped or fails, recording either in its lifecycle.
-    pub async fn run(self) -> Result<()> {
+    /// Runs the table until it is stopped, switches direction or fails, recording each in its
+    /// lifecycle.
+    pub async fn run(self) -> Result<RunEnd> {
         let seams = Sdk(SdkTable {
+            key: self.key.clone(),
             src: self.src.clone(),
             dst: self.dst.clone(),
             source: self.cfg.source.clone(),
@@ -88,8 +104,16 @@ impl TableRun {
     }
 
     /// [`TableRun::run`] through `seams` instead of the SDK's.
-    pub(super) async fn run_with<S: Seams>(&self, seams: &S) -> Result<()> {
-        let mut life = Lifecycle::resume(self.store.clone(), &self.cfg.source, &self.cfg.destination).await?;
+    pub(super) async fn run_with<S: Seams>(&self, seams: &S) -> Result<RunEnd> {
+        let mut life = Lifecycle::resume(self.store.clone(), &self.key, &self.cfg.destination).await?;
+        if life.row().direction != self.direction {
+            return Err(Error::fatal(format!(
+                "table {}: the state store says it replicates {}, not {}",
+                self.key,
+                life.row().direction.as_str(),
+                self.direction.as_str()
+            )));
+        }
         // Counters carry over from the last run until this run's first flush.
         let row = life.row();
         self.stats
@@ -101,19 +125,20 @@ impl TableRun {
         self.stats.resumed.store(true, Relaxed);
         let result = self.drive(seams, &mut life).await;
         match &result {
+            Ok(RunEnd::Switched) => {}
             // Asked to stop (also while calls were still failing): not the table's failure.
-            Ok(()) => life.stop().await?,
+            Ok(RunEnd::Stopped) => life.stop().await?,
             Err(e) if e.is_stopped() => life.stop().await?,
             Err(e) => life.fail(&e.to_string()).await?,
         }
         result
     }
 
-    /// Steps through the lifecycle; returns when stopped or on an error.
-    async fn drive<S: Seams>(&self, seams: &S, life: &mut Lifecycle) -> Result<()> {
+    /// Steps through the lifecycle; returns when stopped, switched or on an error.
+    async fn drive<S: Seams>(&self, seams: &S, life: &mut Lifecycle) -> Result<RunEnd> {
         let ctx = self.context();
         let Some(mut slot) = self.wait_for_slot(life).await? else {
-            return Ok(());
+            return Ok(RunEnd::Stopped);
         };
         let mut stream_checked = false;
         loop {
@@ -130,7 +155,7 @@ impl TableRun {
                 TableState::BulkLoading { capture, segments } => {
                     match self.bulk_load(seams, life, &ctx, capture, segments).await? {
                         Some(capture) if !self.stop.is_cancelled() => TableState::RestoringSettings { capture },
-                        _ => return Ok(()), // stopped; resumes from the saved positions
+                        _ => return Ok(RunEnd::Stopped), // resumes from the saved positions
                     }
                 }
                 TableState::RestoringSettings { capture } => {
@@ -138,7 +163,14 @@ impl TableRun {
                     slot.take();
                     TableState::Streaming { capture }
                 }
-                TableState::Streaming { capture } => return self.stream(seams, &ctx, &capture).await,
+                TableState::Streaming { capture } => match self.stream_until_switch(seams, &ctx, &capture).await? {
+                    Streamed::Switch(to) => return self.switch(life, to).await,
+                    Streamed::Stopped => return Ok(RunEnd::Stopped),
+                    Streamed::GaveUp => continue,
+                },
+                TableState::Switching { at_ms, replay_from_ms } => {
+                    self.capture_after_switch(seams.api(), at_ms, replay_from_ms).await?
+                }
                 other => {
                     return Err(Error::fatal(format!(
                         "table {}: cannot run from {other:?}",
@@ -157,7 +189,7 @@ impl TableRun {
         let applier = self.applier(key_names.clone(), read_limiter.clone());
         RunCtx {
             table: TableContext::new(
-                self.cfg.source.clone(),
+                self.key.clone(),
                 key_names,
                 self.store.clone(),
                 self.stats.clone(),

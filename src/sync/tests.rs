@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::seams::{Seams, TableApi};
 use super::table::{RunCtx, TableRun};
-use crate::checkpoint::{Capture, Lifecycle, StateStore, Store, TableState};
+use crate::checkpoint::{Capture, Direction, Lifecycle, StateStore, Store, TableState};
 use crate::config::{Clients, TableConfig};
 use crate::discover::View;
 use crate::discover::check::Checked;
@@ -163,6 +163,8 @@ fn unused_clients() -> Clients {
 fn table_run(store: &Arc<Store>, stream_arn: &str, fresh: bool) -> TableRun {
     let desc = source(stream_arn);
     TableRun {
+        key: "src".into(),
+        direction: Direction::Forward,
         cfg: TableConfig::with_defaults("src", "dst"),
         src: unused_clients(),
         dst: unused_clients(),
@@ -205,7 +207,7 @@ async fn run(store: &Arc<Store>, script: &Arc<Script>, load: Load, fresh: bool) 
         script: script.clone(),
         load,
     };
-    table_run(store, &stream, fresh).run_with(&fake).await
+    table_run(store, &stream, fresh).run_with(&fake).await.map(|_| ())
 }
 
 #[tokio::test(start_paused = true)]
@@ -329,3 +331,6 @@ async fn counters_are_published_only_once_the_run_loaded_the_saved_ones() {
     super::publish(&store, &all, &mut published).await.unwrap();
     assert_eq!(applied(&store), 6_100);
 }
+
+#[path = "switch_tests.rs"]
+mod switch_tests;

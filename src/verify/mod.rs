@@ -122,6 +122,28 @@ pub async fn verify_table(
     store: Option<&dyn StateStore>,
     opts: &VerifyOptions,
 ) -> Result<TableReport> {
+    // After `ferry cutover --switch` the destination is the side of truth, and the daemon
+    // replicates it onto the source: compare (and repair) that way round.
+    let row = match store {
+        Some(s) => s.table(&cfg.source).await?,
+        None => None,
+    };
+    if row.is_some_and(|r| r.direction == crate::checkpoint::Direction::Reverse) {
+        tracing::info!(table = %cfg.source, "comparing in reverse (destination → source), as ferry sync replicates since the switch");
+        return verify_as(dst, src, &cfg.reversed()?, &cfg.source, store, opts).await;
+    }
+    verify_as(src, dst, cfg, &cfg.source, store, opts).await
+}
+
+/// Verifies `cfg` (its source read as the side of truth), watching the sync of the pair `key`.
+async fn verify_as(
+    src: &Clients,
+    dst: &Clients,
+    cfg: &TableConfig,
+    key: &str,
+    store: Option<&dyn StateStore>,
+    opts: &VerifyOptions,
+) -> Result<TableReport> {
     let started = Instant::now();
     let (key_names, items) = describe_both(src, dst, cfg).await?;
     let shape = Arc::new(Transform::new(cfg.transform.clone(), key_names.clone()));
@@ -135,7 +157,7 @@ pub async fn verify_table(
     let wanted = opts
         .segments
         .unwrap_or_else(|| crate::snapshot::scan::segments_for(cfg.scan_segments, items));
-    let watch = SyncWatch::of(store, &cfg.source).await;
+    let watch = SyncWatch::of(store, key).await;
     let (mut report, findings) = compare(&s, &d, wanted, watch.as_ref(), opts).await?;
     if opts.repair && !findings.is_empty() {
         let keys: Vec<KeyBytes> = findings.iter().map(|f| f.key.clone()).collect();

@@ -27,6 +27,7 @@ use futures::future::BoxFuture;
 use rusqlite::types::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::direction::SwitchRequest;
 use super::lease::workers::{WORKERS, beat_of};
 use super::lease::{Fence, LEASES, lease_of};
 use super::rows::Record;
@@ -311,6 +312,17 @@ impl StateStore for DynamoStore {
     }
     fn set_replay_from<'a>(&'a self, name: &'a str, ms: i64) -> BoxFuture<'a, Result<bool>> {
         Box::pin(self.write_replay_from(name, ms))
+    }
+    fn request_switch<'a>(&'a self, name: &'a str, r: SwitchRequest) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.write_switch_request(name, r))
+    }
+    /// Switching direction needs the SQLite state for now (`cutover --switch` refuses before).
+    fn clear_shards<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            Err(Error::fatal(format!(
+                "table {table}: switching direction needs the SQLite state for now ([state] in DynamoDB keeps shard leases)"
+            )))
+        })
     }
     fn segments<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<SegmentRow>>> {
         Box::pin(self.rows(table))

@@ -4,6 +4,7 @@
 use super::update::Update;
 use super::values::{self, Reader, n, s};
 use super::{DynamoStore, ONE, TABLES};
+use crate::checkpoint::direction::{self, SwitchRequest};
 use crate::checkpoint::state::Progress;
 use crate::checkpoint::{Phase, Retrying, TableRow};
 use crate::clock::now_ms;
@@ -41,6 +42,8 @@ impl DynamoStore {
             .set("snapshot_segments", n(t.snapshot_segments))
             .set("snapshot_done", n(t.snapshot_done as i64))
             .set("stopped_cleanly", n(t.stopped_cleanly as i64))
+            .set("direction", s(t.direction.as_str()))
+            .set_or_remove("switches", direction::switches_to_text(&t.switches).as_ref().map(s))
             .set("updated_ms", n(now_ms()))
             .set_if_absent("records_applied", Some(n(t.records_applied)))
             .set_if_absent("newest_applied_ms", t.newest_applied_ms.map(n))
@@ -66,6 +69,13 @@ impl DynamoStore {
             .set("stopped_cleanly", n(0))
             .set("updated_ms", n(now_ms()));
         self.update(TABLES, name, update, true).await.map(|_| ())
+    }
+
+    pub(super) async fn write_switch_request(&self, name: &str, r: SwitchRequest) -> Result<bool> {
+        let update = Update::default()
+            .set("switch_to", s(r.to.as_str()))
+            .set("switch_asked_ms", n(r.asked_ms));
+        self.update(TABLES, name, update, true).await
     }
 
     pub(super) async fn write_replay_from(&self, name: &str, ms: i64) -> Result<bool> {

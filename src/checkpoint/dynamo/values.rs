@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use rusqlite::types::Value;
 
-use crate::checkpoint::{Phase, TableRow};
+use crate::checkpoint::{Phase, TableRow, direction};
 use crate::error::{Error, Result};
 
 pub type Item = HashMap<String, Av>;
@@ -124,6 +124,13 @@ pub fn table_row(item: &Item, what: &str) -> Result<TableRow> {
         caught_up: r.flag("caught_up")?,
         applied_as_of_ms: r.opt_num("applied_as_of_ms")?,
         updated_ms: r.num("updated_ms")?,
+        direction: direction::direction_from_text(&name, r.opt_text("direction")?.as_deref())?,
+        switches: direction::switches_from_text(&name, r.opt_text("switches")?.as_deref())?,
+        switch_request: direction::request_from_parts(
+            &name,
+            r.opt_text("switch_to")?.as_deref(),
+            r.opt_num("switch_asked_ms")?,
+        )?,
         name,
     })
 }

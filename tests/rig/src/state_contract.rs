@@ -1,7 +1,10 @@
 //! The contract every state backend keeps ([`ferry::checkpoint::StateStore`]), as one suite: each
 //! backend's test opens an empty store and hands it to [`check`]. A failure names the rule broken.
 
-use ferry::checkpoint::{ExportRow, Phase, Progress, QueueRow, Retrying, SegmentRow, ShardRow, StateStore, TableRow};
+use ferry::checkpoint::{
+    Direction, ExportRow, Phase, Progress, QueueRow, Retrying, SegmentRow, ShardRow, StateStore, SwitchPoint,
+    SwitchRequest, TableRow,
+};
 
 /// Runs every rule against `store`, which must be empty.
 pub async fn check(store: &dyn StateStore) {
@@ -9,6 +12,7 @@ pub async fn check(store: &dyn StateStore) {
     tables(store).await;
     counters_and_state_never_roll_each_other_back(store).await;
     failure_and_replay_point(store).await;
+    direction_and_switch_request(store).await;
     positions(store).await;
     buffer_export_and_health(store).await;
 }
@@ -122,6 +126,35 @@ async fn failure_and_replay_point(s: &dyn StateStore) {
     assert!(created.is_none(), "counters and failures never create a table row");
     assert!(s.set_replay_from("A", 5).await.unwrap());
     assert_eq!(s.table("A").await.unwrap().unwrap().replay_from_ms, Some(5));
+}
+
+async fn direction_and_switch_request(s: &dyn StateStore) {
+    let mut a = s.table("A").await.unwrap().unwrap();
+    assert_eq!(
+        (a.direction, a.switches.len()),
+        (Direction::Forward, 0),
+        "a pair starts forward"
+    );
+    let asked = SwitchRequest {
+        to: Direction::Reverse,
+        asked_ms: 70,
+    };
+    assert!(
+        !s.request_switch("Nope", asked).await.unwrap(),
+        "no request for a table with no row"
+    );
+    assert!(s.table("Nope").await.unwrap().is_none());
+    assert!(s.request_switch("A", asked).await.unwrap());
+    a.direction = Direction::Reverse;
+    a.switches = vec![SwitchPoint {
+        direction: Direction::Reverse,
+        at_ms: 80,
+    }];
+    a.switch_request = None;
+    s.put_table(&a).await.unwrap();
+    let row = s.table("A").await.unwrap().unwrap();
+    assert_eq!((row.direction, row.switches.clone()), (a.direction, a.switches));
+    assert_eq!(row.switch_request, Some(asked), "a whole-row write keeps the request");
 }
 
 async fn positions(s: &dyn StateStore) {

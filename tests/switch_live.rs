@@ -197,6 +197,8 @@ async fn switch(f: &FerryDir, command: &[&str], line: &str, direction: &str) -> 
     assert!(dir.join("then").exists(), "--then did not run\n{}", shown(&out, f));
     let r = report(&dir);
     assert_eq!(r["outcome"], "complete", "{r}");
+    // The figure for the closing notes: how long the switch itself paused the writes.
+    eprintln!("{command:?}: the switch took {} s", r["timings"]["switch_seconds"]);
     assert_eq!(r["switch"]["to"], direction, "{r}");
     assert!(
         has_switch_point(&r["switch"], "Orders", false),
@@ -281,6 +283,22 @@ async fn starting_reverse_while_forward_runs_is_refused() {
     let t = orders(f);
     assert_eq!(t["direction"], "forward", "{t}");
     assert!(switches(&t).is_empty(), "no switch point: {t}");
+
+    // The destination has no stream (ferry created it without one): a switch is refused before
+    // anything waits or changes, naming the table and the flag.
+    let out = f.run(&["cutover", "-c", "ferry.toml", "--switch", "--timeout", "5s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a switch with no stream to read\n{}",
+        shown(&out, f)
+    );
+    assert!(
+        err.contains("has no stream") && err.contains("--enable-streams"),
+        "the refusal says why and what to pass\n{}",
+        shown(&out, f)
+    );
+    assert_eq!(orders(f)["direction"], "forward", "{}", f.logs());
 
     let out = f.run(&["rollback", "-c", "ferry.toml", "--timeout", "5s"]);
     assert!(

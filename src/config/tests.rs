@@ -322,3 +322,21 @@ fn rejects_state_keys_of_the_other_backend_and_bad_values_all_at_once() {
         "conf/ferry.toml:12:11: backend in [state] must be \"sqlite\" or \"dynamodb\", found \"etcd\"",
     );
 }
+
+#[test]
+fn the_reverse_pair_swaps_the_tables_and_refuses_a_transform() {
+    let mut t = TableConfig::with_defaults("Orders", "OrdersNew");
+    t.snapshot = Snapshot::Scan;
+    let r = t.reversed().unwrap();
+    assert_eq!((r.source.as_str(), r.destination.as_str()), ("OrdersNew", "Orders"));
+    assert_eq!((r.snapshot, r.change_source), (Snapshot::None, ChangeSource::Streams));
+    let path = std::path::Path::new("ferry.toml");
+    let text = "[source]\nregion = \"us-east-1\"\n[destination]\nregion = \"us-east-1\"\n\
+                [[table]]\nsource = \"Orders\"\n[table.transform]\ndrop = [\"secret\"]\n";
+    let c = Config::parse(path, text).unwrap();
+    let e = c.tables[0].reversed().unwrap_err().to_string();
+    assert!(
+        e.contains("table Orders: a table with a [table.transform] cannot replicate in reverse"),
+        "{e}"
+    );
+}

@@ -91,7 +91,10 @@ pub async fn run(config: &Config, opts: &CutoverOptions) -> Result<CutoverReport
     }
     report.timings.settings_seconds = s0.elapsed().as_secs_f64();
     if let (Some(to), false) = (opts.switch, opts.dry_run) {
-        match switch::carry_out(config, store.as_ref(), to, opts.timeout).await {
+        let w0 = Instant::now();
+        let switched = switch::carry_out(config, store.as_ref(), to, opts.timeout).await;
+        report.timings.switch_seconds = Some(w0.elapsed().as_secs_f64());
+        match switched {
             Ok(s) => report.switch = Some(s),
             Err(e) => {
                 report.outcome = format!("stopped: {e}");

@@ -41,6 +41,9 @@ pub struct Timings {
     pub wait_seconds: f64,
     pub verify_seconds: f64,
     pub settings_seconds: f64,
+    /// With a switch: from the request to the new direction applied past S (the part of the
+    /// write pause that the switch itself adds).
+    pub switch_seconds: Option<f64>,
     pub total_seconds: f64,
 }
 
@@ -77,6 +80,11 @@ impl CutoverReport {
             self.timings.settings_seconds,
             self.timings.total_seconds
         );
+        if let Some(w) = self.timings.switch_seconds {
+            s.push_str(&format!(
+                "- the switch took {w:.1}s (from the request to the new direction past S)\n\n"
+            ));
+        }
         s.push_str("| table | destination | lag (s) | records applied | items (src / dst) | missing | extra | differing | digest |\n");
         s.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
         for t in &self.tables {

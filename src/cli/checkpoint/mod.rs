@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{CheckpointCommand, existing_store, print_json};
+use crate::checkpoint::Direction;
 use crate::config::{ChangeSource, Config};
 use crate::error::{Error, Result};
 use set::Target;
@@ -60,7 +61,12 @@ async fn set(config: &Config, table: &str, target: Target, yes: bool) -> Result<
     let guarded = guard::take(config, table).await?;
     let store = guarded.store.as_ref();
     let done = async {
-        if matches!(t.change_source, ChangeSource::Sqs(_)) {
+        // After `cutover --switch` the pair reads the destination's stream.
+        let reverse = store
+            .table(table)
+            .await?
+            .is_some_and(|r| r.direction == Direction::Reverse);
+        if !reverse && matches!(t.change_source, ChangeSource::Sqs(_)) {
             let plan = set::plan_set_queue(store, table, target).await?;
             print!("{}", plan.describe());
             if !(yes || confirm()?) {
@@ -69,8 +75,12 @@ async fn set(config: &Config, table: &str, target: Target, yes: bool) -> Result<
             plan.apply(store).await?;
             return Ok("the next `ferry sync` drops queued records before that point");
         }
-        let src = crate::config::build_clients("source", &config.source).await?;
-        let api = crate::source::streams::api::SdkStreams(src.streams.clone());
+        let (label, side) = match reverse {
+            true => ("destination", &config.destination),
+            false => ("source", &config.source),
+        };
+        let read = crate::config::build_clients(label, side).await?;
+        let api = crate::source::streams::api::SdkStreams(read.streams.clone());
         let plan = set::plan_set(store, &api, table, target).await?;
         print!("{}", plan.describe());
         if !(yes || confirm()?) {

@@ -203,7 +203,7 @@ pub struct WaitArgs {
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub max_lag: std::time::Duration,
     /// Also wait until no new change has arrived for this long (stop the application's writes
-    /// first).
+    /// first). With a switch (`--switch`, `rollback`) it is never skipped: 10s when not given.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub quiet_for: Option<std::time::Duration>,
     /// Give up after this long.

@@ -143,6 +143,9 @@ async fn rollback(args: RollbackArgs) -> Result<ExitCode> {
     switch_and_report(&config, args.wait, None, Some(Direction::Forward)).await
 }
 
+/// `--quiet-for` of a switch when none is given.
+const SWITCH_QUIET: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The cutover (with a switch to `to`, if any): its report printed, then what to do now.
 async fn switch_and_report(
     config: &Config,
@@ -152,7 +155,8 @@ async fn switch_and_report(
 ) -> Result<ExitCode> {
     let opts = crate::cutover::CutoverOptions {
         max_lag: wait.max_lag,
-        quiet_for: wait.quiet_for,
+        // A switch never skips the quiet wait: a write to the old side after S would be lost.
+        quiet_for: wait.quiet_for.or(to.map(|_| SWITCH_QUIET)),
         timeout: wait.timeout,
         report_dir: wait.report_dir,
         dry_run: wait.dry_run,

@@ -102,13 +102,23 @@ async fn migrate(table: &str, loader: &str, workers: usize) {
             .unwrap();
         assert_eq!(d.global_secondary_indexes()[0].index_name(), Some("by_group"));
     } else {
-        let s = &ferry.table_status(table).unwrap()["snapshot"];
         assert_eq!(
             logs.contains(&format!("holding export file 0 of table {table}")),
             workers > 1,
             "{logs}"
         );
-        assert!(s["items_copied"].as_i64().unwrap() >= 300, "{s}");
+        // A file's row is written once all its items are durable, so the status may trail the
+        // data the comparison above already saw: wait on it.
+        wait_for(
+            Duration::from_secs(30),
+            "the status to count every loaded item",
+            || ferry.logs(),
+            || async {
+                let s = ferry.table_status(table)?;
+                (s["snapshot"]["items_copied"].as_i64()? >= 300).then_some(())
+            },
+        )
+        .await;
     }
 }
 

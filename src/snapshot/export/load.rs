@@ -58,7 +58,15 @@ pub struct FileLoader {
 }
 
 /// A file being loaded: its acknowledger says how many of its items are durable.
-type Active = Arc<Mutex<HashMap<usize, Arc<OrderedAck<u64>>>>>;
+type Active = Arc<ActiveFiles>;
+
+/// The files being loaded, and the lock that orders their rows' writes: a progress flush never
+/// writes a file's partial count after the row that records it loaded.
+#[derive(Default)]
+struct ActiveFiles {
+    files: Mutex<HashMap<usize, Arc<OrderedAck<u64>>>>,
+    rows: tokio::sync::Mutex<()>,
+}
 
 impl FileLoader {
     /// Loads every file not yet finished. `true` when all are, `false` when stopped first.
@@ -183,7 +191,9 @@ impl FileLoader {
     /// Saves the durable item count of files in progress (shown by `ferry status`; a restart
     /// reloads such files from their start whatever the count says).
     async fn flush(&self, active: &Active) -> Result<()> {
+        let _rows = active.rows.lock().await;
         let list: Vec<(usize, u64)> = active
+            .files
             .lock()
             .unwrap()
             .iter()
@@ -230,7 +240,7 @@ impl FileJob {
         let ack = Arc::new(OrderedAck::<u64>::with_counter(None, move |n| {
             stats.snapshot_items.fetch_add(n, Relaxed);
         }));
-        self.active.lock().unwrap().insert(self.index, ack.clone());
+        self.active.files.lock().unwrap().insert(self.index, ack.clone());
         let mut submitted = 0u64;
         let mut retrier = Retrier::daemon(
             format!("reading {}", url(&self.bucket, &self.file.key)),
@@ -241,7 +251,7 @@ impl FileJob {
             match self.read_once(&ack, &mut submitted).await {
                 Ok(Some(n)) => break n,
                 Ok(None) => {
-                    self.active.lock().unwrap().remove(&self.index);
+                    self.active.files.lock().unwrap().remove(&self.index);
                     return Ok(false);
                 }
                 // A dropped connection mid-object: read it again from the start, submitting only
@@ -249,7 +259,7 @@ impl FileJob {
                 Err(e) => match retrier.backoff(e).await {
                     Ok(()) => {}
                     Err(e) if e.is_stopped() => {
-                        self.active.lock().unwrap().remove(&self.index);
+                        self.active.files.lock().unwrap().remove(&self.index);
                         return Ok(false);
                     }
                     Err(e) => return Err(e),
@@ -273,7 +283,8 @@ impl FileJob {
         if ack.committed() != Some(items) {
             return Err(Error::fatal(format!("{name}: not every item was acknowledged")));
         }
-        self.active.lock().unwrap().remove(&self.index);
+        let _rows = self.active.rows.lock().await;
+        self.active.files.lock().unwrap().remove(&self.index);
         let row = SegmentRow {
             segment: self.index as i64,
             done: true,

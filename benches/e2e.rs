@@ -47,19 +47,12 @@ struct Args {
     rate: u64,
 }
 
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
-    }
-}
-
 impl Args {
     fn from_env() -> Args {
         Args {
-            n: env_num("FERRY_BENCH_N", 200_000),
-            lag_secs: env_num("FERRY_BENCH_LAG_SECS", 60),
-            rate: env_num("FERRY_BENCH_RATE", 1_000),
+            n: bench::env_num("FERRY_BENCH_N", 200_000),
+            lag_secs: bench::env_num("FERRY_BENCH_LAG_SECS", 60),
+            rate: bench::env_num("FERRY_BENCH_RATE", 1_000),
         }
     }
 }

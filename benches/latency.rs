@@ -14,7 +14,7 @@
 //!
 //! Writes `<target>/ferry-bench/latency.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::StreamViewType;
@@ -32,13 +32,6 @@ const STREAM_WRITERS: usize = 16;
 const WARMUP_ITEMS: usize = 20_000;
 /// Replays the whole stream: it is minutes old.
 const REPLAY_OVERLAP_SECS: u64 = 3600;
-
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
-    }
-}
 
 fn say(msg: impl AsRef<str>) {
     eprintln!("[latency] {}", msg.as_ref());
@@ -59,9 +52,9 @@ fn main() {
 }
 
 async fn run() -> Result<(), String> {
-    let n: usize = env_num("FERRY_BENCH_N", 100_000);
-    let delay_ms: u64 = env_num("FERRY_BENCH_DELAY_MS", 5);
-    let ferry_bin = ferry_bin()?;
+    let n: usize = bench::env_num("FERRY_BENCH_N", 100_000);
+    let delay_ms: u64 = bench::env_num("FERRY_BENCH_DELAY_MS", 5);
+    let ferry_bin = ferry_rig::ferry_bin!();
     let (dst, src) = (DynamoLocal::start()?, DynamoLocal::start()?);
     bench::ceiling_run(&dst, WARMUP_ITEMS, 16).await?;
     let proxy = FaultProxy::start(&dst.endpoint).await;
@@ -158,16 +151,4 @@ async fn ferry_run(
         return Err(format!("DESTINATION DIFFERS FROM SOURCE: {diff}\n{}", dir.logs()));
     }
     Ok(n as f64 / took.done.as_secs_f64())
-}
-
-/// The `ferry` binary cargo built for this bench (same profile).
-fn ferry_bin() -> Result<PathBuf, String> {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_ferry"));
-    match bin.exists() {
-        true => Ok(bin),
-        false => Err(format!(
-            "{} is missing: run it through `cargo bench --bench latency`",
-            bin.display()
-        )),
-    }
 }

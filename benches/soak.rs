@@ -17,6 +17,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use ferry_rig::bench;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::StreamViewType;
@@ -45,23 +47,16 @@ const WRITERS: usize = 8;
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(600);
 const EQUAL_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
-    }
-}
-
 impl Args {
     fn from_env() -> Args {
-        let secs = env_num("FERRY_SOAK_MINUTES", 30.0) * 60.0;
+        let secs = bench::env_num("FERRY_SOAK_MINUTES", 30.0) * 60.0;
         let default_window = if secs < 600.0 { secs / 4.0 } else { 300.0 };
         Args {
             secs,
-            rollover_secs: env_num("FERRY_SOAK_ROLLOVER_SECS", 60.0),
-            kill_secs: env_num("FERRY_SOAK_KILL_SECS", 300.0),
-            wps: env_num("FERRY_SOAK_WPS", 200),
-            window_secs: env_num("FERRY_SOAK_WINDOW_SECS", default_window),
+            rollover_secs: bench::env_num("FERRY_SOAK_ROLLOVER_SECS", 60.0),
+            kill_secs: bench::env_num("FERRY_SOAK_KILL_SECS", 300.0),
+            wps: bench::env_num("FERRY_SOAK_WPS", 200),
+            window_secs: bench::env_num("FERRY_SOAK_WINDOW_SECS", default_window),
         }
     }
 }

@@ -20,13 +20,6 @@ use ferry_rig::{Account, DynamoLocal};
 
 const LOAD_WRITERS: usize = 16;
 
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
-    }
-}
-
 /// Items in the table, read by a parallel scan that only counts them (the endpoint's scan rate).
 async fn raw_scan(c: &Client, segments: i32) -> Result<u64, String> {
     let tasks: Vec<_> = (0..segments)
@@ -72,8 +65,8 @@ async fn load(c: &Client, n: usize) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
-    let n: usize = env_num("FERRY_BENCH_N", 1_000_000);
-    let segments: i32 = env_num(
+    let n: usize = bench::env_num("FERRY_BENCH_N", 1_000_000);
+    let segments: i32 = bench::env_num(
         "FERRY_BENCH_SEGMENTS",
         ferry::snapshot::scan::segments_for(None, n as u64) as i32,
     );

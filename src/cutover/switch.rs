@@ -24,6 +24,13 @@ pub struct SwitchReport {
     pub tables: Vec<TableSwitch>,
 }
 
+impl SwitchReport {
+    /// The latest table's S: every pair replicates the new way from then on.
+    fn at(&self) -> &str {
+        self.tables.iter().map(|t| t.at.as_str()).max().unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TableSwitch {
     pub table: String,
@@ -171,12 +178,11 @@ fn switched(row: &TableRow, to: Direction, asked_ms: i64) -> Option<i64> {
 
 /// Runs the operator's `--then` command through `sh -c`, told the direction and S.
 pub fn run_then(cmd: &str, switch: &SwitchReport) -> Result<()> {
-    let at = switch.tables.iter().map(|t| t.at.as_str()).max().unwrap_or_default();
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .env("FERRY_DIRECTION", switch.to.as_str())
-        .env("FERRY_SWITCH_AT", at)
+        .env("FERRY_SWITCH_AT", switch.at())
         .status()
         .map_err(|e| Error::fatal(format!("--then {cmd:?}: cannot run it: {e}")))?;
     if !status.success() {
@@ -189,7 +195,7 @@ pub fn run_then(cmd: &str, switch: &SwitchReport) -> Result<()> {
 
 /// The line that tells the operator what to do now.
 pub fn announce(switch: &SwitchReport) -> String {
-    let at = switch.tables.iter().map(|t| t.at.as_str()).max().unwrap_or_default();
+    let at = switch.at();
     match switch.to {
         Direction::Reverse => format!(
             "switched: ferry now replicates destination → source (from {at}); point the application's writes at the destination now"

@@ -25,3 +25,12 @@ pub fn write_report(name: &str, report: &serde_json::Value) -> Result<(), String
     println!("wrote {}", path.display());
     Ok(())
 }
+
+/// A bench setting from the environment (`FERRY_BENCH_N=20000`), or `default`; a value that is not
+/// a number stops the bench with its name.
+pub fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
+    }
+}

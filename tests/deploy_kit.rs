@@ -138,6 +138,7 @@ fn iam_action(svc: &str, op: &str) -> Option<String> {
     };
     let prefix = match svc {
         "dynamodbstreams" => "dynamodb",
+        "applicationautoscaling" => "application-autoscaling",
         s => s,
     };
     Some(format!("{prefix}:{action}"))
@@ -152,7 +153,7 @@ struct Call {
 }
 
 /// The client a call is chained on: the identifier before the dot, if it names one of the
-/// `Clients` fields (`dynamodb`, `streams`, `s3`, `lambda`, `sqs`).
+/// `Clients` fields (`dynamodb`, `streams`, `s3`, `lambda`, `sqs`, `autoscaling`).
 fn client_before(before: &str) -> Option<&'static str> {
     let t = before.trim_end();
     let ident: String = t
@@ -169,6 +170,7 @@ fn client_before(before: &str) -> Option<&'static str> {
         "s3" => Some("s3"),
         "lambda" => Some("lambda"),
         "sqs" => Some("sqs"),
+        "autoscaling" => Some("applicationautoscaling"),
         _ => None,
     }
 }
@@ -313,7 +315,8 @@ fn every_statement_names_its_need_and_scopes_its_resources() {
             assert!(matches!(st["Effect"].as_str(), Some("Allow" | "Deny")), "{name} {sid}");
             let all_resources = st["Resource"] == "*";
             let actions = allowed(&serde_json::json!({ "Statement": [st] }));
-            // Only actions that cannot be scoped may use Resource "*".
+            // Only actions that cannot be scoped may use Resource "*" (Application Auto Scaling's
+            // Describe actions have no resource-level permissions).
             if all_resources && st["Effect"] == "Allow" && !st["Condition"].is_object() {
                 for a in &actions {
                     assert!(
@@ -323,6 +326,7 @@ fn every_statement_names_its_need_and_scopes_its_resources() {
                                 | "dynamodb:ListStreams"
                                 | "lambda:ListEventSourceMappings"
                                 | "lambda:GetEventSourceMapping"
+                                | "application-autoscaling:DescribeScalableTargets"
                         ),
                         "{name} {sid}: {a} on every resource"
                     );

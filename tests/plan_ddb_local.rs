@@ -189,6 +189,7 @@ async fn a_crash_while_building_the_destination_converges_on_rerun() {
         lambda: moto.lambda_in(ferry_rig::REGION),
         s3: moto.s3_in(ferry_rig::REGION),
         sqs: moto.sqs_in(ferry_rig::REGION),
+        autoscaling: moto.autoscaling_in(ferry_rig::REGION),
         dynamodb_endpoint: ddb.endpoint.clone(),
     };
     let mut got = described(&dst_clients, "EventsCopy").await;

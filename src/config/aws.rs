@@ -45,6 +45,7 @@ impl Side {
                 sqs: e.sqs.or(b.sqs),
                 lambda: e.lambda.or(b.lambda),
                 sts: e.sts.or(b.sts),
+                application_autoscaling: e.application_autoscaling.or(b.application_autoscaling),
             },
         }
     }
@@ -59,6 +60,9 @@ pub struct Endpoints {
     pub sqs: Option<String>,
     pub lambda: Option<String>,
     pub sts: Option<String>,
+    /// Application Auto Scaling (the destination's auto-scaling maximum sets its default write
+    /// budget).
+    pub application_autoscaling: Option<String>,
 }
 
 /// The clients ferry uses on one side.
@@ -74,6 +78,9 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     /// The SQS change buffer (`change_source = "sqs"`).
     pub sqs: aws_sdk_sqs::Client,
+    /// Application Auto Scaling: a provisioned destination's write capacity maximum, read for its
+    /// default write budget ([`crate::apply::budget`]).
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
     /// The DynamoDB endpoint in use, for messages ("the default AWS endpoint" when unset).
     pub dynamodb_endpoint: String,
 }
@@ -106,12 +113,17 @@ pub async fn build_clients(label: &'static str, side: &Side) -> Result<Clients> 
     if let Some(u) = &side.endpoints.sqs {
         sqs = sqs.endpoint_url(u);
     }
+    let mut autoscaling = aws_sdk_applicationautoscaling::config::Builder::from(&conf);
+    if let Some(u) = &side.endpoints.application_autoscaling {
+        autoscaling = autoscaling.endpoint_url(u);
+    }
     Ok(Clients {
         label,
         lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
         dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
         streams: aws_sdk_dynamodbstreams::Client::from_conf(streams.build()),
         sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+        autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(autoscaling.build()),
         s3: aws_sdk_s3::Client::from_conf(s3.build()),
         dynamodb_endpoint: ddb_url.unwrap_or_else(|| "the default AWS endpoint".into()),
     })

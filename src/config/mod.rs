@@ -268,6 +268,7 @@ fn side_keys(t: &mut Obj, errs: &mut Errors, base: Side) -> Side {
         s.endpoints.sqs = e.string(errs, "sqs");
         s.endpoints.lambda = e.string(errs, "lambda");
         s.endpoints.sts = e.string(errs, "sts");
+        s.endpoints.application_autoscaling = e.string(errs, "application_autoscaling");
         e.finish(errs);
     }
     for url in [
@@ -276,6 +277,7 @@ fn side_keys(t: &mut Obj, errs: &mut Errors, base: Side) -> Side {
         &s.endpoints.streams,
         &s.endpoints.sqs,
         &s.endpoints.s3,
+        &s.endpoints.application_autoscaling,
     ]
     .into_iter()
     .flatten()

@@ -121,6 +121,7 @@ fn side_keys(out: &mut String, name: &str, s: &Side) {
         ("sqs", &e.sqs),
         ("lambda", &e.lambda),
         ("sts", &e.sts),
+        ("application_autoscaling", &e.application_autoscaling),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))

@@ -155,6 +155,7 @@ fn unused_clients() -> Clients {
         s3: aws_sdk_s3::Client::new(&conf),
         lambda: aws_sdk_lambda::Client::new(&conf),
         sqs: aws_sdk_sqs::Client::new(&conf),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&conf),
         dynamodb_endpoint: "unused".into(),
     }
 }

@@ -54,6 +54,17 @@ impl Moto {
         aws_sdk_dynamodbstreams::Client::from_conf(conf)
     }
 
+    /// Application Auto Scaling (moto registers DynamoDB scalable targets without checking the table).
+    pub fn autoscaling_in(&self, region: &str) -> aws_sdk_applicationautoscaling::Client {
+        let conf = aws_sdk_applicationautoscaling::Config::builder()
+            .behavior_version(aws_sdk_applicationautoscaling::config::BehaviorVersion::latest())
+            .region(aws_sdk_applicationautoscaling::config::Region::new(region.to_string()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Self::credentials())
+            .build();
+        aws_sdk_applicationautoscaling::Client::from_conf(conf)
+    }
+
     pub fn lambda_in(&self, region: &str) -> aws_sdk_lambda::Client {
         let conf = aws_sdk_lambda::Config::builder()
             .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
@@ -73,6 +84,7 @@ impl Moto {
             lambda: self.lambda_in(region),
             s3: self.s3_in(region),
             sqs: self.sqs_in(region),
+            autoscaling: self.autoscaling_in(region),
             dynamodb_endpoint: self.endpoint.clone(),
         }
     }

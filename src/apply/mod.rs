@@ -13,6 +13,7 @@
 //!   key; it is never acknowledged, so no checkpoint passes it.
 
 pub mod batch;
+pub mod budget;
 pub mod coalesce;
 pub mod gate;
 pub mod limit;

@@ -1,5 +1,7 @@
-//! Reading tables: descriptions, preconditions, and creating a destination like its source.
+//! Reading tables: descriptions, preconditions, a destination's write capacity, and creating a
+//! destination like its source.
 
+pub mod capacity;
 pub mod check;
 pub mod create;
 pub mod schema;

@@ -74,8 +74,9 @@ pub struct TableConfig {
     /// TotalSegments of the snapshot scan and of `verify`; `None` sizes them from the table
     /// ([`crate::snapshot::scan::segments_for`]).
     pub scan_segments: Option<u32>,
-    /// Write-unit budget per second on the destination; 0 = unlimited.
-    pub max_write_units_per_second: u32,
+    /// Write-unit budget per second on the destination; 0 = unlimited, `None` = a share of what
+    /// the destination can take ([`crate::apply::budget::resolve`]).
+    pub max_write_units_per_second: Option<u32>,
     /// Read-unit budget per second on the source (snapshot scan, read-through of KEYS_ONLY and
     /// OLD_IMAGE streams); 0 = unlimited, `None` = half the table's read capacity
     /// ([`crate::snapshot::budget::resolve`]).
@@ -125,7 +126,7 @@ impl TableConfig {
             destination: destination.to_string(),
             snapshot: Snapshot::Scan,
             scan_segments: None,
-            max_write_units_per_second: 0,
+            max_write_units_per_second: None,
             max_read_units_per_second: None,
             write_concurrency: 16,
             replay_overlap_seconds: 300,

@@ -15,7 +15,7 @@ pub(super) fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&Expor
     if scan_segments == Some(0) {
         errs.at(t.span(), format!("scan_segments in {} must be at least 1", t.name()));
     }
-    let max_wcu = t.uint(errs, "max_write_units_per_second", u32::MAX as u64).unwrap_or(0);
+    let max_wcu = t.uint(errs, "max_write_units_per_second", u32::MAX as u64);
     let max_rcu = t.uint(errs, "max_read_units_per_second", u32::MAX as u64);
     let lanes = t.uint(errs, "write_concurrency", 1024).unwrap_or(16).max(1);
     // Below the 24 h stream retention: an older replay point could start past trimmed records.
@@ -55,7 +55,7 @@ pub(super) fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&Expor
             None => snapshot?,
         },
         scan_segments: scan_segments.map(|n| n as u32),
-        max_write_units_per_second: max_wcu as u32,
+        max_write_units_per_second: max_wcu.map(|n| n as u32),
         max_read_units_per_second: max_rcu.map(|n| n as u32),
         write_concurrency: lanes as u32,
         replay_overlap_seconds: overlap,

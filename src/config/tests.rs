@@ -51,7 +51,11 @@ fn reads_a_full_config_with_defaults() {
     assert_eq!(c.tables.len(), 2);
     assert_eq!(c.tables[0].destination, "Orders");
     assert_eq!(c.tables[0].scan_segments, Some(4));
-    assert_eq!(c.tables[0].max_write_units_per_second, 1000);
+    assert_eq!(c.tables[0].max_write_units_per_second, Some(1000));
+    assert_eq!(
+        c.tables[1].max_write_units_per_second, None,
+        "a share of the destination's capacity"
+    );
     assert_eq!(c.tables[0].max_read_units_per_second, Some(250));
     assert_eq!(
         c.tables[1].max_read_units_per_second, None,
@@ -80,6 +84,30 @@ fn reports_every_problem_at_once_with_lines() {
         &err,
         "conf/ferry.toml:8:17: scan_segments in [[table]] #1 must be a non-negative integer, found -1",
     );
+}
+
+#[test]
+fn a_write_budget_of_zero_is_unlimited_and_a_bad_one_is_named_with_its_line() {
+    let c = parse("[source]\n[destination]\n[[table]]\nsource = \"A\"\nmax_write_units_per_second = 0\n").unwrap();
+    assert_eq!(c.tables[0].max_write_units_per_second, Some(0), "set: unlimited");
+    for (value, want) in [
+        (
+            "-5",
+            "conf/ferry.toml:5:30: max_write_units_per_second in [[table]] #1 must be a non-negative integer, found -5",
+        ),
+        (
+            "\"fast\"",
+            "conf/ferry.toml:5:30: max_write_units_per_second in [[table]] #1 must be a non-negative integer, found string",
+        ),
+        (
+            "5_000_000_000",
+            "conf/ferry.toml:5:30: max_write_units_per_second in [[table]] #1 must be at most 4294967295, found 5000000000",
+        ),
+    ] {
+        let text =
+            format!("[source]\n[destination]\n[[table]]\nsource = \"A\"\nmax_write_units_per_second = {value}\n");
+        has(&parse(&text).unwrap_err().to_string(), want);
+    }
 }
 
 #[test]

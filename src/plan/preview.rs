@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 use aws_sdk_dynamodb::types::TableDescription;
 
 use super::{Plan, PlannedTable};
+use crate::apply::budget::{self as write_budget, WriteBudget};
 use crate::clock::human;
 use crate::config::{Clients, Config, Snapshot, TableConfig};
+use crate::discover::capacity;
 use crate::discover::schema::TableSchema;
 use crate::discover::{self, settings};
 use crate::error::{Error, Result};
@@ -108,7 +110,12 @@ async fn table(
         );
     }
     destination(out, t, dst).await?;
-    time_budget(out, &s, tuning, scans.then_some(&reads));
+    // As `ferry sync --plan` resolves it: from the destination, or the schema it is created from.
+    let configured = tuning.and_then(|c| c.max_write_units_per_second);
+    let writes = capacity::write_budget(dst, &t.destination, configured, Policy::STARTUP, Some(&t.schema)).await?;
+    let (bytes, items) = (size(s.table_size_bytes), size(s.item_count));
+    out.line("info", write_budget::describe(bytes, items, &writes));
+    time_budget(out, &s, &writes, scans.then_some(&reads));
     restore(out, &t.schema);
     mappings(out, t, dst).await
 }
@@ -202,25 +209,19 @@ async fn source(out: &mut Lines, t: &PlannedTable, s: &TableDescription, src: &C
     out.line("info", "bulk load by parallel scan (no [export] bucket in this config)");
 }
 
-/// The bulk load's expected duration against the stream's retention; `reads` is the read
-/// budget when the load scans.
-fn time_budget(out: &mut Lines, s: &TableDescription, tuning: Option<&TableConfig>, reads: Option<&ReadBudget>) {
-    let bytes = s.table_size_bytes.unwrap_or(0);
-    let write_s = budget_seconds(bytes, s.item_count.unwrap_or(0), tuning);
+/// The bulk load's expected duration against the stream's retention, at the slower of the write
+/// budget `writes` and, when the load scans, the read budget `reads`.
+fn time_budget(out: &mut Lines, s: &TableDescription, writes: &WriteBudget, reads: Option<&ReadBudget>) {
+    let (bytes, items) = (size(s.table_size_bytes), size(s.item_count));
+    let (write_s, write_rate) = load_seconds(bytes, items, writes);
     let read = reads.and_then(|r| {
-        budget::expected_seconds(bytes.max(0) as u64, r.units_per_second)
+        budget::expected_seconds(bytes, r.units_per_second)
             .filter(|s| *s > write_s)
             .map(|s| (s, r.units_per_second))
     });
     let (est_s, rate) = match read {
         Some((r, units)) => (r, format!("the read budget of {units} read units/s")),
-        None => (
-            write_s,
-            match tuning.filter(|c| c.max_write_units_per_second > 0) {
-                Some(c) => format!("the table's budget of {} write units/s", c.max_write_units_per_second),
-                None => format!("an assumed {ASSUMED_ITEMS_PER_SECOND} items/s"),
-            },
-        ),
+        None => (write_s, write_rate),
     };
     let hours = est_s / 3600.0;
     let tag = if hours >= RETENTION_HOURS {
@@ -351,12 +352,24 @@ async fn function_exists(dst: &Clients, function: &str) -> Result<bool> {
     }
 }
 
-fn budget_seconds(bytes: i64, items: i64, tuning: Option<&TableConfig>) -> f64 {
-    match tuning.filter(|c| c.max_write_units_per_second > 0) {
-        // One write unit per started KB of each item: at least one per item.
-        Some(c) => ((bytes as f64 / 1024.0).max(items as f64)) / c.max_write_units_per_second as f64,
-        None => items as f64 / ASSUMED_ITEMS_PER_SECOND,
+/// Seconds the bulk load's writes take, and at what rate: the write budget, or an assumed rate
+/// when it is unlimited.
+fn load_seconds(bytes: u64, items: u64, writes: &WriteBudget) -> (f64, String) {
+    match write_budget::expected_seconds(bytes, items, writes.units_per_second) {
+        Some(s) => (
+            s,
+            format!("the write budget of {} write units/s", writes.units_per_second),
+        ),
+        None => (
+            items as f64 / ASSUMED_ITEMS_PER_SECOND,
+            format!("an assumed {ASSUMED_ITEMS_PER_SECOND} items/s (no write budget)"),
+        ),
     }
+}
+
+/// DescribeTable's size and item count, never negative.
+fn size(n: Option<i64>) -> u64 {
+    n.unwrap_or(0).max(0) as u64
 }
 
 #[cfg(test)]
@@ -364,18 +377,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_budget_follows_the_write_limit() {
-        assert_eq!(budget_seconds(0, 1_000_000, None), 1000.0);
-        let mut c = crate::config::Config::parse(
-            std::path::Path::new("f.toml"),
-            "[source]\n[destination]\n[[table]]\nsource=\"A\"\nmax_write_units_per_second=100\n",
-        )
-        .unwrap()
-        .tables
-        .remove(0);
-        assert_eq!(budget_seconds(1024 * 1000, 10, Some(&c)), 10.0);
-        c.max_write_units_per_second = 0;
-        assert_eq!(budget_seconds(1024 * 1000, 10, Some(&c)), 0.01);
+    fn the_load_time_follows_the_write_budget_and_assumes_a_rate_when_unlimited() {
+        let budget = |n| write_budget::configured(n);
+        // 1,000 items of 1 KB at 100 units/s; 10 small items still cost a unit each.
+        assert_eq!(
+            load_seconds(1024 * 1000, 1000, &budget(100)),
+            (10.0, "the write budget of 100 write units/s".to_string())
+        );
+        assert_eq!(load_seconds(100, 10, &budget(100)).0, 0.1);
+        assert_eq!(
+            load_seconds(1024 * 1000, 10, &budget(0)),
+            (0.01, "an assumed 1000 items/s (no write budget)".to_string())
+        );
         assert_eq!(human(7200.0), "2.0 h");
     }
 }

@@ -41,9 +41,13 @@ pub fn render(config: &Config, tables: &[(String, String)]) -> String {
             if let Some(n) = t.max_read_units_per_second {
                 out.push_str(&format!("max_read_units_per_second = {n}\n"));
             }
+            // Unset stays unset: the budget is then the destination's, as sync resolves it.
+            if let Some(n) = t.max_write_units_per_second {
+                out.push_str(&format!("max_write_units_per_second = {n}\n"));
+            }
             out.push_str(&format!(
-                "max_write_units_per_second = {}\nwrite_concurrency = {}\nreplay_overlap_seconds = {}\n",
-                t.max_write_units_per_second, t.write_concurrency, t.replay_overlap_seconds
+                "write_concurrency = {}\nreplay_overlap_seconds = {}\n",
+                t.write_concurrency, t.replay_overlap_seconds
             ));
             transform(&mut out, &t.transform);
         }
@@ -144,9 +148,11 @@ mod tests {
         let c = Config::parse(
             Path::new("/x/ferry.toml"),
             "[source]\nregion = \"us-east-1\"\n[source.endpoints]\nlambda = \"http://127.0.0.1:1\"\n\
+             application_autoscaling = \"http://127.0.0.1:2\"\n\
              [destination]\nprofile = \"d\\\"q\"\n[[table]]\nsource = \"A\"\nscan_segments = 3\nmax_read_units_per_second = 7\n\
              [table.transform]\nrename = { sk = \"sort\", \"m.`a.b`\" = \"c\" }\ndrop = [\"x\"]\n\
-             set = { from = \"eu\", n = 1.5, ok = true }\nfilter = 'item.t == \"a\\\"b\"'\n",
+             set = { from = \"eu\", n = 1.5, ok = true }\nfilter = 'item.t == \"a\\\"b\"'\n\
+             [[table]]\nsource = \"B\"\nmax_write_units_per_second = 0\n",
         )
         .unwrap();
         let text = render(&c, &[("A".into(), "A2".into()), ("B".into(), "B".into())]);
@@ -155,11 +161,20 @@ mod tests {
         assert_eq!(back.tables[0].destination, "A2");
         assert_eq!(back.tables[0].scan_segments, Some(3));
         assert_eq!(back.tables[0].max_read_units_per_second, Some(7));
+        assert_eq!(
+            back.tables[0].max_write_units_per_second, None,
+            "unset stays unset:\n{text}"
+        );
+        assert_eq!(back.tables[1].max_write_units_per_second, Some(0), "0 stays unlimited");
         let (a, b) = (&c.tables[0].transform, &back.tables[0].transform);
         assert_eq!(a.describe(), b.describe(), "the transform survives:\n{text}");
         assert_eq!(b.describe().len(), 7);
         assert_eq!(back.destination.profile.as_deref(), Some("d\"q"));
         assert_eq!(back.source.endpoints.lambda.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(
+            back.source.endpoints.application_autoscaling.as_deref(),
+            Some("http://127.0.0.1:2")
+        );
         assert!(
             matches!(&back.state, StateConfig::Sqlite(p) if p == Path::new("/x/ferry-state.db")),
             "{:?}",

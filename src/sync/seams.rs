@@ -5,10 +5,12 @@ use aws_sdk_dynamodb::types::TableDescription;
 use futures::future::BoxFuture;
 
 use super::table::{RunCtx, TableRun};
+use crate::apply::budget::WriteBudget;
 use crate::checkpoint::StateStore;
 use crate::checkpoint::{Capture, Lifecycle};
 use crate::config::Clients;
-use crate::discover::{self, create};
+use crate::discover::schema::TableSchema;
+use crate::discover::{self, capacity, create};
 use crate::error::Result;
 use crate::plan::PlannedTable;
 use crate::retry::Policy;
@@ -36,6 +38,13 @@ pub(super) trait TableApi: Send + Sync {
     fn clock_skew(&self) -> BoxFuture<'_, Option<i64>>;
     /// Saves the stream's shard tree in `store` as captured; how many shards it has.
     fn capture_shards<'a>(&'a self, stream_arn: &'a str, store: &'a dyn StateStore) -> BoxFuture<'a, Result<usize>>;
+    /// The destination's write budget for `max_write_units_per_second = configured`: from the
+    /// table as it is, or from `planned` (what ferry creates it from) while it does not exist.
+    fn write_budget<'a>(
+        &'a self,
+        configured: Option<u32>,
+        planned: &'a TableSchema,
+    ) -> BoxFuture<'a, Result<WriteBudget>>;
 }
 
 /// What the lifecycle driver calls and drives: the AWS calls, and the loader and source to run.
@@ -117,6 +126,20 @@ impl TableApi for SdkTable {
         Box::pin(
             async move { streams::capture(&SdkStreams(self.src.streams.clone()), stream_arn, store, &self.key).await },
         )
+    }
+
+    fn write_budget<'a>(
+        &'a self,
+        configured: Option<u32>,
+        planned: &'a TableSchema,
+    ) -> BoxFuture<'a, Result<WriteBudget>> {
+        Box::pin(capacity::write_budget(
+            &self.dst,
+            &self.destination,
+            configured,
+            Policy::DAEMON,
+            Some(planned),
+        ))
     }
 }
 

@@ -26,6 +26,7 @@ use crate::checkpoint::lease::units::Offers;
 use crate::checkpoint::lease::watch::Window;
 use crate::checkpoint::{Direction, Lifecycle, TableState};
 use crate::config::{Clients, TableConfig};
+use crate::discover::schema::TableSchema;
 use crate::discover::{self, check::Checked};
 use crate::error::{Error, Result};
 use crate::plan::{PlannedTable, restore};
@@ -136,7 +137,9 @@ impl TableRun {
 
     /// Steps through the lifecycle; returns when stopped, switched or on an error.
     async fn drive<S: Seams>(&self, seams: &S, life: &mut Lifecycle) -> Result<RunEnd> {
-        let ctx = self.context();
+        // Built once the destination exists (after `Creating`), so that a table ferry created
+        // gets the write budget of what it created.
+        let ctx = tokio::sync::OnceCell::new();
         let Some(mut slot) = self.wait_for_slot(life).await? else {
             return Ok(RunEnd::Stopped);
         };
@@ -153,7 +156,8 @@ impl TableRun {
                     None => TableState::RestoringSettings { capture },
                 },
                 TableState::BulkLoading { capture, segments } => {
-                    match self.bulk_load(seams, life, &ctx, capture, segments).await? {
+                    let ctx = ctx.get_or_try_init(|| self.context(seams.api())).await?;
+                    match self.bulk_load(seams, life, ctx, capture, segments).await? {
                         Some(capture) if !self.stop.is_cancelled() => TableState::RestoringSettings { capture },
                         _ => return Ok(RunEnd::Stopped), // resumes from the saved positions
                     }
@@ -163,11 +167,14 @@ impl TableRun {
                     slot.take();
                     TableState::Streaming { capture }
                 }
-                TableState::Streaming { capture } => match self.stream_until_switch(seams, &ctx, &capture).await? {
-                    Streamed::Switch(to) => return self.switch(life, to).await,
-                    Streamed::Stopped => return Ok(RunEnd::Stopped),
-                    Streamed::GaveUp => continue,
-                },
+                TableState::Streaming { capture } => {
+                    let ctx = ctx.get_or_try_init(|| self.context(seams.api())).await?;
+                    match self.stream_until_switch(seams, ctx, &capture).await? {
+                        Streamed::Switch(to) => return self.switch(life, to).await,
+                        Streamed::Stopped => return Ok(RunEnd::Stopped),
+                        Streamed::GaveUp => continue,
+                    }
+                }
                 TableState::Switching { at_ms, replay_from_ms } => {
                     self.capture_after_switch(seams.api(), at_ms, replay_from_ms).await?
                 }
@@ -182,12 +189,22 @@ impl TableRun {
         }
     }
 
-    fn context(&self) -> RunCtx {
+    /// The run's context: the budgets (the write budget logged once per run), and the apply path.
+    async fn context(&self, api: &dyn TableApi) -> Result<RunCtx> {
         let read_budget = budget::resolve(self.cfg.max_read_units_per_second, &self.checked.source);
+        let writes = api
+            .write_budget(self.cfg.max_write_units_per_second, &self.created_schema())
+            .await?;
+        tracing::info!(
+            table = %self.cfg.source,
+            destination = %self.cfg.destination,
+            budget = writes.units_per_second,
+            "write budget {writes}"
+        );
         let key_names: Arc<[String]> = discover::key_names(&self.checked.source).into();
         let read_limiter = Arc::new(Limiter::new(read_budget.units_per_second));
-        let applier = self.applier(key_names.clone(), read_limiter.clone());
-        RunCtx {
+        let applier = self.applier(key_names.clone(), read_limiter.clone(), writes.units_per_second);
+        Ok(RunCtx {
             table: TableContext::new(
                 self.key.clone(),
                 key_names,
@@ -198,6 +215,15 @@ impl TableRun {
             ),
             read_limiter,
             read_budget,
+        })
+    }
+
+    /// The schema ferry creates the destination from when it does not exist: the plan's, else one
+    /// like the source (a transform renames attributes, not capacity).
+    fn created_schema(&self) -> TableSchema {
+        match &self.planned {
+            Some(p) => p.schema.clone(),
+            None => TableSchema::from_description(&self.checked.source, &Default::default()),
         }
     }
 
@@ -283,8 +309,10 @@ impl TableRun {
         &self,
         key_names: Arc<[String]>,
         read_limiter: Arc<Limiter>,
+        writes: u32,
     ) -> impl Fn() -> Applier + Send + Sync + 'static {
-        let parts = ApplyParts::new(&self.cfg, (&self.src, &self.dst), key_names, read_limiter, &self.stats);
+        let limits = (read_limiter, writes);
+        let parts = ApplyParts::new(&self.cfg, (&self.src, &self.dst), key_names, limits, &self.stats);
         let (window, stop) = (self.window.clone(), self.stop.clone());
         move || parts.open(window.as_ref(), &stop)
     }
@@ -306,11 +334,12 @@ pub(super) struct ApplyParts {
 }
 
 impl ApplyParts {
+    /// `writes` is the table's resolved write budget ([`crate::apply::budget`]), in units/s.
     pub fn new(
         cfg: &TableConfig,
         (src, dst): (&Clients, &Clients),
         key_names: Arc<[String]>,
-        read_limiter: Arc<Limiter>,
+        (read_limiter, writes): (Arc<Limiter>, u32),
         stats: &Arc<TableStats>,
     ) -> ApplyParts {
         ApplyParts {
@@ -319,7 +348,7 @@ impl ApplyParts {
             destination: cfg.destination.clone(),
             source: cfg.source.clone(),
             read_limiter,
-            limiter: Arc::new(Limiter::new(cfg.max_write_units_per_second)),
+            limiter: Arc::new(Limiter::new(writes)),
             lanes: cfg.write_concurrency as usize,
             stats: stats.clone(),
             transform: Arc::new(Transform::new(cfg.transform.clone(), key_names.clone())),

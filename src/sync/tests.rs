@@ -9,10 +9,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::seams::{Seams, TableApi};
 use super::table::{RunCtx, TableRun};
+use crate::apply::budget::WriteBudget;
 use crate::checkpoint::{Capture, Direction, Lifecycle, StateStore, Store, TableState};
 use crate::config::{Clients, TableConfig};
 use crate::discover::View;
 use crate::discover::check::Checked;
+use crate::discover::schema::TableSchema;
 use crate::error::Result;
 use crate::plan::PlannedTable;
 use crate::snapshot::{BulkLoader, Loaded};
@@ -74,6 +76,15 @@ impl TableApi for Fake {
     fn capture_shards<'a>(&'a self, _: &'a str, _: &'a dyn StateStore) -> BoxFuture<'a, Result<usize>> {
         self.script.log("capture_shards");
         Box::pin(async { Ok(1) })
+    }
+    fn write_budget<'a>(
+        &'a self,
+        configured: Option<u32>,
+        planned: &'a TableSchema,
+    ) -> BoxFuture<'a, Result<WriteBudget>> {
+        self.script.log("write_budget");
+        let capacity = crate::apply::budget::Capacity::of_schema(planned);
+        Box::pin(async move { Ok(crate::apply::budget::resolve(configured, &capacity)) })
     }
 }
 
@@ -223,6 +234,8 @@ async fn the_capture_point_is_persisted_before_the_bulk_load_starts() {
             "clock_skew",
             "capture_shards",
             "current_stream",
+            // Once the destination exists: a created table gets the budget of what was created.
+            "write_budget",
             "load",
             "stream"
         ]
@@ -272,7 +285,10 @@ async fn a_rerun_after_the_capture_does_not_capture_again() {
     run(&store, &script, Load::Stopped, false).await.unwrap();
     script.take_calls();
     run(&store, &script, Load::Complete, false).await.unwrap();
-    assert_eq!(script.take_calls(), ["current_stream", "load", "stream"]);
+    assert_eq!(
+        script.take_calls(),
+        ["current_stream", "write_budget", "load", "stream"]
+    );
     let at_load = script.stored_at_load.lock().unwrap().clone();
     assert_eq!(at_load.len(), 2);
     assert_eq!(

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use crate::apply::{Applier, Change, DynamoIo, Limiter, Op, Ticket};
 use crate::checkpoint::OrderedAck;
 use crate::config::{Clients, TableConfig};
+use crate::discover::capacity;
 use crate::error::{Error, Result};
 use crate::item::KeyBytes;
+use crate::retry::Policy;
 use crate::telemetry::TableStats;
 use crate::transform::Transform;
 
@@ -26,6 +28,16 @@ pub async fn repair(
     if keys.is_empty() {
         return Ok(());
     }
+    // The table's write budget, as `ferry sync` resolves it.
+    let writes = capacity::write_budget(
+        dst,
+        &cfg.destination,
+        cfg.max_write_units_per_second,
+        Policy::STARTUP,
+        None,
+    )
+    .await?;
+    tracing::info!(table = %cfg.source, destination = %cfg.destination, "repair write budget {writes}");
     let shape = Arc::new(Transform::new(cfg.transform.clone(), key_names.clone()));
     let io = DynamoIo {
         destination: dst.dynamodb.clone(),
@@ -43,7 +55,7 @@ pub async fn repair(
     let applier = Applier::start_with_stop(
         Arc::new(io),
         cfg.write_concurrency as usize,
-        Arc::new(Limiter::new(cfg.max_write_units_per_second)),
+        Arc::new(Limiter::new(writes.units_per_second)),
         Arc::new(TableStats::default()),
         shape,
         tokio_util::sync::CancellationToken::new(),

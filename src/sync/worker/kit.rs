@@ -14,7 +14,8 @@ use crate::apply::limit::Share;
 use crate::checkpoint::StateStore;
 use crate::checkpoint::dynamo::DynamoStore;
 use crate::config::{Clients, TableConfig};
-use crate::discover::{self, View};
+use crate::discover::schema::TableSchema;
+use crate::discover::{self, View, capacity};
 use crate::error::{Error, Result};
 use crate::retry::Policy;
 use crate::snapshot::budget::{self, ReadBudget};
@@ -82,10 +83,16 @@ impl Kit {
         // Each worker spends its part of the table's budgets (see `Share`).
         let reads = |share: &Arc<Share>| Arc::new(Limiter::new(read_budget.units_per_second).with_share(share.clone()));
         let clients = (&self.clients.0, &self.clients.1);
-        let writes = self.cfg.max_write_units_per_second;
-        let stream = ApplyParts::new(&self.cfg, clients, key_names.clone(), reads(&self.shard_share), &stats);
+        let writes = self.write_budget(&source, stop).await?;
+        let stream = ApplyParts::new(
+            &self.cfg,
+            clients,
+            key_names.clone(),
+            (reads(&self.shard_share), writes),
+            &stats,
+        );
         let scan_reads = reads(&self.load_share);
-        let scan = ApplyParts::new(&self.cfg, clients, key_names, scan_reads.clone(), &stats);
+        let scan = ApplyParts::new(&self.cfg, clients, key_names, (scan_reads.clone(), writes), &stats);
         Ok(Arc::new(Ready {
             segments: row.map_or(0, |r| r.snapshot_segments.max(0) as u32),
             source,
@@ -98,5 +105,18 @@ impl Kit {
             read_budget,
             stats,
         }))
+    }
+
+    /// The table's write budget in units/s, resolved as its holder's run resolves it (the
+    /// destination exists once the capture point does; until then, like the source).
+    async fn write_budget(&self, source: &TableDescription, stop: &CancellationToken) -> Result<u32> {
+        let like_source = TableSchema::from_description(source, &Default::default());
+        let (name, configured) = (&self.cfg.destination, self.cfg.max_write_units_per_second);
+        let read = capacity::write_budget(&self.clients.1, name, configured, Policy::DAEMON, Some(&like_source));
+        let budget = tokio::select! {
+            b = read => b?,
+            _ = stop.cancelled() => return Err(Error::stopped(format!("reading table {name}"))),
+        };
+        Ok(budget.units_per_second)
     }
 }

@@ -2,7 +2,8 @@
 //! with a `kill -9` while the first run builds the destination: the rerun converges to the plan
 //! and keeps replicating. Lambda calls go to moto (`[*.endpoints] lambda`), as DynamoDB Local has
 //! no Lambda; it has no tags or PITR either, so the plan records none. With Lambda calls left on
-//! DynamoDB Local itself, discover records no mappings and says why.
+//! DynamoDB Local itself, discover records no mappings and says why. On a provisioned destination,
+//! `ferry plan` and `ferry sync` take 80% of its write capacity as the default write budget.
 
 use std::time::Duration;
 
@@ -258,4 +259,100 @@ async fn discover_with_every_service_on_dynamodb_local_records_no_mappings() {
         tables.contains("\nStreamed,") && tables.contains("\nAlsoStreamed,"),
         "{tables}"
     );
+}
+
+/// A pk (S) + sk (N) table with a stream, provisioned with `wcu` write capacity units.
+async fn provisioned(ddb: &aws_sdk_dynamodb::Client, name: &str, wcu: i64) {
+    ddb.create_table()
+        .table_name(name)
+        .attribute_definitions(attr("pk", ScalarAttributeType::S))
+        .attribute_definitions(attr("sk", ScalarAttributeType::N))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::Provisioned)
+        .provisioned_throughput(ferry_rig::plan::tp(1_000, wcu))
+        .stream_specification(ferry_rig::plan::stream(StreamViewType::NewAndOldImages))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The default write budget is 80% of a provisioned destination's write capacity: `ferry plan`
+/// prints it (DynamoDB Local has no Application Auto Scaling: the budget keeps the provisioned
+/// figure and says the auto-scaling could not be read) and times the bulk load at it; a missing
+/// destination is judged by the capacity ferry creates it with. `ferry sync` logs the budget of
+/// the table it created from the capacity it created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_sync_budget_80_percent_of_a_provisioned_destination() {
+    use ferry::apply::budget::{DEFAULT_WRITE_SHARE, expected_seconds};
+    let ddb = DynamoLocal::shared();
+    let (sa, da) = (Account::fresh("wbsrc"), Account::fresh("wbdst"));
+    let (src, dst) = (ddb.client(&sa), ddb.client(&da));
+    // Orders: on demand at the source, an empty provisioned destination of 50 WCU already there.
+    ferry_rig::data::create_table(&src, "Orders", Some(StreamViewType::NewAndOldImages)).await;
+    let items = (0..300).map(|i| ferry_rig::data::sized_item(&format!("c{}", i % 13), i, 1_500));
+    ferry_rig::data::load(&src, "Orders", items.collect()).await;
+    provisioned(&dst, "Orders", 50).await;
+    // Users: provisioned with 20 WCU at the source; ferry creates the destination like it.
+    provisioned(&src, "Users", 20).await;
+
+    let work = tempfile::tempdir().unwrap();
+    let f = FerryDir::new(&ferry_bin!(), work.path(), ddb, &sa, &da, "");
+    let out = f.run(&["discover", "-c", "ferry.toml", "--out", "plan"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = f.run(&["plan", "-c", "ferry.toml", "--plan", "plan"]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{plan}");
+
+    let share = |wcu: f64| (wcu * DEFAULT_WRITE_SHARE) as u32;
+    let orders = src
+        .describe_table()
+        .table_name("Orders")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let (bytes, count) = (
+        orders.table_size_bytes.unwrap() as u64,
+        orders.item_count.unwrap() as u64,
+    );
+    let budget = share(50.0);
+    let seconds = expected_seconds(bytes, count, budget).unwrap();
+    for want in [
+        format!(
+            "info  write budget {budget} write units/s (80% of the destination's provisioned write capacity (50); \
+             its auto-scaling could not be read: "
+        ),
+        format!(
+            "time budget: bulk load ~{} at the write budget of {budget} write units/s",
+            ferry::clock::human(seconds)
+        ),
+        format!(
+            "info  write budget {} write units/s (80% of the destination's provisioned write capacity (20), as \
+             ferry creates it)",
+            share(20.0)
+        ),
+    ] {
+        assert!(plan.contains(&want), "missing {want:?} in:\n{plan}");
+    }
+
+    // The sync creates Users and logs the budget of the table it created.
+    let _sync = f.spawn_sync(&["--plan", "plan", "--no-progress"]);
+    let created = format!(
+        "write budget {} write units/s (80% of the destination's provisioned write capacity (20); its auto-scaling",
+        share(20.0)
+    );
+    let reused =
+        format!("write budget {budget} write units/s (80% of the destination's provisioned write capacity (50)");
+    wait_for(
+        Duration::from_secs(60),
+        "both tables' write budgets in the log",
+        || f.logs(),
+        || async {
+            let log = std::fs::read_to_string(f.dir.join("sync-1.log")).unwrap_or_default();
+            (log.contains(&created) && log.contains(&reused)).then_some(())
+        },
+    )
+    .await;
 }

@@ -142,6 +142,17 @@ pub fn resolve(configured: Option<u32>, c: &Capacity) -> WriteBudget {
             };
             match ceiling {
                 Some((units, what)) => share_of(units, &format!("the destination's {what}{created}")),
+                // DynamoDB reports a new on-demand table's warm throughput (4,000 write units/s on
+                // AWS) only once it exists: say what sync will find rather than guess it here.
+                None if c.planned => budget(
+                    0,
+                    format!(
+                        "unlimited as ferry creates it (on demand: once created, {:.0}% of the warm write \
+                         throughput DynamoDB reports, 4000 for a new table on AWS; set max_write_units_per_second \
+                         to fix it)",
+                        DEFAULT_WRITE_SHARE * 100.0
+                    ),
+                ),
                 None => budget(
                     0,
                     "unlimited (on-demand destination; set max_write_units_per_second to limit it)".into(),

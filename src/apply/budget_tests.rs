@@ -173,9 +173,14 @@ fn a_destination_not_created_yet_is_judged_by_the_schema_ferry_creates_it_from()
         od.basis,
         "80% of the destination's maximum on-demand write request units (1000), as ferry creates it"
     );
-    assert_eq!(
-        resolve(None, &planned(&on_demand_table(None, Some(4_000)))).units_per_second,
-        0
+    let unknown = resolve(None, &planned(&on_demand_table(None, Some(4_000))));
+    assert_eq!(unknown.units_per_second, 0);
+    assert!(
+        unknown
+            .basis
+            .starts_with("unlimited as ferry creates it (on demand: once created, 80% of the warm write throughput"),
+        "{}",
+        unknown.basis
     );
 }
 

@@ -29,37 +29,10 @@ pub async fn repair(
         return Ok(());
     }
     // The table's write budget, as `ferry sync` resolves it.
-    let writes = capacity::write_budget(
-        dst,
-        &cfg.destination,
-        cfg.max_write_units_per_second,
-        Policy::STARTUP,
-        None,
-    )
-    .await?;
-    tracing::info!(table = %cfg.source, destination = %cfg.destination, "repair write budget {writes}");
-    let shape = Arc::new(Transform::new(cfg.transform.clone(), key_names.clone()));
-    let io = DynamoIo {
-        destination: dst.dynamodb.clone(),
-        destination_table: cfg.destination.clone(),
-        source: src.dynamodb.clone(),
-        source_table: cfg.source.clone(),
-        key_names: shape.dest_keys().clone(),
-        // Repair re-reads a few keys: no budget.
-        read_limiter: Arc::new(Limiter::new(0)),
-        stop: tokio_util::sync::CancellationToken::new(),
-        stats: Arc::default(),
-    };
-    // Shaped by the table's transform like every other write: a key the filter now leaves out
-    // is deleted.
-    let applier = Applier::start_with_stop(
-        Arc::new(io),
-        cfg.write_concurrency as usize,
-        Arc::new(Limiter::new(writes.units_per_second)),
-        Arc::new(TableStats::default()),
-        shape,
-        tokio_util::sync::CancellationToken::new(),
-    );
+    let (configured, name) = (cfg.max_write_units_per_second, &cfg.destination);
+    let writes = capacity::write_budget(dst, name, configured, Policy::STARTUP, None).await?;
+    tracing::info!(table = %cfg.source, destination = %name, "repair write budget {writes}");
+    let applier = applier(src, dst, cfg, &key_names, writes.units_per_second);
     let ack: Arc<OrderedAck<()>> = Arc::new(OrderedAck::new(None));
     let first = ack.register_all(keys.iter().map(|_| (None, true)));
     let mut changes = Vec::with_capacity(keys.len());
@@ -87,4 +60,29 @@ pub async fn repair(
         )));
     }
     Ok(())
+}
+
+/// The apply path of a repair: `writes` units/s, shaped by the table's transform like every
+/// other write (a key the filter now leaves out is deleted).
+fn applier(src: &Clients, dst: &Clients, cfg: &TableConfig, key_names: &Arc<[String]>, writes: u32) -> Applier {
+    let shape = Arc::new(Transform::new(cfg.transform.clone(), key_names.clone()));
+    let io = DynamoIo {
+        destination: dst.dynamodb.clone(),
+        destination_table: cfg.destination.clone(),
+        source: src.dynamodb.clone(),
+        source_table: cfg.source.clone(),
+        key_names: shape.dest_keys().clone(),
+        // Repair re-reads a few keys: no budget.
+        read_limiter: Arc::new(Limiter::new(0)),
+        stop: tokio_util::sync::CancellationToken::new(),
+        stats: Arc::default(),
+    };
+    Applier::start_with_stop(
+        Arc::new(io),
+        cfg.write_concurrency as usize,
+        Arc::new(Limiter::new(writes)),
+        Arc::new(TableStats::default()),
+        shape,
+        tokio_util::sync::CancellationToken::new(),
+    )
 }

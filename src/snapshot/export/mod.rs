@@ -345,8 +345,9 @@ fn check_retention(table: &str, export_ms: i64) -> Result<()> {
             "table {table}: gap: the export reflects the table at {}, {} ago, but the source stream keeps \
              records for 24 h only, so changes made in the first {} after the export may already be trimmed. \
              Remedies: start again from a fresh export (remove the table from the state store and empty the \
-             destination) and load it faster (max_write_units_per_second, write_concurrency, or loader = \
-             \"import\"), or use snapshot = \"scan\".",
+             destination) and load it faster (a higher write budget: max_write_units_per_second, by default 80% \
+             of the destination's write capacity; write_concurrency; or loader = \"import\"), or use \
+             snapshot = \"scan\".",
             humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(export_ms.max(0) as u64)),
             humantime::format_duration(Duration::from_secs((age / 1000) as u64)),
             humantime::format_duration(Duration::from_secs(((age - STREAM_RETENTION_MS).max(0) / 1000) as u64))

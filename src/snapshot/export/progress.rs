@@ -59,8 +59,9 @@ impl Report {
                 eta = %fmt(eta),
                 retention_left = %fmt(Duration::from_millis(left_ms.max(0) as u64)),
                 "the export load will likely finish after the source stream trims the records from the export time: \
-                 the table would then stop with a gap. Raise max_write_units_per_second / write_concurrency, or \
-                 start again from a fresh export"
+                 the table would then stop with a gap. Raise the write budget (max_write_units_per_second, by \
+                 default 80% of the destination's write capacity) or write_concurrency, or start again from a \
+                 fresh export"
             );
         }
     }

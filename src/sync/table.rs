@@ -192,9 +192,11 @@ impl TableRun {
     /// The run's context: the budgets (the write budget logged once per run), and the apply path.
     async fn context(&self, api: &dyn TableApi) -> Result<RunCtx> {
         let read_budget = budget::resolve(self.cfg.max_read_units_per_second, &self.checked.source);
-        let writes = api
-            .write_budget(self.cfg.max_write_units_per_second, &self.created_schema())
-            .await?;
+        let schema = self.created_schema();
+        let writes = tokio::select! {
+            w = api.write_budget(self.cfg.max_write_units_per_second, &schema) => w?,
+            _ = self.stop.cancelled() => return Err(Error::stopped(format!("reading table {}", self.cfg.destination))),
+        };
         tracing::info!(
             table = %self.cfg.source,
             destination = %self.cfg.destination,

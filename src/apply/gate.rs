@@ -51,6 +51,7 @@ mod tests {
 
     use super::*;
     use crate::apply::Limiter;
+    use crate::apply::concurrency::Pace;
     use crate::apply::test_support::{key_item, write_only};
     use crate::apply::write::write_all;
     use crate::telemetry::TableStats;
@@ -83,17 +84,33 @@ mod tests {
             Arc::new(TableStats::default()),
             CancellationToken::new(),
         );
-        write_all(&*io, vec![WriteOp::Delete(key_item("a"))], &limiter, &stats, &stop)
-            .await
-            .unwrap();
+        let pace = Pace::new(1, stats.clone());
+        write_all(
+            &*io,
+            vec![WriteOp::Delete(key_item("a"))],
+            &limiter,
+            &pace,
+            &stats,
+            &stop,
+        )
+        .await
+        .unwrap();
         assert_eq!(io.io.0.load(Relaxed), 1, "sent while the window is open");
 
         tokio::time::sleep(duration).await;
         let writing = {
             let (io, stats, stop) = (io.clone(), stats.clone(), stop.clone());
             tokio::spawn(async move {
-                let limiter = Limiter::new(0);
-                write_all(&*io, vec![WriteOp::Delete(key_item("b"))], &limiter, &stats, &stop).await
+                let (limiter, pace) = (Limiter::new(0), Pace::new(1, stats.clone()));
+                write_all(
+                    &*io,
+                    vec![WriteOp::Delete(key_item("b"))],
+                    &limiter,
+                    &pace,
+                    &stats,
+                    &stop,
+                )
+                .await
             })
         };
         tokio::time::sleep(Duration::from_secs(120)).await;

@@ -1,8 +1,12 @@
 //! The apply path: changes in, durable writes out, acknowledgements back.
 //!
 //! ```text
-//!  submit(change) ──hash(key) % lanes──▶ lane ─▶ coalesce ─▶ batch ─▶ limit ─▶ write ─▶ ack
+//!  submit(change) ──hash(key) % lanes──▶ lane ─▶ slot ─▶ coalesce ─▶ batch ─▶ limit ─▶ write ─▶ ack
 //! ```
+//!
+//! There are `write_concurrency` lanes; a lane writes only while it holds one of the table's
+//! slots, whose number adapts to the destination ([`concurrency`]). A lane waiting for a slot keeps
+//! gathering changes, so a busy destination gets fuller batches rather than more of them.
 //!
 //! Contract:
 //! - **Ordering**: all changes to one key go to one lane, and a lane writes one batch at a time in
@@ -15,6 +19,7 @@
 pub mod batch;
 pub mod budget;
 pub mod coalesce;
+pub mod concurrency;
 pub mod gate;
 pub mod limit;
 pub mod write;
@@ -32,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::item::{Item, KeyBytes, display_key};
 use crate::telemetry::TableStats;
 use crate::transform::{Shaped, Transform};
+use concurrency::Pace;
 pub use limit::Limiter;
 pub use write::{ApplyIo, DynamoIo, WriteOp};
 
@@ -110,12 +116,14 @@ impl Applier {
         let failure = Arc::new(Mutex::new(None));
         let failed = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let pace = Arc::new(Pace::new(lanes, stats.clone()));
         let senders = (0..lanes.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(LANE_QUEUE);
                 let lane = Lane {
                     io: io.clone(),
                     limiter: limiter.clone(),
+                    pace: pace.clone(),
                     stats: stats.clone(),
                     failure: failure.clone(),
                     failed: failed.clone(),
@@ -217,6 +225,7 @@ impl Applier {
 struct Lane<I> {
     io: Arc<I>,
     limiter: Arc<Limiter>,
+    pace: Arc<Pace>,
     stats: Arc<TableStats>,
     failure: Arc<Mutex<Option<Error>>>,
     failed: CancellationToken,
@@ -240,6 +249,12 @@ impl<I: ApplyIo> Lane<I> {
                     None => return,
                 }
             }
+            // Changes keep queueing in the channel while the lane waits for its turn.
+            let slot = tokio::select! {
+                biased;
+                _ = self.failed.cancelled() => return,
+                s = self.pace.acquire() => s,
+            };
             while pending.len() < MAX_PENDING_KEYS {
                 match rx.try_recv() {
                     Ok(chunk) => take(&mut pending, chunk),
@@ -252,7 +267,9 @@ impl<I: ApplyIo> Lane<I> {
             if self.failed.is_cancelled() {
                 return;
             }
-            match self.write_batch(batch::take(&mut pending)).await {
+            let written = self.write_batch(batch::take(&mut pending)).await;
+            drop(slot);
+            match written {
                 Ok(tickets) => ack_grouped(tickets),
                 Err(e) => {
                     self.failure.lock().unwrap().get_or_insert(e);
@@ -281,7 +298,7 @@ impl<I: ApplyIo> Lane<I> {
         if !fetch.is_empty() {
             ops.extend(self.resolve(fetch).await?);
         }
-        write::write_all(&*self.io, ops, &self.limiter, &self.stats, &self.stop).await?;
+        write::write_all(&*self.io, ops, &self.limiter, &self.pace, &self.stats, &self.stop).await?;
         Ok(tickets)
     }
 

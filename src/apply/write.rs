@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use tokio_util::sync::CancellationToken;
 
+use super::concurrency::{Outcome, Pace};
 use super::limit::Limiter;
 use crate::error::{Error, Kind, Result};
 use crate::item::{self, Item};
@@ -60,10 +61,12 @@ pub trait ApplyIo: Send + Sync + 'static {
 /// Writes `ops` completely, or fails naming the key that cannot be written. Transient errors and
 /// throttles are retried without end (the table shows as retrying meanwhile); only a stop request
 /// during a backoff ends that early, with a [`Kind::Stopped`] error and nothing acknowledged.
+/// Each attempt's round trip and outcome feed `pace` (the caller holds one of its slots).
 pub async fn write_all<I: ApplyIo>(
     io: &I,
     ops: Vec<WriteOp>,
     limiter: &Limiter,
+    pace: &Pace,
     stats: &Arc<TableStats>,
     stop: &CancellationToken,
 ) -> Result<()> {
@@ -77,7 +80,17 @@ pub async fn write_all<I: ApplyIo>(
         let units: u32 = pending.iter().map(WriteOp::units).sum();
         limiter.acquire(units).await;
         stats.write_units.fetch_add(units as u64, Relaxed);
-        let failed = match io.write_batch(pending.clone()).await {
+        let attempt = pace.send();
+        let result = io.write_batch(pending.clone()).await;
+        let outcome = match &result {
+            Ok(left) if left.is_empty() => Some(Outcome::Written(pending.len())),
+            Err(e) if e.is_fatal() || e.kind() == Kind::Stopped => None,
+            _ => Some(Outcome::Overloaded),
+        };
+        if let Some(o) = outcome {
+            pace.done(attempt, o);
+        }
+        let failed = match result {
             Ok(unprocessed) if unprocessed.is_empty() => {
                 stats.items_written.fetch_add(pending.len() as u64, Relaxed);
                 if let Some(r) = &mut retrier {
@@ -93,7 +106,7 @@ pub async fn write_all<I: ApplyIo>(
                 pending = unprocessed;
                 Error::new(Kind::Throttled, format!("{n} requests left unprocessed"))
             }
-            Err(e) if e.is_fatal() => return Err(isolate(io, pending, e, limiter, stats, stop).await),
+            Err(e) if e.is_fatal() => return Err(isolate(io, pending, e, (limiter, pace), stats, stop).await),
             Err(e) => e,
         };
         // Built on the first failure only: the common case never pays for it.
@@ -107,7 +120,7 @@ async fn isolate<I: ApplyIo>(
     io: &I,
     ops: Vec<WriteOp>,
     e: Error,
-    limiter: &Limiter,
+    (limiter, pace): (&Limiter, &Pace),
     stats: &Arc<TableStats>,
     stop: &CancellationToken,
 ) -> Error {
@@ -119,7 +132,7 @@ async fn isolate<I: ApplyIo>(
         ));
     }
     for op in ops {
-        if let Err(err) = Box::pin(write_all(io, vec![op], limiter, stats, stop)).await {
+        if let Err(err) = Box::pin(write_all(io, vec![op], limiter, pace, stats, stop)).await {
             return err;
         }
     }

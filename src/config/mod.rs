@@ -81,7 +81,8 @@ pub struct TableConfig {
     /// OLD_IMAGE streams); 0 = unlimited, `None` = half the table's read capacity
     /// ([`crate::snapshot::budget::resolve`]).
     pub max_read_units_per_second: Option<u32>,
-    /// Batches in flight at once for this table (apply lanes).
+    /// Most batches in flight at once for this table (its apply lanes); how many are used adapts
+    /// to the destination below it ([`crate::apply::concurrency`]).
     pub write_concurrency: u32,
     /// How far before the capture time stream replay starts, to absorb the coarse
     /// ApproximateCreationDateTime (AWS: 1 s, DynamoDB Local: 1 min).
@@ -128,13 +129,17 @@ impl TableConfig {
             scan_segments: None,
             max_write_units_per_second: None,
             max_read_units_per_second: None,
-            write_concurrency: 16,
+            write_concurrency: DEFAULT_WRITE_CONCURRENCY,
             replay_overlap_seconds: 300,
             change_source: ChangeSource::Streams,
             transform: Default::default(),
         }
     }
 }
+
+/// The default most batches in flight per table: enough for a destination 50 ms away to reach an
+/// endpoint's ceiling (benches/latency.rs); the adaptive limit stays lower where more only queues.
+pub const DEFAULT_WRITE_CONCURRENCY: u32 = 64;
 
 const SIDE_KEYS_DOC: &str = "region, profile, role_arn, endpoint_url, [endpoints]";
 

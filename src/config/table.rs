@@ -2,7 +2,10 @@
 //! change source), and names that two entries must not share.
 
 use super::reader::{Errors, Obj};
-use super::{ChangeSource, ExportTarget, MIN_OVERLAP_SECONDS, OVERLAP_WHY, QueueConfig, Snapshot, TableConfig, export};
+use super::{
+    ChangeSource, DEFAULT_WRITE_CONCURRENCY, ExportTarget, MIN_OVERLAP_SECONDS, OVERLAP_WHY, QueueConfig, Snapshot,
+    TableConfig, export,
+};
 
 pub(super) fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&ExportTarget>) -> Option<TableConfig> {
     let source = t.string(errs, "source");
@@ -17,7 +20,10 @@ pub(super) fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&Expor
     }
     let max_wcu = t.uint(errs, "max_write_units_per_second", u32::MAX as u64);
     let max_rcu = t.uint(errs, "max_read_units_per_second", u32::MAX as u64);
-    let lanes = t.uint(errs, "write_concurrency", 1024).unwrap_or(16).max(1);
+    let lanes = t
+        .uint(errs, "write_concurrency", 1024)
+        .unwrap_or(DEFAULT_WRITE_CONCURRENCY as u64)
+        .max(1);
     // Below the 24 h stream retention: an older replay point could start past trimmed records.
     let overlap = t
         .uint_in(

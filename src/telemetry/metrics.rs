@@ -40,6 +40,7 @@ pub fn publish(table: &str, s: &TableStats) {
     counter("ferry_throttles_total", s.throttles.load(Relaxed));
     counter("ferry_coalesced_total", s.coalesced.load(Relaxed));
     counter("ferry_snapshot_items_total", s.snapshot_items.load(Relaxed));
+    metrics::gauge!("ferry_write_concurrency", &[t()]).set(s.write_concurrency.load(Relaxed) as f64);
     metrics::gauge!("ferry_lag_seconds", &[t()]).set(lag_seconds(s, crate::clock::now_ms()));
     let retrying = s.health.retrying();
     metrics::gauge!("ferry_retrying", &[t()]).set(if retrying.is_some() { 1.0 } else { 0.0 });

@@ -21,6 +21,8 @@ pub struct TableStats {
     /// Items written to the destination (after coalescing).
     pub items_written: AtomicU64,
     pub write_units: AtomicU64,
+    /// Batches the apply path may write at once now ([`crate::apply::concurrency`]; gauge).
+    pub write_concurrency: AtomicU64,
     /// Transient failures retried.
     pub retries: AtomicU64,
     /// Throttling errors and UnprocessedItems responses.
@@ -59,6 +61,7 @@ impl Default for TableStats {
             records_applied: AtomicU64::new(0),
             items_written: AtomicU64::new(0),
             write_units: AtomicU64::new(0),
+            write_concurrency: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             throttles: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),

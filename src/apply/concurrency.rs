@@ -1,0 +1,277 @@
+//! How many batches one table writes at once: an adaptive limit between 1 and `write_concurrency`,
+//! found by measuring what the destination actually takes.
+//!
+//! Why adaptive: a fixed count is right for one destination only. Far away (a BatchWriteItem takes
+//! tens of milliseconds) throughput is batches in flight over round trip, so more in flight is
+//! faster. A busy endpoint instead queues the extra batches; since a lane waiting for a slot keeps
+//! gathering changes, fewer slots then mean fuller batches and less work per change.
+//!
+//! Why throughput and not latency: on a shared or CPU-bound endpoint the round trip rises with
+//! every batch added while throughput still grows (on the rig, 50 ms away, the best concurrency
+//! runs at 3.6 times the unloaded round trip), so a latency target either stops too early or is a
+//! guess. Items written per second is what the limit is for, so it is what the limit follows:
+//!
+//! ```text
+//!            ┌──────────────┐ rate ≥ 1.2 × the last   ┌─────────────────────────────┐
+//!   start ──▶│  slow start  │──── window: double ───▶ │ slow start (limit × 2, ≤ max)│
+//!            └──────┬───────┘                         └──────────────┬──────────────┘
+//!                   │ gained less: back to the last limit            │
+//!                   ▼                                                 ▼
+//!            ┌──────────────┐  window at centre + δ, then centre − δ; the centre moves
+//!            │    probing   │  toward the one that wrote ≥ 3 % more; between, it stays
+//!            └──────────────┘
+//! ```
+//!
+//! - A window lasts three round trips in slow start and eight when probing (0.2 s to 2 s), and counts only while the limit binds (most
+//!   writes are sent with nearly every slot taken): a table with little to write gives no evidence
+//!   either way, and its limit stays.
+//! - δ is an eighth of the centre, at least one.
+//! - A throttle (UnprocessedItems, a throttling error) or any transient failure cuts the limit to
+//!   0.7 of itself at once, at most once per round trip (attempts sent before a cut do not cut
+//!   again), and probing resumes from there.
+//!
+//! Slots are a semaphore: a lowered limit takes effect as writes in flight come back.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::telemetry::TableStats;
+
+/// Where the limit starts: the fixed count ferry used before it adapted.
+pub const INITIAL: usize = 16;
+/// Factor applied on a throttle or failure.
+const BACKOFF: f64 = 0.7;
+/// Slow start doubles while a window gains at least this much.
+const SLOW_START_GAIN: f64 = 1.2;
+/// The upper probe must beat the lower by this much for the centre to move up.
+const PROBE_GAIN: f64 = 1.03;
+/// Round trips per window: doubling shows in a few, a 3 % difference needs more.
+const SLOW_START_RTTS: u32 = 3;
+const PROBE_RTTS: u32 = 8;
+const WINDOW_MIN: Duration = Duration::from_millis(200);
+const WINDOW_MAX: Duration = Duration::from_secs(2);
+
+/// The adaptive limit of one table's apply path (shared by its lanes).
+pub struct Pace {
+    slots: Arc<Semaphore>,
+    max: usize,
+    state: Mutex<State>,
+    stats: Arc<TableStats>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Doubling; `last` is the previous window's rate, at half the limit.
+    SlowStart { last: Option<f64> },
+    /// Measuring the centre plus δ.
+    Up,
+    /// Measuring the centre minus δ; `up` is what the upper window wrote per second.
+    Down { up: f64 },
+}
+
+struct State {
+    limit: usize,
+    /// Slots to retire as they come back: the limit was lowered below the slots in use.
+    debt: usize,
+    centre: usize,
+    phase: Phase,
+    window: Window,
+    /// Smoothed round trip of successful writes.
+    rtt: Option<Duration>,
+    /// Attempts sent before this instant do not cut the limit (once per round trip).
+    cut: Instant,
+}
+
+struct Window {
+    start: Instant,
+    items: u64,
+    sends: u64,
+    /// Sends that found (nearly) every slot taken.
+    full: u64,
+}
+
+impl Window {
+    fn new(now: Instant) -> Window {
+        Window {
+            start: now,
+            items: 0,
+            sends: 0,
+            full: 0,
+        }
+    }
+}
+
+/// A slot: one batch may be written while it is held.
+pub struct Slot<'a> {
+    permit: Option<OwnedSemaphorePermit>,
+    pace: &'a Pace,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut s = self.pace.state.lock().unwrap();
+        if s.debt > 0 {
+            s.debt -= 1;
+            self.permit.take().expect("held").forget();
+        }
+    }
+}
+
+/// One attempt at a BatchWriteItem, as the limit sees it.
+#[derive(Clone, Copy)]
+pub struct Attempt {
+    sent: Instant,
+}
+
+/// What an attempt came to.
+pub enum Outcome {
+    /// Every request written: this many items.
+    Written(usize),
+    /// Throttled, partly unprocessed, or failed transiently.
+    Overloaded,
+}
+
+impl Pace {
+    /// A limit between 1 and `max` (at least 1), starting at [`INITIAL`] or `max` if lower.
+    pub fn new(max: usize, stats: Arc<TableStats>) -> Pace {
+        let max = max.max(1);
+        let limit = INITIAL.min(max);
+        stats.write_concurrency.store(limit as u64, Relaxed);
+        let now = Instant::now();
+        Pace {
+            slots: Arc::new(Semaphore::new(limit)),
+            max,
+            state: Mutex::new(State {
+                limit,
+                debt: 0,
+                centre: limit,
+                phase: Phase::SlowStart { last: None },
+                window: Window::new(now),
+                rtt: None,
+                cut: now,
+            }),
+            stats,
+        }
+    }
+
+    /// Waits for a slot (first come, first served).
+    pub async fn acquire(&self) -> Slot<'_> {
+        let permit = self.slots.clone().acquire_owned().await.expect("never closed");
+        Slot {
+            permit: Some(permit),
+            pace: self,
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.state.lock().unwrap().limit
+    }
+
+    /// Marks an attempt as sent now (by a holder of a slot).
+    pub fn send(&self) -> Attempt {
+        let mut s = self.state.lock().unwrap();
+        let in_use = (s.limit + s.debt).saturating_sub(self.slots.available_permits());
+        s.window.sends += 1;
+        // Nearly every slot taken: the limit is what holds the table back.
+        if in_use + s.limit / 8 >= s.limit {
+            s.window.full += 1;
+        }
+        Attempt { sent: Instant::now() }
+    }
+
+    /// Records how an attempt ended, and moves the limit if the rule says so.
+    pub fn done(&self, a: Attempt, outcome: Outcome) {
+        let now = Instant::now();
+        let mut s = self.state.lock().unwrap();
+        match outcome {
+            Outcome::Overloaded if a.sent >= s.cut => {
+                let next = ((s.limit as f64 * BACKOFF) as usize).max(1);
+                s.centre = next;
+                s.phase = Phase::Up;
+                s.cut = now;
+                s.window = Window::new(now);
+                self.resize(&mut s, next);
+            }
+            Outcome::Overloaded => {}
+            Outcome::Written(items) => {
+                let rtt = now - a.sent;
+                s.rtt = Some(s.rtt.map_or(rtt, |r| (r * 7 + rtt) / 8));
+                s.window.items += items as u64;
+                let rtts = match s.phase {
+                    Phase::SlowStart { .. } => SLOW_START_RTTS,
+                    _ => PROBE_RTTS,
+                };
+                let span = (s.rtt.unwrap_or_default() * rtts).clamp(WINDOW_MIN, WINDOW_MAX);
+                let elapsed = now - s.window.start;
+                if elapsed >= span {
+                    let w = std::mem::replace(&mut s.window, Window::new(now));
+                    // Only a limit in use says anything about what more or fewer would do.
+                    if w.full * 2 >= w.sends && w.sends > 0 {
+                        let next = self.step(&mut s, w.items as f64 / elapsed.as_secs_f64());
+                        self.resize(&mut s, next);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next limit after a binding window that wrote `rate` items/s.
+    fn step(&self, s: &mut State, rate: f64) -> usize {
+        let delta = |c: usize| (c / 8).max(1);
+        match s.phase {
+            Phase::SlowStart { last } if s.limit < self.max && last.is_none_or(|l| rate >= l * SLOW_START_GAIN) => {
+                s.phase = Phase::SlowStart { last: Some(rate) };
+                s.centre = (s.limit * 2).min(self.max);
+                s.centre
+            }
+            Phase::SlowStart { last } => {
+                // Doubling stopped paying (or the maximum is reached): probe around the last
+                // limit that did.
+                if last.is_some_and(|l| rate < l * SLOW_START_GAIN) {
+                    s.centre = (s.limit / 2).max(1);
+                }
+                s.phase = Phase::Up;
+                (s.centre + delta(s.centre)).min(self.max)
+            }
+            Phase::Up => {
+                s.phase = Phase::Down { up: rate };
+                s.centre.saturating_sub(delta(s.centre)).max(1)
+            }
+            Phase::Down { up } => {
+                let d = delta(s.centre);
+                if up > rate * PROBE_GAIN {
+                    s.centre = (s.centre + d).min(self.max);
+                } else if rate > up * PROBE_GAIN {
+                    // Fewer in flight wrote more: fuller batches on a busy endpoint.
+                    s.centre = s.centre.saturating_sub(d).max(1);
+                }
+                s.phase = Phase::Up;
+                (s.centre + delta(s.centre)).min(self.max)
+            }
+        }
+    }
+
+    fn resize(&self, s: &mut State, next: usize) {
+        if next > s.limit {
+            let mut add = next - s.limit;
+            let repaid = add.min(s.debt);
+            s.debt -= repaid;
+            add -= repaid;
+            self.slots.add_permits(add);
+        } else {
+            let cut = s.limit - next;
+            let forgotten = self.slots.forget_permits(cut);
+            s.debt += cut - forgotten;
+        }
+        s.limit = next;
+        self.stats.write_concurrency.store(next as u64, Relaxed);
+    }
+}
+
+#[cfg(test)]
+#[path = "concurrency_tests.rs"]
+mod tests;

@@ -1,0 +1,116 @@
+use std::sync::atomic::AtomicUsize;
+
+use super::*;
+
+/// A destination for `workers` writers that always have a batch ready: a write takes `delay`
+/// plus its wait in a queue served at `per_second` batches (none when 0). Returns the limit
+/// after `run` of simulated time and the batches written.
+async fn drive(pace: Arc<Pace>, workers: usize, delay: Duration, per_second: u32, run: Duration) -> (usize, usize) {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let written = Arc::new(AtomicUsize::new(0));
+    let end = Instant::now() + run;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (pace, in_flight, written) = (pace.clone(), in_flight.clone(), written.clone());
+        tasks.spawn(async move {
+            while Instant::now() < end {
+                let _slot = pace.acquire().await;
+                let a = pace.send();
+                let n = in_flight.fetch_add(1, Relaxed) + 1;
+                // A server that does `per_second` batches: n in flight wait n / per_second.
+                let queue = if per_second == 0 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs_f64(n as f64 / per_second as f64)
+                };
+                tokio::time::sleep(delay.max(queue)).await;
+                in_flight.fetch_sub(1, Relaxed);
+                written.fetch_add(1, Relaxed);
+                pace.done(a, Outcome::Written(25));
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    (pace.limit(), written.load(Relaxed))
+}
+
+fn pace(max: usize) -> Arc<Pace> {
+    Arc::new(Pace::new(max, Arc::default()))
+}
+
+/// Far away and unlimited (50 ms a batch, no queue): throughput is batches in flight over the
+/// round trip, so the limit doubles from 16 to the maximum within the first seconds.
+#[tokio::test(start_paused = true)]
+async fn a_distant_destination_gets_every_slot_it_may_have() {
+    let p = pace(64);
+    let (limit, written) = drive(p.clone(), 64, Duration::from_millis(50), 0, Duration::from_secs(20)).await;
+    assert!(limit >= 56, "at the maximum or one probe below it: {limit}");
+    // 64 in flight for 20 s would write 25,600 batches.
+    assert!(written > 25_600 * 9 / 10, "{written}");
+}
+
+/// A busy endpoint (400 batches/s, 5 ms away): two in flight already keep it busy, so doubling
+/// gains nothing and the limit does not climb; the endpoint stays busy.
+#[tokio::test(start_paused = true)]
+async fn a_saturated_endpoint_keeps_the_limit_low_and_busy() {
+    let p = pace(64);
+    let (limit, written) = drive(p.clone(), 64, Duration::from_millis(5), 400, Duration::from_secs(20)).await;
+    assert!(limit <= 18, "more would only queue: {limit}");
+    assert!(written as f64 >= 400.0 * 20.0 * 0.95, "{written} of 8000");
+}
+
+/// The same endpoint behind a 50 ms network: 20 batches in flight fill it. The limit grows past
+/// 16, and stays near what fills it.
+#[tokio::test(start_paused = true)]
+async fn far_and_busy_settles_where_the_endpoint_saturates() {
+    let p = pace(64);
+    let (limit, written) = drive(p.clone(), 64, Duration::from_millis(50), 400, Duration::from_secs(20)).await;
+    assert!((18..=36).contains(&limit), "{limit}");
+    assert!(written as f64 >= 400.0 * 20.0 * 0.9, "{written}");
+}
+
+/// Throttles cut the limit by 30 %, once per round trip however many writes report them.
+#[tokio::test(start_paused = true)]
+async fn throttles_cut_once_per_round_trip() {
+    let p = pace(64);
+    tokio::time::advance(Duration::from_millis(10)).await;
+    let sent: Vec<Attempt> = (0..16).map(|_| p.send()).collect();
+    tokio::time::advance(Duration::from_millis(10)).await;
+    for a in sent {
+        p.done(a, Outcome::Overloaded);
+    }
+    assert_eq!(p.limit(), 11, "16 × 0.7, once for the 16 throttles of one round trip");
+    let a = p.send();
+    tokio::time::advance(Duration::from_millis(10)).await;
+    p.done(a, Outcome::Overloaded);
+    assert_eq!(p.limit(), 7, "a write sent after the cut counts again");
+    for _ in 0..10 {
+        let a = p.send();
+        p.done(a, Outcome::Overloaded);
+    }
+    assert_eq!(p.limit(), 1, "never below one");
+}
+
+/// A table with little to write (one batch in flight of 16 slots) does not grow its limit.
+#[tokio::test(start_paused = true)]
+async fn an_idle_table_does_not_grow() {
+    let p = pace(64);
+    let (limit, _) = drive(p.clone(), 1, Duration::from_millis(50), 0, Duration::from_secs(10)).await;
+    assert_eq!(limit, 16);
+}
+
+/// A lowered limit retires slots as they come back: no more than the new limit are in use after.
+#[tokio::test(start_paused = true)]
+async fn a_lowered_limit_takes_effect_as_writes_return() {
+    let p = pace(16);
+    let held: Vec<Slot> = futures::future::join_all((0..16).map(|_| p.acquire())).await;
+    tokio::time::advance(Duration::from_millis(10)).await;
+    let a = p.send();
+    p.done(a, Outcome::Overloaded);
+    assert_eq!(p.limit(), 11);
+    drop(held);
+    let again: Vec<Slot> = futures::future::join_all((0..11).map(|_| p.acquire())).await;
+    let twelfth = tokio::time::timeout(Duration::from_secs(1), p.acquire()).await;
+    assert!(twelfth.is_err(), "only 11 slots remain");
+    drop(again);
+}

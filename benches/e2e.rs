@@ -127,6 +127,19 @@ async fn run(args: &Args) -> Result<(), String> {
         rig.src().endpoint
     ));
     let date = now_utc();
+    if let Ok(only) = std::env::var("FERRY_BENCH_ONLY") {
+        // A quick look at one mix (no ceiling, lag or report): `FERRY_BENCH_ONLY=uniform`.
+        let mix = if only == "uniform" { Mix::Uniform } else { Mix::Hot };
+        mix_phase(
+            &rig,
+            &ferry_bin,
+            mix,
+            if only == "uniform" { "uniform" } else { "hot-key" },
+            args.n,
+        )
+        .await?;
+        return Ok(());
+    }
     let ceiling = ceiling(&rig.dst, args.n).await?;
     let mut mixes = Vec::new();
     for (mix, name) in [(Mix::Uniform, "uniform"), (Mix::Hot, "hot-key")] {
@@ -317,6 +330,13 @@ async fn ferry_phase(
     let start = Instant::now();
     let mut child = ferry.spawn_sync(&["--metrics", &addr, "--no-progress"]);
     let waited = bench::wait_applied(&mut child, &addr, TABLE, n, start, Duration::from_secs(60)).await;
+    let body = bench::http_get(&addr, "/metrics").await.unwrap_or_default();
+    let m = |name| bench::metric(&body, name, TABLE).unwrap_or(f64::NAN);
+    say(format!(
+        "{name}: ferry ended at {} batches in flight, {:.1} items per BatchWriteItem",
+        m("ferry_write_concurrency"),
+        m("ferry_items_written_total") / m("ferry_write_calls_total")
+    ));
     let pid = child.id();
     let (peak_rss_kb, cpu_secs) = (bench::peak_rss_kb(pid), bench::cpu_seconds(pid));
     stop(child).await;

@@ -22,14 +22,9 @@ pub fn take(pending: &mut Pending) -> Vec<Entry> {
     let mut bytes = 0usize;
     while out.len() < MAX_REQUESTS {
         let first = out.is_empty();
-        let mut size = 0;
-        let next = pending.pop_if(|op| {
-            size = op_bytes(op);
-            first || bytes + size <= MAX_BYTES
-        });
-        match next {
+        match pending.pop_if(|size| first || bytes + size <= MAX_BYTES) {
             Some(e) => {
-                bytes += size;
+                bytes += e.bytes;
                 out.push(e);
             }
             None => break,

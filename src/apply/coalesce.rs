@@ -16,6 +16,8 @@ use crate::item::KeyBytes;
 pub struct Entry {
     pub key: KeyBytes,
     pub op: Op,
+    /// The op's size as DynamoDB counts it ([`super::batch::op_bytes`]), worked out once.
+    pub bytes: usize,
     pub tickets: Vec<Ticket>,
     /// The share of the table's buffer budget the op's bytes hold; a superseded op's share is
     /// returned at once.
@@ -41,9 +43,16 @@ impl Pending {
     }
 
     pub fn push(&mut self, c: Change, permit: Option<OwnedSemaphorePermit>) {
+        let bytes = super::batch::op_bytes(&c.op);
+        self.push_sized(c, permit, bytes)
+    }
+
+    /// [`Self::push`] of a change whose size the caller has worked out already.
+    pub fn push_sized(&mut self, c: Change, permit: Option<OwnedSemaphorePermit>, bytes: usize) {
         match self.entries.get_mut(&c.key) {
             Some(e) => {
                 e.op = c.op;
+                e.bytes = bytes;
                 e.permit = permit;
                 e.tickets.push(c.ticket);
                 self.coalesced += 1;
@@ -53,6 +62,7 @@ impl Pending {
                 let entry = Entry {
                     key: c.key.clone(),
                     op: c.op,
+                    bytes,
                     tickets: vec![c.ticket],
                     permit,
                 };
@@ -61,10 +71,10 @@ impl Pending {
         }
     }
 
-    /// The oldest waiting key's entry, if its size still fits; `fits` sees the op.
-    pub fn pop_if(&mut self, fits: impl FnOnce(&Op) -> bool) -> Option<Entry> {
+    /// The oldest waiting key's entry, if its size still fits; `fits` sees its size in bytes.
+    pub fn pop_if(&mut self, fits: impl FnOnce(usize) -> bool) -> Option<Entry> {
         let key = self.order.front()?;
-        if !fits(&self.entries[key].op) {
+        if !fits(self.entries[key].bytes) {
             return None;
         }
         let key = self.order.pop_front().expect("front exists");

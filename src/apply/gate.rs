@@ -87,9 +87,8 @@ mod tests {
         let pace = Pace::new(1, stats.clone());
         write_all(
             &*io,
-            vec![WriteOp::Delete(key_item("a"))],
-            &limiter,
-            &pace,
+            (vec![WriteOp::Delete(key_item("a"))], None),
+            (&limiter, &pace),
             &stats,
             &stop,
         )
@@ -104,9 +103,8 @@ mod tests {
                 let (limiter, pace) = (Limiter::new(0), Pace::new(1, stats.clone()));
                 write_all(
                     &*io,
-                    vec![WriteOp::Delete(key_item("b"))],
-                    &limiter,
-                    &pace,
+                    (vec![WriteOp::Delete(key_item("b"))], None),
+                    (&limiter, &pace),
                     &stats,
                     &stop,
                 )

@@ -79,9 +79,15 @@ const LANE_QUEUE: usize = 256;
 /// the item sizes, and still leaves thousands of 1 KB changes in flight for the lanes.
 const BUFFER_KIB: u32 = 16 * 1024;
 
-/// Changes for one lane from one submission, with their sizes in KiB and the share of the buffer
-/// budget they hold together (split per change as the lane takes them in).
-type Chunk = (Vec<(Change, u32)>, OwnedSemaphorePermit);
+/// Changes for one lane from one submission, with their sizes in bytes and the share of the
+/// buffer budget they hold together (split per change as the lane takes them in).
+type Chunk = (Vec<(Change, usize)>, OwnedSemaphorePermit);
+
+/// A change's share of the buffer budget: its started KiB, capped so one acquisition can always
+/// be granted.
+fn kib_of(bytes: usize) -> u32 {
+    (bytes / 1024 + 1).min(BUFFER_KIB as usize / 4) as u32
+}
 
 /// A running apply path for one table.
 pub struct Applier {
@@ -153,11 +159,12 @@ impl Applier {
     /// as the applier has failed, even while waiting.
     pub async fn submit_all(&self, changes: Vec<Change>) -> Result<()> {
         let lanes = self.lanes.len() as u64;
-        let mut by_lane: Vec<Vec<(Change, u32)>> = (0..lanes).map(|_| Vec::new()).collect();
+        let mut by_lane: Vec<Vec<(Change, usize)>> = (0..lanes).map(|_| Vec::new()).collect();
         let mut kib_by_lane = vec![0u32; lanes as usize];
         let mut total = 0u32;
         for c in changes {
-            let kib = (batch::op_bytes(&c.op) / 1024 + 1).min(BUFFER_KIB as usize / 4) as u32;
+            let bytes = batch::op_bytes(&c.op);
+            let kib = kib_of(bytes);
             if total + kib > BUFFER_KIB / 4 {
                 // Keep one acquisition well under the budget, so it can always be granted.
                 self.send(std::mem::take(&mut by_lane), std::mem::take(&mut kib_by_lane), total)
@@ -169,12 +176,12 @@ impl Applier {
             let lane = (c.key.lane_hash() % lanes) as usize;
             kib_by_lane[lane] += kib;
             total += kib;
-            by_lane[lane].push((c, kib));
+            by_lane[lane].push((c, bytes));
         }
         self.send(by_lane, kib_by_lane, total).await
     }
 
-    async fn send(&self, by_lane: Vec<Vec<(Change, u32)>>, kib_by_lane: Vec<u32>, total: u32) -> Result<()> {
+    async fn send(&self, by_lane: Vec<Vec<(Change, usize)>>, kib_by_lane: Vec<u32>, total: u32) -> Result<()> {
         if total == 0 {
             return Ok(());
         }
@@ -237,9 +244,9 @@ impl<I: ApplyIo> Lane<I> {
     async fn run(self, mut rx: mpsc::Receiver<Chunk>) {
         let mut pending = coalesce::Pending::default();
         let take = |pending: &mut coalesce::Pending, (chunk, mut permit): Chunk| {
-            for (c, kib) in chunk {
-                let share = permit.split(kib as usize);
-                pending.push(c, share);
+            for (c, bytes) in chunk {
+                let share = permit.split(kib_of(bytes) as usize);
+                pending.push_sized(c, share, bytes);
             }
         };
         loop {
@@ -287,18 +294,26 @@ impl<I: ApplyIo> Lane<I> {
         let mut fetch = Vec::new();
         // Released when this batch is done with (written or failed).
         let mut _permits = Vec::with_capacity(entries.len());
+        // Unchanged by a transform, an op costs what its size, worked out on submit, says.
+        let mut units = 0u32;
         for e in entries {
             tickets.extend(e.tickets);
             _permits.extend(e.permit);
+            units += match &e.op {
+                Op::Put(_) | Op::Load(_) => crate::item::write_units(e.bytes),
+                Op::Delete(_) | Op::Fetch(_) => 1,
+            };
             match e.op {
                 Op::Fetch(k) => fetch.push(k),
                 op => self.shape(&e.key, op, &mut ops)?,
             }
         }
+        let units = (fetch.is_empty() && self.transform.is_identity()).then_some(units);
         if !fetch.is_empty() {
             ops.extend(self.resolve(fetch).await?);
         }
-        write::write_all(&*self.io, ops, &self.limiter, &self.pace, &self.stats, &self.stop).await?;
+        let (limits, stop) = ((&*self.limiter, &*self.pace), &self.stop);
+        write::write_all(&*self.io, (ops, units), limits, &self.stats, stop).await?;
         Ok(tickets)
     }
 
@@ -360,6 +375,8 @@ fn ack_grouped(tickets: Vec<Ticket>) {
 #[cfg(test)]
 pub mod test_support;
 
+#[cfg(test)]
+mod pace_tests;
 #[cfg(test)]
 mod shape_tests;
 #[cfg(test)]

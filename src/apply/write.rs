@@ -61,12 +61,12 @@ pub trait ApplyIo: Send + Sync + 'static {
 /// Writes `ops` completely, or fails naming the key that cannot be written. Transient errors and
 /// throttles are retried without end (the table shows as retrying meanwhile); only a stop request
 /// during a backoff ends that early, with a [`Kind::Stopped`] error and nothing acknowledged.
-/// Each attempt's round trip and outcome feed `pace` (the caller holds one of its slots).
+/// Each attempt's round trip and outcome feed `pace` (the caller holds one of its slots). `units`
+/// is what the ops cost, when the caller knows it already.
 pub async fn write_all<I: ApplyIo>(
     io: &I,
-    ops: Vec<WriteOp>,
-    limiter: &Limiter,
-    pace: &Pace,
+    (ops, mut units): (Vec<WriteOp>, Option<u32>),
+    (limiter, pace): (&Limiter, &Pace),
     stats: &Arc<TableStats>,
     stop: &CancellationToken,
 ) -> Result<()> {
@@ -77,7 +77,7 @@ pub async fn write_all<I: ApplyIo>(
     let mut pending = ops;
     let mut retrier: Option<Retrier> = None;
     loop {
-        let units: u32 = pending.iter().map(WriteOp::units).sum();
+        let units = units.take().unwrap_or_else(|| pending.iter().map(WriteOp::units).sum());
         limiter.acquire(units).await;
         stats.write_units.fetch_add(units as u64, Relaxed);
         let attempt = pace.send();
@@ -89,6 +89,9 @@ pub async fn write_all<I: ApplyIo>(
         };
         if let Some(o) = outcome {
             pace.done(attempt, o);
+        }
+        if result.is_ok() {
+            stats.write_calls.fetch_add(1, Relaxed);
         }
         let failed = match result {
             Ok(unprocessed) if unprocessed.is_empty() => {
@@ -132,7 +135,7 @@ async fn isolate<I: ApplyIo>(
         ));
     }
     for op in ops {
-        if let Err(err) = Box::pin(write_all(io, vec![op], limiter, pace, stats, stop)).await {
+        if let Err(err) = Box::pin(write_all(io, (vec![op], None), (limiter, pace), stats, stop)).await {
             return err;
         }
     }

@@ -36,6 +36,7 @@ pub fn publish(table: &str, s: &TableStats) {
     counter("ferry_records_read_total", s.records_read.load(Relaxed));
     counter("ferry_items_written_total", s.items_written.load(Relaxed));
     counter("ferry_write_units_total", s.write_units.load(Relaxed));
+    counter("ferry_write_calls_total", s.write_calls.load(Relaxed));
     counter("ferry_retries_total", s.retries.load(Relaxed));
     counter("ferry_throttles_total", s.throttles.load(Relaxed));
     counter("ferry_coalesced_total", s.coalesced.load(Relaxed));

@@ -21,6 +21,8 @@ pub struct TableStats {
     /// Items written to the destination (after coalescing).
     pub items_written: AtomicU64,
     pub write_units: AtomicU64,
+    /// BatchWriteItem calls the destination answered (items written over calls: how full batches are).
+    pub write_calls: AtomicU64,
     /// Batches the apply path may write at once now ([`crate::apply::concurrency`]; gauge).
     pub write_concurrency: AtomicU64,
     /// Transient failures retried.
@@ -61,6 +63,7 @@ impl Default for TableStats {
             records_applied: AtomicU64::new(0),
             items_written: AtomicU64::new(0),
             write_units: AtomicU64::new(0),
+            write_calls: AtomicU64::new(0),
             write_concurrency: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             throttles: AtomicU64::new(0),

@@ -9,7 +9,8 @@
 //! Why throughput and not latency: on a shared or CPU-bound endpoint the round trip rises with
 //! every batch added while throughput still grows (on the rig, 50 ms away, the best concurrency
 //! runs at 3.6 times the unloaded round trip), so a latency target either stops too early or is a
-//! guess. Items written per second is what the limit is for, so it is what the limit follows:
+//! guess. Records applied per second is what the limit is for, so it is what the limit follows
+//! (records, not items: on hot keys fewer slots coalesce more records into each write):
 //!
 //! ```text
 //!            ┌──────────────┐ rate ≥ 1.2 × the last   ┌─────────────────────────────┐
@@ -88,7 +89,7 @@ struct State {
 
 struct Window {
     start: Instant,
-    items: u64,
+    records: u64,
     sends: u64,
     /// Sends that found (nearly) every slot taken.
     full: u64,
@@ -98,7 +99,7 @@ impl Window {
     fn new(now: Instant) -> Window {
         Window {
             start: now,
-            items: 0,
+            records: 0,
             sends: 0,
             full: 0,
         }
@@ -129,7 +130,7 @@ pub struct Attempt {
 
 /// What an attempt came to.
 pub enum Outcome {
-    /// Every request written: this many items.
+    /// Every request written; the batch stood for this many records (coalesced ones included).
     Written(usize),
     /// Throttled, partly unprocessed, or failed transiently.
     Overloaded,
@@ -197,10 +198,10 @@ impl Pace {
                 self.resize(&mut s, next);
             }
             Outcome::Overloaded => {}
-            Outcome::Written(items) => {
+            Outcome::Written(records) => {
                 let rtt = now - a.sent;
                 s.rtt = Some(s.rtt.map_or(rtt, |r| (r * 7 + rtt) / 8));
-                s.window.items += items as u64;
+                s.window.records += records as u64;
                 let rtts = match s.phase {
                     Phase::SlowStart { .. } => SLOW_START_RTTS,
                     _ => PROBE_RTTS,
@@ -211,7 +212,7 @@ impl Pace {
                     let w = std::mem::replace(&mut s.window, Window::new(now));
                     // Only a limit in use says anything about what more or fewer would do.
                     if w.full * 2 >= w.sends && w.sends > 0 {
-                        let next = self.step(&mut s, w.items as f64 / elapsed.as_secs_f64());
+                        let next = self.step(&mut s, w.records as f64 / elapsed.as_secs_f64());
                         self.resize(&mut s, next);
                     }
                 }
@@ -219,7 +220,7 @@ impl Pace {
         }
     }
 
-    /// The next limit after a binding window that wrote `rate` items/s.
+    /// The next limit after a binding window that applied `rate` records/s.
     fn step(&self, s: &mut State, rate: f64) -> usize {
         let delta = |c: usize| (c / 8).max(1);
         match s.phase {

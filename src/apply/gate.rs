@@ -53,7 +53,7 @@ mod tests {
     use crate::apply::Limiter;
     use crate::apply::concurrency::Pace;
     use crate::apply::test_support::{key_item, write_only};
-    use crate::apply::write::write_all;
+    use crate::apply::write::{Batch, write_all};
     use crate::telemetry::TableStats;
 
     /// Counts the batches that reach the destination.
@@ -87,7 +87,7 @@ mod tests {
         let pace = Pace::new(1, stats.clone());
         write_all(
             &*io,
-            (vec![WriteOp::Delete(key_item("a"))], None),
+            Batch::of(vec![WriteOp::Delete(key_item("a"))]),
             (&limiter, &pace),
             &stats,
             &stop,
@@ -103,7 +103,7 @@ mod tests {
                 let (limiter, pace) = (Limiter::new(0), Pace::new(1, stats.clone()));
                 write_all(
                     &*io,
-                    (vec![WriteOp::Delete(key_item("b"))], None),
+                    Batch::of(vec![WriteOp::Delete(key_item("b"))]),
                     (&limiter, &pace),
                     &stats,
                     &stop,

@@ -312,8 +312,13 @@ impl<I: ApplyIo> Lane<I> {
         if !fetch.is_empty() {
             ops.extend(self.resolve(fetch).await?);
         }
+        let batch = write::Batch {
+            ops,
+            units,
+            records: tickets.len(),
+        };
         let (limits, stop) = ((&*self.limiter, &*self.pace), &self.stop);
-        write::write_all(&*self.io, (ops, units), limits, &self.stats, stop).await?;
+        write::write_all(&*self.io, batch, limits, &self.stats, stop).await?;
         Ok(tickets)
     }
 

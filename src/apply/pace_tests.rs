@@ -76,7 +76,7 @@ async fn batches_in_flight_follow_what_the_destination_takes() {
     io.peak.store(0, Relaxed);
     tokio::time::sleep(Duration::from_secs(30)).await;
     let (peak, now) = (io.peak.load(Relaxed), limit());
-    assert!(peak <= 11 && peak >= 1, "while throttled: {peak} at once, limit {now}");
+    assert!((1..=11).contains(&peak), "while throttled: {peak} at once, limit {now}");
 
     io.throttling.store(false, Relaxed);
     feeding.store(false, Relaxed);

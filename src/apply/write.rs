@@ -43,6 +43,27 @@ impl WriteOp {
     }
 }
 
+/// A batch's writes, with what the write path needs to know about them.
+pub struct Batch {
+    pub ops: Vec<WriteOp>,
+    /// What the ops cost in write units, when the caller knows it already.
+    pub units: Option<u32>,
+    /// Records the batch stands for (coalesced ones included), for the adaptive limit.
+    pub records: usize,
+}
+
+impl Batch {
+    /// Ops standing for one record each, their cost to be worked out.
+    pub fn of(ops: Vec<WriteOp>) -> Batch {
+        let records = ops.len();
+        Batch {
+            ops,
+            units: None,
+            records,
+        }
+    }
+}
+
 /// The I/O the apply path needs. Implemented over DynamoDB, and by scripted fakes in tests.
 pub trait ApplyIo: Send + Sync + 'static {
     /// Sends one BatchWriteItem (≤ 25 requests, distinct keys) and returns the requests the
@@ -61,11 +82,14 @@ pub trait ApplyIo: Send + Sync + 'static {
 /// Writes `ops` completely, or fails naming the key that cannot be written. Transient errors and
 /// throttles are retried without end (the table shows as retrying meanwhile); only a stop request
 /// during a backoff ends that early, with a [`Kind::Stopped`] error and nothing acknowledged.
-/// Each attempt's round trip and outcome feed `pace` (the caller holds one of its slots). `units`
-/// is what the ops cost, when the caller knows it already.
+/// Each attempt's round trip and outcome feed `pace` (the caller holds one of its slots).
 pub async fn write_all<I: ApplyIo>(
     io: &I,
-    (ops, mut units): (Vec<WriteOp>, Option<u32>),
+    Batch {
+        ops,
+        mut units,
+        records,
+    }: Batch,
     (limiter, pace): (&Limiter, &Pace),
     stats: &Arc<TableStats>,
     stop: &CancellationToken,
@@ -83,7 +107,7 @@ pub async fn write_all<I: ApplyIo>(
         let attempt = pace.send();
         let result = io.write_batch(pending.clone()).await;
         let outcome = match &result {
-            Ok(left) if left.is_empty() => Some(Outcome::Written(pending.len())),
+            Ok(left) if left.is_empty() => Some(Outcome::Written(records)),
             Err(e) if e.is_fatal() || e.kind() == Kind::Stopped => None,
             _ => Some(Outcome::Overloaded),
         };
@@ -135,7 +159,7 @@ async fn isolate<I: ApplyIo>(
         ));
     }
     for op in ops {
-        if let Err(err) = Box::pin(write_all(io, (vec![op], None), (limiter, pace), stats, stop)).await {
+        if let Err(err) = Box::pin(write_all(io, Batch::of(vec![op]), (limiter, pace), stats, stop)).await {
             return err;
         }
     }

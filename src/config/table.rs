@@ -20,10 +20,7 @@ pub(super) fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&Expor
     }
     let max_wcu = t.uint(errs, "max_write_units_per_second", u32::MAX as u64);
     let max_rcu = t.uint(errs, "max_read_units_per_second", u32::MAX as u64);
-    let lanes = t
-        .uint(errs, "write_concurrency", 1024)
-        .unwrap_or(DEFAULT_WRITE_CONCURRENCY as u64)
-        .max(1);
+    let lanes = t.uint(errs, "write_concurrency", 1024).map(|n| n as u32);
     // Below the 24 h stream retention: an older replay point could start past trimmed records.
     let overlap = t
         .uint_in(
@@ -63,7 +60,7 @@ pub(super) fn table(mut t: Obj, errs: &mut Errors, default_export: Option<&Expor
         scan_segments: scan_segments.map(|n| n as u32),
         max_write_units_per_second: max_wcu.map(|n| n as u32),
         max_read_units_per_second: max_rcu.map(|n| n as u32),
-        write_concurrency: lanes as u32,
+        write_concurrency: lanes.unwrap_or(DEFAULT_WRITE_CONCURRENCY).max(1),
         replay_overlap_seconds: overlap,
         change_source,
         transform,

@@ -25,7 +25,8 @@
 //!
 //! - A window lasts three round trips in slow start and eight when probing (0.2 s to 2 s), and counts only while the limit binds (most
 //!   writes are sent with nearly every slot taken): a table with little to write gives no evidence
-//!   either way, and its limit stays.
+//!   either way, and its limit stays. A window that spans a pause (over twice its length) is
+//!   dropped, as it would measure the pause.
 //! - δ is an eighth of the centre, at least one.
 //! - A throttle (UnprocessedItems, a throttling error) or any transient failure cuts the limit to
 //!   0.7 of itself at once, at most once per round trip (attempts sent before a cut do not cut
@@ -210,8 +211,10 @@ impl Pace {
                 let elapsed = now - s.window.start;
                 if elapsed >= span {
                     let w = std::mem::replace(&mut s.window, Window::new(now));
-                    // Only a limit in use says anything about what more or fewer would do.
-                    if w.full * 2 >= w.sends && w.sends > 0 {
+                    // Only a limit in use says anything about what more or fewer would do; and a
+                    // window that spans a pause (nothing to write for a while) measures the pause.
+                    let paused = elapsed > span * 2;
+                    if w.full * 2 >= w.sends && w.sends > 0 && !paused {
                         let next = self.step(&mut s, w.records as f64 / elapsed.as_secs_f64());
                         self.resize(&mut s, next);
                     }

@@ -114,3 +114,26 @@ async fn a_lowered_limit_takes_effect_as_writes_return() {
     assert!(twelfth.is_err(), "only 11 slots remain");
     drop(again);
 }
+
+/// A window that spans a pause (the table had nothing to write for a minute) says nothing about
+/// the limit: a burst after it does not read as a slow window, and slow start goes on from there.
+#[tokio::test(start_paused = true)]
+async fn a_pause_is_not_read_as_a_slow_window() {
+    let p = pace(64);
+    let held: Vec<Slot> = futures::future::join_all((0..16).map(|_| p.acquire())).await;
+    let first = p.send();
+    tokio::time::advance(Duration::from_millis(50)).await;
+    p.done(first, Outcome::Written(25));
+    // A minute with nothing to write, then one full round of writes: the window is discarded.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let burst: Vec<Attempt> = (0..16).map(|_| p.send()).collect();
+    tokio::time::advance(Duration::from_millis(50)).await;
+    for a in burst {
+        p.done(a, Outcome::Written(25));
+    }
+    assert_eq!(p.limit(), 16, "no step from a window that spans the pause");
+    drop(held);
+    // Busy again: slow start still doubles as the destination rewards it.
+    let (limit, _) = drive(p.clone(), 64, Duration::from_millis(50), 0, Duration::from_secs(5)).await;
+    assert!(limit > 16, "{limit}");
+}

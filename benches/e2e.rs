@@ -127,22 +127,17 @@ async fn run(args: &Args) -> Result<(), String> {
         rig.src().endpoint
     ));
     let date = now_utc();
+    let mixes_run = [(Mix::Uniform, "uniform"), (Mix::Hot, "hot-key")];
     if let Ok(only) = std::env::var("FERRY_BENCH_ONLY") {
-        // A quick look at one mix (no ceiling, lag or report): `FERRY_BENCH_ONLY=uniform`.
-        let mix = if only == "uniform" { Mix::Uniform } else { Mix::Hot };
-        mix_phase(
-            &rig,
-            &ferry_bin,
-            mix,
-            if only == "uniform" { "uniform" } else { "hot-key" },
-            args.n,
-        )
-        .await?;
+        // A quick look at one mix (no ceiling, lag or report): `FERRY_BENCH_ONLY=uniform` or `hot`.
+        for (mix, name) in mixes_run.into_iter().filter(|(_, n)| n.starts_with(only.as_str())) {
+            mix_phase(&rig, &ferry_bin, mix, name, args.n).await?;
+        }
         return Ok(());
     }
     let ceiling = ceiling(&rig.dst, args.n).await?;
     let mut mixes = Vec::new();
-    for (mix, name) in [(Mix::Uniform, "uniform"), (Mix::Hot, "hot-key")] {
+    for (mix, name) in mixes_run {
         mixes.push(mix_phase(&rig, &ferry_bin, mix, name, args.n).await?);
     }
     let lag = lag_phase(&rig, &ferry_bin, args).await?;

@@ -42,12 +42,14 @@ impl Pending {
         self.order.is_empty()
     }
 
+    /// Tests' form of [`Self::push_sized`]: the apply path works sizes out on submit.
+    #[cfg(test)]
     pub fn push(&mut self, c: Change, permit: Option<OwnedSemaphorePermit>) {
         let bytes = super::batch::op_bytes(&c.op);
         self.push_sized(c, permit, bytes)
     }
 
-    /// [`Self::push`] of a change whose size the caller has worked out already.
+    /// Adds a change whose size ([`super::batch::op_bytes`]) the caller has worked out already.
     pub fn push_sized(&mut self, c: Change, permit: Option<OwnedSemaphorePermit>, bytes: usize) {
         match self.entries.get_mut(&c.key) {
             Some(e) => {

@@ -87,9 +87,14 @@ async fn migrate(table: &str, loader: &str, workers: usize) {
         .unwrap();
     let diff = wait_equal(&src, table, &dst, table, Duration::from_secs(60), || ferry.logs()).await;
     assert!(diff.source_items >= 300, "{diff}");
-    let logs = ferry.logs();
-    assert!(logs.contains("export started"), "{logs}");
-    assert_eq!(logs.contains("ImportTable started"), loader == "import", "{logs}");
+    let logs = ferry.all_logs();
+    assert!(logs.contains("export started"), "{}", ferry.logs());
+    assert_eq!(
+        logs.contains("ImportTable started"),
+        loader == "import",
+        "{}",
+        ferry.logs()
+    );
     if loader == "import" {
         // ImportTable built the table like its source, GSI included.
         let d = dst
@@ -105,7 +110,8 @@ async fn migrate(table: &str, loader: &str, workers: usize) {
         assert_eq!(
             logs.contains(&format!("holding export file 0 of table {table}")),
             workers > 1,
-            "{logs}"
+            "{}",
+            ferry.logs()
         );
         // A file's row is written once all its items are durable, so the status may trail the
         // data the comparison above already saw: wait on it.

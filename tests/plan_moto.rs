@@ -363,7 +363,7 @@ async fn discover_edit_plan_sync_and_converge_after_a_crash() {
     sync_until_streaming(&f, 2, &["Orders", "Users"]).await;
     assert_matches_plan(&dst, &plan).await;
     assert!(
-        f.logs().contains("updated the mapping to fn-orders-v2: batch_size"),
+        f.all_logs().contains("updated the mapping to fn-orders-v2: batch_size"),
         "{}",
         f.logs()
     );

@@ -92,8 +92,8 @@ async fn a_queue_with_a_redrive_policy_is_refused_before_anything_is_written() {
     let rig = setup("refuse", false).await;
     let mut child = rig.ferry.spawn_sync(&[]);
     let status = exited(&rig, &mut child).await;
-    let logs = rig.ferry.logs();
-    assert!(!status.success(), "{logs}");
+    let logs = rig.ferry.all_logs();
+    assert!(!status.success(), "{}", rig.ferry.logs());
     for want in [
         format!(
             "queue {} has a redrive policy (dead-letter queue arn:aws:sqs:",
@@ -102,7 +102,7 @@ async fn a_queue_with_a_redrive_policy_is_refused_before_anything_is_written() {
         "maxReceiveCount 5".to_string(),
         "queue_allow_dead_letter = true".to_string(),
     ] {
-        assert!(logs.contains(&want), "missing {want:?} in\n{logs}");
+        assert!(logs.contains(&want), "missing {want:?} in\n{}", rig.ferry.logs());
     }
     // Refused at the start-up checks: no destination table was created, not even for "Other".
     let tables = rig
@@ -195,7 +195,11 @@ async fn with_the_opt_in_a_dead_letter_stops_its_table_loudly_and_shows_in_statu
     terminate(&child);
     let status = exited(&rig, &mut child).await;
     assert!(!status.success(), "a stopped table fails the run: {}", rig.ferry.logs());
-    assert!(rig.ferry.logs().contains("dead-letter queue"), "{}", rig.ferry.logs());
+    assert!(
+        rig.ferry.all_logs().contains("dead-letter queue"),
+        "{}",
+        rig.ferry.logs()
+    );
 }
 
 fn http_get(addr: &str, path: &str) -> String {

@@ -358,7 +358,7 @@ async fn an_export_loaded_by_ferry_goes_through_the_same_transform() {
     };
     let kept = wait_transformed_equal(&pair).await;
     assert!(kept > 100, "{kept}");
-    assert!(ferry.logs().contains("export started"));
+    assert!(ferry.all_logs().contains("export started"), "{}", ferry.logs());
     terminate(&child);
     assert!(child.wait().unwrap().success(), "{}", ferry.logs());
     verify_damage_and_repair(&pair, kept).await;

@@ -161,7 +161,16 @@ impl FerryDir {
         self.status().as_array()?.iter().find(|t| t["table"] == table).cloned()
     }
 
-    /// Every sync log so far, for failure messages.
+    /// Every sync log so far, whole: what a test looks for a line in (a retry storm under load
+    /// can push any line out of [`Self::logs`]' tails).
+    pub fn all_logs(&self) -> String {
+        (1..=self.runs.get())
+            .map(|n| self.log(n))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The tail of every sync log so far, for failure messages.
     pub fn logs(&self) -> String {
         (1..=self.runs.get())
             .map(|n| {

@@ -13,6 +13,7 @@ pub mod cutover;
 pub mod discover;
 pub mod error;
 pub mod item;
+pub mod page;
 pub mod plan;
 pub mod retry;
 pub mod snapshot;

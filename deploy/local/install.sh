@@ -9,11 +9,13 @@
 #   $CACHE/tools-venv/  python venv with cfn-lint==1.58.0 (checks deploy/aws templates)
 #   libfaketime         system library (Debian package faketime): tests/long_run_live.rs runs
 #                       `ferry sync` 25 h ahead with it
+#   chromium, promtool  Debian packages chromium and prometheus: the status page's browser test
+#                       and the alert rules' promtool tests
 #
 # CACHE=${FERRY_RIG_CACHE:-$HOME/.cache/ferry-rig}. Silent when everything is already installed;
 # progress goes to stderr; exits non-zero with a message on failure.
 # FERRY_RIG_APT=1 (as root, with apt-get): install openjdk-17-jdk-headless when java/javac 17+ is missing,
-# and faketime when libfaketime is missing.
+# and faketime, chromium and prometheus (promtool) when missing.
 # FERRY_RIG_PYTHON: python used to create the venv (default python3).
 set -euo pipefail
 
@@ -35,7 +37,7 @@ die() { echo "ferry-rig: ERROR: $*" >&2; exit 1; }
 what="${1:-all}"
 case "$what" in
   all|ddb|moto|tools|faketime) ;;
-  -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "usage: $0 [all|ddb|moto|tools|faketime]" ;;
 esac
 
@@ -88,22 +90,29 @@ faketime_lib() { # prints the path of libfaketime.so.1, or fails
   return 1
 }
 
-ensure_faketime() {
-  faketime_lib >/dev/null && return 0
+# ensure_package CHECK PACKAGE WHY: when the function CHECK fails, installs the Debian PACKAGE
+# (FERRY_RIG_APT=1, as root), or says how to.
+ensure_package() {
+  local check="$1" pkg="$2" why="$3"
+  "$check" >/dev/null 2>&1 && return 0
   if [[ "${FERRY_RIG_APT:-}" == 1 && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    say "libfaketime missing: installing faketime with apt-get (FERRY_RIG_APT=1)"
+    say "$pkg missing: installing it with apt-get (FERRY_RIG_APT=1)"
     local log="$CACHE/apt.log"
-    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y faketime; } >"$log" 2>&1; then
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg"; } >"$log" 2>&1; then
       tail -n 20 "$log" >&2
-      die "apt-get install faketime failed (log: $log)"
+      die "apt-get install $pkg failed (log: $log)"
     fi
-    faketime_lib >/dev/null && return 0
-    die "libfaketime still not found after installing faketime"
+    hash -r
+    "$check" >/dev/null 2>&1 && return 0
+    die "$pkg still not usable after installing it"
   fi
-  die "libfaketime is required by tests/long_run_live.rs.
-  Install it with:   apt-get install -y faketime
+  die "$pkg is required by $why.
+  Install it with:   apt-get install -y $pkg
   (or rerun as root with FERRY_RIG_APT=1 to let this script do it)"
 }
+
+has_chromium() { command -v "${FERRY_CHROMIUM:-chromium}"; }
+has_promtool() { command -v promtool; }
 
 install_ddb_local() {
   local dest="$CACHE/ddb-local" stamp="$CACHE/ddb-local/.ferry-version"
@@ -193,5 +202,9 @@ if [[ "$what" == all || "$what" == tools ]]; then
   install_py_tool tools-venv cfn-lint "$CFN_LINT_VERSION" cfn-lint
 fi
 if [[ "$what" == all || "$what" == faketime ]]; then
-  ensure_faketime
+  ensure_package faketime_lib faketime "tests/long_run_live.rs (it runs ferry sync 25 h ahead with libfaketime)"
+fi
+if [[ "$what" == all || "$what" == tools ]]; then
+  ensure_package has_chromium chromium "tests/observe_live.rs (the status page in headless Chromium)"
+  ensure_package has_promtool prometheus "tests/deploy_observability.rs (promtool checks the alert rules)"
 fi

@@ -264,11 +264,15 @@ fn write_capture(row: &mut TableRow, c: &Capture, phase: Phase, segments: Option
     }
 }
 
+/// Told the row after each persisted change (the metrics show the phase from it).
+pub type Watcher = Box<dyn Fn(&TableRow) + Send + Sync>;
+
 /// A table's state and the store it is persisted in: every change of state goes through here.
 pub struct Lifecycle {
     store: Arc<dyn StateStore>,
     row: TableRow,
     state: TableState,
+    watcher: Option<Watcher>,
 }
 
 impl Lifecycle {
@@ -288,6 +292,7 @@ impl Lifecycle {
             store,
             row,
             state: stored.clone(),
+            watcher: None,
         };
         let start = stored.resume_point();
         if stored.halted() {
@@ -301,6 +306,12 @@ impl Lifecycle {
 
     pub fn state(&self) -> &TableState {
         &self.state
+    }
+
+    /// Calls `watcher` with the row now and after every change persisted from here on.
+    pub fn watch(&mut self, watcher: Watcher) {
+        watcher(&self.row);
+        self.watcher = Some(watcher);
     }
 
     /// The stored row (counters carried over from the last run).
@@ -321,6 +332,9 @@ impl Lifecycle {
         to.write(&mut self.row);
         self.store.put_table(&self.row).await?;
         self.state = to;
+        if let Some(w) = &self.watcher {
+            w(&self.row);
+        }
         Ok(())
     }
 

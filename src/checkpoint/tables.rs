@@ -39,19 +39,20 @@ impl Phase {
         }
     }
 
+    /// Every phase, in lifecycle order.
+    pub const ALL: [Phase; 7] = [
+        Phase::Queued,
+        Phase::Creating,
+        Phase::Snapshot,
+        Phase::Settings,
+        Phase::Streaming,
+        Phase::Switching,
+        Phase::Failed,
+    ];
+
     /// A stored tag this ferry does not know is an error: guessing would resume the table wrongly.
     pub fn parse(s: &str) -> Option<Phase> {
-        [
-            Phase::Queued,
-            Phase::Creating,
-            Phase::Snapshot,
-            Phase::Settings,
-            Phase::Streaming,
-            Phase::Switching,
-            Phase::Failed,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
+        Phase::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 

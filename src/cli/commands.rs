@@ -36,7 +36,7 @@ pub async fn run(cli: Cli, signals: Signals) -> Result<ExitCode> {
 async fn sync(args: SyncArgs, signals: Signals) -> Result<ExitCode> {
     let (config, plan) = load_with_plan(&args.config, args.plan)?;
     if let Some(addr) = args.metrics {
-        crate::telemetry::metrics::serve(addr)?;
+        crate::page::serve(addr, &config).await?;
     }
     let stop = signals()?;
     let opts = crate::sync::SyncOptions {

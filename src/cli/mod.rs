@@ -5,7 +5,7 @@ mod args;
 mod checkpoint;
 mod commands;
 
-pub use args::{CheckpointCommand, Cli, Command, CutoverArgs, SyncArgs, VerifyArgs};
+pub use args::{CheckpointCommand, Cli, Command, CutoverArgs, LogFormat, SyncArgs, VerifyArgs};
 pub use commands::{Signals, run};
 
 use std::process::ExitCode;

@@ -132,6 +132,10 @@ impl TableRun {
         }
         let segments = self.snapshot_segments(segments);
         tracing::info!(table = %name, segments, "snapshot: parallel scan");
+        // DescribeTable's count is refreshed about every six hours: an estimate, for the ETA.
+        if let Some(n) = self.checked.source.item_count {
+            self.stats.snapshot_expected.store(n, Relaxed);
+        }
         Bulk::Scan(ScanTask {
             source: Arc::new(SdkScan {
                 client: self.src.dynamodb.clone(),

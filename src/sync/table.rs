@@ -124,6 +124,8 @@ impl TableRun {
             .newest_applied_ms
             .store(row.newest_applied_ms.unwrap_or(0), Relaxed);
         self.stats.resumed.store(true, Relaxed);
+        let stats = self.stats.clone();
+        life.watch(Box::new(move |row| stats.show_row(row.phase, row.replay_from_ms)));
         let result = self.drive(seams, &mut life).await;
         match &result {
             Ok(RunEnd::Switched) => {}

@@ -1,32 +1,30 @@
-//! Prometheus metrics (`ferry sync --metrics 127.0.0.1:9464` serves `/metrics`).
+//! Prometheus metrics (`ferry sync --metrics 127.0.0.1:9464` serves `/metrics`, see [`crate::page`]).
 //!
 //! The pipeline counts in plain atomics ([`super::TableStats`]); once a second they are published
 //! here, so the hot path never touches the metrics registry.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusBuilder;
 use metrics_util::MetricKindMask;
 
 use super::TableStats;
-use crate::error::{Error, Result};
+use crate::checkpoint::Phase;
 
 /// A gauge not set for this long leaves `/metrics` (live gauges are set every second): how a
 /// finished stream shard's series goes away, as the recorder cannot unregister one.
 pub const IDLE_GAUGES: Duration = Duration::from_secs(60);
 
-/// The exporter as `serve` configures it, gauges dropped after `idle`.
+/// The exporter as [`crate::page::serve`] configures it, gauges dropped after `idle`.
 pub fn builder(idle: Duration) -> PrometheusBuilder {
     PrometheusBuilder::new().idle_timeout(MetricKindMask::GAUGE, Some(idle))
 }
 
-pub fn serve(addr: SocketAddr) -> Result<()> {
-    builder(IDLE_GAUGES)
-        .with_http_listener(addr)
-        .install()
-        .map_err(|e| Error::fatal(format!("cannot serve metrics on {addr}: {e}")))
+/// Set once a second with the tables' series: `ferry_info` is how a dashboard lists the daemons,
+/// and its absence tells a stopped one.
+fn publish_info() {
+    metrics::gauge!("ferry_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
 pub fn publish(table: &str, s: &TableStats) {
@@ -55,6 +53,37 @@ pub fn publish(table: &str, s: &TableStats) {
     let dead = s.dead_letter_depth.load(Relaxed);
     if dead >= 0 {
         metrics::gauge!("ferry_dead_letter_depth", &[t()]).set(dead as f64);
+    }
+    publish_phase(table, s);
+    publish_info();
+}
+
+/// `ferry_table_phase` (1 for the phase the table is in, 0 for the others) and, while the bulk
+/// load runs, its progress and how old the replay point it must still read from is.
+fn publish_phase(table: &str, s: &TableStats) {
+    let phase = *s.phase.lock().expect("phase lock");
+    let Some(phase) = phase else { return };
+    for p in Phase::ALL {
+        let labels = [("table", table.to_string()), ("phase", p.as_str().to_string())];
+        metrics::gauge!("ferry_table_phase", &labels).set(if p == phase { 1.0 } else { 0.0 });
+    }
+    let mut eta = s.snapshot_eta.lock().expect("eta lock");
+    if phase != Phase::Snapshot {
+        eta.clear();
+        return;
+    }
+    let t = || ("table", table.to_string());
+    eta.sample(Instant::now(), s.snapshot_items.load(Relaxed));
+    if let Ok(expected) = u64::try_from(s.snapshot_expected.load(Relaxed)) {
+        metrics::gauge!("ferry_snapshot_items_expected", &[t()]).set(expected as f64);
+        if let Some(left) = eta.seconds_left(expected) {
+            metrics::gauge!("ferry_snapshot_eta_seconds", &[t()]).set(left);
+        }
+    }
+    let from = s.replay_from_ms.load(Relaxed);
+    if from > 0 {
+        let age = (crate::clock::now_ms() - from).max(0) as f64 / 1000.0;
+        metrics::gauge!("ferry_replay_start_age_seconds", &[t()]).set(age);
     }
 }
 

@@ -1,13 +1,20 @@
 //! What ferry reports about itself: counters shared by the pipeline stages, Prometheus metrics and
 //! progress output.
 
+pub mod eta;
 pub mod health;
 pub mod metrics;
 pub mod progress;
 
+use std::sync::Mutex;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 
+pub use eta::Eta;
+
 pub use health::Health;
+
+use crate::checkpoint::Phase;
 
 /// Live counters for one table, written by the pipeline and read by the state flusher, the
 /// metrics exporter and the progress display. Monotonic except where noted.
@@ -54,6 +61,15 @@ pub struct TableStats {
     /// SQS change source with `queue_allow_dead_letter`: messages in the dead-letter queue
     /// (gauge; -1 = none watched or not yet known).
     pub dead_letter_depth: AtomicI64,
+    /// The table's lifecycle phase, as last persisted (`None` before its run starts).
+    pub phase: Mutex<Option<Phase>>,
+    /// The oldest stream record (ms) the table still needs: its capture's replay point (0 = none yet).
+    pub replay_from_ms: AtomicI64,
+    /// Items the bulk load expects: the export's count, or the source's approximate ItemCount
+    /// (-1 = not known).
+    pub snapshot_expected: AtomicI64,
+    /// The bulk load's recent rate, for its ETA.
+    pub snapshot_eta: Mutex<Eta>,
 }
 
 impl Default for TableStats {
@@ -78,7 +94,19 @@ impl Default for TableStats {
             queue_in_flight: AtomicI64::new(-1),
             health: Health::default(),
             dead_letter_depth: AtomicI64::new(-1),
+            phase: Mutex::new(None),
+            replay_from_ms: AtomicI64::new(0),
+            snapshot_expected: AtomicI64::new(-1),
+            snapshot_eta: Mutex::new(Eta::default()),
         }
+    }
+}
+
+impl TableStats {
+    /// What the metrics show of the table's persisted row: its phase and replay point.
+    pub fn show_row(&self, phase: Phase, replay_from_ms: Option<i64>) {
+        *self.phase.lock().expect("phase lock") = Some(phase);
+        self.replay_from_ms.store(replay_from_ms.unwrap_or(0), Relaxed);
     }
 }
 

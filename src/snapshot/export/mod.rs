@@ -145,6 +145,12 @@ impl ExportSnapshot {
             ..er
         };
         self.ctx.store.put_export(&name, &er).await?;
+        if let Some(n) = er.items_total {
+            self.ctx
+                .stats
+                .snapshot_expected
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+        }
         let capture = Capture {
             replay_from_ms: export_ms - self.conf().overlap_seconds as i64 * 1000,
             ..capture

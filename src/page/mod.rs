@@ -48,6 +48,7 @@ pub async fn serve(addr: SocketAddr, config: &Config) -> Result<()> {
         let handle = site.metrics.clone();
         async move {
             loop {
+                crate::telemetry::metrics::publish_info();
                 tokio::time::sleep(UPKEEP).await;
                 handle.run_upkeep();
             }

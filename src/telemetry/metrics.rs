@@ -21,9 +21,8 @@ pub fn builder(idle: Duration) -> PrometheusBuilder {
     PrometheusBuilder::new().idle_timeout(MetricKindMask::GAUGE, Some(idle))
 }
 
-/// Set once a second with the tables' series: `ferry_info` is how a dashboard lists the daemons,
-/// and its absence tells a stopped one.
-fn publish_info() {
+/// Set while the daemon serves metrics, tables or not: how a dashboard lists the daemons.
+pub fn publish_info() {
     metrics::gauge!("ferry_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
@@ -54,26 +53,28 @@ pub fn publish(table: &str, s: &TableStats) {
     if dead >= 0 {
         metrics::gauge!("ferry_dead_letter_depth", &[t()]).set(dead as f64);
     }
-    publish_phase(table, s);
-    publish_info();
+    publish_phase(table, s, Instant::now());
 }
 
 /// `ferry_table_phase` (1 for the phase the table is in, 0 for the others) and, while the bulk
-/// load runs, its progress and how old the replay point it must still read from is.
-fn publish_phase(table: &str, s: &TableStats) {
+/// load runs, its progress and how old the replay point it must still read from is (0 after).
+fn publish_phase(table: &str, s: &TableStats, now: Instant) {
     let phase = *s.phase.lock().expect("phase lock");
     let Some(phase) = phase else { return };
     for p in Phase::ALL {
         let labels = [("table", table.to_string()), ("phase", p.as_str().to_string())];
         metrics::gauge!("ferry_table_phase", &labels).set(if p == phase { 1.0 } else { 0.0 });
     }
+    let t = || ("table", table.to_string());
     let mut eta = s.snapshot_eta.lock().expect("eta lock");
     if phase != Phase::Snapshot {
+        // 0, not absent: a load that just ended must not leave its last ETA behind for a minute.
         eta.clear();
+        metrics::gauge!("ferry_snapshot_eta_seconds", &[t()]).set(0.0);
+        metrics::gauge!("ferry_replay_start_age_seconds", &[t()]).set(0.0);
         return;
     }
-    let t = || ("table", table.to_string());
-    eta.sample(Instant::now(), s.snapshot_items.load(Relaxed));
+    eta.sample(now, s.snapshot_items.load(Relaxed));
     if let Ok(expected) = u64::try_from(s.snapshot_expected.load(Relaxed)) {
         metrics::gauge!("ferry_snapshot_items_expected", &[t()]).set(expected as f64);
         if let Some(left) = eta.seconds_left(expected) {
@@ -98,4 +99,64 @@ pub fn lag_seconds(s: &TableStats, now_ms: i64) -> f64 {
     )
     .unwrap_or(0) as f64
         / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn rendered(f: impl FnOnce()) -> String {
+        let recorder = builder(IDLE_GAUGES).build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, f);
+        handle.render()
+    }
+
+    #[test]
+    fn a_bulk_load_shows_its_phase_eta_and_how_old_its_replay_point_is() {
+        let s = TableStats::default();
+        s.show_row(Phase::Snapshot, Some(crate::clock::now_ms() - 3_600_000));
+        s.snapshot_expected.store(10_000, Relaxed);
+        let t0 = Instant::now();
+        let text = rendered(|| {
+            publish_phase("T", &s, t0);
+            s.snapshot_items.store(1_000, Relaxed);
+            publish_phase("T", &s, t0 + Duration::from_secs(10));
+        });
+        assert!(
+            text.contains("ferry_table_phase{table=\"T\",phase=\"snapshot\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferry_table_phase{table=\"T\",phase=\"streaming\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferry_snapshot_items_expected{table=\"T\"} 10000"),
+            "{text}"
+        );
+        // 100 items/s, 9,000 to go.
+        assert!(text.contains("ferry_snapshot_eta_seconds{table=\"T\"} 90"), "{text}");
+        let age = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ferry_replay_start_age_seconds{table=\"T\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("replay age");
+        assert!((3_599.0..3_700.0).contains(&age), "{age}");
+    }
+
+    #[test]
+    fn a_streaming_table_shows_a_zero_load_eta_and_a_table_not_started_no_phase() {
+        let s = TableStats::default();
+        assert!(!rendered(|| publish_phase("T", &s, Instant::now())).contains("ferry_table_phase"));
+        s.show_row(Phase::Streaming, Some(1));
+        s.snapshot_expected.store(10, Relaxed);
+        let text = rendered(|| publish_phase("T", &s, Instant::now()));
+        assert!(text.contains("phase=\"streaming\"} 1"), "{text}");
+        assert!(text.contains("ferry_snapshot_eta_seconds{table=\"T\"} 0"), "{text}");
+        assert!(text.contains("ferry_replay_start_age_seconds{table=\"T\"} 0"), "{text}");
+    }
 }

@@ -81,8 +81,12 @@ async fn run() -> Result<(), String> {
         async move { wl.run(stop, None).await }
     });
     say("workload started: puts, updates, conditional writes and deletes on hot and cold keys");
-    let mut child = ferry.spawn_sync(&["--no-progress"]);
-    say(format!("ferry sync started (logs in {})", work.display()));
+    let addr = format!("127.0.0.1:{}", ferry_rig::bench::free_port());
+    let mut child = ferry.spawn_sync(&["--no-progress", "--metrics", &addr]);
+    say(format!(
+        "ferry sync started (logs in {}); status page at http://{addr}/",
+        work.display()
+    ));
 
     let started = Instant::now();
     let mut streaming_since: Option<Instant> = None;

@@ -3,7 +3,7 @@
 //!   level (FERRY_LOG=trace) shows the secret access key or an item's attribute value;
 //! - the status page at `/` on the metrics address, loaded in headless Chromium: the tables and
 //!   numbers it shows are those of `ferry status --json`, it refreshes itself, it loads nothing
-//!   from elsewhere, and a screenshot is kept as a test artifact.
+//!   from elsewhere, it shows the report of a cutover, and a screenshot is kept as a test artifact.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -277,6 +277,25 @@ async fn the_status_page_shows_in_chromium_what_ferry_status_says_during_a_live_
     assert!(
         metrics.contains("ferry_table_phase{table=\"Orders\",phase=\"streaming\"} 1"),
         "{metrics}"
+    );
+
+    // A cutover (the daemon keeps running): the page shows its report.
+    let cut = rig
+        .ferry
+        .run(&["cutover", "-c", "ferry.toml", "--quiet-for", "1s", "--timeout", "2m"]);
+    assert!(
+        cut.status.success(),
+        "cutover: {}",
+        String::from_utf8_lossy(&cut.stderr)
+    );
+    let dom = browse(profile.path(), &url, &["--dump-dom"]);
+    assert!(
+        dom.contains("data-field=\"outcome\">complete<"),
+        "no complete cutover report shown:\n{dom}"
+    );
+    assert!(
+        dom.contains("data-field=\"verdict\">equal<"),
+        "the report's verify verdict is not shown:\n{dom}"
     );
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");

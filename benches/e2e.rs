@@ -21,12 +21,14 @@ use ferry_rig::process::{FerryDir, Running, terminate};
 use ferry_rig::{Account, DynamoLocal};
 use serde_json::json;
 
+#[path = "e2e/cpu.rs"]
+mod cpu;
 #[path = "e2e/lag.rs"]
 mod lag;
 #[path = "e2e/report.rs"]
 mod report;
 use lag::{Lag, lag_phase};
-use report::{draw, json_report, print_table};
+use report::{ddb_version, draw, json_report, now_utc, print_table};
 
 const CEILING_WRITERS: [usize; 4] = [8, 16, 32, 64];
 /// Items of the unmeasured warm-up load (the JVM's JIT) before the ceiling runs.
@@ -75,6 +77,8 @@ struct FerryResult {
     first_secs: f64,
     peak_rss_kb: u64,
     cpu_secs: f64,
+    /// CPU of ferry and of both servers while ferry applied the changes.
+    cpu: cpu::Split,
     compare: String,
 }
 
@@ -191,28 +195,6 @@ fn ferry_bin() -> Result<PathBuf, String> {
     }
 }
 
-/// `java -jar DynamoDBLocal.jar -version` from the rig's cache.
-fn ddb_version() -> String {
-    let cache = std::env::var("FERRY_RIG_CACHE")
-        .unwrap_or_else(|_| format!("{}/.cache/ferry-rig", std::env::var("HOME").unwrap_or_default()));
-    std::process::Command::new("java")
-        .args(["-jar", "DynamoDBLocal.jar", "-version"])
-        .current_dir(Path::new(&cache).join("ddb-local"))
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|v| !v.is_empty() && v.len() < 20)
-        .unwrap_or_else(|| "(version unknown)".into())
-}
-
-fn now_utc() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Phases
 
@@ -239,7 +221,7 @@ async fn mix_phase(rig: &Rig, ferry_bin: &Path, mix: Mix, name: &'static str, n:
     let changes = bench::changes(mix, n, 42);
     let keys = bench::keys_touched(&changes);
     let lanes = bench::plan_batches(&changes, STREAM_WRITERS);
-    let ceiling = mix_ceiling(&rig.dst, &changes, name).await?;
+    let (ceiling, ceiling_cpu) = mix_ceiling(&rig.dst, &changes, name).await?;
     drop(changes);
     let took = bench::write_lanes(&src, TABLE, lanes).await?;
     let source_write_rate = n as f64 / took.as_secs_f64();
@@ -261,6 +243,11 @@ async fn mix_phase(rig: &Rig, ferry_bin: &Path, mix: Mix, name: &'static str, n:
         ferry.peak_rss_kb / 1024,
         ferry.cpu_secs
     ));
+    say(format!(
+        "{name}: CPU of the ceiling's best run: {}",
+        ceiling_cpu.describe(n)
+    ));
+    say(format!("{name}: CPU while ferry applied: {}", ferry.cpu.describe(n)));
     bench::drop_table(&src).await;
     Ok(MixResult {
         name,
@@ -277,20 +264,24 @@ async fn mix_phase(rig: &Rig, ferry_bin: &Path, mix: Mix, name: &'static str, n:
 /// no stream to read), into a fresh table without a stream; the best of `MIX_CEILING_WRITERS`.
 /// Unlike the fresh-puts ceiling, it pays for this mix's deletes and overwrites, as ferry must; it
 /// cannot coalesce, as ferry may.
-async fn mix_ceiling(dst: &DynamoLocal, changes: &[bench::Change], name: &str) -> Result<f64, String> {
-    let mut best = 0f64;
+async fn mix_ceiling(dst: &DynamoLocal, changes: &[bench::Change], name: &str) -> Result<(f64, cpu::Split), String> {
+    let mut best = (0f64, None);
     for w in MIX_CEILING_WRITERS {
         let c = dst.client(&Account::fresh("mixceil"));
         bench::create_plain_table(&c, None).await?;
+        let meter = cpu::Meter::start(&[("destination JVM", dst.pid), ("writer", Some(std::process::id()))]);
         let took = bench::write_lanes(&c, TABLE, bench::plan_batches(changes, w)).await?;
+        let split = meter.stop(&[]);
         bench::drop_table(&c).await;
         let rate = changes.len() as f64 / took.as_secs_f64();
         say(format!(
             "{name}: ceiling for this mix, {w} concurrent BatchWriteItem writers: {rate:.0} changes/s"
         ));
-        best = best.max(rate);
+        if rate > best.0 {
+            best = (rate, Some(split));
+        }
     }
-    Ok(best)
+    Ok((best.0, best.1.ok_or("no ceiling run")?))
 }
 
 async fn naive(rig: &Rig, sa: &Account, n: usize) -> Result<(usize, f64), String> {
@@ -323,6 +314,7 @@ async fn ferry_phase(
     let ferry = ferry_dir(ferry_bin, work.path(), rig, sa, &da);
     let addr = format!("127.0.0.1:{}", bench::free_port());
     let start = Instant::now();
+    let meter = cpu::Meter::start(&[("source JVM", rig.src().pid), ("destination JVM", rig.dst.pid)]);
     let mut child = ferry.spawn_sync(&["--metrics", &addr, "--no-progress"]);
     let waited = bench::wait_applied(&mut child, &addr, TABLE, n, start, Duration::from_secs(60)).await;
     let body = bench::http_get(&addr, "/metrics").await.unwrap_or_default();
@@ -334,6 +326,7 @@ async fn ferry_phase(
     ));
     let pid = child.id();
     let (peak_rss_kb, cpu_secs) = (bench::peak_rss_kb(pid), bench::cpu_seconds(pid));
+    let split = meter.stop(&[("ferry", cpu_secs.unwrap_or(f64::NAN))]);
     stop(child).await;
     let took = waited.map_err(|e| format!("{name}: {e}\n{}", ferry.logs()))?;
     let (diff, how) = verify(&rig.src().client(sa), &rig.dst.client(&da), keys).await?;
@@ -351,6 +344,7 @@ async fn ferry_phase(
         first_secs: took.first.as_secs_f64(),
         peak_rss_kb: peak_rss_kb.ok_or("no VmHWM in /proc")?,
         cpu_secs: cpu_secs.ok_or("no CPU times in /proc")?,
+        cpu: split,
         compare: format!("{how}: equal ({diff})"),
     })
 }

@@ -63,6 +63,7 @@ async fn run() -> Result<(), String> {
     let far = DynamoLocal {
         endpoint: proxy.endpoint.clone(),
         admin: dst.admin.clone(),
+        pid: dst.pid,
     };
     say(format!(
         "destination {} behind a {delay_ms} ms proxy at {}",

@@ -258,3 +258,25 @@ fn lag_panel(area: &Area, lag: &[(u64, f64, f64)]) -> DrawResult {
         .draw()?;
     Ok(())
 }
+
+/// `java -jar DynamoDBLocal.jar -version` from the rig's cache.
+pub(super) fn ddb_version() -> String {
+    let cache = std::env::var("FERRY_RIG_CACHE")
+        .unwrap_or_else(|_| format!("{}/.cache/ferry-rig", std::env::var("HOME").unwrap_or_default()));
+    std::process::Command::new("java")
+        .args(["-jar", "DynamoDBLocal.jar", "-version"])
+        .current_dir(Path::new(&cache).join("ddb-local"))
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|v| !v.is_empty() && v.len() < 20)
+        .unwrap_or_else(|| "(version unknown)".into())
+}
+
+pub(super) fn now_utc() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}

@@ -40,6 +40,8 @@ pub struct DynamoLocal {
     pub endpoint: String,
     /// The launcher's admin endpoint (`/rollover`).
     pub admin: String,
+    /// The server's JVM, when this process started it (benches read its CPU time).
+    pub pid: Option<u32>,
 }
 
 /// Region used on the rig; with the access key id it selects the database.
@@ -98,7 +100,11 @@ impl DynamoLocal {
     pub fn shared() -> &'static DynamoLocal {
         DDB.get_or_init(
             || match (std::env::var("FERRY_DDB_ENDPOINT"), std::env::var("FERRY_DDB_ADMIN")) {
-                (Ok(endpoint), Ok(admin)) => DynamoLocal { endpoint, admin },
+                (Ok(endpoint), Ok(admin)) => DynamoLocal {
+                    endpoint,
+                    admin,
+                    pid: None,
+                },
                 _ => Self::start().unwrap_or_else(|e| panic!("cannot start DynamoDB Local: {e}")),
             },
         )
@@ -112,6 +118,7 @@ impl DynamoLocal {
         Ok(DynamoLocal {
             endpoint: var("FERRY_DDB_ENDPOINT")?,
             admin: var("FERRY_DDB_ADMIN")?,
+            pid: out.get("FERRY_DDB_PID").and_then(|p| p.parse().ok()),
         })
     }
 

@@ -20,6 +20,7 @@ pub fn ferry_dir(bin: &Path, dir: &Path, src_region: &str, dst_region: &str) -> 
     let as_ddb = DynamoLocal {
         endpoint: moto.endpoint.clone(),
         admin: String::new(),
+        pid: None,
     };
     let f = FerryDir::between(
         bin,

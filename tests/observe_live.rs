@@ -151,6 +151,11 @@ async fn json_logs_parse_and_no_line_at_any_level_shows_a_secret_or_an_attribute
     assert_clean(&verify_log, "verify log");
 }
 
+/// What the page reads: `/status.json`, parsed.
+async fn page_data(addr: &str) -> Option<Value> {
+    serde_json::from_str(&http_get(addr, "/status.json").await.ok()?).ok()
+}
+
 /// Debian's Chromium (installed by `deploy/local/install.sh` with FERRY_RIG_APT=1).
 fn chromium() -> PathBuf {
     let path = std::env::var_os("FERRY_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
@@ -221,6 +226,13 @@ async fn the_status_page_shows_in_chromium_what_ferry_status_says_during_a_live_
     let url = format!("http://{addr}/");
 
     // While writes go on: the page loads, shows the table streaming, and refreshes itself.
+    wait_for(
+        Duration::from_secs(30),
+        "status.json streaming",
+        String::new,
+        || async { (page_data(&addr).await?["tables"][0]["phase"] == "streaming").then_some(()) },
+    )
+    .await;
     let dom = browse(profile.path(), &url, &["--dump-dom"]);
     assert_eq!(shown(&dom, "Orders", "phase").as_deref(), Some("streaming"), "{dom}");
     let loads: u32 = dom
@@ -238,6 +250,14 @@ async fn the_status_page_shows_in_chromium_what_ferry_status_says_during_a_live_
     stop.cancel();
     writes.await.unwrap().expect("workload");
     wait_caught_up(&rig.ferry, "Orders", Duration::from_secs(120)).await;
+    // The page's data is read at most every 2 s: wait until it too has seen the table caught up.
+    wait_for(
+        Duration::from_secs(30),
+        "status.json caught up",
+        String::new,
+        || async { (page_data(&addr).await?["tables"][0]["caught_up"] == true).then_some(()) },
+    )
+    .await;
     let status = rig.ferry.table_status("Orders").expect("status");
     let dom = browse(profile.path(), &url, &["--dump-dom"]);
     let field = |f: &str| shown(&dom, "Orders", f).unwrap_or_else(|| panic!("the page shows no {f}:\n{dom}"));
@@ -288,6 +308,13 @@ async fn the_status_page_shows_in_chromium_what_ferry_status_says_during_a_live_
         "cutover: {}",
         String::from_utf8_lossy(&cut.stderr)
     );
+    wait_for(
+        Duration::from_secs(30),
+        "status.json to read the report",
+        String::new,
+        || async { page_data(&addr).await?["last_report"].is_object().then_some(()) },
+    )
+    .await;
     let dom = browse(profile.path(), &url, &["--dump-dom"]);
     assert!(
         dom.contains("data-field=\"outcome\">complete<"),

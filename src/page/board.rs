@@ -21,6 +21,8 @@ const POINTS: usize = 360;
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// A page that refreshes every two seconds reads the store at most this often.
 const FRESH: Duration = Duration::from_secs(2);
+/// How long one read of the store may take before the page shows the problem.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 pub struct Board {
     state: StateConfig,
@@ -72,9 +74,18 @@ impl Board {
     }
 
     async fn read(&self, view: &mut View) {
-        let (tables, workers, problem) = match self.statuses().await {
-            Ok((t, w)) => (t, w, None),
-            Err(e) => (Vec::new(), Vec::new(), Some(e.to_string())),
+        // The store's own calls retry through outages: the page says so instead of hanging.
+        let (tables, workers, problem) = match tokio::time::timeout(ANSWER_WITHIN, self.statuses()).await {
+            Ok(Ok((t, w))) => (t, w, None),
+            Ok(Err(e)) => (Vec::new(), Vec::new(), Some(e.to_string())),
+            Err(_) => (
+                Vec::new(),
+                Vec::new(),
+                Some(format!(
+                    "the state store did not answer within {} s",
+                    ANSWER_WITHIN.as_secs()
+                )),
+            ),
         };
         let now = now_ms();
         for t in tables.iter() {
@@ -136,5 +147,69 @@ pub async fn sample_every(board: Arc<Board>, every: Duration) {
         tick.tick().await;
         let mut view = board.view.lock().await;
         board.read(&mut view).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::checkpoint::{Store, TableRow};
+
+    fn config(dir: &Path) -> Config {
+        let text = format!(
+            "[source]\nregion = \"us-east-1\"\n[destination]\nregion = \"us-east-1\"\n[state]\npath = \"{}\"\n\
+             [[table]]\nsource = \"Orders\"\n",
+            dir.join("ferry.db").display()
+        );
+        Config::parse(&dir.join("ferry.toml"), &text).unwrap()
+    }
+
+    fn page(json: &str) -> serde_json::Value {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_page_says_why_it_is_empty_then_shows_the_store_and_the_newest_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let board = Board::new(&config(dir.path()));
+        let before = page(&board.json().await);
+        assert!(before["problem"].as_str().unwrap().contains("no "), "{before}");
+        assert_eq!(before["tables"], serde_json::json!([]));
+
+        let store = Store::open(&dir.path().join("ferry.db")).unwrap();
+        store.put_table(&TableRow::new("Orders", "OrdersCopy")).unwrap();
+        // Read again only once the last read is FRESH old.
+        assert_eq!(page(&board.json().await)["tables"], serde_json::json!([]));
+        board.view.lock().await.read_at = None;
+        let now = page(&board.json().await);
+        assert_eq!(now["problem"], serde_json::Value::Null);
+        assert_eq!(now["tables"][0]["table"], "Orders");
+        assert_eq!(now["tables"][0]["destination"], "OrdersCopy");
+        assert_eq!(now["lag_history"]["Orders"].as_array().unwrap().len(), 1);
+        assert_eq!(now["last_report"], serde_json::Value::Null);
+
+        // A second read within SAMPLE_EVERY adds no point.
+        board.view.lock().await.read_at = None;
+        assert_eq!(
+            page(&board.json().await)["lag_history"]["Orders"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+
+        std::fs::write(dir.path().join("rollback-report.json"), r#"{"outcome":"rolled back"}"#).unwrap();
+        std::fs::write(dir.path().join("cutover-report.json"), r#"{"outcome":"complete"}"#).unwrap();
+        // The cutover came first: its report is the older one.
+        let earlier = std::time::SystemTime::now() - Duration::from_secs(60);
+        let cutover = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("cutover-report.json"))
+            .unwrap();
+        cutover.set_modified(earlier).unwrap();
+        board.view.lock().await.read_at = None;
+        assert_eq!(page(&board.json().await)["last_report"]["outcome"], "rolled back");
     }
 }

@@ -6,21 +6,25 @@ use std::time::{Duration, Instant};
 
 use super::load::{FileLoader, STREAM_RETENTION_MS};
 use crate::clock::now_ms;
+use crate::telemetry::Eta;
 
 /// Progress log lines with rate and ETA, and the early warning when the load would outrun the
 /// stream's retention.
 pub(super) struct Report {
     started: Instant,
-    items_at_start: u64,
+    /// The rate of the last minute, as `ferry_snapshot_eta_seconds` has it.
+    eta: Eta,
     last: Instant,
     warned: bool,
 }
 
 impl Report {
     pub(super) fn new(items_at_start: u64) -> Self {
+        let mut eta = Eta::default();
+        eta.sample(Instant::now(), items_at_start);
         Self {
             started: Instant::now(),
-            items_at_start,
+            eta,
             last: Instant::now(),
             warned: false,
         }
@@ -33,11 +37,11 @@ impl Report {
         self.last = Instant::now();
         let done = l.stats.snapshot_items.load(Relaxed);
         let total = l.export.item_count;
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = (done.saturating_sub(self.items_at_start)) as f64 / secs;
+        self.eta.sample(self.last, done);
+        let rate = self.eta.rate().unwrap_or(0.0);
         let eta = total
-            .filter(|_| rate > 0.0)
-            .map(|t| Duration::from_secs_f64(t.saturating_sub(done) as f64 / rate));
+            .and_then(|t| self.eta.seconds_left(t))
+            .map(Duration::from_secs_f64);
         let fmt = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
         tracing::info!(
             table = %l.table,

@@ -1,6 +1,6 @@
 //! CPU cost of the streaming apply path without I/O, per core: parse a GetRecords response (the
 //! SDK's own deserializer on a canned 1,000-record page of ~1 KB items), turn records into changes,
-//! coalesce per key, build BatchWriteItem requests, and advance ordered checkpoints.
+//! coalesce per key, build BatchWriteItem request bodies, and advance ordered checkpoints.
 //!
 //! `cargo bench --bench apply`. Target: ≥ 300,000 stream records per second per core.
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodbstreams::types::Record;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ferry::apply::write::to_request;
+use ferry::apply::write::request_body;
 use ferry::apply::{Applier, ApplyIo, Limiter, WriteOp};
 use ferry::checkpoint::OrderedAck;
 use ferry::discover::View;
@@ -16,7 +16,7 @@ use ferry::item::Item;
 use ferry::source::streams::api::{SdkStreams, StreamApi};
 use ferry::source::streams::consumer::{self, Pos};
 use ferry::source::streams::record;
-use ferry::source::streams::wire::RawRecord;
+use ferry::source::streams::wire::{Images, RawRecord};
 use ferry::telemetry::TableStats;
 use ferry::transform::{At, Filter, Path, Spec, Transform};
 use rand::rngs::StdRng;
@@ -96,12 +96,11 @@ async fn get_page(s: &SdkStreams) -> Vec<RawRecord> {
     s.records("it").await.unwrap().records
 }
 
-/// Builds the SDK requests (the real cost of preparing BatchWriteItem) and writes nowhere.
+/// Builds the BatchWriteItem bodies (the real cost of preparing the requests) and writes nowhere.
 struct NoIo(Vec<String>);
 impl ApplyIo for NoIo {
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> ferry::Result<Vec<WriteOp>> {
-        let reqs: Vec<_> = ops.into_iter().map(to_request).collect();
-        std::hint::black_box(reqs);
+    async fn write_batch(&self, ops: &[WriteOp]) -> ferry::Result<Vec<WriteOp>> {
+        std::hint::black_box(request_body("bench", ops));
         Ok(Vec::new())
     }
     async fn read_source(&self, _: Vec<Item>) -> ferry::Result<Vec<Item>> {
@@ -150,7 +149,7 @@ fn bench(c: &mut Criterion) {
     for (mix, hot) in [("uniform", false), ("hot_keys", true)] {
         let rt = rt();
         let client = rt.block_on(async { streams_client(page_json(hot, 1)) });
-        let streams = SdkStreams(client.clone());
+        let streams = SdkStreams(client.clone(), Images::Raw);
 
         g.bench_function(BenchmarkId::new("get_records_stock_sdk_parse", mix), |b| {
             b.to_async(&rt)
@@ -193,6 +192,8 @@ fn bench(c: &mut Criterion) {
         for (name, transform) in variants {
             let stats = Arc::new(TableStats::default());
             let shape = Arc::new(Transform::new(transform, keys.clone().into()));
+            // As ferry reads pages for this transform.
+            let streams = SdkStreams(client.clone(), Images::for_transform(shape.spec()));
             let applier = rt.block_on(async {
                 let io = Arc::new(NoIo(keys.clone()));
                 Applier::start_with_stop(

@@ -19,7 +19,7 @@ pub struct Gated<I> {
 }
 
 impl<I: ApplyIo> ApplyIo for Gated<I> {
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+    async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<WriteOp>> {
         if !self.window.is_open(Instant::now()) {
             return Err(Error::retryable(format!(
                 "holding writes to {}: the lease's last renewal is too old to write under",
@@ -61,7 +61,7 @@ mod tests {
     struct Sent(AtomicUsize);
 
     impl ApplyIo for Sent {
-        async fn write_batch(&self, _: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+        async fn write_batch(&self, _: &[WriteOp]) -> Result<Vec<WriteOp>> {
             self.0.fetch_add(1, Relaxed);
             Ok(Vec::new())
         }

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::AckSink;
 use crate::error::{Error, Result};
-use crate::item::{Item, KeyBytes, display_key};
+use crate::item::{Item, KeyBytes, RawItem, display_key};
 use crate::telemetry::TableStats;
 use crate::transform::{Shaped, Transform};
 use concurrency::Pace;
@@ -46,6 +46,9 @@ pub use write::{ApplyIo, DynamoIo, WriteOp};
 pub enum Op {
     /// Write this full item.
     Put(Item),
+    /// Write this full item, as the source's JSON sent it (stream images: no transform needs to
+    /// look inside, so it goes to the destination as the same bytes).
+    PutRaw(RawItem),
     /// Write this item of the bulk load (scan or export): a put, except that an item the table's
     /// transform filters out is skipped rather than deleted ([`crate::transform::Transform::load`]).
     Load(Item),
@@ -300,7 +303,7 @@ impl<I: ApplyIo> Lane<I> {
             tickets.extend(e.tickets);
             _permits.extend(e.permit);
             units += match &e.op {
-                Op::Put(_) | Op::Load(_) => crate::item::write_units(e.bytes),
+                Op::Put(_) | Op::PutRaw(_) | Op::Load(_) => crate::item::write_units(e.bytes),
                 Op::Delete(_) | Op::Fetch(_) => 1,
             };
             match e.op {
@@ -324,6 +327,13 @@ impl<I: ApplyIo> Lane<I> {
 
     /// The write a change makes at the destination, through the table's transform.
     fn shape(&self, key: &KeyBytes, op: Op, ops: &mut Vec<WriteOp>) -> Result<()> {
+        if let Op::PutRaw(raw) = op {
+            if self.transform.is_identity() {
+                ops.push(WriteOp::PutRaw(raw));
+                return Ok(());
+            }
+            return self.shape(key, Op::Put(raw.to_item()), ops);
+        }
         match self.transform.shape(op).map_err(|why| self.unappliable(key, why))? {
             Shaped::Put(i) => ops.push(WriteOp::Put(i)),
             Shaped::Delete(k) => ops.push(WriteOp::Delete(k)),

@@ -17,7 +17,7 @@ struct Far {
 }
 
 impl ApplyIo for Far {
-    async fn write_batch(&self, _: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+    async fn write_batch(&self, _: &[WriteOp]) -> Result<Vec<WriteOp>> {
         let n = self.in_flight.fetch_add(1, Relaxed) + 1;
         self.peak.fetch_max(n, Relaxed);
         tokio::time::sleep(self.delay).await;

@@ -20,7 +20,8 @@ async fn the_lane_shapes_puts_loads_deletes_and_read_throughs_by_the_transform()
         source: Item,
     }
     impl ApplyIo for Recorder {
-        async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+        async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<WriteOp>> {
+            let ops: Vec<WriteOp> = ops.iter().map(WriteOp::to_map).collect();
             assert!(!ops.is_empty(), "DynamoDB refuses an empty BatchWriteItem");
             self.writes.lock().unwrap().extend(ops);
             Ok(Vec::new())
@@ -86,7 +87,8 @@ async fn the_lane_shapes_puts_loads_deletes_and_read_throughs_by_the_transform()
     applier.submit(lone).await.unwrap();
     ack.drained().await;
     let ops = [
-        Op::Put(n("a", 2)),
+        // A raw stream image goes through the transform like any other.
+        Op::PutRaw(crate::item::RawItem::of(&n("a", 2))),
         Op::Put(n("b", 1)),
         Op::Load(n("c", 0)),
         Op::Delete(test_support::key_item("d")),
@@ -101,6 +103,7 @@ async fn the_lane_shapes_puts_loads_deletes_and_read_throughs_by_the_transform()
                 Op::Put(x) | Op::Load(x) | Op::Delete(x) | Op::Fetch(x) => {
                     KeyBytes::of(&["pk".to_string()], x).unwrap()
                 }
+                Op::PutRaw(r) => KeyBytes::of(&["pk".to_string()], &r.to_item()).unwrap(),
             };
             Change {
                 key,

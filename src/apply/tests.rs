@@ -47,7 +47,8 @@ impl Flaky {
 }
 
 impl ApplyIo for Flaky {
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+    async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<WriteOp>> {
+        let ops: Vec<WriteOp> = ops.iter().map(WriteOp::to_map).collect();
         self.check_checkpoint();
         let roll: f64 = self.rng.lock().unwrap().random();
         if roll < 0.25 {
@@ -134,7 +135,8 @@ async fn throttled_and_unprocessed_writes_all_land_in_order_and_checkpoints_wait
 async fn a_record_that_cannot_be_applied_stops_loudly_with_its_key() {
     struct Refuses;
     impl ApplyIo for Refuses {
-        async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+        async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<WriteOp>> {
+            let ops: Vec<WriteOp> = ops.iter().map(WriteOp::to_map).collect();
             if ops.iter().any(|o| kv(o).0 == "poison") {
                 return Err(Error::fatal(
                     "BatchWriteItem failed: ValidationException: Item size has exceeded the maximum allowed size",
@@ -168,7 +170,8 @@ struct Outage {
 }
 
 impl ApplyIo for Outage {
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+    async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<WriteOp>> {
+        let ops: Vec<WriteOp> = ops.iter().map(WriteOp::to_map).collect();
         *self.attempts.lock().unwrap() += 1;
         if tokio::time::Instant::now() < self.down_until {
             return Err(Error::retryable("BatchWriteItem failed: connection refused"));
@@ -251,7 +254,8 @@ async fn a_stop_during_an_outage_ends_the_writes_without_acknowledging_them() {
 async fn a_submit_waiting_on_a_full_lane_ends_when_another_lane_fails() {
     struct StuckOrRefused;
     impl ApplyIo for StuckOrRefused {
-        async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+        async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<WriteOp>> {
+            let ops: Vec<WriteOp> = ops.iter().map(WriteOp::to_map).collect();
             if ops.iter().any(|o| kv(o).0 == "poison") {
                 return Err(Error::fatal("BatchWriteItem failed: ValidationException: bad item"));
             }

@@ -10,13 +10,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, WriteRequest};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity, WriteRequest};
+use aws_smithy_types::body::SdkBody;
 use tokio_util::sync::CancellationToken;
 
 use super::concurrency::{Outcome, Pace};
 use super::limit::Limiter;
 use crate::error::{Error, Kind, Result};
-use crate::item::{self, Item};
+use crate::item::{self, Item, RawItem, wire};
 use crate::retry::Retrier;
 use crate::telemetry::TableStats;
 
@@ -24,6 +25,8 @@ use crate::telemetry::TableStats;
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     Put(Item),
+    /// A put whose item is still the source's checked JSON ([`crate::item::raw`]).
+    PutRaw(RawItem),
     /// Holds the key attributes only.
     Delete(Item),
 }
@@ -32,12 +35,22 @@ impl WriteOp {
     pub fn units(&self) -> u32 {
         match self {
             WriteOp::Put(i) => item::write_units(item::size_of(i)),
+            WriteOp::PutRaw(r) => item::write_units(r.size()),
             WriteOp::Delete(_) => 1,
         }
     }
+    /// This op with a raw item read into a map (for whatever looks inside items: messages, fakes).
+    pub fn to_map(&self) -> WriteOp {
+        match self {
+            WriteOp::PutRaw(r) => WriteOp::Put(r.to_item()),
+            op => op.clone(),
+        }
+    }
+
     fn describe(&self, key_names: &[String]) -> String {
         match self {
             WriteOp::Put(i) => format!("put of key {}", item::display_key(&item::key_of(key_names, i))),
+            WriteOp::PutRaw(_) => self.to_map().describe(key_names),
             WriteOp::Delete(k) => format!("delete of key {}", item::display_key(k)),
         }
     }
@@ -67,8 +80,9 @@ impl Batch {
 /// The I/O the apply path needs. Implemented over DynamoDB, and by scripted fakes in tests.
 pub trait ApplyIo: Send + Sync + 'static {
     /// Sends one BatchWriteItem (≤ 25 requests, distinct keys) and returns the requests the
-    /// service left unprocessed. An `Err` means nothing can be assumed written.
-    fn write_batch(&self, ops: Vec<WriteOp>) -> impl Future<Output = Result<Vec<WriteOp>>> + Send;
+    /// service left unprocessed. An `Err` means nothing can be assumed written. Borrowed: the
+    /// ops stay with the caller for the next attempt, so no attempt copies the items.
+    fn write_batch(&self, ops: &[WriteOp]) -> impl Future<Output = Result<Vec<WriteOp>>> + Send;
     /// Reads the current source items for `keys` with strongly consistent reads; absent items are
     /// simply not returned. Used for KEYS_ONLY and OLD_IMAGE streams, which carry no new image.
     fn read_source(&self, keys: Vec<Item>) -> impl Future<Output = Result<Vec<Item>>> + Send;
@@ -105,7 +119,7 @@ pub async fn write_all<I: ApplyIo>(
         limiter.acquire(units).await;
         stats.write_units.fetch_add(units as u64, Relaxed);
         let attempt = pace.send();
-        let result = io.write_batch(pending.clone()).await;
+        let result = io.write_batch(&pending).await;
         let outcome = match &result {
             Ok(left) if left.is_empty() => Some(Outcome::Written(records)),
             Err(e) if e.is_fatal() || e.kind() == Kind::Stopped => None,
@@ -182,12 +196,19 @@ pub struct DynamoIo {
 }
 
 impl ApplyIo for DynamoIo {
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
-        let reqs: Vec<WriteRequest> = ops.into_iter().map(to_request).collect();
+    async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<WriteOp>> {
+        // The SDK would copy every item into its own maps and serialize them again; ferry writes
+        // the body itself (raw images as they came) and hands it to the SDK just before signing.
+        let body = bytes::Bytes::from(request_body(&self.destination_table, ops));
         let out = self
             .destination
             .batch_write_item()
-            .request_items(&self.destination_table, reqs)
+            .request_items(&self.destination_table, Vec::new())
+            .customize()
+            .mutate_request(move |req| {
+                req.headers_mut().insert("content-length", body.len().to_string());
+                *req.body_mut() = SdkBody::from(body.clone());
+            })
             .send()
             .await
             .map_err(|e| Error::from_sdk("BatchWriteItem", e))?;
@@ -259,16 +280,42 @@ impl ApplyIo for DynamoIo {
     }
 }
 
-/// The SDK form of a write (public for benchmarks that cost the whole path without I/O).
-pub fn to_request(op: WriteOp) -> WriteRequest {
-    match op {
-        WriteOp::Put(i) => WriteRequest::builder()
-            .put_request(PutRequest::builder().set_item(Some(i)).build().expect("item is set"))
-            .build(),
-        WriteOp::Delete(k) => WriteRequest::builder()
-            .delete_request(DeleteRequest::builder().set_key(Some(k)).build().expect("key is set"))
-            .build(),
+/// The BatchWriteItem request body for `ops` on `table` (public for benchmarks that cost the
+/// whole path without I/O).
+pub fn request_body(table: &str, ops: &[WriteOp]) -> Vec<u8> {
+    let bytes: usize = ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::PutRaw(r) => r.json().len() + 32,
+            _ => 256,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(bytes + table.len() + 32);
+    out.extend_from_slice(b"{\"RequestItems\":{");
+    wire::write_str(&mut out, table);
+    out.extend_from_slice(b":[");
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match op {
+            WriteOp::PutRaw(r) => {
+                out.extend_from_slice(b"{\"PutRequest\":{\"Item\":");
+                out.extend_from_slice(r.json().as_bytes());
+            }
+            WriteOp::Put(i) => {
+                out.extend_from_slice(b"{\"PutRequest\":{\"Item\":");
+                wire::write_item(&mut out, i);
+            }
+            WriteOp::Delete(k) => {
+                out.extend_from_slice(b"{\"DeleteRequest\":{\"Key\":");
+                wire::write_item(&mut out, k);
+            }
+        }
+        out.extend_from_slice(b"}}");
     }
+    out.extend_from_slice(b"]}}");
+    out
 }
 
 fn from_request(r: WriteRequest) -> Option<WriteOp> {

@@ -7,6 +7,8 @@
 pub mod canonical;
 pub mod json;
 pub mod number;
+pub mod raw;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -14,6 +16,7 @@ use std::hash::{Hash, Hasher};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub type Item = HashMap<String, AttributeValue>;
+pub use raw::{Image, RawItem};
 
 /// The canonical bytes of an item's primary key, in key-schema order. Equal keys give equal bytes.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -117,7 +120,7 @@ fn value_size(v: &AttributeValue) -> usize {
 }
 
 /// DynamoDB stores numbers as base-100 digits: about one byte per two significant digits, plus one.
-fn number_size(n: &str) -> usize {
+pub(crate) fn number_size(n: &str) -> usize {
     let digits = n.bytes().filter(|b| b.is_ascii_digit()).count();
     digits.div_ceil(2) + 1
 }

@@ -138,7 +138,8 @@ impl Dest {
 }
 
 impl ApplyIo for Dest {
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+    async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<WriteOp>> {
+        let ops: Vec<WriteOp> = ops.iter().map(WriteOp::to_map).collect();
         let _ = self.gate.clone().wait_for(|open| *open).await;
         let n = self.batches.fetch_add(1, Ordering::SeqCst) + 1;
         if self.fail_after.is_some_and(|limit| n > limit) {

@@ -138,7 +138,7 @@ mod tests {
           {"eventID":"2","eventName":"INSERT","dynamodb":{
              "Keys":{"pk":{"S":"untimed"}},"NewImage":{"pk":{"S":"untimed"}},"SequenceNumber":"2"}}
         ],"NextShardIterator":"it"}"#;
-        let (records, _) = super::streams::wire::parse_get_records(page).unwrap();
+        let (records, _) = super::streams::wire::parse_get_records(page, Default::default()).unwrap();
         let ack = Arc::new(crate::checkpoint::OrderedAck::new(None));
         let (changes, last) = super::streams::consumer::page_changes(
             records,
@@ -152,7 +152,7 @@ mod tests {
         let written: Vec<_> = changes
             .iter()
             .map(|c| match &c.op {
-                crate::apply::Op::Put(i) => i["pk"].as_s().unwrap().clone(),
+                crate::apply::Op::PutRaw(i) => i.to_item()["pk"].as_s().unwrap().clone(),
                 _ => panic!("a put"),
             })
             .collect();

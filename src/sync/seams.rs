@@ -123,9 +123,15 @@ impl TableApi for SdkTable {
     }
 
     fn capture_shards<'a>(&'a self, stream_arn: &'a str, store: &'a dyn StateStore) -> BoxFuture<'a, Result<usize>> {
-        Box::pin(
-            async move { streams::capture(&SdkStreams(self.src.streams.clone()), stream_arn, store, &self.key).await },
-        )
+        Box::pin(async move {
+            streams::capture(
+                &SdkStreams(self.src.streams.clone(), Default::default()),
+                stream_arn,
+                store,
+                &self.key,
+            )
+            .await
+        })
     }
 
     fn write_budget<'a>(

@@ -17,6 +17,7 @@ use crate::snapshot::scan::ScanTask;
 use crate::snapshot::source::SdkScan;
 use crate::snapshot::{BulkLoader, Loaded};
 use crate::source::sqs::consumer::SqsTask;
+use crate::source::streams::wire::Images;
 use crate::source::streams::{StreamTask, api::SdkStreams};
 
 impl TableRun {
@@ -170,7 +171,10 @@ impl TableRun {
         }
         tracing::info!(table = %name, stream = %capture.stream_arn, "streaming changes");
         Changes::Stream(StreamTask {
-            api: Arc::new(SdkStreams(self.src.streams.clone())),
+            api: Arc::new(SdkStreams(
+                self.src.streams.clone(),
+                Images::for_transform(&self.cfg.transform),
+            )),
             ctx: ctx.table.clone(),
             stream_arn: capture.stream_arn.clone(),
             view,

@@ -372,6 +372,11 @@ impl ApplyParts {
         self.key_names.clone()
     }
 
+    /// How stream pages should read new images for this table's transform.
+    pub fn images(&self) -> crate::source::streams::wire::Images {
+        crate::source::streams::wire::Images::for_transform(self.transform.spec())
+    }
+
     /// A new apply path, its batches held to `window` when one is given.
     pub fn open(&self, window: Option<&Arc<Window>>, stop: &CancellationToken) -> Applier {
         let io = DynamoIo {

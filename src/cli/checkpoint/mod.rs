@@ -80,7 +80,7 @@ async fn set(config: &Config, table: &str, target: Target, yes: bool) -> Result<
             false => ("source", &config.source),
         };
         let read = crate::config::build_clients(label, side).await?;
-        let api = crate::source::streams::api::SdkStreams(read.streams.clone());
+        let api = crate::source::streams::api::SdkStreams(read.streams.clone(), Default::default());
         let plan = set::plan_set(store, &api, table, target).await?;
         print!("{}", plan.describe());
         if !(yes || confirm()?) {

@@ -89,7 +89,8 @@ struct Dest {
 }
 
 impl ApplyIo for Dest {
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+    async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<WriteOp>> {
+        let ops: Vec<WriteOp> = ops.iter().map(WriteOp::to_map).collect();
         for op in ops {
             if let WriteOp::Put(i) = op
                 && let Some(Av::S(k)) = i.get("pk")

@@ -115,6 +115,7 @@ impl Decoder<'_> {
 pub fn settle_by_reading(change: &mut StreamChange, key_names: &[String]) {
     let keys = match &change.op {
         Op::Put(image) | Op::Load(image) => item::key_of(key_names, image),
+        Op::PutRaw(raw) => item::key_of(key_names, &raw.to_item()),
         Op::Delete(k) | Op::Fetch(k) => k.clone(),
     };
     change.op = Op::Fetch(keys);
@@ -170,8 +171,10 @@ mod tests {
         let d = decode(&message(&body("T"), "1")).await.unwrap();
         assert_eq!((d.receipt.as_str(), d.redelivered), ("r1", false));
         assert_eq!((d.change.seq.as_str(), d.change.time_ms), ("9", 1_700_000_000_000));
-        let Op::Put(image) = &d.change.op else { panic!("a put") };
-        assert_eq!(image["v"], Av::N("2".into()));
+        let Op::PutRaw(image) = &d.change.op else {
+            panic!("a put of the record's image")
+        };
+        assert_eq!(image.to_item()["v"], Av::N("2".into()));
         assert!(decode(&message(&body("T"), "2")).await.unwrap().redelivered);
     }
 

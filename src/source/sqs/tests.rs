@@ -56,10 +56,12 @@ fn pk_v(i: &Item) -> (String, Option<i64>) {
 }
 
 impl ApplyIo for Dest {
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+    async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<WriteOp>> {
+        let ops: Vec<WriteOp> = ops.iter().map(WriteOp::to_map).collect();
         tokio::time::sleep(self.write_delay).await;
         for op in ops {
             let (k, v) = match &op {
+                WriteOp::PutRaw(_) => unreachable!("read into a map by to_map"),
                 WriteOp::Put(i) | WriteOp::Delete(i) => pk_v(i),
             };
             match (op, v) {

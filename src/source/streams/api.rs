@@ -5,7 +5,7 @@ use std::future::Future;
 
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 
-use super::wire::{FastGetRecords, RawRecord};
+use super::wire::{FastGetRecords, Images, RawRecord};
 
 use crate::error::{Error, Result};
 
@@ -46,7 +46,8 @@ pub trait StreamApi: Send + Sync + 'static {
     fn records(&self, iterator: &str) -> impl Future<Output = Result<Page>> + Send;
 }
 
-pub struct SdkStreams(pub aws_sdk_dynamodbstreams::Client);
+/// The Streams API through the SDK, reading new images in the given form.
+pub struct SdkStreams(pub aws_sdk_dynamodbstreams::Client, pub Images);
 
 /// GetRecords page size: the service maximum.
 const PAGE: i32 = 1000;
@@ -111,7 +112,10 @@ impl StreamApi for SdkStreams {
             .shard_iterator(iterator)
             .limit(PAGE)
             .customize()
-            .interceptor(FastGetRecords { slot: slot.clone() })
+            .interceptor(FastGetRecords {
+                slot: slot.clone(),
+                images: self.1,
+            })
             .send()
             .await
             .map_err(|e| Error::from_sdk("GetRecords", e))?;

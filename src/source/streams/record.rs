@@ -5,7 +5,7 @@ use super::wire::{Event, RawRecord};
 use crate::apply::Op;
 use crate::discover::View;
 use crate::error::{Error, Result};
-use crate::item::{self, KeyBytes};
+use crate::item::{self, Image, KeyBytes};
 
 /// A record reduced to what the apply path needs.
 pub struct StreamChange {
@@ -33,7 +33,8 @@ pub fn parse(rec: RawRecord, view: View, key_names: &[String]) -> Result<StreamC
     })?;
     let op = match (view, event) {
         (View::NewImage, Event::Insert | Event::Modify) => match new_image {
-            Some(image) => Op::Put(image),
+            Some(Image::Raw(raw)) => Op::PutRaw(raw),
+            Some(Image::Map(image)) => Op::Put(image),
             None => {
                 return Err(Error::fatal(format!(
                     "stream record {seq}: INSERT/MODIFY without NewImage"

@@ -43,11 +43,13 @@ fn key_str(i: &Item) -> String {
 }
 
 impl ApplyIo for RecordingIo {
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+    async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<WriteOp>> {
+        let ops: Vec<WriteOp> = ops.iter().map(WriteOp::to_map).collect();
         let mut d = self.0.lock().unwrap();
         let mut keys = std::collections::HashSet::new();
         for op in ops {
             let (k, v) = match &op {
+                WriteOp::PutRaw(_) => unreachable!("read into a map by to_map"),
                 WriteOp::Put(i) => (
                     key_str(i),
                     match i.get("v") {
@@ -123,7 +125,8 @@ impl Scripted {
             seq: format!("{seq:021}"),
             time_ms: self.clock.now_ms(),
             keys,
-            new_image,
+            // As GetRecords gives it: the image's JSON.
+            new_image: new_image.map(|i| crate::item::Image::Raw(crate::item::RawItem::of(&i))),
         }
     }
 }

@@ -1,19 +1,16 @@
 //! GetRecords responses, parsed by ferry instead of the SDK.
 //!
 //! Why: the SDK's deserializer builds Streams `AttributeValue`s that then have to be converted into
-//! DynamoDB ones, and it was 65% of the apply path's CPU (5 µs of 8 per record). This parser goes
-//! straight from the JSON bytes to the DynamoDB SDK's `AttributeValue` in one pass, skipping the
-//! images ferry does not use (OldImage).
+//! DynamoDB ones, and it was 65% of the apply path's CPU (5 µs of 8 per record). This parser keeps
+//! the new image as its checked JSON ([`crate::item::raw`]), reads the keys straight into the
+//! DynamoDB SDK's `AttributeValue`s, and skips the images ferry does not use (OldImage).
 //!
 //! It plugs into the SDK call itself ([`FastGetRecords`]): signing, endpoints, timeouts and error
 //! codes stay the SDK's; only the body of a successful response is read here. A body it cannot read
 //! stops the table (`api::SdkStreams::records`): a page never changes, so retrying cannot help.
 
-use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::types::AttributeValue as Av;
 use aws_sdk_dynamodbstreams::operation::get_records::{GetRecordsError, GetRecordsOutput};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -23,14 +20,13 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, OrchestratorError};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::client::ser_de::{DeserializeResponse, SharedResponseDeserializer};
-use aws_smithy_types::Blob;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::ErrorMetadata;
-use base64::Engine;
 use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::de::IgnoredAny;
 
-use crate::item::Item;
+use crate::item::wire::WireItem;
+use crate::item::{Image, Item};
 
 /// One stream record, as much of it as ferry uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +36,7 @@ pub struct RawRecord {
     /// ApproximateCreationDateTime, ms.
     pub time_ms: i64,
     pub keys: Item,
-    pub new_image: Option<Item>,
+    pub new_image: Option<Image>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -54,12 +50,43 @@ pub enum Event {
     Other,
 }
 
+/// How a page's new images are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Images {
+    /// Kept as their checked JSON and written as they came ([`crate::item::raw`]).
+    #[default]
+    Raw,
+    /// Read into SDK maps: a transform looks inside every item, and reading the JSON a second
+    /// time for it would cost more than the raw form saves.
+    Maps,
+}
+
+impl Images {
+    /// The form that costs the table's apply path least.
+    pub fn for_transform(spec: &crate::transform::Spec) -> Images {
+        if spec.is_empty() { Images::Raw } else { Images::Maps }
+    }
+}
+
 /// Parses a GetRecords response body: the records and the next shard iterator. An error names the
 /// sequence number of the first record it cannot read, when that much of the page is readable.
-pub fn parse_get_records(body: &[u8]) -> Result<(Vec<RawRecord>, Option<String>), String> {
+pub fn parse_get_records(body: &[u8], images: Images) -> Result<(Vec<RawRecord>, Option<String>), String> {
     // One UTF-8 check for the whole page; from_str then skips it per string.
     let text = std::str::from_utf8(body).map_err(|e| format!("GetRecords response is not UTF-8: {e}"))?;
-    let parsed = serde_json::from_str::<Body>(text)
+    let parsed = match images {
+        Images::Raw => parse_as::<Image>(text),
+        Images::Maps => parse_as::<MapImage>(text),
+    };
+    parsed.map_err(|e| match unreadable_record_seq(text) {
+        Some(seq) => format!("unreadable GetRecords response at the record with sequence number {seq}: {e}"),
+        None => format!("unreadable GetRecords response: {e}"),
+    })
+}
+
+fn parse_as<'de, I: Deserialize<'de> + Into<Image>>(
+    text: &'de str,
+) -> Result<(Vec<RawRecord>, Option<String>), String> {
+    serde_json::from_str::<Body<I>>(text)
         .map_err(|e| e.to_string())
         .and_then(|b| {
             let records = b
@@ -68,11 +95,22 @@ pub fn parse_get_records(body: &[u8]) -> Result<(Vec<RawRecord>, Option<String>)
                 .map(WireRecord::into_raw)
                 .collect::<Result<_, &str>>()?;
             Ok((records, b.next_shard_iterator))
-        });
-    parsed.map_err(|e| match unreadable_record_seq(text) {
-        Some(seq) => format!("unreadable GetRecords response at the record with sequence number {seq}: {e}"),
-        None => format!("unreadable GetRecords response: {e}"),
-    })
+        })
+}
+
+/// A new image read into an SDK map.
+struct MapImage(Item);
+
+impl<'de> Deserialize<'de> for MapImage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        WireItem::deserialize(d).map(|w| MapImage(w.0))
+    }
+}
+
+impl From<MapImage> for Image {
+    fn from(m: MapImage) -> Image {
+        Image::Map(m.0)
+    }
 }
 
 /// On a page the fast parser refused: the sequence number of its first unreadable record, if the page
@@ -83,28 +121,28 @@ fn unreadable_record_seq(text: &str) -> Option<String> {
         .get("Records")?
         .as_array()?
         .iter()
-        .find(|r| !WireRecord::deserialize(*r).is_ok_and(|w| w.into_raw().is_ok()))?;
+        .find(|r| !WireRecord::<Image>::deserialize(*r).is_ok_and(|w| w.into_raw().is_ok()))?;
     Some(bad.get("dynamodb")?.get("SequenceNumber")?.as_str()?.to_string())
 }
 
 #[derive(Deserialize)]
-struct Body {
-    #[serde(rename = "Records", default)]
-    records: Vec<WireRecord>,
+struct Body<I> {
+    #[serde(rename = "Records", default = "Vec::new")]
+    records: Vec<WireRecord<I>>,
     #[serde(rename = "NextShardIterator")]
     next_shard_iterator: Option<String>,
 }
 
 /// One stream record in the JSON shape shared by GetRecords, the Lambda event of a stream trigger
-/// and the SQS change buffer (`source::sqs`).
+/// and the SQS change buffer (`source::sqs`), its new image read as `I`.
 #[derive(Deserialize)]
-pub(crate) struct WireRecord {
+pub(crate) struct WireRecord<I = Image> {
     #[serde(rename = "eventName")]
     event_name: Option<Event>,
-    dynamodb: Option<WireStreamRecord>,
+    dynamodb: Option<WireStreamRecord<I>>,
 }
 
-impl WireRecord {
+impl<I: Into<Image>> WireRecord<I> {
     pub(crate) fn into_raw(self) -> Result<RawRecord, &'static str> {
         let d = self.dynamodb.ok_or("a stream record without its dynamodb section")?;
         Ok(RawRecord {
@@ -112,119 +150,23 @@ impl WireRecord {
             seq: d.sequence_number.ok_or("a stream record without a sequence number")?,
             time_ms: d.approximate_creation_date_time.map_or(0, |s| (s * 1000.0) as i64),
             keys: d.keys.map(|i| i.0).unwrap_or_default(),
-            new_image: d.new_image.map(|i| i.0),
+            new_image: d.new_image.map(Into::into),
         })
     }
 }
 
 #[derive(Deserialize)]
-struct WireStreamRecord {
+struct WireStreamRecord<I> {
     #[serde(rename = "ApproximateCreationDateTime")]
     approximate_creation_date_time: Option<f64>,
     #[serde(rename = "Keys")]
     keys: Option<WireItem>,
     #[serde(rename = "NewImage")]
-    new_image: Option<WireItem>,
+    new_image: Option<I>,
     #[serde(rename = "OldImage", default)]
     _old_image: Option<IgnoredAny>,
     #[serde(rename = "SequenceNumber")]
     sequence_number: Option<String>,
-}
-
-/// A DynamoDB JSON item, built directly as DynamoDB SDK values.
-struct WireItem(Item);
-struct WireValue(Av);
-struct WireBlob(Blob);
-
-impl<'de> Deserialize<'de> for WireItem {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = WireItem;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a DynamoDB item")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<WireItem, A::Error> {
-                let mut item = HashMap::with_capacity(m.size_hint().unwrap_or(8));
-                while let Some(k) = m.next_key::<String>()? {
-                    let v: WireValue = m.next_value()?;
-                    item.insert(k, v.0);
-                }
-                Ok(WireItem(item))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-#[derive(Deserialize)]
-#[allow(clippy::upper_case_acronyms)]
-enum Tag {
-    S,
-    N,
-    B,
-    BOOL,
-    NULL,
-    SS,
-    NS,
-    BS,
-    L,
-    M,
-}
-
-impl<'de> Deserialize<'de> for WireValue {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = WireValue;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a DynamoDB attribute value like {\"S\": \"x\"}")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<WireValue, A::Error> {
-                // DynamoDB Local 3.x writes an empty map in a stream image as `{}`, without its
-                // "M" (Scan returns `{"M":{}}`). No other value can be an empty object.
-                let Some(tag) = m.next_key::<Tag>()? else {
-                    return Ok(WireValue(Av::M(HashMap::new())));
-                };
-                let v = match tag {
-                    Tag::S => Av::S(m.next_value()?),
-                    Tag::N => Av::N(m.next_value()?),
-                    Tag::B => Av::B(m.next_value::<WireBlob>()?.0),
-                    Tag::BOOL => Av::Bool(m.next_value()?),
-                    Tag::NULL => Av::Null(m.next_value()?),
-                    Tag::SS => Av::Ss(m.next_value()?),
-                    Tag::NS => Av::Ns(m.next_value()?),
-                    Tag::BS => Av::Bs(m.next_value::<Vec<WireBlob>>()?.into_iter().map(|b| b.0).collect()),
-                    Tag::L => Av::L(m.next_value::<Vec<WireValue>>()?.into_iter().map(|v| v.0).collect()),
-                    Tag::M => Av::M(m.next_value::<WireItem>()?.0),
-                };
-                if m.next_key::<IgnoredAny>()?.is_some() {
-                    return Err(de::Error::custom("an attribute value with two type descriptors"));
-                }
-                Ok(WireValue(v))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for WireBlob {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = WireBlob;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("base64 binary")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<WireBlob, E> {
-                base64::engine::general_purpose::STANDARD
-                    .decode(s)
-                    .map(|b| WireBlob(Blob::new(b)))
-                    .map_err(E::custom)
-            }
-        }
-        d.deserialize_str(V)
-    }
 }
 
 /// Where [`FastGetRecords`] leaves the parsed records of one call, or why its page is unreadable.
@@ -234,6 +176,7 @@ pub type Slot = Arc<Mutex<Option<Result<Vec<RawRecord>, String>>>>;
 #[derive(Debug)]
 pub struct FastGetRecords {
     pub slot: Slot,
+    pub images: Images,
 }
 
 impl Intercept for FastGetRecords {
@@ -251,6 +194,7 @@ impl Intercept for FastGetRecords {
         cfg.interceptor_state()
             .store_put(SharedResponseDeserializer::new(Deserializer {
                 slot: self.slot.clone(),
+                images: self.images,
             }));
         Ok(())
     }
@@ -259,6 +203,7 @@ impl Intercept for FastGetRecords {
 #[derive(Debug)]
 struct Deserializer {
     slot: Slot,
+    images: Images,
 }
 
 impl DeserializeResponse for Deserializer {
@@ -274,7 +219,7 @@ impl DeserializeResponse for Deserializer {
         }
         // An unreadable page is not transient: reading it again gives the same bytes. It goes to
         // the slot rather than out as an SDK response error, which ferry would retry.
-        let (records, next) = match parse_get_records(body) {
+        let (records, next) = match parse_get_records(body, self.images) {
             Ok((records, next)) => (Ok(records), next),
             Err(e) => (Err(e), None),
         };

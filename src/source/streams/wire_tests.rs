@@ -12,6 +12,8 @@ use crate::checkpoint::OrderedAck;
 use crate::discover::View;
 use crate::error::{Kind, Result};
 use crate::telemetry::TableStats;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use aws_smithy_types::Blob;
 
 const PAGE: &str = r#"{"Records":[
   {"eventID":"1","eventName":"INSERT","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"ddblocal",
@@ -28,7 +30,7 @@ const PAGE: &str = r#"{"Records":[
 
 #[test]
 fn parses_every_type_and_skips_old_images() {
-    let (recs, next) = parse_get_records(PAGE.as_bytes()).unwrap();
+    let (recs, next) = parse_get_records(PAGE.as_bytes(), Images::Raw).unwrap();
     assert_eq!(next.as_deref(), Some("it-2"));
     assert_eq!(recs.len(), 3);
     let r = &recs[0];
@@ -36,7 +38,16 @@ fn parses_every_type_and_skips_old_images() {
         (r.event, r.seq.as_str(), r.time_ms),
         (Event::Insert, "000000000000000000001", 1_763_740_800_000)
     );
-    let img = r.new_image.as_ref().unwrap();
+    let Some(crate::item::Image::Raw(raw)) = &r.new_image else {
+        panic!("an image DynamoDB takes as it is stays raw")
+    };
+    let start = PAGE.find(r#"{"pk":{"S":"a"},"sk":{"N":"1"},"b""#).unwrap();
+    assert!(PAGE[start..].starts_with(raw.json()), "the image's bytes, unchanged");
+    let img = raw.to_item();
+    // For a transform, the same page read into maps: the same items.
+    let (maps, _) = parse_get_records(PAGE.as_bytes(), Images::Maps).unwrap();
+    assert_eq!(maps[0].new_image, Some(crate::item::Image::Map(img.clone())));
+    assert_eq!(maps[1].new_image, None);
     assert_eq!(img["b"], Av::B(Blob::new(vec![0, 1, 2])));
     assert_eq!(img["s"], Av::S("café \"quoted\"".into()));
     assert_eq!(img["ns"], Av::Ns(vec!["1.5".into()]));
@@ -54,7 +65,7 @@ fn parses_every_type_and_skips_old_images() {
 
 #[test]
 fn an_end_of_shard_page_has_no_iterator() {
-    let (recs, next) = parse_get_records(br#"{"Records":[]}"#).unwrap();
+    let (recs, next) = parse_get_records(br#"{"Records":[]}"#, Images::Raw).unwrap();
     assert!(recs.is_empty() && next.is_none());
 }
 
@@ -67,7 +78,11 @@ fn malformed_pages_are_errors_not_empty_pages() {
         b"{\"Records\":[",
         b"<html>",
     ] {
-        assert!(parse_get_records(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        assert!(
+            parse_get_records(bad, Images::Raw).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
     }
 }
 
@@ -89,7 +104,7 @@ fn sdk(answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -> SdkStr
         .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
         .http_client(http)
         .build();
-    SdkStreams(aws_sdk_dynamodbstreams::Client::from_conf(conf))
+    SdkStreams(aws_sdk_dynamodbstreams::Client::from_conf(conf), Images::Raw)
 }
 
 /// Through the real SDK call: records come from ferry's parser, errors keep their codes.
@@ -128,8 +143,13 @@ fn an_untagged_empty_object_is_an_empty_map() {
     let page = br#"{"Records":[{"eventName":"INSERT","dynamodb":{"Keys":{"pk":{"S":"a"}},
         "NewImage":{"pk":{"S":"a"},"m":{},"l":{"L":[{},{"S":"x"}]},"n":{"M":{"inner":{},"s":{"S":"y"}}}},
         "SequenceNumber":"7"}}]}"#;
-    let (recs, _) = parse_get_records(page).unwrap();
-    let img = recs[0].new_image.as_ref().unwrap();
+    let (recs, _) = parse_get_records(page, Images::Raw).unwrap();
+    let image = recs[0].new_image.clone().unwrap();
+    assert!(
+        matches!(image, crate::item::Image::Map(_)),
+        "DynamoDB would refuse `{{}}`"
+    );
+    let img = image.into_item();
     let empty = || Av::M(Item::new());
     assert_eq!(img["m"], empty());
     assert_eq!(img["l"], Av::L(vec![empty(), Av::S("x".into())]));
@@ -138,10 +158,16 @@ fn an_untagged_empty_object_is_an_empty_map() {
         Av::M(Item::from([("inner".into(), empty()), ("s".into(), Av::S("y".into()))]))
     );
     // An image or a key set may be empty objects themselves: they are items, not values.
-    let (recs, _) =
-        parse_get_records(br#"{"Records":[{"dynamodb":{"Keys":{},"NewImage":{},"SequenceNumber":"8"}}]}"#).unwrap();
+    let (recs, _) = parse_get_records(
+        br#"{"Records":[{"dynamodb":{"Keys":{},"NewImage":{},"SequenceNumber":"8"}}]}"#,
+        Images::Raw,
+    )
+    .unwrap();
     assert_eq!(
-        (recs[0].keys.len(), recs[0].new_image.as_ref().map(Item::len)),
+        (
+            recs[0].keys.len(),
+            recs[0].new_image.clone().map(|i| i.into_item().len())
+        ),
         (0, Some(0))
     );
 }
@@ -152,9 +178,9 @@ fn an_unreadable_page_names_its_first_unreadable_record() {
         {"dynamodb":{"Keys":{"pk":{"S":"a"}},"SequenceNumber":"000000000000000000011"}},
         {"dynamodb":{"Keys":{"pk":{"S":"b"}},"NewImage":{"pk":{"Q":"b"}},"SequenceNumber":"000000000000000000012"}}
     ]}"#;
-    let err = parse_get_records(page).unwrap_err();
+    let err = parse_get_records(page, Images::Raw).unwrap_err();
     assert!(err.contains("sequence number 000000000000000000012"), "{err}");
-    let err = parse_get_records(b"{\"Records\":[{\"dynamodb\":").unwrap_err();
+    let err = parse_get_records(b"{\"Records\":[{\"dynamodb\":", Images::Raw).unwrap_err();
     assert!(err.starts_with("unreadable GetRecords response: "), "{err}");
 }
 
@@ -162,7 +188,7 @@ fn an_unreadable_page_names_its_first_unreadable_record() {
 struct Sink;
 
 impl ApplyIo for Sink {
-    async fn write_batch(&self, _: Vec<WriteOp>) -> Result<Vec<WriteOp>> {
+    async fn write_batch(&self, _: &[WriteOp]) -> Result<Vec<WriteOp>> {
         Ok(vec![])
     }
     crate::apply::test_support::write_only!();

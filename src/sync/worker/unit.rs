@@ -122,7 +122,7 @@ impl UnitHolding {
     async fn read_shard(&self, ready: &Ready, table: &str, shard: &str, held: Held) -> Result<Option<Done>> {
         let ctx = context(table, ready, &ready.stream, &held);
         let task = StreamTask {
-            api: Arc::new(SdkStreams(self.kit.clients.0.streams.clone())),
+            api: Arc::new(SdkStreams(self.kit.clients.0.streams.clone(), ready.stream.images())),
             ctx: ctx.clone(),
             stream_arn: ready.stream_arn.clone(),
             view: ready.view,

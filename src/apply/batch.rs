@@ -12,7 +12,7 @@ pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 pub fn op_bytes(op: &Op) -> usize {
     match op {
         Op::Put(i) | Op::Load(i) => item::size_of(i),
-        Op::PutRaw(r) => r.size(),
+        Op::PutRaw(r) | Op::LoadRaw(r) => r.size(),
         Op::Delete(k) | Op::Fetch(k) => item::size_of(k),
     }
 }

@@ -52,6 +52,8 @@ pub enum Op {
     /// Write this item of the bulk load (scan or export): a put, except that an item the table's
     /// transform filters out is skipped rather than deleted ([`crate::transform::Transform::load`]).
     Load(Item),
+    /// [`Op::Load`] of an export line's item, as the file's JSON spelled it.
+    LoadRaw(RawItem),
     /// Delete the item with these key attributes.
     Delete(Item),
     /// Make the destination match the source's current item for these key attributes (stream
@@ -303,7 +305,7 @@ impl<I: ApplyIo> Lane<I> {
             tickets.extend(e.tickets);
             _permits.extend(e.permit);
             units += match &e.op {
-                Op::Put(_) | Op::PutRaw(_) | Op::Load(_) => crate::item::write_units(e.bytes),
+                Op::Put(_) | Op::PutRaw(_) | Op::Load(_) | Op::LoadRaw(_) => crate::item::write_units(e.bytes),
                 Op::Delete(_) | Op::Fetch(_) => 1,
             };
             match e.op {
@@ -327,13 +329,16 @@ impl<I: ApplyIo> Lane<I> {
 
     /// The write a change makes at the destination, through the table's transform.
     fn shape(&self, key: &KeyBytes, op: Op, ops: &mut Vec<WriteOp>) -> Result<()> {
-        if let Op::PutRaw(raw) = op {
-            if self.transform.is_identity() {
+        // Untransformed, a raw item goes out as it came; a transform looks inside it.
+        let op = match op {
+            Op::PutRaw(raw) | Op::LoadRaw(raw) if self.transform.is_identity() => {
                 ops.push(WriteOp::PutRaw(raw));
                 return Ok(());
             }
-            return self.shape(key, Op::Put(raw.to_item()), ops);
-        }
+            Op::PutRaw(raw) => Op::Put(raw.to_item()),
+            Op::LoadRaw(raw) => Op::Load(raw.to_item()),
+            op => op,
+        };
         match self.transform.shape(op).map_err(|why| self.unappliable(key, why))? {
             Shaped::Put(i) => ops.push(WriteOp::Put(i)),
             Shaped::Delete(k) => ops.push(WriteOp::Delete(k)),

@@ -103,7 +103,7 @@ async fn the_lane_shapes_puts_loads_deletes_and_read_throughs_by_the_transform()
                 Op::Put(x) | Op::Load(x) | Op::Delete(x) | Op::Fetch(x) => {
                     KeyBytes::of(&["pk".to_string()], x).unwrap()
                 }
-                Op::PutRaw(r) => KeyBytes::of(&["pk".to_string()], &r.to_item()).unwrap(),
+                Op::PutRaw(r) | Op::LoadRaw(r) => KeyBytes::of(&["pk".to_string()], &r.to_item()).unwrap(),
             };
             Change {
                 key,

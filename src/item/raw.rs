@@ -7,16 +7,17 @@
 //! out its billed size, so a malformed image is refused where it is read, and write budgets stay
 //! exact.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::wire::{Tag, WireItem};
+use super::wire::{Tag, WireItem, WireValue};
 use super::{Item, number_size};
 
 /// A checked DynamoDB JSON item and its size as DynamoDB bills it.
@@ -72,10 +73,20 @@ impl fmt::Debug for RawItem {
 impl Image {
     /// Checks `json` as a DynamoDB JSON item.
     pub fn from_json(json: Box<str>) -> Result<Image, serde_json::Error> {
-        Ok(match serde_json::from_str::<Measure<MapSize>>(&json)?.0.size() {
+        Self::with_keys(json, &[]).map(|(image, _)| image)
+    }
+
+    /// Checks `json` as a DynamoDB JSON item, and reads the attributes named `keys` out of it on
+    /// the way (in the same pass).
+    pub fn with_keys(json: Box<str>, keys: &[String]) -> Result<(Image, Item), serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(&json);
+        let (size, _, found) = Top { keys }.deserialize(&mut de)?;
+        de.end()?;
+        let image = match size {
             Some(size) => Image::Raw(RawItem { json, size }),
             None => Image::Map(serde_json::from_str::<WireItem>(&json)?.0),
-        })
+        };
+        Ok((image, found))
     }
 
     pub fn into_item(self) -> Item {
@@ -107,8 +118,6 @@ impl<'de, T: Billed> Deserialize<'de> for Measure<T> {
     }
 }
 
-/// A string's UTF-8 length (attribute names, S, SS entries).
-struct Len(usize);
 /// A number's stored size.
 struct Num(usize);
 /// A base64 binary's decoded length.
@@ -145,7 +154,6 @@ macro_rules! str_sized {
     };
 }
 
-str_sized!(Len, "a string", |s| Ok::<_, &str>(s.len()));
 str_sized!(Num, "a number as a string", |s| Ok::<_, &str>(number_size(s)));
 str_sized!(Bin, "base64 binary", |s| STANDARD.decode(s).map(|b| b.len()));
 
@@ -196,23 +204,64 @@ impl<T: Billed> Billed for Seq<T> {
 
 impl<'de> Deserialize<'de> for MapSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Top { keys: &[] }.deserialize(d).map(|(size, n, _)| MapSize(size, n))
+    }
+}
+
+/// Walks an attribute map: its size, its number of entries, and the attributes named `keys`.
+struct Top<'k> {
+    keys: &'k [String],
+}
+
+impl<'de> DeserializeSeed<'de> for Top<'_> {
+    type Value = (Option<usize>, usize, Item);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Top<'_> {
+    type Value = (Option<usize>, usize, Item);
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a DynamoDB item")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let (mut size, mut n, mut found) = (Some(0), 0, Item::new());
+        while let Some(Name(name)) = m.next_key()? {
+            let v = if self.keys.iter().any(|k| *k == name) {
+                let v = m.next_value::<WireValue>()?.0;
+                let bytes = super::value_size(&v);
+                found.insert(name.to_string(), v);
+                Some(bytes)
+            } else {
+                m.next_value::<Value>()?.0
+            };
+            size = size.zip(v).map(|(s, v)| s + name.len() + v);
+            n += 1;
+        }
+        Ok((size, n, found))
+    }
+}
+
+/// An attribute name, borrowed from the text unless it holds escapes.
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = MapSize;
+            type Value = Name<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a DynamoDB item")
+                f.write_str("an attribute name")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<MapSize, A::Error> {
-                let (mut size, mut n) = (Some(0), 0);
-                while let Some(Len(name)) = m.next_key()? {
-                    let Value(v) = m.next_value()?;
-                    size = size.zip(v).map(|(s, v)| s + name + v);
-                    n += 1;
-                }
-                Ok(MapSize(size, n))
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(s.to_string())))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_str(V)
     }
 }
 

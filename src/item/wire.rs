@@ -18,7 +18,7 @@ use super::Item;
 
 /// A DynamoDB JSON item, built directly as DynamoDB SDK values.
 pub(crate) struct WireItem(pub Item);
-struct WireValue(Av);
+pub(crate) struct WireValue(pub Av);
 struct WireBlob(Blob);
 
 impl<'de> Deserialize<'de> for WireItem {

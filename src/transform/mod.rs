@@ -231,6 +231,7 @@ impl Transform {
         match op {
             Op::Put(i) => self.put(i),
             Op::PutRaw(r) => self.put(r.to_item()),
+            Op::LoadRaw(r) => self.load(r.to_item()),
             Op::Load(i) => self.load(i),
             Op::Delete(k) => Ok(Shaped::Delete(self.key(k))),
             Op::Fetch(_) => Err("a read-through change is shaped only once its item is read".into()),

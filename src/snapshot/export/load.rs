@@ -18,13 +18,13 @@ use tokio_util::sync::CancellationToken;
 use super::manifest::{DataFile, Export, url};
 use super::objects::{ExportObjects, S3Objects};
 use super::progress::Report;
-use super::reader::LineReader;
+use super::reader::{ExportItem, LineReader};
 use crate::apply::{Applier, Change, Op, Ticket};
 use crate::checkpoint::StateStore;
 use crate::checkpoint::lease::units::Offers;
 use crate::checkpoint::{OrderedAck, SegmentRow};
 use crate::error::{Error, Result};
-use crate::item::KeyBytes;
+use crate::item::{Image, KeyBytes};
 use crate::retry::Retrier;
 use crate::snapshot::spread::Spread;
 use crate::telemetry::TableStats;
@@ -305,7 +305,7 @@ impl FileJob {
             .await?;
         let mut body =
             body.ok_or_else(|| Error::fatal(format!("{name}: data file listed by the export is missing")))?;
-        let mut reader = LineReader::new(name.clone());
+        let mut reader = LineReader::new(name.clone(), self.key_names.clone());
         let mut seen = 0u64;
         while let Some(chunk) = body.next().await {
             // (The error keeps its kind: a throttle mid-file is retried as one.)
@@ -332,7 +332,7 @@ impl FileJob {
 
     async fn submit(
         &self,
-        items: Vec<(u64, crate::item::Item)>,
+        items: Vec<ExportItem>,
         ack: &Arc<OrderedAck<u64>>,
         seen: &mut u64,
         submitted: &mut u64,
@@ -349,8 +349,8 @@ impl FileJob {
         }
         let first = ack.register_all(fresh.iter().map(|_| (None, true)));
         let mut changes = Vec::with_capacity(fresh.len());
-        for (i, (line, item)) in fresh.into_iter().enumerate() {
-            let key = KeyBytes::of(&self.key_names, &item).ok_or_else(|| {
+        for (i, ExportItem { line, image, key }) in fresh.into_iter().enumerate() {
+            let key = KeyBytes::of(&self.key_names, &key).ok_or_else(|| {
                 Error::fatal(format!(
                     "{} line {line}: the item lacks the table's key attributes ({})",
                     url(&self.bucket, &self.file.key),
@@ -359,7 +359,10 @@ impl FileJob {
             })?;
             changes.push(Change {
                 key,
-                op: Op::Load(item),
+                op: match image {
+                    Image::Raw(raw) => Op::LoadRaw(raw),
+                    Image::Map(item) => Op::Load(item),
+                },
                 ticket: Ticket {
                     sink: ack.clone(),
                     index: first + i as u64,

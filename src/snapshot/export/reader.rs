@@ -6,6 +6,7 @@
 //! count and the MD5 of the compressed object against the manifest. Nothing is skipped.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -13,7 +14,10 @@ use flate2::write::MultiGzDecoder;
 use md5::{Digest, Md5};
 
 use crate::error::{Error, Result};
-use crate::item::{Item, json};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::item::{Image, Item, json};
 
 /// What the manifest promises about a file (both `None` when the export has no manifest).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,9 +27,19 @@ pub struct Expect {
     pub md5: Option<String>,
 }
 
+/// One item of a file: its line, the item as the line spells it, and its key attributes.
+#[derive(Debug)]
+pub struct ExportItem {
+    pub line: u64,
+    pub image: Image,
+    pub key: Item,
+}
+
 pub struct LineReader {
     /// `s3://bucket/key`, for messages.
     url: String,
+    /// The table's key attributes, read out of each item as it is checked.
+    key_names: Arc<[String]>,
     /// Decompressed bytes land in the inner Vec; complete lines are taken out after every chunk.
     gz: MultiGzDecoder<Vec<u8>>,
     md5: Md5,
@@ -35,9 +49,10 @@ pub struct LineReader {
 }
 
 impl LineReader {
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn new(url: impl Into<String>, key_names: Arc<[String]>) -> Self {
         Self {
             url: url.into(),
+            key_names,
             gz: MultiGzDecoder::new(Vec::with_capacity(64 * 1024)),
             md5: Md5::new(),
             line: 0,
@@ -56,7 +71,7 @@ impl LineReader {
 
     /// Feeds the next chunk of the compressed object; returns the items of the lines it completed,
     /// each with its line number.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<(u64, Item)>> {
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<ExportItem>> {
         self.md5.update(chunk);
         if let Err(e) = self.gz.write_all(chunk) {
             return Err(self.gzip_error(e));
@@ -66,7 +81,7 @@ impl LineReader {
 
     /// The object is fully read: checks the gzip trailer, the last line, the item count and the MD5.
     /// Returns the items of a last line without a newline, and the file's item count.
-    pub fn finish(mut self, expect: &Expect) -> Result<(Vec<(u64, Item)>, u64)> {
+    pub fn finish(mut self, expect: &Expect) -> Result<(Vec<ExportItem>, u64)> {
         if let Err(e) = self.gz.try_finish() {
             return Err(self.gzip_error(e));
         }
@@ -99,7 +114,7 @@ impl LineReader {
         ))
     }
 
-    fn take_lines(&mut self, at_end: bool) -> Result<Vec<(u64, Item)>> {
+    fn take_lines(&mut self, at_end: bool) -> Result<Vec<ExportItem>> {
         let buf = std::mem::take(self.gz.get_mut());
         let mut out = Vec::new();
         let mut start = 0;
@@ -107,16 +122,12 @@ impl LineReader {
             let line = &buf[start..start + nl];
             start += nl + 1;
             self.line += 1;
-            if let Some(item) = self.parse(line)? {
-                out.push((self.line, item));
-            }
+            out.extend(self.parse(line)?);
         }
         let rest = &buf[start..];
         if at_end && !rest.is_empty() {
             self.line += 1;
-            if let Some(item) = self.parse(rest)? {
-                out.push((self.line, item));
-            }
+            out.extend(self.parse(rest)?);
         } else {
             // Keep the incomplete line (and the allocation) for the next chunk.
             let mut buf = buf;
@@ -126,19 +137,47 @@ impl LineReader {
         Ok(out)
     }
 
-    fn parse(&mut self, line: &[u8]) -> Result<Option<Item>> {
+    fn parse(&mut self, line: &[u8]) -> Result<Option<ExportItem>> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        let item = parse_line(line).map_err(|e| Error::fatal(format!("{} line {}: {e}", self.url, self.line)))?;
+        let (image, key) = parse_line(line, &self.key_names)
+            .map_err(|e| Error::fatal(format!("{} line {}: {e}", self.url, self.line)))?;
         self.items += 1;
-        Ok(Some(item))
+        Ok(Some(ExportItem {
+            line: self.line,
+            image,
+            key,
+        }))
     }
 }
 
-/// One line of a full export: `{"Item":{...}}` in DynamoDB JSON.
-pub fn parse_line(line: &[u8]) -> std::result::Result<Item, String> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    #[serde(rename = "Item")]
+    item: Box<RawValue>,
+}
+
+/// One line of a full export, `{"Item":{...}}` in DynamoDB JSON: the item, kept as the line spells
+/// it ([`crate::item::raw`]), and its attributes named `key_names`.
+pub fn parse_line(line: &[u8], key_names: &[String]) -> std::result::Result<(Image, Item), String> {
+    serde_json::from_slice::<Line>(line)
+        .ok()
+        .and_then(|l| Image::with_keys(l.item.into(), key_names).ok())
+        .ok_or_else(|| why_unreadable(line))
+}
+
+/// Why a line is unreadable, naming the attribute at fault (slower: only on the error path).
+fn why_unreadable(line: &[u8]) -> String {
+    match parse_line_slowly(line) {
+        Err(e) => e,
+        Ok(_) => "not a DynamoDB JSON item".into(),
+    }
+}
+
+fn parse_line_slowly(line: &[u8]) -> std::result::Result<Item, String> {
     let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
         let what = if e.is_eof() { "truncated JSON" } else { "not JSON" };
         format!("{what} ({e})")
@@ -172,8 +211,8 @@ mod tests {
     }
 
     /// Feeds the object in small chunks (lines split across chunks), like an S3 body.
-    fn read(bytes: &[u8], expect: &Expect) -> Result<Vec<(u64, Item)>> {
-        let mut r = LineReader::new("s3://b/data/f.json.gz");
+    fn read(bytes: &[u8], expect: &Expect) -> Result<Vec<ExportItem>> {
+        let mut r = LineReader::new("s3://b/data/f.json.gz", vec!["pk".to_string()].into());
         let mut all = Vec::new();
         for chunk in bytes.chunks(7) {
             all.extend(r.push(chunk)?);
@@ -195,11 +234,16 @@ mod tests {
         };
         let items = read(&bytes, &expect).unwrap();
         assert_eq!(items.len(), 2);
-        assert_eq!(items[1].0, 2);
+        assert_eq!(items[1].line, 2);
+        let Image::Raw(raw) = &items[1].image else {
+            panic!("kept as the line spells it")
+        };
+        assert_eq!(raw.json(), r#"{"pk":{"S":"b"},"b":{"B":"AAE="}}"#);
         assert_eq!(
-            json::item_to_json(&items[1].1).to_string(),
+            json::item_to_json(&raw.to_item()).to_string(),
             r#"{"b":{"B":"AAE="},"pk":{"S":"b"}}"#
         );
+        assert_eq!(json::item_to_json(&items[1].key).to_string(), r#"{"pk":{"S":"b"}}"#);
         // A last line without a newline still counts.
         let bytes = gz(GOOD.trim_end());
         assert_eq!(read(&bytes, &Expect::default()).unwrap().len(), 2);
@@ -249,6 +293,14 @@ mod tests {
                 "line 1: pk: unknown type descriptor \"Q\"",
             ),
             ("{\"NewImage\":{}}\n", "line 1: expected {\"Item\":{...}}"),
+            (
+                "{\"Item\":{\"pk\":{\"S\":\"a\"}},\"Other\":1}\n",
+                "line 1: expected {\"Item\":{...}}",
+            ),
+            (
+                "{\"Item\":{\"pk\":{\"S\":\"a\",\"N\":\"1\"}}}\n",
+                "line 1: pk: expected an object with one type descriptor",
+            ),
         ];
         for (text, want) in cases {
             let err = read(&gz(text), &Expect::default()).unwrap_err().to_string();

@@ -115,7 +115,7 @@ impl Decoder<'_> {
 pub fn settle_by_reading(change: &mut StreamChange, key_names: &[String]) {
     let keys = match &change.op {
         Op::Put(image) | Op::Load(image) => item::key_of(key_names, image),
-        Op::PutRaw(raw) => item::key_of(key_names, &raw.to_item()),
+        Op::PutRaw(raw) | Op::LoadRaw(raw) => item::key_of(key_names, &raw.to_item()),
         Op::Delete(k) | Op::Fetch(k) => k.clone(),
     };
     change.op = Op::Fetch(keys);

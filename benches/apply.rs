@@ -7,9 +7,10 @@
 use std::sync::Arc;
 
 use aws_sdk_dynamodbstreams::types::Record;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ferry::apply::write::request_body;
-use ferry::apply::{Applier, ApplyIo, Limiter, WriteOp};
+use ferry::apply::{Applier, ApplyIo, DynamoIo, Limiter, WriteOp};
 use ferry::checkpoint::OrderedAck;
 use ferry::discover::View;
 use ferry::item::Item;
@@ -134,6 +135,69 @@ fn transform(filter: &str) -> Spec {
     }
 }
 
+/// [`ApplyIo`] through the SDK, to an in-memory endpoint that processes every batch.
+fn sdk_io(keys: &[String]) -> DynamoIo {
+    let http = aws_smithy_http_client::test_util::infallible_client_fn(|_req| {
+        http::Response::builder()
+            .status(200)
+            .body(r#"{"UnprocessedItems":{}}"#)
+            .unwrap()
+    });
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new("a", "b", None, None, "bench"))
+        .http_client(http)
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    DynamoIo {
+        destination: client.clone(),
+        destination_table: "bench".into(),
+        source: client,
+        source_table: "source".into(),
+        key_names: keys.into(),
+        read_limiter: Arc::new(Limiter::new(0)),
+        stop: Default::default(),
+        stats: Arc::default(),
+    }
+}
+
+/// What a shard consumer does with each page, on one core: parse → changes → lanes (coalesce,
+/// shape, batch, write through `io`) → acks.
+fn page_step<I: ApplyIo>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &tokio::runtime::Runtime,
+    (client, keys): (&aws_sdk_dynamodbstreams::Client, &[String]),
+    (name, mix): (&str, &str),
+    transform: Spec,
+    io: Arc<I>,
+) {
+    let stats = Arc::new(TableStats::default());
+    let shape = Arc::new(Transform::new(transform, keys.to_vec().into()));
+    // As ferry reads pages for this transform.
+    let streams = SdkStreams(client.clone(), Images::for_transform(shape.spec()));
+    let applier = rt.block_on(async {
+        Applier::start_with_stop(
+            io,
+            16,
+            Arc::new(Limiter::new(0)),
+            stats.clone(),
+            shape,
+            Default::default(),
+        )
+    });
+    let ack = Arc::new(OrderedAck::<Pos>::new(None));
+    g.bench_function(BenchmarkId::new(name, mix), |b| {
+        b.to_async(rt).iter(|| async {
+            let page = get_page(&streams).await;
+            let (changes, _) = consumer::page_changes(page, View::NewImage, keys, 0, &ack).unwrap();
+            applier.submit_all(changes).await.unwrap();
+            ack.drained().await;
+        })
+    });
+    drop(applier);
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -190,32 +254,21 @@ fn bench(c: &mut Criterion) {
             ),
         ];
         for (name, transform) in variants {
-            let stats = Arc::new(TableStats::default());
-            let shape = Arc::new(Transform::new(transform, keys.clone().into()));
-            // As ferry reads pages for this transform.
-            let streams = SdkStreams(client.clone(), Images::for_transform(shape.spec()));
-            let applier = rt.block_on(async {
-                let io = Arc::new(NoIo(keys.clone()));
-                Applier::start_with_stop(
-                    io,
-                    16,
-                    Arc::new(Limiter::new(0)),
-                    stats.clone(),
-                    shape,
-                    Default::default(),
-                )
-            });
-            let ack = Arc::new(OrderedAck::<Pos>::new(None));
-            g.bench_function(BenchmarkId::new(name, mix), |b| {
-                b.to_async(&rt).iter(|| async {
-                    // What a shard consumer does with each page.
-                    let page = get_page(&streams).await;
-                    let (changes, _) = consumer::page_changes(page, View::NewImage, &keys, 0, &ack).unwrap();
-                    applier.submit_all(changes).await.unwrap();
-                    ack.drained().await;
-                })
-            });
-            drop(applier);
+            let io = Arc::new(NoIo(keys.clone()));
+            page_step(&mut g, &rt, (&client, &keys), (name, mix), transform, io);
+        }
+        // The same with the real write stage: request bodies, signing and the SDK call, against
+        // an HTTP client in memory that accepts every batch.
+        let sdk = [
+            ("full_path_with_sdk_call", Spec::default()),
+            (
+                "full_path_with_sdk_call_transformed",
+                transform("item.n >= 0 && has(item.m)"),
+            ),
+        ];
+        for (name, transform) in sdk {
+            let io = Arc::new(rt.block_on(async { sdk_io(&keys) }));
+            page_step(&mut g, &rt, (&client, &keys), (name, mix), transform, io);
         }
     }
     g.finish();

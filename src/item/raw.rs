@@ -109,15 +109,6 @@ trait Billed: for<'de> Deserialize<'de> {
     fn size(&self) -> Option<usize>;
 }
 
-/// Deserializes as `T` and yields only its size.
-struct Measure<T>(T);
-
-impl<'de, T: Billed> Deserialize<'de> for Measure<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        T::deserialize(d).map(Measure)
-    }
-}
-
 /// A number's stored size.
 struct Num(usize);
 /// A base64 binary's decoded length.
@@ -159,7 +150,8 @@ str_sized!(Bin, "base64 binary", |s| STANDARD.decode(s).map(|b| b.len()));
 
 /// A string value's UTF-8 length. Read as bytes: serde_json then finds the string's end with a
 /// SIMD search instead of checking it byte by byte for control characters (values are most of an
-/// item's bytes, and the page was checked as UTF-8 as a whole). Escapes are decoded as usual.
+/// item's bytes; the text is a `str`, so UTF-8, and capturing it as a raw value already refused
+/// control characters). Escapes are decoded as usual.
 struct Text(usize);
 
 impl<'de> Deserialize<'de> for Text {
@@ -187,11 +179,6 @@ impl Billed for Text {
     }
 }
 impl Billed for Value {
-    fn size(&self) -> Option<usize> {
-        self.0
-    }
-}
-impl Billed for MapSize {
     fn size(&self) -> Option<usize> {
         self.0
     }
@@ -275,7 +262,7 @@ impl<'de, T: Billed> Deserialize<'de> for Seq<T> {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Seq<T>, A::Error> {
                 let (mut size, mut n) = (Some(0), 0);
-                while let Some(Measure(v)) = s.next_element::<Measure<T>>()? {
+                while let Some(v) = s.next_element::<T>()? {
                     size = size.zip(v.size()).map(|(s, v)| s + v);
                     n += 1;
                 }

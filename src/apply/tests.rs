@@ -306,3 +306,67 @@ async fn a_submit_waiting_on_a_full_lane_ends_when_another_lane_fails() {
     let err = submitter.await.unwrap().unwrap_err();
     assert!(err.to_string().contains(r#"put of key {"pk":{"S":"poison"}}"#), "{err}");
 }
+
+/// DynamoIo sends the body ferry writes: every request once, a raw image byte for byte, the
+/// Content-Length of that body; and the requests the service leaves unprocessed come back as ops.
+#[tokio::test]
+async fn dynamo_io_sends_the_body_it_built_and_returns_what_was_left_unprocessed() {
+    let seen: Arc<Mutex<Vec<(Vec<u8>, Option<String>)>>> = Arc::default();
+    let log = seen.clone();
+    let http = aws_smithy_http_client::test_util::infallible_client_fn(move |req| {
+        let body = req.body().bytes().unwrap().to_vec();
+        let length = req.headers().get("content-length").and_then(|v| v.to_str().ok());
+        log.lock().unwrap().push((body, length.map(str::to_string)));
+        let left = r#"{"UnprocessedItems":{"Dest \"T\"":[{"DeleteRequest":{"Key":{"pk":{"S":"d"}}}}]}}"#;
+        http::Response::builder().status(200).body(left).unwrap()
+    });
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new("a", "b", None, None, "test"))
+        .http_client(http)
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    let io = DynamoIo {
+        destination: client.clone(),
+        destination_table: "Dest \"T\"".into(),
+        source: client,
+        source_table: "Source".into(),
+        key_names: vec!["pk".to_string()].into(),
+        read_limiter: Arc::new(Limiter::new(0)),
+        stop: CancellationToken::new(),
+        stats: Arc::default(),
+    };
+    let raw_json = r#"{"pk":{"S":"a"},"v":{"N":"1.50"},"b":{"B":"AAE="}}"#;
+    let crate::item::Image::Raw(raw) = crate::item::Image::from_json(raw_json.into()).unwrap() else {
+        panic!("raw")
+    };
+    let map = Item::from([
+        ("pk".to_string(), AttributeValue::S("b \"quoted\"".into())),
+        ("l".to_string(), AttributeValue::L(vec![AttributeValue::Bool(true)])),
+    ]);
+    let key = Item::from([("pk".to_string(), AttributeValue::S("d".into()))]);
+    let ops = [
+        WriteOp::PutRaw(raw),
+        WriteOp::Put(map.clone()),
+        WriteOp::Delete(key.clone()),
+    ];
+    let left = io.write_batch(&ops).await.unwrap();
+    assert_eq!(left, [WriteOp::Delete(key.clone())]);
+
+    let (body, length) = seen.lock().unwrap().pop().unwrap();
+    assert_eq!(length, Some(body.len().to_string()));
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains(raw_json), "the raw image goes out unchanged: {text}");
+    let sent: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let reqs = sent["RequestItems"]["Dest \"T\""].as_array().unwrap();
+    assert_eq!(reqs.len(), 3);
+    let item = |v: &serde_json::Value| crate::item::json::item_from_json(v).unwrap();
+    let WriteOp::Put(raw_item) = ops[0].to_map() else {
+        panic!("a put")
+    };
+    assert_eq!(item(&reqs[0]["PutRequest"]["Item"]), raw_item);
+    assert_eq!(raw_item["v"], AttributeValue::N("1.50".into()), "numbers as spelled");
+    assert_eq!(item(&reqs[1]["PutRequest"]["Item"]), map);
+    assert_eq!(item(&reqs[2]["DeleteRequest"]["Key"]), key);
+}

@@ -311,7 +311,9 @@ async fn a_submit_waiting_on_a_full_lane_ends_when_another_lane_fails() {
 /// Content-Length of that body; and the requests the service leaves unprocessed come back as ops.
 #[tokio::test]
 async fn dynamo_io_sends_the_body_it_built_and_returns_what_was_left_unprocessed() {
-    let seen: Arc<Mutex<Vec<(Vec<u8>, Option<String>)>>> = Arc::default();
+    // Each request's body and Content-Length header.
+    type Sent = Vec<(Vec<u8>, Option<String>)>;
+    let seen: Arc<Mutex<Sent>> = Arc::default();
     let log = seen.clone();
     let http = aws_smithy_http_client::test_util::infallible_client_fn(move |req| {
         let body = req.body().bytes().unwrap().to_vec();

@@ -52,7 +52,8 @@ impl RawItem {
             .0
     }
 
-    /// The raw form of a map item (tests, and writers that hold maps).
+    /// The raw form of a map item (tests feed raw ops built from maps).
+    #[cfg(test)]
     pub fn of(item: &Item) -> RawItem {
         let mut out = Vec::new();
         super::wire::write_item(&mut out, item);
@@ -89,6 +90,7 @@ impl Image {
         Ok((image, found))
     }
 
+    #[cfg(test)]
     pub fn into_item(self) -> Item {
         match self {
             Image::Raw(r) => r.to_item(),

@@ -130,42 +130,48 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn write_value(out: &mut Vec<u8>, v: &Av) {
-    let tagged = |out: &mut Vec<u8>, tag: &str| {
-        out.extend_from_slice(b"{\"");
-        out.extend_from_slice(tag.as_bytes());
-        out.extend_from_slice(b"\":");
-    };
-    let list = |out: &mut Vec<u8>, n: usize, each: &mut dyn FnMut(&mut Vec<u8>, usize)| {
-        out.push(b'[');
-        for i in 0..n {
-            if i > 0 {
-                out.push(b',');
-            }
-            each(out, i);
-        }
-        out.push(b']');
-    };
-    let b64 = |out: &mut Vec<u8>, b: &Blob| write_str(out, &STANDARD.encode(b.as_ref()));
-    match v {
-        Av::S(s) => (tagged(out, "S"), write_str(out, s)).1,
-        Av::N(n) => (tagged(out, "N"), write_str(out, n)).1,
-        Av::B(b) => (tagged(out, "B"), b64(out, b)).1,
-        Av::Bool(b) => {
-            (
-                tagged(out, "BOOL"),
-                out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            )
-                .1
-        }
-        Av::Ss(v) => (tagged(out, "SS"), list(out, v.len(), &mut |o, i| write_str(o, &v[i]))).1,
-        Av::Ns(v) => (tagged(out, "NS"), list(out, v.len(), &mut |o, i| write_str(o, &v[i]))).1,
-        Av::Bs(v) => (tagged(out, "BS"), list(out, v.len(), &mut |o, i| b64(o, &v[i]))).1,
-        Av::L(v) => (tagged(out, "L"), list(out, v.len(), &mut |o, i| write_value(o, &v[i]))).1,
-        Av::M(m) => (tagged(out, "M"), write_item(out, m)).1,
+    let tag = match v {
+        Av::S(_) => "S",
+        Av::N(_) => "N",
+        Av::B(_) => "B",
+        Av::Bool(_) => "BOOL",
+        Av::Ss(_) => "SS",
+        Av::Ns(_) => "NS",
+        Av::Bs(_) => "BS",
+        Av::L(_) => "L",
+        Av::M(_) => "M",
         // NULL, and any type a newer SDK adds (ferry's readers never produce one).
-        _ => (tagged(out, "NULL"), out.extend_from_slice(b"true")).1,
+        _ => "NULL",
+    };
+    out.extend_from_slice(b"{\"");
+    out.extend_from_slice(tag.as_bytes());
+    out.extend_from_slice(b"\":");
+    match v {
+        Av::S(s) | Av::N(s) => write_str(out, s),
+        Av::B(b) => write_blob(out, b),
+        Av::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Av::Ss(v) | Av::Ns(v) => write_list(out, v, |o, s| write_str(o, s)),
+        Av::Bs(v) => write_list(out, v, write_blob),
+        Av::L(v) => write_list(out, v, write_value),
+        Av::M(m) => write_item(out, m),
+        _ => out.extend_from_slice(b"true"), // NULL
     }
     out.push(b'}');
+}
+
+fn write_blob(out: &mut Vec<u8>, b: &Blob) {
+    write_str(out, &STANDARD.encode(b.as_ref()));
+}
+
+fn write_list<T>(out: &mut Vec<u8>, items: &[T], each: impl Fn(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, x);
+    }
+    out.push(b']');
 }
 
 #[cfg(test)]

@@ -12,11 +12,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use flate2::write::MultiGzDecoder;
 use md5::{Digest, Md5};
-
-use crate::error::{Error, Result};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::error::{Error, Result};
 use crate::item::{Image, Item, json};
 
 /// What the manifest promises about a file (both `None` when the export has no manifest).

@@ -1,7 +1,7 @@
 //! Bulk load from a point-in-time export: N generated ~1 KB items in a real-format export in moto's
 //! S3 (manifests, MD5s, 16 gzip'd files), loaded into DynamoDB Local by the real `ferry` binary
 //! (`snapshot = "export"`, ferry's loader), against a raw concurrent BatchWriteItem load of the same
-//! items into the same DynamoDB Local, measured in the same run. Prints items/s, the ratio, and
+//! items into the same DynamoDB Local, measured in the same run, once before ferry and once after. Prints items/s, the ratio, and
 //! ferry's peak RSS. Targets: ratio ≥ 0.9, peak RSS ≤ 256 MB.
 //!
 //!   cargo bench --bench export_load                       # N = 1,000,000
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{PutRequest, StreamViewType, WriteRequest};
 use ferry::item::Item;
-use ferry_rig::bench::peak_rss_kb;
+use ferry_rig::bench::{cpu_seconds, peak_rss_kb};
 use ferry_rig::data::{create_table, send_batch, sized_item};
 use ferry_rig::moto::{ExportSpec, Moto, default_credentials, write_export};
 use ferry_rig::process::{FerryDir, terminate};
@@ -22,8 +22,9 @@ use futures::StreamExt;
 const FILES: u64 = 16;
 /// Concurrent BatchWriteItem calls of the raw load (ferry's default write_concurrency is 16).
 const RAW_WRITERS: usize = 32;
-/// Items of the unmeasured warm-up load (DynamoDB Local's JIT) before anything is measured.
-const WARMUP_ITEMS: u64 = 20_000;
+/// Items of the unmeasured warm-up load (DynamoDB Local's JIT) before anything is measured. After
+/// 20,000 the JVM's CPU per item still fell by a quarter between the two raw loads of one run.
+const WARMUP_ITEMS: u64 = 200_000;
 
 fn item(i: u64) -> Item {
     sized_item(&format!("p{}", i % 100_003), i as i64, 1000)
@@ -61,6 +62,23 @@ async fn raw_load(c: &Client, table: &str, n: u64) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// A raw load of the N items into a fresh database: items/s, and the JVM's CPU seconds.
+async fn raw_baseline(ddb: &DynamoLocal, account: &str, n: u64) -> (f64, f64) {
+    let raw = ddb.client(&Account::fresh(account));
+    create_table(&raw, "Raw", None).await;
+    eprintln!("raw BatchWriteItem load ({account}) ...");
+    let jvm = jvm_cpu(ddb);
+    let rate = raw_load(&raw, "Raw", n).await;
+    let jvm = jvm_cpu(ddb) - jvm;
+    assert_eq!(count(&raw, "Raw").await, n as i64, "raw load incomplete");
+    (rate, jvm)
+}
+
+/// DynamoDB Local's CPU seconds so far (NaN when this process did not start it).
+fn jvm_cpu(ddb: &DynamoLocal) -> f64 {
+    ddb.pid.and_then(cpu_seconds).unwrap_or(f64::NAN)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: u64 = std::env::var("FERRY_BENCH_N")
@@ -86,13 +104,9 @@ async fn main() {
     eprintln!("warm-up load ...");
     raw_load(&warm, "Warm", WARMUP_ITEMS.min(n)).await;
 
-    // Raw baseline into its own database.
-    let raw_acct = Account::fresh("rawload");
-    let raw = ddb.client(&raw_acct);
-    create_table(&raw, "Raw", None).await;
-    eprintln!("raw BatchWriteItem load ...");
-    let raw_rate = raw_load(&raw, "Raw", n).await;
-    assert_eq!(count(&raw, "Raw").await, n as i64, "raw load incomplete");
+    // Raw baseline into its own database, before ferry and again after it (A-B-A): DynamoDB Local
+    // slows as its in-memory databases fill, so one raw load before ferry would flatter raw.
+    let (raw_before, raw_jvm_before) = raw_baseline(ddb, "rawbefore", n).await;
 
     // ferry: an empty source with a stream (nothing to replay), the export reused via export_s3.
     let (sa, da) = (Account::fresh("bsrc"), Account::fresh("bdst"));
@@ -111,6 +125,7 @@ async fn main() {
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_BIN_EXE_ferry")));
     let ferry = FerryDir::custom(&bin, dir.path(), &sa, &da, &config);
     eprintln!("ferry load ...");
+    let jvm = jvm_cpu(ddb);
     let child = ferry.spawn_sync(&["--no-progress"]);
     let pid = child.id();
     let mut started = None;
@@ -130,6 +145,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     peak = peak.max(peak_rss_kb(pid).unwrap_or(0));
+    let (ferry_cpu, ferry_jvm) = (cpu_seconds(pid).unwrap_or(f64::NAN), jvm_cpu(ddb) - jvm);
     terminate(&child);
     let dst = ddb.client(&da);
     assert_eq!(
@@ -138,9 +154,14 @@ async fn main() {
         "ferry load incomplete\n{}",
         ferry.logs()
     );
+    let (raw_after, raw_jvm_after) = raw_baseline(ddb, "rawafter", n).await;
+    let raw_rate = (raw_before + raw_after) / 2.0;
+    let per_100k = |secs: f64| secs * 100_000.0 / n as f64;
     let rate = n as f64 / elapsed.as_secs_f64().max(0.001);
     println!("export load, N = {n} items of ~1 KB, {FILES} files");
-    println!("  raw BatchWriteItem ({RAW_WRITERS} in flight): {raw_rate:>10.0} items/s");
+    println!("  raw BatchWriteItem ({RAW_WRITERS} in flight), before ferry: {raw_before:>10.0} items/s");
+    println!("  raw BatchWriteItem, after ferry:                {raw_after:>10.0} items/s");
+    println!("  raw, mean of the two:            {raw_rate:>10.0} items/s");
     println!(
         "  ferry loader:                     {rate:>10.0} items/s  ({:.1} s)",
         elapsed.as_secs_f64()
@@ -152,5 +173,14 @@ async fn main() {
     println!(
         "  ferry peak RSS:                   {:>10.0} MB  (target <= 256)",
         peak as f64 / 1024.0
+    );
+    // Everything shares the machine's cores: what ferry (and moto, serving the export) spends is
+    // CPU the JVM does not get during ferry's load, and the raw loads have no such cost.
+    println!(
+        "  CPU s per 100k items: raw loads, DynamoDB Local {:.2} / {:.2}; ferry's load, DynamoDB Local {:.2} + ferry {:.2} (moto not counted)",
+        per_100k(raw_jvm_before),
+        per_100k(raw_jvm_after),
+        per_100k(ferry_jvm),
+        per_100k(ferry_cpu)
     );
 }

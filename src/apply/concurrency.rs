@@ -18,9 +18,9 @@
 //!            └──────┬───────┘                         └──────────────┬──────────────┘
 //!                   │ gained less: back to the last limit            │
 //!                   ▼                                                 ▼
-//!            ┌──────────────┐  window at centre + δ, then centre − δ; the centre moves
-//!            │    probing   │  toward the one that wrote ≥ 3 % more; between, it stays
-//!            └──────────────┘
+//!            ┌──────────────┐  windows alternate centre + δ and centre − δ; the centre
+//!            │    probing   │  moves toward the side that wrote more, once the evidence
+//!            └──────────────┘  says so (below); until then it stays
 //! ```
 //!
 //! - A window lasts three round trips in slow start and eight when probing (0.2 s to 2 s), and counts only while the limit binds (most
@@ -28,9 +28,14 @@
 //!   either way, and its limit stays. A window that spans a pause (over twice its length) is
 //!   dropped, as it would measure the pause.
 //! - δ is an eighth of the centre, at least one.
-//! - A throttle (UnprocessedItems, a throttling error) or any transient failure cuts the limit to
-//!   0.7 of itself at once, at most once per round trip (attempts sent before a cut do not cut
-//!   again), and probing resumes from there.
+//! - Evidence: three probing windows in a row (one side, the other, the first again) make one
+//!   comparison: the middle window against the mean of the two around it, which cancels a steady
+//!   drift in the destination's speed. The centre moves only when three or more comparisons
+//!   favour one side by 3 % or more on average, and by more than chance explains (Student's t at
+//!   99 %). Why: one window's rate varies by ±20 % on a shared endpoint (pauses, other load), and
+//!   a rule that trusts single windows walks the limit at random; on the rig a long load drifted
+//!   from 64 to a few batches in flight. Ten comparisons without a verdict say the two sides write
+//!   the same; the evidence starts again and the centre stays.
 //!
 //! Slots are a semaphore: a lowered limit takes effect as writes in flight come back.
 
@@ -49,8 +54,13 @@ pub const INITIAL: usize = 16;
 const BACKOFF: f64 = 0.7;
 /// Slow start doubles while a window gains at least this much.
 const SLOW_START_GAIN: f64 = 1.2;
-/// The upper probe must beat the lower by this much for the centre to move up.
-const PROBE_GAIN: f64 = 1.03;
+/// One probe side must beat the other by this much (relative) for the centre to move.
+const PROBE_GAIN: f64 = 0.03;
+/// ... and by Student's t at 99 % (two-sided) standard errors, for 2, 3, ... comparisons.
+const T_99: [f64; 9] = [63.66, 9.92, 5.84, 4.60, 4.03, 3.71, 3.50, 3.36, 3.25];
+/// Comparisons needed before a verdict, and after which none means "the same".
+const PROBE_MIN: usize = 3;
+const PROBE_MAX: usize = 10;
 /// Round trips per window: doubling shows in a few, a 3 % difference needs more.
 const SLOW_START_RTTS: u32 = 3;
 const PROBE_RTTS: u32 = 8;
@@ -71,8 +81,50 @@ enum Phase {
     SlowStart { last: Option<f64> },
     /// Measuring the centre plus δ.
     Up,
-    /// Measuring the centre minus δ; `up` is what the upper window wrote per second.
-    Down { up: f64 },
+    /// Measuring the centre minus δ.
+    Down,
+}
+
+/// What the probing windows around the current centre showed.
+#[derive(Default)]
+struct Evidence {
+    /// The windows of the comparison being gathered (they alternate sides).
+    recent: Vec<f64>,
+    /// Comparisons so far: how much better the upper side wrote, relative.
+    n: usize,
+    sum: f64,
+    sum_sq: f64,
+}
+
+impl Evidence {
+    /// Adds a window of the side `up` (or the lower) that wrote `rate`; `Some(true)` when the
+    /// evidence now says the upper side writes more, `Some(false)` the lower (and starts again).
+    fn add(&mut self, up: bool, rate: f64) -> Option<bool> {
+        self.recent.push(rate);
+        let [before, other, after] = self.recent[..] else {
+            return None;
+        };
+        // Each comparison has windows of its own, so the comparisons are independent samples.
+        self.recent.clear();
+        let this_side = (before + after) / 2.0;
+        let diff = (this_side - other) / ((this_side + other) / 2.0).max(f64::MIN_POSITIVE);
+        let better_up = if up { diff } else { -diff };
+        self.n += 1;
+        self.sum += better_up;
+        self.sum_sq += better_up * better_up;
+        let n = self.n as f64;
+        let mean = self.sum / n;
+        let var = ((self.sum_sq - n * mean * mean) / (n - 1.0)).max(0.0);
+        let se = (var / n).sqrt();
+        let t = T_99.get(self.n.wrapping_sub(2)).copied().unwrap_or(f64::INFINITY);
+        let verdict = (self.n >= PROBE_MIN && mean.abs() >= PROBE_GAIN && mean.abs() >= t * se).then_some(mean > 0.0);
+        if verdict.is_some() || self.n >= PROBE_MAX {
+            // The centre moves (windows around the old one say nothing about the new), or the
+            // sides wrote the same: either way, start again.
+            *self = Evidence::default();
+        }
+        verdict
+    }
 }
 
 struct State {
@@ -81,6 +133,7 @@ struct State {
     debt: usize,
     centre: usize,
     phase: Phase,
+    evidence: Evidence,
     window: Window,
     /// Smoothed round trip of successful writes.
     rtt: Option<Duration>,
@@ -152,6 +205,7 @@ impl Pace {
                 debt: 0,
                 centre: limit,
                 phase: Phase::SlowStart { last: None },
+                evidence: Evidence::default(),
                 window: Window::new(now),
                 rtt: None,
                 cut: now,
@@ -194,6 +248,7 @@ impl Pace {
                 let next = ((s.limit as f64 * BACKOFF) as usize).max(1);
                 s.centre = next;
                 s.phase = Phase::Up;
+                s.evidence = Evidence::default();
                 s.cut = now;
                 s.window = Window::new(now);
                 self.resize(&mut s, next);
@@ -214,8 +269,22 @@ impl Pace {
                     // Only a limit in use says anything about what more or fewer would do; and a
                     // window that spans a pause (nothing to write for a while) measures the pause.
                     let paused = elapsed > span * 2;
+                    if paused {
+                        // The windows on either side of a pause are not neighbours.
+                        s.evidence.recent.clear();
+                    }
                     if w.full * 2 >= w.sends && w.sends > 0 && !paused {
-                        let next = self.step(&mut s, w.records as f64 / elapsed.as_secs_f64());
+                        let rate = w.records as f64 / elapsed.as_secs_f64();
+                        let phase = s.phase;
+                        let next = self.step(&mut s, rate);
+                        tracing::debug!(
+                            limit = s.limit,
+                            next,
+                            centre = s.centre,
+                            rate = rate as u64,
+                            ?phase,
+                            "write concurrency window"
+                        );
                         self.resize(&mut s, next);
                     }
                 }
@@ -241,20 +310,24 @@ impl Pace {
                 s.phase = Phase::Up;
                 (s.centre + delta(s.centre)).min(self.max)
             }
-            Phase::Up => {
-                s.phase = Phase::Down { up: rate };
-                s.centre.saturating_sub(delta(s.centre)).max(1)
-            }
-            Phase::Down { up } => {
-                let d = delta(s.centre);
-                if up > rate * PROBE_GAIN {
-                    s.centre = (s.centre + d).min(self.max);
-                } else if rate > up * PROBE_GAIN {
-                    // Fewer in flight wrote more: fuller batches on a busy endpoint.
-                    s.centre = s.centre.saturating_sub(d).max(1);
+            Phase::Up | Phase::Down => {
+                let up = s.phase == Phase::Up;
+                if let Some(more) = s.evidence.add(up, rate) {
+                    let d = delta(s.centre);
+                    // Fewer in flight can write more: fuller batches on a busy endpoint.
+                    s.centre = if more {
+                        (s.centre + d).min(self.max)
+                    } else {
+                        s.centre.saturating_sub(d).max(1)
+                    };
+                    s.phase = Phase::Up;
+                } else {
+                    s.phase = if up { Phase::Down } else { Phase::Up };
                 }
-                s.phase = Phase::Up;
-                (s.centre + delta(s.centre)).min(self.max)
+                match s.phase {
+                    Phase::Down => s.centre.saturating_sub(delta(s.centre)).max(1),
+                    _ => (s.centre + delta(s.centre)).min(self.max),
+                }
             }
         }
     }

@@ -137,3 +137,47 @@ async fn a_pause_is_not_read_as_a_slow_window() {
     let (limit, _) = drive(p.clone(), 64, Duration::from_millis(50), 0, Duration::from_secs(5)).await;
     assert!(limit > 16, "{limit}");
 }
+
+/// Rates of alternating probe windows (upper side first): `up` and `down` scaled by a
+/// deterministic ±`noise` factor per window and by `drift` per window (the destination slowing).
+fn windows(up: f64, down: f64, noise: f64, drift: f64, n: usize) -> Vec<(bool, f64)> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let jitter = 1.0 + noise * ((x % 2001) as f64 / 1000.0 - 1.0);
+            let side = i % 2 == 0;
+            let base = if side { up } else { down };
+            (side, base * jitter * (1.0 - drift).powi(i as i32))
+        })
+        .collect()
+}
+
+fn verdicts(ws: &[(bool, f64)]) -> Vec<bool> {
+    let mut e = Evidence::default();
+    ws.iter().filter_map(|&(up, rate)| e.add(up, rate)).collect()
+}
+
+/// Both sides write the same but single windows vary by ±20 % (a shared endpoint): no verdict in
+/// 400 windows, where trusting single windows moved the limit at random.
+#[test]
+fn noise_alone_does_not_move_the_centre() {
+    let v = verdicts(&windows(4500.0, 4500.0, 0.2, 0.0, 400));
+    assert!(v.len() <= 1, "{v:?}");
+}
+
+/// The destination slows by 2 % a window while both sides write the same: the upper side is
+/// always measured before, but comparing each window with both neighbours cancels the drift.
+#[test]
+fn a_steady_slowdown_is_not_read_as_a_difference() {
+    assert_eq!(verdicts(&windows(4500.0, 4500.0, 0.0, 0.02, 100)), Vec::<bool>::new());
+}
+
+/// A real difference shows in nine windows (three comparisons), either way, through ±5 % noise.
+#[test]
+fn a_real_difference_moves_the_centre_its_way() {
+    assert_eq!(verdicts(&windows(5000.0, 4000.0, 0.05, 0.0, 9)).first(), Some(&true));
+    assert_eq!(verdicts(&windows(4000.0, 5000.0, 0.05, 0.0, 9)).first(), Some(&false));
+}

@@ -34,8 +34,11 @@
 //!   favour one side by 3 % or more on average, and by more than chance explains (Student's t at
 //!   99 %). Why: one window's rate varies by ±20 % on a shared endpoint (pauses, other load), and
 //!   a rule that trusts single windows walks the limit at random; on the rig a long load drifted
-//!   from 64 to a few batches in flight. Ten comparisons without a verdict say the two sides write
+//!   from 36 to 3 batches in flight. Ten comparisons without a verdict say the two sides write
 //!   the same; the evidence starts again and the centre stays.
+//! - A throttle (UnprocessedItems, a throttling error) or any transient failure cuts the limit to
+//!   0.7 of itself at once, at most once per round trip (attempts sent before a cut do not cut
+//!   again), and probing resumes from there with fresh evidence.
 //!
 //! Slots are a semaphore: a lowered limit takes effect as writes in flight come back.
 

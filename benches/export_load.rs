@@ -1,8 +1,9 @@
 //! Bulk load from a point-in-time export: N generated ~1 KB items in a real-format export in moto's
 //! S3 (manifests, MD5s, 16 gzip'd files), loaded into DynamoDB Local by the real `ferry` binary
 //! (`snapshot = "export"`, ferry's loader), against a raw concurrent BatchWriteItem load of the same
-//! items into the same DynamoDB Local, measured in the same run, once before ferry and once after. Prints items/s, the ratio, and
-//! ferry's peak RSS. Targets: ratio ≥ 0.9, peak RSS ≤ 256 MB.
+//! items into the same DynamoDB Local, measured in the same run, once before ferry and once after.
+//! Prints items/s, the ratio to the raw loads' mean, CPU per 100k items, and ferry's peak RSS.
+//! Targets: ratio ≥ 0.95 (issue 16), peak RSS ≤ 256 MB.
 //!
 //!   cargo bench --bench export_load                       # N = 1,000,000
 //!   FERRY_BENCH_N=20000 cargo bench --bench export_load   # a quick run
@@ -104,8 +105,9 @@ async fn main() {
     eprintln!("warm-up load ...");
     raw_load(&warm, "Warm", WARMUP_ITEMS.min(n)).await;
 
-    // Raw baseline into its own database, before ferry and again after it (A-B-A): DynamoDB Local
-    // slows as its in-memory databases fill, so one raw load before ferry would flatter raw.
+    // Raw baseline into its own database, before ferry and again after it (A-B-A): DynamoDB Local's
+    // speed drifts within a run (its CPU per item moved by up to a quarter from one load to the
+    // next), so one raw load would measure the drift along with ferry.
     let (raw_before, raw_jvm_before) = raw_baseline(ddb, "rawbefore", n).await;
 
     // ferry: an empty source with a stream (nothing to replay), the export reused via export_s3.
@@ -167,7 +169,7 @@ async fn main() {
         elapsed.as_secs_f64()
     );
     println!(
-        "  ratio ferry / raw:                {:>10.2}   (target >= 0.9)",
+        "  ratio ferry / raw:                {:>10.2}   (target >= 0.95)",
         rate / raw_rate
     );
     println!(

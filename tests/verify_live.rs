@@ -1,6 +1,6 @@
 //! `ferry verify` on the local rig: equal tables, a deliberately damaged destination (exactly the
 //! damaged keys reported, exit non-zero), `--repair`, and a live workload with `ferry sync`
-//! running (in-flight changes are not reported).
+//! running (in-flight changes are not reported, damage made behind its back is).
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use ferry_rig::compare::compare;
 use ferry_rig::data::{create_table, key_of, load, rich_item};
 use ferry_rig::ferry_bin;
 use ferry_rig::process::{FerryDir, terminate};
-use ferry_rig::wait::{wait_caught_up, wait_for};
+use ferry_rig::wait::{wait_caught_up, wait_equal, wait_for};
 use ferry_rig::workload::Workload;
 use ferry_rig::{Account, DynamoLocal};
 use rand::SeedableRng;
@@ -183,6 +183,25 @@ async fn in_flight_changes_under_a_live_sync_are_not_reported() {
     stop.cancel();
     let counts = writes.await.unwrap().expect("workload");
     assert!(counts.total() > 100, "the workload made {} writes", counts.total());
+    // Verify only read: the sync converges once the writes stop.
+    wait_equal(&src, "Orders", &dst, "Orders", Duration::from_secs(60), || f.logs()).await;
+    let (code, r) = f.verify(&[]);
+    assert_eq!((code, r["rechecked"].as_u64()), (0, Some(0)), "{r}");
+    // Damage made behind the running sync's back is still reported: the keys hold still on both
+    // sides over the re-check rounds.
+    let gone = key_of("p5", 5);
+    dst.delete_item()
+        .table_name("Orders")
+        .set_key(Some(gone))
+        .send()
+        .await
+        .unwrap();
+    load(&dst, "Orders", vec![key_of("intruder", 1)]).await;
+    let (code, r) = f.verify(&[]);
+    assert_eq!(code, 3, "{r}");
+    assert_eq!(r["sync_running"], true, "{r}");
+    assert_eq!(example_keys(&r, "missing"), ["p5/5"], "{r}");
+    assert_eq!(example_keys(&r, "extra"), ["intruder/1"], "{r}");
     terminate(&child);
     assert!(child.wait().unwrap().success(), "{}", f.logs());
 }

@@ -13,8 +13,9 @@ use crate::clock::now_ms;
 use crate::error::Result;
 use crate::item::{Item, KeyBytes};
 
-/// Rounds of re-checks while a sync runs; keys whose source changed in every one are in flight.
-const MAX_ROUNDS: usize = 3;
+/// Rounds of re-checks while a sync runs. A key must differ, with neither side moving, in two
+/// rounds in a row to be reported; keys still moving after the last round are in flight.
+const MAX_ROUNDS: usize = 4;
 
 /// A key that differs, with the attribute paths that do (for `Differing`).
 #[derive(Debug, Clone)]
@@ -38,125 +39,169 @@ pub(super) struct Settled {
 }
 
 /// Re-reads `keys` on both sides. Without a running sync, one consistent read of each side
-/// decides. With one, each round reads the source, waits until the sync is past that moment, reads
-/// the destination, then the source again: a key whose destination matches the source's latest
-/// state is equal; one whose source did not change over the round and whose destination still
-/// differs is a real difference; one whose source changed is in flight and goes to the next round.
-/// After [`MAX_ROUNDS`], keys whose source never stopped changing are counted as in flight. If the
-/// sync does not get past the moment within `opts.recheck_wait`, the keys that still differ are
-/// unsettled: a lagging sync is no proof either way.
+/// decides. With one, reads form a chain: source, then per round wait until the sync is past the
+/// previous source read, read the destination, read the source again. A key whose destination
+/// matches the source's latest state is equal.
+///
+/// Two reads of the source cannot prove it held still between them: a hot key deleted, written
+/// and deleted again reads "absent" both times while the destination shows the write in between.
+/// So one quiet round proves nothing; a key is reported only when it differs in two rounds in a row
+/// with the source unchanged across three reads and the destination unchanged across two. The
+/// destination is the sharper witness: it was read after the sync passed the previous source read,
+/// so any change it shows came from a source write made since. A key that moves goes on to the next
+/// round; after [`MAX_ROUNDS`] the keys still moving are in flight. If the sync does not get past a
+/// read within `opts.recheck_wait`, the keys that still differ are unsettled: a lagging sync is no
+/// proof either way.
 pub(super) async fn settle(
     s: &Side,
     d: &Side,
-    mut keys: Vec<KeyBytes>,
+    keys: Vec<KeyBytes>,
     watch: Option<&SyncWatch<'_>>,
     opts: &VerifyOptions,
 ) -> Result<Settled> {
-    let mut findings = Vec::new();
-    let mut unsettled = 0;
+    let Some(watch) = watch else {
+        let dst = read(d, &keys).await?;
+        let src = read(s, &keys).await?;
+        let findings = keys
+            .into_iter()
+            .filter_map(|k| {
+                let (a, b) = (src.get(&k), dst.get(&k));
+                finding(k, a, b, &d.key_names)
+            })
+            .collect();
+        return Ok(Settled {
+            findings,
+            in_flight: 0,
+            unsettled: 0,
+        });
+    };
+    let mut src = read(s, &keys).await?;
+    let mut open: Vec<Candidate> = keys.into_iter().map(Candidate::new).collect();
+    let (mut findings, mut unsettled) = (Vec::new(), 0);
     for round in 0..MAX_ROUNDS {
-        if keys.is_empty() {
+        if open.is_empty() {
             break;
         }
-        let reads = read_round(s, d, &keys, watch, opts).await?;
-        let behind = reads.behind;
-        let (found, in_flight, lagged) = reads.judge(keys, &d.key_names);
-        findings.extend(found);
-        unsettled += lagged;
-        keys = in_flight;
+        let keys: Vec<KeyBytes> = open.iter().map(|c| c.key.clone()).collect();
+        let behind = !watch.wait_past(now_ms(), opts.recheck_wait).await?;
+        let dst = read(d, &keys).await?;
+        let after = read(s, &keys).await?;
+        let reads = Reads {
+            before: &src,
+            dst: &dst,
+            after: &after,
+            behind,
+        };
+        let judged = reads.judge(open, &d.key_names);
+        findings.extend(judged.findings);
+        unsettled += judged.unsettled;
+        open = judged.open;
+        src = after;
         if behind {
             tracing::warn!(table = %s.table, keys = unsettled, wait = ?opts.recheck_wait, "the sync stayed behind the re-check; these keys are not settled");
             break;
         }
-        if round + 1 < MAX_ROUNDS && !keys.is_empty() {
-            tracing::info!(table = %s.table, keys = keys.len(), "keys still changing at the source; re-checking");
+        if round + 1 < MAX_ROUNDS && !open.is_empty() {
+            tracing::info!(table = %s.table, keys = open.len(), "keys still changing, or not yet proven different; re-checking");
         }
     }
     findings.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(Settled {
         findings,
-        in_flight: keys.len(),
+        in_flight: open.len(),
         unsettled,
     })
 }
 
 type ByKey = HashMap<KeyBytes, Item>;
 
+/// Reads `keys` from one side (by its own names: a transform may rename key attributes).
+async fn read(side: &Side, keys: &[KeyBytes]) -> Result<ByKey> {
+    let items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&side.key_names)).collect();
+    Ok(index(side.get(items).await?, side.item_keys()))
+}
+
+/// A key under re-check while a sync runs.
+struct Candidate {
+    key: KeyBytes,
+    /// The destination as read in the previous round, if the key differed then with its source
+    /// holding still: one more such round, destination unchanged, proves the difference.
+    quiet: Option<Option<Item>>,
+}
+
+impl Candidate {
+    fn new(key: KeyBytes) -> Candidate {
+        Candidate { key, quiet: None }
+    }
+}
+
 /// One round's reads of the keys.
-struct Round {
-    /// The source before waiting for the sync (only while one runs).
-    before: Option<ByKey>,
-    dst: ByKey,
-    /// The source after the destination was read.
-    after: ByKey,
-    /// The sync did not get past the moment of the first read in time.
+struct Reads<'a> {
+    /// The source as read at the end of the previous round (or before the first).
+    before: &'a ByKey,
+    /// The destination, read after the sync passed the moment of `before`.
+    dst: &'a ByKey,
+    /// The source, read after the destination.
+    after: &'a ByKey,
+    /// The sync did not get past the moment of `before` in time.
     behind: bool,
 }
 
-async fn read_round(
-    s: &Side,
-    d: &Side,
-    keys: &[KeyBytes],
-    watch: Option<&SyncWatch<'_>>,
-    opts: &VerifyOptions,
-) -> Result<Round> {
-    // The same keys under each side's names (a transform may rename key attributes).
-    let items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&s.key_names)).collect();
-    let d_items: Vec<_> = keys.iter().filter_map(|k| k.to_item(&d.key_names)).collect();
-    let mut behind = false;
-    let before = match watch {
-        Some(w) => {
-            let src = index(s.get(items.clone()).await?, s.item_keys());
-            behind = !w.wait_past(now_ms(), opts.recheck_wait).await?;
-            Some(src)
-        }
-        None => None,
-    };
-    let dst = index(d.get(d_items).await?, d.item_keys());
-    let after = index(s.get(items).await?, s.item_keys());
-    Ok(Round {
-        before,
-        dst,
-        after,
-        behind,
-    })
+/// What one round decided.
+struct Judged {
+    findings: Vec<Finding>,
+    /// Keys going on to the next round.
+    open: Vec<Candidate>,
+    unsettled: usize,
 }
 
-impl Round {
-    /// The keys that differ for real, those in flight (their source moved during the round), and
-    /// how many differ but cannot be judged behind a lagging sync.
-    fn judge(&self, keys: Vec<KeyBytes>, key_names: &[String]) -> (Vec<Finding>, Vec<KeyBytes>, usize) {
-        let (mut findings, mut in_flight, mut unsettled) = (Vec::new(), Vec::new(), 0);
-        for k in keys {
-            let Some((kind, paths)) = diff::classify(self.after.get(&k), self.dst.get(&k)) else {
-                continue;
-            };
-            if self.behind {
-                unsettled += 1;
+impl Reads<'_> {
+    fn judge(&self, keys: Vec<Candidate>, key_names: &[String]) -> Judged {
+        let mut j = Judged {
+            findings: Vec::new(),
+            open: Vec::new(),
+            unsettled: 0,
+        };
+        for mut c in keys {
+            let (src, dst) = (self.after.get(&c.key), self.dst.get(&c.key));
+            if diff::classify(src, dst).is_none() {
                 continue;
             }
-            let source_moved = self
-                .before
-                .as_ref()
-                .is_some_and(|b| diff::classify(b.get(&k), self.after.get(&k)).is_some());
+            if self.behind {
+                j.unsettled += 1;
+                continue;
+            }
+            let source_moved = diff::classify(self.before.get(&c.key), src).is_some();
             if source_moved {
-                in_flight.push(k);
+                c.quiet = None;
+                j.open.push(c);
+                continue;
+            }
+            let dst_held = c
+                .quiet
+                .as_ref()
+                .is_some_and(|q| diff::classify(q.as_ref(), dst).is_none());
+            if dst_held {
+                j.findings.extend(finding(c.key, src, dst, key_names));
             } else {
-                let shown = self
-                    .after
-                    .get(&k)
-                    .or(self.dst.get(&k))
-                    .map(|i| crate::item::key_of(key_names, i));
-                findings.push(Finding {
-                    key: k,
-                    kind,
-                    paths,
-                    shown,
-                });
+                c.quiet = Some(dst.cloned());
+                j.open.push(c);
             }
         }
-        (findings, in_flight, unsettled)
+        j
     }
+}
+
+/// The finding for `key` if its two sides differ.
+fn finding(key: KeyBytes, src: Option<&Item>, dst: Option<&Item>, key_names: &[String]) -> Option<Finding> {
+    let (kind, paths) = diff::classify(src, dst)?;
+    let shown = src.or(dst).map(|i| crate::item::key_of(key_names, i));
+    Some(Finding {
+        key,
+        kind,
+        paths,
+        shown,
+    })
 }
 
 fn index(items: Vec<Item>, key_names: &[String]) -> ByKey {
@@ -215,5 +260,93 @@ impl<'a> SyncWatch<'a> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["pk".to_string()]
+    }
+
+    fn item(v: &str) -> Item {
+        Item::from([("pk".into(), Av::S("k".into())), ("v".into(), Av::S(v.into()))])
+    }
+
+    fn key() -> KeyBytes {
+        KeyBytes::of(&names(), &item("")).unwrap()
+    }
+
+    fn side(state: Option<&str>) -> ByKey {
+        state.map(|v| (key(), item(v))).into_iter().collect()
+    }
+
+    /// Runs the chain of rounds over the states read: the source before the first round, then per
+    /// round (destination, source). Returns the round at which the key was reported, or the
+    /// number of keys still open at the end.
+    fn rounds(first: Option<&str>, reads: &[(Option<&str>, Option<&str>)]) -> Result<usize, usize> {
+        let mut before = side(first);
+        let mut open = vec![Candidate::new(key())];
+        for (n, (dst, src)) in reads.iter().enumerate() {
+            let (dst, after) = (side(*dst), side(*src));
+            let r = Reads {
+                before: &before,
+                dst: &dst,
+                after: &after,
+                behind: false,
+            };
+            let j = r.judge(open, &names());
+            if !j.findings.is_empty() {
+                return Ok(n + 1);
+            }
+            open = j.open;
+            before = after;
+        }
+        Err(open.len())
+    }
+
+    #[test]
+    fn a_key_deleted_written_and_deleted_again_between_reads_is_not_reported() {
+        // Absent at both source reads; the destination caught the write in between. The next
+        // round's destination shows the delete applied.
+        assert_eq!(rounds(None, &[(Some("w1"), None), (None, None)]), Err(0));
+        // Again and again (a hot key): the destination never holds still, so never a finding.
+        let hot = [
+            (Some("w1"), None),
+            (Some("w2"), None),
+            (Some("w3"), None),
+            (Some("w4"), None),
+        ];
+        assert_eq!(rounds(None, &hot), Err(1), "still in flight after the last round");
+    }
+
+    #[test]
+    fn a_real_difference_is_reported_on_the_second_quiet_round() {
+        assert_eq!(rounds(None, &[(Some("x"), None), (Some("x"), None)]), Ok(2));
+        assert_eq!(
+            rounds(Some("a"), &[(Some("b"), Some("a")), (Some("b"), Some("a"))]),
+            Ok(2)
+        );
+        assert_eq!(rounds(Some("a"), &[(None, Some("a")), (None, Some("a"))]), Ok(2));
+        // A round where the source moved starts the count again.
+        let moved = [
+            (None, Some("a")),
+            (None, Some("b")),
+            (None, Some("b")),
+            (None, Some("b")),
+        ];
+        assert_eq!(rounds(Some("a"), &moved), Ok(4));
+    }
+
+    #[test]
+    fn a_key_that_catches_up_is_equal() {
+        assert_eq!(
+            rounds(Some("a"), &[(Some("old"), Some("b")), (Some("b"), Some("b"))]),
+            Err(0)
+        );
     }
 }

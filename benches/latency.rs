@@ -11,6 +11,8 @@
 //!
 //!   cargo bench --bench latency
 //!   FERRY_BENCH_N=50000 FERRY_BENCH_DELAY_MS=10 cargo bench --bench latency
+//!   FERRY_LOG=info,ferry::apply::concurrency=debug FERRY_BENCH_LOGS=/tmp cargo bench --bench latency
+//!       # keeps each ferry run's log (here with the limit's every window)
 //!
 //! Writes `<target>/ferry-bench/latency.json`.
 
@@ -150,6 +152,13 @@ async fn ferry_run(
     let limit = bench::metric(&body, "ferry_write_concurrency", TABLE).unwrap_or(f64::NAN);
     terminate(&child);
     let _ = child.wait();
+    if let Ok(logs) = std::env::var("FERRY_BENCH_LOGS") {
+        let name = if extra.is_empty() { "default" } else { "fixed" };
+        let _ = std::fs::copy(
+            work.path().join("sync-1.log"),
+            Path::new(&logs).join(format!("ferry-{name}.log")),
+        );
+    }
     let took = waited.map_err(|e| format!("{e}\n{}", dir.logs()))?;
     let diff = bench::compare_by_keys(&src.client(sa), &far.client(&da), keys).await?;
     bench::drop_table(&far.client(&da)).await;

@@ -27,7 +27,10 @@
 //!   writes are sent with nearly every slot taken): a table with little to write gives no evidence
 //!   either way, and its limit stays. A window that spans a pause (over twice its length) is
 //!   dropped, as it would measure the pause.
-//! - δ is an eighth of the centre, at least one.
+//! - δ is an eighth of the centre, at least one. The centre moves by δ, doubled for each verdict
+//!   the same way as the one before (up to 4 δ, half the centre): the best is not yet bracketed,
+//!   and each verdict costs at least nine windows, so steps of δ alone took six verdicts (tens of
+//!   seconds) to climb from 16 to 32. A verdict the other way, or a throttle, steps by δ again.
 //! - Evidence: three probing windows in a row (one side, the other, the first again) make one
 //!   comparison: the middle window against the mean of the two around it, which cancels a steady
 //!   drift in the destination's speed. The centre moves only when three or more comparisons
@@ -64,6 +67,8 @@ const T_99: [f64; 9] = [63.66, 9.92, 5.84, 4.60, 4.03, 3.71, 3.50, 3.36, 3.25];
 /// Comparisons needed before a verdict, and after which none means "the same".
 const PROBE_MIN: usize = 3;
 const PROBE_MAX: usize = 10;
+/// Verdicts the same way in a row double the centre's step, up to 2^this δ (half the centre).
+const STREAK_MAX: u32 = 2;
 /// Round trips per window: doubling shows in a few, a 3 % difference needs more.
 const SLOW_START_RTTS: u32 = 3;
 const PROBE_RTTS: u32 = 8;
@@ -135,6 +140,8 @@ struct State {
     /// Slots to retire as they come back: the limit was lowered below the slots in use.
     debt: usize,
     centre: usize,
+    /// The way the last verdicts moved the centre, and how many in a row after the first.
+    streak: Option<(bool, u32)>,
     phase: Phase,
     evidence: Evidence,
     window: Window,
@@ -207,6 +214,7 @@ impl Pace {
                 limit,
                 debt: 0,
                 centre: limit,
+                streak: None,
                 phase: Phase::SlowStart { last: None },
                 evidence: Evidence::default(),
                 window: Window::new(now),
@@ -252,6 +260,7 @@ impl Pace {
                 s.centre = next;
                 s.phase = Phase::Up;
                 s.evidence = Evidence::default();
+                s.streak = None;
                 s.cut = now;
                 s.window = Window::new(now);
                 self.resize(&mut s, next);
@@ -316,7 +325,11 @@ impl Pace {
             Phase::Up | Phase::Down => {
                 let up = s.phase == Phase::Up;
                 if let Some(more) = s.evidence.add(up, rate) {
-                    let d = delta(s.centre);
+                    s.streak = match s.streak {
+                        Some((way, n)) if way == more => Some((more, (n + 1).min(STREAK_MAX))),
+                        _ => Some((more, 0)),
+                    };
+                    let d = delta(s.centre) << s.streak.map_or(0, |(_, n)| n);
                     // Fewer in flight can write more: fuller batches on a busy endpoint.
                     s.centre = if more {
                         (s.centre + d).min(self.max)

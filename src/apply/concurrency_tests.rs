@@ -3,27 +3,35 @@ use std::sync::atomic::AtomicUsize;
 use super::*;
 
 /// A destination for `workers` writers that always have a batch ready: a write takes `delay`
-/// plus its wait in a queue served at `per_second` batches (none when 0). Returns the limit
-/// after `run` of simulated time and the batches written.
+/// or its wait in a queue served at `per_second` batches (none when 0), whichever is longer.
+/// Returns the limit after `run` of simulated time and the batches written.
 async fn drive(pace: Arc<Pace>, workers: usize, delay: Duration, per_second: u32, run: Duration) -> (usize, usize) {
+    let queue = move |n: usize| match per_second {
+        0 => Duration::ZERO,
+        p => Duration::from_secs_f64(n as f64 / p as f64),
+    };
+    drive_with(pace, workers, run, move |n| delay.max(queue(n))).await
+}
+
+/// [`drive`] with a write that takes `took(n)` when `n` are in flight.
+async fn drive_with(
+    pace: Arc<Pace>,
+    workers: usize,
+    run: Duration,
+    took: impl Fn(usize) -> Duration + Clone + Send + 'static,
+) -> (usize, usize) {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let written = Arc::new(AtomicUsize::new(0));
     let end = Instant::now() + run;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers {
-        let (pace, in_flight, written) = (pace.clone(), in_flight.clone(), written.clone());
+        let (pace, in_flight, written, took) = (pace.clone(), in_flight.clone(), written.clone(), took.clone());
         tasks.spawn(async move {
             while Instant::now() < end {
                 let _slot = pace.acquire().await;
                 let a = pace.send();
                 let n = in_flight.fetch_add(1, Relaxed) + 1;
-                // A server that does `per_second` batches: n in flight wait n / per_second.
-                let queue = if per_second == 0 {
-                    Duration::ZERO
-                } else {
-                    Duration::from_secs_f64(n as f64 / per_second as f64)
-                };
-                tokio::time::sleep(delay.max(queue)).await;
+                tokio::time::sleep(took(n)).await;
                 in_flight.fetch_sub(1, Relaxed);
                 written.fetch_add(1, Relaxed);
                 pace.done(a, Outcome::Written(25));
@@ -182,4 +190,42 @@ fn a_steady_slowdown_is_not_read_as_a_difference() {
 fn a_real_difference_moves_the_centre_its_way() {
     assert_eq!(verdicts(&windows(5000.0, 4000.0, 0.05, 0.0, 9)).first(), Some(&true));
     assert_eq!(verdicts(&windows(4000.0, 5000.0, 0.05, 0.0, 9)).first(), Some(&false));
+}
+
+/// The limits of `windows` probing windows from a centre of 16, each writing `rate(limit)`.
+fn probe(rate: impl Fn(usize) -> f64, windows: usize) -> Vec<usize> {
+    let p = Pace::new(64, Arc::default());
+    let mut s = p.state.lock().unwrap();
+    s.phase = Phase::Up;
+    s.limit = 18;
+    (0..windows)
+        .map(|_| {
+            let r = rate(s.limit);
+            let next = p.step(&mut s, r);
+            s.limit = next;
+            next
+        })
+        .collect()
+}
+
+/// Past where slow start stopped, an endpoint that keeps gaining, a little less with each batch
+/// added (6 ms away, each batch in flight adding 1 ms: the best is the maximum, but from 16 a
+/// doubling gains under slow start's 20 %). Verdicts the same way in a row take longer steps: the
+/// limit reaches 55 in 45 windows, where steps of δ alone were still probing 41 and 51 after 120.
+#[test]
+fn a_long_climb_takes_longer_steps() {
+    let limits = probe(|n| 1000.0 * n as f64 / (6.0 + n as f64), 120);
+    let reached = limits.iter().position(|l| *l >= 55).map(|i| i + 1);
+    assert_eq!(reached, Some(45), "{limits:?}");
+    assert!(limits[60..].iter().all(|l| *l >= 55), "it stays there: {limits:?}");
+}
+
+/// An endpoint whose best is 24 (more in flight beyond it only queue and cost): longer steps
+/// overshoot, and the verdicts the other way bring the limit back near the best.
+#[test]
+fn longer_steps_come_back_to_the_best() {
+    let best = |n: usize| 1000.0 * n as f64 / (6.0 + n as f64);
+    let limits = probe(|n| best(n.min(24)) * (1.0 - 0.01 * n.saturating_sub(24) as f64), 200);
+    assert!(limits.iter().all(|l| *l <= 33), "{limits:?}");
+    assert!(limits[80..].iter().all(|l| (20..=28).contains(l)), "{limits:?}");
 }

@@ -6,6 +6,7 @@
 
 pub mod canonical;
 pub mod json;
+pub mod keys;
 pub mod number;
 pub mod raw;
 pub mod wire;
@@ -16,6 +17,7 @@ use std::hash::{Hash, Hasher};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub type Item = HashMap<String, AttributeValue>;
+pub use keys::RawKeys;
 pub use raw::{Image, RawItem};
 
 /// The canonical bytes of an item's primary key, in key-schema order. Equal keys give equal bytes.

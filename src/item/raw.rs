@@ -232,8 +232,8 @@ impl<'de> Visitor<'de> for Top<'_> {
     }
 }
 
-/// An attribute name, borrowed from the text unless it holds escapes.
-struct Name<'de>(Cow<'de, str>);
+/// An attribute name (or any string), borrowed from the text unless it holds escapes.
+pub(super) struct Name<'de>(pub Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for Name<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -5,7 +5,7 @@ use super::wire::{Event, RawRecord};
 use crate::apply::Op;
 use crate::discover::View;
 use crate::error::{Error, Result};
-use crate::item::{self, Image, KeyBytes};
+use crate::item::{Image, KeyBytes};
 
 /// A record reduced to what the apply path needs.
 pub struct StreamChange {
@@ -25,12 +25,14 @@ pub fn parse(rec: RawRecord, view: View, key_names: &[String]) -> Result<StreamC
         keys,
         new_image,
     } = rec;
-    let key = KeyBytes::of(key_names, &keys).ok_or_else(|| {
+    let key = keys.key_bytes(key_names).ok_or_else(|| {
         Error::fatal(format!(
             "stream record {seq}: key attributes {key_names:?} missing in {}",
-            item::display_key(&keys)
+            keys.json()
         ))
     })?;
+    // Only a delete or a read-through needs the key as a map.
+    let key_item = || key.to_item(key_names).expect("encoded from these names");
     let op = match (view, event) {
         (View::NewImage, Event::Insert | Event::Modify) => match new_image {
             Some(Image::Raw(raw)) => Op::PutRaw(raw),
@@ -41,10 +43,10 @@ pub fn parse(rec: RawRecord, view: View, key_names: &[String]) -> Result<StreamC
                 )));
             }
         },
-        (View::NewImage, Event::Remove) => Op::Delete(keys),
+        (View::NewImage, Event::Remove) => Op::Delete(key_item()),
         // KEYS_ONLY/OLD_IMAGE carry no new image; and an event type ferry does not know
         // (DynamoDB Local 3.x labels TTL deletes this way) is settled by reading the source.
-        _ => Op::Fetch(keys),
+        _ => Op::Fetch(key_item()),
     };
     Ok(StreamChange { seq, time_ms, key, op })
 }

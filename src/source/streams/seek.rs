@@ -48,7 +48,6 @@ pub async fn seek<S: StreamApi>(api: &S, stream_arn: &str, shard_id: &str, t_ms:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::item::Item;
     use crate::source::streams::api::{Listing, Page};
     use crate::source::streams::wire::{Event, RawRecord};
 
@@ -75,7 +74,7 @@ mod tests {
                     event: Event::Modify,
                     seq: format!("{j:03}"),
                     time_ms: self.times[j],
-                    keys: Item::new(),
+                    keys: crate::item::RawKeys::default(),
                     new_image: None,
                 })
                 .collect();

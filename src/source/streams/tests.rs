@@ -124,7 +124,7 @@ impl Scripted {
             event: if v.is_some() { Event::Modify } else { Event::Remove },
             seq: format!("{seq:021}"),
             time_ms: self.clock.now_ms(),
-            keys,
+            keys: crate::item::RawKeys::of(&keys),
             // As GetRecords gives it: the image's JSON.
             new_image: new_image.map(|i| crate::item::Image::Raw(crate::item::RawItem::of(&i))),
         }

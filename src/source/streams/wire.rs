@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::item::wire::WireItem;
-use crate::item::{Image, Item};
+use crate::item::{Image, Item, RawKeys};
 
 /// One stream record, as much of it as ferry uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +35,7 @@ pub struct RawRecord {
     pub seq: String,
     /// ApproximateCreationDateTime, ms.
     pub time_ms: i64,
-    pub keys: Item,
+    pub keys: RawKeys,
     pub new_image: Option<Image>,
 }
 
@@ -149,7 +149,8 @@ impl<I: Into<Image>> WireRecord<I> {
             event: self.event_name.unwrap_or(Event::Other),
             seq: d.sequence_number.ok_or("a stream record without a sequence number")?,
             time_ms: d.approximate_creation_date_time.map_or(0, |s| (s * 1000.0) as i64),
-            keys: d.keys.map(|i| i.0).unwrap_or_default(),
+            // None found is reported with the record's sequence number, by the key schema.
+            keys: d.keys.unwrap_or_default(),
             new_image: d.new_image.map(Into::into),
         })
     }
@@ -160,7 +161,7 @@ struct WireStreamRecord<I> {
     #[serde(rename = "ApproximateCreationDateTime")]
     approximate_creation_date_time: Option<f64>,
     #[serde(rename = "Keys")]
-    keys: Option<WireItem>,
+    keys: Option<RawKeys>,
     #[serde(rename = "NewImage")]
     new_image: Option<I>,
     #[serde(rename = "OldImage", default)]

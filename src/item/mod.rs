@@ -9,6 +9,7 @@ pub mod json;
 pub mod keys;
 pub mod number;
 pub mod raw;
+mod sizer;
 pub mod wire;
 
 use std::collections::HashMap;

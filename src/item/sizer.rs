@@ -347,6 +347,7 @@ mod tests {
             r#"["a"]"#,
         ] {
             assert!(walk(bad, &[]).is_err(), "{bad}");
+            assert!(crate::item::Image::from_json(bad.into()).is_err(), "{bad}");
         }
         assert_eq!(
             walk(r#"{"a":{"M":{"b":{}}}}"#, &[]).unwrap().0,

@@ -69,13 +69,14 @@ impl fmt::Debug for RawItem {
 }
 
 impl Image {
-    /// Checks `json` as a DynamoDB JSON item.
+    /// Checks `json` as a DynamoDB JSON item. `json` must be JSON as serde_json captured it (a raw
+    /// value, as every caller reads it): the walk checks DynamoDB's shape, not JSON's syntax.
     pub fn from_json(json: Box<str>) -> Result<Image, serde_json::Error> {
         Self::with_keys(json, &[]).map(|(image, _)| image)
     }
 
-    /// Checks `json` as a DynamoDB JSON item, and reads the attributes named `keys` out of it on
-    /// the way (in the same pass).
+    /// [`Image::from_json`], reading the attributes named `keys` out of it on the way (in the
+    /// same pass).
     pub fn with_keys(json: Box<str>, keys: &[String]) -> Result<(Image, Item), serde_json::Error> {
         let (size, found) = super::sizer::walk(&json, keys).map_err(de::Error::custom)?;
         let image = match size {

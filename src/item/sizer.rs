@@ -210,13 +210,13 @@ impl<'a> Walk<'a> {
             let start = self.i;
             let v = self.value()?;
             if !keys.is_empty() {
-                let decoded = if name.escaped {
-                    Self::decoded(&name)?
-                } else {
-                    name.raw.to_string()
+                // Borrowed unless escaped: export lines ask this of every attribute.
+                let decoded = match name.escaped {
+                    true => std::borrow::Cow::Owned(Self::decoded(&name)?),
+                    false => std::borrow::Cow::Borrowed(name.raw),
                 };
-                if keys.contains(&decoded) {
-                    found.insert(decoded, self.read_value(start)?);
+                if keys.iter().any(|k| *k == decoded) {
+                    found.insert(decoded.into_owned(), self.read_value(start)?);
                 }
             }
             size = size.zip(v).map(|(s, v)| s + name.len + v);

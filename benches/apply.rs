@@ -17,7 +17,7 @@ use ferry::item::Item;
 use ferry::source::streams::api::{SdkStreams, StreamApi};
 use ferry::source::streams::consumer::{self, Pos};
 use ferry::source::streams::record;
-use ferry::source::streams::wire::{Images, RawRecord};
+use ferry::source::streams::wire::{Images, RawRecord, parse_get_records};
 use ferry::telemetry::TableStats;
 use ferry::transform::{At, Filter, Path, Spec, Transform};
 use rand::rngs::StdRng;
@@ -218,6 +218,11 @@ fn bench(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("get_records_stock_sdk_parse", mix), |b| {
             b.to_async(&rt)
                 .iter(|| async { std::hint::black_box(sdk_page(&client).await) })
+        });
+        // The body alone (no SDK call around it): what reading a page costs ferry.
+        let body = page_json(hot, 1);
+        g.bench_function(BenchmarkId::new("get_records_body_only", mix), |b| {
+            b.iter(|| std::hint::black_box(parse_get_records(body.as_bytes(), Images::Raw).unwrap()))
         });
         g.bench_function(BenchmarkId::new("get_records_ferry_parse", mix), |b| {
             b.to_async(&rt)

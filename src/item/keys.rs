@@ -14,6 +14,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use super::cursor::Cursor;
 use super::raw::Name;
 use super::wire::Tag;
 use super::{Item, KeyBytes, number};
@@ -39,6 +40,15 @@ impl RawKeys {
 
     pub fn json(&self) -> &str {
         &self.0
+    }
+
+    /// Reads the JSON value at `cursor` (checking its syntax; its shape is the key schema's to
+    /// judge, naming the record).
+    pub(crate) fn read(cursor: &mut Cursor<'_>) -> Result<RawKeys, String> {
+        cursor.ws();
+        let start = cursor.i;
+        cursor.skip()?;
+        Ok(RawKeys(cursor.text[start..cursor.i].into()))
     }
 
     /// The key's identity: the attributes named `key_names`, in that order, as [`KeyBytes::of`]

@@ -5,6 +5,7 @@
 //! writes to one item overtake each other.
 
 pub mod canonical;
+pub(crate) mod cursor;
 pub mod json;
 pub mod keys;
 pub mod number;

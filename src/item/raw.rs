@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::Item;
+use super::cursor::Cursor;
 use super::wire::WireItem;
 
 /// A checked DynamoDB JSON item and its size as DynamoDB bills it.
@@ -84,6 +85,22 @@ impl Image {
             None => Image::Map(serde_json::from_str::<WireItem>(&json)?.0),
         };
         Ok((image, found))
+    }
+
+    /// Reads the item at `cursor` (checking JSON's syntax as well as DynamoDB's shape) and keeps
+    /// its text as the page spells it.
+    pub(crate) fn read(cursor: &mut Cursor<'_>) -> Result<Image, String> {
+        cursor.ws();
+        let start = cursor.i;
+        let size = super::sizer::walk_at(cursor)?;
+        let json = &cursor.text[start..cursor.i];
+        Ok(match size {
+            Some(size) => Image::Raw(RawItem {
+                json: json.into(),
+                size,
+            }),
+            None => Image::Map(serde_json::from_str::<WireItem>(json).map_err(|e| e.to_string())?.0),
+        })
     }
 
     #[cfg(test)]

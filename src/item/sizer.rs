@@ -1,184 +1,51 @@
 //! The billed size of a DynamoDB JSON item, found in one walk over its text.
 //!
-//! Why by hand: the text was already checked as JSON when it was captured (serde_json's raw value:
-//! strings, escapes, nesting), so what is left to check is DynamoDB's shape (one known type
-//! descriptor per value, the right JSON type under it, base64 binaries) and the size. serde's
-//! visitors did that at a cost per attribute (name, descriptor and value each through the
-//! deserializer's machinery) that was the largest single part of reading a stream page; this walk
-//! finds string ends with a SIMD search and counts as it goes.
+//! Why by hand: serde's visitors checked an item's shape at a cost per attribute (name, descriptor
+//! and value each through the deserializer's machinery) that was the largest single part of reading
+//! a stream page. This walk goes over the text once with a [`Cursor`] (which checks JSON's syntax),
+//! checks DynamoDB's shape (one known type descriptor per value, the right JSON type under it,
+//! base64 binaries) and counts the size as it goes.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::cursor::Cursor;
 use super::wire::WireValue;
 use super::{Item, number_size};
 
-/// Walks `json` (valid JSON, as serde_json captures it): the item's size as DynamoDB bills it
-/// (`None` once DynamoDB Local's `{}` for an empty map was seen: such an item cannot be written as
-/// it is), and the attributes named `keys`, read into SDK values.
+/// Walks `json`, one item and nothing after it: the item's size as DynamoDB bills it (`None` once
+/// DynamoDB Local's `{}` for an empty map was seen: such an item cannot be written as it is), and
+/// the attributes named `keys`, read into SDK values.
 pub(super) fn walk(json: &str, keys: &[String]) -> Result<(Option<usize>, Item), String> {
-    let mut w = Walk {
-        text: json,
-        b: json.as_bytes(),
-        i: 0,
-    };
+    let mut w = Cursor::new(json);
     let mut found = Item::new();
     let (size, _) = w.map(keys, &mut found)?;
-    w.ws();
-    if w.i != w.b.len() {
-        return Err(w.error("trailing characters after the item"));
-    }
+    w.end()?;
     Ok((size, found))
 }
 
-struct Walk<'a> {
-    text: &'a str,
-    b: &'a [u8],
-    i: usize,
+/// Walks the item at the cursor: its size, as [`walk`] gives it.
+pub(super) fn walk_at(w: &mut Cursor<'_>) -> Result<Option<usize>, String> {
+    w.map(&[], &mut Item::new()).map(|(size, _)| size)
 }
 
-/// A string as the text spells it, its decoded length in bytes, and whether it holds escapes.
-struct Str<'a> {
-    raw: &'a str,
-    len: usize,
-    escaped: bool,
-}
-
-impl<'a> Walk<'a> {
-    fn error(&self, what: &str) -> String {
-        format!("{what} at byte {}", self.i)
-    }
-
-    fn ws(&mut self) {
-        while matches!(self.b.get(self.i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-            self.i += 1;
-        }
-    }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.b.get(self.i).copied()
-    }
-
-    fn eat(&mut self, c: u8) -> Result<(), String> {
-        if self.peek() != Some(c) {
-            return Err(self.error(&format!("expected '{}'", c as char)));
-        }
-        self.i += 1;
-        Ok(())
-    }
-
-    /// After an entry of a map or list: `true` for another, `false` at the closing `end`.
-    fn more(&mut self, end: u8) -> Result<bool, String> {
-        match self.peek() {
-            Some(b',') => {
-                self.i += 1;
-                Ok(true)
-            }
-            Some(c) if c == end => {
-                self.i += 1;
-                Ok(false)
-            }
-            _ => Err(self.error("expected ',' or the end of the collection")),
-        }
-    }
-
-    /// Opens a map or list: `true` if it has entries, `false` if it was empty (and is closed).
-    fn open(&mut self, start: u8, end: u8) -> Result<bool, String> {
-        self.eat(start)?;
-        if self.peek() == Some(end) {
-            self.i += 1;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn string(&mut self) -> Result<Str<'a>, String> {
-        self.eat(b'"')?;
-        let start = self.i;
-        let (mut len, mut escaped) = (0, false);
-        loop {
-            let run =
-                memchr::memchr2(b'"', b'\\', &self.b[self.i..]).ok_or_else(|| self.error("unterminated string"))?;
-            len += run;
-            self.i += run;
-            if self.b[self.i] == b'"' {
-                let raw = &self.text[start..self.i];
-                self.i += 1;
-                return Ok(Str { raw, len, escaped });
-            }
-            escaped = true;
-            len += self.escape()?;
-        }
-    }
-
-    /// Steps over the escape at the cursor (a backslash); the bytes it decodes to.
-    fn escape(&mut self) -> Result<usize, String> {
-        let hex = |w: &Self, at: usize| {
-            w.text
-                .get(at..at + 4)
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .ok_or_else(|| w.error("a bad \\u escape"))
-        };
-        match self.b.get(self.i + 1) {
-            Some(b'u') => {
-                let cp = hex(self, self.i + 2)?;
-                self.i += 6;
-                // A surrogate pair is one character of four bytes.
-                if (0xD800..0xDC00).contains(&cp) && self.b[self.i..].starts_with(b"\\u") {
-                    let low = hex(self, self.i + 2)?;
-                    if (0xDC00..0xE000).contains(&low) {
-                        self.i += 6;
-                        return Ok(4);
-                    }
-                }
-                Ok(char::from_u32(cp).map_or(3, char::len_utf8))
-            }
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                self.i += 2;
-                Ok(1)
-            }
-            _ => Err(self.error("a bad escape")),
-        }
-    }
-
-    /// A string's text decoded (only escaped ones need it).
-    fn decoded(s: &Str<'_>) -> Result<String, String> {
-        serde_json::from_str(&format!("\"{}\"", s.raw)).map_err(|e| e.to_string())
-    }
-
-    fn number(&mut self) -> Result<usize, String> {
+impl Cursor<'_> {
+    fn number_len(&mut self) -> Result<usize, String> {
         let s = self.string()?;
-        Ok(if s.escaped {
-            number_size(&Self::decoded(&s)?)
-        } else {
-            number_size(s.raw)
-        })
+        Ok(number_size(&s.decoded()?))
     }
 
     fn binary(&mut self) -> Result<usize, String> {
         let s = self.string()?;
-        let text = if s.escaped {
-            Self::decoded(&s)?
-        } else {
-            s.raw.to_string()
-        };
         STANDARD
-            .decode(text)
+            .decode(s.decoded()?.as_bytes())
             .map(|b| b.len())
             .map_err(|e| self.error(&format!("a binary that is not base64 ({e})")))
     }
 
-    fn boolean(&mut self) -> Result<usize, String> {
-        self.ws();
-        for word in [&b"true"[..], b"false"] {
-            if self.b[self.i..].starts_with(word) {
-                self.i += word.len();
-                return Ok(1);
-            }
-        }
-        Err(self.error("expected true or false"))
+    fn bool_size(&mut self) -> Result<usize, String> {
+        self.boolean().map(|_| 1)
     }
 
     /// A JSON array of entries read by `each`: their summed size and their count.
@@ -211,10 +78,7 @@ impl<'a> Walk<'a> {
             let v = self.value()?;
             if !keys.is_empty() {
                 // Borrowed unless escaped: export lines ask this of every attribute.
-                let decoded = match name.escaped {
-                    true => std::borrow::Cow::Owned(Self::decoded(&name)?),
-                    false => std::borrow::Cow::Borrowed(name.raw),
-                };
+                let decoded = name.decoded()?;
                 if keys.iter().any(|k| *k == decoded) {
                     found.insert(decoded.into_owned(), self.read_value(start)?);
                 }
@@ -244,11 +108,11 @@ impl<'a> Walk<'a> {
         let per_entry = |(s, n): (Option<usize>, usize)| s.map(|s| 3 + s + n);
         let size = match tag.raw {
             "S" => Some(self.string()?.len),
-            "N" => Some(self.number()?),
+            "N" => Some(self.number_len()?),
             "B" => Some(self.binary()?),
-            "BOOL" | "NULL" => Some(self.boolean()?),
+            "BOOL" | "NULL" => Some(self.bool_size()?),
             "SS" => self.list(|w| Ok(Some(w.string()?.len)))?.0,
-            "NS" => self.list(|w| w.number().map(Some))?.0,
+            "NS" => self.list(|w| w.number_len().map(Some))?.0,
             "BS" => self.list(|w| w.binary().map(Some))?.0,
             "L" => per_entry(self.list(Self::value)?),
             "M" => per_entry(self.map(&[], &mut Item::new())?),
@@ -257,7 +121,7 @@ impl<'a> Walk<'a> {
         if self.peek() == Some(b',') {
             return Err(self.error("an attribute value with two type descriptors"));
         }
-        self.eat(b'}')?;
+        self.close(b'}')?;
         Ok(size)
     }
 }

@@ -21,6 +21,7 @@ pub mod gap;
 pub mod leased;
 pub mod lineage;
 mod listing;
+mod page;
 pub mod record;
 pub mod seek;
 pub mod shard_metrics;

@@ -2,8 +2,9 @@
 //!
 //! Why: the SDK's deserializer builds Streams `AttributeValue`s that then have to be converted into
 //! DynamoDB ones, and it was 65% of the apply path's CPU (5 µs of 8 per record). This parser keeps
-//! the new image as its checked JSON ([`crate::item::raw`]), reads the keys straight into the
-//! DynamoDB SDK's `AttributeValue`s, and skips the images ferry does not use (OldImage).
+//! the new image as its checked JSON ([`crate::item::raw`]), keeps the keys as JSON until the key
+//! schema reads them, and skips the images ferry does not use (OldImage). Pages whose images stay
+//! raw are read in one pass by [`super::page`]; serde reads them into maps for a transform.
 //!
 //! It plugs into the SDK call itself ([`FastGetRecords`]): signing, endpoints, timeouts and error
 //! codes stay the SDK's; only the body of a successful response is read here. A body it cannot read
@@ -74,7 +75,7 @@ pub fn parse_get_records(body: &[u8], images: Images) -> Result<(Vec<RawRecord>,
     // One UTF-8 check for the whole page; from_str then skips it per string.
     let text = std::str::from_utf8(body).map_err(|e| format!("GetRecords response is not UTF-8: {e}"))?;
     let parsed = match images {
-        Images::Raw => parse_as::<Image>(text),
+        Images::Raw => super::page::parse(text),
         Images::Maps => parse_as::<MapImage>(text),
     };
     parsed.map_err(|e| match unreadable_record_seq(text) {
@@ -83,7 +84,7 @@ pub fn parse_get_records(body: &[u8], images: Images) -> Result<(Vec<RawRecord>,
     })
 }
 
-fn parse_as<'de, I: Deserialize<'de> + Into<Image>>(
+pub(super) fn parse_as<'de, I: Deserialize<'de> + Into<Image>>(
     text: &'de str,
 ) -> Result<(Vec<RawRecord>, Option<String>), String> {
     serde_json::from_str::<Body<I>>(text)

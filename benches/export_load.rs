@@ -128,7 +128,8 @@ async fn main() {
     let ferry = FerryDir::custom(&bin, dir.path(), &sa, &da, &config);
     eprintln!("ferry load ...");
     let jvm = jvm_cpu(ddb);
-    let child = ferry.spawn_sync(&["--no-progress"]);
+    let addr = format!("127.0.0.1:{}", ferry_rig::bench::free_port());
+    let child = ferry.spawn_sync(&["--metrics", &addr, "--no-progress"]);
     let pid = child.id();
     let mut started = None;
     let mut peak = 0;
@@ -148,6 +149,12 @@ async fn main() {
     };
     peak = peak.max(peak_rss_kb(pid).unwrap_or(0));
     let (ferry_cpu, ferry_jvm) = (cpu_seconds(pid).unwrap_or(f64::NAN), jvm_cpu(ddb) - jvm);
+    let body = ferry_rig::bench::http_get(&addr, "/metrics").await.unwrap_or_default();
+    let m = |name| ferry_rig::bench::metric(&body, name, "Orders").unwrap_or(f64::NAN);
+    let (per_call, in_flight) = (
+        m("ferry_items_written_total") / m("ferry_write_calls_total"),
+        m("ferry_write_concurrency"),
+    );
     terminate(&child);
     let dst = ddb.client(&da);
     assert_eq!(
@@ -172,6 +179,7 @@ async fn main() {
         "  ratio ferry / raw:                {:>10.2}   (target >= 0.95)",
         rate / raw_rate
     );
+    println!("  ferry's writes: {per_call:.1} items per BatchWriteItem, {in_flight} in flight at the end");
     println!(
         "  ferry peak RSS:                   {:>10.0} MB  (target <= 256)",
         peak as f64 / 1024.0

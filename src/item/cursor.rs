@@ -161,10 +161,9 @@ impl<'a> Cursor<'a> {
         let (mut len, mut escaped) = (0, false);
         loop {
             let rest = &self.b[self.i..];
-            // Names, type descriptors and most values are short: a byte loop finds their end
-            // before a SIMD search would have started.
-            let short = rest.iter().take(24).position(|&c| c == b'"' || c == b'\\' || c < 0x20);
-            let run = match short {
+            // Names, type descriptors and most values are short: a word at a time finds their
+            // end before a SIMD search would have started.
+            let run = match stop_within_24(rest) {
                 Some(run) => run,
                 None => {
                     let run = memchr::memchr2(b'"', b'\\', rest).ok_or_else(|| self.error("unterminated string"))?;
@@ -308,6 +307,31 @@ impl<'a> Cursor<'a> {
     pub(crate) fn null(&mut self) -> bool {
         self.peek() == Some(b'n') && self.literal("null")
     }
+}
+
+/// Where the first quote, backslash or control character is in the first 24 bytes of `rest`,
+/// eight bytes at a time.
+#[inline]
+fn stop_within_24(rest: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte below `n` (n <= 0x80). A borrow can mark bytes above a marked one
+    // too, never below it, so the lowest mark is exact.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * n as u64) & !w & HIGH;
+    let mut at = 0;
+    while at < 24 {
+        let Some(word) = rest.get(at..at + 8) else {
+            let mut tail = rest[at..].iter().take(24 - at);
+            return tail.position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|p| at + p);
+        };
+        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let hit = below(w ^ (ONES * b'"' as u64), 1) | below(w ^ (ONES * b'\\' as u64), 1) | below(w, 0x20);
+        if hit != 0 {
+            return Some(at + (hit.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    None
 }
 
 #[cfg(test)]

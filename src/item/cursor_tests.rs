@@ -110,6 +110,16 @@ fn jsonish() -> impl Strategy<Value = String> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4000))]
+    /// The word-at-a-time search finds what a byte loop finds.
+    #[test]
+    fn the_word_search_finds_the_first_stop(bytes in prop::collection::vec(
+        prop::sample::select(vec![b'a', b' ', b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0xa2, 0xdc, 0xff]),
+        0..40,
+    )) {
+        let naive = bytes.iter().take(24).position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        prop_assert_eq!(stop_within_24(&bytes), naive);
+    }
+
     /// On any text, the cursor takes a JSON value exactly when serde_json does.
     #[test]
     fn the_cursor_accepts_what_serde_json_accepts(text in jsonish()) {

@@ -70,8 +70,7 @@ impl fmt::Debug for RawItem {
 }
 
 impl Image {
-    /// Checks `json` as a DynamoDB JSON item. `json` must be JSON as serde_json captured it (a raw
-    /// value, as every caller reads it): the walk checks DynamoDB's shape, not JSON's syntax.
+    /// Checks `json` as a DynamoDB JSON item: JSON's syntax and DynamoDB's shape, in one walk.
     pub fn from_json(json: Box<str>) -> Result<Image, serde_json::Error> {
         Self::with_keys(json, &[]).map(|(image, _)| image)
     }

@@ -154,6 +154,19 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A list's entries, each read by `each` from the cursor at it.
+    pub(crate) fn items(&mut self, mut each: impl FnMut(&mut Self) -> Result<(), String>) -> Result<(), String> {
+        if self.open(b'[', b']')? {
+            loop {
+                each(self)?;
+                if !self.more(b']')? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     #[inline]
     pub(crate) fn string(&mut self) -> Result<Str<'a>, String> {
         self.eat(b'"')?;
@@ -284,17 +297,7 @@ impl<'a> Cursor<'a> {
         match self.peek() {
             Some(b'"') => self.string().map(drop),
             Some(b'{') => self.entries(|w, _| w.skip()),
-            Some(b'[') => {
-                if self.open(b'[', b']')? {
-                    loop {
-                        self.skip()?;
-                        if !self.more(b']')? {
-                            break;
-                        }
-                    }
-                }
-                Ok(())
-            }
+            Some(b'[') => self.items(Self::skip),
             Some(b't' | b'f') => self.boolean().map(drop),
             Some(b'n') if self.literal("null") => Ok(()),
             Some(b'-' | b'0'..=b'9') => self.number().map(drop),

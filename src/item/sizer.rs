@@ -51,16 +51,12 @@ impl Cursor<'_> {
     /// A JSON array of entries read by `each`: their summed size and their count.
     fn list(&mut self, each: fn(&mut Self) -> Result<Option<usize>, String>) -> Result<(Option<usize>, usize), String> {
         let (mut size, mut n) = (Some(0), 0);
-        if self.open(b'[', b']')? {
-            loop {
-                let v = each(self)?;
-                size = size.zip(v).map(|(s, v)| s + v);
-                n += 1;
-                if !self.more(b']')? {
-                    break;
-                }
-            }
-        }
+        self.items(|w| {
+            let v = each(w)?;
+            size = size.zip(v).map(|(s, v)| s + v);
+            n += 1;
+            Ok(())
+        })?;
         Ok((size, n))
     }
 

@@ -57,14 +57,10 @@ fn string(c: &mut Cursor<'_>) -> Result<String, String> {
 
 fn list<T>(c: &mut Cursor<'_>, each: fn(&mut Cursor<'_>) -> Result<T, String>) -> Result<Vec<T>, String> {
     let mut out = Vec::new();
-    if c.open(b'[', b']')? {
-        loop {
-            out.push(each(c)?);
-            if !c.more(b']')? {
-                break;
-            }
-        }
-    }
+    c.items(|c| {
+        out.push(each(c)?);
+        Ok(())
+    })?;
     Ok(out)
 }
 

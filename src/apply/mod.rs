@@ -297,13 +297,16 @@ impl<I: ApplyIo> Lane<I> {
         let mut tickets = Vec::with_capacity(entries.len());
         let mut ops = Vec::with_capacity(entries.len());
         let mut fetch = Vec::new();
-        // Released when this batch is done with (written or failed).
-        let mut _permits = Vec::with_capacity(entries.len());
+        // Released when this batch is done with (written or failed), in one release.
+        let mut _permits: Option<OwnedSemaphorePermit> = None;
         // Unchanged by a transform, an op costs what its size, worked out on submit, says.
         let mut units = 0u32;
         for e in entries {
             tickets.extend(e.tickets);
-            _permits.extend(e.permit);
+            match (&mut _permits, e.permit) {
+                (Some(held), Some(p)) => held.merge(p),
+                (held, p) => *held = held.take().or(p),
+            }
             units += match &e.op {
                 Op::Put(_) | Op::PutRaw(_) | Op::Load(_) | Op::LoadRaw(_) => crate::item::write_units(e.bytes),
                 Op::Delete(_) | Op::Fetch(_) => 1,

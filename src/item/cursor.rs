@@ -25,9 +25,9 @@ pub(crate) struct Str<'a> {
     pub(crate) escaped: bool,
 }
 
-impl Str<'_> {
-    /// The string decoded: borrowed unless it holds escapes.
-    pub(crate) fn decoded(&self) -> Result<std::borrow::Cow<'_, str>, String> {
+impl<'a> Str<'a> {
+    /// The string decoded: borrowed from the text unless it holds escapes.
+    pub(crate) fn decoded(&self) -> Result<std::borrow::Cow<'a, str>, String> {
         match self.escaped {
             false => Ok(std::borrow::Cow::Borrowed(self.raw)),
             true => serde_json::from_str(&format!("\"{}\"", self.raw))

@@ -10,13 +10,11 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 
 use super::cursor::Cursor;
-use super::raw::Name;
-use super::wire::Tag;
 use super::{Item, KeyBytes, number};
 
 /// A record's key attributes as DynamoDB JSON (syntax checked when read).
@@ -55,10 +53,18 @@ impl RawKeys {
     /// encodes them from a map. `None` when one is missing, is not a string, number or binary, or
     /// is not DynamoDB JSON.
     pub fn key_bytes(&self, key_names: &[String]) -> Option<KeyBytes> {
-        let mut de = serde_json::Deserializer::from_str(&self.0);
-        let parts = Parts(key_names).deserialize(&mut de).ok()??;
+        let mut found: SmallVec<[Option<Part<'_>>; 2]> = smallvec::smallvec![None; key_names.len()];
+        let mut c = Cursor::new(&self.0);
+        c.entries(|c, name| {
+            let name = name.decoded()?;
+            match key_names.iter().position(|k| **k == *name) {
+                Some(i) => key_value(c).map(|part| found[i] = part),
+                None => c.skip(),
+            }
+        })
+        .ok()?;
         let mut out = Vec::with_capacity(32);
-        for (tag, bytes) in parts {
+        for (tag, bytes) in found.into_iter().collect::<Option<SmallVec<[Part<'_>; 2]>>>()? {
             super::push(&mut out, tag, &bytes);
         }
         Some(KeyBytes(out.into_boxed_slice()))
@@ -78,79 +84,36 @@ impl<'de> Deserialize<'de> for RawKeys {
 }
 
 /// One key attribute: its encoding tag and bytes.
-type Part<'de> = (u8, Cow<'de, [u8]>);
+type Part<'a> = (u8, Cow<'a, [u8]>);
 
-/// Reads the attributes named by its names, in their order; `None` if one is missing or no key type.
-struct Parts<'k>(&'k [String]);
-
-impl<'de> DeserializeSeed<'de> for Parts<'_> {
-    type Value = Option<Vec<Part<'de>>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Parts<'_> {
-    type Value = Option<Vec<Part<'de>>>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a DynamoDB item")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-        let mut found: Vec<Option<Part<'de>>> = vec![None; self.0.len()];
-        while let Some(Name(name)) = m.next_key()? {
-            match self.0.iter().position(|k| *k == name) {
-                Some(i) => found[i] = m.next_value::<KeyValue>()?.0,
-                None => {
-                    m.next_value::<IgnoredAny>()?;
-                }
-            }
+/// A key attribute's value (`{"S": "x"}`); `None` for a type no key has, an error for what is not
+/// an attribute value.
+fn key_value<'a>(c: &mut Cursor<'a>) -> Result<Option<Part<'a>>, String> {
+    let mut part = None;
+    c.entries(|c, tag| {
+        if part.is_some() {
+            return Err(c.error("an attribute value with two type descriptors"));
         }
-        Ok(found.into_iter().collect())
-    }
-}
-
-/// A key attribute's value; `None` for a type no key has.
-struct KeyValue<'de>(Option<Part<'de>>);
-
-impl<'de> Deserialize<'de> for KeyValue<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = KeyValue<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a DynamoDB attribute value like {\"S\": \"x\"}")
+        part = Some(match &*tag.decoded()? {
+            "S" => Some((b'S', cow_bytes(c.string()?.decoded()?))),
+            "N" => {
+                let n = c.string()?.decoded()?;
+                let n = number::normalize(&n).ok_or_else(|| c.error("not a number"))?;
+                Some((b'N', Cow::Owned(n.into_bytes())))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<KeyValue<'de>, A::Error> {
-                let Some(tag) = m.next_key::<Tag>()? else {
-                    return Ok(KeyValue(None));
-                };
-                let part = match tag {
-                    Tag::S => Some((b'S', cow_bytes(m.next_value::<Name>()?.0))),
-                    Tag::N => {
-                        let n = m.next_value::<Name>()?.0;
-                        let n = number::normalize(&n).ok_or_else(|| de::Error::custom("not a number"))?;
-                        Some((b'N', Cow::Owned(n.into_bytes())))
-                    }
-                    Tag::B => {
-                        let b = m.next_value::<Name>()?.0;
-                        Some((
-                            b'B',
-                            Cow::Owned(STANDARD.decode(b.as_bytes()).map_err(de::Error::custom)?),
-                        ))
-                    }
-                    _ => {
-                        m.next_value::<IgnoredAny>()?;
-                        None
-                    }
-                };
-                if m.next_key::<IgnoredAny>()?.is_some() {
-                    return Err(de::Error::custom("an attribute value with two type descriptors"));
-                }
-                Ok(KeyValue(part))
+            "B" => {
+                let b = c.string()?.decoded()?;
+                Some((
+                    b'B',
+                    Cow::Owned(STANDARD.decode(b.as_bytes()).map_err(|e| e.to_string())?),
+                ))
             }
-        }
-        d.deserialize_map(V)
-    }
+            "BOOL" | "NULL" | "SS" | "NS" | "BS" | "L" | "M" => c.skip().map(|()| None)?,
+            _ => return Err(c.error("an unknown type descriptor")),
+        });
+        Ok(())
+    })?;
+    part.ok_or_else(|| c.error("an attribute value without a type descriptor"))
 }
 
 fn cow_bytes(s: Cow<'_, str>) -> Cow<'_, [u8]> {
@@ -164,6 +127,7 @@ fn cow_bytes(s: Cow<'_, str>) -> Cow<'_, [u8]> {
 mod tests {
     use aws_sdk_dynamodb::types::AttributeValue as Av;
     use aws_smithy_types::Blob;
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -194,6 +158,60 @@ mod tests {
             spelled.key_bytes(&names(&["pk", "sk"])),
             KeyBytes::of(&names(&["pk", "sk"]), &item)
         );
+    }
+
+    /// One attribute value, well formed or not in the ways a key attribute can be wrong.
+    fn value() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            r#"{"S":"a"}"#,
+            r#"{"S":"a\"b \u00e9 é"}"#,
+            r#"{"S":""}"#,
+            r#"{"N":"1.50"}"#,
+            r#"{"N":"-0"}"#,
+            r#"{"N":"1E2"}"#,
+            r#"{"N":"x"}"#,
+            r#"{"B":"AAEC"}"#,
+            r#"{"B":"!"}"#,
+            r#"{"BOOL":true}"#,
+            r#"{"NULL":true}"#,
+            r#"{"SS":["a"]}"#,
+            r#"{"L":[{"S":"a"}]}"#,
+            r#"{"M":{"pk":{"S":"a"}}}"#,
+            r#"{}"#,
+            r#"{"S":"a","N":"1"}"#,
+            r#"{"Q":"a"}"#,
+        ])
+        .prop_map(str::to_string)
+    }
+
+    proptest! {
+        /// Read straight from the JSON, a key's identity is what its key attributes read into a
+        /// map give (escaped names, wrong and unknown types among them).
+        #[test]
+        fn the_identity_is_the_one_of_the_map_the_json_reads_into(
+            attrs in prop::collection::btree_map(
+                prop::sample::select(vec!["pk", "p\\u006b", "sk", "x"]).prop_map(|n| n.to_string()),
+                value(),
+                0..4,
+            ),
+            key in prop::sample::select(vec![vec!["pk"], vec!["pk", "sk"], vec!["sk", "pk"]]),
+        ) {
+            // "pk" once, spelled plainly or with an escape (a name given twice is not an item).
+            let body: Vec<String> = attrs
+                .iter()
+                .filter(|(k, _)| !(k.as_str() == "p\\u006b" && attrs.contains_key("pk")))
+                .map(|(k, v)| format!(r#""{k}":{v}"#))
+                .collect();
+            let json = format!("{{{}}}", body.join(","));
+            let key = names(&key);
+            // The key attributes only: what other attributes hold is not the key's to judge.
+            let mut attrs: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
+            attrs.retain(|name, _| key.contains(name));
+            let from_map = serde_json::from_value::<super::super::wire::WireItem>(attrs.into())
+                .ok()
+                .and_then(|i| KeyBytes::of(&key, &i.0));
+            prop_assert_eq!(RawKeys(json.clone().into()).key_bytes(&key), from_map, "{}", json);
+        }
     }
 
     #[test]

@@ -7,10 +7,9 @@
 //! out its billed size ([`super::sizer`]), so a malformed image is refused where it is read, and
 //! write budgets stay exact.
 
-use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Visitor};
+use serde::de;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -115,28 +114,6 @@ impl<'de> Deserialize<'de> for Image {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(d)?;
         Image::from_json(raw.into()).map_err(de::Error::custom)
-    }
-}
-
-/// An attribute name (or any string), borrowed from the text unless it holds escapes.
-pub(super) struct Name<'de>(pub Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Name<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Name<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an attribute name")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Borrowed(s)))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Owned(s.to_string())))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
 

@@ -27,13 +27,17 @@ pub(crate) struct Str<'a> {
 
 impl<'a> Str<'a> {
     /// The string decoded: borrowed from the text unless it holds escapes.
+    #[inline]
     pub(crate) fn decoded(&self) -> Result<std::borrow::Cow<'a, str>, String> {
         match self.escaped {
             false => Ok(std::borrow::Cow::Borrowed(self.raw)),
-            true => serde_json::from_str(&format!("\"{}\"", self.raw))
-                .map(std::borrow::Cow::Owned)
-                .map_err(|e| e.to_string()),
+            true => self.unescaped().map(std::borrow::Cow::Owned),
         }
+    }
+
+    #[cold]
+    fn unescaped(&self) -> Result<String, String> {
+        serde_json::from_str(&format!("\"{}\"", self.raw)).map_err(|e| e.to_string())
     }
 }
 
@@ -167,10 +171,30 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
+    /// The string at the cursor, checked: escapes, and no raw control characters.
     #[inline]
     pub(crate) fn string(&mut self) -> Result<Str<'a>, String> {
         self.eat(b'"')?;
         let start = self.i;
+        // Inlined where strings are read: names, type descriptors and most values end within a
+        // few words without an escape, and a call per string was a good part of its cost.
+        if let Some(run) = stop_within_24(&self.b[start..])
+            && self.b[start + run] == b'"'
+        {
+            self.i = start + run + 1;
+            let raw = &self.text[start..start + run];
+            return Ok(Str {
+                raw,
+                len: run,
+                escaped: false,
+            });
+        }
+        self.string_rest(start)
+    }
+
+    /// The rest of [`Self::string`]: long strings, escapes, and errors.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize) -> Result<Str<'a>, String> {
         let (mut len, mut escaped) = (0, false);
         loop {
             let rest = &self.b[self.i..];

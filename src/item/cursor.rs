@@ -172,7 +172,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The string at the cursor, checked: escapes, and no raw control characters.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn string(&mut self) -> Result<Str<'a>, String> {
         self.eat(b'"')?;
         let start = self.i;

@@ -18,8 +18,8 @@ pub struct Entry {
     pub op: Op,
     /// The op's size as DynamoDB counts it ([`super::batch::op_bytes`]), worked out once.
     pub bytes: usize,
-    /// Most keys stand for one record: kept inline, as the key is kept once while it waits
-    /// (allocations were a tenth of the apply path's CPU).
+    /// Inline: most keys stand for one record, and allocation was a tenth of the apply path's
+    /// CPU (for the same reason a waiting key is held once, by the map, not also by its entry).
     pub tickets: SmallVec<[Ticket; 1]>,
     /// The share of the table's buffer budget the op's bytes hold; a superseded op's share is
     /// returned at once.

@@ -297,15 +297,18 @@ impl<I: ApplyIo> Lane<I> {
         let mut tickets = Vec::with_capacity(entries.len());
         let mut ops = Vec::with_capacity(entries.len());
         let mut fetch = Vec::new();
-        // Released when this batch is done with (written or failed), in one release.
-        let mut _permits: Option<OwnedSemaphorePermit> = None;
+        // Held until this batch is done with (written or failed), then released at once: the
+        // permits all come from the table's one budget, so they merge.
+        let mut permits: Option<OwnedSemaphorePermit> = None;
         // Unchanged by a transform, an op costs what its size, worked out on submit, says.
         let mut units = 0u32;
         for e in entries {
             tickets.extend(e.tickets);
-            match (&mut _permits, e.permit) {
-                (Some(held), Some(p)) => held.merge(p),
-                (held, p) => *held = held.take().or(p),
+            if let Some(p) = e.permit {
+                match &mut permits {
+                    Some(held) => held.merge(p),
+                    None => permits = Some(p),
+                }
             }
             units += match &e.op {
                 Op::Put(_) | Op::PutRaw(_) | Op::Load(_) | Op::LoadRaw(_) => crate::item::write_units(e.bytes),
@@ -327,6 +330,7 @@ impl<I: ApplyIo> Lane<I> {
         };
         let (limits, stop) = ((&*self.limiter, &*self.pace), &self.stop);
         write::write_all(&*self.io, batch, limits, &self.stats, stop).await?;
+        drop(permits);
         Ok(tickets)
     }
 

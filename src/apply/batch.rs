@@ -3,7 +3,7 @@
 
 use super::Op;
 use super::coalesce::{Entry, Pending};
-use crate::item;
+use crate::item::{self, KeyBytes};
 
 pub const MAX_REQUESTS: usize = 25;
 pub const MAX_BYTES: usize = 16 * 1024 * 1024;
@@ -18,15 +18,15 @@ pub fn op_bytes(op: &Op) -> usize {
 }
 
 /// Takes the next batch from `pending`, oldest keys first.
-pub fn take(pending: &mut Pending) -> Vec<Entry> {
+pub fn take(pending: &mut Pending) -> Vec<(KeyBytes, Entry)> {
     let mut out = Vec::with_capacity(MAX_REQUESTS.min(pending.len()));
     let mut bytes = 0usize;
     while out.len() < MAX_REQUESTS {
         let first = out.is_empty();
         match pending.pop_if(|size| first || bytes + size <= MAX_BYTES) {
-            Some(e) => {
+            Some((key, e)) => {
                 bytes += e.bytes;
-                out.push(e);
+                out.push((key, e));
             }
             None => break,
         }
@@ -49,12 +49,12 @@ mod tests {
         let b1 = take(&mut p);
         let b2 = take(&mut p);
         assert_eq!((b1.len(), b2.len(), p.len()), (25, 5, 0));
-        let mut keys: Vec<_> = b1.iter().chain(&b2).map(|e| e.key.clone()).collect();
+        let mut keys: Vec<_> = b1.iter().chain(&b2).map(|(k, _)| k.clone()).collect();
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), 30);
         assert!(
-            b1.iter().all(|e| e.tickets.len() == 2),
+            b1.iter().all(|(_, e)| e.tickets.len() == 2),
             "each entry stands for both of its records"
         );
     }
@@ -75,7 +75,7 @@ mod tests {
         }
         let b = take(&mut p);
         assert_eq!(b.len(), 23);
-        assert!(b.iter().map(|e| op_bytes(&e.op)).sum::<usize>() <= MAX_BYTES);
+        assert!(b.iter().map(|(_, e)| op_bytes(&e.op)).sum::<usize>() <= MAX_BYTES);
         assert_eq!(take(&mut p).len(), 2);
     }
 }

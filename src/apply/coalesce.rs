@@ -12,9 +12,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::{Change, Op, Ticket};
 use crate::item::KeyBytes;
 
-/// A key's latest change plus every record it stands for.
+/// A key's latest change plus every record it stands for (its key is the map's, and goes with it
+/// when it leaves).
 pub struct Entry {
-    pub key: KeyBytes,
     pub op: Op,
     /// The op's size as DynamoDB counts it ([`super::batch::op_bytes`]), worked out once.
     pub bytes: usize,
@@ -26,19 +26,11 @@ pub struct Entry {
     pub permit: Option<OwnedSemaphorePermit>,
 }
 
-/// An [`Entry`] while it waits, its key held by the map.
-struct Waiting {
-    op: Op,
-    bytes: usize,
-    tickets: SmallVec<[Ticket; 1]>,
-    permit: Option<OwnedSemaphorePermit>,
-}
-
 /// Waiting changes of one lane, one entry per key, oldest key first.
 #[derive(Default)]
 pub struct Pending {
     order: VecDeque<KeyBytes>,
-    entries: FxHashMap<KeyBytes, Waiting>,
+    entries: FxHashMap<KeyBytes, Entry>,
     /// Records merged into an existing entry (for metrics).
     pub coalesced: u64,
 }
@@ -71,31 +63,24 @@ impl Pending {
             }
             None => {
                 self.order.push_back(c.key.clone());
-                let waiting = Waiting {
+                let entry = Entry {
                     op: c.op,
                     bytes,
                     tickets: smallvec::smallvec![c.ticket],
                     permit,
                 };
-                self.entries.insert(c.key, waiting);
+                self.entries.insert(c.key, entry);
             }
         }
     }
 
-    /// The oldest waiting key's entry, if its size still fits; `fits` sees its size in bytes.
-    pub fn pop_if(&mut self, fits: impl FnOnce(usize) -> bool) -> Option<Entry> {
+    /// The oldest waiting key and its entry, if its size still fits; `fits` sees its size in bytes.
+    pub fn pop_if(&mut self, fits: impl FnOnce(usize) -> bool) -> Option<(KeyBytes, Entry)> {
         let key = self.order.front()?;
         if !fits(self.entries[key].bytes) {
             return None;
         }
         let key = self.order.pop_front().expect("front exists");
-        let (key, w) = self.entries.remove_entry(&key).expect("every waiting key has an entry");
-        Some(Entry {
-            key,
-            op: w.op,
-            bytes: w.bytes,
-            tickets: w.tickets,
-            permit: w.permit,
-        })
+        self.entries.remove_entry(&key)
     }
 }

@@ -293,7 +293,7 @@ impl<I: ApplyIo> Lane<I> {
     }
 
     /// Shapes and writes one batch; returns its tickets once every write is durable.
-    async fn write_batch(&self, entries: Vec<coalesce::Entry>) -> Result<Vec<Ticket>> {
+    async fn write_batch(&self, entries: Vec<(KeyBytes, coalesce::Entry)>) -> Result<Vec<Ticket>> {
         let mut tickets = Vec::with_capacity(entries.len());
         let mut ops = Vec::with_capacity(entries.len());
         let mut fetch = Vec::new();
@@ -302,7 +302,7 @@ impl<I: ApplyIo> Lane<I> {
         let mut permits: Option<OwnedSemaphorePermit> = None;
         // Unchanged by a transform, an op costs what its size, worked out on submit, says.
         let mut units = 0u32;
-        for e in entries {
+        for (key, e) in entries {
             tickets.extend(e.tickets);
             if let Some(p) = e.permit {
                 match &mut permits {
@@ -316,7 +316,7 @@ impl<I: ApplyIo> Lane<I> {
             };
             match e.op {
                 Op::Fetch(k) => fetch.push(k),
-                op => self.shape(&e.key, op, &mut ops)?,
+                op => self.shape(&key, op, &mut ops)?,
             }
         }
         let units = (fetch.is_empty() && self.transform.is_identity()).then_some(units);

@@ -78,11 +78,15 @@ impl Image {
     /// same pass).
     pub fn with_keys(json: Box<str>, keys: &[String]) -> Result<(Image, Item), serde_json::Error> {
         let (size, found) = super::sizer::walk(&json, keys).map_err(de::Error::custom)?;
-        let image = match size {
+        Ok((Self::walked(json, size)?, found))
+    }
+
+    /// A walked item: raw, or read into a map where the walk found no size (DynamoDB Local's `{}`).
+    fn walked(json: Box<str>, size: Option<usize>) -> Result<Image, serde_json::Error> {
+        Ok(match size {
             Some(size) => Image::Raw(RawItem { json, size }),
             None => Image::Map(serde_json::from_str::<WireItem>(&json)?.0),
-        };
-        Ok((image, found))
+        })
     }
 
     /// Reads the item at `cursor` (checking JSON's syntax as well as DynamoDB's shape) and keeps
@@ -91,14 +95,7 @@ impl Image {
         cursor.ws();
         let start = cursor.i;
         let size = super::sizer::walk_at(cursor)?;
-        let json = &cursor.text[start..cursor.i];
-        Ok(match size {
-            Some(size) => Image::Raw(RawItem {
-                json: json.into(),
-                size,
-            }),
-            None => Image::Map(serde_json::from_str::<WireItem>(json).map_err(|e| e.to_string())?.0),
-        })
+        Self::walked(cursor.text[start..cursor.i].into(), size).map_err(|e| e.to_string())
     }
 
     #[cfg(test)]

@@ -275,8 +275,8 @@ proptest! {
         }
         let mut lane: Vec<(crate::item::KeyBytes, Shaped)> = Vec::new();
         while !pending.is_empty() {
-            for e in crate::apply::batch::take(&mut pending) {
-                lane.push((e.key, t.shape(e.op).unwrap()));
+            for (key, e) in crate::apply::batch::take(&mut pending) {
+                lane.push((key, t.shape(e.op).unwrap()));
             }
         }
         // Shape first, then keep each key's last shaped change, in order of first appearance.

@@ -2,10 +2,13 @@
 //! streams are served by a second one, see [`Rig`]): the endpoint's BatchWriteItem ceiling (fresh
 //! puts, and each mix's own changes), a naive one-record-at-a-time stream replayer, the real
 //! `ferry` binary replaying a stream of N changes (uniform and hot-key mixes), and the
-//! replication lag under a steady write load. Every number printed is measured in this run.
+//! replication lag under a steady write load. Every number printed is measured in this run. The
+//! destination runs on cores of its own (`FERRY_BENCH_SHARED_CORES=1`: on all of them).
 //!
 //!   cargo bench --bench e2e
 //!   FERRY_BENCH_N=20000 FERRY_BENCH_LAG_SECS=10 FERRY_BENCH_RATE=1000 cargo bench --bench e2e
+//!   FERRY_LOG=info,ferry::apply::concurrency=debug FERRY_BENCH_LOGS=/tmp cargo bench --bench e2e
+//!       # keeps each mix's ferry log (here with the limit's every window)
 //!
 //! Writes `<target>/ferry-bench/e2e.json` and `docs/bench/e2e.png`.
 
@@ -130,6 +133,7 @@ async fn run(args: &Args) -> Result<(), String> {
         rig.dst.endpoint,
         rig.src().endpoint
     ));
+    say(bench::layout(&rig.cores));
     let date = now_utc();
     let mixes_run = [(Mix::Uniform, "uniform"), (Mix::Hot, "hot-key")];
     if let Ok(only) = std::env::var("FERRY_BENCH_ONLY") {
@@ -144,10 +148,17 @@ async fn run(args: &Args) -> Result<(), String> {
     for (mix, name) in mixes_run {
         mixes.push(mix_phase(&rig, &ferry_bin, mix, name, args.n).await?);
     }
+    let layout = match &rig.cores {
+        // The lag phase's steady writes to the source need every core; it measures delay.
+        Some(c) => c
+            .share(&[rig.dst.pid, rig.src().pid])
+            .map(|()| "destination on its own core")?,
+        None => "all processes on all cores",
+    };
     let lag = lag_phase(&rig, &ferry_bin, args).await?;
     let title = format!(
-        "ferry e2e benchmark — DynamoDB Local {version} on 127.0.0.1, N = {} changes, ~1 KB items, {}",
-        args.n, date
+        "ferry e2e benchmark — DynamoDB Local {version} on 127.0.0.1, N = {} changes, ~1 KB items, {date}, {layout}",
+        args.n
     );
     print_table(&title, ceiling, &mixes, &lag, args);
     let report = json_report(&title, ceiling, &mixes, &lag, args);
@@ -160,20 +171,22 @@ async fn run(args: &Args) -> Result<(), String> {
 /// measured. The source tables and their streams live in a second DynamoDB Local process, as a
 /// real source lives in another account or Region: in one JVM, the source's GetRecords work would
 /// compete with the destination's writes and be counted against ferry. `FERRY_BENCH_ONE_ENDPOINT=1`
-/// puts both in one process.
+/// puts both in one process. The destination has cores of its own ([`bench::Cores`]).
 struct Rig {
     dst: DynamoLocal,
     src: Option<DynamoLocal>,
+    cores: Option<bench::Cores>,
 }
 
 impl Rig {
     fn start() -> Result<Rig, String> {
-        let dst = DynamoLocal::start()?;
+        let cores = bench::Cores::split();
+        let dst = bench::start_destination(&cores)?;
         let src = match std::env::var("FERRY_BENCH_ONE_ENDPOINT").as_deref() {
             Ok("1") => None,
             _ => Some(DynamoLocal::start()?),
         };
-        Ok(Rig { dst, src })
+        Ok(Rig { dst, src, cores })
     }
 
     fn src(&self) -> &DynamoLocal {
@@ -328,6 +341,7 @@ async fn ferry_phase(
     let (peak_rss_kb, cpu_secs) = (bench::peak_rss_kb(pid), bench::cpu_seconds(pid));
     let split = meter.stop(&[("ferry", cpu_secs.unwrap_or(f64::NAN))]);
     stop(child).await;
+    ferry.keep_log(name);
     let took = waited.map_err(|e| format!("{name}: {e}\n{}", ferry.logs()))?;
     let (diff, how) = verify(&rig.src().client(sa), &rig.dst.client(&da), keys).await?;
     say(format!("{name}: {how}: {diff}"));

@@ -3,17 +3,20 @@
 //! (`snapshot = "export"`, ferry's loader), against a raw concurrent BatchWriteItem load of the same
 //! items into the same DynamoDB Local, measured in the same run, once before ferry and once after.
 //! Prints items/s, the ratio to the raw loads' mean, CPU per 100k items, and ferry's peak RSS.
+//! DynamoDB Local runs on cores of its own (`FERRY_BENCH_SHARED_CORES=1`: on all of them).
 //! Targets: ratio ≥ 0.95 (issue 16), peak RSS ≤ 256 MB.
 //!
 //!   cargo bench --bench export_load                       # N = 1,000,000
 //!   FERRY_BENCH_N=20000 cargo bench --bench export_load   # a quick run
+//!   FERRY_LOG=info,ferry::apply::concurrency=debug FERRY_BENCH_LOGS=/tmp cargo bench --bench export_load
+//!       # keeps ferry's log (here with the limit's every window)
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{PutRequest, StreamViewType, WriteRequest};
 use ferry::item::Item;
-use ferry_rig::bench::{cpu_seconds, peak_rss_kb};
+use ferry_rig::bench::{Cores, cpu_seconds, layout, peak_rss_kb, start_destination};
 use ferry_rig::data::{create_table, send_batch, sized_item};
 use ferry_rig::moto::{ExportSpec, Moto, default_credentials, write_export};
 use ferry_rig::process::{FerryDir, terminate};
@@ -86,7 +89,9 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let ddb = DynamoLocal::shared();
+    // DynamoDB Local on cores of its own (`bench::Cores`): moto, ferry and the raw writer on the rest.
+    let cores = Cores::split();
+    let ddb = &start_destination(&cores).expect("DynamoDB Local");
     let moto = Moto::shared();
     let s3 = moto.s3(default_credentials());
     eprintln!("writing a {n}-item export to moto S3 ...");
@@ -156,6 +161,7 @@ async fn main() {
         m("ferry_write_concurrency"),
     );
     terminate(&child);
+    ferry.keep_log("export");
     let dst = ddb.client(&da);
     assert_eq!(
         count(&dst, "Orders").await,
@@ -167,7 +173,7 @@ async fn main() {
     let raw_rate = (raw_before + raw_after) / 2.0;
     let per_100k = |secs: f64| secs * 100_000.0 / n as f64;
     let rate = n as f64 / elapsed.as_secs_f64().max(0.001);
-    println!("export load, N = {n} items of ~1 KB, {FILES} files");
+    println!("export load, N = {n} items of ~1 KB, {FILES} files; {}", layout(&cores));
     println!("  raw BatchWriteItem ({RAW_WRITERS} in flight), before ferry: {raw_before:>10.0} items/s");
     println!("  raw BatchWriteItem, after ferry:                {raw_after:>10.0} items/s");
     println!("  raw, mean of the two:            {raw_rate:>10.0} items/s");

@@ -7,7 +7,8 @@
 //!   adaptive limit, at most 64 batches in flight), with the limit it ended at;
 //! - `ferry sync` with `write_concurrency = 16`, the fixed count ferry had before it adapted.
 //!
-//! Target (issue 16): default ferry ≥ 0.9 of the tuned raw writer.
+//! Target (issue 16): default ferry ≥ 0.9 of the tuned raw writer. The destination DynamoDB Local
+//! runs on cores of its own (`FERRY_BENCH_SHARED_CORES=1`: on all of them).
 //!
 //!   cargo bench --bench latency
 //!   FERRY_BENCH_N=50000 FERRY_BENCH_DELAY_MS=10 cargo bench --bench latency
@@ -57,7 +58,12 @@ async fn run() -> Result<(), String> {
     let n: usize = bench::env_num("FERRY_BENCH_N", 100_000);
     let delay_ms: u64 = bench::env_num("FERRY_BENCH_DELAY_MS", 5);
     let ferry_bin = ferry_rig::ferry_bin!();
-    let (dst, src) = (DynamoLocal::start()?, DynamoLocal::start()?);
+    // The destination on cores of its own (`bench::Cores`): the raw writer, the proxy, the source
+    // JVM and ferry on the rest.
+    let cores = bench::Cores::split();
+    let dst = bench::start_destination(&cores)?;
+    let src = DynamoLocal::start()?;
+    say(bench::layout(&cores));
     bench::ceiling_run(&dst, WARMUP_ITEMS, 16).await?;
     let proxy = FaultProxy::start(&dst.endpoint).await;
     proxy.add(Rule::delay(Duration::from_millis(delay_ms)));
@@ -152,13 +158,7 @@ async fn ferry_run(
     let limit = bench::metric(&body, "ferry_write_concurrency", TABLE).unwrap_or(f64::NAN);
     terminate(&child);
     let _ = child.wait();
-    if let Ok(logs) = std::env::var("FERRY_BENCH_LOGS") {
-        let name = if extra.is_empty() { "default" } else { "fixed" };
-        let _ = std::fs::copy(
-            work.path().join("sync-1.log"),
-            Path::new(&logs).join(format!("ferry-{name}.log")),
-        );
-    }
+    dir.keep_log(if extra.is_empty() { "default" } else { "fixed" });
     let took = waited.map_err(|e| format!("{e}\n{}", dir.logs()))?;
     let diff = bench::compare_by_keys(&src.client(sa), &far.client(&da), keys).await?;
     bench::drop_table(&far.client(&da)).await;

@@ -60,7 +60,7 @@ impl Split {
             .iter()
             .map(|(name, c)| format!("{name} {:.2} s", c * per))
             .collect();
-        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let cores = bench::machine_cores();
         format!(
             "{} = {:.2} s CPU per 100k changes; {:.2} of {cores} cores busy",
             list.join(", "),

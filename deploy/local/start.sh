@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts one local test server in the background, bound to 127.0.0.1, and waits until it is healthy.
 #
-#   deploy/local/start.sh ddb|moto [--port N] [--owner-pid P]
+#   deploy/local/start.sh ddb|moto [--port N] [--owner-pid P] [--cpus LIST]
 #
 # stdout carries only machine-readable KEY=VALUE lines:
 #   ddb:  FERRY_DDB_ENDPOINT=http://127.0.0.1:PORT
@@ -10,6 +10,8 @@
 #   moto: FERRY_MOTO_ENDPOINT=http://127.0.0.1:PORT
 #         FERRY_MOTO_PID=PID
 # Without --port a free port is picked. With --owner-pid the server exits once process P is gone.
+# With --cpus the server runs on those cores only (a taskset list: benches give the destination
+# cores of its own).
 # Logs: $RUN/<name>-<port>.log, pidfile: $RUN/<name>-<port>.pid,
 # RUN=${FERRY_RIG_RUN:-$CACHE/run}, CACHE=${FERRY_RIG_CACHE:-$HOME/.cache/ferry-rig}.
 # FERRY_RIG_TIMEOUT (seconds, default 60) bounds the wait for readiness. Stop with stop.sh.
@@ -22,20 +24,28 @@ TIMEOUT="${FERRY_RIG_TIMEOUT:-60}"
 HOST=127.0.0.1
 
 die() { echo "ferry-rig: ERROR: $*" >&2; exit 1; }
-usage() { die "usage: $0 ddb|moto [--port N] [--owner-pid P]"; }
+usage() { die "usage: $0 ddb|moto [--port N] [--owner-pid P] [--cpus LIST]"; }
 
 [[ $# -ge 1 ]] || usage
 name="$1"; shift
 case "$name" in ddb|moto) ;; *) usage ;; esac
-port="" owner=""
+port="" owner="" cpus=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --port) [[ $# -ge 2 ]] || usage; port="$2"; shift 2 ;;
     --owner-pid) [[ $# -ge 2 ]] || usage; owner="$2"; shift 2 ;;
+    --cpus) [[ $# -ge 2 ]] || usage; cpus="$2"; shift 2 ;;
     *) usage ;;
   esac
 done
 [[ -z "$port" || "$port" =~ ^[0-9]+$ ]] || die "--port must be a number"
+[[ -z "$cpus" || "$cpus" =~ ^[0-9,-]+$ ]] || die "--cpus must be a core list like 0 or 0-1,3"
+# pinned: runs its arguments on $cpus when given.
+pinned=()
+if [[ -n "$cpus" ]]; then
+  command -v taskset >/dev/null 2>&1 || die "--cpus needs taskset (util-linux)"
+  pinned=(taskset --cpu-list "$cpus")
+fi
 if [[ -n "$owner" ]]; then
   [[ "$owner" =~ ^[0-9]+$ ]] || die "--owner-pid must be a number"
   [[ -d "/proc/$owner" ]] || die "--owner-pid $owner is not running"
@@ -105,12 +115,12 @@ launch() { # launch NAME PORT [ADMINPORT] -> sets $pid
     [[ -n "$owner" ]] && args+=(--owner-pid "$owner")
     # setsid: own session (no signals from the caller's terminal/process group);
     # all three std streams redirected so a caller reading our stdout to EOF does not hang.
-    nohup setsid java -Xmx2g -Djava.net.preferIPv4Stack=true \
+    nohup setsid "${pinned[@]}" java -Xmx2g -Djava.net.preferIPv4Stack=true \
       -Djava.library.path="$CACHE/ddb-local/DynamoDBLocal_lib" \
       -cp "$CACHE/launcher:$CACHE/ddb-local/DynamoDBLocal.jar:$CACHE/ddb-local/DynamoDBLocal_lib/*" \
       FerryDynamoLocal "${args[@]}" >"$log" 2>&1 </dev/null &
   else
-    nohup setsid "$CACHE/moto-venv/bin/moto_server" -H "$HOST" -p "$1" >"$log" 2>&1 </dev/null &
+    nohup setsid "${pinned[@]}" "$CACHE/moto-venv/bin/moto_server" -H "$HOST" -p "$1" >"$log" 2>&1 </dev/null &
   fi
   pid=$!
 }

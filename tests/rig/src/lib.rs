@@ -51,10 +51,18 @@ static DDB: OnceLock<DynamoLocal> = OnceLock::new();
 
 /// Runs `deploy/local/start.sh <server>` owned by this process (the server stops when it exits)
 /// and returns the `KEY=value` lines it printed.
-pub(crate) fn start_server(server: &str) -> Result<std::collections::HashMap<String, String>, String> {
-    let out = Command::new("bash")
-        .arg(repo_dir().join("deploy/local/start.sh"))
-        .args([server, "--owner-pid", &std::process::id().to_string()])
+/// `cpus` (a `taskset` list) confines the server to those cores.
+pub(crate) fn start_server(
+    server: &str,
+    cpus: Option<&str>,
+) -> Result<std::collections::HashMap<String, String>, String> {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_dir().join("deploy/local/start.sh"))
+        .args([server, "--owner-pid", &std::process::id().to_string()]);
+    if let Some(cpus) = cpus {
+        cmd.args(["--cpus", cpus]);
+    }
+    let out = cmd
         .output()
         .map_err(|e| format!("running deploy/local/start.sh: {e}"))?;
     if !out.status.success() {
@@ -113,7 +121,12 @@ impl DynamoLocal {
     /// Starts a new server owned by this process (the launcher halts when this process exits,
     /// however it exits).
     pub fn start() -> Result<DynamoLocal, String> {
-        let out = start_server("ddb")?;
+        Self::start_on(None)
+    }
+
+    /// [`Self::start`], on the cores `cpus` (a `taskset` list) when given.
+    pub fn start_on(cpus: Option<&str>) -> Result<DynamoLocal, String> {
+        let out = start_server("ddb", cpus)?;
         let var = |k: &str| out.get(k).cloned().ok_or(format!("start.sh printed no {k}"));
         Ok(DynamoLocal {
             endpoint: var("FERRY_DDB_ENDPOINT")?,

@@ -39,7 +39,7 @@ impl Moto {
     }
 
     pub fn start() -> Result<Moto, String> {
-        let out = super::start_server("moto")?;
+        let out = super::start_server("moto", None)?;
         let endpoint = out
             .get("FERRY_MOTO_ENDPOINT")
             .ok_or("start.sh printed no FERRY_MOTO_ENDPOINT")?;

@@ -170,6 +170,18 @@ impl FerryDir {
             .join("\n")
     }
 
+    /// Benches: copies the first sync log to `$FERRY_BENCH_LOGS/ferry-<name>.log` when that
+    /// variable names a folder (with `FERRY_LOG=info,ferry::apply::concurrency=debug`, the
+    /// concurrency limit's every window).
+    pub fn keep_log(&self, name: &str) {
+        if let Ok(logs) = std::env::var("FERRY_BENCH_LOGS") {
+            let _ = std::fs::copy(
+                self.dir.join("sync-1.log"),
+                Path::new(&logs).join(format!("ferry-{name}.log")),
+            );
+        }
+    }
+
     /// The tail of every sync log so far, for failure messages.
     pub fn logs(&self) -> String {
         (1..=self.runs.get())

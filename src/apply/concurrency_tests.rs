@@ -29,7 +29,7 @@ async fn drive_with(
         tasks.spawn(async move {
             while Instant::now() < end {
                 let _slot = pace.acquire().await;
-                let a = pace.send();
+                let a = pace.send(true);
                 let n = in_flight.fetch_add(1, Relaxed) + 1;
                 tokio::time::sleep(took(n)).await;
                 in_flight.fetch_sub(1, Relaxed);
@@ -82,18 +82,18 @@ async fn far_and_busy_settles_where_the_endpoint_saturates() {
 async fn throttles_cut_once_per_round_trip() {
     let p = pace(64);
     tokio::time::advance(Duration::from_millis(10)).await;
-    let sent: Vec<Attempt> = (0..16).map(|_| p.send()).collect();
+    let sent: Vec<Attempt> = (0..16).map(|_| p.send(true)).collect();
     tokio::time::advance(Duration::from_millis(10)).await;
     for a in sent {
         p.done(a, Outcome::Overloaded);
     }
     assert_eq!(p.limit(), 11, "16 × 0.7, once for the 16 throttles of one round trip");
-    let a = p.send();
+    let a = p.send(true);
     tokio::time::advance(Duration::from_millis(10)).await;
     p.done(a, Outcome::Overloaded);
     assert_eq!(p.limit(), 7, "a write sent after the cut counts again");
     for _ in 0..10 {
-        let a = p.send();
+        let a = p.send(true);
         p.done(a, Outcome::Overloaded);
     }
     assert_eq!(p.limit(), 1, "never below one");
@@ -107,13 +107,66 @@ async fn an_idle_table_does_not_grow() {
     assert_eq!(limit, 16);
 }
 
+/// Every slot taken, but by lanes that sent all they had (small batches, as while a reader is
+/// still filling the lanes): the changes come no faster than they are written, so those windows
+/// say nothing about the limit, however fast they grow. 50 ms away, where slots held back by the
+/// limit double it at once (`a_distant_destination_gets_every_slot_it_may_have`).
+#[tokio::test(start_paused = true)]
+async fn slots_taken_without_a_backlog_do_not_move_the_limit() {
+    let p = pace(64);
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let p = p.clone();
+        tasks.spawn(async move {
+            while Instant::now() < end {
+                let _slot = p.acquire().await;
+                let a = p.send(false);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                p.done(a, Outcome::Written(25));
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    assert_eq!(p.limit(), 16);
+}
+
+/// Writes sent before the limit changed and back just after it are the old limit's: counted in
+/// the new limit's window, they lifted the window after a doubling (twice the writes coming back
+/// at the base) and sank the doubled one, and slow start stopped where doubling still paid.
+#[tokio::test(start_paused = true)]
+async fn writes_sent_before_a_change_do_not_count_for_the_new_limit() {
+    let p = pace(64);
+    let held: Vec<Slot> = futures::future::join_all((0..16).map(|_| p.acquire())).await;
+    let first: Vec<Attempt> = (0..16).map(|_| p.send(true)).collect();
+    tokio::time::advance(Duration::from_millis(50)).await;
+    for a in first {
+        p.done(a, Outcome::Written(25));
+    }
+    let second: Vec<Attempt> = (0..16).map(|_| p.send(true)).collect();
+    tokio::time::advance(Duration::from_millis(200)).await;
+    // The first of these ends slow start's first window: the limit doubles.
+    for a in second {
+        p.done(a, Outcome::Written(25));
+    }
+    assert_eq!(p.limit(), 32);
+    let s = p.state.lock().unwrap();
+    assert_eq!(
+        (s.window.records, s.window.sends),
+        (0, 0),
+        "15 writes sent at 16 are not 32's"
+    );
+    drop(s);
+    drop(held);
+}
+
 /// A lowered limit retires slots as they come back: no more than the new limit are in use after.
 #[tokio::test(start_paused = true)]
 async fn a_lowered_limit_takes_effect_as_writes_return() {
     let p = pace(16);
     let held: Vec<Slot> = futures::future::join_all((0..16).map(|_| p.acquire())).await;
     tokio::time::advance(Duration::from_millis(10)).await;
-    let a = p.send();
+    let a = p.send(true);
     p.done(a, Outcome::Overloaded);
     assert_eq!(p.limit(), 11);
     drop(held);
@@ -129,12 +182,12 @@ async fn a_lowered_limit_takes_effect_as_writes_return() {
 async fn a_pause_is_not_read_as_a_slow_window() {
     let p = pace(64);
     let held: Vec<Slot> = futures::future::join_all((0..16).map(|_| p.acquire())).await;
-    let first = p.send();
+    let first = p.send(true);
     tokio::time::advance(Duration::from_millis(50)).await;
     p.done(first, Outcome::Written(25));
     // A minute with nothing to write, then one full round of writes: the window is discarded.
     tokio::time::advance(Duration::from_secs(60)).await;
-    let burst: Vec<Attempt> = (0..16).map(|_| p.send()).collect();
+    let burst: Vec<Attempt> = (0..16).map(|_| p.send(true)).collect();
     tokio::time::advance(Duration::from_millis(50)).await;
     for a in burst {
         p.done(a, Outcome::Written(25));
@@ -144,6 +197,37 @@ async fn a_pause_is_not_read_as_a_slow_window() {
     // Busy again: slow start still doubles as the destination rewards it.
     let (limit, _) = drive(p.clone(), 64, Duration::from_millis(50), 0, Duration::from_secs(5)).await;
     assert!(limit > 16, "{limit}");
+}
+
+/// The limits slow start sets over `windows` windows from 16, the i-th writing `rate(limit, i)`.
+fn slow_start(rate: impl Fn(usize, usize) -> f64, windows: usize) -> Vec<usize> {
+    let p = Pace::new(64, Arc::default());
+    let mut s = p.state.lock().unwrap();
+    (0..windows)
+        .map(|i| {
+            let r = rate(s.limit, i);
+            s.limit = p.step(&mut s, r);
+            s.limit
+        })
+        .collect()
+}
+
+/// A destination that 16 in flight already keep busy, but which speeds up by 30 % a window
+/// over the first windows (the reader filling the lanes, a warming JVM): each window beats the
+/// one before whatever the limit, which is not a reason to double it.
+#[test]
+fn a_rising_start_does_not_read_as_doubling_paying() {
+    let limits = slow_start(|_, i| 1000.0 * (1.0 + 0.3 * i.min(6) as f64), 12);
+    assert!(limits.iter().all(|l| *l <= 32), "{limits:?}");
+    assert!(limits[3..].iter().all(|l| *l <= 18), "probing around 16: {limits:?}");
+}
+
+/// Far away (writes per second grow with the limit), slow start still doubles to the maximum,
+/// each doubling checked against the base on both sides: 16, 32, 16, 64, 32, then probing.
+#[test]
+fn a_distant_destination_doubles_to_the_maximum() {
+    let limits = slow_start(|limit, _| 100.0 * limit as f64, 5);
+    assert_eq!(limits, vec![32, 16, 64, 32, 64]);
 }
 
 /// Rates of alternating probe windows (upper side first): `up` and `down` scaled by a

@@ -279,7 +279,8 @@ impl<I: ApplyIo> Lane<I> {
             if self.failed.is_cancelled() {
                 return;
             }
-            let written = self.write_batch(batch::take(&mut pending)).await;
+            // Changes left behind: the limit, not the supply, set this lane's pace.
+            let written = self.write_batch(batch::take(&mut pending), !pending.is_empty()).await;
             drop(slot);
             match written {
                 Ok(tickets) => ack_grouped(tickets),
@@ -293,7 +294,7 @@ impl<I: ApplyIo> Lane<I> {
     }
 
     /// Shapes and writes one batch; returns its tickets once every write is durable.
-    async fn write_batch(&self, entries: Vec<(KeyBytes, coalesce::Entry)>) -> Result<Vec<Ticket>> {
+    async fn write_batch(&self, entries: Vec<(KeyBytes, coalesce::Entry)>, backlog: bool) -> Result<Vec<Ticket>> {
         let mut tickets = Vec::with_capacity(entries.len());
         let mut ops = Vec::with_capacity(entries.len());
         let mut fetch = Vec::new();
@@ -327,6 +328,7 @@ impl<I: ApplyIo> Lane<I> {
             ops,
             units,
             records: tickets.len(),
+            backlog,
         };
         let (limits, stop) = ((&*self.limiter, &*self.pace), &self.stop);
         write::write_all(&*self.io, batch, limits, &self.stats, stop).await?;

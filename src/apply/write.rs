@@ -63,6 +63,8 @@ pub struct Batch {
     pub units: Option<u32>,
     /// Records the batch stands for (coalesced ones included), for the adaptive limit.
     pub records: usize,
+    /// The lane had more waiting than this batch: the adaptive limit held it back.
+    pub backlog: bool,
 }
 
 impl Batch {
@@ -73,6 +75,7 @@ impl Batch {
             ops,
             units: None,
             records,
+            backlog: false,
         }
     }
 }
@@ -103,6 +106,7 @@ pub async fn write_all<I: ApplyIo>(
         ops,
         mut units,
         records,
+        backlog,
     }: Batch,
     (limiter, pace): (&Limiter, &Pace),
     stats: &Arc<TableStats>,
@@ -118,7 +122,7 @@ pub async fn write_all<I: ApplyIo>(
         let units = units.take().unwrap_or_else(|| pending.iter().map(WriteOp::units).sum());
         limiter.acquire(units).await;
         stats.write_units.fetch_add(units as u64, Relaxed);
-        let attempt = pace.send();
+        let attempt = pace.send(backlog);
         let result = io.write_batch(&pending).await;
         let outcome = match &result {
             Ok(left) if left.is_empty() => Some(Outcome::Written(records)),

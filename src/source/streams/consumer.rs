@@ -188,6 +188,7 @@ impl<S: StreamApi> ShardConsumer<S> {
                 return Ok(Outcome::Stopped);
             }
             let read_at = self.clock.now_ms();
+            let asked = tokio::time::Instant::now();
             let page = match self.api.records(&iter).await {
                 Ok(p) => {
                     retrier.succeeded();
@@ -203,7 +204,9 @@ impl<S: StreamApi> ShardConsumer<S> {
             }
             let got = page.records.len();
             let newest = page.records.last().map(|r| r.time_ms);
+            let read = asked.elapsed();
             self.submit(page.records, &mut last_read).await?;
+            tracing::trace!(shard = %self.shard_id, got, read_ms = read.as_millis() as u64, queued_ms = (asked.elapsed() - read).as_millis() as u64, "page");
             let Some(next) = page.next else {
                 return Ok(self.shard_end().await);
             };

@@ -199,15 +199,35 @@ pub fn plan_batches(changes: &[Change], writers: usize) -> Vec<Vec<Vec<WriteRequ
 }
 
 /// Runs one writer task per lane, each sending its batches in order. Returns the wall time.
+/// `FERRY_BENCH_TRACE=1` prints the rate every half second (a ceiling's own warm-up or slump).
 pub async fn write_lanes(c: &Client, table: &str, lanes: Vec<Vec<Vec<WriteRequest>>>) -> Result<Duration, String> {
     let start = Instant::now();
+    let done = Arc::new(AtomicUsize::new(0));
+    let tracer = std::env::var_os("FERRY_BENCH_TRACE").map(|_| {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let now = done.load(Relaxed);
+                eprintln!(
+                    "[trace] {:.1} s: {} changes/s",
+                    start.elapsed().as_secs_f64(),
+                    (now - last) * 2
+                );
+                last = now;
+            }
+        })
+    });
     let tasks: Vec<_> = lanes
         .into_iter()
         .map(|batches| {
-            let (c, table) = (c.clone(), table.to_string());
+            let (c, table, done) = (c.clone(), table.to_string(), done.clone());
             tokio::spawn(async move {
                 for b in batches {
+                    let n = b.len();
                     send_batch(&c, &table, b).await?;
+                    done.fetch_add(n, Relaxed);
                 }
                 Ok::<_, String>(())
             })
@@ -215,6 +235,9 @@ pub async fn write_lanes(c: &Client, table: &str, lanes: Vec<Vec<Vec<WriteReques
         .collect();
     for t in tasks {
         t.await.map_err(|e| e.to_string())??;
+    }
+    if let Some(t) = tracer {
+        t.abort();
     }
     Ok(start.elapsed())
 }

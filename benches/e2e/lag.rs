@@ -33,6 +33,7 @@ pub(super) async fn lag_phase(rig: &Rig, ferry_bin: &Path, args: &Args) -> Resul
     };
     let report = probe.run().await;
     stop(child).await;
+    ferry.keep_log("lag");
     let report = report.map_err(|e| format!("lag probe: {e}\n{}", ferry.logs()))?;
     let diff = compare(&src, TABLE, &dst, TABLE).await?;
     if !diff.is_equal() {

@@ -11,6 +11,9 @@ pub(super) fn print_table(title: &str, ceiling: f64, mixes: &[MixResult], lag: &
     row("metric", &|m| m.name.to_string());
     row("ceiling, fresh puts /s", &|_| format!("{ceiling:.0}"));
     row("ceiling, this mix /s", &|m| format!("{:.0}", m.ceiling));
+    row("  before / after ferry", &|m| {
+        format!("{:.0} / {:.0}", m.ceiling_before, m.ceiling_after)
+    });
     row("source stream writes /s", &|m| format!("{:.0}", m.source_write_rate));
     row("naive baseline /s (prefix)", &|m| format!("{:.0}", m.naive_rate));
     row("ferry /s", &|m| format!("{:.0}", m.ferry.rate()));
@@ -40,6 +43,15 @@ pub(super) fn print_table(title: &str, ceiling: f64, mixes: &[MixResult], lag: &
         lag.report.writes,
         lag.report.writes as f64 / lag.report.write_secs
     );
+    let steady = |p| bench::quantile(&lag.steady_sorted_ms, p);
+    println!(
+        "{:<31}{:.0} / {:.0} / {:.0}   (the writes after the first {} s)",
+        "  steady p50 / p99 / max (ms)",
+        steady(0.5),
+        steady(0.99),
+        steady(1.0),
+        super::lag::LAG_RAMP.as_secs()
+    );
     let achieved = lag.report.writes as f64 / lag.report.write_secs;
     if achieved < 0.95 * args.rate as f64 {
         println!(
@@ -52,7 +64,8 @@ pub(super) fn print_table(title: &str, ceiling: f64, mixes: &[MixResult], lag: &
     println!(
         "\nceiling, fresh puts: N new ~1 KB items, tuned concurrent BatchWriteItem (best of {CEILING_WRITERS:?} writers).\n\
          ceiling, this mix: the same N changes ferry replays, written by a tuned concurrent BatchWriteItem load that knows \
-         them in advance (best of {MIX_CEILING_WRITERS:?} writers; no coalescing).\n\
+         them in advance (best of {MIX_CEILING_WRITERS:?} writers; no coalescing), before ferry's run and again \
+         after it with the same writers; ferry is judged on the mean.\n\
          naive baseline: sequential GetRecords + one PutItem/DeleteItem per record, measured on the \
          first {prefix} records of each stream.\nferry /s: from spawn until ferry_records_applied_total = N \
          (ferry publishes metrics every 100 ms, so up to ~0.1 s is included in the time)."
@@ -70,6 +83,7 @@ pub(super) fn json_report(title: &str, ceiling: f64, mixes: &[MixResult], lag: &
             "ferry_first_applied_seen_seconds": m.ferry.first_secs,
             "ferry_records_per_s": m.ferry.rate(),
             "ceiling_this_mix_per_s": m.ceiling,
+            "ceiling_this_mix_before_after_per_s": [m.ceiling_before, m.ceiling_after],
             "ferry_over_ceiling": m.ferry.rate() / m.ceiling,
             "ferry_over_fresh_puts_ceiling": m.ferry.rate() / ceiling,
             "ferry_over_naive": m.ferry.rate() / m.naive_rate,
@@ -91,6 +105,12 @@ pub(super) fn json_report(title: &str, ceiling: f64, mixes: &[MixResult], lag: &
             "seconds": args.lag_secs,
             "writes": lag.report.writes,
             "achieved_rate_per_s": lag.report.writes as f64 / lag.report.write_secs,
+            "probe_keys_read_per_s": lag.report.probe_keys as f64 / lag.report.write_secs,
+            "probe_calls_per_s": lag.report.probe_calls as f64 / lag.report.write_secs,
+            "steady_after_s": super::lag::LAG_RAMP.as_secs(),
+            "steady_p50_ms": bench::quantile(&lag.steady_sorted_ms, 0.5),
+            "steady_p99_ms": bench::quantile(&lag.steady_sorted_ms, 0.99),
+            "steady_max_ms": bench::quantile(&lag.steady_sorted_ms, 1.0),
             "p50_ms": q(0.5),
             "p99_ms": q(0.99),
             "max_ms": q(1.0),

@@ -29,6 +29,9 @@ pub struct LagReport {
     pub samples: Vec<LagSample>,
     pub writes: usize,
     pub write_secs: f64,
+    /// The checker's load on the destination: BatchGetItem calls, and keys read, in all.
+    pub probe_calls: usize,
+    pub probe_keys: usize,
 }
 
 pub struct LagProbe {
@@ -61,11 +64,13 @@ impl LagProbe {
         let writes = self.paced_writes(&pending).await;
         let write_secs = start.elapsed().as_secs_f64();
         done.store(true, Relaxed);
-        let samples = checker.await.map_err(|e| e.to_string())??;
+        let (samples, (probe_calls, probe_keys)) = checker.await.map_err(|e| e.to_string())??;
         Ok(LagReport {
             samples,
             writes: writes?,
             write_secs,
+            probe_calls,
+            probe_keys,
         })
     }
 
@@ -125,14 +130,15 @@ async fn lag_writer(
 /// Every ~10 ms, reads the pending keys from the destination (BatchGetItem, ≤100 keys a call,
 /// concurrently) and resolves every pending write whose version (or a later one) is visible.
 /// Ends once the writer is done and nothing is pending; fails if writes stay invisible 60 s.
+/// The samples, and the calls made and keys read.
 async fn check_visible(
     dst: Client,
     table: String,
     pending: Pending,
     writer_done: Arc<AtomicBool>,
     start: Instant,
-) -> Result<Vec<LagSample>, String> {
-    let mut samples = Vec::new();
+) -> Result<(Vec<LagSample>, (usize, usize)), String> {
+    let (mut samples, mut load) = (Vec::new(), (0, 0));
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut idle_since: Option<Instant> = None;
@@ -141,11 +147,12 @@ async fn check_visible(
         let done = writer_done.load(Relaxed);
         let keys: Vec<String> = pending.lock().unwrap().keys().cloned().collect();
         if keys.is_empty() && done {
-            return Ok(samples);
+            return Ok((samples, load));
         }
         if done && idle_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(60) {
             return Err(format!("{} keys never became visible on the destination", keys.len()));
         }
+        load = (load.0 + keys.len().div_ceil(100), load.1 + keys.len());
         let reads = keys.chunks(100).map(|chunk| visible_versions(&dst, &table, chunk));
         for seen in futures::future::join_all(reads).await {
             resolve(&pending, seen?, start, &mut samples);

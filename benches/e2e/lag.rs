@@ -38,7 +38,16 @@ pub(super) async fn lag_phase(rig: &Rig, ferry_bin: &Path, args: &Args) -> Resul
         keys: LAG_KEYS,
         writers: LAG_WRITERS,
     };
+    let meter = cpu::Meter::start(&[
+        ("source JVM", rig.src().pid),
+        ("destination JVM", rig.dst.pid),
+        ("this bench (writer and probe)", Some(std::process::id())),
+    ]);
+    let ferry_cpu0 = bench::cpu_seconds(child.id()).unwrap_or(0.0);
     let report = probe.run().await;
+    let ferry_cpu = bench::cpu_seconds(child.id()).map_or(f64::NAN, |c| c - ferry_cpu0);
+    let split = meter.stop(&[("ferry", ferry_cpu)]);
+    let calls = ferry_calls(&addr, report.as_ref().map_or(1.0, |r| r.write_secs)).await;
     stop(child).await;
     ferry.keep_log("lag");
     let report = report.map_err(|e| format!("lag probe: {e}\n{}", ferry.logs()))?;
@@ -58,6 +67,8 @@ pub(super) async fn lag_phase(rig: &Rig, ferry_bin: &Path, args: &Args) -> Resul
         report.probe_keys as f64 / report.write_secs,
         report.probe_calls as f64 / report.write_secs,
     ));
+    say(format!("lag: {calls}"));
+    say(format!("lag: CPU: {}", split.describe(report.writes)));
     let steady: Vec<_> = report
         .samples
         .iter()
@@ -70,6 +81,21 @@ pub(super) async fn lag_phase(rig: &Rig, ferry_bin: &Path, args: &Args) -> Resul
         per_second: bench::lag_per_second(&report.samples),
         report,
     })
+}
+
+/// ferry's own calls during the phase, from its metrics.
+async fn ferry_calls(addr: &str, secs: f64) -> String {
+    let body = bench::http_get(addr, "/metrics").await.unwrap_or_default();
+    let m = |name| bench::metric(&body, name, TABLE).unwrap_or(f64::NAN);
+    let (calls, items) = (m("ferry_write_calls_total"), m("ferry_items_written_total"));
+    let (reads, read) = (m("ferry_read_calls_total"), m("ferry_records_read_total"));
+    format!(
+        "ferry read {:.0} records/s in {:.0} GetRecords/s and made {:.0} BatchWriteItems/s of {:.1} items each",
+        read / secs,
+        reads / secs,
+        calls / secs,
+        items / calls
+    )
 }
 
 /// Waits until `ferry status` shows the table streaming (its stream position captured).

@@ -31,6 +31,7 @@ pub fn publish(table: &str, s: &TableStats) {
     let counter = |name: &'static str, v: u64| metrics::counter!(name, &[t()]).absolute(v);
     counter("ferry_records_applied_total", s.records_applied.load(Relaxed));
     counter("ferry_records_read_total", s.records_read.load(Relaxed));
+    counter("ferry_read_calls_total", s.read_calls.load(Relaxed));
     counter("ferry_items_written_total", s.items_written.load(Relaxed));
     counter("ferry_write_units_total", s.write_units.load(Relaxed));
     counter("ferry_write_calls_total", s.write_calls.load(Relaxed));

@@ -42,6 +42,9 @@ pub struct TableStats {
     pub snapshot_items: AtomicU64,
     /// Stream records read, including those skipped as older than the replay point.
     pub records_read: AtomicU64,
+    /// GetRecords (or SQS ReceiveMessage) calls answered: what reading costs, since AWS bills
+    /// stream reads per call.
+    pub read_calls: AtomicU64,
     /// ApproximateCreationDateTime (ms) of the newest applied stream record (gauge).
     pub newest_applied_ms: AtomicI64,
     /// Every open shard is idle and fully applied (gauge).
@@ -86,6 +89,7 @@ impl Default for TableStats {
             coalesced: AtomicU64::new(0),
             snapshot_items: AtomicU64::new(0),
             records_read: AtomicU64::new(0),
+            read_calls: AtomicU64::new(0),
             newest_applied_ms: AtomicI64::new(0),
             caught_up: AtomicBool::new(false),
             applied_as_of_ms: AtomicI64::new(0),

@@ -240,6 +240,7 @@ async fn receive(sh: &Shared, retrier: &mut Retrier) -> Result<Option<Vec<Messag
     match sh.api.receive(&t.queue.url, visibility, WAIT_SECONDS).await {
         Ok(messages) => {
             retrier.succeeded();
+            t.ctx.stats.read_calls.fetch_add(1, Relaxed);
             Ok(Some(messages))
         }
         Err(e) => match retrier.backoff(e).await {

@@ -3,6 +3,7 @@
 //! Proves children wait for parents and every record is applied, in order per key.
 
 mod faults;
+mod gather;
 mod leased;
 mod long_runs;
 

@@ -283,6 +283,37 @@ impl StreamApi for Behind {
     }
 }
 
+/// One shard's consumer read from its trim horizon (no gap to prove) into a 2-lane applier over
+/// `io`: what the single-shard tests drive.
+pub(super) fn one_shard<S: StreamApi>(
+    api: Arc<S>,
+    io: &RecordingIo,
+    ack: Arc<OrderedAck<Pos>>,
+    idle: Arc<AtomicBool>,
+    stop: CancellationToken,
+) -> (ShardConsumer<S>, Arc<TableStats>) {
+    let stats = Arc::new(TableStats::default());
+    let applier = Applier::start(Arc::new(io.clone()), 2, Arc::new(Limiter::new(0)), stats.clone());
+    let c = ShardConsumer {
+        api,
+        stream_arn: "arn".into(),
+        shard_id: "s".into(),
+        table: "T".into(),
+        start: StartAt::TrimHorizon,
+        horizon: None,
+        clock: Clock::default(),
+        replay_from_ms: 0,
+        view: View::NewImage,
+        key_names: vec!["pk".to_string()].into(),
+        applier: Arc::new(applier),
+        ack,
+        stats: stats.clone(),
+        idle,
+        stop,
+    };
+    (c, stats)
+}
+
 #[tokio::test(start_paused = true)]
 async fn empty_pages_from_a_shard_far_behind_are_read_past_at_once_and_claim_nothing() {
     let walk = super::super::consumer::TIP_PAGES - 1;
@@ -295,31 +326,8 @@ async fn empty_pages_from_a_shard_far_behind_are_read_past_at_once_and_claim_not
         reads: Mutex::new(vec![]),
     });
     let io = RecordingIo::default();
-    let stats = Arc::new(TableStats::default());
-    let applier = Arc::new(Applier::start(
-        Arc::new(io.clone()),
-        2,
-        Arc::new(Limiter::new(0)),
-        stats.clone(),
-    ));
     let stop = CancellationToken::new();
-    let c = ShardConsumer {
-        api: api.clone(),
-        stream_arn: "arn".into(),
-        shard_id: "s".into(),
-        table: "T".into(),
-        start: StartAt::TrimHorizon,
-        horizon: None,
-        clock: Clock::default(),
-        replay_from_ms: 0,
-        view: View::NewImage,
-        key_names: vec!["pk".to_string()].into(),
-        applier,
-        ack: ack.clone(),
-        stats,
-        idle: idle.clone(),
-        stop: stop.clone(),
-    };
+    let (c, _) = one_shard(api.clone(), &io, ack.clone(), idle.clone(), stop.clone());
     let run = tokio::spawn(c.run());
     wait_until("the shard at its tip, caught up", || idle.load(Relaxed)).await;
     assert_eq!(

@@ -1,6 +1,6 @@
 //! The read pace at a shard's tip, under paused time: small pages of fresh records are read every
-//! [`GATHER`] (so they gather into fuller pages and batches), full pages at once (a busy shard,
-//! or one catching up, never waits).
+//! [`GATHER`] (so records gather into fuller pages, and fewer calls), full pages at once (a busy
+//! shard, or one catching up, never waits).
 
 use std::sync::atomic::AtomicBool;
 

@@ -1,12 +1,13 @@
 //! The apply path: changes in, durable writes out, acknowledgements back.
 //!
 //! ```text
-//!  submit(change) ──hash(key) % lanes──▶ lane ─▶ slot ─▶ coalesce ─▶ batch ─▶ limit ─▶ write ─▶ ack
+//!  submit(change) ──hash(key) % lanes──▶ lane ─▶ slot ─▶ coalesce ─▶ batch ─▶ combine ─▶ limit ─▶ write ─▶ ack
 //! ```
 //!
 //! There are `write_concurrency` lanes; a lane writes only while it holds one of the table's
 //! slots, whose number adapts to the destination ([`concurrency`]). A lane waiting for a slot keeps
-//! gathering changes, so a busy destination gets fuller batches rather than more of them.
+//! gathering changes, so a busy destination gets fuller batches rather than more of them; at a
+//! low rate, lanes with small batches send them together ([`combine`]).
 //!
 //! Contract:
 //! - **Ordering**: all changes to one key go to one lane, and a lane writes one batch at a time in
@@ -19,13 +20,13 @@
 pub mod batch;
 pub mod budget;
 pub mod coalesce;
+pub mod combine;
 pub mod concurrency;
 pub mod gate;
+mod lane;
 pub mod limit;
 pub mod write;
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -34,10 +35,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::AckSink;
 use crate::error::{Error, Result};
-use crate::item::{Item, KeyBytes, RawItem, display_key};
+use crate::item::{Item, KeyBytes, RawItem};
 use crate::telemetry::TableStats;
-use crate::transform::{Shaped, Transform};
+use crate::transform::Transform;
+use combine::Combiner;
 use concurrency::Pace;
+use lane::Lane;
 pub use limit::Limiter;
 pub use write::{ApplyIo, DynamoIo, WriteOp};
 
@@ -128,6 +131,7 @@ impl Applier {
         let failed = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let pace = Arc::new(Pace::new(lanes, stats.clone()));
+        let combine = (lanes > 1).then(|| Arc::new(Combiner::default()));
         let senders = (0..lanes.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(LANE_QUEUE);
@@ -140,6 +144,7 @@ impl Applier {
                     failed: failed.clone(),
                     stop: stop.clone(),
                     transform: transform.clone(),
+                    combine: combine.clone(),
                 };
                 tasks.spawn(lane.run(rx));
                 tx
@@ -234,176 +239,11 @@ impl Applier {
     }
 }
 
-struct Lane<I> {
-    io: Arc<I>,
-    limiter: Arc<Limiter>,
-    pace: Arc<Pace>,
-    stats: Arc<TableStats>,
-    failure: Arc<Mutex<Option<Error>>>,
-    failed: CancellationToken,
-    stop: CancellationToken,
-    transform: Arc<Transform>,
-}
-
-impl<I: ApplyIo> Lane<I> {
-    async fn run(self, mut rx: mpsc::Receiver<Chunk>) {
-        let mut pending = coalesce::Pending::default();
-        let take = |pending: &mut coalesce::Pending, (chunk, mut permit): Chunk| {
-            for (c, bytes) in chunk {
-                let share = permit.split(kib_of(bytes) as usize);
-                pending.push_sized(c, share, bytes);
-            }
-        };
-        loop {
-            if pending.is_empty() {
-                match rx.recv().await {
-                    Some(chunk) => take(&mut pending, chunk),
-                    None => return,
-                }
-            }
-            // Changes keep queueing in the channel while the lane waits for its turn.
-            let slot = tokio::select! {
-                biased;
-                _ = self.failed.cancelled() => return,
-                s = self.pace.acquire() => s,
-            };
-            while pending.len() < MAX_PENDING_KEYS {
-                match rx.try_recv() {
-                    Ok(chunk) => take(&mut pending, chunk),
-                    Err(_) => break,
-                }
-            }
-            self.stats
-                .coalesced
-                .fetch_add(std::mem::take(&mut pending.coalesced), Relaxed);
-            if self.failed.is_cancelled() {
-                return;
-            }
-            // Changes left behind: the limit, not the supply, set this lane's pace.
-            let written = self.write_batch(batch::take(&mut pending), !pending.is_empty()).await;
-            drop(slot);
-            match written {
-                Ok(tickets) => ack_grouped(tickets),
-                Err(e) => {
-                    self.failure.lock().unwrap().get_or_insert(e);
-                    self.failed.cancel();
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Shapes and writes one batch; returns its tickets once every write is durable.
-    async fn write_batch(&self, entries: Vec<(KeyBytes, coalesce::Entry)>, backlog: bool) -> Result<Vec<Ticket>> {
-        let mut tickets = Vec::with_capacity(entries.len());
-        let mut ops = Vec::with_capacity(entries.len());
-        let mut fetch = Vec::new();
-        // Held until this batch is done with (written or failed), then released at once: the
-        // permits all come from the table's one budget, so they merge.
-        let mut permits: Option<OwnedSemaphorePermit> = None;
-        // Unchanged by a transform, an op costs what its size, worked out on submit, says.
-        let mut units = 0u32;
-        for (key, e) in entries {
-            tickets.extend(e.tickets);
-            if let Some(p) = e.permit {
-                match &mut permits {
-                    Some(held) => held.merge(p),
-                    None => permits = Some(p),
-                }
-            }
-            units += match &e.op {
-                Op::Put(_) | Op::PutRaw(_) | Op::Load(_) | Op::LoadRaw(_) => crate::item::write_units(e.bytes),
-                Op::Delete(_) | Op::Fetch(_) => 1,
-            };
-            match e.op {
-                Op::Fetch(k) => fetch.push(k),
-                op => self.shape(&key, op, &mut ops)?,
-            }
-        }
-        let units = (fetch.is_empty() && self.transform.is_identity()).then_some(units);
-        if !fetch.is_empty() {
-            ops.extend(self.resolve(fetch).await?);
-        }
-        let batch = write::Batch {
-            ops,
-            units,
-            records: tickets.len(),
-            backlog,
-        };
-        let (limits, stop) = ((&*self.limiter, &*self.pace), &self.stop);
-        write::write_all(&*self.io, batch, limits, &self.stats, stop).await?;
-        drop(permits);
-        Ok(tickets)
-    }
-
-    /// The write a change makes at the destination, through the table's transform.
-    fn shape(&self, key: &KeyBytes, op: Op, ops: &mut Vec<WriteOp>) -> Result<()> {
-        // Untransformed, a raw item goes out as it came; a transform looks inside it.
-        let op = match op {
-            Op::PutRaw(raw) | Op::LoadRaw(raw) if self.transform.is_identity() => {
-                ops.push(WriteOp::PutRaw(raw));
-                return Ok(());
-            }
-            Op::PutRaw(raw) => Op::Put(raw.to_item()),
-            Op::LoadRaw(raw) => Op::Load(raw.to_item()),
-            op => op,
-        };
-        match self.transform.shape(op).map_err(|why| self.unappliable(key, why))? {
-            Shaped::Put(i) => ops.push(WriteOp::Put(i)),
-            Shaped::Delete(k) => ops.push(WriteOp::Delete(k)),
-            Shaped::Skip => {}
-        }
-        Ok(())
-    }
-
-    fn unappliable(&self, key: &KeyBytes, why: String) -> Error {
-        let names = self.transform.source_keys();
-        let key = key.to_item(names).map(|k| display_key(&k)).unwrap_or_default();
-        Error::fatal(format!(
-            "cannot apply the change of key {key} to {}: {why}",
-            self.io.destination()
-        ))
-    }
-
-    /// Turns "read it from the source" into a put of the current item, or a delete if it is gone
-    /// (shaped like any other change).
-    async fn resolve(&self, keys: Vec<Item>) -> Result<Vec<WriteOp>> {
-        let names = self.transform.source_keys().clone();
-        let found = self.io.read_source(keys.clone()).await?;
-        let mut by_key: HashMap<KeyBytes, Item> = found
-            .into_iter()
-            .filter_map(|i| KeyBytes::of(&names, &i).map(|k| (k, i)))
-            .collect();
-        let mut ops = Vec::with_capacity(keys.len());
-        for k in keys {
-            let kb = KeyBytes::of(&names, &k);
-            match kb.as_ref().and_then(|kb| by_key.remove(kb)) {
-                Some(item) => self.shape(kb.as_ref().expect("found by key"), Op::Put(item), &mut ops)?,
-                None => ops.push(WriteOp::Delete(self.transform.key(k))),
-            }
-        }
-        Ok(ops)
-    }
-}
-
-/// Acknowledges a batch's tickets with one call per acknowledger (one lock instead of one per
-/// record). Tickets of one acknowledger keep their relative order.
-fn ack_grouped(tickets: Vec<Ticket>) {
-    let mut groups: Vec<(Arc<dyn AckSink>, Vec<u64>)> = Vec::new();
-    for t in tickets {
-        match groups.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &t.sink)) {
-            Some((_, idx)) => idx.push(t.index),
-            None => groups.push((t.sink, vec![t.index])),
-        }
-    }
-    for (sink, idx) in groups {
-        sink.ack_all(&idx);
-    }
-}
-
 #[cfg(test)]
 pub mod test_support;
 
+#[cfg(test)]
+mod combine_tests;
 #[cfg(test)]
 mod pace_tests;
 #[cfg(test)]

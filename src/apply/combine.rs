@@ -57,16 +57,13 @@ pub enum Role {
     Alone(Entries),
 }
 
-/// A sealed combined batch: every lane's entries, and whom to release once they are durable.
-pub struct Sealed {
-    pub entries: Entries,
-    pub followers: Vec<oneshot::Sender<()>>,
-}
+/// The lanes whose entries ride a sealed batch. Released once it is durable and acknowledged;
+/// dropped unreleased if it failed, which stops them.
+pub struct Followers(Vec<oneshot::Sender<()>>);
 
-impl Sealed {
-    /// The batch is durable and acknowledged: the followers may take their next batches.
+impl Followers {
     pub fn release(self) {
-        for f in self.followers {
+        for f in self.0 {
             let _ = f.send(());
         }
     }
@@ -110,17 +107,14 @@ impl Combiner {
     }
 
     /// Closes the forming batch (a later offer leads a new one) and hands it to its leader.
-    pub fn seal(&self) -> Sealed {
+    pub fn seal(&self) -> (Entries, Followers) {
         let f = self
             .forming
             .lock()
             .unwrap()
             .take()
             .expect("the leader's batch is forming");
-        Sealed {
-            entries: f.entries,
-            followers: f.followers,
-        }
+        (f.entries, Followers(f.followers))
     }
 
     fn len(&self) -> usize {

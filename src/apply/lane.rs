@@ -83,28 +83,28 @@ impl<I: ApplyIo> Lane<I> {
     /// Writes one batch, alone or with other lanes' small ones ([`combine`]), and acknowledges it.
     /// `Ok(false)`: the combined batch this lane followed failed, and its leader reports why.
     async fn write_turn(&self, entries: combine::Entries, backlog: bool, slot: Slot<'_>) -> Result<bool> {
-        let entries = match &self.combine {
+        let (entries, followers) = match &self.combine {
             Some(c) if !backlog && entries.len() < batch::MAX_REQUESTS => match c.offer(entries) {
-                Role::Alone(entries) => entries,
+                Role::Alone(entries) => (entries, None),
                 Role::Follow(done) => {
                     drop(slot);
                     return Ok(done.await.is_ok());
                 }
                 Role::Lead => {
                     c.gather().await;
-                    let mut sealed = c.seal();
-                    let tickets = self.write_batch(std::mem::take(&mut sealed.entries), false).await?;
-                    drop(slot);
-                    ack_grouped(tickets);
-                    sealed.release();
-                    return Ok(true);
+                    let (entries, followers) = c.seal();
+                    (entries, Some(followers))
                 }
             },
-            _ => entries,
+            _ => (entries, None),
         };
+        // On failure `followers` drops unreleased, and they stop.
         let tickets = self.write_batch(entries, backlog).await?;
         drop(slot);
         ack_grouped(tickets);
+        if let Some(f) = followers {
+            f.release();
+        }
         Ok(true)
     }
 

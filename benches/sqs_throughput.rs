@@ -1,98 +1,309 @@
-//! A measurement, not a check: how fast the forwarder fills a moto FIFO queue and `ferry sync`
-//! drains it into DynamoDB Local. moto (one Python process) sets the pace here; AWS figures differ.
-//! Prints both rates.
+//! A measurement, not a check: the same changes through the stream path and through the SQS
+//! change buffer, in one run. N uniform changes (~1 KB items) are written to a source table; then
+//! `ferry sync` replays them from the stream into one destination, and, into another, the
+//! forwarder (fed the same stream records in Lambda batches of 100, as a stream trigger would)
+//! fills a moto FIFO queue while `ferry sync` with `change_source = "sqs"` drains it. The forwarder
+//! runs at most `FERRY_SQS_DEPTH` messages ahead of ferry's applied count, as a live forwarder
+//! does beside a running ferry: moto's FIFO queue does work in proportion to its depth on every
+//! call. Prints both rates, their ratio, and each process's CPU per 100k changes.
 //!
-//!   cargo bench --bench sqs_throughput                              # N = 10,000 records
-//!   FERRY_SQS_MEASURE_N=2000 cargo bench --bench sqs_throughput     # a quick run
+//!   cargo bench --bench sqs_throughput                                       # N = 20,000
+//!   FERRY_SQS_MEASURE_N=5000 FERRY_SQS_DEPTH=500 cargo bench --bench sqs_throughput
+//!   FERRY_SQS_SENDS=10 cargo bench --bench sqs_throughput    # the forwarder's default calls in flight
+//!   FERRY_BENCH_LOGS=/tmp cargo bench --bench sqs_throughput   # keeps ferry-stream.log, ferry-sqs.log
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use ferry::source::sqs::forwarder::{SdkSender, Target, forward};
-use ferry_rig::data::create_table;
+use ferry::source::sqs::forwarder::{Entry, SdkSender, Sender, Target};
+use ferry_rig::bench::{self, Mix, TABLE};
 use ferry_rig::ferry_bin;
 use ferry_rig::moto::Moto;
 use ferry_rig::process::{FerryDir, terminate};
-use ferry_rig::wait::wait_for;
+use ferry_rig::pump::pump;
 use ferry_rig::{Account, DynamoLocal};
+use tokio_util::sync::CancellationToken;
+
+const SOURCE_WRITERS: usize = 16;
+const LAMBDA_BATCH: usize = 100;
+
+/// What one path measured.
+struct PathRun {
+    secs: f64,
+    /// CPU seconds while the path ran: ferry, DynamoDB Local (source and destination), moto.
+    ferry_cpu: f64,
+    ddb_cpu: f64,
+    moto_cpu: f64,
+    /// ferry's reads: GetRecords or ReceiveMessage calls answered.
+    read_calls: f64,
+    write_calls: f64,
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
-    let n: usize = std::env::var("FERRY_SQS_MEASURE_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let ddb = DynamoLocal::shared();
-    let moto = Moto::shared();
-    let (sa, da) = (Account::fresh("src"), Account::fresh("dst"));
+    let n: usize = bench::env_num("FERRY_SQS_MEASURE_N", 20_000);
+    let depth: u64 = bench::env_num("FERRY_SQS_DEPTH", 1_000);
+    let (ddb, moto) = (DynamoLocal::shared(), Moto::shared());
+    let sa = Account::fresh("src");
     let src = ddb.client(&sa);
-    let desc = create_table(&src, "Orders", Some(StreamViewType::NewAndOldImages)).await;
-    create_table(&ddb.client(&da), "Orders", None).await;
-    let queue_url = moto.fifo_queue(&format!("measure{}", std::process::id()), 30).await;
-    let sender = SdkSender {
-        sqs: moto.sqs_client(),
-        s3: moto.s3_client(),
-    };
-    let target = Target {
-        queue_url: queue_url.clone(),
-        offload_bucket: None,
-        table: "Orders".into(),
-    };
-    // ~1 KB records over n/4 keys, forwarded in Lambda batches of 100.
-    let now = ferry::clock::now_ms() as f64 / 1000.0;
-    let started = Instant::now();
-    for chunk in 0..n.div_ceil(100) {
-        let records: Vec<serde_json::Value> = (chunk * 100..((chunk + 1) * 100).min(n))
-            .map(|i| {
-                let key = serde_json::json!({"pk": {"S": format!("k{}", i % (n / 4).max(1))}, "sk": {"N": "1"}});
-                let mut image = key.clone();
-                image["v"] = serde_json::json!({"N": i.to_string()});
-                image["pad"] = serde_json::json!({"S": "x".repeat(1000)});
-                serde_json::json!({"eventID": format!("ev-{i}"), "eventName": "MODIFY", "dynamodb": {
-                    "ApproximateCreationDateTime": now, "Keys": key, "NewImage": image,
-                    "SequenceNumber": format!("{:021}", i + 1), "StreamViewType": "NEW_AND_OLD_IMAGES"}})
-            })
-            .collect();
-        let done = forward(&sender, &target, &serde_json::json!({ "Records": records }))
-            .await
-            .unwrap();
-        assert!(done.failed_at.is_none());
-    }
-    let forward_s = started.elapsed().as_secs_f64();
+    bench::create_plain_table(&src, Some(StreamViewType::NewAndOldImages))
+        .await
+        .unwrap();
+    let changes = bench::changes(Mix::Uniform, n, 42);
+    let keys = bench::keys_touched(&changes);
+    let took = bench::write_lanes(&src, TABLE, bench::plan_batches(&changes, SOURCE_WRITERS))
+        .await
+        .unwrap();
+    eprintln!(
+        "[sqs] wrote {n} uniform changes over {} keys to the source in {:.1} s",
+        keys.len(),
+        took.as_secs_f64()
+    );
+    let stream = stream_path(ddb, moto, &sa, n as u64, &keys).await;
+    report("stream", n, &stream);
+    let sqs = sqs_path(ddb, moto, &sa, n as u64, depth, &keys).await;
+    report("SQS", n, &sqs);
+    eprintln!(
+        "[sqs] SQS path / stream path, same {n} changes: {:.2} (forwarder at most {depth} messages ahead)",
+        stream.secs / sqs.secs
+    );
+}
 
-    let dir = tempfile::tempdir().unwrap();
+fn report(name: &str, n: usize, r: &PathRun) {
+    let per = |cpu: f64| cpu * 100_000.0 / n as f64;
+    eprintln!(
+        "[sqs] {name} path: {n} changes applied in {:.1} s ({:.0}/s); {:.0} reads/s, {:.0} BatchWriteItems/s; \
+         CPU per 100k changes: ferry {:.1} s, DynamoDB Local {:.1} s, moto {:.1} s ({:.0} % of a core)",
+        r.secs,
+        n as f64 / r.secs,
+        r.read_calls / r.secs,
+        r.write_calls / r.secs,
+        per(r.ferry_cpu),
+        per(r.ddb_cpu),
+        per(r.moto_cpu),
+        100.0 * r.moto_cpu / r.secs,
+    );
+}
+
+async fn stream_path(ddb: &DynamoLocal, moto: &Moto, sa: &Account, n: u64, keys: &[ferry::item::Item]) -> PathRun {
+    let tables = format!("[[table]]\nsource = \"{TABLE}\"\nsnapshot = \"none\"\nreplay_overlap_seconds = 3600\n");
+    let mut run = Run::start(ddb, sa, &tables, "stream").await;
+    let cpu = Cpu::start(ddb, moto, &run);
+    let started = Instant::now();
+    let secs = run.wait(n, started).await;
+    run.finish(ddb, sa, keys, cpu, secs).await
+}
+
+async fn sqs_path(
+    ddb: &DynamoLocal,
+    moto: &Moto,
+    sa: &Account,
+    n: u64,
+    depth: u64,
+    keys: &[ferry::item::Item],
+) -> PathRun {
+    let queue_url = moto.fifo_queue(&format!("same{}", std::process::id()), 30).await;
     let tables = format!(
-        "[source.endpoints]\nsqs = \"{m}\"\n\n[[table]]\nsource = \"Orders\"\nchange_source = \"sqs\"\nqueue_url = \"{queue_url}\"\n",
+        "[source.endpoints]\nsqs = \"{m}\"\n\n[[table]]\nsource = \"{TABLE}\"\nsnapshot = \"none\"\n\
+         replay_overlap_seconds = 3600\nchange_source = \"sqs\"\nqueue_url = \"{queue_url}\"\n\
+         queue_visibility_timeout_seconds = 30\n",
         m = moto.endpoint
     );
-    let ferry = FerryDir::new(&ferry_bin!(), dir.path(), ddb, &sa, &da, &tables);
-    std::fs::create_dir_all(dir.path().join("state")).unwrap();
-    let store = ferry::checkpoint::Store::open(&dir.path().join("state/ferry.db")).unwrap();
-    let mut row = ferry::checkpoint::TableRow::new("Orders", "Orders");
-    row.capture_ms = Some(ferry::clock::now_ms());
-    row.replay_from_ms = Some(0);
-    row.stream_arn = desc.latest_stream_arn.clone();
-    row.snapshot_done = true;
-    store.put_table(&row).unwrap();
-    drop(store);
-    let started = Instant::now();
-    let mut child = ferry.spawn_sync(&[]);
-    wait_for(
-        Duration::from_secs(1800),
-        "the queue drained",
-        || ferry.logs(),
-        || async {
-            let t = ferry.table_status("Orders")?;
-            (t["records_applied"] == n && t["queue"]["depth"] == 0 && t["queue"]["in_flight"] == 0).then_some(())
+    let mut run = Run::start(ddb, sa, &tables, "sqs").await;
+    let sender = Arc::new(Gated {
+        inner: SdkSender {
+            sqs: moto.sqs_client(),
+            s3: moto.s3_client(),
         },
-    )
-    .await;
-    let drain_s = started.elapsed().as_secs_f64();
-    terminate(&child);
-    child.wait().unwrap();
-    eprintln!(
-        "N = {n}: forwarder {:.0} records/s ({forward_s:.1} s), ferry drain {:.0} records/s ({drain_s:.1} s, from process start, 1 s status granularity)",
-        n as f64 / forward_s,
-        n as f64 / drain_s
+        sent: AtomicU64::new(0),
+        applied: AtomicU64::new(0),
+        depth,
+        gated_us: AtomicU64::new(0),
+        sending_us: AtomicU64::new(0),
+    });
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(watch_applied(run.addr.clone(), sender.clone(), stop.clone()));
+    let target = Target {
+        queue_url,
+        offload_bucket: None,
+        table: TABLE.into(),
+        // moto's FIFO queue collapses under concurrent SendMessageBatch calls (2026-12-07, N =
+        // 5,000: 9-15 changes/s with 10 in flight against 215 with one): one at a time here.
+        sends_in_flight: bench::env_num("FERRY_SQS_SENDS", 1),
+    };
+    let (streams, arn) = (
+        ddb.streams_client(sa),
+        bench::stream_arn(&ddb.client(sa), TABLE).await.unwrap(),
     );
+    let cpu = Cpu::start(ddb, moto, &run);
+    let started = Instant::now();
+    let (pump_stop, pumper) = (stop.clone(), sender.clone());
+    let pumping = tokio::spawn(async move { pump(&streams, &arn, &*pumper, &target, LAMBDA_BATCH, pump_stop).await });
+    let secs = run.wait(n, started).await;
+    stop.cancel();
+    let pumped = pumping.await.unwrap().unwrap();
+    watcher.await.unwrap();
+    eprintln!("[sqs] {}", sender.describe(&pumped, secs));
+    run.finish(ddb, sa, keys, cpu, secs).await
+}
+
+/// Keeps the gate's applied count at ferry's `ferry_records_applied_total` until `stop`.
+async fn watch_applied(addr: String, gate: Arc<Gated>, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        let body = bench::http_get(&addr, "/metrics").await.unwrap_or_default();
+        if let Some(v) = bench::metric(&body, "ferry_records_applied_total", TABLE) {
+            gate.applied.store(v as u64, Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The real moto sender, holding each call until the queue holds at most `depth` unapplied
+/// messages (those sent minus ferry's applied count).
+struct Gated {
+    inner: SdkSender,
+    sent: AtomicU64,
+    applied: AtomicU64,
+    depth: u64,
+    /// Time held at the gate, and in SendMessageBatch calls (µs).
+    gated_us: AtomicU64,
+    sending_us: AtomicU64,
+}
+
+impl Gated {
+    fn describe(&self, pumped: &ferry_rig::pump::Pumped, secs: f64) -> String {
+        let s = |us: &AtomicU64| us.load(Relaxed) as f64 / 1e6;
+        format!(
+            "the forwarder sent {} records in {} invocations ({} retried) over {secs:.1} s: {:.1} s in \
+             SendMessageBatch calls, {:.1} s held because ferry was {} messages behind",
+            pumped.records,
+            pumped.invocations,
+            pumped.partial_failures,
+            s(&self.sending_us),
+            s(&self.gated_us),
+            self.depth
+        )
+    }
+}
+
+impl Sender for Gated {
+    async fn send_batch(&self, queue_url: &str, entries: &[Entry]) -> ferry::Result<Vec<String>> {
+        let t = Instant::now();
+        while self.sent.load(Relaxed) > self.applied.load(Relaxed) + self.depth {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.gated_us.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
+        let t = Instant::now();
+        let failed = self.inner.send_batch(queue_url, entries).await?;
+        self.sending_us.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
+        self.sent.fetch_add((entries.len() - failed.len()) as u64, Relaxed);
+        Ok(failed)
+    }
+
+    async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> ferry::Result<()> {
+        self.inner.put_object(bucket, key, body).await
+    }
+}
+
+/// One `ferry sync` into a fresh destination account, with its metrics on a free port.
+struct Run {
+    ferry: FerryDir,
+    child: ferry_rig::process::Running,
+    addr: String,
+    da: Account,
+    name: &'static str,
+    _dir: tempfile::TempDir,
+}
+
+impl Run {
+    async fn start(ddb: &DynamoLocal, sa: &Account, tables: &str, name: &'static str) -> Run {
+        let da = Account::fresh("dst");
+        let dir = tempfile::tempdir().unwrap();
+        let ferry = FerryDir::new(&ferry_bin!(), dir.path(), ddb, sa, &da, tables);
+        let addr = format!("127.0.0.1:{}", bench::free_port());
+        let child = ferry.spawn_sync(&["--metrics", &addr, "--no-progress"]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ferry.table_status(TABLE).is_some_and(|t| t["phase"] == "streaming") {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: ferry never reached streaming\n{}",
+                ferry.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Run {
+            ferry,
+            child,
+            addr,
+            da,
+            name,
+            _dir: dir,
+        }
+    }
+
+    /// Seconds from `started` until all `n` changes are applied.
+    async fn wait(&mut self, n: u64, started: Instant) -> f64 {
+        let stall = Duration::from_secs(60);
+        match bench::wait_applied(&mut self.child, &self.addr, TABLE, n, started, stall).await {
+            Ok(a) => a.done.as_secs_f64(),
+            Err(e) => panic!("{}: {e}\n{}", self.name, self.ferry.logs()),
+        }
+    }
+
+    /// Takes the CPU and call figures, stops ferry, and checks the destination against the source.
+    async fn finish(self, ddb: &DynamoLocal, sa: &Account, keys: &[ferry::item::Item], cpu: Cpu, secs: f64) -> PathRun {
+        let body = bench::http_get(&self.addr, "/metrics").await.unwrap_or_default();
+        let m = |name| bench::metric(&body, name, TABLE).unwrap_or(f64::NAN);
+        let (read_calls, write_calls) = (m("ferry_read_calls_total"), m("ferry_write_calls_total"));
+        let (ferry_cpu, ddb_cpu, moto_cpu) = cpu.stop();
+        terminate(&self.child);
+        let mut child = self.child;
+        let _ = child.wait();
+        self.ferry.keep_log(self.name);
+        let dst = ddb.client(&self.da);
+        let diff = bench::compare_by_keys(&ddb.client(sa), &dst, keys).await.unwrap();
+        assert!(
+            diff.is_equal(),
+            "{}: DESTINATION DIFFERS FROM SOURCE: {diff}\n{}",
+            self.name,
+            self.ferry.logs()
+        );
+        eprintln!("[sqs] {}: destination equal to the source ({diff})", self.name);
+        bench::drop_table(&dst).await;
+        PathRun {
+            secs,
+            ferry_cpu,
+            ddb_cpu,
+            moto_cpu,
+            read_calls,
+            write_calls,
+        }
+    }
+}
+
+/// CPU seconds of ferry, DynamoDB Local and moto from `start` to `stop`.
+struct Cpu {
+    pids: [Option<u32>; 3],
+    at_start: [f64; 3],
+}
+
+impl Cpu {
+    fn start(ddb: &DynamoLocal, moto: &Moto, run: &Run) -> Cpu {
+        let pids = [Some(run.child.id()), ddb.pid, moto.pid];
+        Cpu {
+            pids,
+            at_start: pids.map(|p| p.and_then(bench::cpu_seconds).unwrap_or(f64::NAN)),
+        }
+    }
+
+    fn stop(&self) -> (f64, f64, f64) {
+        let now = self.pids.map(|p| p.and_then(bench::cpu_seconds).unwrap_or(f64::NAN));
+        (
+            now[0] - self.at_start[0],
+            now[1] - self.at_start[1],
+            now[2] - self.at_start[2],
+        )
+    }
 }

@@ -1,6 +1,7 @@
 //! `ferry-forwarder`: the Lambda function on the source table's stream that fills ferry's FIFO SQS
-//! change buffer. Configured by `FERRY_QUEUE_URL`, `FERRY_TABLE` and `FERRY_OFFLOAD_BUCKET`; the
-//! event source mapping must enable `ReportBatchItemFailures`. The logic lives in
+//! change buffer. Configured by `FERRY_QUEUE_URL`, `FERRY_TABLE`, `FERRY_OFFLOAD_BUCKET` and
+//! optionally `FERRY_SENDS_IN_FLIGHT`; the event source mapping must enable
+//! `ReportBatchItemFailures`. The logic lives in
 //! `ferry::source::sqs::forwarder`.
 
 use ferry::source::sqs::forwarder;

@@ -72,7 +72,7 @@ impl QueueApi for SdkQueue {
                 .0
                 .receive_message()
                 .queue_url(url)
-                .max_number_of_messages(10)
+                .max_number_of_messages(super::turn::FULL as i32)
                 .wait_time_seconds(wait_seconds)
                 .visibility_timeout(visibility_seconds)
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)

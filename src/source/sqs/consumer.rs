@@ -1,7 +1,7 @@
 //! Draining a table's FIFO change buffer into the apply path.
 //!
 //! ```text
-//!  receivers (N × ReceiveMessage, 10 per call) ─▶ decode (S3 for offloaded records) ─▶ Applier
+//!  receivers (N × ReceiveMessage, 10 per call, [`super::turn`]s while short) ─▶ decode (S3 for offloaded records) ─▶ Applier
 //!        │                                                                            │ acks
 //!        └─ one settler per received batch: extend visibility while writes are pending ◀┘
 //!                                            then DeleteMessageBatch
@@ -44,6 +44,7 @@ use super::decode::{Decoded, Decoder, settle_by_reading};
 use super::inflight::InFlight;
 use super::observe::{observe, publish_queue};
 use super::settle::{Handoff, settle};
+use super::turn::{FULL, Turn};
 use crate::apply::{Applier, Change, Ticket};
 use crate::checkpoint::OrderedAck;
 use crate::config::QueueConfig;
@@ -86,6 +87,8 @@ pub(super) struct Shared {
     pub(super) in_flight: InFlight,
     /// Held by a receiver from admitting its batch's keys until the batch is queued.
     submit_turn: tokio::sync::Mutex<()>,
+    /// Taken by receivers whose last call came back short.
+    receive_turn: Turn,
     /// The dead-letter queue watched with `queue_allow_dead_letter`.
     pub(super) dead_letter: std::sync::Mutex<Option<DeadLetter>>,
 }
@@ -134,6 +137,7 @@ impl SqsTask {
             settlers: TaskTracker::new(),
             in_flight: InFlight::default(),
             submit_turn: tokio::sync::Mutex::new(()),
+            receive_turn: Turn::default(),
             dead_letter: std::sync::Mutex::new(dl),
         });
         let mut recv = tokio::task::JoinSet::new();
@@ -195,9 +199,15 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
     let t = &sh.task;
     let slots = Arc::new(Semaphore::new(BATCHES_PER_RECEIVER));
     let mut retrier = Retrier::daemon(format!("receiving from {}", t.queue.url), &t.ctx.stop, &t.ctx.stats);
+    let mut short = true;
     while !sh.stopping() {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("never closed"),
+            _ = sh.failed.cancelled() => break,
+            _ = t.ctx.stop.cancelled() => break,
+        };
+        let call = tokio::select! {
+            c = sh.receive_turn.call(short) => c,
             _ = sh.failed.cancelled() => break,
             _ = t.ctx.stop.cancelled() => break,
         };
@@ -207,6 +217,8 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
         let Some(messages) = receive(sh, &mut retrier).await? else {
             break;
         };
+        short = messages.len() < FULL;
+        call.answered(messages.len());
         if messages.is_empty() {
             continue;
         }

@@ -4,19 +4,30 @@
 //! one group: per-key order; many keys, many groups: parallel consumption), and
 //! `MessageDeduplicationId` = the record's eventID (a resent record is dropped by SQS).
 //!
-//! Ordering argument. Records go out in stream order, in SendMessageBatch calls of at most 10
-//! entries and [`BATCH_MAX`] bytes, and **one call never holds two records of the same group**
-//! (a batch ends before a record whose group it already holds). So when entries of a call fail,
-//! no later record of a failed record's group was sent in that call, and no later call is made:
-//! the forwarder stops at the first failure and reports the earliest failed record's
-//! SequenceNumber as the batch item failure. Lambda (`ReportBatchItemFailures`) then retries the
-//! batch from that record; records at or after it that were already sent are dropped by SQS as
-//! duplicates of their eventID. Nothing is lost, and per group nothing is reordered.
+//! Ordering argument. Records are cut, in stream order, into SendMessageBatch calls of at most
+//! 10 entries and [`BATCH_MAX`] bytes, and **one call never holds two records of the same group**
+//! (a batch ends before a record whose group it already holds). Up to [`SENDS_IN_FLIGHT`] calls
+//! are in flight at once, started in order, and **calls in flight never share a group**: a call
+//! waits while an earlier one holding any of its groups is unanswered. So a group's records are
+//! enqueued one call after another, in stream order. Once a call reports a failure, no further
+//! call starts; the calls in flight finish, and the forwarder reports the earliest record not
+//! known to be enqueued (a failed entry, or the first entry of a failed call) as the batch item
+//! failure. Every record before it is enqueued, and of each group nothing after its first
+//! unenqueued record was sent (a later call of that group would have waited for the failed one).
+//! Lambda (`ReportBatchItemFailures`) then retries the batch from that record; records at or
+//! after it that were already sent are dropped by SQS as duplicates of their eventID. Nothing is
+//! lost, and per group nothing is reordered. (A retry more than SQS's 5-minute deduplication
+//! window later enqueues those records again, after their first copies: an in-order suffix
+//! repeated, which converges like any replay.)
 //!
 //! Records whose message would exceed [`INLINE_MAX`] are stored in S3 first (one object per
 //! eventID) and the message carries a pointer; a failed PutObject counts as that record's failure.
 
+use std::collections::HashSet;
 use std::future::Future;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 
 use serde_json::Value;
 
@@ -57,6 +68,8 @@ pub struct Target {
     pub offload_bucket: Option<String>,
     /// The source table's name (message groups and the envelope carry it).
     pub table: String,
+    /// SendMessageBatch calls in flight at once ([`SENDS_IN_FLIGHT`] unless set).
+    pub sends_in_flight: usize,
 }
 
 /// What one invocation did.
@@ -102,30 +115,70 @@ pub async fn forward<S: Sender>(sender: &S, target: &Target, event: &Value) -> R
         .enumerate()
         .map(|(i, r)| outgoing(target, r).map_err(|e| e.context(format!("stream event record #{i}"))))
         .collect::<Result<Vec<_>>>()?;
+    Ok(send_all(sender, target, &out).await)
+}
+
+/// SendMessageBatch calls one invocation keeps in flight: a Lambda batch of 100 records over
+/// distinct keys is 10 calls, sent in one round trip rather than ten, so the forwarder keeps up
+/// with a busy shard (one invocation per shard at a time).
+pub const SENDS_IN_FLIGHT: usize = 10;
+
+/// Sends `out` under the ordering argument above.
+async fn send_all<S: Sender>(sender: &S, target: &Target, out: &[Outgoing]) -> Forwarded {
     let mut done = Forwarded::default();
+    // Position in `out` of the earliest record not known to be enqueued.
+    let mut failed: Option<usize> = None;
+    let mut busy: HashSet<&str> = HashSet::new();
+    let mut running = FuturesUnordered::new();
     let mut start = 0;
-    while start < out.len() {
-        let end = batch_end(&out, start);
-        let batch = &out[start..end];
-        // Offloaded bodies are durable before any pointer to them is sent.
-        let sendable = offload(sender, batch, &mut done).await;
-        let first_failed = send(sender, target, &batch[..sendable]).await;
-        match first_failed.or((sendable < batch.len()).then_some(sendable)) {
-            Some(i) => {
-                done.sent += i;
-                done.failed_at = Some(batch[i].seq.clone());
-                return Ok(done);
+    loop {
+        while failed.is_none() && start < out.len() && running.len() < target.sends_in_flight.max(1) {
+            let end = batch_end(out, start);
+            let batch = &out[start..end];
+            if batch.iter().any(|o| busy.contains(o.group.as_str())) {
+                break;
             }
-            None => done.sent += batch.len(),
+            busy.extend(batch.iter().map(|o| o.group.as_str()));
+            running.push(async move { (start, batch, deliver(sender, target, batch).await) });
+            start = end;
         }
-        start = end;
+        let Some((at, batch, outcome)) = running.next().await else {
+            break;
+        };
+        for o in batch {
+            busy.remove(o.group.as_str());
+        }
+        done.offloaded += outcome.offloaded;
+        done.sent += outcome.sent;
+        if outcome.sent < batch.len() {
+            failed = Some(failed.map_or(at + outcome.sent, |f| f.min(at + outcome.sent)));
+        }
     }
-    Ok(done)
+    done.failed_at = failed.map(|i| out[i].seq.clone());
+    done
+}
+
+/// What one call did.
+struct Outcome {
+    /// Entries known enqueued before the batch's first failure (all of them without one).
+    sent: usize,
+    offloaded: usize,
+}
+
+/// Offloads and sends one batch. Offloaded bodies are durable before any pointer to them is sent.
+async fn deliver<S: Sender>(sender: &S, target: &Target, batch: &[Outgoing]) -> Outcome {
+    let (sendable, offloaded) = offload(sender, batch).await;
+    let first_failed = send(sender, target, &batch[..sendable]).await;
+    let sent = first_failed
+        .or((sendable < batch.len()).then_some(sendable))
+        .unwrap_or(batch.len());
+    Outcome { sent, offloaded }
 }
 
 /// Stores the offloaded bodies of `batch` in order; how many of its entries may be sent (those
-/// before the first body that could not be stored).
-async fn offload<S: Sender>(sender: &S, batch: &[Outgoing], done: &mut Forwarded) -> usize {
+/// before the first body that could not be stored), and how many bodies were stored.
+async fn offload<S: Sender>(sender: &S, batch: &[Outgoing]) -> (usize, usize) {
+    let mut stored = 0;
     for (i, o) in batch.iter().enumerate() {
         if let Some((off, bytes)) = &o.offload {
             let r = Retrier::new(Policy::STARTUP, "PutObject")
@@ -133,12 +186,12 @@ async fn offload<S: Sender>(sender: &S, batch: &[Outgoing], done: &mut Forwarded
                 .await;
             if let Err(e) = r {
                 tracing::warn!(seq = %o.seq, error = %e, "offloading a record to S3 failed");
-                return i;
+                return (i, stored);
             }
-            done.offloaded += 1;
+            stored += 1;
         }
     }
-    batch.len()
+    (batch.len(), stored)
 }
 
 /// Sends `entries` as one batch; the index of the first that failed, if any (nothing to send
@@ -236,8 +289,9 @@ fn outgoing(target: &Target, record: &Value) -> Result<Outgoing> {
 }
 
 /// The Lambda's configuration from its environment: `FERRY_QUEUE_URL`, `FERRY_TABLE`, and
-/// optionally `FERRY_OFFLOAD_BUCKET` (and `FERRY_S3_PATH_STYLE=1` for an S3-compatible endpoint
-/// that needs path-style addressing). Clients come from the standard AWS environment (the
+/// optionally `FERRY_OFFLOAD_BUCKET`, `FERRY_SENDS_IN_FLIGHT` (1 sends one call at a time, for a
+/// queue endpoint that does poorly with concurrent calls) and `FERRY_S3_PATH_STYLE=1` (for an
+/// S3-compatible endpoint that needs path-style addressing). Clients come from the standard AWS environment (the
 /// function's role, `AWS_ENDPOINT_URL_*`), with the SDK's retries off like everywhere in ferry.
 pub async fn from_env() -> Result<(SdkSender, Target)> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -258,6 +312,14 @@ pub async fn from_env() -> Result<(SdkSender, Target)> {
         queue_url,
         offload_bucket: var("FERRY_OFFLOAD_BUCKET"),
         table,
+        sends_in_flight: match var("FERRY_SENDS_IN_FLIGHT") {
+            Some(v) => v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                Error::fatal(format!(
+                    "FERRY_SENDS_IN_FLIGHT={v:?} is not a whole number of at least 1"
+                ))
+            })?,
+            None => SENDS_IN_FLIGHT,
+        },
     };
     Ok((sender, target))
 }

@@ -21,3 +21,4 @@ mod observe;
 mod settle;
 #[cfg(test)]
 mod tests;
+mod turn;

@@ -162,6 +162,17 @@ fn unused_clients() -> (aws_sdk_sqs::Client, aws_sdk_s3::Client) {
 /// stop drains every received batch).
 async fn run_script(broker: Broker, dest: Dest, visibility: u64) -> Run {
     let broker = Arc::new(Mutex::new(broker));
+    run_until(broker, dest, visibility, 2, |b| b.queue.is_empty()).await
+}
+
+/// Runs the consumer with `receivers` over `broker` until `done`, then stops it.
+async fn run_until(
+    broker: Arc<Mutex<Broker>>,
+    dest: Dest,
+    visibility: u64,
+    receivers: u32,
+    done: impl Fn(&Broker) -> bool,
+) -> Run {
     let fake = Arc::new(Fake(broker.clone()));
     let dest = Arc::new(dest);
     let (sqs, s3) = unused_clients();
@@ -181,7 +192,7 @@ async fn run_script(broker: Broker, dest: Dest, visibility: u64) -> Run {
         queue: QueueConfig {
             url: QUEUE.into(),
             visibility_timeout_seconds: visibility as u32,
-            receivers: 2,
+            receivers,
             allow_dead_letter: false,
         },
         view: View::NewImage,
@@ -190,7 +201,7 @@ async fn run_script(broker: Broker, dest: Dest, visibility: u64) -> Run {
     let applier = Applier::start(dest.clone(), 2, Arc::new(Limiter::new(0)), stats.clone());
     let running = tokio::spawn(task.run_with(fake.clone(), fake, applier));
     let deadline = Instant::now() + Duration::from_secs(300);
-    while !broker.lock().unwrap().queue.is_empty() {
+    while !done(&broker.lock().unwrap()) {
         if running.is_finished() {
             panic!("the consumer stopped early: {:?}", running.await);
         }
@@ -307,4 +318,38 @@ async fn a_throttle_storm_on_receive_and_delete_loses_and_reorders_nothing() {
     let of = |k: &str| -> Vec<i64> { puts.iter().filter(|(p, _)| p == k).map(|(_, v)| *v).collect() };
     assert_eq!(of("a"), [1, 2, 3, 4, 5], "{puts:?}");
     assert_eq!(of("b"), [1, 2, 3], "{puts:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_steady_flow_is_received_in_turns_not_a_message_per_call() {
+    // 400 changes over 100 keys, one every 2 ms (500/s), to 8 receivers: each receiver asking
+    // again the moment it is answered would take them a message or two per call.
+    let broker = Arc::new(Mutex::new(Broker {
+        poll: Some(Duration::from_millis(1)),
+        ..Default::default()
+    }));
+    let feed = broker.clone();
+    let feeding = tokio::spawn(async move {
+        for i in 0..400i64 {
+            let k = format!("k{}", i % 100);
+            let body = super::message::inline_body("T", &record_of(&k, i, &format!("{:05}", i + 1)));
+            feed.lock().unwrap().queue.push(Msg::new(&format!("m{i}"), &k, body));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let r = run_until(broker, Dest::default(), 30, 8, |b| b.deleted.len() == 400).await;
+    feeding.await.unwrap();
+    let calls = r.broker.lock().unwrap().receive_calls;
+    // 800 ms of flow: about one call per GATHER (20 ms), each taking ~10 messages.
+    assert!(calls <= 120, "{calls} ReceiveMessage calls for 400 messages");
+    let puts = r.dest.puts.lock().unwrap().clone();
+    for k in 0..100 {
+        let of: Vec<i64> = puts
+            .iter()
+            .filter(|(p, _)| *p == format!("k{k}"))
+            .map(|(_, v)| *v)
+            .collect();
+        let want: Vec<i64> = (0..4).map(|j| k + 100 * j).collect();
+        assert!(of.ends_with(&want[3..]) && of.is_sorted(), "k{k}: {of:?}");
+    }
 }

@@ -21,6 +21,8 @@ use ferry::item::{Item, json};
 #[derive(Debug, Clone)]
 pub struct Moto {
     pub endpoint: String,
+    /// The server's process, when this process started it (for CPU figures in benches).
+    pub pid: Option<u32>,
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
@@ -33,7 +35,7 @@ impl Moto {
     /// when this process does.
     pub fn shared() -> &'static Moto {
         MOTO.get_or_init(|| match std::env::var("FERRY_MOTO_ENDPOINT") {
-            Ok(endpoint) => Moto { endpoint },
+            Ok(endpoint) => Moto { endpoint, pid: None },
             Err(_) => Self::start().unwrap_or_else(|e| panic!("cannot start moto: {e}")),
         })
     }
@@ -45,6 +47,7 @@ impl Moto {
             .ok_or("start.sh printed no FERRY_MOTO_ENDPOINT")?;
         Ok(Moto {
             endpoint: endpoint.clone(),
+            pid: out.get("FERRY_MOTO_PID").and_then(|p| p.parse().ok()),
         })
     }
 

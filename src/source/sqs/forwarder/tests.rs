@@ -70,6 +70,7 @@ fn target(bucket: Option<&str>) -> Target {
         queue_url: "q.fifo".into(),
         offload_bucket: bucket.map(str::to_string),
         table: "T".into(),
+        sends_in_flight: SENDS_IN_FLIGHT,
     }
 }
 
@@ -88,7 +89,7 @@ fn event(recs: &[(&str, &str)], pad: usize) -> Value {
 }
 
 /// Lambda's side of ReportBatchItemFailures: retry from the reported record until none fails.
-async fn lambda_retries(q: &FakeQueue, t: &Target, ev: &Value) -> u32 {
+async fn lambda_retries<S: Sender>(q: &S, t: &Target, ev: &Value) -> u32 {
     let mut ev = ev.clone();
     let mut invocations = 0;
     loop {
@@ -244,4 +245,136 @@ async fn malformed_events_are_errors() {
         assert!(forward(&q, &target(None), &bad).await.is_err(), "{bad}");
     }
     assert!(q.calls.lock().unwrap().is_empty());
+}
+
+/// [`FakeQueue`] answering each call after `delay` (SQS's round trip), checking that calls in
+/// flight at once never share a group, and counting how many overlap.
+struct SlowQueue {
+    q: FakeQueue,
+    delay: std::time::Duration,
+    groups_in_flight: Mutex<HashSet<String>>,
+    /// (calls in flight now, most at once)
+    calls: Mutex<(usize, usize)>,
+}
+
+impl SlowQueue {
+    fn new(q: FakeQueue) -> SlowQueue {
+        SlowQueue {
+            q,
+            delay: std::time::Duration::from_millis(10),
+            groups_in_flight: Mutex::default(),
+            calls: Mutex::default(),
+        }
+    }
+}
+
+impl Sender for SlowQueue {
+    async fn send_batch(&self, queue: &str, entries: &[Entry]) -> Result<Vec<String>> {
+        for e in entries {
+            let fresh = self.groups_in_flight.lock().unwrap().insert(e.group.clone());
+            assert!(fresh, "{}: its group is in another call in flight", e.dedup);
+        }
+        {
+            let mut c = self.calls.lock().unwrap();
+            c.0 += 1;
+            c.1 = c.1.max(c.0);
+        }
+        tokio::time::sleep(self.delay).await;
+        self.calls.lock().unwrap().0 -= 1;
+        for e in entries {
+            self.groups_in_flight.lock().unwrap().remove(&e.group);
+        }
+        self.q.send_batch(queue, entries).await
+    }
+
+    async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<()> {
+        self.q.put_object(bucket, key, body).await
+    }
+}
+
+/// Each group's records in `got` in the order of `recs` (event ids `e<i>`, key `k<i % keys>`).
+fn assert_each_group_in_stream_order(got: &[String], recs: &[(&str, &str)], keys: usize) {
+    for g in 0..keys {
+        let of_group = |list: Vec<&str>| -> Vec<String> {
+            list.into_iter()
+                .filter(|e| e[1..].parse::<usize>().unwrap() % keys == g)
+                .map(str::to_string)
+                .collect()
+        };
+        let want = of_group(recs.iter().map(|(e, _)| *e).collect());
+        assert_eq!(
+            of_group(got.iter().map(String::as_str).collect()),
+            want,
+            "group of k{g}"
+        );
+    }
+}
+
+fn cycling(n: usize, keys: usize) -> Vec<(String, String)> {
+    (0..n).map(|i| (format!("e{i}"), format!("k{}", i % keys))).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_over_distinct_keys_go_out_in_one_round_trip() {
+    let recs = cycling(100, 100);
+    let recs: Vec<(&str, &str)> = recs.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect();
+    let q = SlowQueue::new(FakeQueue::default());
+    let started = tokio::time::Instant::now();
+    let r = forward(&q, &target(None), &event(&recs, 10)).await.unwrap();
+    assert_eq!((r.sent, r.failed_at), (100, None));
+    assert_eq!(q.calls.lock().unwrap().1, SENDS_IN_FLIGHT, "ten calls at once");
+    assert!(
+        started.elapsed() < 2 * q.delay,
+        "one round trip, not ten: {:?}",
+        started.elapsed()
+    );
+    assert_each_group_in_stream_order(&ids(&q.q), &recs, 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hot_key_waits_for_its_call_in_flight_and_failures_lose_and_reorder_nothing() {
+    // 23 keys: calls of 10, 10 and 3 keys, the next call shares groups with the first, and so on.
+    let recs = cycling(120, 23);
+    let recs: Vec<(&str, &str)> = recs.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect();
+    let q = SlowQueue::new(FakeQueue::default());
+    q.q.fail_once
+        .lock()
+        .unwrap()
+        .extend(["e5".to_string(), "e40".into(), "e41".into(), "e90".into()]);
+    let ev = event(&recs, 10);
+    let first = forward(&q, &target(None), &ev).await.unwrap();
+    assert_eq!(first.failed_at.as_deref(), Some("00006"), "e5 is the 6th record");
+    let invocations = lambda_retries(&q, &target(None), &ev).await;
+    assert_eq!(invocations, 3, "e40 and e41 fail in one call, e90 in another");
+    assert!(q.calls.lock().unwrap().1 > 1, "calls over distinct keys overlapped");
+    let got = ids(&q.q);
+    assert_each_group_in_stream_order(&got, &recs, 23);
+    assert_eq!(got.len(), recs.len(), "each record once: {got:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_call_starts_after_a_failure() {
+    // Three calls over distinct keys go out together; the first fails as a whole. The calls
+    // already in flight finish, none starts after, and the batch is retried from its first record.
+    let recs = cycling(60, 60);
+    let recs: Vec<(&str, &str)> = recs.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect();
+    let q = SlowQueue::new(FakeQueue::default());
+    *q.q.fail_calls.lock().unwrap() = 1;
+    let r = forward(&q, &target(None), &event(&recs, 10)).await.unwrap();
+    assert_eq!(r.failed_at.as_deref(), Some("00001"));
+    assert_eq!(
+        q.q.calls.lock().unwrap().len(),
+        6,
+        "all six were in flight before the failure came back"
+    );
+
+    let q = SlowQueue::new(FakeQueue::default());
+    q.q.fail_once.lock().unwrap().insert("e3".into());
+    let hot = cycling(60, 5);
+    let hot: Vec<(&str, &str)> = hot.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect();
+    let r = forward(&q, &target(None), &event(&hot, 10)).await.unwrap();
+    assert_eq!(r.failed_at.as_deref(), Some("00004"));
+    // Each call of 5 keys shares them all with the next: only the failed first call was made.
+    assert_eq!(q.q.calls.lock().unwrap().len(), 1);
+    assert_eq!(ids(&q.q), ["e0", "e1", "e2", "e4"]);
 }

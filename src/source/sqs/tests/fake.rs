@@ -57,6 +57,10 @@ pub struct Broker {
     pub late_extends: u32,
     /// Receive count of every message at the time it was deleted, by id, in deletion order.
     pub deleted: Vec<(String, u32)>,
+    /// ReceiveMessage calls answered.
+    pub receive_calls: u32,
+    /// How often a long poll looks for messages (100 ms when unset).
+    pub poll: Option<Duration>,
 }
 
 fn throttled(op: &str) -> Error {
@@ -140,11 +144,15 @@ impl QueueApi for Fake {
             }
             let until = Instant::now() + Duration::from_secs(wait as u64);
             loop {
-                let got = self.0.lock().unwrap().receive(10, visibility as u64);
+                let (got, poll) = {
+                    let mut b = self.0.lock().unwrap();
+                    (b.receive(10, visibility as u64), b.poll)
+                };
                 if !got.is_empty() || Instant::now() >= until {
+                    self.0.lock().unwrap().receive_calls += 1;
                     return Ok(got);
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(poll.unwrap_or(Duration::from_millis(100))).await;
             }
         })
     }

@@ -1,8 +1,8 @@
 //! Draining a table's FIFO change buffer into the apply path.
 //!
 //! ```text
-//!  receivers (N × ReceiveMessage, 10 per call, [`super::turn`]s while short) ─▶ decode (S3 for offloaded records) ─▶ Applier
-//!        │                                                                            │ acks
+//!  receivers (N × ReceiveMessage, 10 per call) ─▶ decode (S3 for offloaded records) ─▶ Applier
+//!        │   (taking turns while calls come back short: [`super::turn`])             │ acks
 //!        └─ one settler per received batch: extend visibility while writes are pending ◀┘
 //!                                            then DeleteMessageBatch
 //! ```

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::StreamViewType;
 use ferry::item::Item;
-use ferry_rig::bench::{self, LagProbe, LagReport, Mix, TABLE};
+use ferry_rig::bench::{self, LagProbe, LagReport, Mix, TABLE, cpu};
 use ferry_rig::compare::{Diff, compare};
 use ferry_rig::process::{FerryDir, Running, terminate};
 use ferry_rig::{Account, DynamoLocal};
@@ -26,8 +26,6 @@ use serde_json::json;
 
 #[path = "e2e/ceiling.rs"]
 mod ceiling;
-#[path = "e2e/cpu.rs"]
-mod cpu;
 #[path = "e2e/lag.rs"]
 mod lag;
 #[path = "e2e/report.rs"]

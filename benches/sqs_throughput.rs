@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::StreamViewType;
 use ferry::source::sqs::forwarder::{Entry, SdkSender, Sender, Target};
+use ferry_rig::bench::cpu::{Meter, Split};
 use ferry_rig::bench::{self, Mix, TABLE};
 use ferry_rig::ferry_bin;
 use ferry_rig::moto::Moto;
@@ -32,10 +33,8 @@ const LAMBDA_BATCH: usize = 100;
 /// What one path measured.
 struct PathRun {
     secs: f64,
-    /// CPU seconds while the path ran: ferry, DynamoDB Local (source and destination), moto.
-    ferry_cpu: f64,
-    ddb_cpu: f64,
-    moto_cpu: f64,
+    /// Where the CPU went while the path ran: ferry, DynamoDB Local (source and destination), moto.
+    cpu: Split,
     /// ferry's reads: GetRecords or ReceiveMessage calls answered.
     read_calls: f64,
     write_calls: f64,
@@ -72,25 +71,22 @@ async fn main() {
 }
 
 fn report(name: &str, n: usize, r: &PathRun) {
-    let per = |cpu: f64| cpu * 100_000.0 / n as f64;
     eprintln!(
         "[sqs] {name} path: {n} changes applied in {:.1} s ({:.0}/s); {:.0} reads/s, {:.0} BatchWriteItems/s; \
-         CPU per 100k changes: ferry {:.1} s, DynamoDB Local {:.1} s, moto {:.1} s ({:.0} % of a core)",
+         CPU: {}; moto {:.0} % of a core",
         r.secs,
         n as f64 / r.secs,
         r.read_calls / r.secs,
         r.write_calls / r.secs,
-        per(r.ferry_cpu),
-        per(r.ddb_cpu),
-        per(r.moto_cpu),
-        100.0 * r.moto_cpu / r.secs,
+        r.cpu.describe(n),
+        100.0 * r.cpu.of(MOTO) / r.cpu.wall(),
     );
 }
 
 async fn stream_path(ddb: &DynamoLocal, moto: &Moto, sa: &Account, n: u64, keys: &[ferry::item::Item]) -> PathRun {
     let tables = format!("[[table]]\nsource = \"{TABLE}\"\nsnapshot = \"none\"\nreplay_overlap_seconds = 3600\n");
     let mut run = Run::start(ddb, sa, &tables, "stream").await;
-    let cpu = Cpu::start(ddb, moto, &run);
+    let cpu = meter(ddb, moto, &run);
     let started = Instant::now();
     let secs = run.wait(n, started).await;
     run.finish(ddb, sa, keys, cpu, secs).await
@@ -137,7 +133,7 @@ async fn sqs_path(
         ddb.streams_client(sa),
         bench::stream_arn(&ddb.client(sa), TABLE).await.unwrap(),
     );
-    let cpu = Cpu::start(ddb, moto, &run);
+    let cpu = meter(ddb, moto, &run);
     let started = Instant::now();
     let (pump_stop, pumper) = (stop.clone(), sender.clone());
     let pumping = tokio::spawn(async move { pump(&streams, &arn, &*pumper, &target, LAMBDA_BATCH, pump_stop).await });
@@ -253,11 +249,18 @@ impl Run {
     }
 
     /// Takes the CPU and call figures, stops ferry, and checks the destination against the source.
-    async fn finish(self, ddb: &DynamoLocal, sa: &Account, keys: &[ferry::item::Item], cpu: Cpu, secs: f64) -> PathRun {
+    async fn finish(
+        self,
+        ddb: &DynamoLocal,
+        sa: &Account,
+        keys: &[ferry::item::Item],
+        cpu: Meter,
+        secs: f64,
+    ) -> PathRun {
         let body = bench::http_get(&self.addr, "/metrics").await.unwrap_or_default();
         let m = |name| bench::metric(&body, name, TABLE).unwrap_or(f64::NAN);
         let (read_calls, write_calls) = (m("ferry_read_calls_total"), m("ferry_write_calls_total"));
-        let (ferry_cpu, ddb_cpu, moto_cpu) = cpu.stop();
+        let cpu = cpu.stop(&[]);
         terminate(&self.child);
         let mut child = self.child;
         let _ = child.wait();
@@ -274,36 +277,20 @@ impl Run {
         bench::drop_table(&dst).await;
         PathRun {
             secs,
-            ferry_cpu,
-            ddb_cpu,
-            moto_cpu,
+            cpu,
             read_calls,
             write_calls,
         }
     }
 }
 
-/// CPU seconds of ferry, DynamoDB Local and moto from `start` to `stop`.
-struct Cpu {
-    pids: [Option<u32>; 3],
-    at_start: [f64; 3],
-}
+const MOTO: &str = "moto";
 
-impl Cpu {
-    fn start(ddb: &DynamoLocal, moto: &Moto, run: &Run) -> Cpu {
-        let pids = [Some(run.child.id()), ddb.pid, moto.pid];
-        Cpu {
-            pids,
-            at_start: pids.map(|p| p.and_then(bench::cpu_seconds).unwrap_or(f64::NAN)),
-        }
-    }
-
-    fn stop(&self) -> (f64, f64, f64) {
-        let now = self.pids.map(|p| p.and_then(bench::cpu_seconds).unwrap_or(f64::NAN));
-        (
-            now[0] - self.at_start[0],
-            now[1] - self.at_start[1],
-            now[2] - self.at_start[2],
-        )
-    }
+/// CPU of ferry, DynamoDB Local and moto from now on.
+fn meter(ddb: &DynamoLocal, moto: &Moto, run: &Run) -> Meter {
+    Meter::start(&[
+        ("ferry", Some(run.child.id())),
+        ("DynamoDB Local", ddb.pid),
+        (MOTO, moto.pid),
+    ])
 }

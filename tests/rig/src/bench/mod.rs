@@ -2,13 +2,14 @@
 //! ceiling and a stream of changes written per key in order ([`changes`]), a naive
 //! one-record-at-a-time replayer ([`naive`]), `/metrics` and `/proc` readers for a `ferry` child
 //! ([`probe`]), a replication-lag probe ([`lag`]), a key-by-key comparison ([`keys`]) and the
-//! destination's own cores ([`cores`]). (The chart is drawn in the bench itself: plotters is a
-//! dev-dependency.)
+//! destination's own cores ([`cores`]), where a phase's CPU goes ([`cpu`]). (The chart is drawn
+//! in the bench itself: plotters is a dev-dependency.)
 //!
 //! Timings live here and in the bench only, never in tests.
 
 pub mod changes;
 pub mod cores;
+pub mod cpu;
 pub mod keys;
 pub mod lag;
 pub mod naive;

@@ -5,23 +5,23 @@
 
 use std::time::Instant;
 
-use ferry_rig::bench;
+use crate::bench;
 
 /// CPU times at the start of a phase.
-pub(super) struct Meter {
+pub struct Meter {
     parts: Vec<(&'static str, u32, f64)>,
     t0: Instant,
 }
 
 /// CPU seconds per process over a phase, and the phase's wall time.
-pub(super) struct Split {
+pub struct Split {
     parts: Vec<(&'static str, f64)>,
     wall: f64,
 }
 
 impl Meter {
     /// Processes without a pid (a server this bench did not start) are left out.
-    pub(super) fn start(pids: &[(&'static str, Option<u32>)]) -> Meter {
+    pub fn start(pids: &[(&'static str, Option<u32>)]) -> Meter {
         let parts = pids
             .iter()
             .filter_map(|(name, pid)| {
@@ -36,7 +36,7 @@ impl Meter {
     }
 
     /// `extra`: processes started during the phase, with all their CPU time.
-    pub(super) fn stop(self, extra: &[(&'static str, f64)]) -> Split {
+    pub fn stop(self, extra: &[(&'static str, f64)]) -> Split {
         let mut parts: Vec<_> = self
             .parts
             .iter()
@@ -51,8 +51,21 @@ impl Meter {
 }
 
 impl Split {
+    /// CPU seconds of the process named `name` over the phase (NaN if it was not measured).
+    pub fn of(&self, name: &str) -> f64 {
+        self.parts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(f64::NAN, |(_, c)| *c)
+    }
+
+    /// The phase's wall time, seconds.
+    pub fn wall(&self) -> f64 {
+        self.wall
+    }
+
     /// "destination JVM 1.20 s, writer 0.40 s = 1.60 s CPU per 100k changes; 1.9 of 2 cores busy".
-    pub(super) fn describe(&self, changes: usize) -> String {
+    pub fn describe(&self, changes: usize) -> String {
         let per = 100_000.0 / changes.max(1) as f64;
         let total: f64 = self.parts.iter().map(|(_, c)| c).sum();
         let list: Vec<String> = self

@@ -3,7 +3,7 @@
 //! `ferry sync` replays them from the stream into one destination, and, into another, the
 //! forwarder (fed the same stream records in Lambda batches of 100, as a stream trigger would)
 //! fills a moto FIFO queue while `ferry sync` with `change_source = "sqs"` drains it. The forwarder
-//! runs at most `FERRY_SQS_DEPTH` messages ahead of ferry's applied count, as a live forwarder
+//! runs at most `FERRY_SQS_DEPTH` records ahead of ferry's applied count, as a live forwarder
 //! does beside a running ferry: moto's FIFO queue does work in proportion to its depth on every
 //! call. Prints both rates, their ratio, and each process's CPU per 100k changes.
 //!
@@ -11,6 +11,8 @@
 //!   FERRY_SQS_MEASURE_N=5000 FERRY_SQS_DEPTH=500 cargo bench --bench sqs_throughput
 //!   FERRY_SQS_SENDS=10 cargo bench --bench sqs_throughput    # the forwarder's default calls in flight
 //!   FERRY_BENCH_LOGS=/tmp cargo bench --bench sqs_throughput   # keeps ferry-stream.log, ferry-sqs.log
+//!   FERRY_SQS_GROUPS=10 cargo bench --bench sqs_throughput   # key buckets (message groups), 5 by default
+//!   FERRY_SQS_LAMBDA_BATCH=1000 cargo bench --bench sqs_throughput   # the trigger's BatchSize, 100 by default
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::StreamViewType;
 use ferry::source::sqs::forwarder::{Entry, SdkSender, Sender, Target};
+use ferry::source::sqs::message::GROUPS;
 use ferry_rig::bench::cpu::{Meter, Split};
 use ferry_rig::bench::{self, Mix, TABLE};
 use ferry_rig::ferry_bin;
@@ -65,7 +68,7 @@ async fn main() {
     let sqs = sqs_path(ddb, moto, &sa, n as u64, depth, &keys).await;
     report("SQS", n, &sqs);
     eprintln!(
-        "[sqs] SQS path / stream path, same {n} changes: {:.2} (forwarder at most {depth} messages ahead)",
+        "[sqs] SQS path / stream path, same {n} changes: {:.2} (forwarder at most {depth} records ahead)",
         stream.secs / sqs.secs
     );
 }
@@ -128,6 +131,7 @@ async fn sqs_path(
         // moto's FIFO queue collapses under concurrent SendMessageBatch calls (2026-12-07, N =
         // 5,000: 9-15 changes/s with 10 in flight against 215 with one): one at a time here.
         sends_in_flight: bench::env_num("FERRY_SQS_SENDS", 1),
+        groups: bench::env_num("FERRY_SQS_GROUPS", GROUPS as usize) as u32,
     };
     let (streams, arn) = (
         ddb.streams_client(sa),
@@ -136,7 +140,8 @@ async fn sqs_path(
     let cpu = meter(ddb, moto, &run);
     let started = Instant::now();
     let (pump_stop, pumper) = (stop.clone(), sender.clone());
-    let pumping = tokio::spawn(async move { pump(&streams, &arn, &*pumper, &target, LAMBDA_BATCH, pump_stop).await });
+    let batch = bench::env_num("FERRY_SQS_LAMBDA_BATCH", LAMBDA_BATCH);
+    let pumping = tokio::spawn(async move { pump(&streams, &arn, &*pumper, &target, batch, pump_stop).await });
     let secs = run.wait(n, started).await;
     stop.cancel();
     let pumped = pumping.await.unwrap().unwrap();
@@ -157,7 +162,7 @@ async fn watch_applied(addr: String, gate: Arc<Gated>, stop: CancellationToken) 
 }
 
 /// The real moto sender, holding each call until the queue holds at most `depth` unapplied
-/// messages (those sent minus ferry's applied count).
+/// records (those sent minus ferry's applied count).
 struct Gated {
     inner: SdkSender,
     sent: AtomicU64,
@@ -173,7 +178,7 @@ impl Gated {
         let s = |us: &AtomicU64| us.load(Relaxed) as f64 / 1e6;
         format!(
             "the forwarder sent {} records in {} invocations ({} retried) over {secs:.1} s: {:.1} s in \
-             SendMessageBatch calls, {:.1} s held because ferry was {} messages behind",
+             SendMessageBatch calls, {:.1} s held because ferry was {} records behind",
             pumped.records,
             pumped.invocations,
             pumped.partial_failures,
@@ -194,7 +199,15 @@ impl Sender for Gated {
         let t = Instant::now();
         let failed = self.inner.send_batch(queue_url, entries).await?;
         self.sending_us.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
-        self.sent.fetch_add((entries.len() - failed.len()) as u64, Relaxed);
+        let records: usize = entries
+            .iter()
+            .filter(|e| !failed.contains(&e.id))
+            .map(|e| {
+                let body: serde_json::Value = serde_json::from_str(&e.body).expect("a message body");
+                body["records"].as_array().map_or(0, Vec::len)
+            })
+            .sum();
+        self.sent.fetch_add(records as u64, Relaxed);
         Ok(failed)
     }
 

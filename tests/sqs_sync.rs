@@ -75,6 +75,7 @@ async fn setup(name: &str, items: i64, receivers: u32, extra_toml: &str) -> Rig 
             // moto's FIFO queue slows to a crawl under concurrent SendMessageBatch calls (see
             // benches/sqs_throughput.rs); the calls' overlap is tested against a fake queue.
             sends_in_flight: 1,
+            groups: ferry::source::sqs::message::GROUPS,
         },
         ferry,
         _dir: dir,

@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let done = forwarder::forward(sender, target, &event.payload)
             .await
             .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
-        tracing::info!(sent = done.sent, offloaded = done.offloaded, failed_at = ?done.failed_at, "forwarded");
+        tracing::info!(sent = done.sent, messages = done.messages, offloaded = done.offloaded, failed_at = ?done.failed_at, "forwarded");
         Ok::<Value, lambda_runtime::Error>(done.lambda_response())
     }))
     .await

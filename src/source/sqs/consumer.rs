@@ -9,11 +9,11 @@
 //!
 //! Contract:
 //! - **Order**: SQS FIFO hands out one group's messages in order and none of a group while one of
-//!   its messages is in flight; a group is one key, and a batch is submitted in received order, so
-//!   per key changes reach the applier in stream order. Many groups progress at once (N
-//!   receivers, 10 messages per call). A change that still arrives after a newer one to its key
+//!   its messages is in flight; a key is in one group, a message holds its records in stream order,
+//!   and a batch is submitted in received order, so per key changes reach the applier in stream
+//!   order. Many groups progress at once (N receivers, 10 messages per call). A change that still arrives after a newer one to its key
 //!   (a broker handing out one group twice at once: moto does) is settled by reading the source
-//!   ([`super::inflight`]).
+//!   ([`super::inflight`]), as is every change of a format-1 message ([`super::message`]).
 //! - **Delivery**: a message is deleted only after the writes of its whole batch are acknowledged
 //!   (durable). From its receipt on (decoding may wait on S3) its visibility is extended, so no
 //!   other reader gets it. A crash leaves messages in flight; they come back after the visibility
@@ -24,6 +24,11 @@
 //!   may have applied it and newer changes to its keys: its changes are settled by reading the
 //!   source rather than written as their (possibly older) images. Before that point, the first
 //!   visibility timeout alone guarantees no one else received it.
+//! - **Polling**: a receiver long-polls ([`WAIT_SECONDS`]) while ferry holds no unsettled batch
+//!   and no other receiver's call is under way. Otherwise the groups the queue holds back may be
+//!   ferry's own: a receiver whose call came back empty waits until one of ferry's batches settles
+//!   (or WAIT_SECONDS pass) and then asks without waiting. SQS would hand out a group freed during a long poll; moto never
+//!   does (it fixes the pending groups when the call begins) and spins a core meanwhile.
 //! - **Dead letters**: see [`super::dead_letter`]; the queue's redrive policy is judged at start
 //!   and with every depth poll.
 //! - **Replay point**: records older than `replay_from_ms` are deleted without a write, and counted.
@@ -43,6 +48,7 @@ use super::dead_letter::{self, DeadLetter};
 use super::decode::{Decoded, Decoder, settle_by_reading};
 use super::inflight::InFlight;
 use super::observe::{observe, publish_queue};
+use super::poll::{receive_and_hold, until_a_batch_settles};
 use super::settle::{Handoff, settle};
 use super::turn::{FULL, Turn};
 use crate::apply::{Applier, Change, Ticket};
@@ -54,7 +60,7 @@ use crate::retry::Retrier;
 use crate::source::TableContext;
 
 /// Long-poll wait per ReceiveMessage (also the longest a stop waits for a receiver).
-const WAIT_SECONDS: i32 = 5;
+pub(super) const WAIT_SECONDS: i32 = 5;
 /// Received batches per receiver whose writes may be pending at once.
 const BATCHES_PER_RECEIVER: usize = 4;
 
@@ -81,7 +87,7 @@ pub(super) struct Shared {
     /// First fatal error of a receiver or settler.
     failure: std::sync::Mutex<Option<Error>>,
     /// Cancelled on such an error: everything stops reading.
-    failed: CancellationToken,
+    pub(super) failed: CancellationToken,
     pub(super) settlers: TaskTracker,
     /// Keys with unsettled changes (see [`InFlight`]).
     pub(super) in_flight: InFlight,
@@ -91,6 +97,12 @@ pub(super) struct Shared {
     receive_turn: Turn,
     /// The dead-letter queue watched with `queue_allow_dead_letter`.
     pub(super) dead_letter: std::sync::Mutex<Option<DeadLetter>>,
+    /// A format-1 message was received (warned once).
+    legacy_seen: std::sync::atomic::AtomicBool,
+    /// Woken whenever a batch is settled (its messages deleted).
+    pub(super) settled: tokio::sync::Notify,
+    /// ReceiveMessage calls under way (until their batch's settler is started).
+    pub(super) receiving: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -139,6 +151,9 @@ impl SqsTask {
             submit_turn: tokio::sync::Mutex::new(()),
             receive_turn: Turn::default(),
             dead_letter: std::sync::Mutex::new(dl),
+            legacy_seen: Default::default(),
+            settled: tokio::sync::Notify::new(),
+            receiving: Default::default(),
         });
         let mut recv = tokio::task::JoinSet::new();
         for _ in 0..receivers {
@@ -199,13 +214,16 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
     let t = &sh.task;
     let slots = Arc::new(Semaphore::new(BATCHES_PER_RECEIVER));
     let mut retrier = Retrier::daemon(format!("receiving from {}", t.queue.url), &t.ctx.stop, &t.ctx.stats);
-    let mut short = true;
+    let (mut short, mut empty) = (true, false);
     while !sh.stopping() {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("never closed"),
             _ = sh.failed.cancelled() => break,
             _ = t.ctx.stop.cancelled() => break,
         };
+        if empty && !until_a_batch_settles(sh).await {
+            break;
+        }
         let call = tokio::select! {
             c = sh.receive_turn.call(short) => c,
             _ = sh.failed.cancelled() => break,
@@ -214,22 +232,20 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
         // The visibility timeout runs from some moment during the call: counting from before it
         // is on the safe side.
         let received_at = Instant::now();
-        let Some(messages) = receive(sh, &mut retrier).await? else {
+        let Some((messages, handoff)) = receive_and_hold(sh, &mut retrier, received_at, permit).await? else {
             break;
         };
-        short = messages.len() < FULL;
+        (short, empty) = (messages.len() < FULL, messages.is_empty());
         call.answered(messages.len());
-        if messages.is_empty() {
-            continue;
-        }
-        t.ctx.stats.records_read.fetch_add(messages.len() as u64, Relaxed);
-        let handoff = spawn_settler(sh, &messages, received_at, permit);
+        let Some(handoff) = handoff else { continue };
         let decoded = match decode_all(sh, &messages).await {
             Ok(d) => d,
             // The batch is never handed over: its settler ends and the messages reappear.
             Err(e) if e.is_stopped() => break,
             Err(e) => return Err(e),
         };
+        let records: usize = decoded.iter().map(|d| d.changes.len()).sum();
+        t.ctx.stats.records_read.fetch_add(records as u64, Relaxed);
         // Admission and submission in one step across receivers: the order keys are admitted in
         // is the order their changes reach the lanes.
         let _turn = sh.submit_turn.lock().await;
@@ -244,28 +260,9 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
     Ok(())
 }
 
-/// One ReceiveMessage: `None` once a stop ends its retries; no messages after a failure that
-/// will be retried (the caller loops).
-async fn receive(sh: &Shared, retrier: &mut Retrier) -> Result<Option<Vec<Message>>> {
-    let t = &sh.task;
-    let visibility = t.queue.visibility_timeout_seconds as i32;
-    match sh.api.receive(&t.queue.url, visibility, WAIT_SECONDS).await {
-        Ok(messages) => {
-            retrier.succeeded();
-            t.ctx.stats.read_calls.fetch_add(1, Relaxed);
-            Ok(Some(messages))
-        }
-        Err(e) => match retrier.backoff(e).await {
-            Ok(()) => Ok(Some(Vec::new())),
-            Err(e) if e.is_stopped() => Ok(None),
-            Err(e) => Err(queue_error(t, e)),
-        },
-    }
-}
-
 /// Starts the settler of a received batch. It keeps the batch invisible from now on, through
 /// decoding, until its writes are durable; it gets the batch once the batch is admitted.
-fn spawn_settler(
+pub(super) fn spawn_settler(
     sh: &Arc<Shared>,
     messages: &[Message],
     received_at: Instant,
@@ -282,6 +279,7 @@ fn spawn_settler(
         if let Err(e) = settle(&sh2, held, received_at, handed).await {
             sh2.fail(e);
         }
+        sh2.settled.notify_waiters();
     });
     handoff
 }
@@ -319,23 +317,29 @@ fn admit(sh: &Shared, decoded: Vec<Decoded>, received_at: Instant) -> (Vec<Chang
     let mut changes = Vec::new();
     let mut newest = 0i64;
     let mut admitted = Vec::new();
-    for mut d in decoded {
-        let applied = !crate::source::before_replay_point(d.change.time_ms, t.replay_from_ms);
+    if decoded.iter().any(|d| d.legacy) && !sh.legacy_seen.swap(true, Relaxed) {
+        tracing::warn!(table = %t.ctx.table, "the queue holds messages of an older ferry-forwarder (one record each); their changes are settled by reading the source. Deploy this version's forwarder");
+    }
+    let received = decoded
+        .into_iter()
+        .flat_map(|d| d.changes.into_iter().map(move |c| (c, d.redelivered || d.legacy)));
+    for (mut change, reread) in received {
+        let applied = !crate::source::before_replay_point(change.time_ms, t.replay_from_ms);
         slots_in_order.push((Some(()), applied));
         if !applied {
             t.ctx.stats.records_dropped.fetch_add(1, Relaxed);
             continue;
         }
-        let in_order = sh.in_flight.admit(&d.change.key, &d.change.seq);
-        admitted.push(d.change.key.clone());
+        let in_order = sh.in_flight.admit(&change.key, &change.seq);
+        admitted.push(change.key.clone());
         if !in_order {
-            tracing::warn!(table = %t.ctx.table, seq = %d.change.seq, "a change arrived after a newer one to its key; settling it by reading the source");
+            tracing::warn!(table = %t.ctx.table, seq = %change.seq, "a change arrived after a newer one to its key; settling it by reading the source");
         }
-        if d.redelivered || !in_order || late {
-            settle_by_reading(&mut d.change, &t.ctx.key_names);
+        if reread || !in_order || late {
+            settle_by_reading(&mut change, &t.ctx.key_names);
         }
-        newest = newest.max(d.change.time_ms);
-        changes.push((slots_in_order.len() as u64 - 1, d.change));
+        newest = newest.max(change.time_ms);
+        changes.push((slots_in_order.len() as u64 - 1, change));
     }
     let stats = t.ctx.stats.clone();
     let ack = Arc::new(OrderedAck::with_counter(None, move |n| {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::api::Offloads;
-use super::message::{Envelope, Offload};
+use super::message::{Envelope, FORMAT, Offload, Part};
 use crate::apply::Op;
 use crate::discover::View;
 use crate::error::{Error, Result};
@@ -21,9 +21,12 @@ use crate::telemetry::TableStats;
 /// One received message, decoded.
 pub struct Decoded {
     pub receipt: String,
-    pub change: StreamChange,
+    /// Its records, in stream order.
+    pub changes: Vec<StreamChange>,
     /// Received before (ApproximateReceiveCount > 1).
     pub redelivered: bool,
+    /// Written in format 1 (see [`super::message`]): its change is settled by reading the source.
+    pub legacy: bool,
 }
 
 pub struct Decoder<'a> {
@@ -58,13 +61,35 @@ impl Decoder<'_> {
         if env.table != self.table {
             return Err(bad(format!("it carries a change of table {:?}", env.table)));
         }
-        let wire = match (env.record, env.offload) {
-            (Some(r), _) => r,
-            (None, Some(off)) => self.fetch(&off).await?,
-            (None, None) => return Err(bad("neither a record nor an offload pointer".into())),
+        let legacy = env.v.is_none();
+        let parts = match (env.v, env.records) {
+            (None, _) => vec![Part {
+                record: env.record,
+                offload: env.offload,
+            }],
+            (Some(FORMAT), parts) if !parts.is_empty() => parts,
+            (Some(FORMAT), _) => return Err(bad("no records".into())),
+            (Some(v), _) => {
+                return Err(bad(format!(
+                    "it is in format {v}, and this ferry reads formats 1 to {FORMAT} (upgrade ferry)"
+                )));
+            }
         };
-        let raw = wire.into_raw().map_err(|e| bad(e.to_string()))?;
-        let change = record::parse(raw, self.view, self.key_names).map_err(|e| bad(e.to_string()))?;
+        let mut changes = Vec::with_capacity(parts.len());
+        for (i, part) in parts.into_iter().enumerate() {
+            let wire = match (part.record, part.offload) {
+                (Some(r), _) => r,
+                (None, Some(off)) => self.fetch(&off).await?,
+                (None, None) => {
+                    return Err(bad(format!(
+                        "its record #{i} is neither a record nor an offload pointer"
+                    )));
+                }
+            };
+            let raw = wire.into_raw().map_err(|e| bad(format!("its record #{i}: {e}")))?;
+            changes
+                .push(record::parse(raw, self.view, self.key_names).map_err(|e| bad(format!("its record #{i}: {e}")))?);
+        }
         let count = m
             .attributes()
             .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
@@ -72,8 +97,9 @@ impl Decoder<'_> {
             .unwrap_or(1);
         Ok(Decoded {
             receipt,
-            change,
+            changes,
             redelivered: count > 1,
+            legacy,
         })
     }
 
@@ -135,12 +161,15 @@ mod tests {
             .build()
     }
 
+    fn rec(key: &str, seq: &str) -> serde_json::Value {
+        serde_json::json!({"eventID": "e1", "eventName": "MODIFY", "dynamodb": {
+            "Keys": {"pk": {"S": key}}, "NewImage": {"pk": {"S": key}, "v": {"N": "2"}},
+            "OldImage": {"pk": {"S": key}, "v": {"N": "1"}},
+            "SequenceNumber": seq, "ApproximateCreationDateTime": 1700000000.0}})
+    }
+
     fn body(table: &str) -> String {
-        let rec = serde_json::json!({"eventID": "e1", "eventName": "MODIFY", "dynamodb": {
-            "Keys": {"pk": {"S": "a"}}, "NewImage": {"pk": {"S": "a"}, "v": {"N": "2"}},
-            "OldImage": {"pk": {"S": "a"}, "v": {"N": "1"}},
-            "SequenceNumber": "9", "ApproximateCreationDateTime": 1700000000.0}});
-        super::super::message::inline_body(table, &rec)
+        super::super::message::inline_body(table, &rec("a", "9"))
     }
 
     /// No object exists: only inline records decode.
@@ -169,13 +198,33 @@ mod tests {
     #[tokio::test]
     async fn decodes_an_inline_record_and_its_delivery_count() {
         let d = decode(&message(&body("T"), "1")).await.unwrap();
-        assert_eq!((d.receipt.as_str(), d.redelivered), ("r1", false));
-        assert_eq!((d.change.seq.as_str(), d.change.time_ms), ("9", 1_700_000_000_000));
-        let Op::PutRaw(image) = &d.change.op else {
+        assert_eq!((d.receipt.as_str(), d.redelivered, d.legacy), ("r1", false, false));
+        let [change] = &d.changes[..] else { panic!("one record") };
+        assert_eq!((change.seq.as_str(), change.time_ms), ("9", 1_700_000_000_000));
+        let Op::PutRaw(image) = &change.op else {
             panic!("a put of the record's image")
         };
         assert_eq!(image.to_item()["v"], Av::N("2".into()));
         assert!(decode(&message(&body("T"), "2")).await.unwrap().redelivered);
+    }
+
+    #[tokio::test]
+    async fn a_message_yields_its_records_in_order_and_format_1_is_marked_for_reading() {
+        use super::super::message::{body as packed, inline_part};
+        let parts = [
+            inline_part(&rec("a", "9")),
+            inline_part(&rec("b", "10")),
+            inline_part(&rec("a", "11")),
+        ];
+        let d = decode(&message(&packed("T", &parts), "1")).await.unwrap();
+        let seqs: Vec<&str> = d.changes.iter().map(|c| c.seq.as_str()).collect();
+        assert_eq!((seqs, d.legacy), (vec!["9", "10", "11"], false));
+        let v1 = serde_json::json!({"table": "T", "record": rec("a", "9")}).to_string();
+        let d = decode(&message(&v1, "1")).await.unwrap();
+        assert_eq!((d.changes.len(), d.legacy), (1, true));
+        let v9 = serde_json::json!({"table": "T", "v": 9, "records": []}).to_string();
+        let err = decode(&message(&v9, "1")).await.err().unwrap();
+        assert!(err.is_fatal() && err.to_string().contains("format 9"), "{err}");
     }
 
     #[tokio::test]
@@ -192,9 +241,9 @@ mod tests {
     #[tokio::test]
     async fn a_redelivery_is_settled_by_reading_the_source() {
         let mut d = decode(&message(&body("T"), "3")).await.unwrap();
-        settle_by_reading(&mut d.change, &["pk".to_string()]);
+        settle_by_reading(&mut d.changes[0], &["pk".to_string()]);
         assert_eq!(
-            d.change.op,
+            d.changes[0].op,
             Op::Fetch(crate::item::Item::from([("pk".to_string(), Av::S("a".into()))]))
         );
     }

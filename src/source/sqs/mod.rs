@@ -6,9 +6,10 @@
 //!                                           ferry sync ([`consumer`], [`decode`]) ─▶ apply path
 //! ```
 //!
-//! [`message`] is the format both halves share. Per key, order holds end to end: one key is one
-//! message group, the forwarder never lets a group's records overtake each other, and SQS FIFO
-//! hands a group out in order.
+//! [`message`] is the format both halves share. Per key, order holds end to end: one key is in one
+//! message group (a bucket of keys), the forwarder packs a group's records into messages in
+//! stream order and never lets a group's messages overtake each other, and SQS FIFO hands a group
+//! out in order.
 
 pub mod api;
 pub mod consumer;
@@ -18,6 +19,7 @@ pub mod forwarder;
 pub mod inflight;
 pub mod message;
 mod observe;
+mod poll;
 mod settle;
 #[cfg(test)]
 mod tests;

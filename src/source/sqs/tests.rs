@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod fake;
+mod formats;
 
 use fake::{Broker, Fake, Msg};
 

@@ -2,6 +2,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use super::*;
+use crate::source::sqs::message::{self, BATCH_ENTRIES, GROUPS};
 
 /// A FIFO queue in memory with SQS's deduplication, plus scripted failures.
 #[derive(Default)]
@@ -9,28 +10,46 @@ struct FakeQueue {
     /// (group, dedup id, body) in enqueue order.
     queue: Mutex<Vec<(String, String, String)>>,
     seen: Mutex<HashSet<String>>,
-    calls: Mutex<Vec<Vec<String>>>,
+    /// Per call, its messages' event ids.
+    calls: Mutex<Vec<Vec<Vec<String>>>>,
     objects: Mutex<Vec<(String, String, Vec<u8>)>>,
-    /// Dedup ids whose entry fails once.
+    /// Event ids whose message fails once each.
     fail_once: Mutex<HashSet<String>>,
     /// Whole calls that fail (count down).
     fail_calls: Mutex<u32>,
     fail_puts: Mutex<u32>,
 }
 
+/// The event ids of a message body, in order.
+fn event_ids(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["v"], 2, "{body}");
+    v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| match p.get("record") {
+            Some(r) => r["eventID"].as_str().unwrap().to_string(),
+            None => p["offload"]["key"].as_str().unwrap().to_string(),
+        })
+        .collect()
+}
+
 impl Sender for FakeQueue {
     async fn send_batch(&self, _queue: &str, entries: &[Entry]) -> Result<Vec<String>> {
-        assert!(entries.len() <= 10);
+        assert!(entries.len() <= BATCH_ENTRIES);
         let groups: HashSet<&str> = entries.iter().map(|e| e.group.as_str()).collect();
         assert_eq!(
             groups.len(),
             entries.len(),
-            "one call never holds two records of one group"
+            "one call never holds two messages of one group"
         );
+        let size: usize = entries.iter().map(|e| e.body.len()).sum();
+        assert!(size <= BATCH_MAX, "{size} bytes in one call");
         self.calls
             .lock()
             .unwrap()
-            .push(entries.iter().map(|e| e.dedup.clone()).collect());
+            .push(entries.iter().map(|e| event_ids(&e.body)).collect());
         {
             let mut n = self.fail_calls.lock().unwrap();
             if *n > 0 {
@@ -40,7 +59,10 @@ impl Sender for FakeQueue {
         }
         let mut failed = Vec::new();
         for e in entries {
-            if self.fail_once.lock().unwrap().remove(&e.dedup) {
+            // One failure per listed id: a message holding two fails twice.
+            let mut fail = self.fail_once.lock().unwrap();
+            if let Some(id) = event_ids(&e.body).into_iter().find(|id| fail.contains(id)) {
+                fail.remove(&id);
                 failed.push(e.id.clone());
                 continue;
             }
@@ -65,13 +87,32 @@ impl Sender for FakeQueue {
     }
 }
 
-fn target(bucket: Option<&str>) -> Target {
+/// Key buckets many enough that the few keys of a test each get their own (checked by
+/// [`distinct_groups`]).
+const MANY: u32 = 100_000;
+
+fn target(bucket: Option<&str>, groups: u32) -> Target {
     Target {
         queue_url: "q.fifo".into(),
         offload_bucket: bucket.map(str::to_string),
         table: "T".into(),
         sends_in_flight: SENDS_IN_FLIGHT,
+        groups,
     }
+}
+
+fn group_of(key: &str, groups: u32) -> String {
+    let item = crate::item::Item::from([("pk".to_string(), aws_sdk_dynamodb::types::AttributeValue::S(key.into()))]);
+    message::group_id(
+        "T",
+        &crate::item::KeyBytes::of(&["pk".to_string()], &item).unwrap(),
+        groups,
+    )
+}
+
+fn distinct_groups(keys: usize) {
+    let groups: HashSet<String> = (0..keys).map(|k| group_of(&format!("k{k}"), MANY)).collect();
+    assert_eq!(groups.len(), keys, "each test key in its own group");
 }
 
 /// Records `(event id, key)` with sequence numbers 1, 2, ...
@@ -105,95 +146,127 @@ async fn lambda_retries<S: Sender>(q: &S, t: &Target, ev: &Value) -> u32 {
     }
 }
 
+/// The event ids of the queued messages, in queue order.
 fn ids(q: &FakeQueue) -> Vec<String> {
-    q.queue.lock().unwrap().iter().map(|(_, d, _)| d.clone()).collect()
+    q.queue
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, _, b)| event_ids(b))
+        .collect()
+}
+
+/// `(event id e<i>, key k<i % keys>)` for i in 0..n.
+fn cycling(n: usize, keys: usize) -> Vec<(String, String)> {
+    (0..n).map(|i| (format!("e{i}"), format!("k{}", i % keys))).collect()
+}
+
+fn refs(recs: &[(String, String)]) -> Vec<(&str, &str)> {
+    recs.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect()
+}
+
+/// Per key, the queue (event ids `e<i>`, key `k<i % keys>`) replays to the key's last record
+/// without skipping one: it starts at the key's first record, each next one is the key's next
+/// record or a step back (a repeated suffix), and it ends at the key's last record.
+fn assert_converges(got: &[String], n: usize, keys: usize) {
+    for k in 0..keys {
+        let of_key: Vec<usize> = got
+            .iter()
+            .map(|e| e[1..].parse::<usize>().unwrap())
+            .filter(|i| i % keys == k)
+            .map(|i| i / keys)
+            .collect();
+        let last = (n - 1 - k) / keys;
+        assert_eq!(of_key.first(), Some(&0), "k{k}: {of_key:?}");
+        assert_eq!(of_key.last(), Some(&last), "k{k}: {of_key:?}");
+        for w in of_key.windows(2) {
+            assert!(w[1] == w[0] + 1 || w[1] <= w[0], "k{k} skips or jumps: {of_key:?}");
+        }
+    }
 }
 
 #[tokio::test]
-async fn batches_hold_ten_distinct_groups_in_stream_order() {
-    let keys: Vec<String> = (0..25).map(|i| format!("k{i}")).collect();
-    let recs: Vec<(String, &str)> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (format!("e{i}"), k.as_str()))
-        .collect();
-    let recs: Vec<(&str, &str)> = recs.iter().map(|(e, k)| (e.as_str(), *k)).collect();
+async fn a_batch_over_distinct_keys_is_packed_by_group_into_one_call() {
+    let recs = cycling(100, 100);
     let q = FakeQueue::default();
-    let r = forward(&q, &target(None), &event(&recs, 10)).await.unwrap();
+    let r = forward(&q, &target(None, GROUPS), &event(&refs(&recs), 10))
+        .await
+        .unwrap();
     assert_eq!(
-        r,
-        Forwarded {
-            sent: 25,
-            offloaded: 0,
-            failed_at: None
-        }
+        (r.sent, r.messages, r.failed_at.as_deref()),
+        (100, GROUPS as usize, None)
     );
-    let sizes: Vec<usize> = q.calls.lock().unwrap().iter().map(Vec::len).collect();
-    assert_eq!(sizes, [10, 10, 5]);
-    assert_eq!(ids(&q), recs.iter().map(|(e, _)| e.to_string()).collect::<Vec<_>>());
+    let calls = q.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "a message per group: one call");
+    for (group, _, body) in q.queue.lock().unwrap().iter() {
+        let ids = event_ids(body);
+        for e in &ids {
+            let i: usize = e[1..].parse().unwrap();
+            assert_eq!(&group_of(&format!("k{i}"), GROUPS), group, "{e} in its key's group");
+        }
+        let mut sorted = ids.clone();
+        sorted.sort_by_key(|e| e[1..].parse::<usize>().unwrap());
+        assert_eq!(ids, sorted, "a message's records in stream order");
+    }
+    let mut got = ids(&q);
+    got.sort();
+    let mut want: Vec<String> = recs.iter().map(|(e, _)| e.clone()).collect();
+    want.sort();
+    assert_eq!(got, want, "every record once");
     assert_eq!(r.lambda_response(), serde_json::json!({"batchItemFailures": []}));
 }
 
 #[tokio::test]
-async fn a_key_seen_twice_ends_the_batch() {
+async fn messages_and_calls_stay_under_their_size_limits() {
+    // ~60 KB records: four fit a message; a key's twelve records are three messages, each a call.
+    distinct_groups(2);
+    let recs = cycling(24, 2);
     let q = FakeQueue::default();
-    let recs = [("e1", "a"), ("e2", "b"), ("e3", "a"), ("e4", "c"), ("e5", "c")];
-    forward(&q, &target(None), &event(&recs, 10)).await.unwrap();
-    let calls = q.calls.lock().unwrap().clone();
-    assert_eq!(calls, [vec!["e1", "e2"], vec!["e3", "e4"], vec!["e5"]]);
+    let r = forward(&q, &target(None, MANY), &event(&refs(&recs), 60_000))
+        .await
+        .unwrap();
+    assert_eq!((r.sent, r.messages, r.failed_at), (24, 6, None));
+    for (_, _, body) in q.queue.lock().unwrap().iter() {
+        assert!(body.len() <= message::INLINE_MAX, "{}", body.len());
+        assert_eq!(event_ids(body).len(), 4);
+    }
+    assert_eq!(q.calls.lock().unwrap().len(), 6);
+    assert_converges(&ids(&q), 24, 2);
 }
 
 #[tokio::test]
-async fn batches_stay_under_the_payload_limit() {
+async fn a_failed_message_is_reported_at_its_first_record_and_retries_lose_and_reorder_nothing() {
+    // Hot keys in three groups: a failure's message holds records of other keys before it.
+    let recs = cycling(40, 7);
     let q = FakeQueue::default();
-    let recs = [("e1", "a"), ("e2", "b"), ("e3", "c"), ("e4", "d")];
-    // ~100 KB bodies: two fit in 256 KiB, three do not.
-    forward(&q, &target(None), &event(&recs, 100_000)).await.unwrap();
-    let sizes: Vec<usize> = q.calls.lock().unwrap().iter().map(Vec::len).collect();
-    assert_eq!(sizes, [2, 2]);
-}
-
-#[tokio::test]
-async fn a_failed_entry_is_reported_at_the_earliest_failure_and_nothing_is_lost_or_reordered() {
-    let q = FakeQueue::default();
-    // Hot keys: the same groups recur across batches.
-    let recs: Vec<(String, String)> = (0..40).map(|i| (format!("e{i}"), format!("k{}", i % 7))).collect();
-    let recs: Vec<(&str, &str)> = recs.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect();
     q.fail_once
         .lock()
         .unwrap()
         .extend(["e3".to_string(), "e9".into(), "e30".into()]);
-    let ev = event(&recs, 10);
-    let first = forward(&q, &target(None), &ev).await.unwrap();
-    assert_eq!(first.failed_at.as_deref(), Some("00004"), "e3 is the 4th record");
+    let ev = event(&refs(&recs), 10);
+    let t = target(None, 3);
+    let first = forward(&q, &t, &ev).await.unwrap();
+    let failing: HashSet<String> = ["k3", "k2", "k2"].iter().map(|k| group_of(k, 3)).collect();
+    let want = recs
+        .iter()
+        .position(|(_, k)| failing.contains(&group_of(k, 3)))
+        .unwrap();
+    let want = format!("{:05}", want + 1);
+    assert_eq!(first.failed_at.as_deref(), Some(want.as_str()));
     assert_eq!(
         first.lambda_response(),
-        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "00004"}]})
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": want}]})
     );
-    let invocations = lambda_retries(&q, &target(None), &ev).await;
-    assert!(invocations >= 3, "{invocations}");
-    // Every record exactly once, and each group's records in stream order.
-    let mut got = ids(&q);
-    let mut want: Vec<String> = recs.iter().map(|(e, _)| e.to_string()).collect();
-    for g in 0..7 {
-        let of_group = |list: &[String]| -> Vec<String> {
-            list.iter()
-                .filter(|e| e[1..].parse::<usize>().unwrap() % 7 == g)
-                .cloned()
-                .collect()
-        };
-        assert_eq!(of_group(&got), of_group(&want), "group of k{g}");
-    }
-    got.sort();
-    want.sort();
-    assert_eq!(got, want);
+    let invocations = lambda_retries(&q, &t, &ev).await;
+    assert!(invocations >= 2, "{invocations}");
+    assert_converges(&ids(&q), 40, 7);
 }
 
 #[tokio::test]
 async fn a_failed_call_is_reported_at_its_first_record() {
     let q = FakeQueue::default();
     *q.fail_calls.lock().unwrap() = 1;
-    let r = forward(&q, &target(None), &event(&[("e1", "a"), ("e2", "b")], 10))
+    let r = forward(&q, &target(None, GROUPS), &event(&[("e1", "a"), ("e2", "b")], 10))
         .await
         .unwrap();
     assert_eq!((r.sent, r.failed_at.as_deref()), (0, Some("00001")));
@@ -202,9 +275,12 @@ async fn a_failed_call_is_reported_at_its_first_record() {
 
 #[tokio::test]
 async fn oversize_records_go_through_s3_first() {
+    distinct_groups(2);
     let q = FakeQueue::default();
-    let recs = [("e1", "a"), ("e2", "b")];
-    let r = forward(&q, &target(Some("bkt")), &event(&recs, 300_000)).await.unwrap();
+    let recs = [("e1", "k0"), ("e2", "k1")];
+    let r = forward(&q, &target(Some("bkt"), MANY), &event(&recs, 300_000))
+        .await
+        .unwrap();
     assert_eq!((r.sent, r.offloaded), (2, 2));
     let objects = q.objects.lock().unwrap().clone();
     assert_eq!(objects[0].0, "bkt");
@@ -215,20 +291,20 @@ async fn oversize_records_go_through_s3_first() {
     assert!(body.len() < 1000, "the message carries a pointer: {body}");
     assert!(body.contains("ferry-offload/T/e1.json"));
 
-    // A failed PutObject is that record's failure; the record before it is still sent.
+    // A failed PutObject fails that record's message; the message before it is still sent.
     let q = FakeQueue::default();
     *q.fail_puts.lock().unwrap() = 1;
     let mixed = serde_json::json!({"Records": [
-        event(&[("e1", "a")], 10)["Records"][0].clone(),
-        {"eventID": "e2", "dynamodb": {"Keys": {"pk": {"S": "b"}}, "SequenceNumber": "00002",
+        event(&[("e1", "k0")], 10)["Records"][0].clone(),
+        {"eventID": "e2", "dynamodb": {"Keys": {"pk": {"S": "k1"}}, "SequenceNumber": "00002",
             "NewImage": {"pad": {"S": "y".repeat(300_000)}}}},
     ]});
-    let r = forward(&q, &target(Some("bkt")), &mixed).await.unwrap();
+    let r = forward(&q, &target(Some("bkt"), MANY), &mixed).await.unwrap();
     assert_eq!((r.sent, r.failed_at.as_deref()), (1, Some("00002")));
     assert_eq!(ids(&q), ["e1"]);
 
     // Without a bucket an oversize record is an error, not a silent drop.
-    let err = forward(&FakeQueue::default(), &target(None), &event(&recs, 300_000))
+    let err = forward(&FakeQueue::default(), &target(None, GROUPS), &event(&recs, 300_000))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("FERRY_OFFLOAD_BUCKET"), "{err}");
@@ -242,139 +318,9 @@ async fn malformed_events_are_errors() {
         serde_json::json!({"Records": [{"dynamodb": {"Keys": {"pk": {"S": "a"}}, "SequenceNumber": "1"}}]}),
         serde_json::json!({"Records": [{"eventID": "e", "dynamodb": {"Keys": {}, "SequenceNumber": "1"}}]}),
     ] {
-        assert!(forward(&q, &target(None), &bad).await.is_err(), "{bad}");
+        assert!(forward(&q, &target(None, GROUPS), &bad).await.is_err(), "{bad}");
     }
     assert!(q.calls.lock().unwrap().is_empty());
 }
 
-/// [`FakeQueue`] answering each call after `delay` (SQS's round trip), checking that calls in
-/// flight at once never share a group, and counting how many overlap.
-struct SlowQueue {
-    q: FakeQueue,
-    delay: std::time::Duration,
-    groups_in_flight: Mutex<HashSet<String>>,
-    /// (calls in flight now, most at once)
-    calls: Mutex<(usize, usize)>,
-}
-
-impl SlowQueue {
-    fn new(q: FakeQueue) -> SlowQueue {
-        SlowQueue {
-            q,
-            delay: std::time::Duration::from_millis(10),
-            groups_in_flight: Mutex::default(),
-            calls: Mutex::default(),
-        }
-    }
-}
-
-impl Sender for SlowQueue {
-    async fn send_batch(&self, queue: &str, entries: &[Entry]) -> Result<Vec<String>> {
-        for e in entries {
-            let fresh = self.groups_in_flight.lock().unwrap().insert(e.group.clone());
-            assert!(fresh, "{}: its group is in another call in flight", e.dedup);
-        }
-        {
-            let mut c = self.calls.lock().unwrap();
-            c.0 += 1;
-            c.1 = c.1.max(c.0);
-        }
-        tokio::time::sleep(self.delay).await;
-        self.calls.lock().unwrap().0 -= 1;
-        for e in entries {
-            self.groups_in_flight.lock().unwrap().remove(&e.group);
-        }
-        self.q.send_batch(queue, entries).await
-    }
-
-    async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<()> {
-        self.q.put_object(bucket, key, body).await
-    }
-}
-
-/// Each group's records in `got` in the order of `recs` (event ids `e<i>`, key `k<i % keys>`).
-fn assert_each_group_in_stream_order(got: &[String], recs: &[(&str, &str)], keys: usize) {
-    for g in 0..keys {
-        let of_group = |list: Vec<&str>| -> Vec<String> {
-            list.into_iter()
-                .filter(|e| e[1..].parse::<usize>().unwrap() % keys == g)
-                .map(str::to_string)
-                .collect()
-        };
-        let want = of_group(recs.iter().map(|(e, _)| *e).collect());
-        assert_eq!(
-            of_group(got.iter().map(String::as_str).collect()),
-            want,
-            "group of k{g}"
-        );
-    }
-}
-
-fn cycling(n: usize, keys: usize) -> Vec<(String, String)> {
-    (0..n).map(|i| (format!("e{i}"), format!("k{}", i % keys))).collect()
-}
-
-#[tokio::test(start_paused = true)]
-async fn calls_over_distinct_keys_go_out_in_one_round_trip() {
-    let recs = cycling(100, 100);
-    let recs: Vec<(&str, &str)> = recs.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect();
-    let q = SlowQueue::new(FakeQueue::default());
-    let started = tokio::time::Instant::now();
-    let r = forward(&q, &target(None), &event(&recs, 10)).await.unwrap();
-    assert_eq!((r.sent, r.failed_at), (100, None));
-    assert_eq!(q.calls.lock().unwrap().1, SENDS_IN_FLIGHT, "ten calls at once");
-    assert!(
-        started.elapsed() < 2 * q.delay,
-        "one round trip, not ten: {:?}",
-        started.elapsed()
-    );
-    assert_each_group_in_stream_order(&ids(&q.q), &recs, 100);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_hot_key_waits_for_its_call_in_flight_and_failures_lose_and_reorder_nothing() {
-    // 23 keys: calls of 10, 10 and 3 keys, the next call shares groups with the first, and so on.
-    let recs = cycling(120, 23);
-    let recs: Vec<(&str, &str)> = recs.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect();
-    let q = SlowQueue::new(FakeQueue::default());
-    q.q.fail_once
-        .lock()
-        .unwrap()
-        .extend(["e5".to_string(), "e40".into(), "e41".into(), "e90".into()]);
-    let ev = event(&recs, 10);
-    let first = forward(&q, &target(None), &ev).await.unwrap();
-    assert_eq!(first.failed_at.as_deref(), Some("00006"), "e5 is the 6th record");
-    let invocations = lambda_retries(&q, &target(None), &ev).await;
-    assert_eq!(invocations, 3, "e40 and e41 fail in one call, e90 in another");
-    assert!(q.calls.lock().unwrap().1 > 1, "calls over distinct keys overlapped");
-    let got = ids(&q.q);
-    assert_each_group_in_stream_order(&got, &recs, 23);
-    assert_eq!(got.len(), recs.len(), "each record once: {got:?}");
-}
-
-#[tokio::test(start_paused = true)]
-async fn no_call_starts_after_a_failure() {
-    // Three calls over distinct keys go out together; the first fails as a whole. The calls
-    // already in flight finish, none starts after, and the batch is retried from its first record.
-    let recs = cycling(60, 60);
-    let recs: Vec<(&str, &str)> = recs.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect();
-    let q = SlowQueue::new(FakeQueue::default());
-    *q.q.fail_calls.lock().unwrap() = 1;
-    let r = forward(&q, &target(None), &event(&recs, 10)).await.unwrap();
-    assert_eq!(r.failed_at.as_deref(), Some("00001"));
-    assert_eq!(
-        q.q.calls.lock().unwrap().len(),
-        6,
-        "all six were in flight before the failure came back"
-    );
-
-    let q = SlowQueue::new(FakeQueue::default());
-    q.q.fail_once.lock().unwrap().insert("e3".into());
-    let hot = cycling(60, 5);
-    let hot: Vec<(&str, &str)> = hot.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect();
-    let r = forward(&q, &target(None), &event(&hot, 10)).await.unwrap();
-    assert_eq!(r.failed_at.as_deref(), Some("00004"));
-    // Each call of 5 keys shares them all with the next: only the failed first call was made.
-    assert_eq!(q.q.calls.lock().unwrap().len(), 1);
-    assert_eq!(ids(&q.q), ["e0", "e1", "e2", "e4"]);
-}
+mod overlap;

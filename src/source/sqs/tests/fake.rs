@@ -2,8 +2,8 @@
 //! in tokio time (pauseable). Like SQS FIFO, ReceiveMessage long-polls, hands out at most one
 //! message per group per call and nothing of a group while one of its messages is in flight; a
 //! receipt handle is valid while it is its message's latest and the message is still in flight.
-//! The script can stall an object's first fetch, fail every visibility extension, and throttle
-//! a number of receives and deletes.
+//! The script can stall an object's first fetch, fail every visibility extension, throttle
+//! a number of receives and deletes, and fix a long poll's blocked groups when it begins (moto).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,6 +61,10 @@ pub struct Broker {
     pub receive_calls: u32,
     /// How often a long poll looks for messages (100 ms when unset).
     pub poll: Option<Duration>,
+    /// Like moto: a long poll keeps the groups blocked when it began blocked to the end.
+    pub fixed_groups: bool,
+    /// Long polls begun while a group was blocked (with `fixed_groups`, blind to its release).
+    pub blind_polls: u32,
 }
 
 fn throttled(op: &str) -> Error {
@@ -72,15 +76,22 @@ impl Broker {
         m.invisible_until.is_some_and(|t| t > now)
     }
 
-    /// One message per group per call at most (SQS may hand out fewer than it could).
-    fn receive(&mut self, max: usize, visibility: u64) -> Vec<Message> {
+    /// Groups with a message in flight.
+    fn blocked(&self) -> Vec<String> {
         let now = Instant::now();
-        let blocked: Vec<String> = self
-            .queue
+        self.queue
             .iter()
             .filter(|m| self.in_flight(m, now))
             .map(|m| m.group.clone())
-            .collect();
+            .collect()
+    }
+
+    /// One message per group per call at most (SQS may hand out fewer than it could), none of a
+    /// group blocked now or in `also`.
+    fn receive(&mut self, max: usize, visibility: u64, also: &[String]) -> Vec<Message> {
+        let now = Instant::now();
+        let mut blocked = self.blocked();
+        blocked.extend_from_slice(also);
         let mut taken: Vec<String> = Vec::new();
         let mut out = Vec::new();
         for i in 0..self.queue.len() {
@@ -143,10 +154,16 @@ impl QueueApi for Fake {
                 }
             }
             let until = Instant::now() + Duration::from_secs(wait as u64);
+            let fixed = {
+                let mut b = self.0.lock().unwrap();
+                let blocked = b.blocked();
+                b.blind_polls += u32::from(wait > 0 && !blocked.is_empty());
+                if b.fixed_groups { blocked } else { Vec::new() }
+            };
             loop {
                 let (got, poll) = {
                     let mut b = self.0.lock().unwrap();
-                    (b.receive(10, visibility as u64), b.poll)
+                    (b.receive(10, visibility as u64, &fixed), b.poll)
                 };
                 if !got.is_empty() || Instant::now() >= until {
                     self.0.lock().unwrap().receive_calls += 1;

@@ -1,0 +1,129 @@
+//! From a Lambda batch's records to messages: each record is read for its key's group and written
+//! as a message part (inline, or a pointer to S3); per group, consecutive records are packed into
+//! one message, in stream order, while its body stays within [`INLINE_MAX`].
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::Target;
+use crate::error::{Error, Result};
+use crate::item::{KeyBytes, json::item_from_json};
+use crate::source::sqs::message::{self, INLINE_MAX, Offload};
+
+/// One record, read.
+pub(super) struct Rec {
+    pub seq: String,
+    event_id: String,
+    group: String,
+    /// Its part of a message body.
+    part: String,
+    /// The record JSON to store in S3 first, and where.
+    offload: Option<(Offload, Vec<u8>)>,
+}
+
+/// One message, ready to send.
+pub(super) struct Message {
+    pub group: String,
+    pub dedup: String,
+    pub body: String,
+    /// Positions in the batch of its records, ascending.
+    pub records: Vec<usize>,
+    /// Records to store in S3 before the message is sent.
+    pub offloads: Vec<(Offload, Vec<u8>)>,
+}
+
+impl Message {
+    /// The position of its first record: messages are sent in this order.
+    pub fn first(&self) -> usize {
+        self.records[0]
+    }
+}
+
+/// Packs `recs` (in stream order) into messages ordered by their first record. A group's
+/// messages hold its records in stream order, one after another.
+pub(super) fn pack(table: &str, recs: Vec<Rec>) -> Vec<Message> {
+    let overhead = message::envelope_overhead(table);
+    let mut open: HashMap<String, usize> = HashMap::new();
+    // (message, its parts, its event ids, body bytes so far)
+    let mut building: Vec<(Message, Vec<String>, Vec<String>, usize)> = Vec::new();
+    for (i, r) in recs.into_iter().enumerate() {
+        let fits = open
+            .get(&r.group)
+            .is_some_and(|&m| building[m].3 + 1 + r.part.len() <= INLINE_MAX);
+        if !fits {
+            open.insert(r.group.clone(), building.len());
+            let m = Message {
+                group: r.group.clone(),
+                dedup: String::new(),
+                body: String::new(),
+                records: Vec::new(),
+                offloads: Vec::new(),
+            };
+            building.push((m, Vec::new(), Vec::new(), overhead - 1));
+        }
+        let (m, parts, ids, bytes) = &mut building[open[&r.group]];
+        *bytes += 1 + r.part.len();
+        m.records.push(i);
+        m.offloads.extend(r.offload);
+        parts.push(r.part);
+        ids.push(r.event_id);
+    }
+    building
+        .into_iter()
+        .map(|(mut m, parts, ids, _)| {
+            m.body = message::body(table, &parts);
+            m.dedup = message::dedup_id(ids.iter().map(String::as_str));
+            m
+        })
+        .collect()
+}
+
+/// Reads one record of the Lambda event.
+pub(super) fn record(target: &Target, record: &Value) -> Result<Rec> {
+    let text = |v: Option<&Value>, what: &str| {
+        v.and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| Error::fatal(format!("no {what}")))
+    };
+    let event_id = text(record.get("eventID"), "eventID")?;
+    let d = record
+        .get("dynamodb")
+        .ok_or_else(|| Error::fatal("no dynamodb section"))?;
+    let seq = text(d.get("SequenceNumber"), "dynamodb.SequenceNumber")?;
+    let keys = item_from_json(d.get("Keys").unwrap_or(&Value::Null))
+        .map_err(|e| Error::fatal(format!("record {seq}: unreadable Keys: {e}")))?;
+    // The key schema is not in the event; any fixed order gives one identity per key.
+    let mut names: Vec<String> = keys.keys().cloned().collect();
+    names.sort();
+    let key = KeyBytes::of(&names, &keys)
+        .filter(|_| !names.is_empty())
+        .ok_or_else(|| Error::fatal(format!("record {seq}: Keys hold no scalar key attributes")))?;
+    let group = message::group_id(&target.table, &key, target.groups);
+    let part = message::inline_part(record);
+    let room = INLINE_MAX - message::envelope_overhead(&target.table);
+    let (part, offload) = if part.len() <= room {
+        (part, None)
+    } else {
+        let bucket = target.offload_bucket.clone().ok_or_else(|| {
+            Error::fatal(format!(
+                "record {seq} is {} bytes, over the {INLINE_MAX}-byte message limit, and no offload bucket is \
+                 set (FERRY_OFFLOAD_BUCKET)",
+                part.len()
+            ))
+        })?;
+        let off = Offload {
+            bucket,
+            key: message::offload_key(&target.table, &event_id),
+        };
+        let pointer = message::pointer_part(&off, &seq);
+        (pointer, Some((off, record.to_string().into_bytes())))
+    };
+    Ok(Rec {
+        seq,
+        event_id,
+        group,
+        part,
+        offload,
+    })
+}

@@ -40,41 +40,52 @@ impl Message {
     }
 }
 
+/// A message being packed.
+struct Open {
+    message: Message,
+    parts: Vec<String>,
+    event_ids: Vec<String>,
+    /// Its body's length so far.
+    bytes: usize,
+}
+
 /// Packs `recs` (in stream order) into messages ordered by their first record. A group's
 /// messages hold its records in stream order, one after another.
 pub(super) fn pack(table: &str, recs: Vec<Rec>) -> Vec<Message> {
-    let overhead = message::envelope_overhead(table);
-    let mut open: HashMap<String, usize> = HashMap::new();
-    // (message, its parts, its event ids, body bytes so far)
-    let mut building: Vec<(Message, Vec<String>, Vec<String>, usize)> = Vec::new();
+    let empty = message::envelope_overhead(table);
+    // Each group's message being filled, by its index in `open`.
+    let mut filling: HashMap<String, usize> = HashMap::new();
+    let mut open: Vec<Open> = Vec::new();
     for (i, r) in recs.into_iter().enumerate() {
-        let fits = open
-            .get(&r.group)
-            .is_some_and(|&m| building[m].3 + 1 + r.part.len() <= INLINE_MAX);
-        if !fits {
-            open.insert(r.group.clone(), building.len());
-            let m = Message {
-                group: r.group.clone(),
-                dedup: String::new(),
-                body: String::new(),
-                records: Vec::new(),
-                offloads: Vec::new(),
-            };
-            building.push((m, Vec::new(), Vec::new(), overhead - 1));
+        // A part after the first adds a comma.
+        let fits = |o: &Open| o.bytes + usize::from(!o.parts.is_empty()) + r.part.len() <= INLINE_MAX;
+        if !filling.get(&r.group).is_some_and(|&m| fits(&open[m])) {
+            filling.insert(r.group.clone(), open.len());
+            open.push(Open {
+                message: Message {
+                    group: r.group.clone(),
+                    dedup: String::new(),
+                    body: String::new(),
+                    records: Vec::new(),
+                    offloads: Vec::new(),
+                },
+                parts: Vec::new(),
+                event_ids: Vec::new(),
+                bytes: empty,
+            });
         }
-        let (m, parts, ids, bytes) = &mut building[open[&r.group]];
-        *bytes += 1 + r.part.len();
-        m.records.push(i);
-        m.offloads.extend(r.offload);
-        parts.push(r.part);
-        ids.push(r.event_id);
+        let o = &mut open[filling[&r.group]];
+        o.bytes += usize::from(!o.parts.is_empty()) + r.part.len();
+        o.message.records.push(i);
+        o.message.offloads.extend(r.offload);
+        o.parts.push(r.part);
+        o.event_ids.push(r.event_id);
     }
-    building
-        .into_iter()
-        .map(|(mut m, parts, ids, _)| {
-            m.body = message::body(table, &parts);
-            m.dedup = message::dedup_id(ids.iter().map(String::as_str));
-            m
+    open.into_iter()
+        .map(|o| Message {
+            body: message::body(table, &o.parts),
+            dedup: message::dedup_id(o.event_ids.iter().map(String::as_str)),
+            ..o.message
         })
         .collect()
 }

@@ -41,8 +41,10 @@ impl Message {
 }
 
 /// A message being packed.
+#[derive(Default)]
 struct Open {
-    message: Message,
+    records: Vec<usize>,
+    offloads: Vec<(Offload, Vec<u8>)>,
     parts: Vec<String>,
     event_ids: Vec<String>,
     /// Its body's length so far.
@@ -55,37 +57,36 @@ pub(super) fn pack(table: &str, recs: Vec<Rec>) -> Vec<Message> {
     let empty = message::envelope_overhead(table);
     // Each group's message being filled, by its index in `open`.
     let mut filling: HashMap<String, usize> = HashMap::new();
-    let mut open: Vec<Open> = Vec::new();
+    let mut open: Vec<(String, Open)> = Vec::new();
     for (i, r) in recs.into_iter().enumerate() {
         // A part after the first adds a comma.
-        let fits = |o: &Open| o.bytes + usize::from(!o.parts.is_empty()) + r.part.len() <= INLINE_MAX;
-        if !filling.get(&r.group).is_some_and(|&m| fits(&open[m])) {
-            filling.insert(r.group.clone(), open.len());
-            open.push(Open {
-                message: Message {
-                    group: r.group.clone(),
-                    dedup: String::new(),
-                    body: String::new(),
-                    records: Vec::new(),
-                    offloads: Vec::new(),
-                },
-                parts: Vec::new(),
-                event_ids: Vec::new(),
-                bytes: empty,
-            });
-        }
-        let o = &mut open[filling[&r.group]];
-        o.bytes += usize::from(!o.parts.is_empty()) + r.part.len();
-        o.message.records.push(i);
-        o.message.offloads.extend(r.offload);
+        let adds = |o: &Open| usize::from(!o.parts.is_empty()) + r.part.len();
+        let at = match filling.get(&r.group) {
+            Some(&m) if open[m].1.bytes + adds(&open[m].1) <= INLINE_MAX => m,
+            _ => {
+                filling.insert(r.group.clone(), open.len());
+                let fresh = Open {
+                    bytes: empty,
+                    ..Open::default()
+                };
+                open.push((r.group, fresh));
+                open.len() - 1
+            }
+        };
+        let o = &mut open[at].1;
+        o.bytes += adds(o);
+        o.records.push(i);
+        o.offloads.extend(r.offload);
         o.parts.push(r.part);
         o.event_ids.push(r.event_id);
     }
     open.into_iter()
-        .map(|o| Message {
+        .map(|(group, o)| Message {
+            group,
             body: message::body(table, &o.parts),
             dedup: message::dedup_id(o.event_ids.iter().map(String::as_str)),
-            ..o.message
+            records: o.records,
+            offloads: o.offloads,
         })
         .collect()
 }

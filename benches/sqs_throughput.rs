@@ -1,25 +1,32 @@
 //! A measurement, not a check: the same changes through the stream path and through the SQS
 //! change buffer, in one run. N uniform changes (~1 KB items) are written to a source table; then
-//! `ferry sync` replays them from the stream into one destination, and, into another, the
-//! forwarder (fed the same stream records in Lambda batches of 100, as a stream trigger would)
-//! fills a moto FIFO queue while `ferry sync` with `change_source = "sqs"` drains it. The forwarder
-//! runs at most `FERRY_SQS_DEPTH` records ahead of ferry's applied count, as a live forwarder
-//! does beside a running ferry: moto's FIFO queue does work in proportion to its depth on every
-//! call. Prints both rates, their ratio, and each process's CPU per 100k changes.
+//! `ferry sync` replays them from the stream into one destination, and from a moto FIFO queue into
+//! two others, the queue filled by the forwarder as its template deploys it (the stream trigger's
+//! batches of up to 1,000 records, `SENDS_IN_FLIGHT` calls in flight), fed the same stream records:
+//! - **drain**: the forwarder queues all N first, then ferry drains the backlog (the buffer's use:
+//!   ferry was away past the stream's 24 hours, the forwarder was not);
+//! - **live**: the forwarder runs beside ferry, at most `FERRY_SQS_DEPTH` records ahead of ferry's
+//!   applied count, as it does when ferry keeps up.
+//!
+//! moto's FIFO queue does work in proportion to its depth on every call (each message sent
+//! recounts the queue several times), so a deep backlog measures moto: with Lambda's default
+//! batches of 100 the drain queues ten times the messages. Prints the rates, the ratios, and
+//! each process's CPU per 100k changes.
 //!
 //!   cargo bench --bench sqs_throughput                                       # N = 20,000
 //!   FERRY_SQS_MEASURE_N=5000 FERRY_SQS_DEPTH=500 cargo bench --bench sqs_throughput
-//!   FERRY_SQS_SENDS=10 cargo bench --bench sqs_throughput    # the forwarder's default calls in flight
-//!   FERRY_BENCH_LOGS=/tmp cargo bench --bench sqs_throughput   # keeps ferry-stream.log, ferry-sqs.log
+//!   FERRY_SQS_SENDS=1 cargo bench --bench sqs_throughput     # one SendMessageBatch at a time
+//!   FERRY_BENCH_LOGS=/tmp cargo bench --bench sqs_throughput   # keeps each ferry's log
 //!   FERRY_SQS_GROUPS=10 cargo bench --bench sqs_throughput   # key buckets (message groups), 5 by default
-//!   FERRY_SQS_LAMBDA_BATCH=1000 cargo bench --bench sqs_throughput   # the trigger's BatchSize, 100 by default
+//!   FERRY_SQS_LAMBDA_BATCH=100 cargo bench --bench sqs_throughput   # the trigger's BatchSize (Lambda's default)
+//!   FERRY_SQS_QUEUE_KIB=256 cargo bench --bench sqs_throughput   # the queue's MaximumMessageSize (1 MiB by default)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::StreamViewType;
-use ferry::source::sqs::forwarder::{Entry, SdkSender, Sender, Target};
+use ferry::source::sqs::forwarder::{Entry, SENDS_IN_FLIGHT, SdkSender, Sender, Target, queue_message_max};
 use ferry::source::sqs::message::GROUPS;
 use ferry_rig::bench::cpu::{Meter, Split};
 use ferry_rig::bench::{self, Mix, TABLE};
@@ -31,7 +38,8 @@ use ferry_rig::{Account, DynamoLocal};
 use tokio_util::sync::CancellationToken;
 
 const SOURCE_WRITERS: usize = 16;
-const LAMBDA_BATCH: usize = 100;
+/// The forwarder template's `BatchSize` (deploy/aws/forwarder.yaml).
+const LAMBDA_BATCH: usize = 1000;
 
 /// What one path measured.
 struct PathRun {
@@ -65,11 +73,15 @@ async fn main() {
     );
     let stream = stream_path(ddb, moto, &sa, n as u64, &keys).await;
     report("stream", n, &stream);
-    let sqs = sqs_path(ddb, moto, &sa, n as u64, depth, &keys).await;
-    report("SQS", n, &sqs);
+    let drained = sqs_drain(ddb, moto, &sa, n as u64, &keys).await;
+    report("SQS (drain)", n, &drained);
+    let live = sqs_live(ddb, moto, &sa, n as u64, depth, &keys).await;
+    report("SQS (live)", n, &live);
     eprintln!(
-        "[sqs] SQS path / stream path, same {n} changes: {:.2} (forwarder at most {depth} records ahead)",
-        stream.secs / sqs.secs
+        "[sqs] SQS path / stream path, same {n} changes: {:.2} draining a queued backlog; {:.2} beside a live \
+         forwarder (at most {depth} records ahead)",
+        stream.secs / drained.secs,
+        stream.secs / live.secs
     );
 }
 
@@ -95,7 +107,75 @@ async fn stream_path(ddb: &DynamoLocal, moto: &Moto, sa: &Account, n: u64, keys:
     run.finish(ddb, sa, keys, cpu, secs).await
 }
 
-async fn sqs_path(
+/// A fresh FIFO queue and the `ferry sync` tables that drain it.
+async fn sqs_queue(moto: &Moto, name: &str) -> (String, String) {
+    let max_message = std::env::var("FERRY_SQS_QUEUE_KIB")
+        .ok()
+        .map(|k| k.parse::<u32>().expect("KiB") * 1024);
+    let queue_url = moto
+        .fifo_queue_sized(&format!("{name}{}", std::process::id()), 30, max_message)
+        .await;
+    let tables = format!(
+        "[source.endpoints]\nsqs = \"{m}\"\n\n[[table]]\nsource = \"{TABLE}\"\nsnapshot = \"none\"\n\
+         replay_overlap_seconds = 3600\nchange_source = \"sqs\"\nqueue_url = \"{queue_url}\"\n\
+         queue_visibility_timeout_seconds = 30\n",
+        m = moto.endpoint
+    );
+    (queue_url, tables)
+}
+
+/// The forwarder's moto queue, fed by [`pump`] from the source's stream until `stop`.
+async fn start_pump(
+    ddb: &DynamoLocal,
+    sa: &Account,
+    arn: String,
+    queue_url: String,
+    sender: Arc<Gated>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<ferry_rig::pump::Pumped> {
+    let target = Target {
+        message_max: queue_message_max(&sender.inner.sqs, &queue_url).await,
+        queue_url,
+        offload_bucket: None,
+        table: TABLE.into(),
+        sends_in_flight: bench::env_num("FERRY_SQS_SENDS", SENDS_IN_FLIGHT),
+        groups: bench::env_num("FERRY_SQS_GROUPS", GROUPS as usize) as u32,
+    };
+    let streams = ddb.streams_client(sa);
+    let batch = bench::env_num("FERRY_SQS_LAMBDA_BATCH", LAMBDA_BATCH);
+    tokio::spawn(async move { pump(&streams, &arn, &*sender, &target, batch, stop).await.unwrap() })
+}
+
+/// The SQS buffer's use: a backlog already queued (the forwarder ran beside the source's writes,
+/// ferry was away). The forwarder queues all `n` changes first, then ferry drains the queue.
+async fn sqs_drain(ddb: &DynamoLocal, moto: &Moto, sa: &Account, n: u64, keys: &[ferry::item::Item]) -> PathRun {
+    let (queue_url, tables) = sqs_queue(moto, "drain").await;
+    let sender = Gated::new(moto, u64::MAX);
+    let stop = CancellationToken::new();
+    let arn = bench::stream_arn(&ddb.client(sa), TABLE).await.unwrap();
+    let started = Instant::now();
+    let pumping = start_pump(ddb, sa, arn, queue_url, sender.clone(), stop.clone()).await;
+    while sender.sent.load(Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let queued = started.elapsed().as_secs_f64();
+    stop.cancel();
+    let pumped = pumping.await.unwrap();
+    eprintln!(
+        "[sqs] drain: {} ({:.0} records/s)",
+        sender.describe(&pumped, queued),
+        n as f64 / queued
+    );
+    let mut run = Run::start(ddb, sa, &tables, "sqs-drain").await;
+    let cpu = meter(ddb, moto, &run);
+    let started = Instant::now();
+    let secs = run.wait(n, started).await;
+    run.finish(ddb, sa, keys, cpu, secs).await
+}
+
+/// A live forwarder beside a running ferry: the forwarder runs at most `depth` records ahead of
+/// ferry's applied count.
+async fn sqs_live(
     ddb: &DynamoLocal,
     moto: &Moto,
     sa: &Account,
@@ -103,50 +183,20 @@ async fn sqs_path(
     depth: u64,
     keys: &[ferry::item::Item],
 ) -> PathRun {
-    let queue_url = moto.fifo_queue(&format!("same{}", std::process::id()), 30).await;
-    let tables = format!(
-        "[source.endpoints]\nsqs = \"{m}\"\n\n[[table]]\nsource = \"{TABLE}\"\nsnapshot = \"none\"\n\
-         replay_overlap_seconds = 3600\nchange_source = \"sqs\"\nqueue_url = \"{queue_url}\"\n\
-         queue_visibility_timeout_seconds = 30\n",
-        m = moto.endpoint
-    );
-    let mut run = Run::start(ddb, sa, &tables, "sqs").await;
-    let sender = Arc::new(Gated {
-        inner: SdkSender {
-            sqs: moto.sqs_client(),
-            s3: moto.s3_client(),
-        },
-        sent: AtomicU64::new(0),
-        applied: AtomicU64::new(0),
-        depth,
-        gated_us: AtomicU64::new(0),
-        sending_us: AtomicU64::new(0),
-    });
+    let (queue_url, tables) = sqs_queue(moto, "live").await;
+    let mut run = Run::start(ddb, sa, &tables, "sqs-live").await;
+    let sender = Gated::new(moto, depth);
     let stop = CancellationToken::new();
     let watcher = tokio::spawn(watch_applied(run.addr.clone(), sender.clone(), stop.clone()));
-    let target = Target {
-        queue_url,
-        offload_bucket: None,
-        table: TABLE.into(),
-        // moto's FIFO queue collapses under concurrent SendMessageBatch calls (2026-12-07, N =
-        // 5,000: 9-15 changes/s with 10 in flight against 215 with one): one at a time here.
-        sends_in_flight: bench::env_num("FERRY_SQS_SENDS", 1),
-        groups: bench::env_num("FERRY_SQS_GROUPS", GROUPS as usize) as u32,
-    };
-    let (streams, arn) = (
-        ddb.streams_client(sa),
-        bench::stream_arn(&ddb.client(sa), TABLE).await.unwrap(),
-    );
+    let arn = bench::stream_arn(&ddb.client(sa), TABLE).await.unwrap();
     let cpu = meter(ddb, moto, &run);
     let started = Instant::now();
-    let (pump_stop, pumper) = (stop.clone(), sender.clone());
-    let batch = bench::env_num("FERRY_SQS_LAMBDA_BATCH", LAMBDA_BATCH);
-    let pumping = tokio::spawn(async move { pump(&streams, &arn, &*pumper, &target, batch, pump_stop).await });
+    let pumping = start_pump(ddb, sa, arn, queue_url, sender.clone(), stop.clone()).await;
     let secs = run.wait(n, started).await;
     stop.cancel();
-    let pumped = pumping.await.unwrap().unwrap();
+    let pumped = pumping.await.unwrap();
     watcher.await.unwrap();
-    eprintln!("[sqs] {}", sender.describe(&pumped, secs));
+    eprintln!("[sqs] live: {}", sender.describe(&pumped, secs));
     run.finish(ddb, sa, keys, cpu, secs).await
 }
 
@@ -174,17 +224,33 @@ struct Gated {
 }
 
 impl Gated {
+    fn new(moto: &Moto, depth: u64) -> Arc<Gated> {
+        Arc::new(Gated {
+            inner: SdkSender {
+                sqs: moto.sqs_client(),
+                s3: moto.s3_client(),
+            },
+            sent: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            depth,
+            gated_us: AtomicU64::new(0),
+            sending_us: AtomicU64::new(0),
+        })
+    }
+
     fn describe(&self, pumped: &ferry_rig::pump::Pumped, secs: f64) -> String {
         let s = |us: &AtomicU64| us.load(Relaxed) as f64 / 1e6;
+        let held = match self.depth {
+            u64::MAX => String::new(),
+            d => format!(", {:.1} s held because ferry was {d} records behind", s(&self.gated_us)),
+        };
         format!(
             "the forwarder sent {} records in {} invocations ({} retried) over {secs:.1} s: {:.1} s in \
-             SendMessageBatch calls, {:.1} s held because ferry was {} records behind",
+             SendMessageBatch calls{held}",
             pumped.records,
             pumped.invocations,
             pumped.partial_failures,
             s(&self.sending_us),
-            s(&self.gated_us),
-            self.depth
         )
     }
 }

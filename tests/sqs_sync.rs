@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue as Av, StreamViewType};
-use ferry::source::sqs::forwarder::{Entry, SdkSender, Sender, Target};
+use ferry::source::sqs::forwarder::{Entry, SdkSender, Sender, Target, queue_message_max};
 use ferry_rig::data::{big_item, create_table, load, rich_item};
 use ferry_rig::ferry_bin;
 use ferry_rig::moto::Moto;
@@ -38,6 +38,11 @@ struct Rig {
 /// A source "Orders" (NEW_AND_OLD_IMAGES) with `items` rich items, a fresh FIFO queue and bucket in
 /// moto, and a ferry folder whose table reads the queue.
 async fn setup(name: &str, items: i64, receivers: u32, extra_toml: &str) -> Rig {
+    setup_sized(name, items, receivers, extra_toml, None).await
+}
+
+/// [`setup`] with a queue whose messages take at most `max_message_bytes`.
+async fn setup_sized(name: &str, items: i64, receivers: u32, extra_toml: &str, max_message_bytes: Option<u32>) -> Rig {
     let ddb = DynamoLocal::shared();
     let moto = Moto::shared();
     let (sa, da) = (Account::fresh("src"), Account::fresh("dst"));
@@ -49,7 +54,9 @@ async fn setup(name: &str, items: i64, receivers: u32, extra_toml: &str) -> Rig 
         .map(|i| rich_item(&format!("seed-{}", i % 97), i, &mut rng))
         .collect();
     load(&src, "Orders", seed).await;
-    let queue_url = moto.fifo_queue(&format!("{name}{}", std::process::id()), 3).await;
+    let queue_url = moto
+        .fifo_queue_sized(&format!("{name}{}", std::process::id()), 3, max_message_bytes)
+        .await;
     let bucket = format!("offload-{name}-{}", std::process::id()).to_lowercase();
     moto.bucket(&bucket).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -59,21 +66,25 @@ async fn setup(name: &str, items: i64, receivers: u32, extra_toml: &str) -> Rig 
         m = moto.endpoint
     );
     let ferry = FerryDir::new(&ferry_bin!(), dir.path(), ddb, &sa, &da, &tables);
+    let sender = SdkSender {
+        sqs: moto.sqs_client(),
+        s3: moto.s3_client(),
+    };
+    // As the Lambda does at a cold start.
+    let message_max = queue_message_max(&sender.sqs, &queue_url).await;
     Rig {
         src,
         dst,
         streams: ddb.streams_client(&sa),
         stream_arn: desc.latest_stream_arn.expect("stream"),
-        sender: SdkSender {
-            sqs: moto.sqs_client(),
-            s3: moto.s3_client(),
-        },
+        sender,
         target: Target {
             queue_url,
+            message_max,
             offload_bucket: Some(bucket),
             table: "Orders".into(),
-            // moto's FIFO queue slows to a crawl under concurrent SendMessageBatch calls (see
-            // benches/sqs_throughput.rs); the calls' overlap is tested against a fake queue.
+            // One call at a time, so the failed sends come in a repeatable order; the calls'
+            // overlap is tested against a fake queue (`source::sqs::forwarder::tests::overlap`).
             sends_in_flight: 1,
             groups: ferry::source::sqs::message::GROUPS,
         },
@@ -198,9 +209,26 @@ async fn sqs_buffer_converges_under_a_random_workload_with_kill_9_restarts_and_f
     assert!(child.wait().unwrap().success(), "{}", rig.ferry.logs());
 }
 
+#[tokio::test]
+async fn the_forwarder_reads_the_queues_message_size() {
+    let moto = Moto::shared();
+    let sqs = moto.sqs_client();
+    let id = std::process::id();
+    let default = moto.fifo_queue(&format!("size{id}"), 30).await;
+    let small = moto.fifo_queue_sized(&format!("small{id}"), 30, Some(64 * 1024)).await;
+    assert_eq!(queue_message_max(&sqs, &default).await, 1024 * 1024);
+    assert_eq!(queue_message_max(&sqs, &small).await, 64 * 1024);
+    // Unreadable (here: no such queue): the 256 KiB every queue took before 2025.
+    let gone = default.replace(&format!("size{id}"), &format!("gone{id}"));
+    assert_eq!(queue_message_max(&sqs, &gone).await, 256 * 1024);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_oversize_record_goes_through_s3_and_arrives_intact() {
-    let rig = setup("big", 50, 4, "snapshot = \"none\"\n").await;
+    // A queue of 256 KiB messages (the default before 2025), read by the forwarder as its limit:
+    // a ~390 KB item's records do not fit a message (on a 1 MiB queue they would).
+    let rig = setup_sized("big", 50, 4, "snapshot = \"none\"\n", Some(256 * 1024)).await;
+    assert_eq!(rig.target.message_max, 256 * 1024);
     let pump_stop = CancellationToken::new();
     let pumping = start_pump(&rig, rig.sender.clone(), pump_stop.clone());
     let mut child = rig.ferry.spawn_sync(&[]);

@@ -8,7 +8,7 @@
 //!
 //! Ordering argument. A group's messages hold its records one after another, in stream order.
 //! Messages are cut, in the order of their first record, into SendMessageBatch calls of at most
-//! 10 messages and [`BATCH_MAX`] bytes, and **one call never holds two messages of the same
+//! 10 messages and the queue's message size in bytes, and **one call never holds two messages of the same
 //! group**. Up to [`SENDS_IN_FLIGHT`] calls are in flight at once, started in order, and **calls
 //! in flight never share a group**: a call waits while an earlier one holding any of its groups is
 //! unanswered. So a group's messages are enqueued one after another, in stream order. Once a call
@@ -36,7 +36,7 @@ use futures::stream::FuturesUnordered;
 
 use serde_json::Value;
 
-use super::message::{BATCH_ENTRIES, BATCH_MAX};
+use super::message::{BATCH_ENTRIES, body_max};
 use crate::error::{Error, Result};
 use crate::retry::{Policy, Retrier};
 
@@ -44,7 +44,7 @@ mod pack;
 mod sdk;
 
 use pack::Message;
-pub use sdk::{SdkSender, from_env};
+pub use sdk::{SdkSender, from_env, queue_message_max};
 
 /// One SendMessageBatch entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +80,9 @@ pub struct Target {
     pub table: String,
     /// SendMessageBatch calls in flight at once ([`SENDS_IN_FLIGHT`] unless set).
     pub sends_in_flight: usize,
+    /// The queue's `MaximumMessageSize` in bytes ([`queue_message_max`]): a message body stays
+    /// within [`body_max`] of it, and one call's bodies within it.
+    pub message_max: usize,
     /// Key buckets, one message group each ([`super::message::GROUPS`]; the group ids name the count,
     /// so another count never shares a group with it).
     pub groups: u32,
@@ -122,7 +125,7 @@ pub async fn forward<S: Sender>(sender: &S, target: &Target, event: &Value) -> R
         .map(|(i, r)| pack::record(target, r).map_err(|e| e.context(format!("stream event record #{i}"))))
         .collect::<Result<Vec<_>>>()?;
     let seqs: Vec<String> = recs.iter().map(|r| r.seq.clone()).collect();
-    let out = pack::pack(&target.table, recs);
+    let out = pack::pack(&target.table, recs, body_max(target.message_max));
     let (mut done, failed) = send_all(sender, target, &out).await;
     done.failed_at = failed.map(|i| seqs[i].clone());
     Ok(done)
@@ -143,7 +146,7 @@ async fn send_all<S: Sender>(sender: &S, target: &Target, out: &[Message]) -> (F
     let mut start = 0;
     loop {
         while failed.is_none() && start < out.len() && running.len() < target.sends_in_flight.max(1) {
-            let end = batch_end(out, start);
+            let end = batch_end(out, start, target.message_max);
             let batch = &out[start..end];
             if batch.iter().any(|m| busy.contains(m.group.as_str())) {
                 break;
@@ -232,16 +235,16 @@ async fn send<S: Sender>(sender: &S, target: &Target, messages: &[Message]) -> V
     }
 }
 
-/// End (exclusive) of the call starting at `start`: at most 10 messages and [`BATCH_MAX`] bytes,
-/// and never two messages of one group.
-fn batch_end(out: &[Message], start: usize) -> usize {
+/// End (exclusive) of the call starting at `start`: at most 10 messages and `max` bytes, and never
+/// two messages of one group.
+fn batch_end(out: &[Message], start: usize, max: usize) -> usize {
     let mut bytes = 0;
     let mut groups: Vec<&str> = Vec::with_capacity(BATCH_ENTRIES);
     let mut end = start;
     while end < out.len() && end - start < BATCH_ENTRIES {
         let m = &out[end];
         let size = m.body.len() + m.group.len() + m.dedup.len();
-        if groups.contains(&m.group.as_str()) || (end > start && bytes + size > BATCH_MAX) {
+        if groups.contains(&m.group.as_str()) || (end > start && bytes + size > max) {
             break;
         }
         bytes += size;

@@ -21,10 +21,19 @@ use sha2::{Digest, Sha256};
 
 use crate::item::KeyBytes;
 
-/// Bodies above this go to S3 (SQS takes at most 256 KiB per message, attributes included).
-pub const INLINE_MAX: usize = 240 * 1024;
-/// SendMessageBatch takes at most 256 KiB of payload in all.
-pub const BATCH_MAX: usize = 256 * 1024;
+/// The largest message SQS takes, and the most one SendMessageBatch carries: 1 MiB since AWS raised
+/// both from 256 KiB (2025). A queue's `MaximumMessageSize` may hold its messages lower.
+pub const SQS_MESSAGE_MAX: usize = 1024 * 1024;
+/// What the forwarder assumes of a queue whose `MaximumMessageSize` it cannot read: the limit
+/// before 2025, and the default of queues created then.
+pub const FALLBACK_MESSAGE_MAX: usize = 256 * 1024;
+
+/// Room for a message body on a queue taking messages of `queue_max` bytes: a sixteenth is kept
+/// back for what SQS counts besides the body (240 KiB of 256 KiB, 960 KiB of 1 MiB). A record
+/// larger than that goes to S3 and the message carries a pointer.
+pub fn body_max(queue_max: usize) -> usize {
+    queue_max - queue_max / 16
+}
 /// SendMessageBatch takes at most 10 entries.
 pub const BATCH_ENTRIES: usize = 10;
 
@@ -37,12 +46,12 @@ pub struct Offload {
 
 /// The format the forwarder writes.
 pub const FORMAT: u32 = 2;
-/// Key buckets, each one message group. A Lambda batch of 100 records over distinct keys is five
-/// messages of about twenty records, one SendMessageBatch. The consumer holds at most one
-/// receive's worth of each group at a time (SQS hands out up to 10 of a group's messages in one
-/// call): five groups are up to ~1,000 records in flight per round trip. Fewer, fuller messages
-/// cost fewer calls per record (moto, 2026-12-07, N = 10,000: 3 groups 0.42 of the stream path,
-/// 5 groups 0.39, 10 groups 0.10, 20 groups 0.16).
+/// Key buckets, each one message group. A Lambda batch of 1,000 records over distinct keys (the
+/// template's) is five messages of about 200 records. The consumer holds at most one receive's
+/// worth of each group at a time (SQS hands out up to 10 of a group's messages in one call, and
+/// none while they are in flight). Fewer, fuller messages cost fewer calls per record (moto,
+/// 2026-12-07, N = 10,000, batches of 100: 3 groups 0.42 of the stream path, 5 groups 0.39, 10
+/// groups 0.10, 20 groups 0.16).
 pub const GROUPS: u32 = 5;
 
 /// A message body as the consumer reads it (the records stay unparsed until they are needed).

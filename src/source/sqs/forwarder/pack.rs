@@ -1,6 +1,7 @@
 //! From a Lambda batch's records to messages: each record is read for its key's group and written
 //! as a message part (inline, or a pointer to S3); per group, consecutive records are packed into
-//! one message, in stream order, while its body stays within [`INLINE_MAX`].
+//! one message, in stream order, while its body stays within [`body_max`] of the queue's message
+//! size.
 
 use std::collections::HashMap;
 
@@ -9,7 +10,7 @@ use serde_json::Value;
 use super::Target;
 use crate::error::{Error, Result};
 use crate::item::{KeyBytes, json::item_from_json};
-use crate::source::sqs::message::{self, INLINE_MAX, Offload};
+use crate::source::sqs::message::{self, Offload, body_max};
 
 /// One record, read.
 pub(super) struct Rec {
@@ -51,9 +52,9 @@ struct Open {
     bytes: usize,
 }
 
-/// Packs `recs` (in stream order) into messages ordered by their first record. A group's
-/// messages hold its records in stream order, one after another.
-pub(super) fn pack(table: &str, recs: Vec<Rec>) -> Vec<Message> {
+/// Packs `recs` (in stream order) into messages of at most `max` bytes, ordered by their first
+/// record. A group's messages hold its records in stream order, one after another.
+pub(super) fn pack(table: &str, recs: Vec<Rec>, max: usize) -> Vec<Message> {
     let empty = message::envelope_overhead(table);
     // Each group's message being filled, by its index in `open`.
     let mut filling: HashMap<String, usize> = HashMap::new();
@@ -62,7 +63,7 @@ pub(super) fn pack(table: &str, recs: Vec<Rec>) -> Vec<Message> {
         // A part after the first adds a comma.
         let adds = |o: &Open| usize::from(!o.parts.is_empty()) + r.part.len();
         let at = match filling.get(&r.group) {
-            Some(&m) if open[m].1.bytes + adds(&open[m].1) <= INLINE_MAX => m,
+            Some(&m) if open[m].1.bytes + adds(&open[m].1) <= max => m,
             _ => {
                 filling.insert(r.group.clone(), open.len());
                 let fresh = Open {
@@ -113,14 +114,15 @@ pub(super) fn record(target: &Target, record: &Value) -> Result<Rec> {
         .ok_or_else(|| Error::fatal(format!("record {seq}: Keys hold no scalar key attributes")))?;
     let group = message::group_id(&target.table, &key, target.groups);
     let part = message::inline_part(record);
-    let room = INLINE_MAX - message::envelope_overhead(&target.table);
+    let max = body_max(target.message_max);
+    let room = max - message::envelope_overhead(&target.table);
     let (part, offload) = if part.len() <= room {
         (part, None)
     } else {
         let bucket = target.offload_bucket.clone().ok_or_else(|| {
             Error::fatal(format!(
-                "record {seq} is {} bytes, over the {INLINE_MAX}-byte message limit, and no offload bucket is \
-                 set (FERRY_OFFLOAD_BUCKET)",
+                "record {seq} is {} bytes, over the queue's {max}-byte room for a message, and no offload \
+                 bucket is set (FERRY_OFFLOAD_BUCKET)",
                 part.len()
             ))
         })?;

@@ -1,9 +1,12 @@
 //! The forwarder's AWS side: its configuration from the Lambda's environment, and the SQS and S3
 //! clients behind [`Sender`].
 
+use aws_sdk_sqs::types::QueueAttributeName;
+
 use super::{Entry, SENDS_IN_FLIGHT, Sender, Target};
 use crate::error::{Error, Result};
-use crate::source::sqs::message::GROUPS;
+use crate::retry::{Policy, Retrier};
+use crate::source::sqs::message::{FALLBACK_MESSAGE_MAX, GROUPS, SQS_MESSAGE_MAX};
 
 /// The Lambda's configuration from its environment: `FERRY_QUEUE_URL`, `FERRY_TABLE`, and
 /// optionally `FERRY_OFFLOAD_BUCKET`, `FERRY_SENDS_IN_FLIGHT` (1 sends one call at a time, for a
@@ -25,7 +28,9 @@ pub async fn from_env() -> Result<(SdkSender, Target)> {
         sqs: aws_sdk_sqs::Client::new(&conf),
         s3: aws_sdk_s3::Client::from_conf(s3),
     };
+    let message_max = queue_message_max(&sender.sqs, &queue_url).await;
     let target = Target {
+        message_max,
         queue_url,
         offload_bucket: var("FERRY_OFFLOAD_BUCKET"),
         table,
@@ -40,6 +45,37 @@ pub async fn from_env() -> Result<(SdkSender, Target)> {
         groups: GROUPS,
     };
     Ok((sender, target))
+}
+
+/// The queue's `MaximumMessageSize` (GetQueueAttributes, once per cold start), at most SQS's
+/// 1 MiB. Packing to it, rather than to the 256 KiB of queues made before 2025, makes a queue of
+/// the larger size take a quarter of the messages and calls, and carry items of up to 400 KB
+/// (both images) inline rather than through S3. If it cannot be read (a role without
+/// `sqs:GetQueueAttributes`, a failing call), 256 KiB, with a warning.
+pub async fn queue_message_max(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
+    let read = Retrier::new(Policy::STARTUP, "GetQueueAttributes")
+        .run(|| async {
+            sqs.get_queue_attributes()
+                .queue_url(queue_url)
+                .attribute_names(QueueAttributeName::MaximumMessageSize)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("GetQueueAttributes", e))
+        })
+        .await;
+    let size = read.and_then(|out| {
+        out.attributes()
+            .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or_else(|| Error::fatal("no MaximumMessageSize in the answer"))
+    });
+    match size {
+        Ok(n) => n.clamp(1024, SQS_MESSAGE_MAX),
+        Err(e) => {
+            tracing::warn!(queue = queue_url, error = %e, "cannot read the queue's MaximumMessageSize; packing messages of up to 256 KiB (grant the forwarder sqs:GetQueueAttributes)");
+            FALLBACK_MESSAGE_MAX
+        }
+    }
 }
 
 /// The real [`Sender`]: SQS and S3 clients.

@@ -18,7 +18,12 @@ struct FakeQueue {
     /// Whole calls that fail (count down).
     fail_calls: Mutex<u32>,
     fail_puts: Mutex<u32>,
+    /// The queue's `MaximumMessageSize` ([`QUEUE_MAX`] unless set), enforced as SQS does.
+    max: Option<usize>,
 }
+
+/// The tests' queue: 256 KiB messages, as queues made before 2025 (four 60 KB records a message).
+const QUEUE_MAX: usize = 256 * 1024;
 
 /// The event ids of a message body, in order.
 fn event_ids(body: &str) -> Vec<String> {
@@ -44,8 +49,13 @@ impl Sender for FakeQueue {
             entries.len(),
             "one call never holds two messages of one group"
         );
+        let max = self.max.unwrap_or(QUEUE_MAX);
+        assert!(
+            entries.iter().all(|e| e.body.len() <= max),
+            "a message over {max} bytes"
+        );
         let size: usize = entries.iter().map(|e| e.body.len()).sum();
-        assert!(size <= BATCH_MAX, "{size} bytes in one call");
+        assert!(size <= max, "{size} bytes in one call");
         self.calls
             .lock()
             .unwrap()
@@ -97,6 +107,7 @@ fn target(bucket: Option<&str>, groups: u32) -> Target {
         offload_bucket: bucket.map(str::to_string),
         table: "T".into(),
         sends_in_flight: SENDS_IN_FLIGHT,
+        message_max: QUEUE_MAX,
         groups,
     }
 }
@@ -227,7 +238,7 @@ async fn messages_and_calls_stay_under_their_size_limits() {
         .unwrap();
     assert_eq!((r.sent, r.messages, r.failed_at), (24, 6, None));
     for (_, _, body) in q.queue.lock().unwrap().iter() {
-        assert!(body.len() <= message::INLINE_MAX, "{}", body.len());
+        assert!(body.len() <= message::body_max(QUEUE_MAX), "{}", body.len());
         assert_eq!(event_ids(body).len(), 4);
     }
     assert_eq!(q.calls.lock().unwrap().len(), 6);
@@ -308,6 +319,36 @@ async fn oversize_records_go_through_s3_first() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("FERRY_OFFLOAD_BUCKET"), "{err}");
+}
+
+#[tokio::test]
+async fn a_queue_of_larger_messages_takes_big_records_inline_and_packs_fuller_messages() {
+    // The two 300 KB records that go through S3 on a 256 KiB queue (above) ride inline, in one
+    // call, on a queue of SQS's 1 MiB messages.
+    distinct_groups(2);
+    let big = || FakeQueue {
+        max: Some(message::SQS_MESSAGE_MAX),
+        ..FakeQueue::default()
+    };
+    let t = Target {
+        message_max: message::SQS_MESSAGE_MAX,
+        ..target(Some("bkt"), MANY)
+    };
+    let q = big();
+    let r = forward(&q, &t, &event(&[("e1", "k0"), ("e2", "k1")], 300_000))
+        .await
+        .unwrap();
+    assert_eq!((r.sent, r.messages, r.offloaded), (2, 2, 0));
+    assert_eq!(q.calls.lock().unwrap().len(), 1);
+    assert!(q.objects.lock().unwrap().is_empty());
+    assert_eq!(ids(&q), ["e1", "e2"]);
+
+    // A key's 60 KB records: sixteen a message rather than four.
+    let recs = cycling(32, 1);
+    let q = big();
+    let r = forward(&q, &t, &event(&refs(&recs), 60_000)).await.unwrap();
+    assert_eq!((r.sent, r.messages, r.failed_at), (32, 2, None));
+    assert_converges(&ids(&q), 32, 1);
 }
 
 #[tokio::test]

@@ -138,6 +138,7 @@ impl SqsTask {
         let dl = dead_letter::check(&*api, &self.queue)
             .await
             .map_err(|e| e.context(format!("table {}", self.ctx.table)))?;
+        let half_visibility = Duration::from_millis(self.queue.visibility_timeout_seconds as u64 * 500);
         let sh = Arc::new(Shared {
             task: self,
             api,
@@ -147,7 +148,7 @@ impl SqsTask {
             failure: Default::default(),
             failed: CancellationToken::new(),
             settlers: TaskTracker::new(),
-            in_flight: InFlight::default(),
+            in_flight: InFlight::new(half_visibility),
             submit_turn: tokio::sync::Mutex::new(()),
             receive_turn: Turn::default(),
             dead_letter: std::sync::Mutex::new(dl),
@@ -229,6 +230,8 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
             _ = sh.failed.cancelled() => break,
             _ = t.ctx.stop.cancelled() => break,
         };
+        // Until this call's batch is admitted, keys settled meanwhile stay known (see InFlight).
+        let receiving = sh.in_flight.receiving();
         // The visibility timeout runs from some moment during the call: counting from before it
         // is on the safe side.
         let received_at = Instant::now();
@@ -250,6 +253,7 @@ async fn receive_loop(sh: &Arc<Shared>) -> Result<()> {
         // is the order their changes reach the lanes.
         let _turn = sh.submit_turn.lock().await;
         let (changes, batch) = admit(sh, decoded, received_at);
+        drop(receiving);
         // (Only a settler that has ended drops its end: a failed run, and nothing to settle.)
         let _ = handoff.send(batch);
         match sh.applier.read().await.as_ref() {

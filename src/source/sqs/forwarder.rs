@@ -8,8 +8,8 @@
 //!
 //! Ordering argument. A group's messages hold its records one after another, in stream order.
 //! Messages are cut, in the order of their first record, into SendMessageBatch calls of at most
-//! 10 messages and the queue's message size in bytes, and **one call never holds two messages of the same
-//! group**. Up to [`SENDS_IN_FLIGHT`] calls are in flight at once, started in order, and **calls
+//! 10 messages and the queue's message size in bytes, and **one call never holds two messages of
+//! the same group**. Up to [`SENDS_IN_FLIGHT`] calls are in flight at once, started in order, and **calls
 //! in flight never share a group**: a call waits while an earlier one holding any of its groups is
 //! unanswered. So a group's messages are enqueued one after another, in stream order. Once a call
 //! reports a failure, no further call starts; the calls in flight finish, and the forwarder

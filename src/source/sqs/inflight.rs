@@ -2,38 +2,106 @@
 //! received for each: a guard against a broker that hands out two messages of one group at once
 //! (moto's ReceiveMessage is not atomic under concurrent receivers) and so lets an older change
 //! reach the apply path after a newer one. Such a change is settled by reading the source's
-//! current item instead of writing its image. SQS FIFO itself never does this; the guard costs one
-//! map entry per key in flight.
+//! current item instead of writing its image. SQS FIFO itself never does this.
+//!
+//! A key is remembered past the settling of its changes while it may still be needed: the older
+//! message was handed to a ReceiveMessage that began before the newer change was settled, and its
+//! batch may be admitted only after that (its receiver waits for its turn to submit, decodes, or
+//! fetches from S3). So a settled key stays until every receive begun before its settling has
+//! been admitted or has ended, or until `horizon` (half the visibility timeout) has passed: a
+//! batch admitted later than that after its receipt is settled by reading the source anyway. In
+//! steady state that is the keys settled during one receive's round trip.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::item::KeyBytes;
 
-#[derive(Default)]
 pub struct InFlight {
-    /// Newest sequence number received for the key, and how many of its changes are unsettled.
-    keys: Mutex<HashMap<KeyBytes, (String, u32)>>,
+    inner: Mutex<Inner>,
+    horizon: Duration,
+}
+
+#[derive(Default)]
+struct Inner {
+    keys: HashMap<KeyBytes, Known>,
+    /// Receive calls begun so far (the next one's number).
+    begun: u64,
+    /// Receives begun and not yet admitted or ended.
+    open: BTreeSet<u64>,
+    /// Keys whose changes were all settled: when, and `begun` then. Oldest first.
+    settled: VecDeque<(Instant, u64, KeyBytes)>,
+}
+
+struct Known {
+    /// The newest sequence number received for the key.
+    newest: String,
+    /// Its changes admitted and not yet settled.
+    unsettled: u32,
+    /// `begun` when the last of them was settled (entries of `settled` older than that are stale).
+    settled_at: u64,
+}
+
+/// A receive call from its start until its batch is admitted (or it ends without one): dropping
+/// it lets [`InFlight`] forget the keys settled meanwhile.
+pub struct Receiving<'a> {
+    of: &'a InFlight,
+    number: u64,
+}
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        let mut g = self.of.inner.lock().unwrap();
+        g.open.remove(&self.number);
+        self.of.prune(&mut g);
+    }
 }
 
 impl InFlight {
+    /// `horizon`: how long after receipt a batch is still admitted as received (half the
+    /// visibility timeout; later ones are settled by reading the source).
+    pub fn new(horizon: Duration) -> InFlight {
+        InFlight {
+            inner: Mutex::default(),
+            horizon,
+        }
+    }
+
+    /// Marks the start of a receive call; hold the result until its batch is admitted.
+    pub fn receiving(&self) -> Receiving<'_> {
+        let mut g = self.inner.lock().unwrap();
+        let number = g.begun;
+        g.begun += 1;
+        g.open.insert(number);
+        Receiving { of: self, number }
+    }
+
     /// Registers a received change. Returns `false` when a newer change to the key was received
-    /// before it and is still in flight (this one arrived out of order).
+    /// before it and is in flight, or was settled while this one's receive was under way (this
+    /// one arrived out of order).
     pub fn admit(&self, key: &KeyBytes, seq: &str) -> bool {
-        let mut keys = self.keys.lock().unwrap();
-        match keys.get_mut(key) {
-            Some((newest, n)) => {
-                *n += 1;
-                if seq_cmp(seq, newest) == Ordering::Less {
+        let mut g = self.inner.lock().unwrap();
+        match g.keys.get_mut(key) {
+            Some(k) => {
+                k.unsettled += 1;
+                if seq_cmp(seq, &k.newest) == Ordering::Less {
                     false
                 } else {
-                    *newest = seq.to_string();
+                    k.newest = seq.to_string();
                     true
                 }
             }
             None => {
-                keys.insert(key.clone(), (seq.to_string(), 1));
+                let known = Known {
+                    newest: seq.to_string(),
+                    unsettled: 1,
+                    settled_at: 0,
+                };
+                g.keys.insert(key.clone(), known);
                 true
             }
         }
@@ -41,19 +109,40 @@ impl InFlight {
 
     /// The changes admitted for `keys` (one entry per admitted change) are settled.
     pub fn release(&self, keys: &[KeyBytes]) {
-        let mut map = self.keys.lock().unwrap();
-        for k in keys {
-            if let Some((_, n)) = map.get_mut(k) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(k);
+        let mut g = self.inner.lock().unwrap();
+        let (now, begun) = (Instant::now(), g.begun);
+        for key in keys {
+            if let Some(k) = g.keys.get_mut(key) {
+                k.unsettled -= 1;
+                if k.unsettled == 0 {
+                    k.settled_at = begun;
+                    g.settled.push_back((now, begun, key.clone()));
                 }
+            }
+        }
+        self.prune(&mut g);
+    }
+
+    /// Forgets settled keys no receive still under way may need.
+    fn prune(&self, g: &mut Inner) {
+        let oldest_open = g.open.first().copied().unwrap_or(u64::MAX);
+        while let Some((at, settled_at, _)) = g.settled.front() {
+            if oldest_open < *settled_at && at.elapsed() < self.horizon {
+                break;
+            }
+            let (_, settled_at, key) = g.settled.pop_front().expect("a front");
+            if g.keys
+                .get(&key)
+                .is_some_and(|k| k.unsettled == 0 && k.settled_at == settled_at)
+            {
+                g.keys.remove(&key);
             }
         }
     }
 
+    /// Keys with unsettled changes, or settled and still remembered.
     pub fn len(&self) -> usize {
-        self.keys.lock().unwrap().len()
+        self.inner.lock().unwrap().keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -68,32 +157,4 @@ fn seq_cmp(a: &str, b: &str) -> Ordering {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_dynamodb::types::AttributeValue as Av;
-
-    fn key(k: &str) -> KeyBytes {
-        KeyBytes::of(
-            &["pk".to_string()],
-            &crate::item::Item::from([("pk".to_string(), Av::S(k.into()))]),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn an_older_change_received_while_a_newer_one_is_in_flight_is_out_of_order() {
-        let f = InFlight::default();
-        assert!(f.admit(&key("a"), "000200"));
-        assert!(!f.admit(&key("a"), "000100"), "older than the one in flight");
-        assert!(f.admit(&key("a"), "1000"), "numeric order, not text order");
-        assert!(f.admit(&key("b"), "000050"), "another key is independent");
-        f.release(&[key("a"), key("a"), key("b")]);
-        assert_eq!(f.len(), 1);
-        f.release(&[key("a")]);
-        assert!(
-            f.is_empty(),
-            "settled keys are forgotten: the map holds only keys in flight"
-        );
-        assert!(f.admit(&key("a"), "000100"));
-    }
-}
+mod tests;

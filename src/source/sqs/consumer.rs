@@ -138,7 +138,7 @@ impl SqsTask {
         let dl = dead_letter::check(&*api, &self.queue)
             .await
             .map_err(|e| e.context(format!("table {}", self.ctx.table)))?;
-        let half_visibility = Duration::from_millis(self.queue.visibility_timeout_seconds as u64 * 500);
+        let late = late_after(&self.queue);
         let sh = Arc::new(Shared {
             task: self,
             api,
@@ -148,7 +148,7 @@ impl SqsTask {
             failure: Default::default(),
             failed: CancellationToken::new(),
             settlers: TaskTracker::new(),
-            in_flight: InFlight::new(half_visibility),
+            in_flight: InFlight::new(late),
             submit_turn: tokio::sync::Mutex::new(()),
             receive_turn: Turn::default(),
             dead_letter: std::sync::Mutex::new(dl),
@@ -306,14 +306,20 @@ async fn decode_all(sh: &Shared, messages: &[Message]) -> Result<Vec<Decoded>> {
     Ok(decoded)
 }
 
+/// How long after its receipt a batch is still admitted as received: half its visibility timeout.
+/// Later, it may have become visible meanwhile and is settled by reading the source; [`InFlight`]
+/// forgets settled keys after as long, since no batch admitted later relies on them.
+fn late_after(q: &QueueConfig) -> Duration {
+    Duration::from_millis(q.visibility_timeout_seconds as u64 * 500)
+}
+
 /// Admits a decoded batch's keys (see [`InFlight`]) and turns it into the changes to submit, in
 /// received order, and what its settler needs. Records before the replay point are dropped;
 /// redeliveries, changes that arrived after a newer one and late batches are settled by reading
 /// the source.
 fn admit(sh: &Shared, decoded: Vec<Decoded>, received_at: Instant) -> (Vec<Change>, Handoff) {
     let t = &sh.task;
-    let half = Duration::from_millis(t.queue.visibility_timeout_seconds as u64 * 500);
-    let late = received_at.elapsed() >= half;
+    let late = received_at.elapsed() >= late_after(&t.queue);
     if late {
         tracing::warn!(table = %t.ctx.table, waited_ms = received_at.elapsed().as_millis() as u64, "a batch was admitted after half its visibility timeout; settling its changes by reading the source");
     }
